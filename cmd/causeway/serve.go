@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/causewayhq/causeway/internal/platform"
+)
+
+func newServeCommand() *cobra.Command {
+	var (
+		cfg       platform.Config
+		mode      string
+		allowList string
+		logLevel  string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Causeway node",
+		Long: `Run a Causeway node: the public API (/v1), the bank API (/bank/v1), events,
+SPIs, data partnering and the portal, with the sandbox bank.
+
+By default everything is embedded: a SQLite file and a NATS JetStream server
+under --data-dir. Give --database-url and --nats-url to run several nodes on
+a shared PostgreSQL and NATS. Every flag has an environment variable:
+CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := envDefaults(cmd.Flags()); err != nil {
+				return err
+			}
+			var err error
+			if cfg.Mode, err = platform.ParseMode(mode); err != nil {
+				return err
+			}
+			if cfg.AllowPrivateTargets, err = platform.ParseCIDRs(allowList); err != nil {
+				return err
+			}
+			if cfg.Logger, err = newLogger(logLevel); err != nil {
+				return fmt.Errorf("log-level: %w", err)
+			}
+			cfg.Version = buildVersion()
+			return platform.Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", ":8080", "HTTP listen address")
+	f.StringVar(&cfg.DataDir, "data-dir", "./causeway-data", "directory for the SQLite file, the embedded NATS store and the admin token")
+	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...); empty means the embedded SQLite file")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "NATS URL with JetStream (nats://...); empty means the embedded server")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "host:port on which the embedded NATS also accepts clients; empty means in-process only")
+	f.StringVar(&mode, "mode", "sandbox", "sandbox (apps active at once, seeded data) or production (apps wait for approval)")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "bank admin token; empty means read or generate <data-dir>/admin-token")
+	f.StringVar(&allowList, "allow-private-targets", "", "CIDR ranges that webhook and SPI URLs may target although private or loopback")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

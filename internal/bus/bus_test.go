@@ -1,0 +1,174 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/bus"
+	"github.com/causewayhq/causeway/internal/bus/bustest"
+	"github.com/causewayhq/causeway/internal/testkit"
+)
+
+func eventsStream(t *testing.T, b *bus.Bus) jetstream.Stream {
+	t.Helper()
+	s, err := b.EnsureStream(context.Background(), "events", jetstream.StreamConfig{
+		Subjects:   []string{b.Subject("events", ">")},
+		Storage:    jetstream.FileStorage,
+		Duplicates: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestPublishedMessagesReachADurableConsumerInOrder(t *testing.T) {
+	bustest.Each(t, func(t *testing.T, b *bus.Bus) {
+		ctx := context.Background()
+		s := eventsStream(t, b)
+		for i := range 5 {
+			if err := b.Publish(ctx, b.Subject("events", "payment", "completed"), fmt.Sprintf("evt_%d", i), []byte(fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "sub1", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := c.Fetch(5, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for m := range batch.Messages() {
+			got = append(got, string(m.Data()))
+			m.Ack()
+		}
+		if fmt.Sprint(got) != "[0 1 2 3 4]" {
+			t.Errorf("received %v, want [0 1 2 3 4]", got)
+		}
+	})
+}
+
+func TestRepublishWithSameMsgIDIsDeduplicated(t *testing.T) {
+	bustest.Each(t, func(t *testing.T, b *bus.Bus) {
+		ctx := context.Background()
+		s := eventsStream(t, b)
+		for range 3 {
+			// A relay that crashed after publishing but before marking the
+			// row sent publishes the same event again.
+			if err := b.Publish(ctx, b.Subject("events", "x"), "evt_same", []byte("once")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != 1 {
+			t.Errorf("stream holds %d messages, want 1", info.State.Msgs)
+		}
+	})
+}
+
+func TestStreamsAreNamespacedByPrefix(t *testing.T) {
+	bustest.Each(t, func(t *testing.T, b *bus.Bus) {
+		if got := b.Stream("events"); got[len(got)-7:] != "_EVENTS" {
+			t.Errorf("Stream(events) = %q", got)
+		}
+		if err := b.Health(context.Background()); err != nil {
+			t.Errorf("Health: %v", err)
+		}
+	})
+}
+
+func TestEmbeddedBusKeepsMessagesAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := eventsStream(t, b)
+	b.Publish(ctx, b.Subject("events", "a"), "evt_a", []byte("kept"))
+	_ = s
+	b.Close()
+
+	b = bustest.OpenEmbedded(t, dir)
+	s = eventsStream(t, b)
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Errorf("after restart the stream holds %d messages, want 1", info.State.Msgs)
+	}
+	if !b.Embedded() {
+		t.Error("Embedded() = false for an embedded bus")
+	}
+}
+
+func TestEmbeddedBusListensOnlyWhenAsked(t *testing.T) {
+	ln := testkit.FreePort(t)
+	b, err := bus.Open(context.Background(), bus.Config{DataDir: t.TempDir(), ListenAddr: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close) // after the client's cleanup, which runs first
+	other := bustest.OpenExternalURL(t, "nats://"+ln, "causeway")
+	if err := other.Health(context.Background()); err != nil {
+		t.Errorf("a client could not reach the embedded server on %s: %v", ln, err)
+	}
+}
+
+func TestOpenFailsClearlyWhenUnreachable(t *testing.T) {
+	_, err := bus.Open(context.Background(), bus.Config{URL: "nats://127.0.0.1:1"})
+	if err == nil {
+		t.Fatal("Open of a closed port succeeded")
+	}
+}
+
+// TestLostNATSConnectionIsUnavailableThenRecovers cuts the path to the
+// external NATS: health and publishes report EUNAVAILABLE (503s for the
+// API), and both work again once the path is back.
+func TestLostNATSConnectionIsUnavailableThenRecovers(t *testing.T) {
+	url := testkit.NATS.URL(t)
+	proxy := testkit.NewProxy(t, testkit.HostPort(t, url))
+	b := bustest.OpenExternalURL(t, "nats://"+proxy.Addr(), bustest.Prefix())
+	eventsStream(t, b)
+	ctx := context.Background()
+
+	proxy.Cut()
+	waitFor(t, func() bool { return b.Health(ctx) != nil })
+	if err := b.Health(ctx); causeway.ErrorKind(err) != causeway.EUNAVAILABLE {
+		t.Errorf("Health while cut = %v, want unavailable", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := b.Publish(pctx, b.Subject("events", "x"), "evt_cut", []byte("x"))
+	cancel()
+	if causeway.ErrorKind(err) != causeway.EUNAVAILABLE {
+		t.Errorf("Publish while cut = %v, want unavailable", err)
+	}
+
+	proxy.Restore()
+	waitFor(t, func() bool { return b.Health(ctx) == nil })
+	if err := b.Publish(ctx, b.Subject("events", "x"), "evt_back", []byte("x")); err != nil {
+		t.Errorf("Publish after recovery: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 20s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

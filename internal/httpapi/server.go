@@ -1,0 +1,155 @@
+// Package httpapi is the HTTP layer shared by the public API (/v1) and the
+// bank API (/bank/v1): huma wiring and the OpenAPI document, RFC 9457
+// problems, request ids, body limits, access logs, metrics, and admin
+// authentication. Capability packages register their operations on the
+// Server's API and Bank groups.
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causewayhq/causeway"
+)
+
+// Security scheme names used in the OpenAPI document.
+const (
+	SchemeBankAdmin = "bankAdmin"      // the bank's admin token
+	SchemeAppOAuth2 = "oauth2"         // an app's client-credentials access token
+	SchemeDeveloper = "developerToken" // a developer's session token
+)
+
+// Config configures a Server.
+type Config struct {
+	Version    string
+	AdminToken string
+	Logger     *slog.Logger
+	// Registerer receives the HTTP metrics.
+	Registerer prometheus.Registerer
+	// MaxBodyBytes caps request bodies; default 1 MiB.
+	MaxBodyBytes int64
+}
+
+// Server routes every HTTP request of the platform.
+type Server struct {
+	mux *http.ServeMux
+	// API registers operations under their full path (/v1/...).
+	API huma.API
+	// Bank registers operations under /bank/v1, behind the admin token.
+	Bank *huma.Group
+
+	log        *slog.Logger
+	metrics    *metrics
+	maxBody    int64
+	adminToken [sha256.Size]byte
+	handler    http.Handler
+}
+
+// New returns a Server with its OpenAPI document at /openapi.json.
+func New(cfg Config) *Server {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		mux:        http.NewServeMux(),
+		log:        cfg.Logger,
+		maxBody:    cfg.MaxBodyBytes,
+		adminToken: sha256.Sum256([]byte(cfg.AdminToken)),
+		metrics:    newMetrics(cfg.Registerer),
+	}
+	hc := huma.DefaultConfig("Causeway", cfg.Version)
+	hc.OpenAPIPath = "/openapi"
+	hc.DocsPath = ""
+	hc.SchemasPath = ""
+	// No $schema fields or Link headers in responses: the contract's bodies
+	// are plain JSON.
+	hc.CreateHooks = nil
+	hc.Info.Description = "Causeway: APIs, events, SPIs and data partnering between a bank and the developers who build on it."
+	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		SchemeBankAdmin: {Type: "http", Scheme: "bearer", Description: "The bank's admin token."},
+		SchemeDeveloper: {Type: "http", Scheme: "bearer", Description: "A developer token from sign-up or login."},
+		SchemeAppOAuth2: {
+			Type:        "oauth2",
+			Description: "An app's access token from the client-credentials grant.",
+			Flows: &huma.OAuthFlows{ClientCredentials: &huma.OAuthFlow{
+				TokenURL: "/oauth2/token",
+				Scopes: map[string]string{
+					"accounts:read":   "Read accounts, balances and transactions",
+					"customers:write": "Create customers and open accounts",
+					"payments:write":  "Initiate payments",
+					"kyc:write":       "Run KYC checks",
+					"loans:write":     "Apply for and fund loans",
+					"events:read":     "Subscribe to and read events",
+					"spi:write":       "Register SPI endpoints",
+					"data:read":       "Request and download datasets",
+				},
+			}},
+		},
+	}
+	s.API = humago.New(s.mux, hc)
+	s.Bank = huma.NewGroup(s.API, "/bank/v1")
+	s.Bank.UseSimpleModifier(func(op *huma.Operation) {
+		op.Security = []map[string][]string{{SchemeBankAdmin: {}}}
+		op.Tags = append(op.Tags, "Bank")
+	})
+	s.Bank.UseMiddleware(s.requireAdmin)
+	s.mux.HandleFunc("/", s.notFound)
+	s.handler = s.instrument(s.mux)
+	return s
+}
+
+// Handle registers a plain net/http handler, for routes outside the API
+// (health, metrics, the portal). pattern is a ServeMux pattern.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// ServeHTTP serves every request through the shared middleware.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	WriteProblem(w, r, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no route for %s %s", r.Method, r.URL.Path))
+}
+
+// IsAdmin reports whether r carries the bank's admin token. The comparison
+// is over fixed-length hashes, in constant time.
+func (s *Server) IsAdmin(r *http.Request) bool {
+	token, ok := BearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		return false
+	}
+	sum := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(sum[:], s.adminToken[:]) == 1
+}
+
+func (s *Server) requireAdmin(ctx huma.Context, next func(huma.Context)) {
+	r, _ := humago.Unwrap(ctx)
+	if !s.IsAdmin(r) {
+		p := NewProblem(http.StatusUnauthorized, "unauthorized", "this route needs the bank's admin token as a bearer token")
+		p.RequestID = RequestID(ctx.Context())
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="causeway-bank"`)
+		ctx.SetHeader("Content-Type", "application/problem+json")
+		ctx.SetStatus(p.Status)
+		writeJSON(ctx.BodyWriter(), p)
+		return
+	}
+	next(ctx)
+}
+
+// BearerToken extracts the token from an Authorization header value.
+func BearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}

@@ -1,0 +1,114 @@
+package platform
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Mode decides how new apps start: at once with seeded sandbox data, or
+// waiting for the bank's approval.
+type Mode string
+
+// Modes.
+const (
+	ModeSandbox    Mode = "sandbox"
+	ModeProduction Mode = "production"
+)
+
+// Config is everything `causeway serve` is told. Every field has a flag and
+// an environment variable (see cmd/causeway).
+type Config struct {
+	Addr        string
+	DataDir     string
+	DatabaseURL string
+	NATSURL     string
+	NATSListen  string
+	Mode        Mode
+	AdminToken  string
+	// AllowPrivateTargets lists the private, loopback or link-local ranges
+	// that webhook and SPI URLs may nevertheless point to.
+	AllowPrivateTargets []netip.Prefix
+	Version             string
+	Logger              *slog.Logger
+	// BusPrefix namespaces streams and subjects on a shared NATS; tests set
+	// it to keep apart. Default "causeway".
+	BusPrefix string
+}
+
+// ParseMode checks a --mode value.
+func ParseMode(s string) (Mode, error) {
+	switch Mode(s) {
+	case ModeSandbox, ModeProduction:
+		return Mode(s), nil
+	}
+	return "", fmt.Errorf("mode %q: must be sandbox or production", s)
+}
+
+// ParseCIDRs parses a comma-separated list of CIDR ranges (or single
+// addresses, taken as /32 or /128).
+func ParseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("allow-private-targets: %q is not a CIDR range or address", part)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+const adminTokenFile = "admin-token"
+
+// adminToken returns the configured admin token, or the one stored in the
+// data dir, or generates and stores a new one. generated is true only when
+// this call created it, so it is logged exactly once.
+func adminToken(cfg Config) (token string, generated bool, err error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, false, nil
+	}
+	path := filepath.Join(cfg.DataDir, adminTokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		token = strings.TrimSpace(string(b))
+		if token == "" {
+			return "", false, fmt.Errorf("admin token file %s is empty", path)
+		}
+		return token, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("admin token: %w", err)
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	token = "cwadm_" + base64.RawURLEncoding.EncodeToString(raw)
+	// O_EXCL: if another process created it first, use theirs.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return adminToken(cfg)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("admin token: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		return "", false, fmt.Errorf("admin token: %w", err)
+	}
+	return token, true, f.Sync()
+}

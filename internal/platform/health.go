@@ -1,0 +1,104 @@
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+)
+
+func (p *Platform) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// Health is the state of one dependency.
+type Health struct {
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
+}
+
+func (p *Platform) check(ctx context.Context) (db, bus Health) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	db.Healthy, bus.Healthy = true, true
+	if err := p.DB.PingContext(ctx); err != nil {
+		db = Health{Error: err.Error()}
+	}
+	if err := p.Bus.Health(ctx); err != nil {
+		bus = Health{Error: err.Error()}
+	}
+	return db, bus
+}
+
+// readyz answers 200 when the database and the bus are reachable, 503
+// otherwise, so a load balancer takes the node out while they are down.
+func (p *Platform) readyz(w http.ResponseWriter, r *http.Request) {
+	db, bus := p.check(r.Context())
+	status, code := "ready", http.StatusOK
+	if !db.Healthy || !bus.Healthy {
+		status, code = "unavailable", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]any{"status": status, "database": db, "bus": bus})
+}
+
+func (p *Platform) home(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write([]byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Causeway</title></head>
+<body><main><h1>Causeway</h1><p>APIs, events, SPIs and data partnering between a bank and the developers who build on it.</p>
+<ul><li><a href="/openapi.json">OpenAPI document</a></li><li><a href="/healthz">Health</a></li><li><a href="/readyz">Readiness</a></li></ul></main></body></html>
+`))
+}
+
+// StatusOutput is the bank's view of this node.
+type StatusOutput struct {
+	Body struct {
+		Version       string    `json:"version"`
+		Mode          string    `json:"mode"`
+		InstanceID    string    `json:"instance_id" doc:"Shared by every node of this installation"`
+		StartedAt     time.Time `json:"started_at"`
+		UptimeSeconds int64     `json:"uptime_seconds"`
+		Database      struct {
+			Health
+			Engine   string `json:"engine" enum:"sqlite,postgres"`
+			Location string `json:"location"`
+		} `json:"database"`
+		Bus struct {
+			Health
+			Kind     string `json:"kind" enum:"embedded,external"`
+			Location string `json:"location"`
+		} `json:"bus"`
+	}
+}
+
+func (p *Platform) registerStatus() {
+	huma.Register(p.HTTP.Bank, huma.Operation{
+		OperationID: "get-status",
+		Method:      http.MethodGet,
+		Path:        "/status",
+		Summary:     "Platform status",
+		Description: "Version, uptime, mode, and the database and bus in use with their health.",
+	}, func(ctx context.Context, _ *struct{}) (*StatusOutput, error) {
+		out := &StatusOutput{}
+		b := &out.Body
+		b.Version = p.cfg.Version
+		b.Mode = string(p.cfg.Mode)
+		b.InstanceID = p.instanceID
+		b.StartedAt = p.started.UTC()
+		b.UptimeSeconds = int64(time.Since(p.started).Seconds())
+		b.Database.Health, b.Bus.Health = p.check(ctx)
+		b.Database.Engine = string(p.DB.Dialect)
+		b.Database.Location = p.DB.Location
+		b.Bus.Kind = "external"
+		if p.Bus.Embedded() {
+			b.Bus.Kind = "embedded"
+		}
+		b.Bus.Location = p.Bus.Location()
+		return out, nil
+	})
+}

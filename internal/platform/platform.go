@@ -1,0 +1,197 @@
+// Package platform is the composition root: it opens the store and the bus,
+// wires the capability packages onto the HTTP server in start-up order, runs
+// the background workers, and shuts everything down in reverse.
+package platform
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/causewayhq/causeway/internal/bus"
+	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Platform is one running node.
+type Platform struct {
+	cfg        Config
+	log        *slog.Logger
+	started    time.Time
+	instanceID string
+
+	DB   *store.DB
+	Bus  *bus.Bus
+	HTTP *httpapi.Server
+
+	closers []func()
+}
+
+// New opens the store and the bus, applies migrations and builds the HTTP
+// server. It does not listen; see Run or Handler.
+func New(ctx context.Context, cfg Config) (p *Platform, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeSandbox
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "causeway-data"
+	}
+	p = &Platform{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := checkWritable(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	token, generated, err := adminToken(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		p.log.Warn("generated a bank admin token; it is shown this once and kept in the data dir",
+			"admin_token", token, "file", cfg.DataDir+"/"+adminTokenFile)
+	}
+
+	p.DB, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, DataDir: cfg.DataDir})
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	p.closers = append(p.closers, func() { p.DB.Close() })
+	if err := p.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+
+	p.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, DataDir: cfg.DataDir, ListenAddr: cfg.NATSListen, Prefix: cfg.BusPrefix})
+	if err != nil {
+		return nil, fmt.Errorf("bus: %w", err)
+	}
+	p.closers = append(p.closers, p.Bus.Close)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.HTTP = httpapi.New(httpapi.Config{
+		Version:    cfg.Version,
+		AdminToken: token,
+		Logger:     p.log,
+		Registerer: reg,
+	})
+	p.HTTP.Handle("GET /healthz", http.HandlerFunc(p.healthz))
+	p.HTTP.Handle("GET /readyz", http.HandlerFunc(p.readyz))
+	p.HTTP.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	p.HTTP.Handle("GET /{$}", http.HandlerFunc(p.home))
+	p.registerStatus()
+	return p, nil
+}
+
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data dir %s is not writable: %w", dir, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func (p *Platform) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return err
+	}
+	if err := p.DB.Migrate(ctx, "platform", sub); err != nil {
+		return err
+	}
+	// The first node to start names the installation; later starts and
+	// other nodes read the same id.
+	b := make([]byte, 8)
+	rand.Read(b)
+	err = p.DB.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO platform_meta (key, value) VALUES ('instance_id', $1), ('created_at', $2)
+			 ON CONFLICT (key) DO NOTHING`,
+			"ins_"+hex.EncodeToString(b), time.Now().UTC().Format(time.RFC3339))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return p.DB.QueryRowContext(ctx, "SELECT value FROM platform_meta WHERE key = 'instance_id'").Scan(&p.instanceID)
+}
+
+// Handler is the node's whole HTTP surface.
+func (p *Platform) Handler() http.Handler { return p.HTTP }
+
+// Close stops everything New started, in reverse order.
+func (p *Platform) Close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+	p.closers = nil
+}
+
+// Run starts a node, serves HTTP on cfg.Addr until ctx is done, then drains
+// in-flight requests (up to 25 s) and closes everything.
+func Run(ctx context.Context, cfg Config) error {
+	p, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	return p.Serve(ctx, ln)
+}
+
+// Serve serves HTTP on ln until ctx is done, then shuts down gracefully.
+func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           p.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+	p.log.Info("causeway serving", "addr", ln.Addr().String(), "mode", p.cfg.Mode,
+		"database", string(p.DB.Dialect)+" "+p.DB.Location, "bus", p.Bus.Location(), "version", p.cfg.Version)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	p.log.Info("shutting down: draining in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	p.log.Info("shut down cleanly")
+	return nil
+}

@@ -1,0 +1,262 @@
+// Package store opens the platform's database: an embedded SQLite file by
+// default, or PostgreSQL when a URL is given. Both are reached through
+// database/sql with the same SQL ($1 placeholders, portable column types), so
+// every capability package writes its queries once. Each capability owns its
+// tables and brings its own embedded goose migrations (see Migrate).
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/causewayhq/causeway"
+)
+
+// Dialect names the SQL engine behind a DB.
+type Dialect string
+
+// Supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is the platform's database handle.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+	// Location describes where the data lives, without credentials
+	// (a file path or host:port/database), for status pages and errors.
+	Location string
+
+	// writeMu serializes write transactions on SQLite. SQLite allows one
+	// writer at a time; queuing writers here is much faster and fairer than
+	// letting them spin in SQLite's busy handler.
+	writeMu sync.Mutex
+}
+
+// Config selects the database. With URL empty, a SQLite file named
+// causeway.db is opened (and created) in DataDir.
+type Config struct {
+	URL     string
+	DataDir string
+}
+
+// Open opens and pings the configured database. It does not run migrations.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.URL != "" {
+		return openPostgres(ctx, cfg.URL)
+	}
+	return openSQLite(ctx, cfg.DataDir)
+}
+
+func openSQLite(ctx context.Context, dataDir string) (*DB, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
+	}
+	path := filepath.Join(dataDir, "causeway.db")
+	// WAL lets readers run beside the writer. synchronous(NORMAL) in WAL mode
+	// is durable against a process crash (the threat the outbox guards
+	// against); only an OS crash or power loss can drop the last commits.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	// Ping does not touch the file; a read does, and fails early on an
+	// unreadable or corrupt file.
+	if _, err := db.ExecContext(ctx, "SELECT count(*) FROM sqlite_master"); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	return &DB{DB: db, Dialect: SQLite, Location: path}, nil
+}
+
+func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
+	loc := redactURL(rawURL)
+	db, err := sql.Open("pgx", rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: %w", loc, err)
+	}
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres %s: %w", loc, firstLine(err))
+	}
+	return &DB{DB: db, Dialect: Postgres, Location: loc}, nil
+}
+
+// redactURL keeps host, port and database of a connection URL and drops
+// credentials and parameters.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable url)"
+	}
+	return u.Host + u.Path
+}
+
+func firstLine(err error) error {
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		return errors.New(msg[:i])
+	}
+	return err
+}
+
+// Tx runs fn in a transaction and commits it if fn returns nil. Transactions
+// that fail because of write contention (SQLite busy, PostgreSQL
+// serialization failure or deadlock) are retried a few times, so fn must be
+// safe to run again: all its effects go through tx.
+func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	const attempts = 5
+	var err error
+	for i := range attempts {
+		err = db.tx(ctx, fn)
+		if err == nil || !isRetryable(err) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(i+1) * 5 * time.Millisecond)
+	}
+	return Classify(err)
+}
+
+func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if db.Dialect == SQLite {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func isRetryable(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	return false
+}
+
+// IsUniqueViolation reports whether err is a unique or primary-key
+// constraint violation on either engine.
+func IsUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	return false
+}
+
+// Classify turns an error that means "the database cannot be reached" into a
+// causeway EUNAVAILABLE error, so the HTTP layer answers 503 instead of 500.
+// Other errors, nil included, are returned unchanged.
+func Classify(err error) error {
+	if err == nil || !IsUnavailable(err) {
+		return err
+	}
+	var ce *causeway.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	return &unavailableError{err: err}
+}
+
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return "database unavailable: " + e.err.Error() }
+func (e *unavailableError) Unwrap() []error {
+	return []error{e.err, causeway.Errorf(causeway.EUNAVAILABLE, "database_unavailable", "the database is unavailable; try again shortly")}
+}
+
+// IsUnavailable reports whether err means the database could not be reached
+// (connection refused or lost), as opposed to a problem with the statement.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ce *causeway.Error
+	if errors.As(err, &ce) {
+		return ce.Kind == causeway.EUNAVAILABLE
+	}
+	if errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-03: admin shutdown, crash
+		// shutdown, cannot connect now.
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	}
+	var ce2 *pgconn.ConnectError
+	if errors.As(err, &ce2) {
+		return true
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"connection refused", "broken pipe", "connection reset", "unexpected EOF", "conn closed", "failed to connect", "bad connection"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Micros converts t to the integer stored in timestamp columns: microseconds
+// since the Unix epoch, UTC. Integers sort and compare the same way on both
+// engines, unlike their native time types.
+func Micros(t time.Time) int64 { return t.UnixMicro() }
+
+// FromMicros is the inverse of Micros.
+func FromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }

@@ -1,0 +1,300 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/store"
+	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
+)
+
+func migrations(t *testing.T, dir string) fs.FS {
+	t.Helper()
+	return os.DirFS(filepath.Join("testdata", "migrations", dir))
+}
+
+func migrated(t *testing.T, db *store.DB) {
+	t.Helper()
+	if err := db.Migrate(context.Background(), "a", migrations(t, "a")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMigrationsApplyOnceAndPerCapability(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		migrated(t, db)
+		// Running again is a no-op, not an error.
+		migrated(t, db)
+		// A second capability migrates with its own version table.
+		if err := db.Migrate(ctx, "b", migrations(t, "b")); err != nil {
+			t.Fatal(err)
+		}
+		for _, table := range []string{"counters", "notes", "others"} {
+			if _, err := db.ExecContext(ctx, "SELECT count(*) FROM "+table); err != nil {
+				t.Errorf("table %s: %v", table, err)
+			}
+		}
+		var versions int
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM schema_a WHERE version_id > 0").Scan(&versions); err != nil {
+			t.Fatal(err)
+		}
+		if versions != 2 {
+			t.Errorf("schema_a has %d versions, want 2", versions)
+		}
+	})
+}
+
+func TestTxCommitsOnSuccessAndRollsBackOnError(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		migrated(t, db)
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "n1", "kept")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		boom := errors.New("boom")
+		err = db.Tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "n2", "lost"); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("Tx error = %v, want boom", err)
+		}
+		func() {
+			defer func() { recover() }()
+			db.Tx(ctx, func(tx *sql.Tx) error {
+				tx.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "n3", "lost")
+				panic("in tx")
+			})
+		}()
+		var ids []string
+		rows, err := db.QueryContext(ctx, "SELECT id FROM notes ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			rows.Scan(&id)
+			ids = append(ids, id)
+		}
+		if len(ids) != 1 || ids[0] != "n1" {
+			t.Errorf("notes = %v, want [n1]", ids)
+		}
+	})
+}
+
+func TestConcurrentWritersLoseNoUpdate(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		migrated(t, db)
+		if _, err := db.ExecContext(ctx, "INSERT INTO counters (name, n, at) VALUES ($1, 0, 0)", "c"); err != nil {
+			t.Fatal(err)
+		}
+		const workers, each = 8, 25
+		var wg sync.WaitGroup
+		errs := make(chan error, workers*each)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					errs <- db.Tx(ctx, func(tx *sql.Tx) error {
+						// Lock the row first (as payments do), then read and
+						// write: the read must see every earlier commit.
+						if _, err := tx.ExecContext(ctx, "UPDATE counters SET at = at + 1 WHERE name = $1", "c"); err != nil {
+							return err
+						}
+						var n int64
+						if err := tx.QueryRowContext(ctx, "SELECT n FROM counters WHERE name = $1", "c").Scan(&n); err != nil {
+							return err
+						}
+						_, err := tx.ExecContext(ctx, "UPDATE counters SET n = $1 WHERE name = $2", n+1, "c")
+						return err
+					})
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var n int64
+		db.QueryRowContext(ctx, "SELECT n FROM counters WHERE name = $1", "c").Scan(&n)
+		if n != workers*each {
+			t.Errorf("counter = %d, want %d", n, workers*each)
+		}
+	})
+}
+
+func TestUniqueViolationIsRecognised(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		migrated(t, db)
+		insert := func() error {
+			_, err := db.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "dup", "x")
+			return err
+		}
+		if err := insert(); err != nil {
+			t.Fatal(err)
+		}
+		err := insert()
+		if !store.IsUniqueViolation(err) {
+			t.Errorf("IsUniqueViolation(%v) = false", err)
+		}
+		if store.IsUnavailable(err) {
+			t.Errorf("a constraint violation is not unavailability: %v", err)
+		}
+	})
+}
+
+func TestTimestampsAndBooleansRoundTrip(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		migrated(t, db)
+		when := time.Date(2026, 3, 29, 1, 30, 0, 123456000, time.UTC)
+		if _, err := db.ExecContext(ctx, "INSERT INTO counters (name, n, at) VALUES ($1, $2, $3)", "t", 1, store.Micros(when)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO notes (id, body, pinned) VALUES ($1, $2, $3)", "p", "x", true); err != nil {
+			t.Fatal(err)
+		}
+		var at int64
+		db.QueryRowContext(ctx, "SELECT at FROM counters WHERE name = $1", "t").Scan(&at)
+		if got := store.FromMicros(at); !got.Equal(when) {
+			t.Errorf("time = %v, want %v", got, when)
+		}
+		var pinned bool
+		if err := db.QueryRowContext(ctx, "SELECT pinned FROM notes WHERE id = $1 AND pinned = $2", "p", true).Scan(&pinned); err != nil || !pinned {
+			t.Errorf("pinned = %v, %v", pinned, err)
+		}
+	})
+}
+
+func TestDataSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir()
+		db, err := store.Open(ctx, store.Config{DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		migrated(t, db)
+		db.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "keep", "me")
+		db.Close()
+		db, err = store.Open(ctx, store.Config{DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		migrated(t, db)
+		var body string
+		if err := db.QueryRowContext(ctx, "SELECT body FROM notes WHERE id = $1", "keep").Scan(&body); err != nil || body != "me" {
+			t.Errorf("after reopen: %q, %v", body, err)
+		}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := storetest.PostgresURL(t)
+		db, err := store.Open(ctx, store.Config{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		migrated(t, db)
+		db.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "keep", "me")
+		db.Close()
+		db, err = store.Open(ctx, store.Config{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var body string
+		if err := db.QueryRowContext(ctx, "SELECT body FROM notes WHERE id = $1", "keep").Scan(&body); err != nil || body != "me" {
+			t.Errorf("after reopen: %q, %v", body, err)
+		}
+	})
+}
+
+func TestOpenFailsClearlyWhenUnreachable(t *testing.T) {
+	ctx := context.Background()
+	_, err := store.Open(ctx, store.Config{URL: "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"})
+	if err == nil {
+		t.Fatal("Open of a closed port succeeded")
+	}
+	if got := err.Error(); len(got) == 0 || containsNewline(got) {
+		t.Errorf("error should be one line, got %q", got)
+	}
+
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	os.WriteFile(file, nil, 0o600)
+	if _, err := store.Open(ctx, store.Config{DataDir: file}); err == nil {
+		t.Error("Open with a file as data dir succeeded")
+	}
+}
+
+func containsNewline(s string) bool {
+	for _, c := range s {
+		if c == '\n' {
+			return true
+		}
+	}
+	return false
+}
+
+// TestLostPostgresConnectionIsUnavailableThenRecovers cuts the network path
+// to PostgreSQL under a live pool: queries fail as EUNAVAILABLE (a 503 for
+// the API), and succeed again once the path is back.
+func TestLostPostgresConnectionIsUnavailableThenRecovers(t *testing.T) {
+	base := testkit.Postgres.URL(t)
+	schema := storetest.NewSchema(t, base)
+	u := storetest.SchemaURL(t, base, schema)
+	proxy := testkit.NewProxy(t, testkit.HostPort(t, u))
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Config{URL: replaceHost(t, u, proxy.Addr())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	migrated(t, db)
+
+	proxy.Cut()
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "x", "y")
+		return err
+	})
+	if causeway.ErrorKind(err) != causeway.EUNAVAILABLE {
+		t.Fatalf("with the database cut, Tx error = %v (kind %s), want unavailable", err, causeway.ErrorKind(err))
+	}
+	proxy.Restore()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err = db.PingContext(ctx)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("database did not come back: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "after", "ok"); err != nil {
+		t.Fatalf("write after recovery: %v", err)
+	}
+}

@@ -1,0 +1,5 @@
+-- +goose Up
+CREATE TABLE others (id TEXT PRIMARY KEY);
+
+-- +goose Down
+DROP TABLE others;
