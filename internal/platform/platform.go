@@ -46,7 +46,7 @@ type Platform struct {
 
 // New opens the store and the bus, applies migrations and builds the HTTP
 // server. It does not listen; see Run or Handler.
-func New(ctx context.Context, cfg Config) (p *Platform, err error) {
+func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -56,7 +56,7 @@ func New(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = "causeway-data"
 	}
-	p = &Platform{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	p := &Platform{cfg: cfg, log: cfg.Logger, started: time.Now()}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -69,15 +69,6 @@ func New(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if err := checkWritable(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	token, generated, err := adminToken(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if generated {
-		p.log.Warn("generated a bank admin token; it is shown this once and kept in the data dir",
-			"admin_token", token, "file", cfg.DataDir+"/"+adminTokenFile)
-	}
-
 	p.DB, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, DataDir: cfg.DataDir})
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
@@ -92,6 +83,15 @@ func New(ctx context.Context, cfg Config) (p *Platform, err error) {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
 	p.closers = append(p.closers, p.Bus.Close)
+
+	token, generated, err := adminToken(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		p.log.Warn("generated a bank admin token; it is shown this once and kept in the data dir",
+			"admin_token", token, "file", cfg.DataDir+"/"+adminTokenFile)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

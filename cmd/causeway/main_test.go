@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/causewayhq/causeway/internal/testkit"
+)
+
+// binary is the causeway command, built once without -race: these tests
+// drive the real process the way an operator does.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "causeway-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "causeway")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build causeway:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cleanEnv is the environment without any CAUSEWAY_ setting of the caller.
+func cleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CAUSEWAY_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
+func TestServeFailsWithOneClearLine(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, []byte("x"), 0o600)
+	readOnly := filepath.Join(t.TempDir(), "ro")
+	os.Mkdir(readOnly, 0o500)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"serve", "--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{"bad mode", []string{"serve", "--mode", "chaos"}, `mode "chaos"`},
+		{"bad allow list", []string{"serve", "--allow-private-targets", "10.0.0.0/99"}, "allow-private-targets"},
+		{"data dir is a file", []string{"serve", "--data-dir", file, "--addr", "127.0.0.1:0"}, "data dir"},
+		{"unreachable postgres", []string{"serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0",
+			"--database-url", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"}, "database: postgres 127.0.0.1:1/test"},
+		{"unreachable nats", []string{"serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0",
+			"--nats-url", "nats://127.0.0.1:1"}, "bus: nats 127.0.0.1:1"},
+	}
+	if os.Geteuid() != 0 { // root writes anywhere
+		tests = append(tests, struct {
+			name string
+			args []string
+			want string
+		}{"read-only data dir", []string{"serve", "--data-dir", readOnly}, "not writable"})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(binary, tt.args...)
+			cmd.Env = cleanEnv()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if err == nil {
+				t.Fatal("exited 0")
+			}
+			out := strings.TrimRight(stderr.String(), "\n")
+			if strings.Count(out, "\n") != 0 {
+				t.Errorf("want one line, got:\n%s", out)
+			}
+			if !strings.HasPrefix(out, "causeway: ") || !strings.Contains(out, tt.want) {
+				t.Errorf("stderr = %q, want a causeway: line containing %q", out, tt.want)
+			}
+		})
+	}
+}
+
+func startServe(t *testing.T, dataDir string, env ...string) (*exec.Cmd, string, *bytes.Buffer) {
+	t.Helper()
+	addr := testkit.FreePort(t)
+	cmd := exec.Command(binary, "serve", "--data-dir", dataDir)
+	cmd.Env = cleanEnv(append(env, "CAUSEWAY_ADDR="+addr)...)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return cmd, base, &logs
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not ready in 30s; logs:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func status(t *testing.T, base, token string) (code int, st map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/bank/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	json.NewDecoder(res.Body).Decode(&st)
+	return res.StatusCode, st
+}
+
+func TestServeStartsStopsOnSIGTERMAndKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	cmd, base, logs := startServe(t, dir)
+	token, err := os.ReadFile(filepath.Join(dir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, st := status(t, base, strings.TrimSpace(string(token)))
+	if code != 200 || st["mode"] != "sandbox" {
+		t.Fatalf("status = %d %v", code, st)
+	}
+	first := st["instance_id"]
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "shut down cleanly") {
+		t.Errorf("no clean shutdown in logs:\n%s", logs.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %q", line)
+		}
+	}
+
+	_, base, _ = startServe(t, dir)
+	_, st = status(t, base, strings.TrimSpace(string(token)))
+	if st["instance_id"] != first {
+		t.Errorf("instance id after restart = %v, want %v", st["instance_id"], first)
+	}
+}
+
+func TestServeReadsEnvironment(t *testing.T) {
+	_, base, _ := startServe(t, t.TempDir(), "CAUSEWAY_ADMIN_TOKEN=from-env-token", "CAUSEWAY_MODE=production")
+	code, st := status(t, base, "from-env-token")
+	if code != 200 || st["mode"] != "production" {
+		t.Errorf("status with env token = %d %v", code, st)
+	}
+}

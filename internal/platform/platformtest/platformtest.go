@@ -1,0 +1,85 @@
+// Package platformtest starts real platform nodes in-process for tests, on
+// both runtimes: "embedded" (SQLite file + embedded NATS) and "scaleout"
+// (PostgreSQL + external NATS, from CAUSEWAY_TEST_DATABASE_URL and
+// CAUSEWAY_TEST_NATS_URL; required in CI).
+package platformtest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	"github.com/causewayhq/causeway/internal/bus/bustest"
+	"github.com/causewayhq/causeway/internal/platform"
+	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
+)
+
+// AdminToken is the bank admin token of every test node.
+const AdminToken = "cwadm_test-admin-token"
+
+// Node is a running platform with an HTTP server on loopback.
+type Node struct {
+	*platform.Platform
+	URL    string
+	Config platform.Config
+}
+
+// Runtime names a runtime and makes configs for it.
+type Runtime struct {
+	Name string
+	// Config returns a fresh configuration: its own data dir, and on the
+	// scale-out runtime its own PostgreSQL schema and NATS prefix.
+	Config func(t testing.TB) platform.Config
+}
+
+// Embedded is SQLite and NATS inside the process.
+var Embedded = Runtime{Name: "embedded", Config: func(t testing.TB) platform.Config {
+	return baseConfig(t)
+}}
+
+// ScaleOut is PostgreSQL and an external NATS.
+var ScaleOut = Runtime{Name: "scaleout", Config: func(t testing.TB) platform.Config {
+	cfg := baseConfig(t)
+	cfg.DatabaseURL = storetest.PostgresURL(t)
+	cfg.NATSURL = testkit.NATS.URL(t)
+	cfg.BusPrefix = bustest.Prefix()
+	return cfg
+}}
+
+func baseConfig(t testing.TB) platform.Config {
+	return platform.Config{
+		DataDir:             t.TempDir(),
+		Mode:                platform.ModeSandbox,
+		AdminToken:          AdminToken,
+		Version:             "test",
+		Logger:              slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		AllowPrivateTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+	}
+}
+
+// Each runs fn once per runtime, as subtests named after them.
+func Each(t *testing.T, fn func(t *testing.T, rt Runtime)) {
+	t.Helper()
+	for _, rt := range []Runtime{Embedded, ScaleOut} {
+		t.Run(rt.Name, func(t *testing.T) { fn(t, rt) })
+	}
+}
+
+// Start starts a node with cfg and stops it when t ends.
+func Start(t testing.TB, cfg platform.Config) *Node {
+	t.Helper()
+	p, err := platform.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		p.Close()
+	})
+	return &Node{Platform: p, URL: srv.URL, Config: cfg}
+}
