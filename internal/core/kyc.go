@@ -38,9 +38,9 @@ type KYCSubject struct {
 
 // KYCCheck is the result of one rule: pass, fail or refer, and why.
 type KYCCheck struct {
-	Name   string
-	Result string
-	Detail string
+	Name   string `json:"name"`
+	Result string `json:"result" enum:"pass,fail,refer"`
+	Detail string `json:"detail"`
 }
 
 // KYCOutcome is the overall result and every check that led to it.

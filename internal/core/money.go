@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/causewayhq/causeway"
 )
@@ -63,13 +64,10 @@ func ParseMoney(amount, currency string) (Money, error) {
 		return Money{}, causeway.Errorf(causeway.EINVALID, "invalid_amount", "amount is empty")
 	}
 
-	whole, frac, hasPoint := amount, "", false
-	for i := 0; i < len(amount); i++ {
-		if amount[i] == '.' {
-			whole, frac, hasPoint = amount[:i], amount[i+1:], true
-			break
-		}
+	if amount[0] == '-' {
+		return Money{}, causeway.Errorf(causeway.EINVALID, "invalid_amount", "amount %q must not be negative", amount)
 	}
+	whole, frac, hasPoint := strings.Cut(amount, ".")
 	if !allDigits(whole) || (hasPoint && !allDigits(frac)) {
 		return Money{}, causeway.Errorf(causeway.EINVALID, "invalid_amount",
 			"amount %q is not a non-negative decimal such as \"12.34\"", amount)
@@ -80,24 +78,12 @@ func ParseMoney(amount, currency string) (Money, error) {
 	}
 
 	var minor int64
-	push := func(d byte) bool {
+	for _, d := range []byte(whole + frac + strings.Repeat("0", exp-len(frac))) {
 		v := int64(d - '0')
 		if minor > (math.MaxInt64-v)/10 {
-			return false
+			return Money{}, causeway.Errorf(causeway.EINVALID, "invalid_amount", "amount %q is too large", amount)
 		}
 		minor = minor*10 + v
-		return true
-	}
-	digits := whole + frac
-	for i := 0; i < len(digits); i++ {
-		if !push(digits[i]) {
-			return Money{}, causeway.Errorf(causeway.EINVALID, "invalid_amount", "amount %q is too large", amount)
-		}
-	}
-	for i := len(frac); i < exp; i++ {
-		if !push('0') {
-			return Money{}, causeway.Errorf(causeway.EINVALID, "invalid_amount", "amount %q is too large", amount)
-		}
 	}
 	return Money{Minor: minor, Currency: currency}, nil
 }

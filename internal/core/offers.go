@@ -37,11 +37,11 @@ type OfferInput struct {
 // customer and product, so a repeated offer is recognisable. Score runs from
 // 0 to 100; higher fits better.
 type Offer struct {
-	ID      string
-	Product string
-	Title   string
-	Reason  string
-	Score   int
+	ID      string `json:"id"`
+	Product string `json:"product"`
+	Title   string `json:"title"`
+	Reason  string `json:"reason"`
+	Score   int    `json:"score" minimum:"0" maximum:"100"`
 }
 
 // RecommendOffers returns the products that fit the customer, best first.

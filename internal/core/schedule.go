@@ -16,9 +16,9 @@ const (
 // Instalment is one monthly repayment: the part that pays off the loan and
 // the interest on the balance outstanding during the month.
 type Instalment struct {
-	DueDate   time.Time
-	Principal Money
-	Interest  Money
+	DueDate   Date  `json:"due_date"`
+	Principal Money `json:"principal"`
+	Interest  Money `json:"interest"`
 }
 
 // AnnuitySchedule returns the monthly instalments of an annuity loan: every
@@ -27,6 +27,11 @@ type Instalment struct {
 // exactly and rounded half-up; the principal parts always add up to the loan
 // amount exactly, the last instalment absorbing rounding. With a zero rate the
 // principal is split evenly and the last instalment takes the remainder.
+//
+// Rounding errors compound at the loan's rate, so the last instalment of a
+// long loan at a high rate can differ noticeably from the others; in extreme
+// cases (near 100% over decades) the loan is paid off early and the
+// remaining instalments are zero.
 //
 // The first instalment is due on firstDue and the next ones on the same day of
 // each following month, clamped to the month's end (31 January, 28 or 29
@@ -43,7 +48,7 @@ func AnnuitySchedule(principal Money, annualRateBasisPoints int, termMonths int,
 	schedule := make([]Instalment, termMonths)
 	for i := range schedule {
 		schedule[i] = Instalment{
-			DueDate:   addMonthsClamped(firstDue, i),
+			DueDate:   Date{addMonthsClamped(firstDue, i)},
 			Principal: Money{Minor: parts[i], Currency: principal.Currency},
 			Interest:  Money{Minor: interests[i], Currency: principal.Currency},
 		}

@@ -1,0 +1,144 @@
+// Package core is the sandbox bank: customers, accounts, a double-entry
+// ledger, payments, KYC checks, loans and offers. It makes Causeway useful on
+// first start and gives the stories something real to run on.
+//
+// The bank talks to the platform only through the ports it declares here:
+// an EventWriter, which must write events in the caller's database
+// transaction (the outbox), and Extensions, which calls the extension points
+// (SPIs) at the places a bank process asks an outside party. It never imports
+// the events or SPI packages; the composition root plugs them in.
+package core
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"io/fs"
+	"time"
+
+	"github.com/causewayhq/causeway/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// EventSource is the CloudEvents source of every event the sandbox bank emits.
+const EventSource = "/causeway/sandbox-bank"
+
+// Event is a domain event, written with the state change it describes.
+type Event struct {
+	Type       string // e.g. "payment.completed"
+	Subject    string // the resource id
+	Data       any    // the resource as the API shows it
+	AppID      string // the app the event concerns, "" for none
+	CustomerID string // the customer it concerns, "" for none
+}
+
+// EventWriter writes events inside tx, so they commit or roll back with the
+// change (the transactional outbox).
+type EventWriter interface {
+	WriteEvents(ctx context.Context, tx *sql.Tx, events []Event) error
+}
+
+// ExtensionCall asks an extension point for an answer.
+type ExtensionCall struct {
+	Point   string // e.g. "payments.fraud-check"
+	AppID   string // the app whose process this is ("" for the bank's own)
+	Payload any
+}
+
+// ExtensionAnswer is what an extension point said.
+type ExtensionAnswer struct {
+	// Answered is false when no provider is registered; the bank then uses
+	// its built-in rules.
+	Answered bool
+	// Failed is true when providers failed and the policy is to fail
+	// closed; Reason says why.
+	Failed   bool
+	Provider string
+	StandIn  bool
+	Reason   string
+	Body     json.RawMessage
+}
+
+// Extensions calls extension points. Implementations enforce deadlines and
+// failure policies; the bank only reads the answer.
+type Extensions interface {
+	Call(ctx context.Context, call ExtensionCall) (ExtensionAnswer, error)
+}
+
+// Extension point names the bank calls.
+const (
+	PointFraudCheck     = "payments.fraud-check"
+	PointCreditDecision = "loans.credit-decision"
+	PointKYCVerify      = "kyc.verify"
+	PointAccountsLookup = "accounts.lookup"
+)
+
+type noExtensions struct{}
+
+func (noExtensions) Call(context.Context, ExtensionCall) (ExtensionAnswer, error) {
+	return ExtensionAnswer{}, nil
+}
+
+type noEvents struct{}
+
+func (noEvents) WriteEvents(context.Context, *sql.Tx, []Event) error { return nil }
+
+// Actor is who asks: an app through the public API, or the bank itself.
+// An app sees only the customers it may see (see Bank.Visible); the bank
+// sees everything.
+type Actor struct {
+	AppID string
+}
+
+// BankActor is the bank itself.
+var BankActor = Actor{}
+
+// IsBank reports whether a is the bank.
+func (a Actor) IsBank() bool { return a.AppID == "" }
+
+// Bank is the sandbox bank service.
+type Bank struct {
+	db     *store.DB
+	events EventWriter
+	ext    Extensions
+	now    func() time.Time
+}
+
+// Options configure a Bank. Nil ports mean: no events, no extension points.
+type Options struct {
+	Events     EventWriter
+	Extensions Extensions
+	// Now is the clock; tests set it.
+	Now func() time.Time
+}
+
+// Migrate creates or updates the bank's tables.
+func Migrate(ctx context.Context, db *store.DB) error {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, "core", sub)
+}
+
+// New returns the bank over db, whose tables Migrate has created.
+func New(db *store.DB, opts Options) *Bank {
+	b := &Bank{db: db, events: opts.Events, ext: opts.Extensions, now: opts.Now}
+	if b.events == nil {
+		b.events = noEvents{}
+	}
+	if b.ext == nil {
+		b.ext = noExtensions{}
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	return b
+}
+
+// SetExtensions plugs in the extension-point caller after construction,
+// for the composition root (the SPI invoker itself needs the bank's data).
+func (b *Bank) SetExtensions(ext Extensions) { b.ext = ext }

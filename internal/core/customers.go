@@ -1,0 +1,278 @@
+package core
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/store"
+)
+
+// KYCPending is the KYC status of a customer no check has run on yet; the
+// others are the check results KYCPass, KYCFail and KYCRefer.
+const KYCPending = "pending"
+
+// Address is a postal address.
+type Address struct {
+	Line1    string `json:"line1"`
+	City     string `json:"city"`
+	Postcode string `json:"postcode"`
+	Country  string `json:"country" doc:"ISO 3166-1 alpha-2"`
+}
+
+// Geo is where a customer lives, for offers that depend on it.
+type Geo struct {
+	Latitude  float64 `json:"latitude"`
+	Longitude float64 `json:"longitude"`
+}
+
+// Customer is a person or business that banks with the sandbox bank.
+type Customer struct {
+	ID             string    `json:"id"`
+	Type           string    `json:"type"`
+	Name           string    `json:"name"`
+	DateOfBirth    string    `json:"date_of_birth,omitempty"`
+	Email          string    `json:"email"`
+	Phone          string    `json:"phone,omitempty"`
+	Address        Address   `json:"address"`
+	DocumentNumber string    `json:"document_number,omitempty"`
+	Homeowner      bool      `json:"homeowner"`
+	Geo            *Geo      `json:"geo,omitempty"`
+	MonthlyIncome  *Money    `json:"monthly_income,omitempty"`
+	KYCStatus      string    `json:"kyc_status"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// NewCustomer is what a caller gives to create a customer.
+type NewCustomer struct {
+	Type           string
+	Name           string
+	DateOfBirth    string
+	Email          string
+	Phone          string
+	Address        Address
+	DocumentNumber string
+	Homeowner      bool
+	Geo            *Geo
+	MonthlyIncome  *Money
+}
+
+// Validate checks the fields every customer must have. KYC checks more.
+func (n *NewCustomer) Validate() error {
+	if n.Type != CustomerPerson && n.Type != CustomerBusiness {
+		return causeway.Errorf(causeway.EINVALID, "invalid_customer_type", "type must be person or business")
+	}
+	n.Name = strings.TrimSpace(n.Name)
+	if n.Name == "" || len(n.Name) > 200 {
+		return causeway.Errorf(causeway.EINVALID, "invalid_name", "name is required (at most 200 characters)")
+	}
+	if n.Type == CustomerPerson {
+		if _, err := time.Parse(time.DateOnly, n.DateOfBirth); err != nil {
+			return causeway.Errorf(causeway.EINVALID, "invalid_date_of_birth", "date_of_birth must be YYYY-MM-DD")
+		}
+	} else if n.DateOfBirth != "" {
+		if _, err := time.Parse(time.DateOnly, n.DateOfBirth); err != nil {
+			return causeway.Errorf(causeway.EINVALID, "invalid_date_of_birth", "date_of_birth must be YYYY-MM-DD")
+		}
+	}
+	if !ValidEmail(n.Email) {
+		return causeway.Errorf(causeway.EINVALID, "invalid_email", "email %q is not a valid address", n.Email)
+	}
+	n.Address.Country = strings.ToUpper(strings.TrimSpace(n.Address.Country))
+	if !IsCountryCode(n.Address.Country) {
+		return causeway.Errorf(causeway.EINVALID, "invalid_country", "address.country must be an ISO 3166-1 alpha-2 code")
+	}
+	if n.Geo != nil && (n.Geo.Latitude < -90 || n.Geo.Latitude > 90 || n.Geo.Longitude < -180 || n.Geo.Longitude > 180) {
+		return causeway.Errorf(causeway.EINVALID, "invalid_geo", "geo must be a latitude in [-90, 90] and a longitude in [-180, 180]")
+	}
+	if n.MonthlyIncome != nil && n.MonthlyIncome.Minor < 0 {
+		return causeway.Errorf(causeway.EINVALID, "invalid_amount", "monthly_income must not be negative")
+	}
+	return nil
+}
+
+// Customer access sources.
+const (
+	AccessCreated = "created"
+	AccessSeeded  = "seeded"
+	AccessGranted = "granted"
+)
+
+// CreateCustomer creates a customer. An app that creates one may see it.
+func (b *Bank) CreateCustomer(ctx context.Context, actor Actor, n NewCustomer) (*Customer, error) {
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Customer{
+		ID: ids.New("cus"), Type: n.Type, Name: n.Name, DateOfBirth: n.DateOfBirth, Email: n.Email,
+		Phone: n.Phone, Address: n.Address, DocumentNumber: n.DocumentNumber, Homeowner: n.Homeowner,
+		Geo: n.Geo, MonthlyIncome: n.MonthlyIncome, KYCStatus: KYCPending, CreatedAt: b.now().UTC().Truncate(time.Microsecond),
+	}
+	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := insertCustomer(ctx, tx, c, actor.AppID); err != nil {
+			return err
+		}
+		if !actor.IsBank() {
+			if err := grantAccess(ctx, tx, actor.AppID, c.ID, AccessCreated, c.CreatedAt); err != nil {
+				return err
+			}
+		}
+		return b.events.WriteEvents(ctx, tx, []Event{{
+			Type: "customer.created", Subject: c.ID, Data: c, AppID: actor.AppID, CustomerID: c.ID,
+		}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func insertCustomer(ctx context.Context, tx *sql.Tx, c *Customer, appID string) error {
+	var lat, lon string
+	if c.Geo != nil {
+		lat = strconv.FormatFloat(c.Geo.Latitude, 'f', -1, 64)
+		lon = strconv.FormatFloat(c.Geo.Longitude, 'f', -1, 64)
+	}
+	var income int64
+	if c.MonthlyIncome != nil {
+		income = c.MonthlyIncome.Minor
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO core_customers
+		(id, type, name, date_of_birth, email, phone, address_line1, city, postcode, country,
+		 document_number, homeowner, latitude, longitude, monthly_income, kyc_status, created_by_app, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		c.ID, c.Type, c.Name, c.DateOfBirth, c.Email, c.Phone, c.Address.Line1, c.Address.City,
+		c.Address.Postcode, c.Address.Country, c.DocumentNumber, c.Homeowner, lat, lon, income,
+		c.KYCStatus, appID, store.Micros(c.CreatedAt))
+	return err
+}
+
+func grantAccess(ctx context.Context, tx *sql.Tx, appID, customerID, source string, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO core_customer_access (app_id, customer_id, source, created_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (app_id, customer_id) DO NOTHING`,
+		appID, customerID, source, store.Micros(at))
+	return err
+}
+
+// GrantCustomer lets an app see a customer it did not create (the bank's
+// decision, e.g. for a partner).
+func (b *Bank) GrantCustomer(ctx context.Context, appID, customerID string) error {
+	if appID == "" {
+		return causeway.Errorf(causeway.EINVALID, "invalid_app", "app_id is required")
+	}
+	return b.db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := getCustomer(ctx, tx, BankActor, customerID); err != nil {
+			return err
+		}
+		return grantAccess(ctx, tx, appID, customerID, AccessGranted, b.now())
+	})
+}
+
+// RevokeCustomer removes an app's access to a customer.
+func (b *Bank) RevokeCustomer(ctx context.Context, appID, customerID string) error {
+	_, err := b.db.ExecContext(ctx, `DELETE FROM core_customer_access WHERE app_id = $1 AND customer_id = $2`, appID, customerID)
+	return store.Classify(err)
+}
+
+// querier is what both *sql.DB and *sql.Tx offer.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+const customerColumns = `c.id, c.type, c.name, c.date_of_birth, c.email, c.phone, c.address_line1, c.city,
+	c.postcode, c.country, c.document_number, c.homeowner, c.latitude, c.longitude, c.monthly_income,
+	c.kyc_status, c.created_at`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanCustomer(row rowScanner) (*Customer, error) {
+	var c Customer
+	var lat, lon string
+	var income, created int64
+	err := row.Scan(&c.ID, &c.Type, &c.Name, &c.DateOfBirth, &c.Email, &c.Phone, &c.Address.Line1,
+		&c.Address.City, &c.Address.Postcode, &c.Address.Country, &c.DocumentNumber, &c.Homeowner,
+		&lat, &lon, &income, &c.KYCStatus, &created)
+	if err != nil {
+		return nil, err
+	}
+	if lat != "" && lon != "" {
+		la, _ := strconv.ParseFloat(lat, 64)
+		lo, _ := strconv.ParseFloat(lon, 64)
+		c.Geo = &Geo{Latitude: la, Longitude: lo}
+	}
+	if income > 0 {
+		c.MonthlyIncome = &Money{Minor: income, Currency: "EUR"}
+	}
+	c.CreatedAt = store.FromMicros(created)
+	return &c, nil
+}
+
+// visibleClause restricts customer alias c to those actor may see.
+func visibleClause(actor Actor, argPos int) (string, []any) {
+	if actor.IsBank() {
+		return "", nil
+	}
+	return " AND EXISTS (SELECT 1 FROM core_customer_access a WHERE a.customer_id = c.id AND a.app_id = $" +
+		strconv.Itoa(argPos) + ")", []any{actor.AppID}
+}
+
+func getCustomer(ctx context.Context, q querier, actor Actor, id string) (*Customer, error) {
+	clause, args := visibleClause(actor, 2)
+	row := q.QueryRowContext(ctx, "SELECT "+customerColumns+" FROM core_customers c WHERE c.id = $1"+clause,
+		append([]any{id}, args...)...)
+	c, err := scanCustomer(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, causeway.Errorf(causeway.ENOTFOUND, "customer_not_found", "no customer %s", id)
+	}
+	return c, store.Classify(err)
+}
+
+// Customer returns one customer the actor may see; any other id is
+// ENOTFOUND, never another tenant's data.
+func (b *Bank) Customer(ctx context.Context, actor Actor, id string) (*Customer, error) {
+	return getCustomer(ctx, b.db, actor, id)
+}
+
+// Page is a list page and the cursor of the next one ("" at the end).
+type Page[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// Customers lists the customers the actor may see, oldest first.
+func (b *Bank) Customers(ctx context.Context, actor Actor, limit int, cursor string) (*Page[*Customer], error) {
+	limit, after, err := pageArgs(limit, cursor)
+	if err != nil {
+		return nil, err
+	}
+	clause, args := visibleClause(actor, 3)
+	rows, err := b.db.QueryContext(ctx, "SELECT "+customerColumns+" FROM core_customers c WHERE c.id > $1"+clause+
+		" ORDER BY c.id LIMIT $2", append([]any{after, limit + 1}, args...)...)
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	defer rows.Close()
+	page := &Page[*Customer]{Data: []*Customer{}}
+	for rows.Next() {
+		c, err := scanCustomer(rows)
+		if err != nil {
+			return nil, err
+		}
+		page.Data = append(page.Data, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, store.Classify(err)
+	}
+	if len(page.Data) > limit {
+		page.Data = page.Data[:limit]
+		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	}
+	return page, nil
+}

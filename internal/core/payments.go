@@ -1,0 +1,434 @@
+package core
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/store"
+)
+
+// Payment statuses. A payment is decided before it is stored, so callers
+// never see it pending; the status exists for processes that decide later.
+const (
+	PaymentPending   = "pending"
+	PaymentCompleted = "completed"
+	PaymentRejected  = "rejected"
+	PaymentHeld      = "held"
+)
+
+// Fraud-check decisions.
+const (
+	FraudApprove = "approve"
+	FraudDeny    = "deny"
+	FraudReview  = "review"
+)
+
+// Creditor is who receives a payment: an account of this bank, or any IBAN
+// with the holder's name.
+type Creditor struct {
+	AccountID string `json:"account_id,omitempty"`
+	IBAN      string `json:"iban,omitempty"`
+	Name      string `json:"name,omitempty"`
+}
+
+// FraudCheck is the outcome of the payments.fraud-check extension point.
+type FraudCheck struct {
+	Decision string `json:"decision" enum:"approve,deny,review"`
+	Score    int    `json:"score"`
+	Reason   string `json:"reason"`
+	Provider string `json:"provider"`
+	StandIn  bool   `json:"stand_in" doc:"true when the provider did not answer and the stand-in result was used"`
+}
+
+// Rejection says why a payment was rejected.
+type Rejection struct {
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// Payment is a transfer from a customer account.
+type Payment struct {
+	ID              string      `json:"id"`
+	DebtorAccountID string      `json:"debtor_account_id"`
+	Creditor        Creditor    `json:"creditor"`
+	Amount          Money       `json:"amount"`
+	Reference       string      `json:"reference"`
+	Status          string      `json:"status" enum:"pending,completed,rejected,held"`
+	Rejection       *Rejection  `json:"rejection,omitempty"`
+	FraudCheck      *FraudCheck `json:"fraud_check,omitempty"`
+	CreatedAt       time.Time   `json:"created_at"`
+	UpdatedAt       time.Time   `json:"updated_at"`
+
+	appID string // the app that made it, "" for the bank
+}
+
+// NewPayment is what a caller gives to make a payment.
+type NewPayment struct {
+	DebtorAccountID string
+	Creditor        Creditor
+	Amount          Money
+	Reference       string
+}
+
+func (n *NewPayment) validate() error {
+	if !n.Amount.IsPositive() {
+		return causeway.Errorf(causeway.EINVALID, "invalid_amount", "amount must be positive")
+	}
+	if len(n.Reference) > 140 {
+		return causeway.Errorf(causeway.EINVALID, "invalid_reference", "reference is at most 140 characters")
+	}
+	c := &n.Creditor
+	switch {
+	case c.AccountID != "" && c.IBAN != "":
+		return causeway.Errorf(causeway.EINVALID, "invalid_creditor", "give creditor.account_id or creditor.iban, not both")
+	case c.AccountID == "" && c.IBAN == "":
+		return causeway.Errorf(causeway.EINVALID, "invalid_creditor", "creditor.account_id or creditor.iban is required")
+	case c.IBAN != "":
+		iban, err := ValidateIBAN(c.IBAN)
+		if err != nil {
+			return err
+		}
+		c.IBAN = iban
+		c.Name = strings.TrimSpace(c.Name)
+		if c.Name == "" {
+			return causeway.Errorf(causeway.EINVALID, "invalid_creditor", "creditor.name is required with an IBAN")
+		}
+	}
+	return nil
+}
+
+// CreatePayment makes a payment from an account the actor may see. The
+// payments.fraud-check extension point is asked first, outside any lock;
+// then, in one transaction, funds are checked, the payment is stored as
+// completed, rejected or held, its postings are booked, and its events are
+// written. Insufficient funds and a fraud denial give a rejected payment,
+// not an error; invalid input is an error.
+func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*Payment, error) {
+	if err := n.validate(); err != nil {
+		return nil, err
+	}
+	debtor, err := getAccount(ctx, b.db, actor, n.DebtorAccountID)
+	if err != nil {
+		return nil, err
+	}
+	if debtor.Product != ProductCurrent && debtor.Product != ProductSavings {
+		return nil, causeway.Errorf(causeway.EINVALID, "invalid_debtor", "payments are made from current or savings accounts")
+	}
+	if debtor.Status != AccountActive {
+		return nil, causeway.Errorf(causeway.ECONFLICT, "account_closed", "account %s is closed", debtor.ID)
+	}
+	if n.Amount.Currency != debtor.Currency {
+		return nil, causeway.Errorf(causeway.EINVALID, "currency_mismatch", "amount is in %s, the account in %s", n.Amount.Currency, debtor.Currency)
+	}
+	creditor, err := b.resolveCreditor(ctx, actor, &n.Creditor)
+	if err != nil {
+		return nil, err
+	}
+	if creditor != nil {
+		if creditor.ID == debtor.ID {
+			return nil, causeway.Errorf(causeway.EINVALID, "payment_to_self", "debtor and creditor are the same account")
+		}
+		if creditor.Currency != debtor.Currency {
+			return nil, causeway.Errorf(causeway.EINVALID, "currency_mismatch", "creditor account is in %s", creditor.Currency)
+		}
+		if creditor.Status != AccountActive {
+			return nil, causeway.Errorf(causeway.ECONFLICT, "account_closed", "creditor account is closed")
+		}
+	}
+
+	now := b.now().UTC().Truncate(time.Microsecond)
+	p := &Payment{
+		ID: ids.New("pay"), DebtorAccountID: debtor.ID, Creditor: n.Creditor, Amount: n.Amount,
+		Reference: n.Reference, Status: PaymentPending, CreatedAt: now, UpdatedAt: now,
+	}
+	fraud, err := b.fraudCheck(ctx, actor, p, debtor.CustomerID)
+	if err != nil {
+		return nil, err
+	}
+	p.FraudCheck = fraud
+
+	err = b.db.Tx(ctx, func(tx *sql.Tx) error {
+		p.Status, p.Rejection = PaymentPending, nil // the transaction may be retried
+		counterpart := ""
+		if creditor != nil {
+			counterpart = creditor.ID
+		} else {
+			var err error
+			if counterpart, err = internalAccount(ctx, tx, InternalClearing, debtor.Currency); err != nil {
+				return err
+			}
+		}
+		locked, err := lockAccounts(ctx, tx, debtor.ID, counterpart)
+		if err != nil {
+			return err
+		}
+		d := locked[debtor.ID]
+		var events []Event
+		var entryID string
+		switch {
+		case d.Status != AccountActive:
+			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "account_closed", Reason: "the debtor account is closed"}
+		case fraud.Decision == FraudDeny:
+			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "fraud_denied", Reason: fraud.Reason}
+		case d.Available() < p.Amount.Minor:
+			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "insufficient_funds", Reason: "the available balance is lower than the amount"}
+		case fraud.Decision == FraudReview:
+			p.Status = PaymentHeld
+			if _, err := tx.ExecContext(ctx, `UPDATE core_accounts SET held = held + $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
+				return err
+			}
+		default:
+			p.Status = PaymentCompleted
+			var txns []*Transaction
+			entryID, txns, err = bookPayment(ctx, tx, p, counterpart, now)
+			if err != nil {
+				return err
+			}
+			if events, err = transactionEvents(ctx, tx, actor.AppID, txns); err != nil {
+				return err
+			}
+		}
+		p.appID = actor.AppID
+		if err := insertPayment(ctx, tx, p, entryID); err != nil {
+			return err
+		}
+		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, AppID: actor.AppID, CustomerID: debtor.CustomerID}}, events...)
+		return b.events.WriteEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// bookPayment posts a completed payment: the debtor is debited, the
+// creditor account (on-us) or the clearing account (to another bank) is
+// credited.
+func bookPayment(ctx context.Context, tx *sql.Tx, p *Payment, counterpart string, at time.Time) (string, []*Transaction, error) {
+	description := p.Reference
+	if description == "" {
+		description = "Payment " + p.ID
+	}
+	creditorName, creditorIBAN := p.Creditor.Name, p.Creditor.IBAN
+	debtorIBAN := ""
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(iban, '') FROM core_accounts WHERE id = $1", p.DebtorAccountID).Scan(&debtorIBAN); err != nil {
+		return "", nil, err
+	}
+	return post(ctx, tx, "payment", p.ID, p.Amount.Currency, at, []posting{
+		{AccountID: p.DebtorAccountID, Amount: -p.Amount.Minor, Description: description, CounterpartyName: creditorName, CounterpartyIBAN: creditorIBAN},
+		{AccountID: counterpart, Amount: p.Amount.Minor, Description: description, CounterpartyIBAN: debtorIBAN},
+	})
+}
+
+// transactionEvents makes a transaction.booked event for each posting on a
+// customer account (internal accounts are the bank's business).
+func transactionEvents(ctx context.Context, tx *sql.Tx, appID string, txns []*Transaction) ([]Event, error) {
+	var events []Event
+	for _, t := range txns {
+		var customerID string
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(customer_id, '') FROM core_accounts WHERE id = $1", t.AccountID).Scan(&customerID); err != nil {
+			return nil, err
+		}
+		if customerID == "" {
+			continue
+		}
+		events = append(events, Event{Type: "transaction.booked", Subject: t.ID, Data: t, AppID: appID, CustomerID: customerID})
+	}
+	return events, nil
+}
+
+// resolveCreditor finds the creditor's account when it is at this bank: by
+// account id (which the actor must be able to see) or by IBAN (any sandbox
+// IBAN is on-us). It returns nil for an account at another bank.
+func (b *Bank) resolveCreditor(ctx context.Context, actor Actor, c *Creditor) (*Account, error) {
+	if c.AccountID != "" {
+		a, err := getAccount(ctx, b.db, actor, c.AccountID)
+		if err != nil {
+			var ce *causeway.Error
+			if errors.As(err, &ce) && ce.Kind == causeway.ENOTFOUND {
+				return nil, causeway.Errorf(causeway.ENOTFOUND, "creditor_not_found", "no creditor account %s", c.AccountID)
+			}
+			return nil, err
+		}
+		c.IBAN = a.IBAN
+		return a, nil
+	}
+	a, err := scanAccount(b.db.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM core_accounts a WHERE a.iban = $1", c.IBAN))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	return a, nil
+}
+
+// fraudCheck asks the payments.fraud-check extension point. With no
+// provider the bank approves; when providers failed and the policy fails
+// closed, the payment is denied with the reason.
+func (b *Bank) fraudCheck(ctx context.Context, actor Actor, p *Payment, customerID string) (*FraudCheck, error) {
+	debtor, err := getCustomer(ctx, b.db, BankActor, customerID)
+	if err != nil {
+		return nil, err
+	}
+	ans, err := b.ext.Call(ctx, ExtensionCall{
+		Point: PointFraudCheck, AppID: actor.AppID,
+		Payload: map[string]any{"payment": p, "debtor": debtor},
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !ans.Answered:
+		return &FraudCheck{Decision: FraudApprove, Provider: "builtin", Reason: "no fraud-check provider registered"}, nil
+	case ans.Failed:
+		return &FraudCheck{Decision: FraudDeny, Provider: ans.Provider, Reason: "fraud check failed: " + ans.Reason}, nil
+	}
+	var body struct {
+		Decision string `json:"decision"`
+		Score    int    `json:"score"`
+		Reason   string `json:"reason"`
+	}
+	if err := json.Unmarshal(ans.Body, &body); err != nil || (body.Decision != FraudApprove && body.Decision != FraudDeny && body.Decision != FraudReview) {
+		return &FraudCheck{Decision: FraudDeny, Provider: ans.Provider, Reason: "fraud check answered with an invalid body"}, nil
+	}
+	return &FraudCheck{Decision: body.Decision, Score: body.Score, Reason: body.Reason, Provider: ans.Provider, StandIn: ans.StandIn}, nil
+}
+
+func insertPayment(ctx context.Context, tx *sql.Tx, p *Payment, entryID string) error {
+	var code, reason string
+	if p.Rejection != nil {
+		code, reason = p.Rejection.Code, p.Rejection.Reason
+	}
+	var creditorAccount any
+	if p.Creditor.AccountID != "" {
+		creditorAccount = p.Creditor.AccountID
+	}
+	var entry any
+	if entryID != "" {
+		entry = entryID
+	}
+	f := p.FraudCheck
+	_, err := tx.ExecContext(ctx, `INSERT INTO core_payments
+		(id, app_id, debtor_account_id, creditor_account_id, creditor_iban, creditor_name, amount, currency, reference,
+		 status, rejection_code, rejection_reason, fraud_decision, fraud_score, fraud_reason, fraud_provider, fraud_stand_in,
+		 entry_id, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		p.ID, p.appID, p.DebtorAccountID, creditorAccount, p.Creditor.IBAN, p.Creditor.Name, p.Amount.Minor,
+		p.Amount.Currency, p.Reference, p.Status, code, reason, f.Decision, f.Score, f.Reason, f.Provider, f.StandIn,
+		entry, store.Micros(p.CreatedAt), store.Micros(p.UpdatedAt))
+	return err
+}
+
+const paymentColumns = `p.id, p.debtor_account_id, COALESCE(p.creditor_account_id, ''), p.creditor_iban, p.creditor_name,
+	p.amount, p.currency, p.reference, p.status, p.rejection_code, p.rejection_reason, p.fraud_decision, p.fraud_score,
+	p.fraud_reason, p.fraud_provider, p.fraud_stand_in, p.created_at, p.updated_at, p.app_id`
+
+func scanPayment(row rowScanner) (*Payment, error) {
+	var p Payment
+	var code, reason string
+	var f FraudCheck
+	var created, updated int64
+	err := row.Scan(&p.ID, &p.DebtorAccountID, &p.Creditor.AccountID, &p.Creditor.IBAN, &p.Creditor.Name,
+		&p.Amount.Minor, &p.Amount.Currency, &p.Reference, &p.Status, &code, &reason, &f.Decision, &f.Score,
+		&f.Reason, &f.Provider, &f.StandIn, &created, &updated, &p.appID)
+	if err != nil {
+		return nil, err
+	}
+	if code != "" {
+		p.Rejection = &Rejection{Code: code, Reason: reason}
+	}
+	if f.Decision != "" {
+		p.FraudCheck = &f
+	}
+	p.CreatedAt, p.UpdatedAt = store.FromMicros(created), store.FromMicros(updated)
+	return &p, nil
+}
+
+func getPayment(ctx context.Context, q querier, actor Actor, id string) (*Payment, error) {
+	clause, args := accountVisibleClause(actor, 2)
+	p, err := scanPayment(q.QueryRowContext(ctx, "SELECT "+paymentColumns+
+		" FROM core_payments p JOIN core_accounts a ON a.id = p.debtor_account_id WHERE p.id = $1"+clause,
+		append([]any{id}, args...)...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, causeway.Errorf(causeway.ENOTFOUND, "payment_not_found", "no payment %s", id)
+	}
+	return p, store.Classify(err)
+}
+
+// Payment returns a payment from an account the actor may see.
+func (b *Bank) Payment(ctx context.Context, actor Actor, id string) (*Payment, error) {
+	return getPayment(ctx, b.db, actor, id)
+}
+
+// DecideHeldPayment is the bank's decision on a payment held for review:
+// release books it (if the funds are still there), reject drops the hold.
+func (b *Bank) DecideHeldPayment(ctx context.Context, id string, release bool, reason string) (*Payment, error) {
+	var p *Payment
+	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if p, err = getPayment(ctx, tx, BankActor, id); err != nil {
+			return err
+		}
+		if p.Status != PaymentHeld {
+			return causeway.Errorf(causeway.ECONFLICT, "payment_not_held", "payment %s is %s, not held", id, p.Status)
+		}
+		counterpart := p.Creditor.AccountID
+		if counterpart == "" {
+			if counterpart, err = internalAccount(ctx, tx, InternalClearing, p.Amount.Currency); err != nil {
+				return err
+			}
+		}
+		locked, err := lockAccounts(ctx, tx, p.DebtorAccountID, counterpart)
+		if err != nil {
+			return err
+		}
+		d := locked[p.DebtorAccountID]
+		if _, err := tx.ExecContext(ctx, `UPDATE core_accounts SET held = held - $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
+			return err
+		}
+		now := b.now().UTC().Truncate(time.Microsecond)
+		p.UpdatedAt = now
+		var events []Event
+		entryID := ""
+		switch {
+		case !release:
+			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "rejected_after_review", Reason: reason}
+		case d.Booked-(d.Held-p.Amount.Minor) < p.Amount.Minor:
+			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "insufficient_funds", Reason: "the available balance is lower than the amount"}
+		default:
+			p.Status = PaymentCompleted
+			var txns []*Transaction
+			if entryID, txns, err = bookPayment(ctx, tx, p, counterpart, now); err != nil {
+				return err
+			}
+			if events, err = transactionEvents(ctx, tx, p.appID, txns); err != nil {
+				return err
+			}
+		}
+		var code, why any = "", ""
+		if p.Rejection != nil {
+			code, why = p.Rejection.Code, p.Rejection.Reason
+		}
+		var entry any
+		if entryID != "" {
+			entry = entryID
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE core_payments SET status = $1, rejection_code = $2, rejection_reason = $3,
+			entry_id = $4, updated_at = $5 WHERE id = $6`, p.Status, code, why, entry, store.Micros(now), p.ID); err != nil {
+			return err
+		}
+		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, AppID: p.appID, CustomerID: d.CustomerID}}, events...)
+		return b.events.WriteEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
