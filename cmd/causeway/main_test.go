@@ -177,3 +177,5 @@ func TestServeReadsEnvironment(t *testing.T) {
 		t.Errorf("status with env token = %d %v", code, st)
 	}
 }
+
+var interrupt = syscall.SIGTERM

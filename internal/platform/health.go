@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/causewayhq/causeway/internal/outbox"
 )
 
 func (p *Platform) healthz(w http.ResponseWriter, r *http.Request) {
@@ -73,6 +75,9 @@ type StatusOutput struct {
 			Kind     string `json:"kind" enum:"embedded,external"`
 			Location string `json:"location"`
 		} `json:"bus"`
+		Outbox struct {
+			Pending int `json:"pending" doc:"committed events not yet published to the bus"`
+		} `json:"outbox"`
 	}
 }
 
@@ -99,6 +104,13 @@ func (p *Platform) registerStatus() {
 			b.Bus.Kind = "embedded"
 		}
 		b.Bus.Location = p.Bus.Location()
+		if b.Database.Healthy {
+			n, err := outbox.Pending(ctx, p.DB)
+			if err != nil {
+				return nil, err
+			}
+			b.Outbox.Pending = n
+		}
 		return out, nil
 	})
 }

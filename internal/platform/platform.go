@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/causewayhq/causeway/internal/bus"
+	"github.com/causewayhq/causeway/internal/core"
+	"github.com/causewayhq/causeway/internal/core/coreapi"
+	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -36,11 +40,18 @@ type Platform struct {
 	log        *slog.Logger
 	started    time.Time
 	instanceID string
+	nodeID     string
+	runCtx     context.Context
 
-	DB   *store.DB
-	Bus  *bus.Bus
-	HTTP *httpapi.Server
+	DB    *store.DB
+	Bus   *bus.Bus
+	HTTP  *httpapi.Server
+	Bank  *core.Bank
+	Relay *outbox.Relay
 
+	// background work (the outbox relay) runs until Close cancels it.
+	stop    context.CancelFunc
+	workers sync.WaitGroup
 	closers []func()
 }
 
@@ -56,7 +67,8 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = "causeway-data"
 	}
-	p := &Platform{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	p := &Platform{cfg: cfg, log: cfg.Logger, started: time.Now(), nodeID: newNodeID()}
+	p.runCtx, p.stop = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -106,7 +118,46 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	p.HTTP.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	p.HTTP.Handle("GET /{$}", http.HandlerFunc(p.home))
 	p.registerStatus()
+
+	if err := p.startBank(ctx); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// startBank wires the sandbox bank to the outbox and starts the relay that
+// moves committed events to JetStream.
+func (p *Platform) startBank(ctx context.Context) error {
+	if err := outbox.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := core.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if _, err := outbox.EnsureStream(ctx, p.Bus); err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	p.Relay = outbox.NewRelay(p.DB, p.Bus, outbox.RelayOptions{Logger: p.log.With("component", "outbox-relay"), NodeID: p.nodeID})
+	p.Bank = core.New(p.DB, core.Options{Events: outboxEvents{relay: p.Relay}})
+	if seeded, err := p.Bank.EnsureBankSandbox(ctx, SandboxSeed); err != nil {
+		return fmt.Errorf("sandbox seed: %w", err)
+	} else if seeded {
+		p.log.Info("seeded the sandbox bank", "customers", core.BankSandboxCustomers)
+	}
+	coreapi.Register(p.HTTP, p.Bank)
+	p.background(p.Relay.Run)
+	return nil
+}
+
+// background runs fn until Close.
+func (p *Platform) background(fn func(context.Context) error) {
+	p.workers.Add(1)
+	go func() {
+		defer p.workers.Done()
+		if err := fn(p.runCtx); err != nil {
+			p.log.Error("background worker stopped", "error", err.Error())
+		}
+	}()
 }
 
 func checkWritable(dir string) error {
@@ -143,11 +194,21 @@ func (p *Platform) migrate(ctx context.Context) error {
 	return p.DB.QueryRowContext(ctx, "SELECT value FROM platform_meta WHERE key = 'instance_id'").Scan(&p.instanceID)
 }
 
+func newNodeID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
 // Handler is the node's whole HTTP surface.
 func (p *Platform) Handler() http.Handler { return p.HTTP }
 
 // Close stops everything New started, in reverse order.
 func (p *Platform) Close() {
+	// Background workers use the database and the bus: stop them first.
+	p.stop()
+	p.workers.Wait()
 	for i := len(p.closers) - 1; i >= 0; i-- {
 		p.closers[i]()
 	}

@@ -1,0 +1,275 @@
+// Package coreapi serves the sandbox bank over HTTP: the bank's own view
+// under /bank/v1 (every customer, deposits, bank-initiated payments, review
+// decisions, the ledger check). Handlers only translate HTTP to core calls;
+// every rule lives in package core.
+package coreapi
+
+import (
+	"context"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/core"
+	"github.com/causewayhq/causeway/internal/httpapi"
+)
+
+// MoneySchema is how core.Money looks on the wire.
+type MoneySchema struct {
+	Amount   string `json:"amount" pattern:"^[0-9]+(\\.[0-9]+)?$" example:"12.34" doc:"Decimal string, never a float"`
+	Currency string `json:"currency" pattern:"^[A-Z]{3}$" example:"EUR" doc:"ISO 4217 code"`
+}
+
+// RegisterSchemas teaches the OpenAPI generator the wire form of core's
+// types that marshal themselves.
+func RegisterSchemas(api huma.API) {
+	reg := api.OpenAPI().Components.Schemas
+	reg.RegisterTypeAlias(reflect.TypeFor[core.Money](), reflect.TypeFor[MoneySchema]())
+	reg.RegisterTypeAlias(reflect.TypeFor[core.Date](), reflect.TypeFor[dateSchema]())
+}
+
+// MoneyInput is money in a request body. It is parsed by the handler, not
+// by the JSON decoder, so a bad amount gets its own problem code
+// (too_many_decimals, unknown_currency, ...) instead of a generic one.
+type MoneyInput struct {
+	Amount   string `json:"amount" minLength:"1" maxLength:"32" example:"12.34" doc:"Decimal string, never a float"`
+	Currency string `json:"currency" minLength:"3" maxLength:"3" example:"EUR" doc:"ISO 4217 code"`
+}
+
+// Money parses the amount in its currency.
+func (m MoneyInput) Money() (core.Money, error) { return core.ParseMoney(m.Amount, m.Currency) }
+
+type dateSchema string
+
+// Schema describes core.Date as an RFC 3339 full-date.
+func (dateSchema) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: "string", Format: "date", Examples: []any{"2026-12-25"}}
+}
+
+// Register adds the bank's routes under /bank/v1.
+func Register(s *httpapi.Server, bank *core.Bank) {
+	RegisterSchemas(s.API)
+	h := &handlers{bank: bank}
+	g := s.Bank
+	tags := []string{"Sandbox bank"}
+	op := func(id, method, path, summary string) huma.Operation {
+		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: tags}
+	}
+	huma.Register(g, op("bank-list-customers", http.MethodGet, "/customers", "List every customer"), h.listCustomers)
+	huma.Register(g, op("bank-get-customer", http.MethodGet, "/customers/{id}", "Get a customer"), h.getCustomer)
+	huma.Register(g, op("bank-customer-offers", http.MethodGet, "/customers/{id}/offers", "Offers for a customer"), h.offers)
+	huma.Register(g, op("bank-list-accounts", http.MethodGet, "/accounts", "List customer accounts"), h.listAccounts)
+	huma.Register(g, op("bank-get-account", http.MethodGet, "/accounts/{id}", "Get an account"), h.getAccount)
+	huma.Register(g, op("bank-get-balances", http.MethodGet, "/accounts/{id}/balances", "Booked and available balance"), h.balances)
+	huma.Register(g, op("bank-list-transactions", http.MethodGet, "/accounts/{id}/transactions", "An account's transactions, newest first"), h.transactions)
+	deposit := op("bank-deposit", http.MethodPost, "/accounts/{id}/deposits", "Credit an account with money from outside the bank")
+	deposit.DefaultStatus = http.StatusCreated
+	huma.Register(g, deposit, h.deposit)
+	pay := op("bank-create-payment", http.MethodPost, "/payments", "Make a payment from any customer account")
+	pay.DefaultStatus = http.StatusCreated
+	huma.Register(g, pay, h.createPayment)
+	huma.Register(g, op("bank-get-payment", http.MethodGet, "/payments/{id}", "Get a payment"), h.getPayment)
+	huma.Register(g, op("bank-release-payment", http.MethodPost, "/payments/{id}/release", "Release a payment held for review"), h.release)
+	huma.Register(g, op("bank-reject-payment", http.MethodPost, "/payments/{id}/reject", "Reject a payment held for review"), h.reject)
+	huma.Register(g, op("bank-check-ledger", http.MethodGet, "/ledger", "Check the ledger's invariants"), h.ledger)
+	grant := op("bank-create-grant", http.MethodPost, "/grants", "Let an app see a customer")
+	grant.DefaultStatus = http.StatusCreated
+	huma.Register(g, grant, h.grant)
+}
+
+type handlers struct{ bank *core.Bank }
+
+var bank = core.BankActor
+
+// PageInput is the shared list query.
+type PageInput struct {
+	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+}
+
+// IDInput addresses one resource.
+type IDInput struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+// Out wraps a response body.
+type Out[T any] struct{ Body T }
+
+func out[T any](v T, err error) (*Out[T], error) {
+	if err != nil {
+		return nil, err
+	}
+	return &Out[T]{Body: v}, nil
+}
+
+func (h *handlers) listCustomers(ctx context.Context, in *PageInput) (*Out[*core.Page[*core.Customer]], error) {
+	return out(h.bank.Customers(ctx, bank, in.Limit, in.Cursor))
+}
+
+func (h *handlers) getCustomer(ctx context.Context, in *IDInput) (*Out[*core.Customer], error) {
+	return out(h.bank.Customer(ctx, bank, in.ID))
+}
+
+// OffersBody lists offers.
+type OffersBody struct {
+	Data []core.Offer `json:"data"`
+}
+
+func (h *handlers) offers(ctx context.Context, in *IDInput) (*Out[OffersBody], error) {
+	offers, err := h.bank.CustomerOffers(ctx, bank, in.ID)
+	if offers == nil {
+		offers = []core.Offer{}
+	}
+	return out(OffersBody{Data: offers}, err)
+}
+
+type listAccountsInput struct {
+	PageInput
+	CustomerID string `query:"customer_id" maxLength:"64"`
+}
+
+func (h *handlers) listAccounts(ctx context.Context, in *listAccountsInput) (*Out[*core.Page[*core.Account]], error) {
+	return out(h.bank.Accounts(ctx, bank, core.AccountFilter{CustomerID: in.CustomerID, Limit: in.Limit, Cursor: in.Cursor}))
+}
+
+func (h *handlers) getAccount(ctx context.Context, in *IDInput) (*Out[*core.Account], error) {
+	return out(h.bank.Account(ctx, bank, in.ID))
+}
+
+func (h *handlers) balances(ctx context.Context, in *IDInput) (*Out[*core.Balances], error) {
+	return out(h.bank.Balances(ctx, bank, in.ID))
+}
+
+// TransactionsInput filters an account's transactions.
+type TransactionsInput struct {
+	IDInput
+	PageInput
+	From string `query:"from" doc:"Booked at or after: RFC 3339 time or YYYY-MM-DD"`
+	To   string `query:"to" doc:"Booked before: RFC 3339 time or YYYY-MM-DD"`
+}
+
+// Filter parses the range.
+func (in *TransactionsInput) Filter() (core.TransactionFilter, error) {
+	f := core.TransactionFilter{Limit: in.Limit, Cursor: in.Cursor}
+	var err error
+	if f.From, err = parseTime("from", in.From); err != nil {
+		return f, err
+	}
+	f.To, err = parseTime("to", in.To)
+	return f, err
+}
+
+func parseTime(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, causeway.Errorf(causeway.EBADREQUEST, "invalid_time", "%s must be an RFC 3339 time or YYYY-MM-DD", name)
+}
+
+func (h *handlers) transactions(ctx context.Context, in *TransactionsInput) (*Out[*core.Page[*core.Transaction]], error) {
+	f, err := in.Filter()
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.Transactions(ctx, bank, in.ID, f))
+}
+
+type depositInput struct {
+	IDInput
+	Body struct {
+		Amount      MoneyInput `json:"amount"`
+		Description string     `json:"description,omitempty" maxLength:"140"`
+	}
+}
+
+func (h *handlers) deposit(ctx context.Context, in *depositInput) (*Out[*core.Transaction], error) {
+	amount, err := in.Body.Amount.Money()
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.Deposit(ctx, in.ID, amount, in.Body.Description))
+}
+
+// PaymentBody is the body of a payment request.
+type PaymentBody struct {
+	DebtorAccountID string        `json:"debtor_account_id" maxLength:"64"`
+	Creditor        core.Creditor `json:"creditor"`
+	Amount          MoneyInput    `json:"amount"`
+	Reference       string        `json:"reference,omitempty" maxLength:"140"`
+}
+
+// NewPayment converts the body for the core.
+func (b PaymentBody) NewPayment() (core.NewPayment, error) {
+	amount, err := b.Amount.Money()
+	return core.NewPayment{DebtorAccountID: b.DebtorAccountID, Creditor: b.Creditor, Amount: amount, Reference: strings.TrimSpace(b.Reference)}, err
+}
+
+type paymentInput struct {
+	Body PaymentBody
+}
+
+func (h *handlers) createPayment(ctx context.Context, in *paymentInput) (*Out[*core.Payment], error) {
+	n, err := in.Body.NewPayment()
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.CreatePayment(ctx, bank, n))
+}
+
+func (h *handlers) getPayment(ctx context.Context, in *IDInput) (*Out[*core.Payment], error) {
+	return out(h.bank.Payment(ctx, bank, in.ID))
+}
+
+type decisionInput struct {
+	IDInput
+	Body *struct {
+		Reason string `json:"reason,omitempty" maxLength:"500"`
+	}
+}
+
+func (in *decisionInput) reason() string {
+	if in.Body == nil {
+		return ""
+	}
+	return in.Body.Reason
+}
+
+func (h *handlers) release(ctx context.Context, in *decisionInput) (*Out[*core.Payment], error) {
+	return out(h.bank.DecideHeldPayment(ctx, in.ID, true, in.reason()))
+}
+
+func (h *handlers) reject(ctx context.Context, in *decisionInput) (*Out[*core.Payment], error) {
+	return out(h.bank.DecideHeldPayment(ctx, in.ID, false, in.reason()))
+}
+
+func (h *handlers) ledger(ctx context.Context, _ *struct{}) (*Out[*core.LedgerReport], error) {
+	return out(h.bank.CheckLedger(ctx))
+}
+
+type grantInput struct {
+	Body struct {
+		AppID      string `json:"app_id" minLength:"1" maxLength:"64"`
+		CustomerID string `json:"customer_id" minLength:"1" maxLength:"64"`
+	}
+}
+
+// GrantBody confirms a grant.
+type GrantBody struct {
+	AppID      string `json:"app_id"`
+	CustomerID string `json:"customer_id"`
+}
+
+func (h *handlers) grant(ctx context.Context, in *grantInput) (*Out[GrantBody], error) {
+	err := h.bank.GrantCustomer(ctx, in.Body.AppID, in.Body.CustomerID)
+	return out(GrantBody{AppID: in.Body.AppID, CustomerID: in.Body.CustomerID}, err)
+}
