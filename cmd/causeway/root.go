@@ -35,6 +35,7 @@ func newRootCommand() *cobra.Command {
 		return err
 	})
 	root.AddCommand(newServeCommand())
+	root.AddCommand(newBenchCommand())
 	return root
 }
 

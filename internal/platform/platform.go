@@ -26,8 +26,8 @@ import (
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
-	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
