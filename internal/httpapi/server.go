@@ -49,7 +49,11 @@ type Server struct {
 	metrics    *metrics
 	maxBody    int64
 	adminToken [sha256.Size]byte
+	router     http.Handler // the mux, wrapped by Use
 	handler    http.Handler
+	// security holds the security requirements of routes outside huma (e.g.
+	// the upstream proxy), keyed by ServeMux pattern.
+	security map[string][]map[string][]string
 }
 
 // New returns a Server with its OpenAPI document at /openapi.json.
@@ -104,8 +108,67 @@ func New(cfg Config) *Server {
 	})
 	s.Bank.UseMiddleware(s.requireAdmin)
 	s.mux.HandleFunc("/", s.notFound)
-	s.handler = s.instrument(s.mux)
+	s.router = s.mux
+	s.handler = s.instrument(s.router)
+	s.security = map[string][]map[string][]string{}
 	return s
+}
+
+// Use wraps the router in mw, inside the shared middleware (request id,
+// logs, metrics), so mw sees every routed request. The gateway uses it.
+// Call it before serving.
+func (s *Server) Use(mw func(http.Handler) http.Handler) {
+	s.router = mw(s.router)
+	s.handler = s.instrument(s.router)
+}
+
+// Route returns the ServeMux pattern that r would be routed to, such as
+// "GET /v1/accounts/{id}", or "/" when no route matches.
+func (s *Server) Route(r *http.Request) string {
+	_, pattern := s.mux.Handler(r)
+	return pattern
+}
+
+// HandleSecured registers a plain handler with security requirements, for
+// routes outside huma that still need a credential (the OpenAPI document
+// does not list them, so Security would not know them otherwise).
+func (s *Server) HandleSecured(pattern string, security []map[string][]string, h http.Handler) {
+	s.security[pattern] = security
+	s.mux.Handle(pattern, h)
+}
+
+// Security returns the security requirements of the route with the given
+// pattern: those of its OpenAPI operation, or of HandleSecured. Nil means
+// the route is public.
+func (s *Server) Security(pattern string) []map[string][]string {
+	if sec, ok := s.security[pattern]; ok {
+		return sec
+	}
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		return nil
+	}
+	item := s.API.OpenAPI().Paths[path]
+	if item == nil {
+		return nil
+	}
+	var op *huma.Operation
+	switch method {
+	case http.MethodGet:
+		op = item.Get
+	case http.MethodPost:
+		op = item.Post
+	case http.MethodPut:
+		op = item.Put
+	case http.MethodPatch:
+		op = item.Patch
+	case http.MethodDelete:
+		op = item.Delete
+	}
+	if op == nil {
+		return nil
+	}
+	return op.Security
 }
 
 // Handle registers a plain net/http handler, for routes outside the API

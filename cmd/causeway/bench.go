@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/causewayhq/causeway/internal/bench"
+)
+
+// newBenchCommand is `causeway bench`: one subcommand per benchmark in
+// bench.All, and `all` to run them in turn.
+func newBenchCommand() *cobra.Command {
+	var (
+		opts     bench.Options
+		jsonFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure Causeway under bounded load, each figure beside a baseline",
+		Long: `Measure Causeway under bounded load and print a table of figures, each
+beside a baseline measured in the same run (for example payments per second
+beside raw database commits per second), so runs can be compared across
+machines and commits. --json FILE also writes the reports as JSON: one object
+for one benchmark, an array of objects for several.
+
+Each measurement runs on a fresh database: a SQLite file in a temporary
+directory, or, with --database-url, a new schema in that PostgreSQL database,
+dropped afterwards. Unlike serve, bench reads no CAUSEWAY_ environment
+variables: it creates schemas, so it touches a database only when told to.`,
+		// Without a benchmark, show the help; a misspelt one is an error.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	f := cmd.PersistentFlags()
+	f.StringVar(&jsonFile, "json", "", "also write the reports as JSON to this file")
+	f.DurationVar(&opts.Duration, "duration", 5*time.Second, "how long each measurement (and its baseline) runs at most")
+	f.IntVar(&opts.Concurrency, "concurrency", 8, "goroutines issuing operations at once")
+	f.StringVar(&opts.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...) to run against; empty means a SQLite file")
+
+	run := func(cmd *cobra.Command, benchmarks []bench.Benchmark) error {
+		if opts.Duration <= 0 || opts.Concurrency < 1 {
+			return errors.New("--duration and --concurrency must be positive")
+		}
+		var reports []*bench.Report
+		var errs []error
+		for _, b := range benchmarks {
+			fmt.Fprintf(cmd.ErrOrStderr(), "running %s...\n", b.Name)
+			r, err := b.Run(cmd.Context(), opts)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			reports = append(reports, r)
+		}
+		if len(reports) == 0 {
+			return errors.Join(errs...)
+		}
+		if err := bench.WriteTable(cmd.OutOrStdout(), reports...); err != nil {
+			return err
+		}
+		if jsonFile != "" {
+			var buf bytes.Buffer
+			if err := bench.WriteJSON(&buf, reports...); err != nil {
+				return err
+			}
+			if err := os.WriteFile(jsonFile, buf.Bytes(), 0o644); err != nil {
+				return err
+			}
+		}
+		return errors.Join(errs...)
+	}
+
+	all := bench.All()
+	for _, b := range all {
+		cmd.AddCommand(&cobra.Command{
+			Use:   b.Name,
+			Short: b.Short,
+			Args:  cobra.NoArgs,
+			RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd, []bench.Benchmark{b}) },
+		})
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "all",
+		Short: "Run every benchmark in turn",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd, all) },
+	})
+	return cmd
+}

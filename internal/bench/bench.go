@@ -1,0 +1,116 @@
+// Package bench measures Causeway under bounded load and reports each figure
+// beside a baseline measured in the same run (for example payments per
+// second beside raw database commits per second), so a number means
+// something on any machine and runs can be compared across commits.
+// `causeway bench` runs the benchmarks listed by All.
+package bench
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Options bound a benchmark run. Zero fields take their defaults.
+type Options struct {
+	// Duration bounds each measurement (the benchmark and its baseline
+	// each run this long at most). Default 5s.
+	Duration time.Duration
+	// Concurrency is the number of goroutines issuing operations.
+	// Default 8.
+	Concurrency int
+	// MaxOps bounds the number of operations of each measurement, whichever
+	// of it and Duration comes first. Default 100000.
+	MaxOps int
+	// DatabaseURL, when set, runs against PostgreSQL (each measurement in a
+	// fresh schema, dropped afterwards) instead of a SQLite file in a
+	// temporary directory.
+	DatabaseURL string
+}
+
+func (o Options) withDefaults() Options {
+	o.Duration = cmp.Or(o.Duration, 5*time.Second)
+	o.Concurrency = cmp.Or(o.Concurrency, 8)
+	o.MaxOps = cmp.Or(o.MaxOps, 100_000)
+	return o
+}
+
+// Benchmark is one named benchmark.
+type Benchmark struct {
+	Name  string // the subcommand: causeway bench <name>
+	Short string // one line for help
+	Run   func(ctx context.Context, opts Options) (*Report, error)
+}
+
+// All returns every benchmark, in the order `causeway bench all` runs them.
+// A new benchmark is added here and nowhere else.
+func All() []Benchmark {
+	return []Benchmark{
+		{Name: "payments", Short: "Internal transfers through the sandbox bank vs raw single-row commits", Run: Payments},
+	}
+}
+
+// load is the outcome of one bounded load run.
+type load struct {
+	ops       int
+	elapsed   time.Duration
+	latencies []time.Duration // one per operation, sorted
+}
+
+// perSecond is the throughput of the run.
+func (l load) perSecond() float64 {
+	if l.elapsed <= 0 {
+		return 0
+	}
+	return float64(l.ops) / l.elapsed.Seconds()
+}
+
+// percentile returns the latency at or below which a fraction p of the
+// operations finished (nearest rank).
+func (l load) percentile(p float64) time.Duration {
+	if len(l.latencies) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(l.latencies)))) - 1
+	return l.latencies[min(max(i, 0), len(l.latencies)-1)]
+}
+
+// runLoad calls op from opts.Concurrency goroutines until opts.Duration has
+// passed or opts.MaxOps calls have been started. The first error stops the
+// run and is returned. Each goroutine gets its own random source, seeded by
+// its number, so runs are repeatable in what they ask for.
+func runLoad(ctx context.Context, opts Options, op func(ctx context.Context, rng *rand.Rand) error) (load, error) {
+	opts = opts.withDefaults()
+	g, ctx := errgroup.WithContext(ctx)
+	perWorker := make([][]time.Duration, opts.Concurrency)
+	var started atomic.Int64
+	start := time.Now()
+	// The deadline is checked between operations rather than put on ctx:
+	// cancelling an operation in flight would turn the end of the run into
+	// errors.
+	deadline := start.Add(opts.Duration)
+	for w := range opts.Concurrency {
+		g.Go(func() error {
+			rng := rand.New(rand.NewPCG(1, uint64(w)))
+			for ctx.Err() == nil && time.Now().Before(deadline) && started.Add(1) <= int64(opts.MaxOps) {
+				t := time.Now()
+				if err := op(ctx, rng); err != nil {
+					return err
+				}
+				perWorker[w] = append(perWorker[w], time.Since(t))
+			}
+			return ctx.Err()
+		})
+	}
+	err := g.Wait()
+	l := load{elapsed: time.Since(start), latencies: slices.Concat(perWorker...)}
+	l.ops = len(l.latencies)
+	slices.SortFunc(l.latencies, cmp.Compare)
+	return l, err
+}
