@@ -1,0 +1,273 @@
+package coreapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/core"
+	"github.com/causewayhq/causeway/internal/httpapi"
+)
+
+// RegisterPublic adds the public banking API under /v1. Every route
+// declares the OAuth2 scope it needs; the gateway authenticates the app,
+// checks the scope and puts the app in the context before a handler runs.
+// An app sees only the customers it created, was seeded with, or was granted.
+func RegisterPublic(s *httpapi.Server, bank *core.Bank) {
+	RegisterSchemas(s.API)
+	h := &publicHandlers{bank: bank}
+	op := func(id, method, path, scope, summary string, status int) huma.Operation {
+		return huma.Operation{
+			OperationID: id, Method: method, Path: "/v1" + path, Summary: summary,
+			Tags: []string{"Banking"}, DefaultStatus: status,
+			Security: []map[string][]string{{httpapi.SchemeAppOAuth2: {scope}}},
+		}
+	}
+	huma.Register(s.API, op("create-customer", http.MethodPost, "/customers", auth.ScopeCustomersWrite, "Onboard a customer", 201), h.createCustomer)
+	huma.Register(s.API, op("list-customers", http.MethodGet, "/customers", auth.ScopeAccountsRead, "List the app's customers", 0), h.listCustomers)
+	huma.Register(s.API, op("get-customer", http.MethodGet, "/customers/{id}", auth.ScopeAccountsRead, "Get a customer", 0), h.getCustomer)
+	huma.Register(s.API, op("open-account", http.MethodPost, "/accounts", auth.ScopeCustomersWrite, "Open an account for a customer", 201), h.openAccount)
+	huma.Register(s.API, op("list-accounts", http.MethodGet, "/accounts", auth.ScopeAccountsRead, "List accounts", 0), h.listAccounts)
+	huma.Register(s.API, op("get-account", http.MethodGet, "/accounts/{id}", auth.ScopeAccountsRead, "Get an account", 0), h.getAccount)
+	huma.Register(s.API, op("get-balances", http.MethodGet, "/accounts/{id}/balances", auth.ScopeAccountsRead, "Booked and available balance", 0), h.balances)
+	huma.Register(s.API, op("list-transactions", http.MethodGet, "/accounts/{id}/transactions", auth.ScopeAccountsRead, "Transactions, newest first", 0), h.transactions)
+	huma.Register(s.API, op("create-payment", http.MethodPost, "/payments", auth.ScopePaymentsWrite, "Make a payment", 201), h.createPayment)
+	huma.Register(s.API, op("get-payment", http.MethodGet, "/payments/{id}", auth.ScopePaymentsWrite, "Get a payment", 0), h.getPayment)
+	huma.Register(s.API, op("create-kyc-check", http.MethodPost, "/kyc-checks", auth.ScopeKYCWrite, "Run a KYC check on a customer", 201), h.createKYC)
+	huma.Register(s.API, op("get-kyc-check", http.MethodGet, "/kyc-checks/{id}", auth.ScopeKYCWrite, "Get a KYC check", 0), h.getKYC)
+	huma.Register(s.API, op("create-loan-application", http.MethodPost, "/loan-applications", auth.ScopeLoansWrite, "Apply for a loan", 201), h.applyLoan)
+	huma.Register(s.API, op("get-loan-application", http.MethodGet, "/loan-applications/{id}", auth.ScopeLoansWrite, "Get a loan application", 0), h.getLoan)
+	huma.Register(s.API, op("fund-loan-application", http.MethodPost, "/loan-applications/{id}/funding", auth.ScopeLoansWrite, "Disburse an approved loan into an account", 0), h.fundLoan)
+	huma.Register(s.API, op("list-offers", http.MethodGet, "/offers", auth.ScopeAccountsRead, "Product offers for a customer", 0), h.offers)
+}
+
+type publicHandlers struct{ bank *core.Bank }
+
+// actor is the calling app; the gateway guarantees it on these routes, so
+// its absence is a wiring bug reported as 401, never a bank-wide view.
+func actor(ctx context.Context) (core.Actor, error) {
+	a, ok := auth.AppFrom(ctx)
+	if !ok || a.ID == "" {
+		return core.Actor{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+	}
+	return core.Actor{AppID: a.ID}, nil
+}
+
+// CustomerBody is the body of POST /v1/customers.
+type CustomerBody struct {
+	Type           string       `json:"type" enum:"person,business"`
+	Name           string       `json:"name" minLength:"1" maxLength:"200"`
+	DateOfBirth    string       `json:"date_of_birth,omitempty" doc:"YYYY-MM-DD; required for persons" example:"1985-04-12"`
+	Email          string       `json:"email" maxLength:"254" example:"ada@example.com"`
+	Phone          string       `json:"phone,omitempty" maxLength:"32"`
+	Address        core.Address `json:"address"`
+	DocumentNumber string       `json:"document_number,omitempty" maxLength:"32" doc:"Passport or ID card number, for KYC"`
+	Homeowner      bool         `json:"homeowner,omitempty"`
+	Geo            *core.Geo    `json:"geo,omitempty" doc:"Where the customer lives, for tailored offers"`
+	MonthlyIncome  *MoneyInput  `json:"monthly_income,omitempty"`
+}
+
+type createCustomerInput struct{ Body CustomerBody }
+
+func (h *publicHandlers) createCustomer(ctx context.Context, in *createCustomerInput) (*Out[*core.Customer], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := in.Body
+	n := core.NewCustomer{
+		Type: b.Type, Name: b.Name, DateOfBirth: b.DateOfBirth, Email: b.Email, Phone: b.Phone,
+		Address: b.Address, DocumentNumber: b.DocumentNumber, Homeowner: b.Homeowner, Geo: b.Geo,
+	}
+	if b.MonthlyIncome != nil {
+		m, err := b.MonthlyIncome.Money()
+		if err != nil {
+			return nil, err
+		}
+		n.MonthlyIncome = &m
+	}
+	return out(h.bank.CreateCustomer(ctx, a, n))
+}
+
+func (h *publicHandlers) listCustomers(ctx context.Context, in *PageInput) (*Out[*core.Page[*core.Customer]], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.Customers(ctx, a, in.Limit, in.Cursor))
+}
+
+func (h *publicHandlers) getCustomer(ctx context.Context, in *IDInput) (*Out[*core.Customer], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.Customer(ctx, a, in.ID))
+}
+
+type openAccountInput struct {
+	Body struct {
+		CustomerID string `json:"customer_id" maxLength:"64"`
+		Product    string `json:"product" enum:"current,savings"`
+		Currency   string `json:"currency" minLength:"3" maxLength:"3" example:"EUR"`
+		Name       string `json:"name,omitempty" maxLength:"100"`
+	}
+}
+
+func (h *publicHandlers) openAccount(ctx context.Context, in *openAccountInput) (*Out[*core.Account], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := in.Body
+	return out(h.bank.OpenAccount(ctx, a, core.NewAccount{CustomerID: b.CustomerID, Product: b.Product, Currency: b.Currency, Name: b.Name}))
+}
+
+func (h *publicHandlers) listAccounts(ctx context.Context, in *listAccountsInput) (*Out[*core.Page[*core.Account]], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.Accounts(ctx, a, core.AccountFilter{CustomerID: in.CustomerID, Limit: in.Limit, Cursor: in.Cursor}))
+}
+
+func (h *publicHandlers) getAccount(ctx context.Context, in *IDInput) (*Out[*core.Account], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.Account(ctx, a, in.ID))
+}
+
+func (h *publicHandlers) balances(ctx context.Context, in *IDInput) (*Out[*core.Balances], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.Balances(ctx, a, in.ID))
+}
+
+func (h *publicHandlers) transactions(ctx context.Context, in *TransactionsInput) (*Out[*core.Page[*core.Transaction]], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := in.Filter()
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.Transactions(ctx, a, in.ID, f))
+}
+
+func (h *publicHandlers) createPayment(ctx context.Context, in *paymentInput) (*Out[*core.Payment], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := in.Body.NewPayment()
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.CreatePayment(ctx, a, n))
+}
+
+func (h *publicHandlers) getPayment(ctx context.Context, in *IDInput) (*Out[*core.Payment], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.Payment(ctx, a, in.ID))
+}
+
+type kycInput struct {
+	Body struct {
+		CustomerID string `json:"customer_id" maxLength:"64"`
+	}
+}
+
+func (h *publicHandlers) createKYC(ctx context.Context, in *kycInput) (*Out[*core.KYCVerification], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.VerifyCustomer(ctx, a, in.Body.CustomerID))
+}
+
+func (h *publicHandlers) getKYC(ctx context.Context, in *IDInput) (*Out[*core.KYCVerification], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.Verification(ctx, a, in.ID))
+}
+
+type loanInput struct {
+	Body struct {
+		CustomerID    string     `json:"customer_id" maxLength:"64"`
+		Amount        MoneyInput `json:"amount"`
+		TermMonths    int        `json:"term_months" minimum:"1" maximum:"480"`
+		Purpose       string     `json:"purpose" minLength:"1" maxLength:"200" example:"solar panels"`
+		MonthlyIncome MoneyInput `json:"monthly_income"`
+	}
+}
+
+func (h *publicHandlers) applyLoan(ctx context.Context, in *loanInput) (*Out[*core.LoanApplication], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := in.Body
+	amount, err := b.Amount.Money()
+	if err != nil {
+		return nil, err
+	}
+	income, err := b.MonthlyIncome.Money()
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.ApplyForLoan(ctx, a, core.NewLoanApplication{
+		CustomerID: b.CustomerID, Amount: amount, TermMonths: b.TermMonths, Purpose: b.Purpose, MonthlyIncome: income,
+	}))
+}
+
+func (h *publicHandlers) getLoan(ctx context.Context, in *IDInput) (*Out[*core.LoanApplication], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.LoanApplication(ctx, a, in.ID))
+}
+
+type fundInput struct {
+	IDInput
+	Body struct {
+		AccountID string `json:"account_id" maxLength:"64"`
+	}
+}
+
+func (h *publicHandlers) fundLoan(ctx context.Context, in *fundInput) (*Out[*core.LoanApplication], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return out(h.bank.FundLoan(ctx, a, in.ID, in.Body.AccountID))
+}
+
+type offersInput struct {
+	CustomerID string `query:"customer_id" required:"true" maxLength:"64"`
+}
+
+func (h *publicHandlers) offers(ctx context.Context, in *offersInput) (*Out[OffersBody], error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	offers, err := h.bank.CustomerOffers(ctx, a, in.CustomerID)
+	if offers == nil {
+		offers = []core.Offer{}
+	}
+	return out(OffersBody{Data: offers}, err)
+}
