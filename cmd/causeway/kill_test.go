@@ -27,7 +27,7 @@ const killTestToken = "cwadm_kill-test-token"
 type node struct {
 	cmd  *exec.Cmd
 	base string
-	logs *bytes.Buffer
+	logs *testkit.SyncBuffer
 }
 
 type killRuntime struct {
@@ -48,7 +48,7 @@ func startNode(t *testing.T, args []string) *node {
 	addr := testkit.FreePort(t)
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr}, args...)...)
 	cmd.Env = cleanEnv("CAUSEWAY_ADMIN_TOKEN=" + killTestToken)
-	n := &node{cmd: cmd, base: "http://" + addr, logs: &bytes.Buffer{}}
+	n := &node{cmd: cmd, base: "http://" + addr, logs: &testkit.SyncBuffer{}}
 	cmd.Stderr = n.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

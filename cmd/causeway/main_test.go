@@ -96,12 +96,12 @@ func TestServeFailsWithOneClearLine(t *testing.T) {
 	}
 }
 
-func startServe(t *testing.T, dataDir string, env ...string) (*exec.Cmd, string, *bytes.Buffer) {
+func startServe(t *testing.T, dataDir string, env ...string) (*exec.Cmd, string, *testkit.SyncBuffer) {
 	t.Helper()
 	addr := testkit.FreePort(t)
 	cmd := exec.Command(binary, "serve", "--data-dir", dataDir)
 	cmd.Env = cleanEnv(append(env, "CAUSEWAY_ADDR="+addr)...)
-	var logs bytes.Buffer
+	var logs testkit.SyncBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

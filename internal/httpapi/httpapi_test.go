@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 type echoInput struct {
@@ -92,7 +92,7 @@ func decodeProblem(t *testing.T, res *http.Response) httpapi.Problem {
 }
 
 func TestErrorsBecomeProblemsWithStableCodes(t *testing.T) {
-	var logs bytes.Buffer
+	var logs testkit.SyncBuffer
 	srv, _ := newTestServer(t, &logs)
 	tests := []struct {
 		name        string

@@ -151,7 +151,7 @@ func instanceID(t *testing.T, p *platform.Platform) string {
 }
 
 func TestAdminTokenIsGeneratedOnceIntoTheDataDir(t *testing.T) {
-	var logs strings.Builder
+	var logs testkit.SyncBuffer
 	cfg := platformtest.Embedded.Config(t)
 	cfg.AdminToken = ""
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))

@@ -4,7 +4,9 @@
 package testkit
 
 import (
+	"bytes"
 	"os"
+	"sync"
 	"testing"
 )
 
@@ -40,4 +42,31 @@ func Unavailable(t testing.TB, requireVar, reason string) {
 		t.Fatalf("%s, but %s=%s requires it", reason, requireVar, v)
 	}
 	t.Skipf("%s (set %s=1 to make this a failure)", reason, requireVar)
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers, for capturing
+// the logs of a running node (its background workers log too).
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Reset forgets everything written so far.
+func (b *SyncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
 }
