@@ -328,7 +328,8 @@ func (b *Bank) Deposit(ctx context.Context, accountID string, amount Money, desc
 		if err != nil {
 			return err
 		}
-		if _, err := lockAccounts(ctx, tx, a.ID, cash); err != nil {
+		locked, err := lockAccounts(ctx, tx, a.ID, cash)
+		if err != nil {
 			return err
 		}
 		_, txns, err := post(ctx, tx, "deposit", a.ID, a.Currency, b.now(), []posting{
@@ -339,11 +340,7 @@ func (b *Bank) Deposit(ctx context.Context, accountID string, amount Money, desc
 			return err
 		}
 		txn = txns[1]
-		events, err := transactionEvents(ctx, tx, "", txns)
-		if err != nil {
-			return err
-		}
-		return b.events.WriteEvents(ctx, tx, events)
+		return b.events.WriteEvents(ctx, tx, transactionEvents("", txns, locked))
 	})
 	if err != nil {
 		return nil, err

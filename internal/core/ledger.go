@@ -37,6 +37,7 @@ type posting struct {
 type lockedAccount struct {
 	ID         string
 	CustomerID string
+	IBAN       string
 	Currency   string
 	Status     string
 	Booked     int64
@@ -58,8 +59,8 @@ func lockAccounts(ctx context.Context, tx *sql.Tx, accountIDs ...string) (map[st
 	for _, id := range sorted {
 		a := &lockedAccount{}
 		err := tx.QueryRowContext(ctx, `UPDATE core_accounts SET booked = booked WHERE id = $1
-			RETURNING id, COALESCE(customer_id, ''), currency, status, booked, held`, id).
-			Scan(&a.ID, &a.CustomerID, &a.Currency, &a.Status, &a.Booked, &a.Held)
+			RETURNING id, COALESCE(customer_id, ''), COALESCE(iban, ''), currency, status, booked, held`, id).
+			Scan(&a.ID, &a.CustomerID, &a.IBAN, &a.Currency, &a.Status, &a.Booked, &a.Held)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, causeway.Errorf(causeway.ENOTFOUND, "account_not_found", "no account %s", id)
 		}

@@ -292,7 +292,8 @@ func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID stri
 		if err != nil {
 			return err
 		}
-		if _, err := lockAccounts(ctx, tx, account.ID, receivable); err != nil {
+		locked, err := lockAccounts(ctx, tx, account.ID, receivable)
+		if err != nil {
 			return err
 		}
 		description := "Loan " + l.ID + ": " + l.Purpose
@@ -311,11 +312,7 @@ func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID stri
 			account.ID, string(scheduleJSON), entryID, store.Micros(now), l.monthlyPayment, l.ID); err != nil {
 			return err
 		}
-		events, err := transactionEvents(ctx, tx, actor.AppID, txns)
-		if err != nil {
-			return err
-		}
-		events = append([]Event{{Type: "loan.funded", Subject: l.ID, Data: l, AppID: actor.AppID, CustomerID: l.CustomerID}}, events...)
+		events := append([]Event{{Type: "loan.funded", Subject: l.ID, Data: l, AppID: actor.AppID, CustomerID: l.CustomerID}}, transactionEvents(actor.AppID, txns, locked)...)
 		return b.events.WriteEvents(ctx, tx, events)
 	})
 	if err != nil {

@@ -186,13 +186,11 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 		default:
 			p.Status = PaymentCompleted
 			var txns []*Transaction
-			entryID, txns, err = bookPayment(ctx, tx, p, counterpart, now)
+			entryID, txns, err = bookPayment(ctx, tx, p, d.IBAN, counterpart, now)
 			if err != nil {
 				return err
 			}
-			if events, err = transactionEvents(ctx, tx, actor.AppID, txns); err != nil {
-				return err
-			}
+			events = transactionEvents(actor.AppID, txns, locked)
 		}
 		p.appID = actor.AppID
 		if err := insertPayment(ctx, tx, p, entryID); err != nil {
@@ -210,16 +208,12 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 // bookPayment posts a completed payment: the debtor is debited, the
 // creditor account (on-us) or the clearing account (to another bank) is
 // credited.
-func bookPayment(ctx context.Context, tx *sql.Tx, p *Payment, counterpart string, at time.Time) (string, []*Transaction, error) {
+func bookPayment(ctx context.Context, tx *sql.Tx, p *Payment, debtorIBAN, counterpart string, at time.Time) (string, []*Transaction, error) {
 	description := p.Reference
 	if description == "" {
 		description = "Payment " + p.ID
 	}
 	creditorName, creditorIBAN := p.Creditor.Name, p.Creditor.IBAN
-	debtorIBAN := ""
-	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(iban, '') FROM core_accounts WHERE id = $1", p.DebtorAccountID).Scan(&debtorIBAN); err != nil {
-		return "", nil, err
-	}
 	return post(ctx, tx, "payment", p.ID, p.Amount.Currency, at, []posting{
 		{AccountID: p.DebtorAccountID, Amount: -p.Amount.Minor, Description: description, CounterpartyName: creditorName, CounterpartyIBAN: creditorIBAN},
 		{AccountID: counterpart, Amount: p.Amount.Minor, Description: description, CounterpartyIBAN: debtorIBAN},
@@ -228,19 +222,17 @@ func bookPayment(ctx context.Context, tx *sql.Tx, p *Payment, counterpart string
 
 // transactionEvents makes a transaction.booked event for each posting on a
 // customer account (internal accounts are the bank's business).
-func transactionEvents(ctx context.Context, tx *sql.Tx, appID string, txns []*Transaction) ([]Event, error) {
+// The accounts must be the ones locked for the postings.
+func transactionEvents(appID string, txns []*Transaction, accounts map[string]*lockedAccount) []Event {
 	var events []Event
 	for _, t := range txns {
-		var customerID string
-		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(customer_id, '') FROM core_accounts WHERE id = $1", t.AccountID).Scan(&customerID); err != nil {
-			return nil, err
-		}
-		if customerID == "" {
+		a := accounts[t.AccountID]
+		if a == nil || a.CustomerID == "" {
 			continue
 		}
-		events = append(events, Event{Type: "transaction.booked", Subject: t.ID, Data: t, AppID: appID, CustomerID: customerID})
+		events = append(events, Event{Type: "transaction.booked", Subject: t.ID, Data: t, AppID: appID, CustomerID: a.CustomerID})
 	}
-	return events, nil
+	return events
 }
 
 // resolveCreditor finds the creditor's account when it is at this bank: by
@@ -405,12 +397,10 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, id string, release bool, r
 		default:
 			p.Status = PaymentCompleted
 			var txns []*Transaction
-			if entryID, txns, err = bookPayment(ctx, tx, p, counterpart, now); err != nil {
+			if entryID, txns, err = bookPayment(ctx, tx, p, d.IBAN, counterpart, now); err != nil {
 				return err
 			}
-			if events, err = transactionEvents(ctx, tx, p.appID, txns); err != nil {
-				return err
-			}
+			events = transactionEvents(p.appID, txns, locked)
 		}
 		var code, why any = "", ""
 		if p.Rejection != nil {
