@@ -50,6 +50,7 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...); empty means the embedded SQLite file")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "NATS URL with JetStream (nats://...); empty means the embedded server")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "host:port on which the embedded NATS also accepts clients; empty means in-process only")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients use, e.g. https://api.bank.example (the OAuth2 issuer); empty means taken from each request")
 	f.StringVar(&cfg.BusPrefix, "bus-prefix", "causeway", "namespace of streams and subjects, for installations sharing one NATS")
 	f.StringVar(&mode, "mode", "sandbox", "sandbox (apps active at once, seeded data) or production (apps wait for approval)")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "bank admin token; empty means read or generate <data-dir>/admin-token")

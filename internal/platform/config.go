@@ -1,6 +1,8 @@
 package platform
 
 import (
+	"github.com/causewayhq/causeway/internal/identity"
+
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -41,6 +43,12 @@ type Config struct {
 	// BusPrefix namespaces streams and subjects on a shared NATS; tests set
 	// it to keep apart. Default "causeway".
 	BusPrefix string
+	// PublicURL is the base URL clients use (e.g. https://api.bank.example);
+	// it is the OAuth2 issuer. Empty: derived from each request's Host.
+	PublicURL string
+	// PasswordCost sets the argon2id cost of developer passwords; tests make
+	// it cheap. Zero means the identity package's default.
+	PasswordCost identity.PasswordCost
 }
 
 // ParseMode checks a --mode value.

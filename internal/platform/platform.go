@@ -26,7 +26,9 @@ import (
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
+	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -43,12 +45,15 @@ type Platform struct {
 	nodeID     string
 	runCtx     context.Context
 
-	DB    *store.DB
-	Bus   *bus.Bus
-	HTTP  *httpapi.Server
-	Bank  *core.Bank
-	Relay *outbox.Relay
+	DB       *store.DB
+	Bus      *bus.Bus
+	HTTP     *httpapi.Server
+	Bank     *core.Bank
+	Relay    *outbox.Relay
+	Identity *identity.Service
+	Gateway  *gateway.Gateway
 
+	registry *prometheus.Registry
 	// background work (the outbox relay) runs until Close cancels it.
 	stop    context.CancelFunc
 	workers sync.WaitGroup
@@ -106,6 +111,7 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	}
 
 	reg := prometheus.NewRegistry()
+	p.registry = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.HTTP = httpapi.New(httpapi.Config{
 		Version:    cfg.Version,
@@ -120,6 +126,9 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	p.registerStatus()
 
 	if err := p.startBank(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.startAPI(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/causewayhq/causeway/internal/bus/bustest"
+	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/platform"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 	"github.com/causewayhq/causeway/internal/testkit"
@@ -58,6 +59,8 @@ func baseConfig(t testing.TB) platform.Config {
 		Version:             "test",
 		Logger:              slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		AllowPrivateTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		// Cheap password hashing: tests sign up many developers under -race.
+		PasswordCost: identity.PasswordCost{Time: 1, Memory: 64, Threads: 1},
 	}
 }
 

@@ -1,0 +1,152 @@
+package gateway_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/causewayhq/causeway/internal/store"
+	"github.com/causewayhq/causeway/internal/store/storetest"
+)
+
+type analyticsBody struct {
+	AppID  string    `json:"app_id"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Totals stats     `json:"totals"`
+	Routes []struct {
+		Route string `json:"route"`
+		stats
+	} `json:"routes"`
+	Series []struct {
+		Minute time.Time `json:"minute"`
+		Calls  int64     `json:"calls"`
+		Errors int64     `json:"errors"`
+	} `json:"series"`
+}
+
+type stats struct {
+	Calls        int64   `json:"calls"`
+	ClientErrors int64   `json:"client_errors"`
+	ServerErrors int64   `json:"server_errors"`
+	P50          float64 `json:"p50_ms"`
+	P95          float64 `json:"p95_ms"`
+	P99          float64 `json:"p99_ms"`
+}
+
+const analyticsRange = "?from=2026-03-10T00:00:00Z&to=2026-03-11T00:00:00Z"
+
+func TestAnalyticsCountCallsErrorsAndLatencyPerRoute(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		other := e.newNode(t)
+		for range 5 {
+			e.do("GET", "/v1/things", tokenA, "")
+		}
+		e.do("POST", "/v1/things", tokenA, `{"name":"boom"}`)   // 503
+		e.do("POST", "/v1/things", tokenA, `{"name":"bad"}`)    // 422
+		e.do("POST", "/v1/things", tokenARead, `{"name":"x"}`)  // 403
+		other.do("POST", "/v1/things", tokenA, `{"name":"ok"}`) // 201
+		other.do("GET", "/v1/things", tokenA, "")               // 200
+		e.do("GET", "/v1/things", tokenB, "")                   // another app
+		e.do("GET", "/v1/things", "nonsense", "")               // no app: not counted
+		e.clock.Advance(time.Minute)
+		other.do("GET", "/v1/things", tokenA, "") // the next minute
+
+		var a analyticsBody
+		res := e.admin("GET", "/bank/v1/apps/app_a/analytics"+analyticsRange, "")
+		res.json(t, &a)
+		if res.status != 200 || a.Totals.Calls != 0 {
+			t.Fatalf("before any flush: %d %+v", res.status, a.Totals)
+		}
+		e.flush()
+		other.flush()
+
+		res = e.admin("GET", "/bank/v1/apps/app_a/analytics"+analyticsRange, "")
+		res.json(t, &a)
+		if res.status != 200 {
+			t.Fatalf("analytics: %d %s", res.status, res.body)
+		}
+		want := stats{Calls: 11, ClientErrors: 2, ServerErrors: 1}
+		if got := a.Totals; got.Calls != want.Calls || got.ClientErrors != want.ClientErrors || got.ServerErrors != want.ServerErrors {
+			t.Errorf("totals %+v, want %+v", got, want)
+		}
+		if !(a.Totals.P50 > 0 && a.Totals.P50 <= a.Totals.P95 && a.Totals.P95 <= a.Totals.P99) {
+			t.Errorf("percentiles %v %v %v", a.Totals.P50, a.Totals.P95, a.Totals.P99)
+		}
+		routes := map[string]stats{}
+		for _, r := range a.Routes {
+			routes[r.Route] = r.stats
+		}
+		if r := routes["GET /v1/things"]; r.Calls != 7 || r.ClientErrors != 0 {
+			t.Errorf("GET /v1/things: %+v", r)
+		}
+		if r := routes["POST /v1/things"]; r.Calls != 4 || r.ClientErrors != 2 || r.ServerErrors != 1 {
+			t.Errorf("POST /v1/things: %+v", r)
+		}
+		if len(a.Series) != 2 || a.Series[0].Calls != 10 || a.Series[0].Errors != 3 || a.Series[1].Calls != 1 ||
+			!a.Series[0].Minute.Equal(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)) {
+			t.Errorf("series %+v", a.Series)
+		}
+
+		// Flushes add up: more calls, another flush.
+		e.do("GET", "/v1/things", tokenA, "")
+		e.flush()
+		e.admin("GET", "/bank/v1/apps/app_a/analytics"+analyticsRange, "").json(t, &a)
+		if a.Totals.Calls != 12 {
+			t.Errorf("after a second flush: %d calls, want 12", a.Totals.Calls)
+		}
+		e.admin("GET", "/bank/v1/apps/app_b/analytics"+analyticsRange, "").json(t, &a)
+		if a.Totals.Calls != 1 {
+			t.Errorf("app_b: %d calls, want 1", a.Totals.Calls)
+		}
+	})
+}
+
+func TestAnalyticsQueryValidation(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		var a analyticsBody
+		res := e.admin("GET", "/bank/v1/apps/app_a/analytics", "")
+		res.json(t, &a)
+		if res.status != 200 || !a.To.Equal(e.clock.Now()) || !a.From.Equal(e.clock.Now().Add(-24*time.Hour)) || a.Routes == nil || a.Series == nil {
+			t.Errorf("default range: %d %s", res.status, res.body)
+		}
+		e.admin("GET", "/bank/v1/apps/app_a/analytics?from=yesterday", "").problem(t, 400, "invalid_time")
+		e.admin("GET", "/bank/v1/apps/app_a/analytics?from=2026-03-11&to=2026-03-10", "").problem(t, 422, "invalid_range")
+		e.admin("GET", "/bank/v1/apps/app_a/analytics?from=2026-01-01&to=2026-03-10", "").problem(t, 422, "invalid_range")
+		e.admin("GET", "/bank/v1/apps/app_x/analytics", "").problem(t, 404, "app_not_found")
+	})
+}
+
+func TestDeveloperSeesOnlyTheAnalyticsOfTheirOrganizationsApps(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		e.do("GET", "/v1/things", tokenA, "")
+		e.flush()
+		var a analyticsBody
+		res := e.do("GET", "/v1/apps/app_a/analytics"+analyticsRange, tokenDevOrg, "")
+		res.json(t, &a)
+		if res.status != 200 || a.AppID != "app_a" || a.Totals.Calls != 1 {
+			t.Errorf("own app: %d %s", res.status, res.body)
+		}
+		e.do("GET", "/v1/apps/app_c/analytics", tokenDevOrg, "").problem(t, 404, "app_not_found")
+		e.do("GET", "/v1/apps/app_x/analytics", tokenDevOrg, "").problem(t, 404, "app_not_found")
+		e.do("GET", "/v1/apps/app_a/analytics", "", "").problem(t, 401, "unauthorized")
+		e.do("GET", "/v1/apps/app_a/analytics", tokenA, "").problem(t, 401, "invalid_token")
+	})
+}
+
+func TestCloseFlushesAnalytics(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		other := e.newNode(t)
+		other.do("GET", "/v1/things", tokenA, "")
+		other.srv.Close()
+		other.gw.Close()
+		var a analyticsBody
+		e.admin("GET", "/bank/v1/apps/app_a/analytics"+analyticsRange, "").json(t, &a)
+		if a.Totals.Calls != 1 {
+			t.Errorf("after Close: %d calls, want 1", a.Totals.Calls)
+		}
+	})
+}

@@ -1,0 +1,208 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/httpapi"
+)
+
+// Register adds the gateway's routes: app limits, analytics and upstream
+// APIs under /bank/v1, a developer's view of an app's analytics under /v1,
+// and the upstream proxy at ProxyPattern.
+func (g *Gateway) Register(s *httpapi.Server) {
+	h := &handlers{g: g}
+	op := func(id, method, path, summary string) huma.Operation {
+		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: []string{"Gateway"}}
+	}
+	huma.Register(s.Bank, op("bank-put-app-limits", http.MethodPut, "/apps/{id}/limits", "Set an app's rate limit and daily quota"), h.putLimits)
+	huma.Register(s.Bank, op("bank-get-app-limits", http.MethodGet, "/apps/{id}/limits", "Get an app's rate limit and daily quota"), h.getLimits)
+	huma.Register(s.Bank, op("bank-get-app-analytics", http.MethodGet, "/apps/{id}/analytics", "An app's API calls, errors and latencies"), h.bankAnalytics)
+
+	dev := op("get-app-analytics", http.MethodGet, "/v1/apps/{id}/analytics", "Your app's API calls, errors and latencies")
+	dev.Security = []map[string][]string{{httpapi.SchemeDeveloper: {}}}
+	huma.Register(s.API, dev, h.developerAnalytics)
+
+	create := op("bank-create-upstream", http.MethodPost, "/upstreams", "Publish an upstream API to apps under /v1/ext/{path_prefix}/")
+	create.DefaultStatus = http.StatusCreated
+	huma.Register(s.Bank, create, h.createUpstream)
+	huma.Register(s.Bank, op("bank-list-upstreams", http.MethodGet, "/upstreams", "List upstream APIs"), h.listUpstreams)
+	del := op("bank-delete-upstream", http.MethodDelete, "/upstreams/{id}", "Unpublish an upstream API")
+	del.DefaultStatus = http.StatusNoContent
+	huma.Register(s.Bank, del, h.deleteUpstream)
+
+	s.HandleSecured(ProxyPattern, []map[string][]string{{httpapi.SchemeAppOAuth2: {}}}, http.HandlerFunc(g.proxy))
+}
+
+type handlers struct{ g *Gateway }
+
+// out wraps a response body.
+type out[T any] struct{ Body T }
+
+type appIDInput struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+// LimitsBody is the wire form of Limits.
+type LimitsBody struct {
+	RequestsPerSecond float64 `json:"requests_per_second" minimum:"0.001" maximum:"100000" example:"50" doc:"Token bucket refill rate"`
+	Burst             int     `json:"burst" minimum:"1" maximum:"1000000" example:"100" doc:"Requests allowed at once"`
+	DailyQuota        int64   `json:"daily_quota" minimum:"1" maximum:"1000000000" example:"100000" doc:"Requests per UTC day"`
+}
+
+// AppLimits are the limits that apply to an app.
+type AppLimits struct {
+	AppID string `json:"app_id"`
+	LimitsBody
+	Default bool `json:"default" doc:"True when the app has no limits of its own and gets the platform's"`
+}
+
+func appLimits(appID string, l Limits, custom bool) *out[AppLimits] {
+	return &out[AppLimits]{Body: AppLimits{AppID: appID, Default: !custom, LimitsBody: LimitsBody{
+		RequestsPerSecond: l.RequestsPerSecond, Burst: l.Burst, DailyQuota: l.DailyQuota}}}
+}
+
+// Inputs spell the id out rather than embed appIDInput: huma skips
+// embedded structs of unexported types.
+type putLimitsInput struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body LimitsBody
+}
+
+func (h *handlers) putLimits(ctx context.Context, in *putLimitsInput) (*out[AppLimits], error) {
+	l, err := h.g.SetLimits(ctx, in.ID, Limits{
+		RequestsPerSecond: in.Body.RequestsPerSecond, Burst: in.Body.Burst, DailyQuota: in.Body.DailyQuota})
+	if err != nil {
+		return nil, err
+	}
+	return appLimits(in.ID, l, true), nil
+}
+
+func (h *handlers) getLimits(ctx context.Context, in *appIDInput) (*out[AppLimits], error) {
+	l, custom, err := h.g.AppLimits(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return appLimits(in.ID, l, custom), nil
+}
+
+type analyticsInput struct {
+	ID   string `path:"id" maxLength:"64"`
+	From string `query:"from" doc:"Start (inclusive, rounded down to the minute): RFC 3339 time or YYYY-MM-DD; default 24 h before to"`
+	To   string `query:"to" doc:"End (exclusive): RFC 3339 time or YYYY-MM-DD; default now"`
+}
+
+func (in *analyticsInput) rangeAt(now time.Time) (time.Time, time.Time, error) {
+	to, err := parseTime("to", in.To)
+	if err != nil {
+		return to, to, err
+	}
+	if to.IsZero() {
+		to = now
+	}
+	from, err := parseTime("from", in.From)
+	if from.IsZero() {
+		from = to.Add(-24 * time.Hour)
+	}
+	return from, to, err
+}
+
+func parseTime(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, causeway.Errorf(causeway.EBADREQUEST, "invalid_time", "%s must be an RFC 3339 time or YYYY-MM-DD", name)
+}
+
+func (h *handlers) analytics(ctx context.Context, in *analyticsInput) (*out[*Analytics], error) {
+	from, to, err := in.rangeAt(h.g.now())
+	if err != nil {
+		return nil, err
+	}
+	a, err := h.g.Analytics(ctx, in.ID, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return &out[*Analytics]{Body: a}, nil
+}
+
+func (h *handlers) bankAnalytics(ctx context.Context, in *analyticsInput) (*out[*Analytics], error) {
+	if _, err := h.g.auth.AppOrganization(ctx, in.ID); err != nil {
+		return nil, err
+	}
+	return h.analytics(ctx, in)
+}
+
+// developerAnalytics shows a developer the analytics of an app of their
+// organization; any other app is not found, never forbidden, so app ids do
+// not leak across organizations.
+func (h *handlers) developerAnalytics(ctx context.Context, in *analyticsInput) (*out[*Analytics], error) {
+	dev, ok := auth.DeveloperFrom(ctx)
+	if !ok {
+		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "this route needs a developer token")
+	}
+	org, err := h.g.auth.AppOrganization(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	if org != dev.OrganizationID {
+		return nil, causeway.Errorf(causeway.ENOTFOUND, "app_not_found", "no app %s", in.ID)
+	}
+	return h.analytics(ctx, in)
+}
+
+type createUpstreamInput struct {
+	Body struct {
+		Name       string `json:"name" minLength:"1" maxLength:"100" example:"Card controls"`
+		BaseURL    string `json:"base_url" format:"uri" maxLength:"2048" example:"https://cards.bank.internal/api" doc:"http or https; calls to /v1/ext/{path_prefix}/x go to {base_url}/x"`
+		PathPrefix string `json:"path_prefix" pattern:"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$" example:"cards"`
+		Scope      string `json:"scope" enum:"accounts:read,customers:write,payments:write,kyc:write,loans:write,events:read,spi:write,data:read" doc:"The scope an app's token needs to call it"`
+	}
+}
+
+// CreatedUpstream is an upstream with its signing secret, shown this once.
+type CreatedUpstream struct {
+	Upstream
+	SigningSecret string `json:"signing_secret" doc:"whsec_ followed by base64 key bytes; verify Causeway-Signature with it. Shown once."`
+}
+
+func (h *handlers) createUpstream(ctx context.Context, in *createUpstreamInput) (*out[CreatedUpstream], error) {
+	up, secret, err := h.g.CreateUpstream(ctx, NewUpstream{
+		Name: in.Body.Name, BaseURL: in.Body.BaseURL, PathPrefix: in.Body.PathPrefix, Scope: in.Body.Scope})
+	if err != nil {
+		return nil, err
+	}
+	return &out[CreatedUpstream]{Body: CreatedUpstream{Upstream: *up, SigningSecret: secret}}, nil
+}
+
+type listUpstreamsInput struct {
+	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+}
+
+func (h *handlers) listUpstreams(ctx context.Context, in *listUpstreamsInput) (*out[*UpstreamPage], error) {
+	page, err := h.g.Upstreams(ctx, in.Limit, in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	return &out[*UpstreamPage]{Body: page}, nil
+}
+
+type upstreamIDInput struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+func (h *handlers) deleteUpstream(ctx context.Context, in *upstreamIDInput) (*struct{}, error) {
+	return nil, h.g.DeleteUpstream(ctx, in.ID)
+}

@@ -1,0 +1,356 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/store"
+)
+
+const (
+	// IdempotencyKeyTTL is how long a key and its stored response live.
+	IdempotencyKeyTTL = 24 * time.Hour
+	// staleClaimAfter is when a key still marked running is taken to belong
+	// to a request that will never finish (its node died): a new request may
+	// claim it. It is far beyond any request's duration.
+	staleClaimAfter = 5 * time.Minute
+	// maxKeyLen bounds an Idempotency-Key.
+	maxKeyLen = 255
+	// maxFingerprintBody bounds the body read for the fingerprint; httpapi
+	// caps bodies at 1 MiB by default already.
+	maxFingerprintBody = 1 << 20
+	// maxStoredResponse bounds a stored response body. A larger response is
+	// stored without its body: a retry replays the status only, which is
+	// still better than running the request twice.
+	maxStoredResponse = 1 << 20
+)
+
+// parseIdempotencyKey reads the Idempotency-Key header values. The key is
+// either a bare run of printable ASCII or, as the IETF draft writes it, a
+// Structured Field string ("..." with \" and \\ escapes); both name the same
+// key. It is 1 to 255 printable characters.
+func parseIdempotencyKey(values []string) (string, error) {
+	bad := func(why string) error {
+		return causeway.Errorf(causeway.EBADREQUEST, "invalid_idempotency_key", "Idempotency-Key %s", why)
+	}
+	if len(values) != 1 {
+		return "", bad("must be sent once")
+	}
+	v := strings.Trim(values[0], " \t")
+	if strings.HasPrefix(v, `"`) {
+		var b strings.Builder
+		closed := false
+		for i := 1; i < len(v); i++ {
+			c := v[i]
+			switch {
+			case c == '\\':
+				i++
+				if i == len(v) || (v[i] != '"' && v[i] != '\\') {
+					return "", bad(`may only escape " and \ inside quotes`)
+				}
+				b.WriteByte(v[i])
+			case c == '"':
+				if i != len(v)-1 {
+					return "", bad("has characters after its closing quote")
+				}
+				closed = true
+			case c < 0x20 || c > 0x7e:
+				return "", bad("must be printable ASCII")
+			default:
+				b.WriteByte(c)
+			}
+			if b.Len() > maxKeyLen {
+				return "", bad("must be at most 255 characters")
+			}
+		}
+		if !closed {
+			return "", bad("has no closing quote")
+		}
+		v = b.String()
+	} else {
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] > 0x7e {
+				return "", bad("must be printable ASCII")
+			}
+		}
+	}
+	if v == "" {
+		return "", bad("must not be empty")
+	}
+	if len(v) > maxKeyLen {
+		return "", bad("must be at most 255 characters")
+	}
+	return v, nil
+}
+
+// fingerprint identifies a request for its idempotency key: method, path
+// with query, and the SHA-256 of the body.
+func fingerprint(method, requestURI string, body []byte) string {
+	sum := sha256.Sum256(body)
+	return method + " " + requestURI + " sha256:" + hex.EncodeToString(sum[:])
+}
+
+// readBody reads the request body for the fingerprint and puts it back for
+// the handler.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxFingerprintBody+1))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, httpapi.NewProblem(http.StatusRequestEntityTooLarge, "body_too_large",
+				"request body exceeds "+strconv.FormatInt(tooBig.Limit, 10)+" bytes")
+		}
+		return nil, causeway.Errorf(causeway.EBADREQUEST, "unreadable_body", "the request body could not be read")
+	}
+	if len(b) > maxFingerprintBody {
+		return nil, httpapi.NewProblem(http.StatusRequestEntityTooLarge, "body_too_large",
+			"a request with an Idempotency-Key may carry at most "+strconv.Itoa(maxFingerprintBody)+" bytes")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return b, nil
+}
+
+// claimOutcome is what claiming an idempotency key found.
+type claimOutcome int
+
+const (
+	claimed    claimOutcome = iota // the key is ours: run the request
+	replay                         // the same request finished: replay its response
+	mismatch                       // the key was used for a different request
+	inProgress                     // the same request is still running
+)
+
+// storedResponse is a response kept for replay.
+type storedResponse struct {
+	status      int
+	contentType string
+	body        []byte
+	omitted     bool
+}
+
+// claimKey claims (principal, key) for the request with fingerprint fp.
+// The INSERT under the primary key decides, across goroutines and nodes,
+// which request runs; the others find its row and are answered from it.
+func (g *Gateway) claimKey(ctx context.Context, principal, key, fp string) (outcome claimOutcome, claim string, resp *storedResponse, err error) {
+	now := g.now()
+	claim = newClaimToken()
+	err = g.db.Tx(ctx, func(tx *sql.Tx) error {
+		// A row can vanish between the INSERT and the SELECT (its request
+		// failed and released it), so go round a few times.
+		for range 3 {
+			res, err := tx.ExecContext(ctx,
+				`INSERT INTO gateway_idempotency (principal, idem_key, fingerprint, claim, state, created_at, expires_at)
+				 VALUES ($1, $2, $3, $4, 'running', $5, $6)
+				 ON CONFLICT (principal, idem_key) DO NOTHING`,
+				principal, key, fp, claim, store.Micros(now), store.Micros(now.Add(IdempotencyKeyTTL)))
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 1 {
+				outcome = claimed
+				return nil
+			}
+			var (
+				rowFP, rowClaim, state, contentType, body string
+				status                                    int
+				omitted                                   bool
+				createdAt, expiresAt                      int64
+			)
+			err = tx.QueryRowContext(ctx,
+				`SELECT fingerprint, claim, state, status, content_type, body, body_omitted, created_at, expires_at
+				 FROM gateway_idempotency WHERE principal = $1 AND idem_key = $2`, principal, key).
+				Scan(&rowFP, &rowClaim, &state, &status, &contentType, &body, &omitted, &createdAt, &expiresAt)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			expired := expiresAt <= store.Micros(now)
+			stale := state == "running" && createdAt <= store.Micros(now.Add(-staleClaimAfter))
+			if expired || stale {
+				res, err := tx.ExecContext(ctx,
+					`UPDATE gateway_idempotency SET fingerprint = $3, claim = $4, state = 'running', status = 0,
+					   content_type = '', body = '', body_omitted = FALSE, created_at = $5, expires_at = $6
+					 WHERE principal = $1 AND idem_key = $2 AND claim = $7`,
+					principal, key, fp, claim, store.Micros(now), store.Micros(now.Add(IdempotencyKeyTTL)), rowClaim)
+				if err != nil {
+					return err
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return err
+				} else if n == 1 {
+					outcome = claimed
+					return nil
+				}
+				continue
+			}
+			switch {
+			case rowFP != fp:
+				outcome = mismatch
+			case state == "running":
+				outcome = inProgress
+			default:
+				raw, err := base64.StdEncoding.DecodeString(body)
+				if err != nil {
+					return err
+				}
+				outcome = replay
+				resp = &storedResponse{status: status, contentType: contentType, body: raw, omitted: omitted}
+			}
+			return nil
+		}
+		// Three rounds of the key appearing and vanishing: treat it as busy.
+		outcome = inProgress
+		return nil
+	})
+	return outcome, claim, resp, err
+}
+
+// completeKey stores the response of the request holding the claim.
+func (g *Gateway) completeKey(ctx context.Context, principal, key, claim string, resp storedResponse) error {
+	return g.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`UPDATE gateway_idempotency SET state = 'done', status = $4, content_type = $5, body = $6, body_omitted = $7
+			 WHERE principal = $1 AND idem_key = $2 AND claim = $3`,
+			principal, key, claim, resp.status, resp.contentType, base64.StdEncoding.EncodeToString(resp.body), resp.omitted)
+		return err
+	})
+}
+
+// releaseKey gives the key up, so the request can be retried under it.
+func (g *Gateway) releaseKey(ctx context.Context, principal, key, claim string) error {
+	return g.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`DELETE FROM gateway_idempotency WHERE principal = $1 AND idem_key = $2 AND claim = $3`,
+			principal, key, claim)
+		return err
+	})
+}
+
+// PruneIdempotencyKeys deletes expired keys and their responses, and
+// returns how many. The gateway runs it every few minutes.
+func (g *Gateway) PruneIdempotencyKeys(ctx context.Context) (int64, error) {
+	var n int64
+	err := g.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM gateway_idempotency WHERE expires_at <= $1`, store.Micros(g.now()))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+func newClaimToken() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// serveIdempotent runs a POST under its Idempotency-Key for principal
+// ("app:<id>" or "developer:<id>"): the first request with a key runs and
+// its response is stored; a retry with the same request gets that response
+// again; anything else with the key is refused.
+func (g *Gateway) serveIdempotent(w *recorder, r *http.Request, next http.Handler, principal string) {
+	key, err := parseIdempotencyKey(r.Header.Values("Idempotency-Key"))
+	if err != nil {
+		g.reject(w, r, err)
+		return
+	}
+	body, err := readBody(r)
+	if err != nil {
+		g.reject(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	outcome, claim, stored, err := g.claimKey(ctx, principal, key, fingerprint(r.Method, r.URL.RequestURI(), body))
+	if err != nil {
+		httpapi.WriteProblem(w, r, store.Classify(err))
+		return
+	}
+	switch outcome {
+	case replay:
+		g.metrics.replays.Inc()
+		h := w.Header()
+		if stored.contentType != "" {
+			h.Set("Content-Type", stored.contentType)
+		}
+		h.Set("Idempotent-Replayed", "true")
+		if len(stored.body) > 0 {
+			h.Set("Content-Length", strconv.Itoa(len(stored.body)))
+		}
+		w.WriteHeader(stored.status)
+		w.Write(stored.body)
+		return
+	case mismatch:
+		g.reject(w, r, causeway.Errorf(causeway.EINVALID, "idempotency_key_reused",
+			"this Idempotency-Key was used for a different request (method, path or body differ); use a new key"))
+		return
+	case inProgress:
+		w.Header().Set("Retry-After", "1")
+		g.reject(w, r, causeway.Errorf(causeway.ECONFLICT, "idempotency_in_progress",
+			"a request with this Idempotency-Key is still being processed; retry shortly"))
+		return
+	}
+
+	// The claim outlives the client: store or release it even if the
+	// caller has gone away.
+	bg := context.WithoutCancel(ctx)
+	finished := false
+	defer func() {
+		if !finished { // the handler panicked: let the key be retried
+			g.finishKey(bg, principal, key, claim, nil)
+		}
+	}()
+	w.capture = true
+	next.ServeHTTP(w, r)
+	finished = true
+	status := w.statusCode()
+	if status >= 500 {
+		g.finishKey(bg, principal, key, claim, nil)
+		return
+	}
+	g.finishKey(bg, principal, key, claim, &storedResponse{
+		status:      status,
+		contentType: w.Header().Get("Content-Type"),
+		body:        w.captured(),
+		omitted:     w.overflow,
+	})
+}
+
+// finishKey stores resp under the claim, or releases the claim if resp is
+// nil. A failure is logged: the key then stays claimed until its claim goes
+// stale, and retries meanwhile get 409.
+func (g *Gateway) finishKey(ctx context.Context, principal, key, claim string, resp *storedResponse) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	if resp == nil {
+		err = g.releaseKey(ctx, principal, key, claim)
+	} else {
+		err = g.completeKey(ctx, principal, key, claim, *resp)
+	}
+	if err != nil {
+		g.log.Error("gateway: could not finish an idempotency key", "principal", principal, "error", err.Error())
+	}
+}

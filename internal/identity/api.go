@@ -1,0 +1,265 @@
+package identity
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/httpapi"
+)
+
+// Register adds the identity routes: sign-up and login (public), the
+// developer's app routes under /v1 (developer token), the bank's app
+// decisions and key rotation under /bank/v1 (admin token), and the OAuth2
+// authorization server (token endpoint, JWKS, metadata).
+//
+// Developer routes declare httpapi.SchemeDeveloper; the gateway
+// authenticates them (with AuthenticateDeveloper) and puts the developer in
+// the context. The handlers answer 401 when it is not there.
+func (s *Service) Register(srv *httpapi.Server) {
+	h := &handlers{s: s}
+	api := srv.API
+	developer := []map[string][]string{{httpapi.SchemeDeveloper: {}}}
+	op := func(id, method, path, summary string, tags ...string) huma.Operation {
+		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: tags}
+	}
+
+	signUp := op("sign-up", http.MethodPost, "/v1/developers", "Sign up as a developer", "Developers")
+	signUp.DefaultStatus = http.StatusCreated
+	signUp.Description = "Creates a developer in a new organization and returns a developer token (valid 30 days)."
+	huma.Register(api, signUp, h.signUp)
+	logIn := op("log-in", http.MethodPost, "/v1/developers/login", "Log in and get a developer token", "Developers")
+	logIn.Errors = []int{http.StatusUnauthorized}
+	huma.Register(api, logIn, h.logIn)
+	logOut := op("log-out", http.MethodPost, "/v1/developers/logout", "Revoke the developer token of this request", "Developers")
+	logOut.Security = developer
+	logOut.DefaultStatus = http.StatusNoContent
+	huma.Register(api, logOut, h.logOut)
+
+	create := op("create-app", http.MethodPost, "/v1/apps", "Create an app", "Apps")
+	create.Description = "Creates an app with client credentials. The client secret is in this response only. " +
+		"In sandbox mode the app is active at once; in production mode it waits for the bank's approval."
+	create.DefaultStatus = http.StatusCreated
+	create.Security = developer
+	huma.Register(api, create, h.createApp)
+	list := op("list-apps", http.MethodGet, "/v1/apps", "List your organization's apps", "Apps")
+	list.Security = developer
+	huma.Register(api, list, h.listApps)
+	get := op("get-app", http.MethodGet, "/v1/apps/{id}", "Get an app", "Apps")
+	get.Security = developer
+	huma.Register(api, get, h.getApp)
+	rotate := op("rotate-app-secret", http.MethodPost, "/v1/apps/{id}/rotate-secret", "Replace an app's client secret", "Apps")
+	rotate.Description = "The old secret stops working at once; access tokens already issued stay valid until they expire."
+	rotate.Security = developer
+	huma.Register(api, rotate, h.rotateSecret)
+	del := op("delete-app", http.MethodDelete, "/v1/apps/{id}", "Delete an app", "Apps")
+	del.Description = "The app's credentials and access tokens stop working at once."
+	del.Security = developer
+	del.DefaultStatus = http.StatusNoContent
+	huma.Register(api, del, h.deleteApp)
+
+	bank := srv.Bank
+	huma.Register(bank, op("bank-list-apps", http.MethodGet, "/apps", "List every app with its status", "Apps"), h.bankListApps)
+	huma.Register(bank, op("bank-approve-app", http.MethodPost, "/apps/{id}/approve", "Approve (or reinstate) an app", "Apps"), h.approve)
+	huma.Register(bank, op("bank-suspend-app", http.MethodPost, "/apps/{id}/suspend", "Suspend an app; its tokens stop working at once", "Apps"), h.suspend)
+	huma.Register(bank, op("bank-rotate-signing-key", http.MethodPost, "/signing-keys/rotate", "Sign new access tokens with a new key", "Apps"), h.rotateSigningKey)
+
+	srv.Handle("POST "+TokenPath, http.HandlerFunc(s.token))
+	srv.Handle("GET "+JWKSPath, http.HandlerFunc(s.jwks))
+	srv.Handle("GET "+MetadataPath, http.HandlerFunc(s.metadata))
+}
+
+type handlers struct{ s *Service }
+
+// out wraps a response body.
+type out[T any] struct{ Body T }
+
+func respond[T any](v T, err error) (*out[T], error) {
+	if err != nil {
+		return nil, err
+	}
+	return &out[T]{Body: v}, nil
+}
+
+func developerFrom(ctx context.Context) (*auth.Developer, error) {
+	dev, ok := auth.DeveloperFrom(ctx)
+	if !ok || dev == nil {
+		return nil, errUnauthenticated()
+	}
+	return dev, nil
+}
+
+type signUpInput struct {
+	Body struct {
+		Email string `json:"email" maxLength:"254" example:"dev@example.com"`
+		// No maxLength here: a schema violation would echo the value in
+		// the problem; SignUp enforces the bounds without echoing.
+		Password     string `json:"password" doc:"10 to 1024 characters"`
+		Organization string `json:"organization" maxLength:"200" example:"SolarWorld" doc:"Name of the new organization the developer belongs to"`
+	}
+}
+
+// SignUpBody is the answer to a sign-up.
+type SignUpBody struct {
+	ID             string    `json:"id" doc:"The developer's id"`
+	OrganizationID string    `json:"organization_id"`
+	Email          string    `json:"email"`
+	Token          string    `json:"token" doc:"Developer token; shown once"`
+	ExpiresAt      time.Time `json:"expires_at"`
+}
+
+func (h *handlers) signUp(ctx context.Context, in *signUpInput) (*out[SignUpBody], error) {
+	dev, tok, err := h.s.SignUp(ctx, in.Body.Email, in.Body.Password, in.Body.Organization)
+	if err != nil {
+		return nil, err
+	}
+	return respond(SignUpBody{ID: dev.ID, OrganizationID: dev.OrganizationID, Email: dev.Email, Token: tok.Token, ExpiresAt: tok.ExpiresAt}, nil)
+}
+
+type logInInput struct {
+	Body struct {
+		Email    string `json:"email" maxLength:"254"`
+		Password string `json:"password"`
+	}
+}
+
+// TokenBody carries a developer token.
+type TokenBody struct {
+	Token     string    `json:"token" doc:"Developer token; shown once"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (h *handlers) logIn(ctx context.Context, in *logInInput) (*out[TokenBody], error) {
+	tok, err := h.s.LogIn(ctx, in.Body.Email, in.Body.Password)
+	return respond(TokenBody{Token: tok.Token, ExpiresAt: tok.ExpiresAt}, err)
+}
+
+// logOutInput picks up the bearer token itself, without declaring an
+// Authorization parameter (OpenAPI describes it through the security
+// scheme).
+type logOutInput struct{ token string }
+
+func (in *logOutInput) Resolve(ctx huma.Context) []error {
+	in.token, _ = httpapi.BearerToken(ctx.Header("Authorization"))
+	return nil
+}
+
+func (h *handlers) logOut(ctx context.Context, in *logOutInput) (*struct{}, error) {
+	if _, err := developerFrom(ctx); err != nil {
+		return nil, err
+	}
+	return nil, h.s.LogOut(ctx, in.token)
+}
+
+type createAppInput struct {
+	Body struct {
+		Name   string   `json:"name" maxLength:"100" example:"SolarWorld lending"`
+		Scopes []string `json:"scopes" maxItems:"16" example:"[\"accounts:read\",\"payments:write\"]" doc:"One or more of accounts:read, customers:write, payments:write, kyc:write, loans:write, events:read, spi:write, data:read"`
+	}
+}
+
+// CreatedAppBody is a new app with its client secret, shown once.
+type CreatedAppBody struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	OrganizationID string    `json:"organization_id"`
+	DeveloperID    string    `json:"developer_id"`
+	ClientID       string    `json:"client_id"`
+	ClientSecret   string    `json:"client_secret" doc:"Shown once; store it safely"`
+	Scopes         []string  `json:"scopes"`
+	Status         string    `json:"status" enum:"active,pending_approval,suspended"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+func (h *handlers) createApp(ctx context.Context, in *createAppInput) (*out[CreatedAppBody], error) {
+	dev, err := developerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	app, secret, err := h.s.CreateApp(ctx, dev, in.Body.Name, in.Body.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	return respond(CreatedAppBody{
+		ID: app.ID, Name: app.Name, OrganizationID: app.OrganizationID, DeveloperID: app.DeveloperID,
+		ClientID: app.ClientID, ClientSecret: secret, Scopes: app.Scopes, Status: app.Status,
+		CreatedAt: app.CreatedAt, UpdatedAt: app.UpdatedAt,
+	}, nil)
+}
+
+type pageInput struct {
+	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+}
+
+func (h *handlers) listApps(ctx context.Context, in *pageInput) (*out[*Page[*App]], error) {
+	dev, err := developerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return respond(h.s.Apps(ctx, dev, in.Limit, in.Cursor))
+}
+
+type idInput struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+func (h *handlers) getApp(ctx context.Context, in *idInput) (*out[*App], error) {
+	dev, err := developerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return respond(h.s.App(ctx, dev, in.ID))
+}
+
+// SecretBody carries a new client secret, shown once.
+type SecretBody struct {
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret" doc:"Shown once; store it safely"`
+}
+
+func (h *handlers) rotateSecret(ctx context.Context, in *idInput) (*out[SecretBody], error) {
+	dev, err := developerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	app, secret, err := h.s.RotateSecret(ctx, dev, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return respond(SecretBody{ClientID: app.ClientID, ClientSecret: secret}, nil)
+}
+
+func (h *handlers) deleteApp(ctx context.Context, in *idInput) (*struct{}, error) {
+	dev, err := developerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.s.DeleteApp(ctx, dev, in.ID)
+}
+
+type bankListInput struct {
+	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+	Status string `query:"status" enum:"active,pending_approval,suspended" doc:"Only apps with this status"`
+}
+
+func (h *handlers) bankListApps(ctx context.Context, in *bankListInput) (*out[*Page[*App]], error) {
+	return respond(h.s.ListApps(ctx, in.Status, in.Limit, in.Cursor))
+}
+
+func (h *handlers) approve(ctx context.Context, in *idInput) (*out[*App], error) {
+	return respond(h.s.Approve(ctx, in.ID))
+}
+
+func (h *handlers) suspend(ctx context.Context, in *idInput) (*out[*App], error) {
+	return respond(h.s.Suspend(ctx, in.ID))
+}
+
+func (h *handlers) rotateSigningKey(ctx context.Context, _ *struct{}) (*out[*SigningKey], error) {
+	return respond(h.s.RotateSigningKey(ctx))
+}

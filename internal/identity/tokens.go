@@ -1,0 +1,249 @@
+package identity
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/store"
+)
+
+// accessTokenType is the JWT "typ" of access tokens (RFC 9068), so that no
+// other JWT signed by the same key can pass for one.
+const accessTokenType = "at+jwt"
+
+// TokenRequest is a client-credentials grant: the app's credentials and
+// the scopes it asks for.
+type TokenRequest struct {
+	ClientID     string
+	ClientSecret string
+	// Scopes narrows the token to a subset of the app's scopes; empty
+	// means all of them.
+	Scopes []string
+	// Issuer is the "iss" claim; Options.Issuer, when set, takes
+	// precedence.
+	Issuer string
+}
+
+// AccessToken is an issued access token.
+type AccessToken struct {
+	Token     string
+	Scopes    []string
+	ExpiresIn time.Duration
+	AppID     string
+}
+
+// Errors of IssueToken, which the token endpoint maps to RFC 6749 codes.
+func errInvalidClient() error {
+	return causeway.Errorf(causeway.EUNAUTHORIZED, "invalid_client", "client authentication failed")
+}
+
+// IssueToken authenticates an app by its client credentials and issues an
+// access token (RFC 6749 §4.4). Errors: EUNAUTHORIZED invalid_client for
+// an unknown client, a wrong secret or a deleted app; EFORBIDDEN
+// unauthorized_client for an app that is pending approval or suspended;
+// EINVALID invalid_scope for a scope the app does not hold.
+func (s *Service) IssueToken(ctx context.Context, req TokenRequest) (*AccessToken, error) {
+	if req.ClientID == "" || len(req.ClientID) > 128 || req.ClientSecret == "" || len(req.ClientSecret) > 256 {
+		return nil, errInvalidClient()
+	}
+	var appID, developerID, hash, scopes, status string
+	var deleted sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT id, developer_id, secret_hash, scopes, status, deleted_at FROM identity_apps WHERE client_id = $1`,
+		req.ClientID).Scan(&appID, &developerID, &hash, &scopes, &status, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Compare anyway, so an unknown client id takes as long as a wrong
+		// secret.
+		secretMatches(req.ClientSecret, strings.Repeat("0", 64))
+		return nil, errInvalidClient()
+	}
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	if !secretMatches(req.ClientSecret, hash) || deleted.Valid {
+		return nil, errInvalidClient()
+	}
+	switch status {
+	case auth.AppActive:
+	case auth.AppPendingApproval:
+		return nil, causeway.Errorf(causeway.EFORBIDDEN, "unauthorized_client", "the app is waiting for the bank's approval")
+	default:
+		return nil, causeway.Errorf(causeway.EFORBIDDEN, "unauthorized_client", "the app is %s", status)
+	}
+	held := strings.Fields(scopes)
+	granted := held
+	if len(req.Scopes) > 0 {
+		granted = granted[:0:0]
+		for _, sc := range req.Scopes {
+			if !slices.Contains(held, sc) {
+				return nil, causeway.Errorf(causeway.EINVALID, "invalid_scope", "the app does not hold scope %q", truncate(sc, 64))
+			}
+			if !slices.Contains(granted, sc) {
+				granted = append(granted, sc)
+			}
+		}
+	}
+	issuer := s.opts.Issuer
+	if issuer == "" {
+		issuer = req.Issuer
+	}
+
+	key, err := s.currentKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	b := jwt.NewBuilder()
+	if issuer != "" {
+		b = b.Issuer(issuer)
+	}
+	tok, err := b.
+		Subject(req.ClientID).
+		Audience([]string{Audience}).
+		IssuedAt(now).
+		Expiration(now.Add(s.opts.TokenTTL)).
+		JwtID(ids.New("jti")).
+		Claim("client_id", req.ClientID).
+		Claim("scope", strings.Join(granted, " ")).
+		Build()
+	if err != nil {
+		return nil, err
+	}
+	// "aud" as a plain string, as in RFC 9068's examples: every JWT
+	// library accepts it, and so do hand-written checks.
+	tok.Options().Enable(jwt.FlattenAudience)
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.KeyIDKey, key.KID); err != nil {
+		return nil, err
+	}
+	if err := hdr.Set(jws.TypeKey, accessTokenType); err != nil {
+		return nil, err
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.EdDSA(), key.private, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "access token issued", "app_id", appID, "client_id", req.ClientID, "scope", strings.Join(granted, " "), "kid", key.KID)
+	return &AccessToken{Token: string(signed), Scopes: granted, ExpiresIn: s.opts.TokenTTL, AppID: appID}, nil
+}
+
+func errInvalidToken(msg string) error {
+	return causeway.Errorf(causeway.EUNAUTHORIZED, "invalid_token", "the access token is invalid: %s", msg)
+}
+
+// AuthenticateApp verifies an access token and returns the app it was
+// issued to, with the token's scopes. The token must be an EdDSA-signed
+// JWT from a key of this installation, unexpired (within a small clock
+// leeway), for Audience, and from Options.Issuer when that is set; and its
+// app must still be active, so suspending or deleting an app stops its
+// tokens at once (one indexed read per call). Errors, all EUNAUTHORIZED:
+// invalid_token, token_expired, app_inactive.
+func (s *Service) AuthenticateApp(ctx context.Context, bearer string) (*auth.App, error) {
+	if !looksLikeJWS(bearer) {
+		return nil, errInvalidToken("not a compact JWS")
+	}
+	// The key provider checks the header before any key is used: the
+	// algorithm is the one we sign with (never none or HS*, which would
+	// let anyone who knows a public key forge tokens), and the kid is one
+	// of ours. lookupErr keeps a database failure apart from a bad token.
+	var lookupErr error
+	provider := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+		h := sig.ProtectedHeaders()
+		if alg, ok := h.Algorithm(); !ok || alg.String() != algEdDSA {
+			return errors.New("unexpected algorithm")
+		}
+		if typ, ok := h.Type(); !ok || !strings.EqualFold(strings.TrimPrefix(typ, "application/"), accessTokenType) {
+			return errors.New("not an access token")
+		}
+		kid, _ := h.KeyID()
+		key, ok, err := s.verificationKey(ctx, kid)
+		if err != nil {
+			lookupErr = err
+			return err
+		}
+		if !ok {
+			return errors.New("unknown key")
+		}
+		sink.Key(jwa.EdDSA(), key.public)
+		return nil
+	})
+	opts := []jwt.ParseOption{
+		jwt.WithKeyProvider(provider),
+		jwt.WithContext(ctx),
+		jwt.WithValidate(true),
+		jwt.WithClock(jwt.ClockFunc(s.now)),
+		jwt.WithAcceptableSkew(clockLeeway),
+		jwt.WithAudience(Audience),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithRequiredClaim(jwt.IssuedAtKey),
+		jwt.WithRequiredClaim(jwt.SubjectKey),
+	}
+	if s.opts.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(s.opts.Issuer))
+	}
+	tok, err := jwt.ParseString(bearer, opts...)
+	switch {
+	case lookupErr != nil:
+		return nil, lookupErr
+	case errors.Is(err, jwt.TokenExpiredError()):
+		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "token_expired", "the access token has expired; get a new one from /oauth2/token")
+	case err != nil:
+		return nil, errInvalidToken("signature, audience, issuer or claims do not check out")
+	}
+	clientID, _ := tok.Subject()
+	var scope string
+	if err := tok.Get("scope", &scope); err != nil {
+		return nil, errInvalidToken("no scope claim")
+	}
+
+	var app auth.App
+	var scopes, status string
+	var deleted sql.NullInt64
+	err = s.db.QueryRowContext(ctx, `SELECT id, developer_id, scopes, status, deleted_at FROM identity_apps WHERE client_id = $1`, clientID).
+		Scan(&app.ID, &app.DeveloperID, &scopes, &status, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errInvalidToken("unknown client")
+	}
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	if deleted.Valid || status != auth.AppActive {
+		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "app_inactive", "the app is not active")
+	}
+	app.ClientID = clientID
+	// The token's scopes, as far as the app still holds them.
+	held := strings.Fields(scopes)
+	app.Scopes = []string{}
+	for _, sc := range strings.Fields(scope) {
+		if slices.Contains(held, sc) && !slices.Contains(app.Scopes, sc) {
+			app.Scopes = append(app.Scopes, sc)
+		}
+	}
+	return &app, nil
+}
+
+// looksLikeJWS is a cheap first filter: a bounded compact serialization,
+// three base64url parts. It keeps JSON serializations (which may carry
+// several signatures) and oversized input away from the parser.
+func looksLikeJWS(s string) bool {
+	if len(s) == 0 || len(s) > maxAccessTokenLength || strings.Count(s, ".") != 2 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,79 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/causewayhq/causeway/internal/core"
+	"github.com/causewayhq/causeway/internal/core/coreapi"
+	"github.com/causewayhq/causeway/internal/gateway"
+	"github.com/causewayhq/causeway/internal/identity"
+)
+
+// startAPI wires the first building block: developers and apps (identity),
+// the gateway every /v1 call goes through, and the public banking API over
+// the sandbox bank.
+func (p *Platform) startAPI(ctx context.Context) error {
+	if err := identity.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := gateway.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	var err error
+	p.Identity, err = identity.New(p.DB, identity.Options{
+		Mode:           string(p.cfg.Mode),
+		Issuer:         p.cfg.PublicURL,
+		Logger:         p.log.With("component", "identity"),
+		OnAppActivated: p.seedApp,
+		PasswordCost:   p.cfg.PasswordCost,
+	})
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	p.Gateway, err = gateway.New(p.DB, gateway.Options{
+		Auth:       p.Identity,
+		Logger:     p.log.With("component", "gateway"),
+		Registerer: p.registry,
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	p.closers = append(p.closers, p.Gateway.Close)
+	p.HTTP.Use(p.Gateway.Middleware(p.HTTP))
+	p.Identity.Register(p.HTTP)
+	p.Gateway.Register(p.HTTP)
+	coreapi.RegisterPublic(p.HTTP, p.Bank)
+	p.background(p.pruneIdempotencyKeys)
+	return nil
+}
+
+// seedApp gives a newly active app its own copy of the sandbox customers,
+// in sandbox mode only. Every app gets the same generated people (same
+// seed), as fresh records that only it can see.
+func (p *Platform) seedApp(ctx context.Context, appID string) error {
+	if p.cfg.Mode != ModeSandbox {
+		return nil
+	}
+	_, err := p.Bank.SeedApp(ctx, appID, SandboxSeed+1, core.AppSandboxCustomers)
+	return err
+}
+
+// pruneIdempotencyKeys drops expired idempotency keys every hour.
+func (p *Platform) pruneIdempotencyKeys(ctx context.Context) error {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		if n, err := p.Gateway.PruneIdempotencyKeys(ctx); err != nil {
+			p.log.Warn("pruning idempotency keys failed", "error", err.Error())
+		} else if n > 0 {
+			p.log.Info("pruned idempotency keys", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
