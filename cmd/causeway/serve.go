@@ -54,6 +54,7 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.StringVar(&cfg.BusPrefix, "bus-prefix", "causeway", "namespace of streams and subjects, for installations sharing one NATS")
 	f.StringVar(&mode, "mode", "sandbox", "sandbox (apps active at once, seeded data) or production (apps wait for approval)")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "bank admin token; empty means read or generate <data-dir>/admin-token")
+	f.StringVar(&cfg.SecretKey, "secret-key", "", "base64 32-byte key sealing webhook and SPI secrets at rest; empty means <data-dir>/secret-key (give all nodes the same)")
 	f.StringVar(&allowList, "allow-private-targets", "", "CIDR ranges that webhook and SPI URLs may target although private or loopback")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd

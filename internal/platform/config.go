@@ -46,6 +46,10 @@ type Config struct {
 	// PublicURL is the base URL clients use (e.g. https://api.bank.example);
 	// it is the OAuth2 issuer. Empty: derived from each request's Host.
 	PublicURL string
+	// SecretKey (base64, 32 bytes) seals secrets the platform must read back,
+	// such as webhook signing secrets. Empty: <data-dir>/secret-key, made on
+	// first start. Give every node of a scaled-out installation the same key.
+	SecretKey string
 	// PasswordCost sets the argon2id cost of developer passwords; tests make
 	// it cheap. Zero means the identity package's default.
 	PasswordCost identity.PasswordCost

@@ -30,6 +30,7 @@ import (
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -54,6 +55,8 @@ type Platform struct {
 	Gateway  *gateway.Gateway
 
 	registry *prometheus.Registry
+	// Sealer encrypts secrets stored in the database that must be read back.
+	Sealer *seal.Sealer
 	// background work (the outbox relay) runs until Close cancels it.
 	stop    context.CancelFunc
 	workers sync.WaitGroup
@@ -108,6 +111,14 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if generated {
 		p.log.Warn("generated a bank admin token; it is shown this once and kept in the data dir",
 			"admin_token", token, "file", cfg.DataDir+"/"+adminTokenFile)
+	}
+
+	key, err := seal.LoadKey(cfg.SecretKey, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if p.Sealer, err = seal.New(key); err != nil {
+		return nil, err
 	}
 
 	reg := prometheus.NewRegistry()
