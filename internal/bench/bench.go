@@ -52,6 +52,7 @@ type Benchmark struct {
 // A new benchmark is added here and nowhere else.
 func All() []Benchmark {
 	return []Benchmark{
+		{Name: "gateway", Short: "Authenticated balances requests through the gateway vs the same handlers without it vs a bare handler", Run: Gateway},
 		{Name: "payments", Short: "Internal transfers through the sandbox bank vs raw single-row commits", Run: Payments},
 	}
 }

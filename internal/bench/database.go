@@ -39,22 +39,38 @@ func openFresh(ctx context.Context, databaseURL string) (*freshDB, error) {
 		return &freshDB{DB: db, remove: func() error { return os.RemoveAll(dir) }}, nil
 	}
 
+	schemaURL, drop, err := freshSchema(ctx, databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, store.Config{URL: schemaURL})
+	if err != nil {
+		return nil, errors.Join(err, drop())
+	}
+	return &freshDB{DB: db, remove: drop}, nil
+}
+
+// freshSchema creates a new schema in the PostgreSQL database at
+// databaseURL and returns a URL that reaches it through the search_path
+// URL parameter, for code that opens the database itself (a whole node).
+// drop drops the schema, even after ctx is done.
+func freshSchema(ctx context.Context, databaseURL string) (schemaURL string, drop func() error, err error) {
 	u, err := url.Parse(databaseURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return nil, errors.New("database URL must be postgres://…")
+		return "", nil, errors.New("database URL must be postgres://…")
 	}
 	admin, err := store.Open(ctx, store.Config{URL: databaseURL})
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	// An id is lower-case letters, digits and an underscore: a valid
 	// unquoted identifier, unique, and sorted by the time of the run.
 	schema := "causeway_" + ids.New("bench")
 	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
 		admin.Close()
-		return nil, fmt.Errorf("create schema: %w", err)
+		return "", nil, fmt.Errorf("create schema: %w", err)
 	}
-	drop := func() error {
+	drop = func() error {
 		// Drop even when the run was interrupted.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -64,11 +80,7 @@ func openFresh(ctx context.Context, databaseURL string) (*freshDB, error) {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	db, err := store.Open(ctx, store.Config{URL: u.String()})
-	if err != nil {
-		return nil, errors.Join(err, drop())
-	}
-	return &freshDB{DB: db, remove: drop}, nil
+	return u.String(), drop, nil
 }
 
 // Close closes the database and removes it.

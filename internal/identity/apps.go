@@ -239,6 +239,7 @@ func (s *Service) DeleteApp(ctx context.Context, dev *auth.Developer, id string)
 		}
 		return nil
 	})
+	s.cache.forgetApps()
 	if err != nil {
 		return dbErr(err)
 	}
@@ -370,6 +371,9 @@ func (s *Service) setStatus(ctx context.Context, id, status string) (*App, strin
 		app = a
 		return nil
 	})
+	// Cached statuses are stale now; other nodes' caches expire within
+	// appStatusTTL.
+	s.cache.forgetApps()
 	if err != nil {
 		return nil, "", dbErr(err)
 	}

@@ -91,6 +91,8 @@ type Service struct {
 	log  *slog.Logger
 	now  func() time.Time
 	keys *keyring
+	// cache holds verified tokens and recent app statuses (tokencache.go).
+	cache *tokenCache
 	// hashing bounds concurrent argon2id computations: each takes
 	// PasswordCost.Memory, and a burst of logins must not exhaust memory.
 	hashing chan struct{}
@@ -136,6 +138,7 @@ func New(db *store.DB, opts Options) (*Service, error) {
 		log:     opts.Logger,
 		now:     opts.Now,
 		keys:    newKeyring(),
+		cache:   newTokenCache(),
 		hashing: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 	}
 	dummy, err := hashPassword("not a real password", opts.PasswordCost)

@@ -156,6 +156,53 @@ func (s *Service) AuthenticateApp(ctx context.Context, bearer string) (*auth.App
 	// algorithm is the one we sign with (never none or HS*, which would
 	// let anyone who knows a public key forge tokens), and the kid is one
 	// of ours. lookupErr keeps a database failure apart from a bad token.
+	now := s.now()
+	cached, cacheKey, ok := s.cache.token(bearer, now)
+	if !ok {
+		v, err := s.verifyToken(ctx, bearer)
+		if err != nil {
+			return nil, err
+		}
+		s.cache.verified.Add(cacheKey, v)
+		cached = v
+	}
+	clientID, scope := cached.clientID, cached.scope
+
+	row, ok := s.cache.app(clientID, time.Now())
+	if !ok {
+		var deleted sql.NullInt64
+		row = appRow{fetched: time.Now()}
+		stmt, err := s.db.Stmt(ctx, `SELECT id, developer_id, scopes, status, deleted_at FROM identity_apps WHERE client_id = $1`)
+		if err != nil {
+			return nil, err
+		}
+		err = stmt.QueryRowContext(ctx, clientID).Scan(&row.id, &row.developerID, &row.scopes, &row.status, &deleted)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, errInvalidToken("unknown client")
+		}
+		if err != nil {
+			return nil, store.Classify(err)
+		}
+		row.deleted = deleted.Valid
+		s.cache.apps.Add(clientID, row)
+	}
+	if row.deleted || row.status != auth.AppActive {
+		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "app_inactive", "the app is not active")
+	}
+	app := auth.App{ID: row.id, DeveloperID: row.developerID, ClientID: clientID}
+	// The token's scopes, as far as the app still holds them.
+	held := strings.Fields(row.scopes)
+	app.Scopes = []string{}
+	for _, sc := range strings.Fields(scope) {
+		if slices.Contains(held, sc) && !slices.Contains(app.Scopes, sc) {
+			app.Scopes = append(app.Scopes, sc)
+		}
+	}
+	return &app, nil
+}
+
+// verifyToken checks a JWT's header, signature and claims.
+func (s *Service) verifyToken(ctx context.Context, bearer string) (verifiedToken, error) {
 	var lookupErr error
 	provider := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 		h := sig.ProtectedHeaders()
@@ -194,42 +241,19 @@ func (s *Service) AuthenticateApp(ctx context.Context, bearer string) (*auth.App
 	tok, err := jwt.ParseString(bearer, opts...)
 	switch {
 	case lookupErr != nil:
-		return nil, lookupErr
+		return verifiedToken{}, lookupErr
 	case errors.Is(err, jwt.TokenExpiredError()):
-		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "token_expired", "the access token has expired; get a new one from /oauth2/token")
+		return verifiedToken{}, causeway.Errorf(causeway.EUNAUTHORIZED, "token_expired", "the access token has expired; get a new one from /oauth2/token")
 	case err != nil:
-		return nil, errInvalidToken("signature, audience, issuer or claims do not check out")
+		return verifiedToken{}, errInvalidToken("signature, audience, issuer or claims do not check out")
 	}
 	clientID, _ := tok.Subject()
 	var scope string
 	if err := tok.Get("scope", &scope); err != nil {
-		return nil, errInvalidToken("no scope claim")
+		return verifiedToken{}, errInvalidToken("no scope claim")
 	}
-
-	var app auth.App
-	var scopes, status string
-	var deleted sql.NullInt64
-	err = s.db.QueryRowContext(ctx, `SELECT id, developer_id, scopes, status, deleted_at FROM identity_apps WHERE client_id = $1`, clientID).
-		Scan(&app.ID, &app.DeveloperID, &scopes, &status, &deleted)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errInvalidToken("unknown client")
-	}
-	if err != nil {
-		return nil, store.Classify(err)
-	}
-	if deleted.Valid || status != auth.AppActive {
-		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "app_inactive", "the app is not active")
-	}
-	app.ClientID = clientID
-	// The token's scopes, as far as the app still holds them.
-	held := strings.Fields(scopes)
-	app.Scopes = []string{}
-	for _, sc := range strings.Fields(scope) {
-		if slices.Contains(held, sc) && !slices.Contains(app.Scopes, sc) {
-			app.Scopes = append(app.Scopes, sc)
-		}
-	}
-	return &app, nil
+	exp, _ := tok.Expiration()
+	return verifiedToken{clientID: clientID, scope: scope, expires: exp.Add(clockLeeway)}, nil
 }
 
 // looksLikeJWS is a cheap first filter: a bounded compact serialization,

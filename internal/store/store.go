@@ -46,6 +46,8 @@ type DB struct {
 	// writer at a time; queuing writers here is much faster and fairer than
 	// letting them spin in SQLite's busy handler.
 	writeMu sync.Mutex
+
+	stmts sync.Map // query -> *sql.Stmt, see Stmt
 }
 
 // Config selects the database. With URL empty, a SQLite file named
@@ -260,3 +262,22 @@ func Micros(t time.Time) int64 { return t.UnixMicro() }
 
 // FromMicros is the inverse of Micros.
 func FromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// Stmt returns a prepared statement for query, prepared once and kept for
+// the life of the DB. For hot read paths: SQLite spends more time parsing a
+// short statement than running it. database/sql prepares it on each pooled
+// connection as needed.
+func (db *DB) Stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := db.stmts.Load(query); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, Classify(err)
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, s); loaded {
+		s.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return s, nil
+}
