@@ -26,9 +26,11 @@ import (
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
+	"github.com/causewayhq/causeway/internal/events"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/identity"
+	"github.com/causewayhq/causeway/internal/netguard"
 	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
@@ -53,6 +55,10 @@ type Platform struct {
 	Relay    *outbox.Relay
 	Identity *identity.Service
 	Gateway  *gateway.Gateway
+	Events   *events.Service
+	// Guard refuses webhook and SPI URLs on private networks unless the
+	// operator's allow-list covers them.
+	Guard netguard.Guard
 
 	registry *prometheus.Registry
 	// Sealer encrypts secrets stored in the database that must be read back.
@@ -166,6 +172,18 @@ func (p *Platform) startBank(ctx context.Context) error {
 	}
 	coreapi.Register(p.HTTP, p.Bank)
 	p.background(p.Relay.Run)
+
+	if err := events.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	var err error
+	p.Events, err = events.New(p.DB, p.Bus, events.Visibility{Customers: p.Bank},
+		events.Options{Logger: p.log.With("component", "events"), Notify: p.Relay.Notify})
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	p.Events.Register(p.HTTP)
+	p.Guard = netguard.Guard{Allow: p.cfg.AllowPrivateTargets}
 	return nil
 }
 

@@ -1,0 +1,310 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/httpapi"
+)
+
+// Register adds the events routes:
+//
+//   - GET /v1/event-types, GET /v1/events, GET /v1/events/stream: for apps
+//     with the events:read scope; the gateway authenticates them and puts
+//     the app in the context;
+//   - GET and POST /bank/v1/event-types, POST /bank/v1/events: for the bank
+//     (admin token).
+func (s *Service) Register(srv *httpapi.Server) {
+	h := &handlers{s: s}
+	read := []map[string][]string{{httpapi.SchemeAppOAuth2: {auth.ScopeEventsRead}}}
+	tags := []string{"Events"}
+
+	huma.Register(srv.API, huma.Operation{
+		OperationID: "list-event-types", Method: http.MethodGet, Path: "/v1/event-types",
+		Summary:     "The event catalog",
+		Description: "Every event type with its description, the JSON Schema of its data and a whole example CloudEvent.",
+		Tags:        tags, Security: read,
+	}, h.listTypes)
+	huma.Register(srv.API, huma.Operation{
+		OperationID: "list-events", Method: http.MethodGet, Path: "/v1/events",
+		Summary: "Pull events, oldest first",
+		Description: "The events this app may see, oldest first, as CloudEvents. Start without after (the oldest event), " +
+			"or with an event id; then pass next_cursor as after to continue. next_cursor is set whenever the page " +
+			"read anything, so polling with it never misses or repeats an event. A page may be shorter than limit " +
+			"even when more events follow.",
+		Tags: tags, Security: read,
+	}, h.listEvents)
+	srv.HandleSecured("GET /v1/events/stream", read, http.HandlerFunc(s.serveStream))
+	srv.API.OpenAPI().AddOperation(streamOperation(read, tags))
+
+	bank := srv.Bank
+	huma.Register(bank, huma.Operation{
+		OperationID: "bank-list-event-types", Method: http.MethodGet, Path: "/event-types",
+		Summary: "The event catalog", Tags: tags,
+	}, h.listTypes)
+	huma.Register(bank, huma.Operation{
+		OperationID: "bank-register-event-type", Method: http.MethodPost, Path: "/event-types",
+		Summary: "Register (or replace) a bank event type",
+		Description: "Adds an event type to the catalog, so bank systems can publish it. Registering a type the bank " +
+			"registered before replaces it (200); built-in types cannot be replaced (409).",
+		Tags: tags, DefaultStatus: http.StatusCreated,
+	}, h.registerType)
+	huma.Register(bank, huma.Operation{
+		OperationID: "bank-publish-event", Method: http.MethodPost, Path: "/events",
+		Summary: "Publish a CloudEvent from a bank system",
+		Description: "Takes a CloudEvents 1.0 event, structured (Content-Type application/cloudevents+json, or " +
+			"application/json without ce-* headers) or binary (ce-* headers, the data as a JSON body). The type must " +
+			"be in the catalog and the data must match its schema. The extension attribute causewaycustomerid (or " +
+			"data.customer_id) sends it to the apps that may see that customer, causewayappid to one app; an event " +
+			"of a public type with neither reaches every app. Delivered like every other event: webhooks, pull, stream.",
+		Tags: tags, DefaultStatus: http.StatusAccepted,
+	}, h.publish)
+	documentPublishBody(srv.API)
+}
+
+type handlers struct{ s *Service }
+
+// EventTypeList is the catalog.
+type EventTypeList struct {
+	Data []EventType `json:"data"`
+}
+
+type typesOutput struct{ Body EventTypeList }
+
+func (h *handlers) listTypes(ctx context.Context, _ *struct{}) (*typesOutput, error) {
+	types, err := h.s.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &typesOutput{Body: EventTypeList{Data: types}}, nil
+}
+
+type registerEventTypeInput struct {
+	Body struct {
+		Type        string          `json:"type" maxLength:"128" example:"branch.visit.ended" doc:"Dot-separated lower-case words"`
+		Description string          `json:"description" maxLength:"1000"`
+		Version     string          `json:"version,omitempty" maxLength:"32" doc:"Default 1.0"`
+		Public      bool            `json:"public,omitempty" doc:"Whether events that concern no app or customer reach every app"`
+		Schema      json.RawMessage `json:"schema" doc:"JSON Schema (2020-12 unless $schema says otherwise) of the data"`
+		Example     json.RawMessage `json:"example,omitempty" doc:"A whole CloudEvent of this type"`
+	}
+}
+
+type registerEventTypeOutput struct {
+	Status int
+	Body   EventType
+}
+
+func (h *handlers) registerType(ctx context.Context, in *registerEventTypeInput) (*registerEventTypeOutput, error) {
+	b := in.Body
+	t := EventType{Type: b.Type, Description: b.Description, Version: b.Version, Public: b.Public, Schema: b.Schema, Example: b.Example}
+	created, err := h.s.RegisterType(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := h.s.bankType(ctx, h.s.db, t.Type)
+	if err != nil {
+		return nil, err
+	}
+	if stored == nil {
+		return nil, causeway.Errorf(causeway.ECONFLICT, "event_type_conflict", "event type %s was replaced while it was registered; try again", t.Type)
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return &registerEventTypeOutput{Status: status, Body: *stored}, nil
+}
+
+// EventJSON is one event as the feeds return it: a CloudEvents 1.0
+// structured JSON object.
+type EventJSON json.RawMessage
+
+// MarshalJSON writes the event as it is.
+func (e EventJSON) MarshalJSON() ([]byte, error) { return e, nil }
+
+// Schema describes EventJSON in the OpenAPI document.
+func (EventJSON) Schema(huma.Registry) *huma.Schema {
+	return cloudEventSchema("A CloudEvents 1.0 event in structured JSON form.")
+}
+
+func cloudEventSchema(doc string) *huma.Schema {
+	str := func(doc string) *huma.Schema { return &huma.Schema{Type: huma.TypeString, Description: doc} }
+	return &huma.Schema{
+		Type:        huma.TypeObject,
+		Description: doc,
+		Properties: map[string]*huma.Schema{
+			"specversion":     {Type: huma.TypeString, Enum: []any{"1.0"}},
+			"id":              str("Event id; webhook-id of its deliveries"),
+			"type":            str("Event type, from the catalog"),
+			"source":          str("Who produced it"),
+			"subject":         str("What it is about, e.g. a resource id"),
+			"time":            {Type: huma.TypeString, Format: "date-time"},
+			"datacontenttype": str("application/json"),
+			"data":            {Description: "The event's data, following the type's schema"},
+		},
+		Required:             []string{"specversion", "id", "type", "source"},
+		AdditionalProperties: true,
+	}
+}
+
+// EventList is a page of the pull feed.
+type EventList struct {
+	Data       []EventJSON `json:"data" doc:"Events, oldest first"`
+	NextCursor string      `json:"next_cursor" doc:"Pass as after to read on; set whenever the page read anything"`
+}
+
+type listEventsInput struct {
+	After  string `query:"after" maxLength:"512" doc:"An event id, or next_cursor of the previous page; empty for the oldest event"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page (same as after)"`
+	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
+}
+
+type eventsOutput struct{ Body EventList }
+
+func (h *handlers) listEvents(ctx context.Context, in *listEventsInput) (*eventsOutput, error) {
+	app, ok := auth.AppFrom(ctx)
+	if !ok {
+		return nil, errNoApp
+	}
+	after := in.After
+	if in.Cursor != "" {
+		if after != "" && after != in.Cursor {
+			return nil, causeway.Errorf(causeway.EINVALID, "invalid_cursor", "pass after or cursor, not both")
+		}
+		if _, ok := decodeCursor(in.Cursor); !ok {
+			return nil, causeway.Errorf(causeway.EBADREQUEST, "invalid_cursor",
+				"cursor is malformed; pass next_cursor from the previous page unchanged")
+		}
+		after = in.Cursor
+	}
+	page, err := h.s.Pull(ctx, app.ID, after, in.Limit)
+	if err != nil {
+		return nil, err
+	}
+	out := EventList{Data: make([]EventJSON, len(page.Events)), NextCursor: page.Cursor}
+	for i, e := range page.Events {
+		out.Data[i] = EventJSON(e.Body)
+	}
+	return &eventsOutput{Body: out}, nil
+}
+
+// publishInput is a CloudEvent in either HTTP content mode. The ce-*
+// headers are the binary mode's attributes.
+type publishInput struct {
+	ContentType string `header:"Content-Type"`
+	SpecVersion string `header:"ce-specversion" doc:"Binary content mode: the spec version (1.0); the body is then the event's data"`
+	ID          string `header:"ce-id" doc:"Binary mode: the event id"`
+	Type        string `header:"ce-type" doc:"Binary mode: the event type"`
+	Source      string `header:"ce-source" doc:"Binary mode: the source"`
+	Subject     string `header:"ce-subject" doc:"Binary mode: the subject"`
+	Time        string `header:"ce-time" doc:"Binary mode: the time"`
+	CustomerID  string `header:"ce-causewaycustomerid" doc:"Binary mode: the customer the event concerns"`
+	AppID       string `header:"ce-causewayappid" doc:"Binary mode: the one app the event is for"`
+	RawBody     []byte `contentType:"application/cloudevents+json"`
+}
+
+// PublishedEvent is the answer to a publish.
+type PublishedEvent struct {
+	ID string `json:"id" doc:"The event id"`
+}
+
+type publishOutput struct{ Body PublishedEvent }
+
+func (h *handlers) publish(ctx context.Context, in *publishInput) (*publishOutput, error) {
+	ce, err := decodeRequest(in)
+	if err != nil {
+		return nil, err
+	}
+	id, err := h.s.Publish(ctx, ce)
+	if err != nil {
+		return nil, err
+	}
+	return &publishOutput{Body: PublishedEvent{ID: id}}, nil
+}
+
+// decodeRequest reads the CloudEvent of a publish request in whichever
+// content mode it came.
+func decodeRequest(in *publishInput) (CloudEvent, error) {
+	ct := strings.TrimSpace(in.ContentType)
+	mt := strings.ToLower(strings.TrimSpace(strings.Split(ct, ";")[0]))
+	switch {
+	case mt == "application/cloudevents+json":
+		return decodeStructured(in.RawBody)
+	case strings.HasPrefix(mt, "application/cloudevents-batch"):
+		return CloudEvent{}, httpapi.NewProblem(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"batches are not supported; publish one event per request")
+	case in.SpecVersion != "":
+		h := http.Header{}
+		for k, v := range map[string]string{
+			"Content-Type": ct, "Ce-Specversion": in.SpecVersion, "Ce-Id": in.ID, "Ce-Type": in.Type,
+			"Ce-Source": in.Source, "Ce-Subject": in.Subject, "Ce-Time": in.Time,
+			"Ce-" + AttrCustomerID: in.CustomerID, "Ce-" + AttrAppID: in.AppID,
+		} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		if ct != "" && !isJSON(ct) {
+			return CloudEvent{}, httpapi.NewProblem(http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"the event's data must be JSON (Content-Type application/json)")
+		}
+		return decodeBinary(h, in.RawBody)
+	case mt == "" || isJSON(mt):
+		return decodeStructured(in.RawBody)
+	}
+	return CloudEvent{}, httpapi.NewProblem(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"send the event as application/cloudevents+json (structured) or with ce-* headers and a JSON body (binary)")
+}
+
+// documentPublishBody replaces the raw body huma documents for POST
+// /bank/v1/events with the CloudEvent it is, in both media types.
+func documentPublishBody(api huma.API) {
+	item := api.OpenAPI().Paths["/bank/v1/events"]
+	if item == nil || item.Post == nil || item.Post.RequestBody == nil {
+		return
+	}
+	s := cloudEventSchema("A CloudEvents 1.0 event in structured JSON form.")
+	s.Properties[AttrCustomerID] = &huma.Schema{Type: huma.TypeString, Description: "Extension: the customer the event concerns"}
+	s.Properties[AttrAppID] = &huma.Schema{Type: huma.TypeString, Description: "Extension: the one app the event is for"}
+	s.Required = []string{"specversion", "type", "source"}
+	item.Post.RequestBody.Content = map[string]*huma.MediaType{
+		"application/cloudevents+json": {Schema: s},
+		"application/json":             {Schema: &huma.Schema{Description: "Structured (a CloudEvent as above) or, with ce-* headers, the event's data"}},
+	}
+}
+
+// streamOperation documents GET /v1/events/stream, which is served outside
+// huma.
+func streamOperation(security []map[string][]string, tags []string) *huma.Operation {
+	return &huma.Operation{
+		OperationID: "stream-events", Method: http.MethodGet, Path: "/v1/events/stream",
+		Summary: "Stream events (Server-Sent Events)",
+		Description: "The events this app may see as Server-Sent Events: id (the event id), event (its type) and data " +
+			"(the CloudEvent as JSON). Resumes after the Last-Event-ID header or the after parameter (an event id or a " +
+			"pull cursor); without either it starts with new events. A comment line (: ping) is sent every 15 seconds.",
+		Tags: tags, Security: security,
+		Parameters: []*huma.Param{
+			{Name: "after", In: "query", Description: "An event id or a pull cursor to resume after", Schema: &huma.Schema{Type: huma.TypeString}},
+			{Name: "Last-Event-ID", In: "header", Description: "The id of the last event received, sent by EventSource on reconnect", Schema: &huma.Schema{Type: huma.TypeString}},
+		},
+		Responses: map[string]*huma.Response{
+			"200": {
+				Description: "A stream of events",
+				Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
+			},
+			"default": {
+				Description: "Error",
+				Content: map[string]*huma.MediaType{"application/problem+json": {
+					Schema: &huma.Schema{Ref: "#/components/schemas/Problem"},
+				}},
+			},
+		},
+	}
+}

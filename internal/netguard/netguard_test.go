@@ -1,0 +1,292 @@
+package netguard_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/netguard"
+)
+
+// stubResolver answers from a table; a host answers its entries in turn,
+// the last one forever, so a test can change an answer between lookups.
+type stubResolver struct {
+	mu      sync.Mutex
+	answers map[string][][]netip.Addr
+	lookups map[string]int
+}
+
+func newStub(answers map[string][]string) *stubResolver {
+	s := &stubResolver{answers: map[string][][]netip.Addr{}, lookups: map[string]int{}}
+	for host, list := range answers {
+		for _, group := range list {
+			var addrs []netip.Addr
+			for a := range strings.SplitSeq(group, ",") {
+				addrs = append(addrs, netip.MustParseAddr(a))
+			}
+			s.answers[host] = append(s.answers[host], addrs)
+		}
+	}
+	return s
+}
+
+func (s *stubResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	answers, ok := s.answers[host]
+	if !ok {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	i := min(s.lookups[host], len(answers)-1)
+	s.lookups[host]++
+	return answers[i], nil
+}
+
+func prefixes(cidrs ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, c := range cidrs {
+		out = append(out, netip.MustParsePrefix(c))
+	}
+	return out
+}
+
+func TestCheckURL(t *testing.T) {
+	resolver := newStub(map[string][]string{
+		"public.example":  {"93.184.216.34"},
+		"intranet.bank":   {"10.20.0.5"},
+		"split.example":   {"93.184.216.34,192.168.1.10"},
+		"metadata.google": {"169.254.169.254"},
+		"v6.example":      {"2606:2800:220:1:248:1893:25c8:1946"},
+	})
+	loopback := prefixes("127.0.0.0/8", "::1/128")
+	tests := []struct {
+		name  string
+		url   string
+		allow []netip.Prefix
+		code  string // "" means allowed
+	}{
+		{"public IPv4 literal", "https://93.184.216.34/hook", nil, ""},
+		{"public host name", "https://public.example/hooks/causeway?x=1", nil, ""},
+		{"public IPv6 host", "http://v6.example:8443/", nil, ""},
+		{"public IPv6 literal", "http://[2606:2800:220:1:248:1893:25c8:1946]/", nil, ""},
+		{"upper-case scheme", "HTTPS://public.example/", nil, ""},
+
+		{"loopback", "http://127.0.0.1/", nil, netguard.CodeNotAllowed},
+		{"IPv4-mapped loopback", "http://[::ffff:127.0.0.1]/", nil, netguard.CodeNotAllowed},
+		{"IPv6 loopback", "http://[::1]:8080/", nil, netguard.CodeNotAllowed},
+		{"cloud metadata", "http://169.254.169.254/latest/meta-data/", nil, netguard.CodeNotAllowed},
+		{"cloud metadata by name", "http://metadata.google/computeMetadata/v1/", nil, netguard.CodeNotAllowed},
+		{"RFC 1918 10/8", "http://10.1.2.3/", nil, netguard.CodeNotAllowed},
+		{"RFC 1918 172.16/12", "http://172.31.255.1/", nil, netguard.CodeNotAllowed},
+		{"RFC 1918 192.168/16", "http://192.168.0.1/", nil, netguard.CodeNotAllowed},
+		{"private host name", "https://intranet.bank/spi", nil, netguard.CodeNotAllowed},
+		{"one private address among public ones", "https://split.example/", nil, netguard.CodeNotAllowed},
+		{"CGNAT", "http://100.64.0.1/", nil, netguard.CodeNotAllowed},
+		{"unspecified IPv4", "http://0.0.0.0/", nil, netguard.CodeNotAllowed},
+		{"unspecified IPv6", "http://[::]/", nil, netguard.CodeNotAllowed},
+		{"multicast", "http://224.0.0.1/", nil, netguard.CodeNotAllowed},
+		{"broadcast", "http://255.255.255.255/", nil, netguard.CodeNotAllowed},
+		{"unique local IPv6", "http://[fd00:ec2::254]/", nil, netguard.CodeNotAllowed},
+		{"link-local IPv6 with zone", "http://[fe80::1%25eth0]/", nil, netguard.CodeNotAllowed},
+		{"IPv4-mapped metadata", "http://[::ffff:a9fe:a9fe]/", nil, netguard.CodeNotAllowed},
+		{"NAT64 of loopback", "http://[64:ff9b::7f00:1]/", nil, netguard.CodeNotAllowed},
+		{"6to4 of private", "http://[2002:0a00:0001::1]/", nil, netguard.CodeNotAllowed},
+
+		{"loopback allowed", "http://127.0.0.1:8080/hook", loopback, ""},
+		{"IPv4-mapped loopback allowed", "http://[::ffff:127.0.0.1]/", loopback, ""},
+		{"IPv6 loopback allowed", "http://[::1]/", loopback, ""},
+		{"private range allowed", "https://intranet.bank/spi", prefixes("10.20.0.0/16"), ""},
+		{"allow-list covers only its range", "http://10.1.2.3/", loopback, netguard.CodeNotAllowed},
+		{"allow-list for one address of a split host", "https://split.example/", prefixes("192.168.1.10/32"), ""},
+
+		{"ftp", "ftp://x", nil, netguard.CodeInvalidURL},
+		{"file", "file:///etc/passwd", nil, netguard.CodeInvalidURL},
+		{"no scheme", "example.com/hook", nil, netguard.CodeInvalidURL},
+		{"opaque", "http:example.com", nil, netguard.CodeInvalidURL},
+		{"no host", "http:///hook", nil, netguard.CodeInvalidURL},
+		{"user info", "https://user:secret@public.example/", nil, netguard.CodeInvalidURL},
+		{"port zero", "http://public.example:0/", nil, netguard.CodeInvalidURL},
+		{"port too large", "http://public.example:65536/", nil, netguard.CodeInvalidURL},
+		{"unparseable", "http://[::1/", nil, netguard.CodeInvalidURL},
+		{"unknown host", "https://nowhere.example/", nil, netguard.CodeInvalidURL},
+		{"empty", "", nil, netguard.CodeInvalidURL},
+		{"too long", "https://public.example/" + strings.Repeat("a", 2100), nil, netguard.CodeInvalidURL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := netguard.Guard{Allow: tt.allow, Resolver: resolver}
+			err := g.CheckURL(context.Background(), tt.url)
+			if tt.code == "" {
+				if err != nil {
+					t.Fatalf("CheckURL(%q) = %v, want allowed", tt.url, err)
+				}
+				return
+			}
+			var ce *causeway.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("CheckURL(%q) = %v, want a causeway error with code %s", tt.url, err, tt.code)
+			}
+			if ce.Kind != causeway.EINVALID || ce.Code != tt.code {
+				t.Errorf("CheckURL(%q) = %s/%s (%s), want invalid/%s", tt.url, ce.Kind, ce.Code, ce.Message, tt.code)
+			}
+			if ce.Message == "" {
+				t.Error("error without a message")
+			}
+		})
+	}
+}
+
+func TestCheckURLRefusesLocalhostThroughTheSystemResolver(t *testing.T) {
+	err := netguard.Guard{}.CheckURL(context.Background(), "http://localhost:8080/hook")
+	if causeway.ErrorCode(err) != netguard.CodeNotAllowed {
+		t.Fatalf("CheckURL(localhost) = %v, want %s", err, netguard.CodeNotAllowed)
+	}
+	if !strings.Contains(err.Error(), "--allow-private-targets") {
+		t.Errorf("message %q does not say how to allow the range", err)
+	}
+}
+
+func TestErrorNamesTheAddressAndWhy(t *testing.T) {
+	g := netguard.Guard{Resolver: newStub(map[string][]string{"hooks.internal": {"10.9.8.7"}})}
+	err := g.CheckURL(context.Background(), "https://hooks.internal/x")
+	for _, want := range []string{"hooks.internal", "10.9.8.7", "private"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestAllowed(t *testing.T) {
+	g := netguard.Guard{Allow: prefixes("127.0.0.0/8")}
+	for addr, want := range map[string]bool{
+		"8.8.8.8":          true,
+		"127.0.0.1":        true,
+		"::ffff:127.0.0.1": true,
+		"10.0.0.1":         false,
+		"169.254.169.254":  false,
+		"::1":              false,
+		"2001:4860::8888":  true,
+	} {
+		if got := g.Allowed(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Allowed(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if g.Allowed(netip.Addr{}) {
+		t.Error("the zero address is allowed")
+	}
+}
+
+// server returns a loopback test server and its port.
+func server(t *testing.T, h http.HandlerFunc) (*httptest.Server, string) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return srv, u.Port()
+}
+
+func TestHTTPClientRefusesLoopbackAtDialTime(t *testing.T) {
+	var hits int
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) { hits++ })
+	_, err := netguard.Guard{}.HTTPClient(5 * time.Second).Get(srv.URL)
+	if causeway.ErrorCode(err) != netguard.CodeNotAllowed {
+		t.Fatalf("Get(%s) = %v, want %s", srv.URL, err, netguard.CodeNotAllowed)
+	}
+	if hits != 0 {
+		t.Errorf("the server was reached %d times", hits)
+	}
+}
+
+func TestHTTPClientReachesAllowedRange(t *testing.T) {
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	c := netguard.Guard{Allow: prefixes("127.0.0.0/8")}.HTTPClient(5 * time.Second)
+	res, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if body, _ := io.ReadAll(res.Body); res.StatusCode != 200 || string(body) != "ok" {
+		t.Errorf("got %d %q, want 200 ok", res.StatusCode, body)
+	}
+}
+
+// TestHTTPClientRefusesDNSRebinding: the host resolves to a public address
+// when the URL is checked and to loopback when the client connects.
+func TestHTTPClientRefusesDNSRebinding(t *testing.T) {
+	var hits int
+	_, port := server(t, func(w http.ResponseWriter, r *http.Request) { hits++ })
+	g := netguard.Guard{Resolver: newStub(map[string][]string{
+		"rebind.example": {"93.184.216.34", "127.0.0.1"},
+	})}
+	target := "http://rebind.example:" + port + "/hook"
+	if err := g.CheckURL(context.Background(), target); err != nil {
+		t.Fatalf("CheckURL at registration: %v", err)
+	}
+	_, err := g.HTTPClient(5 * time.Second).Get(target)
+	if causeway.ErrorCode(err) != netguard.CodeNotAllowed {
+		t.Fatalf("Get after rebinding = %v, want %s", err, netguard.CodeNotAllowed)
+	}
+	if hits != 0 {
+		t.Errorf("the server was reached %d times", hits)
+	}
+}
+
+func TestHTTPClientDialsTheCheckedAddress(t *testing.T) {
+	_, port := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Host) })
+	g := netguard.Guard{
+		Allow:    prefixes("127.0.0.0/8"),
+		Resolver: newStub(map[string][]string{"hooks.test": {"127.0.0.1"}}),
+	}
+	res, err := g.HTTPClient(5 * time.Second).Get("http://hooks.test:" + port + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if string(body) != "hooks.test:"+port {
+		t.Errorf("Host seen by the server = %q, want the original host name", body)
+	}
+}
+
+func TestHTTPClientDoesNotFollowRedirects(t *testing.T) {
+	var followed bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	})
+	mux.HandleFunc("/elsewhere", func(w http.ResponseWriter, r *http.Request) { followed = true })
+	srv, _ := server(t, mux.ServeHTTP)
+	res, err := netguard.Guard{Allow: prefixes("127.0.0.0/8")}.HTTPClient(5 * time.Second).Get(srv.URL + "/hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != "/elsewhere" {
+		t.Errorf("got %d Location %q, want the 302 itself", res.StatusCode, res.Header.Get("Location"))
+	}
+	if followed {
+		t.Error("the redirect was followed")
+	}
+}
+
+func TestHTTPClientIgnoresProxyEnvironment(t *testing.T) {
+	t.Setenv("HTTP_PROXY", "http://10.255.255.1:3128")
+	t.Setenv("http_proxy", "http://10.255.255.1:3128")
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {})
+	c := netguard.Guard{Allow: prefixes("127.0.0.0/8")}.HTTPClient(5 * time.Second)
+	res, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("Get with a proxy in the environment: %v", err)
+	}
+	res.Body.Close()
+}
