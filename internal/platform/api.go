@@ -9,6 +9,7 @@ import (
 	"github.com/causewayhq/causeway/internal/core/coreapi"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/identity"
+	"github.com/causewayhq/causeway/internal/spi"
 )
 
 // startAPI wires the first building block: developers and apps (identity),
@@ -46,6 +47,28 @@ func (p *Platform) startAPI(ctx context.Context) error {
 	p.Gateway.Register(p.HTTP)
 	coreapi.RegisterPublic(p.HTTP, p.Bank)
 	p.background(p.pruneIdempotencyKeys)
+	return p.startSPI(ctx)
+}
+
+// startSPI wires the third building block: extension points, registrations
+// and the invoker the sandbox bank calls through its Extensions port.
+func (p *Platform) startSPI(ctx context.Context) error {
+	if err := spi.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	svc, err := spi.New(p.DB, spi.Options{
+		Sealer:     p.Sealer,
+		Guard:      p.Guard,
+		Registerer: p.registry,
+		Logger:     p.log.With("component", "spi"),
+	})
+	if err != nil {
+		return fmt.Errorf("spi: %w", err)
+	}
+	p.SPI = svc
+	p.closers = append(p.closers, svc.Close)
+	p.Bank.SetExtensions(svc)
+	svc.Register(p.HTTP)
 	return nil
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/causewayhq/causeway/internal/netguard"
 	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/seal"
+	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -56,6 +57,7 @@ type Platform struct {
 	Identity *identity.Service
 	Gateway  *gateway.Gateway
 	Events   *events.Service
+	SPI      *spi.Service
 	// Guard refuses webhook and SPI URLs on private networks unless the
 	// operator's allow-list covers them.
 	Guard netguard.Guard

@@ -1,0 +1,259 @@
+package spi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/httpapi"
+)
+
+// Register adds the SPI routes: the catalog and an app's registrations
+// under /v1, and the bank's view, activation, point definitions and the
+// southbound invoke under /bank/v1. Every /v1 route declares the OAuth2
+// scope it needs; the gateway authenticates the app and puts it in the
+// context before a handler runs.
+func (s *Service) Register(srv *httpapi.Server) {
+	h := &handlers{s: s}
+	op := func(id, method, path, summary string, status int) huma.Operation {
+		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary,
+			Tags: []string{"SPIs"}, DefaultStatus: status}
+	}
+	app := func(o huma.Operation, scopes ...string) huma.Operation {
+		if scopes == nil {
+			scopes = []string{}
+		}
+		o.Path = "/v1" + o.Path
+		o.Security = []map[string][]string{{httpapi.SchemeAppOAuth2: scopes}}
+		return o
+	}
+	// The catalog is readable with any valid app token.
+	huma.Register(srv.API, app(op("list-extension-points", http.MethodGet, "/extension-points", "List extension points", 0)), h.listPoints)
+	huma.Register(srv.API, app(op("get-extension-point", http.MethodGet, "/extension-points/{name}", "Get an extension point", 0)), h.getPoint)
+	huma.Register(srv.API, app(op("create-spi-registration", http.MethodPost, "/spi-registrations", "Register an endpoint at an extension point", http.StatusCreated), auth.ScopeSPIWrite), h.create)
+	huma.Register(srv.API, app(op("list-spi-registrations", http.MethodGet, "/spi-registrations", "List the app's SPI registrations", 0), auth.ScopeSPIWrite), h.list)
+	huma.Register(srv.API, app(op("get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0), auth.ScopeSPIWrite), h.get)
+	huma.Register(srv.API, app(op("delete-spi-registration", http.MethodDelete, "/spi-registrations/{id}", "Delete an SPI registration", http.StatusNoContent), auth.ScopeSPIWrite), h.delete)
+	huma.Register(srv.API, app(op("list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0), auth.ScopeSPIWrite), h.invocations)
+
+	b := srv.Bank
+	huma.Register(b, op("bank-list-extension-points", http.MethodGet, "/extension-points", "List extension points", 0), h.listPoints)
+	huma.Register(b, op("bank-define-extension-point", http.MethodPost, "/extension-points", "Define a new extension point", http.StatusCreated), h.definePoint)
+	huma.Register(b, op("bank-invoke-extension-point", http.MethodPost, "/extension-points/{name}/invoke", "Call an extension point from a bank process", 0), h.invoke)
+	huma.Register(b, op("bank-list-spi-registrations", http.MethodGet, "/spi-registrations", "List every SPI registration", 0), h.bankList)
+	huma.Register(b, op("bank-get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0), h.bankGet)
+	huma.Register(b, op("bank-activate-spi-registration", http.MethodPost, "/spi-registrations/{id}/activate", "Activate an SPI registration with a deadline, failure policy and priority", 0), h.activate)
+	huma.Register(b, op("bank-deactivate-spi-registration", http.MethodPost, "/spi-registrations/{id}/deactivate", "Stop calling an SPI registration", 0), h.deactivate)
+	huma.Register(b, op("bank-list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0), h.bankInvocations)
+}
+
+type handlers struct{ s *Service }
+
+// out wraps a response body.
+type out[T any] struct{ Body T }
+
+func reply[T any](v T, err error) (*out[T], error) {
+	if err != nil {
+		return nil, err
+	}
+	return &out[T]{Body: v}, nil
+}
+
+// appID is the calling app; the gateway guarantees it on /v1 routes, so its
+// absence is a wiring bug reported as 401, never the bank's view.
+func appID(ctx context.Context) (string, error) {
+	a, ok := auth.AppFrom(ctx)
+	if !ok || a.ID == "" {
+		return "", causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+	}
+	return a.ID, nil
+}
+
+// PageInput is the shared list query.
+type PageInput struct {
+	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+}
+
+type idInput struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+type nameInput struct {
+	Name string `path:"name" maxLength:"200"`
+}
+
+func (h *handlers) listPoints(ctx context.Context, _ *struct{}) (*out[Page[*Point]], error) {
+	points, err := h.s.Points(ctx)
+	return reply(Page[*Point]{Data: points}, err)
+}
+
+func (h *handlers) getPoint(ctx context.Context, in *nameInput) (*out[*Point], error) {
+	return reply(h.s.Point(ctx, in.Name))
+}
+
+// RegistrationBody is the body of POST /v1/spi-registrations.
+type RegistrationBody struct {
+	ExtensionPoint string `json:"extension_point" minLength:"1" maxLength:"200" example:"payments.fraud-check"`
+	URL            string `json:"url" minLength:"1" maxLength:"2048" example:"https://fraud.example.com/causeway"`
+	Scope          string `json:"scope,omitempty" enum:"app,bank" default:"app" doc:"app: called at once, for your own app's traffic; bank: called for every app's traffic once the bank activates it"`
+	TimeoutMS      int    `json:"timeout_ms,omitempty" minimum:"0" maximum:"60000" doc:"Deadline of one call; default the point's default, at most its maximum. For scope bank, the bank decides at activation"`
+	OnFailure      string `json:"on_failure,omitempty" enum:"reject,stand_in,next" doc:"What the bank does when you do not answer validly in time; default stand_in. For scope bank, the bank decides at activation"`
+}
+
+// CreatedRegistration is a new registration with its signing secret,
+// shown only here.
+type CreatedRegistration struct {
+	Registration
+	Secret string `json:"secret" doc:"Standard Webhooks signing secret; shown once" example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
+}
+
+type createInput struct{ Body RegistrationBody }
+
+func (h *handlers) create(ctx context.Context, in *createInput) (*out[*CreatedRegistration], error) {
+	id, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := in.Body
+	r, secret, err := h.s.CreateRegistration(ctx, id, NewRegistration{
+		ExtensionPoint: b.ExtensionPoint, URL: b.URL, Scope: b.Scope, TimeoutMS: b.TimeoutMS, OnFailure: b.OnFailure})
+	if err != nil {
+		return nil, err
+	}
+	return reply(&CreatedRegistration{Registration: *r, Secret: secret}, nil)
+}
+
+type listInput struct {
+	PageInput
+	ExtensionPoint string `query:"extension_point" maxLength:"200"`
+}
+
+func (h *handlers) list(ctx context.Context, in *listInput) (*out[*Page[*Registration]], error) {
+	id, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return reply(h.s.Registrations(ctx, RegistrationFilter{AppID: id, ExtensionPoint: in.ExtensionPoint, Limit: in.Limit, Cursor: in.Cursor}))
+}
+
+func (h *handlers) get(ctx context.Context, in *idInput) (*out[*Registration], error) {
+	id, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return reply(h.s.Registration(ctx, id, in.ID))
+}
+
+func (h *handlers) delete(ctx context.Context, in *idInput) (*struct{}, error) {
+	id, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.s.DeleteRegistration(ctx, id, in.ID)
+}
+
+type invocationsInput struct {
+	ID string `path:"id" maxLength:"64"`
+	PageInput
+}
+
+func (h *handlers) invocations(ctx context.Context, in *invocationsInput) (*out[*Page[*Invocation]], error) {
+	id, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return reply(h.s.Invocations(ctx, id, in.ID, in.Limit, in.Cursor))
+}
+
+type bankListInput struct {
+	PageInput
+	ExtensionPoint string `query:"extension_point" maxLength:"200"`
+	Status         string `query:"status" enum:"active,pending_activation,inactive,deleted"`
+	AppID          string `query:"app_id" maxLength:"64"`
+}
+
+func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*out[*Page[*Registration]], error) {
+	return reply(h.s.Registrations(ctx, RegistrationFilter{AppID: in.AppID, ExtensionPoint: in.ExtensionPoint,
+		Status: in.Status, IncludeDeleted: true, Limit: in.Limit, Cursor: in.Cursor}))
+}
+
+func (h *handlers) bankGet(ctx context.Context, in *idInput) (*out[*Registration], error) {
+	return reply(h.s.Registration(ctx, "", in.ID))
+}
+
+func (h *handlers) bankInvocations(ctx context.Context, in *invocationsInput) (*out[*Page[*Invocation]], error) {
+	return reply(h.s.Invocations(ctx, "", in.ID, in.Limit, in.Cursor))
+}
+
+type activateInput struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body *struct {
+		TimeoutMS int    `json:"timeout_ms,omitempty" minimum:"0" maximum:"60000" doc:"Deadline of one call, at most the point's maximum; default: keep"`
+		OnFailure string `json:"on_failure,omitempty" enum:"reject,stand_in,next" doc:"Failure policy; default: keep"`
+		Priority  *int   `json:"priority,omitempty" minimum:"0" maximum:"1000" doc:"Bank-scope registrations run in ascending priority; default: keep"`
+	}
+}
+
+func (h *handlers) activate(ctx context.Context, in *activateInput) (*out[*Registration], error) {
+	var a Activation
+	if in.Body != nil {
+		a = Activation{TimeoutMS: in.Body.TimeoutMS, OnFailure: in.Body.OnFailure, Priority: in.Body.Priority}
+	}
+	return reply(h.s.Activate(ctx, in.ID, a))
+}
+
+func (h *handlers) deactivate(ctx context.Context, in *idInput) (*out[*Registration], error) {
+	return reply(h.s.Deactivate(ctx, in.ID))
+}
+
+// PointBody is the body of POST /bank/v1/extension-points.
+type PointBody struct {
+	Name             string          `json:"name" minLength:"3" maxLength:"200" example:"cards.limit-check"`
+	Description      string          `json:"description,omitempty" maxLength:"1000"`
+	RequestSchema    json.RawMessage `json:"request_schema" doc:"JSON Schema (2020-12, self-contained) of the payload"`
+	ResponseSchema   json.RawMessage `json:"response_schema" doc:"JSON Schema (2020-12, self-contained) of a valid answer"`
+	DefaultTimeoutMS int             `json:"default_timeout_ms" minimum:"1" maximum:"60000"`
+	MaxTimeoutMS     int             `json:"max_timeout_ms" minimum:"1" maximum:"60000"`
+	StandIn          json.RawMessage `json:"stand_in" doc:"The answer used when nobody answers validly in time; must satisfy response_schema"`
+	Example          json.RawMessage `json:"example,omitempty"`
+}
+
+type definePointInput struct{ Body PointBody }
+
+func (h *handlers) definePoint(ctx context.Context, in *definePointInput) (*out[*Point], error) {
+	b := in.Body
+	return reply(h.s.DefinePoint(ctx, NewPoint{
+		Name: b.Name, Description: b.Description, RequestSchema: b.RequestSchema, ResponseSchema: b.ResponseSchema,
+		DefaultTimeoutMS: b.DefaultTimeoutMS, MaxTimeoutMS: b.MaxTimeoutMS, StandIn: b.StandIn, Example: b.Example}))
+}
+
+type invokeInput struct {
+	Name string `path:"name" maxLength:"200"`
+	Body struct {
+		AppID   string          `json:"app_id,omitempty" maxLength:"64" doc:"The app whose process this is, so its app-scope registrations run first; omit for the bank's own"`
+		Payload json.RawMessage `json:"payload" doc:"Must satisfy the point's request_schema"`
+	}
+}
+
+// InvokeResult is what an extension point answered a bank process.
+type InvokeResult struct {
+	Answered bool            `json:"answered" doc:"False when no registration is active: use your built-in rules"`
+	Failed   bool            `json:"failed" doc:"True when the registration failed and its policy is reject: fail closed"`
+	Provider string          `json:"provider,omitempty" doc:"The registration that answered or failed"`
+	StandIn  bool            `json:"stand_in" doc:"True when body is the point's stand-in result"`
+	Reason   string          `json:"reason,omitempty" doc:"Why the call failed or the stand-in was used"`
+	Body     json.RawMessage `json:"body,omitempty" doc:"The answer, valid per the point's response_schema"`
+}
+
+func (h *handlers) invoke(ctx context.Context, in *invokeInput) (*out[InvokeResult], error) {
+	a, err := h.s.Invoke(ctx, in.Name, in.Body.AppID, in.Body.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return reply(InvokeResult{Answered: a.Answered, Failed: a.Failed, Provider: a.Provider, StandIn: a.StandIn, Reason: a.Reason, Body: a.Body}, nil)
+}

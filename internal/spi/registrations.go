@@ -1,0 +1,303 @@
+package spi
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/store"
+)
+
+// Priorities a bank may give a registration.
+const (
+	MinPriority = 0
+	MaxPriority = 1000
+)
+
+// CreateRegistration registers an app's endpoint at an extension point and
+// returns it with its signing secret ("whsec_…"), which is not shown again.
+// An app-scope registration is active at once for the app's own process
+// instances; a bank-scope one waits for the bank to activate it. The URL
+// must pass the SSRF guard: a private address is EINVALID url_not_allowed
+// unless the operator allowed its range.
+func (s *Service) CreateRegistration(ctx context.Context, appID string, n NewRegistration) (*Registration, string, error) {
+	if appID == "" {
+		return nil, "", causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+	}
+	p, err := s.Point(ctx, n.ExtensionPoint)
+	if causeway.ErrorKind(err) == causeway.ENOTFOUND {
+		return nil, "", causeway.Errorf(causeway.EINVALID, "unknown_extension_point",
+			"no extension point %q; GET /v1/extension-points lists them", n.ExtensionPoint)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	scope := n.Scope
+	if scope == "" {
+		scope = ScopeApp
+	}
+	if scope != ScopeApp && scope != ScopeBank {
+		return nil, "", causeway.Errorf(causeway.EINVALID, "invalid_scope", "scope must be app or bank")
+	}
+	u, err := validateURL(n.URL)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.guard.CheckURL(ctx, u); err != nil {
+		return nil, "", err
+	}
+	timeout := n.TimeoutMS
+	switch {
+	case timeout == 0:
+		timeout = p.DefaultTimeoutMS
+	case timeout < 1 || timeout > p.MaxTimeoutMS:
+		return nil, "", errTimeout(p)
+	}
+	policy := n.OnFailure
+	if policy == "" {
+		policy = OnFailureStandIn
+	}
+	if !validPolicy(policy) {
+		return nil, "", errPolicy()
+	}
+	status := StatusActive
+	if scope == ScopeBank {
+		status = StatusPendingActivation
+	}
+	now := s.timestamp()
+	secret := newSecret()
+	r := &Registration{
+		ID: ids.New("spi"), AppID: appID, ExtensionPoint: p.Name, URL: u, Scope: scope, Status: status,
+		TimeoutMS: timeout, OnFailure: policy, CreatedAt: now, UpdatedAt: now,
+		sealedSecret: s.sealer.Seal(secret),
+	}
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO spi_registrations (id, app_id, extension_point, url, scope, status,
+			timeout_ms, on_failure, priority, secret, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			r.ID, r.AppID, r.ExtensionPoint, r.URL, r.Scope, r.Status, r.TimeoutMS, r.OnFailure, r.Priority,
+			r.sealedSecret, store.Micros(now), store.Micros(now))
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return r, secret, nil
+}
+
+func errTimeout(p *Point) error {
+	return causeway.Errorf(causeway.EINVALID, "invalid_timeout",
+		"timeout_ms must be between 1 and %d, the maximum of %s", p.MaxTimeoutMS, p.Name)
+}
+
+const registrationColumns = `id, app_id, extension_point, url, scope, status, timeout_ms, on_failure, priority,
+	secret, created_at, updated_at`
+
+func scanRegistration(row scanner) (*Registration, error) {
+	var r Registration
+	var created, updated int64
+	err := row.Scan(&r.ID, &r.AppID, &r.ExtensionPoint, &r.URL, &r.Scope, &r.Status, &r.TimeoutMS, &r.OnFailure,
+		&r.Priority, &r.sealedSecret, &created, &updated)
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	r.CreatedAt, r.UpdatedAt = store.FromMicros(created), store.FromMicros(updated)
+	return &r, nil
+}
+
+func errNoRegistration(id string) error {
+	return causeway.Errorf(causeway.ENOTFOUND, "registration_not_found", "no SPI registration %s", id)
+}
+
+// Registration returns one registration. An app (appID != "") sees only
+// its own, and not the ones it deleted; anything else is ENOTFOUND. The
+// bank (appID "") sees every one.
+func (s *Service) Registration(ctx context.Context, appID, id string) (*Registration, error) {
+	r, err := scanRegistration(s.db.QueryRowContext(ctx,
+		`SELECT `+registrationColumns+` FROM spi_registrations WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNoRegistration(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if appID != "" && (r.AppID != appID || r.Status == StatusDeleted) {
+		return nil, errNoRegistration(id)
+	}
+	return r, nil
+}
+
+// Registrations lists registrations, oldest first.
+func (s *Service) Registrations(ctx context.Context, f RegistrationFilter) (*Page[*Registration], error) {
+	limit, after, err := pageArgs(f.Limit, f.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	where := []string{"id > $1"}
+	args := []any{after}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.AppID != "" {
+		add("app_id = ?", f.AppID)
+	}
+	if !f.IncludeDeleted {
+		add("status <> ?", StatusDeleted)
+	}
+	if f.ExtensionPoint != "" {
+		add("extension_point = ?", f.ExtensionPoint)
+	}
+	if f.Status != "" {
+		add("status = ?", f.Status)
+	}
+	args = append(args, limit+1)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+registrationColumns+` FROM spi_registrations WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY id LIMIT $`+strconv.Itoa(len(args)), args...)
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	defer rows.Close()
+	page := &Page[*Registration]{Data: []*Registration{}}
+	for rows.Next() {
+		r, err := scanRegistration(rows)
+		if err != nil {
+			return nil, err
+		}
+		page.Data = append(page.Data, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, store.Classify(err)
+	}
+	if len(page.Data) > limit {
+		page.Data = page.Data[:limit]
+		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	}
+	return page, nil
+}
+
+// DeleteRegistration stops an app's registration for good. Its audit stays
+// readable by the bank.
+func (s *Service) DeleteRegistration(ctx context.Context, appID, id string) error {
+	if _, err := s.Registration(ctx, appID, id); err != nil {
+		return err
+	}
+	if err := s.setStatus(ctx, id, StatusDeleted); err != nil {
+		return err
+	}
+	s.breakers.forget(id)
+	return nil
+}
+
+// Activate makes a registration active with the bank's settings: its
+// deadline (at most the point's maximum), failure policy and priority
+// among bank-scope registrations. It is how the bank admits a bank-scope
+// registration, and how it re-enables any registration it deactivated.
+// A deleted registration is ECONFLICT registration_deleted.
+func (s *Service) Activate(ctx context.Context, id string, a Activation) (*Registration, error) {
+	r, err := s.Registration(ctx, "", id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status == StatusDeleted {
+		return nil, causeway.Errorf(causeway.ECONFLICT, "registration_deleted", "registration %s was deleted by its app", id)
+	}
+	p, err := s.Point(ctx, r.ExtensionPoint)
+	if err != nil {
+		return nil, err
+	}
+	if a.TimeoutMS != 0 {
+		if a.TimeoutMS < 1 || a.TimeoutMS > p.MaxTimeoutMS {
+			return nil, errTimeout(p)
+		}
+		r.TimeoutMS = a.TimeoutMS
+	}
+	if a.OnFailure != "" {
+		if !validPolicy(a.OnFailure) {
+			return nil, errPolicy()
+		}
+		r.OnFailure = a.OnFailure
+	}
+	if a.Priority != nil {
+		if *a.Priority < MinPriority || *a.Priority > MaxPriority {
+			return nil, causeway.Errorf(causeway.EINVALID, "invalid_priority", "priority must be between %d and %d", MinPriority, MaxPriority)
+		}
+		r.Priority = *a.Priority
+	}
+	r.Status, r.UpdatedAt = StatusActive, s.timestamp()
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE spi_registrations SET status = $1, timeout_ms = $2, on_failure = $3,
+			priority = $4, updated_at = $5 WHERE id = $6 AND status <> $7`,
+			r.Status, r.TimeoutMS, r.OnFailure, r.Priority, store.Micros(r.UpdatedAt), r.ID, StatusDeleted)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return causeway.Errorf(causeway.ECONFLICT, "registration_deleted", "registration %s was deleted by its app", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Deactivate stops the bank from calling a registration until it is
+// activated again. It works on either scope: the bank can always switch
+// off an endpoint that misbehaves.
+func (s *Service) Deactivate(ctx context.Context, id string) (*Registration, error) {
+	r, err := s.Registration(ctx, "", id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status == StatusDeleted {
+		return nil, causeway.Errorf(causeway.ECONFLICT, "registration_deleted", "registration %s was deleted by its app", id)
+	}
+	if err := s.setStatus(ctx, id, StatusInactive); err != nil {
+		return nil, err
+	}
+	s.breakers.forget(id)
+	r.Status, r.UpdatedAt = StatusInactive, s.timestamp()
+	return r, nil
+}
+
+func (s *Service) setStatus(ctx context.Context, id, status string) error {
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE spi_registrations SET status = $1, updated_at = $2 WHERE id = $3 AND status <> $4`,
+			status, store.Micros(s.timestamp()), id, StatusDeleted)
+		return err
+	})
+}
+
+// candidates are the active registrations that answer at point for a
+// process of appID, in the order they run: the app's own app-scope ones
+// (oldest first), then the bank-scope ones by priority (ties: oldest
+// first).
+func (s *Service) candidates(ctx context.Context, point, appID string) ([]*Registration, error) {
+	// The app's own first: ORDER BY puts scope "app" before "bank".
+	st, err := s.prepared(ctx, &s.candidatesStmt, `SELECT `+registrationColumns+` FROM spi_registrations
+		WHERE extension_point = $1 AND status = $2 AND (scope = $3 OR (scope = $4 AND app_id = $5 AND app_id <> ''))
+		ORDER BY scope, priority, id`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, point, StatusActive, ScopeBank, ScopeApp, appID)
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	defer rows.Close()
+	var out []*Registration
+	for rows.Next() {
+		r, err := scanRegistration(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, store.Classify(rows.Err())
+}
