@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Mode decides how new apps start: at once with seeded sandbox data, or
@@ -50,6 +51,9 @@ type Config struct {
 	// such as webhook signing secrets. Empty: <data-dir>/secret-key, made on
 	// first start. Give every node of a scaled-out installation the same key.
 	SecretKey string
+	// WebhookSchedule is the wait after each failed webhook attempt; nil
+	// means the webhooks package's default (0 s, 5 s, 5 min, … 24 h).
+	WebhookSchedule []time.Duration
 	// PasswordCost sets the argon2id cost of developer passwords; tests make
 	// it cheap. Zero means the identity package's default.
 	PasswordCost identity.PasswordCost

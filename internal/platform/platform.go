@@ -35,6 +35,7 @@ import (
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/store"
+	"github.com/causewayhq/causeway/internal/webhooks"
 )
 
 //go:embed migrations/*.sql
@@ -58,6 +59,7 @@ type Platform struct {
 	Gateway  *gateway.Gateway
 	Events   *events.Service
 	SPI      *spi.Service
+	Webhooks *webhooks.Service
 	// Guard refuses webhook and SPI URLs on private networks unless the
 	// operator's allow-list covers them.
 	Guard netguard.Guard
@@ -186,6 +188,23 @@ func (p *Platform) startBank(ctx context.Context) error {
 	}
 	p.Events.Register(p.HTTP)
 	p.Guard = netguard.Guard{Allow: p.cfg.AllowPrivateTargets}
+
+	if err := webhooks.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	p.Webhooks, err = webhooks.New(p.DB, p.Bus, events.Visibility{Customers: p.Bank, Public: p.Events.IsPublic},
+		p.Sealer, p.Guard, webhooks.Options{
+			Schedule:     p.cfg.WebhookSchedule,
+			NotifyOutbox: p.Relay.Notify,
+			Registerer:   p.registry,
+			Logger:       p.log.With("component", "webhooks"),
+		})
+	if err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	p.closers = append(p.closers, p.Webhooks.Close)
+	p.Webhooks.Register(p.HTTP)
+	p.background(p.Webhooks.Run)
 	return nil
 }
 

@@ -1,0 +1,284 @@
+package webhooks
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/outbox"
+)
+
+// Register adds the webhook routes: /v1/webhooks for apps (scope
+// events:read; each app sees only its own subscriptions, another app's id
+// is 404 webhook_not_found) and GET /bank/v1/webhooks for the bank's
+// console.
+func (s *Service) Register(srv *httpapi.Server) {
+	h := &handlers{s: s}
+	op := func(id, method, path, summary string, status int) huma.Operation {
+		return huma.Operation{
+			OperationID: id, Method: method, Path: "/v1/webhooks" + path, Summary: summary,
+			Tags: []string{"Webhooks"}, DefaultStatus: status,
+			Security: []map[string][]string{{httpapi.SchemeAppOAuth2: {auth.ScopeEventsRead}}},
+		}
+	}
+	huma.Register(srv.API, op("create-webhook", http.MethodPost, "", "Subscribe a URL to events", http.StatusCreated), h.create)
+	huma.Register(srv.API, op("list-webhooks", http.MethodGet, "", "List the app's webhook subscriptions", 0), h.list)
+	huma.Register(srv.API, op("get-webhook", http.MethodGet, "/{id}", "Get a webhook subscription", 0), h.get)
+	huma.Register(srv.API, op("update-webhook", http.MethodPatch, "/{id}", "Change a webhook subscription", 0), h.update)
+	huma.Register(srv.API, op("delete-webhook", http.MethodDelete, "/{id}", "Delete a webhook subscription", http.StatusNoContent), h.delete)
+	huma.Register(srv.API, op("pause-webhook", http.MethodPost, "/{id}/pause", "Pause deliveries; events wait until resume", 0), h.pause)
+	huma.Register(srv.API, op("resume-webhook", http.MethodPost, "/{id}/resume", "Resume a paused or disabled subscription", 0), h.resume)
+	huma.Register(srv.API, op("rotate-webhook-secret", http.MethodPost, "/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0), h.rotate)
+	huma.Register(srv.API, op("list-webhook-deliveries", http.MethodGet, "/{id}/deliveries", "Delivery attempts, newest first", 0), h.deliveries)
+	huma.Register(srv.API, op("recover-webhook", http.MethodPost, "/{id}/recover", "Re-send every event since a time", http.StatusAccepted), h.recover)
+	huma.Register(srv.API, op("retry-webhook-delivery", http.MethodPost, "/{id}/deliveries/{delivery_id}/retry", "Re-send one delivery's event now", http.StatusAccepted), h.retry)
+
+	huma.Register(srv.Bank, huma.Operation{
+		OperationID: "bank-list-webhooks", Method: http.MethodGet, Path: "/webhooks",
+		Summary: "Every webhook subscription, with its health and backlog", Tags: []string{"Webhooks"},
+	}, h.bankList)
+}
+
+type handlers struct{ s *Service }
+
+type out[T any] struct{ Body T }
+
+// Page is a page of a list.
+type Page[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// appID is the calling app; the gateway guarantees one on these routes, so
+// its absence is a wiring bug answered 401, never a view of every app.
+func appID(ctx context.Context) (string, error) {
+	a, ok := auth.AppFrom(ctx)
+	if !ok || a.ID == "" {
+		return "", causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+	}
+	return a.ID, nil
+}
+
+// CreateBody is the body of POST /v1/webhooks.
+type CreateBody struct {
+	URL        string   `json:"url" minLength:"1" maxLength:"2048" example:"https://example.com/hooks/causeway"`
+	EventTypes []string `json:"event_types" minItems:"1" maxItems:"50" example:"[\"payment.*\"]" doc:"Event types; \"payment.*\" matches every type under payment, \"*\" every type"`
+	Filter     string   `json:"filter,omitempty" maxLength:"4096" example:"data.amount.amount > 1000.0" doc:"CEL expression over the event (variables event, id, type, source, subject, time, data); decimal strings compare with numbers"`
+	Ordered    bool     `json:"ordered,omitempty" doc:"Deliver one event at a time, each only after the previous succeeded or was dead-lettered"`
+}
+
+type createInput struct{ Body CreateBody }
+
+func (h *handlers) create(ctx context.Context, in *createInput) (*out[*Subscription], error) {
+	app, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := h.s.Create(ctx, app, NewSubscription{URL: in.Body.URL, EventTypes: in.Body.EventTypes, Filter: in.Body.Filter, Ordered: in.Body.Ordered})
+	if err != nil {
+		return nil, err
+	}
+	return &out[*Subscription]{Body: sub}, nil
+}
+
+type listInput struct {
+	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
+	Cursor string `query:"cursor" maxLength:"64" doc:"next_cursor of the previous page"`
+}
+
+func (h *handlers) list(ctx context.Context, in *listInput) (*out[Page[*Subscription]], error) {
+	app, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	subs, next, err := h.s.List(ctx, app, "", in.Limit, in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	if subs == nil {
+		subs = []*Subscription{}
+	}
+	return &out[Page[*Subscription]]{Body: Page[*Subscription]{Data: subs, NextCursor: next}}, nil
+}
+
+type idInput struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+func (h *handlers) get(ctx context.Context, in *idInput) (*out[*Subscription], error) {
+	return h.one(ctx, in.ID, h.s.Get)
+}
+
+func (h *handlers) pause(ctx context.Context, in *idInput) (*out[*Subscription], error) {
+	return h.one(ctx, in.ID, h.s.Pause)
+}
+
+func (h *handlers) resume(ctx context.Context, in *idInput) (*out[*Subscription], error) {
+	return h.one(ctx, in.ID, h.s.Resume)
+}
+
+func (h *handlers) rotate(ctx context.Context, in *idInput) (*out[*Subscription], error) {
+	return h.one(ctx, in.ID, h.s.RotateSecret)
+}
+
+func (h *handlers) one(ctx context.Context, id string, fn func(ctx context.Context, appID, id string) (*Subscription, error)) (*out[*Subscription], error) {
+	app, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := fn(ctx, app, id)
+	if err != nil {
+		return nil, err
+	}
+	return &out[*Subscription]{Body: sub}, nil
+}
+
+type updateInput struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body struct {
+		URL        *string  `json:"url,omitempty" minLength:"1" maxLength:"2048"`
+		EventTypes []string `json:"event_types,omitempty" minItems:"1" maxItems:"50"`
+		Filter     *string  `json:"filter,omitempty" maxLength:"4096" doc:"An empty string removes the filter"`
+		Ordered    *bool    `json:"ordered,omitempty"`
+	}
+}
+
+func (h *handlers) update(ctx context.Context, in *updateInput) (*out[*Subscription], error) {
+	app, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := in.Body
+	sub, err := h.s.Update(ctx, app, in.ID, SubscriptionChange{URL: b.URL, EventTypes: b.EventTypes, Filter: b.Filter, Ordered: b.Ordered})
+	if err != nil {
+		return nil, err
+	}
+	return &out[*Subscription]{Body: sub}, nil
+}
+
+func (h *handlers) delete(ctx context.Context, in *idInput) (*struct{}, error) {
+	app, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.s.Delete(ctx, app, in.ID)
+}
+
+type deliveriesInput struct {
+	ID        string `path:"id" maxLength:"64"`
+	Outcome   string `query:"outcome" enum:"succeeded,failed,dead" doc:"Only attempts with this outcome; dead lists the dead letters"`
+	EventType string `query:"event_type" maxLength:"200"`
+	EventID   string `query:"event_id" maxLength:"64"`
+	Limit     int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
+	Cursor    string `query:"cursor" maxLength:"64" doc:"next_cursor of the previous page"`
+}
+
+func (h *handlers) deliveries(ctx context.Context, in *deliveriesInput) (*out[Page[*Delivery]], error) {
+	app, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ds, next, err := h.s.Deliveries(ctx, app, in.ID, DeliveryFilter{
+		Outcome: in.Outcome, EventType: in.EventType, EventID: in.EventID, Limit: in.Limit, Cursor: in.Cursor})
+	if err != nil {
+		return nil, err
+	}
+	return &out[Page[*Delivery]]{Body: Page[*Delivery]{Data: ds, NextCursor: next}}, nil
+}
+
+// Accepted answers a request whose work continues in the background.
+type Accepted struct {
+	Status string `json:"status" example:"accepted"`
+	Detail string `json:"detail,omitempty"`
+}
+
+type recoverInput struct {
+	ID   string `path:"id" maxLength:"64"`
+	Body struct {
+		Since time.Time `json:"since" doc:"RFC 3339 time; every event published since then is sent again"`
+	}
+}
+
+func (h *handlers) recover(ctx context.Context, in *recoverInput) (*out[Accepted], error) {
+	app, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.s.Recover(ctx, app, in.ID, in.Body.Since); err != nil {
+		return nil, err
+	}
+	return &out[Accepted]{Body: Accepted{Status: "accepted",
+		Detail: "events since " + in.Body.Since.UTC().Format(time.RFC3339) + " are being sent again; see the deliveries with origin recover"}}, nil
+}
+
+type retryInput struct {
+	ID         string `path:"id" maxLength:"64"`
+	DeliveryID string `path:"delivery_id" maxLength:"64"`
+}
+
+func (h *handlers) retry(ctx context.Context, in *retryInput) (*out[Accepted], error) {
+	app, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.s.Retry(ctx, app, in.ID, in.DeliveryID); err != nil {
+		return nil, err
+	}
+	return &out[Accepted]{Body: Accepted{Status: "accepted", Detail: "the event is being sent again; see the deliveries with origin retry"}}, nil
+}
+
+// BankSubscription is a subscription as the bank's console lists it.
+type BankSubscription struct {
+	ID             string     `json:"id"`
+	AppID          string     `json:"app_id"`
+	URL            string     `json:"url"`
+	EventTypes     []string   `json:"event_types"`
+	Ordered        bool       `json:"ordered"`
+	Status         string     `json:"status" enum:"active,paused,disabled"`
+	FailingSince   *time.Time `json:"failing_since,omitempty"`
+	DisabledReason string     `json:"disabled_reason,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	// Backlog is the number of events not yet delivered; nil when the bus
+	// could not tell.
+	Backlog *uint64 `json:"backlog,omitempty" doc:"Events matching the subscription not yet sent"`
+	// Retrying is the number of events sent but not yet settled: in flight
+	// or waiting for their next attempt.
+	Retrying *int `json:"retrying,omitempty" doc:"Events in flight or waiting for their next attempt"`
+}
+
+type bankListInput struct {
+	Status string `query:"status" enum:"active,paused,disabled"`
+	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
+	Cursor string `query:"cursor" maxLength:"64" doc:"next_cursor of the previous page"`
+}
+
+func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*out[Page[BankSubscription]], error) {
+	subs, next, err := h.s.List(ctx, "", in.Status, in.Limit, in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	data := make([]BankSubscription, len(subs))
+	// The backlog is a consumer info request per subscription: bounded in
+	// total, and left out when the bus is slow or down.
+	infoCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	stream := h.s.bus.Stream(outbox.StreamName)
+	for i, sub := range subs {
+		data[i] = BankSubscription{ID: sub.ID, AppID: sub.AppID, URL: sub.URL, EventTypes: sub.EventTypes, Ordered: sub.Ordered,
+			Status: sub.Status, FailingSince: sub.FailingSince, DisabledReason: sub.DisabledReason, CreatedAt: sub.CreatedAt}
+		if infoCtx.Err() != nil {
+			continue
+		}
+		if c, err := h.s.bus.JetStream().Consumer(infoCtx, stream, sub.ID); err == nil {
+			info := c.CachedInfo() // fetched just now by Consumer
+			pending, retrying := info.NumPending, info.NumAckPending
+			data[i].Backlog, data[i].Retrying = &pending, &retrying
+		}
+	}
+	return &out[Page[BankSubscription]]{Body: Page[BankSubscription]{Data: data, NextCursor: next}}, nil
+}

@@ -1,0 +1,494 @@
+package webhooks
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/bus"
+	"github.com/causewayhq/causeway/internal/events"
+	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/netguard"
+	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/seal"
+	"github.com/causewayhq/causeway/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrate creates or updates the webhook tables. The outbox's tables must
+// exist too (webhook.disabled events are written through it).
+func Migrate(ctx context.Context, db *store.DB) error {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, "webhooks", sub)
+}
+
+// maxPerApp bounds the subscriptions of one app.
+const maxPerApp = 100
+
+// Service manages webhook subscriptions and, in Run, delivers events to
+// them.
+type Service struct {
+	db      *store.DB
+	bus     *bus.Bus
+	vis     events.Visibility
+	sealer  *seal.Sealer
+	guard   netguard.Guard
+	opts    Options
+	log     *slog.Logger
+	client  *http.Client
+	metrics *metrics
+
+	// wake asks Run to sync at once, after a change through this node.
+	wake chan struct{}
+
+	mu         sync.Mutex
+	workers    map[string]*worker // by subscription id, while Run runs
+	recovering map[string]bool    // subscriptions with a recover running
+	closed     bool
+	stopRun    context.CancelFunc
+
+	// runDone is closed when Run returns.
+	runDone chan struct{}
+
+	// records feeds the attempt-record writer (see recorder.go), which
+	// stops when recorderQuit is closed and then closes recorderDone.
+	records      chan *recordReq
+	recorderQuit chan struct{}
+	recorderDone chan struct{}
+
+	// bgCtx ends the background re-sends (recover, retry) at Close.
+	bgCtx  context.Context
+	bgStop context.CancelFunc
+	bg     sync.WaitGroup
+}
+
+// New returns a service over db (migrated with Migrate and outbox.Migrate)
+// and the bus the outbox relay publishes to. vis decides which events an
+// app may receive; sealer encrypts signing secrets at rest; guard checks
+// URLs at creation and every connection at delivery. Nothing is delivered
+// until Run.
+func New(db *store.DB, b *bus.Bus, vis events.Visibility, sealer *seal.Sealer, guard netguard.Guard, opts Options) (*Service, error) {
+	if db == nil || b == nil || sealer == nil {
+		return nil, errors.New("webhooks: a database, a bus and a sealer are required")
+	}
+	if _, err := celEnv(); err != nil {
+		return nil, fmt.Errorf("webhooks: cel environment: %w", err)
+	}
+	opts.setDefaults()
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		records:      make(chan *recordReq, maxRecordBatch),
+		recorderQuit: make(chan struct{}),
+		recorderDone: make(chan struct{}),
+		metrics:      m,
+		db:           db,
+		bus:          b,
+		vis:          vis,
+		sealer:       sealer,
+		guard:        guard,
+		opts:         opts,
+		log:          opts.Logger.With("component", "webhooks"),
+		client:       guard.HTTPClient(opts.RequestTimeout),
+		wake:         make(chan struct{}, 1),
+		workers:      map[string]*worker{},
+		recovering:   map[string]bool{},
+		bgCtx:        ctx,
+		bgStop:       cancel,
+	}
+	go s.runRecorder()
+	return s, nil
+}
+
+// Close stops Run if it is running, cancels recovers and retries in
+// progress, and waits for all of them. Call it after the HTTP server has
+// stopped.
+func (s *Service) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	stop, runDone := s.stopRun, s.runDone
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-runDone
+	}
+	s.bgStop()
+	s.bg.Wait()
+	close(s.recorderQuit)
+	<-s.recorderDone
+	s.client.CloseIdleConnections()
+}
+
+// deliveryClient is the guard's client, keeping enough idle connections
+// for a subscription's attempts in flight. The headroom matters: a
+// connection goes back to the pool a moment after its response is read, so
+// the next attempt often dials meanwhile; with the pool's limit at the
+// number in flight, the spare connection is then closed, and the next
+// attempt dials again.
+func deliveryClient(guard netguard.Guard, opts Options) *http.Client {
+	c := guard.HTTPClient(opts.RequestTimeout)
+	if t, ok := c.Transport.(*http.Transport); ok {
+		t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, 4*opts.MaxInFlight)
+		t.MaxIdleConns = max(t.MaxIdleConns, 1000)
+	}
+	return c
+}
+
+// kick makes Run apply a change at once instead of at its next sync.
+func (s *Service) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// NewSubscription is what an app asks for when it subscribes.
+type NewSubscription struct {
+	URL        string
+	EventTypes []string
+	Filter     string
+	Ordered    bool
+}
+
+// SubscriptionChange is a partial update; nil fields stay as they are.
+type SubscriptionChange struct {
+	URL        *string
+	EventTypes []string
+	Filter     *string
+	Ordered    *bool
+}
+
+// validateTypes checks event type patterns and returns them without
+// duplicates or patterns another one covers.
+func validateTypes(patterns []string) ([]string, error) {
+	if len(patterns) == 0 {
+		return nil, causeway.Errorf(causeway.EINVALID, "invalid_event_type", "event_types needs at least one event type or pattern, such as \"payment.*\"")
+	}
+	if len(patterns) > maxPatterns {
+		return nil, causeway.Errorf(causeway.EINVALID, "invalid_event_type", "at most %d event types per subscription", maxPatterns)
+	}
+	for _, p := range patterns {
+		if !validPattern(p) {
+			return nil, causeway.Errorf(causeway.EINVALID, "invalid_event_type",
+				"%q is not an event type or pattern: use a type such as \"payment.completed\", a prefix such as \"payment.*\", or \"*\"", p)
+		}
+	}
+	return normalizePatterns(patterns), nil
+}
+
+func (s *Service) checkURL(ctx context.Context, raw string) error {
+	if err := s.guard.CheckURL(ctx, raw); err != nil {
+		var ce *causeway.Error
+		if errors.As(err, &ce) {
+			return ce
+		}
+		return causeway.Errorf(causeway.EINVALID, netguard.CodeInvalidURL, "%v", err)
+	}
+	return nil
+}
+
+// Create subscribes an app. The result carries the signing secret, which
+// is never shown again. Errors: EINVALID invalid_event_type,
+// invalid_filter, invalid_url or url_not_allowed; ECONFLICT
+// too_many_webhooks.
+func (s *Service) Create(ctx context.Context, appID string, n NewSubscription) (*Subscription, error) {
+	types, err := validateTypes(n.EventTypes)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := compileFilter(n.Filter); err != nil {
+		return nil, err
+	}
+	if err := s.checkURL(ctx, n.URL); err != nil {
+		return nil, err
+	}
+	var count int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM webhook_subscriptions WHERE app_id = $1", appID).Scan(&count); err != nil {
+		return nil, store.Classify(err)
+	}
+	if count >= maxPerApp {
+		return nil, causeway.Errorf(causeway.ECONFLICT, "too_many_webhooks", "an app may have at most %d webhook subscriptions", maxPerApp)
+	}
+	// Microsecond precision: what the database keeps, and so what the
+	// consumer's start time is on every node.
+	now := s.opts.Now().UTC().Truncate(time.Microsecond)
+	secret := NewSecret()
+	r := &record{
+		Subscription: Subscription{
+			ID: ids.New("wh"), AppID: appID, URL: n.URL, EventTypes: types, Filter: strings.TrimSpace(n.Filter),
+			Ordered: n.Ordered, Status: StatusActive, CreatedAt: now, UpdatedAt: now,
+		},
+		sealedSecret: s.sealer.Seal(secret),
+	}
+	if err := insertSubscription(ctx, s.db, r); err != nil {
+		return nil, store.Classify(err)
+	}
+	s.kick()
+	out := r.Subscription
+	out.Secret = secret
+	s.log.Info("webhook subscription created", "webhook_id", r.ID, "app_id", appID, "event_types", types)
+	return &out, nil
+}
+
+// Get returns an app's subscription; another app's is ENOTFOUND
+// webhook_not_found.
+func (s *Service) Get(ctx context.Context, appID, id string) (*Subscription, error) {
+	r, err := getSubscription(ctx, s.db, appID, id)
+	if err != nil {
+		return nil, err
+	}
+	return &r.Subscription, nil
+}
+
+// List returns a page of an app's subscriptions (every app's when appID is
+// empty, for the bank), optionally of one status, in creation order.
+func (s *Service) List(ctx context.Context, appID, status string, limit int, cursor string) ([]*Subscription, string, error) {
+	recs, next, err := listSubscriptions(ctx, s.db, appID, status, pageSize(limit), cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]*Subscription, len(recs))
+	for i, r := range recs {
+		out[i] = &r.Subscription
+	}
+	return out, next, nil
+}
+
+func pageSize(limit int) int {
+	if limit <= 0 {
+		return 50
+	}
+	return min(limit, 200)
+}
+
+// modify runs change on an app's subscription in a transaction and writes
+// it back.
+func (s *Service) modify(ctx context.Context, appID, id string, change func(r *record) error) (*record, error) {
+	var out *record
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		r, err := getSubscription(ctx, tx, appID, id)
+		if err != nil {
+			return err
+		}
+		if err := change(r); err != nil {
+			return err
+		}
+		r.UpdatedAt = s.opts.Now().UTC()
+		if err := updateRecord(ctx, tx, r); err != nil {
+			return err
+		}
+		out = r
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.kick()
+	return out, nil
+}
+
+// Update changes an app's subscription. Changed event types or ordering
+// apply to events not yet delivered.
+func (s *Service) Update(ctx context.Context, appID, id string, c SubscriptionChange) (*Subscription, error) {
+	var types []string
+	if c.EventTypes != nil {
+		var err error
+		if types, err = validateTypes(c.EventTypes); err != nil {
+			return nil, err
+		}
+	}
+	if c.Filter != nil {
+		if _, err := compileFilter(*c.Filter); err != nil {
+			return nil, err
+		}
+	}
+	if c.URL != nil {
+		if err := s.checkURL(ctx, *c.URL); err != nil {
+			return nil, err
+		}
+	}
+	r, err := s.modify(ctx, appID, id, func(r *record) error {
+		if c.URL != nil {
+			r.URL = *c.URL
+		}
+		if types != nil {
+			r.EventTypes = types
+		}
+		if c.Filter != nil {
+			r.Filter = strings.TrimSpace(*c.Filter)
+		}
+		if c.Ordered != nil {
+			r.Ordered = *c.Ordered
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r.Subscription, nil
+}
+
+// Pause stops deliveries to a subscription; events keep accumulating in
+// its consumer and are delivered after Resume.
+func (s *Service) Pause(ctx context.Context, appID, id string) (*Subscription, error) {
+	r, err := s.modify(ctx, appID, id, func(r *record) error {
+		if r.Status == StatusDisabled {
+			return causeway.Errorf(causeway.ECONFLICT, "webhook_disabled", "the subscription is disabled (%s); resume it instead", r.DisabledReason)
+		}
+		r.Status = StatusPaused
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.stopWorker(id, false)
+	return &r.Subscription, nil
+}
+
+// Resume restarts deliveries to a paused or disabled subscription, from
+// where they stopped, and forgets its run of failures.
+func (s *Service) Resume(ctx context.Context, appID, id string) (*Subscription, error) {
+	r, err := s.modify(ctx, appID, id, func(r *record) error {
+		r.Status = StatusActive
+		r.DisabledReason = ""
+		r.FailingSince = nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r.Subscription, nil
+}
+
+// RotateSecret gives a subscription a new signing secret and returns it.
+// The previous one keeps signing too for Options.SecretOverlap, so a
+// receiver can switch without losing a delivery.
+func (s *Service) RotateSecret(ctx context.Context, appID, id string) (*Subscription, error) {
+	secret := NewSecret()
+	r, err := s.modify(ctx, appID, id, func(r *record) error {
+		until := s.opts.Now().UTC().Add(s.opts.SecretOverlap)
+		r.sealedPrevious = r.sealedSecret
+		r.PreviousSecretExpiresAt = &until
+		r.sealedSecret = s.sealer.Seal(secret)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := r.Subscription
+	out.Secret = secret
+	s.log.Info("webhook secret rotated", "webhook_id", id, "previous_expires_at", r.PreviousSecretExpiresAt)
+	return &out, nil
+}
+
+// Delete removes a subscription, its consumer and its delivery records.
+func (s *Service) Delete(ctx context.Context, appID, id string) error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM webhook_subscriptions WHERE id = $1 AND app_id = $2", id, appID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound(id)
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM webhook_deliveries WHERE subscription_id = $1", id)
+		return err
+	})
+	if err != nil {
+		return store.Classify(err)
+	}
+	s.stopWorker(id, true)
+	// The consumer goes now; if the bus is down, Run's orphan sweep
+	// removes it later.
+	if err := s.deleteConsumer(ctx, id); err != nil {
+		s.log.Warn("webhooks: deleting the consumer of a deleted subscription failed; it will be swept later",
+			"webhook_id", id, "error", err.Error())
+	}
+	s.kick()
+	s.log.Info("webhook subscription deleted", "webhook_id", id, "app_id", appID)
+	return nil
+}
+
+// Deliveries returns a page of a subscription's delivery attempts, newest
+// first.
+func (s *Service) Deliveries(ctx context.Context, appID, id string, f DeliveryFilter) ([]*Delivery, string, error) {
+	if _, err := getSubscription(ctx, s.db, appID, id); err != nil {
+		return nil, "", err
+	}
+	f.Limit = pageSize(f.Limit)
+	return listDeliveries(ctx, s.db, id, f)
+}
+
+// disable marks a subscription disabled for reason and, if it was active,
+// writes a webhook.disabled event in the same transaction. It returns the
+// subscription as it was if this call disabled it, and nil otherwise.
+func (s *Service) disable(ctx context.Context, tx *sql.Tx, id, reason string) (*record, error) {
+	r, err := getSubscription(ctx, tx, "", id)
+	if err != nil {
+		if causeway.ErrorKind(err) == causeway.ENOTFOUND {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if r.Status != StatusActive {
+		return nil, nil
+	}
+	now := s.opts.Now().UTC()
+	res, err := tx.ExecContext(ctx, `UPDATE webhook_subscriptions SET status = $2, disabled_reason = $3, updated_at = $4
+		WHERE id = $1 AND status = $5`, id, StatusDisabled, reason, store.Micros(now), StatusActive)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, nil
+	}
+	data, _ := json.Marshal(map[string]any{
+		"id":              r.ID,
+		"url":             r.URL,
+		"event_types":     r.EventTypes,
+		"status":          StatusDisabled,
+		"disabled_reason": reason,
+		"failing_since":   r.FailingSince,
+		"disabled_at":     now,
+	})
+	err = outbox.Append(ctx, tx, outbox.Event{
+		Type: EventDisabled, Source: eventSource, Subject: r.ID, Time: now, Data: data, AppID: r.AppID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// afterDisable tells the bank and the relay, and stops local deliveries.
+func (s *Service) afterDisable(id, appID, reason string) {
+	s.log.Warn("webhook subscription disabled", "webhook_id", id, "app_id", appID, "reason", reason)
+	s.metrics.disabled.Inc()
+	if s.opts.NotifyOutbox != nil {
+		s.opts.NotifyOutbox()
+	}
+	s.stopWorker(id, false)
+	s.kick()
+}
