@@ -36,6 +36,8 @@ func newRootCommand() *cobra.Command {
 	})
 	root.AddCommand(newServeCommand())
 	root.AddCommand(newBenchCommand())
+	root.AddCommand(newAgentCommand())
+	root.AddCommand(newDataCommand())
 	return root
 }
 

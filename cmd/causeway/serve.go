@@ -14,6 +14,7 @@ func newServeCommand() *cobra.Command {
 		mode      string
 		allowList string
 		logLevel  string
+		dataAgent string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -32,6 +33,9 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 			}
 			var err error
 			if cfg.Mode, err = platform.ParseMode(mode); err != nil {
+				return err
+			}
+			if cfg.DataAgent, err = platform.ParseDataAgent(dataAgent); err != nil {
 				return err
 			}
 			if cfg.AllowPrivateTargets, err = platform.ParseCIDRs(allowList); err != nil {
@@ -55,6 +59,9 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.StringVar(&mode, "mode", "sandbox", "sandbox (apps active at once, seeded data) or production (apps wait for approval)")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "bank admin token; empty means read or generate <data-dir>/admin-token")
 	f.StringVar(&cfg.SecretKey, "secret-key", "", "base64 32-byte key sealing webhook and SPI secrets at rest; empty means <data-dir>/secret-key (give all nodes the same)")
+	f.StringVar(&dataAgent, "data-agent", "inprocess", "where the data agent runs: inprocess, or external (`causeway agent` on the bank's premises)")
+	f.StringVar(&cfg.DataAgentToken, "data-agent-token", "", "token that lets an external data agent call only the agent routes (default: the admin token)")
+	f.StringVar(&cfg.DataAgentKey, "data-agent-key", "", "base64 key pseudonymizing customer ids in shared datasets; empty means <data-dir>/datashare-pseudonym-key")
 	f.StringVar(&allowList, "allow-private-targets", "", "CIDR ranges that webhook and SPI URLs may target although private or loopback")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd

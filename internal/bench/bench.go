@@ -54,6 +54,7 @@ func All() []Benchmark {
 	return []Benchmark{
 		{Name: "gateway", Short: "Authenticated balances requests through the gateway vs the same handlers without it vs a bare handler", Run: Gateway},
 		{Name: "payments", Short: "Internal transfers through the sandbox bank vs raw single-row commits", Run: Payments},
+		{Name: "data", Short: "A dataset (1 GiB; CAUSEWAY_BENCH_DATA_BYTES) agent -> hub -> client decrypt on loopback vs raw in-memory age", Run: Data},
 	}
 }
 

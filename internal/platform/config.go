@@ -51,6 +51,15 @@ type Config struct {
 	// such as webhook signing secrets. Empty: <data-dir>/secret-key, made on
 	// first start. Give every node of a scaled-out installation the same key.
 	SecretKey string
+	// DataAgent is where the data agent runs: "inprocess" (default) or
+	// "external" (`causeway agent` on the bank's premises).
+	DataAgent string
+	// DataAgentToken, when set, lets an external agent call only the agent
+	// routes (instead of using the admin token).
+	DataAgentToken string
+	// DataAgentKey (base64) keys the pseudonymization of customer ids in
+	// shared datasets. Empty: <data-dir>/datashare-pseudonym-key.
+	DataAgentKey string
 	// WebhookSchedule is the wait after each failed webhook attempt; nil
 	// means the webhooks package's default (0 s, 5 s, 5 min, … 24 h).
 	WebhookSchedule []time.Duration
@@ -66,6 +75,15 @@ func ParseMode(s string) (Mode, error) {
 		return Mode(s), nil
 	}
 	return "", fmt.Errorf("mode %q: must be sandbox or production", s)
+}
+
+// ParseDataAgent checks a --data-agent value.
+func ParseDataAgent(s string) (string, error) {
+	switch s {
+	case DataAgentInProcess, DataAgentExternal:
+		return s, nil
+	}
+	return "", fmt.Errorf("data-agent %q: must be inprocess or external", s)
 }
 
 // ParseCIDRs parses a comma-separated list of CIDR ranges (or single

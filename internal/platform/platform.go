@@ -26,6 +26,7 @@ import (
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
+	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/events"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
@@ -50,16 +51,17 @@ type Platform struct {
 	nodeID     string
 	runCtx     context.Context
 
-	DB       *store.DB
-	Bus      *bus.Bus
-	HTTP     *httpapi.Server
-	Bank     *core.Bank
-	Relay    *outbox.Relay
-	Identity *identity.Service
-	Gateway  *gateway.Gateway
-	Events   *events.Service
-	SPI      *spi.Service
-	Webhooks *webhooks.Service
+	DB        *store.DB
+	Bus       *bus.Bus
+	HTTP      *httpapi.Server
+	Bank      *core.Bank
+	Relay     *outbox.Relay
+	Identity  *identity.Service
+	Gateway   *gateway.Gateway
+	Events    *events.Service
+	SPI       *spi.Service
+	Webhooks  *webhooks.Service
+	Datashare *datashare.Service
 	// Guard refuses webhook and SPI URLs on private networks unless the
 	// operator's allow-list covers them.
 	Guard netguard.Guard
@@ -150,6 +152,9 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		return nil, err
 	}
 	if err := p.startAPI(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.startDatashare(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -1,0 +1,382 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"filippo.io/age"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/datashare/agent"
+	"github.com/causewayhq/causeway/internal/datashare/dataclient"
+	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/outbox"
+)
+
+// DefaultDataBytes is the size of the data benchmark's dataset unless
+// CAUSEWAY_BENCH_DATA_BYTES says otherwise (an integer, or with a KiB,
+// MiB or GiB suffix).
+const DefaultDataBytes = 1 << 30
+
+// DataConfig shapes the data benchmark.
+type DataConfig struct {
+	// Bytes is about the size of the dataset's plaintext.
+	Bytes int64
+	// AgentBinary, when set, runs the data agent as `AgentBinary agent
+	// --once ...` in a process of its own, whose peak RSS is reported;
+	// otherwise the agent runs in this process, over loopback HTTP all the
+	// same.
+	AgentBinary string
+}
+
+// Data measures data partnering's delivery: a synthetic dataset flows from
+// the data agent (generate, CSV, age-encrypt, upload in parts) through the
+// hub (blob store) to a client (download, decrypt, checksum), on
+// loopback, against raw in-memory age encryption and decryption of the same
+// rows in the same run. It fails unless the client's plaintext has the
+// source's checksum. Peak memory is reported per component beside the
+// dataset's size: it must stay flat as the dataset grows.
+func Data(ctx context.Context, opts Options) (*Report, error) {
+	size := int64(DefaultDataBytes)
+	if v := os.Getenv("CAUSEWAY_BENCH_DATA_BYTES"); v != "" {
+		n, err := parseBytes(v)
+		if err != nil {
+			return nil, fmt.Errorf("data: CAUSEWAY_BENCH_DATA_BYTES: %w", err)
+		}
+		size = n
+	}
+	return DataWith(ctx, opts, DataConfig{Bytes: size, AgentBinary: selfBinary()})
+}
+
+// selfBinary is the running executable when it is the causeway command
+// (which has the agent subcommand), not a test binary.
+func selfBinary() string {
+	exe, err := os.Executable()
+	if err != nil || strings.HasSuffix(exe, ".test") {
+		return ""
+	}
+	return exe
+}
+
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if v, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = v, m
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive size", s)
+	}
+	return n * mult, nil
+}
+
+// DataWith runs the data benchmark with cfg.
+func DataWith(ctx context.Context, opts Options, cfg DataConfig) (*Report, error) {
+	r, err := dataBench(ctx, opts, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	return r, nil
+}
+
+const dataSeed = 20261125
+
+func dataBench(ctx context.Context, opts Options, cfg DataConfig) (*Report, error) {
+	rows := max(cfg.Bytes/agent.SyntheticRowBytes, 1)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+
+	// Baseline: generate, encrypt, decrypt and hash in memory.
+	heap := startHeapSampler()
+	start := time.Now()
+	pr, pw := io.Pipe()
+	go func() {
+		bw := bufio.NewWriterSize(pw, 256<<10)
+		enc, err := age.Encrypt(bw, id.Recipient())
+		if err == nil {
+			err = agent.Synthetic(ctx, enc, datashare.FormatCSV, rows, dataSeed)
+		}
+		if err == nil {
+			err = enc.Close()
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
+	want := dataclient.NewHashingWriter()
+	if _, err := dataclient.Decrypt(want, pr, []age.Identity{id}); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	rawElapsed := time.Since(start)
+	rawHeap := heap.stop()
+	plainBytes := want.N
+
+	// The hub: the datashare service and handlers on loopback.
+	hub, err := startDataHub(ctx, opts.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer hub.close()
+	d, err := hub.svc.PublishDataset(ctx, datashare.NewDataset{Name: "bench", Licence: "bench",
+		Source: datashare.Source{Kind: datashare.SourceGenerator, Generator: datashare.GenSynthetic, Rows: rows, Seed: dataSeed}})
+	if err != nil {
+		return nil, err
+	}
+	req, err := hub.svc.RequestAccess(ctx, hub.appID, datashare.NewAccessRequest{DatasetID: d.ID, Purpose: "benchmark", DurationDays: 1, Recipient: id.Recipient().String()})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := hub.svc.Approve(ctx, req.ID, datashare.Decision{By: "bench"}); err != nil {
+		return nil, err
+	}
+
+	// Agent -> hub.
+	heap = startHeapSampler()
+	start = time.Now()
+	agentRSS, err := hub.runAgent(ctx, cfg.AgentBinary)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	uploadElapsed := time.Since(start)
+	hubHeap := heap.stop()
+
+	// Hub -> client, decrypting as it arrives.
+	client, err := dataclient.New(ctx, hub.url, dataclient.Credentials{Token: hub.appToken})
+	if err != nil {
+		return nil, err
+	}
+	heap = startHeapSampler()
+	start = time.Now()
+	cpr, cpw := io.Pipe()
+	var cipherBytes int64
+	go func() {
+		n, _, err := client.Stream(ctx, req.ID, "", cpw)
+		cipherBytes = n
+		cpw.CloseWithError(err)
+	}()
+	got := dataclient.NewHashingWriter()
+	if _, err := dataclient.Decrypt(got, cpr, []age.Identity{id}); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	downloadElapsed := time.Since(start)
+	clientHeap := heap.stop()
+	if got.Sum() != want.Sum() || got.N != plainBytes {
+		return nil, fmt.Errorf("the client's plaintext (%d bytes, sha256 %s) is not the source's (%d bytes, %s)", got.N, got.Sum(), plainBytes, want.Sum())
+	}
+
+	mbps := func(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
+	mib := func(n uint64) float64 { return float64(n) / (1 << 20) }
+	raw := mbps(plainBytes, rawElapsed)
+	dataMiB := float64(plainBytes) / (1 << 20)
+	r := NewReport("data")
+	r.Figures = append(r.Figures,
+		NewFigure("agent_hub_client_mb_per_s", mbps(plainBytes, uploadElapsed+downloadElapsed), "MB/s", "raw_age_encrypt_decrypt_mb_per_s", raw),
+		NewFigure("agent_to_hub_mb_per_s", mbps(plainBytes, uploadElapsed), "MB/s", "raw_age_encrypt_decrypt_mb_per_s", raw),
+		NewFigure("hub_to_client_decrypt_mb_per_s", mbps(plainBytes, downloadElapsed), "MB/s", "raw_age_encrypt_decrypt_mb_per_s", raw),
+	)
+	if agentRSS > 0 {
+		r.Figures = append(r.Figures,
+			NewFigure("agent_process_peak_rss_mib", mib(agentRSS), "MiB", "dataset_mib", dataMiB),
+			NewFigure("hub_peak_heap_mib", mib(hubHeap), "MiB", "dataset_mib", dataMiB))
+	} else {
+		r.Figures = append(r.Figures, NewFigure("agent_and_hub_peak_heap_mib", mib(hubHeap), "MiB", "dataset_mib", dataMiB))
+	}
+	r.Figures = append(r.Figures,
+		NewFigure("hub_and_client_peak_heap_mib", mib(clientHeap), "MiB", "dataset_mib", dataMiB),
+		NewFigure("raw_age_peak_heap_mib", mib(rawHeap), "MiB", "dataset_mib", dataMiB),
+		NewFigure("ciphertext_overhead_bytes", float64(cipherBytes-plainBytes), "B", "plaintext_bytes", float64(plainBytes)),
+	)
+	if hwm := vmHWM(); hwm > 0 {
+		r.Figures = append(r.Figures, NewFigure("bench_process_peak_rss_mib", mib(hwm), "MiB", "dataset_mib", dataMiB))
+	}
+	return r, nil
+}
+
+// dataHub is the hub side of the benchmark.
+type dataHub struct {
+	svc        *datashare.Service
+	url        string
+	adminToken string
+	appID      string
+	appToken   string
+	dir        string
+	closers    []func() error
+}
+
+func startDataHub(ctx context.Context, databaseURL string) (_ *dataHub, err error) {
+	h := &dataHub{appID: "app_bench", adminToken: randomToken("cwadm_"), appToken: randomToken("bench_")}
+	defer func() {
+		if err != nil {
+			h.close()
+		}
+	}()
+	db, err := openFresh(ctx, databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	h.closers = append(h.closers, db.Close)
+	if err := outbox.Migrate(ctx, db.DB); err != nil {
+		return nil, err
+	}
+	if err := datashare.Migrate(ctx, db.DB); err != nil {
+		return nil, err
+	}
+	if h.dir, err = os.MkdirTemp("", "causeway-bench-data-"); err != nil {
+		return nil, err
+	}
+	h.closers = append(h.closers, func() error { return os.RemoveAll(h.dir) })
+	logger := slog.New(slog.DiscardHandler)
+	if h.svc, err = datashare.New(db.DB, datashare.Options{DataDir: h.dir, Logger: logger}); err != nil {
+		return nil, err
+	}
+	srv := httpapi.New(httpapi.Config{Version: "bench", AdminToken: h.adminToken, Logger: logger, Registerer: prometheus.NewRegistry()})
+	// What the gateway would do for the bench app's token.
+	app := &auth.App{ID: h.appID, Scopes: []string{auth.ScopeDataRead}}
+	srv.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tok, ok := httpapi.BearerToken(r.Header.Get("Authorization")); ok && tok == h.appToken {
+				r = r.WithContext(auth.WithApp(r.Context(), app))
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	h.svc.Register(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	h.closers = append(h.closers, hs.Close)
+	h.url = "http://" + ln.Addr().String()
+	return h, nil
+}
+
+func (h *dataHub) close() {
+	for i := len(h.closers) - 1; i >= 0; i-- {
+		h.closers[i]()
+	}
+}
+
+// runAgent works the hub's jobs with a data agent, in a process of its own
+// when binary is set (returning its peak RSS), else in this process.
+func (h *dataHub) runAgent(ctx context.Context, binary string) (peakRSS uint64, err error) {
+	if binary == "" {
+		key := make([]byte, 32)
+		rand.Read(key)
+		a, err := agent.New(agent.Config{PseudonymKey: key, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return 0, err
+		}
+		return 0, (&agent.Remote{Agent: a, Hub: h.url, Token: h.adminToken, Once: true, Logger: slog.New(slog.DiscardHandler)}).Run(ctx)
+	}
+	cmd := exec.CommandContext(ctx, binary, "agent", "--hub", h.url, "--token", h.adminToken, "--once",
+		"--agent-dir", filepath.Join(h.dir, "agent"), "--log-level", "warn")
+	// The agent reads CAUSEWAY_ variables: give it none of the caller's.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CAUSEWAY_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		peakRSS = uint64(ru.Maxrss) * 1024 // kilobytes on Linux
+	}
+	// The agent exits when no job is left: a job it failed is left too.
+	jobs, err := h.svc.Jobs(ctx, 1)
+	if err == nil && len(jobs) > 0 {
+		return 0, errors.New("the agent left its job unfinished: " + strings.TrimSpace(stderr.String()))
+	}
+	return peakRSS, err
+}
+
+func randomToken(prefix string) string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// heapSampler records the peak of the Go heap's live objects.
+type heapSampler struct {
+	stopc chan struct{}
+	done  sync.WaitGroup
+	peak  uint64
+}
+
+func startHeapSampler() *heapSampler {
+	runtime.GC()
+	s := &heapSampler{stopc: make(chan struct{})}
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(sample)
+			if v := sample[0].Value; v.Kind() == metrics.KindUint64 {
+				s.peak = max(s.peak, v.Uint64())
+			}
+			select {
+			case <-s.stopc:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *heapSampler) stop() uint64 {
+	close(s.stopc)
+	s.done.Wait()
+	return s.peak
+}
+
+// vmHWM is this process's peak resident set size, from /proc (0 where
+// there is none).
+func vmHWM() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,283 @@
+package datashare
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/httpapi"
+)
+
+// ContentType is the media type of downloads: an age-encrypted file.
+const ContentType = "application/age"
+
+// Register adds the data partnering routes: the catalog, an app's access
+// requests and their encrypted content under /v1 (scope data:read); the
+// bank's catalog, decisions and audit under /bank/v1 (admin token); and the
+// data agent's job routes under /bank/v1/agent (admin token or
+// Options.AgentToken).
+func (s *Service) Register(srv *httpapi.Server) {
+	h := &handlers{s: s, srv: srv}
+	op := func(id, method, path, summary string, status int) huma.Operation {
+		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary,
+			Tags: []string{"Data partnering"}, DefaultStatus: status}
+	}
+	app := func(o huma.Operation) huma.Operation {
+		o.Path = "/v1" + o.Path
+		o.Security = []map[string][]string{{httpapi.SchemeAppOAuth2: {auth.ScopeDataRead}}}
+		return o
+	}
+	huma.Register(srv.API, app(op("list-datasets", http.MethodGet, "/datasets", "Browse the dataset catalog: schema and sample rows", 0)), h.listDatasets)
+	huma.Register(srv.API, app(op("get-dataset", http.MethodGet, "/datasets/{id}", "Get a dataset's description, schema and sample", 0)), h.getDataset)
+	huma.Register(srv.API, app(op("create-dataset-access-request", http.MethodPost, "/dataset-access-requests", "Ask the bank for access to a dataset", http.StatusCreated)), h.requestAccess)
+	huma.Register(srv.API, app(op("list-dataset-access-requests", http.MethodGet, "/dataset-access-requests", "List the app's dataset access requests", 0)), h.listRequests)
+	huma.Register(srv.API, app(op("get-dataset-access-request", http.MethodGet, "/dataset-access-requests/{id}", "Get one of the app's dataset access requests", 0)), h.getRequest)
+	content := app(op("download-dataset-content", http.MethodGet, "/dataset-access-requests/{id}/content",
+		"Download the dataset, age-encrypted to the request's recipient", 0))
+	content.Description = "The dataset (CSV with a header line, or JSON Lines) as an age-encrypted stream to the request's recipient; " +
+		"decrypt with `causeway data pull` or `age -d -i key.txt`. Range requests resume an interrupted download; the ETag is the " +
+		"SHA-256 of the ciphertext. 403 access_not_granted unless the request is the caller's, approved and unexpired; " +
+		"409 content_not_ready with Retry-After while the bank's data agent prepares it."
+	binary := map[string]*huma.MediaType{ContentType: {Schema: &huma.Schema{Type: "string", Format: "binary"}}}
+	content.Responses = map[string]*huma.Response{
+		"200": {Description: "The whole encrypted file", Content: binary},
+		"206": {Description: "The requested range of the encrypted file", Content: binary},
+	}
+	huma.Register(srv.API, content, h.content)
+
+	b := srv.Bank
+	huma.Register(b, op("bank-publish-dataset", http.MethodPost, "/datasets", "Publish a dataset in the catalog", http.StatusCreated), h.publish)
+	huma.Register(b, op("bank-list-datasets", http.MethodGet, "/datasets", "List the catalog with sources", 0), h.bankListDatasets)
+	huma.Register(b, op("bank-get-dataset", http.MethodGet, "/datasets/{id}", "Get a dataset with its source", 0), h.bankGetDataset)
+	huma.Register(b, op("bank-list-dataset-access-requests", http.MethodGet, "/dataset-access-requests", "List access requests, oldest first", 0), h.bankListRequests)
+	huma.Register(b, op("bank-get-dataset-access-request", http.MethodGet, "/dataset-access-requests/{id}", "Get an access request", 0), h.bankGetRequest)
+	huma.Register(b, op("bank-approve-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/approve", "Approve a request awaiting approval", 0), h.approve)
+	huma.Register(b, op("bank-reject-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/reject", "Reject a request awaiting approval", 0), h.reject)
+	huma.Register(b, op("bank-revoke-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/revoke", "Revoke an approved request: downloads stop at once", 0), h.revoke)
+	huma.Register(b, op("bank-retry-dataset-content", http.MethodPost, "/dataset-access-requests/{id}/retry-content", "Queue failed content for the data agent again", 0), h.retry)
+	huma.Register(b, op("bank-dataset-access-audit", http.MethodGet, "/dataset-access-requests/{id}/audit", "The request's audit trail: request, decisions, content, downloads", 0), h.audit)
+
+	h.registerAgent(srv)
+}
+
+type handlers struct {
+	s   *Service
+	srv *httpapi.Server
+}
+
+type out[T any] struct{ Body T }
+
+func reply[T any](v T, err error) (*out[T], error) {
+	if err != nil {
+		return nil, err
+	}
+	return &out[T]{Body: v}, nil
+}
+
+// appID is the calling app; the gateway guarantees it on /v1 routes, so
+// its absence is a wiring bug reported as 401, never the bank's view.
+func appID(ctx context.Context) (string, error) {
+	a, ok := auth.AppFrom(ctx)
+	if !ok || a.ID == "" {
+		return "", causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+	}
+	return a.ID, nil
+}
+
+// PageInput is the shared list query.
+type PageInput struct {
+	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
+	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+}
+
+type idInput struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+func (h *handlers) listDatasets(ctx context.Context, in *PageInput) (*out[*Page[*Dataset]], error) {
+	return reply(h.s.Datasets(ctx, in.Limit, in.Cursor, false))
+}
+
+func (h *handlers) getDataset(ctx context.Context, in *idInput) (*out[*Dataset], error) {
+	return reply(h.s.Dataset(ctx, in.ID, false))
+}
+
+type requestAccessInput struct{ Body NewAccessRequest }
+
+func (h *handlers) requestAccess(ctx context.Context, in *requestAccessInput) (*out[*AccessRequest], error) {
+	id, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return reply(h.s.RequestAccess(ctx, id, in.Body))
+}
+
+type listRequestsInput struct {
+	PageInput
+	Status string `query:"status" enum:"awaiting_approval,approved,rejected,revoked,expired"`
+}
+
+func (h *handlers) listRequests(ctx context.Context, in *listRequestsInput) (*out[*Page[*AccessRequest]], error) {
+	id, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return reply(h.s.AccessRequests(ctx, RequestFilter{AppID: id, Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
+}
+
+func (h *handlers) getRequest(ctx context.Context, in *idInput) (*out[*AccessRequest], error) {
+	id, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return reply(h.s.AccessRequest(ctx, id, in.ID))
+}
+
+type contentInput struct {
+	ID     string `path:"id" maxLength:"64"`
+	Format string `query:"format" enum:"csv,jsonl" doc:"Default: the format of the request"`
+}
+
+// retryProblem carries Retry-After to huma's error response.
+type retryProblem struct{ *RetryError }
+
+func (e retryProblem) GetHeaders() http.Header {
+	secs := int((e.After + time.Second - 1) / time.Second)
+	return http.Header{"Retry-After": {strconv.Itoa(max(secs, 1))}}
+}
+
+func (h *handlers) content(ctx context.Context, in *contentInput) (*huma.StreamResponse, error) {
+	id, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := h.s.OpenContent(ctx, id, in.ID, in.Format)
+	var re *RetryError
+	if errors.As(err, &re) {
+		return nil, retryProblem{re}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		r, w := humago.Unwrap(hctx)
+		defer c.Blob.Close()
+		hd := w.Header()
+		hd.Set("Content-Type", ContentType)
+		hd.Set("ETag", c.ETag)
+		hd.Set("Cache-Control", "private, no-store")
+		hd.Set("Content-Disposition", `attachment; filename="`+c.RequestID+"."+c.Format+`.age"`)
+		cw := &countingWriter{ResponseWriter: w}
+		start := time.Now()
+		// ServeContent answers Range (206, 416), If-Range against the ETag,
+		// and sets Content-Length and Accept-Ranges.
+		http.ServeContent(cw, r, "", c.Blob.ModTime(), c.Blob)
+		err := h.s.RecordDownload(ctx, id, c.RequestID, Download{
+			Format: c.Format, Range: r.Header.Get("Range"), Status: cw.statusCode(), Bytes: cw.n,
+			Duration: time.Since(start), HTTPID: httpapi.RequestID(ctx),
+		})
+		if err != nil {
+			h.s.log.Warn("auditing a download failed", "request_id", c.RequestID, "error", err.Error())
+		}
+	}}, nil
+}
+
+// countingWriter counts the body bytes and remembers the status.
+type countingWriter struct {
+	http.ResponseWriter
+	n      int64
+	status int
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *countingWriter) statusCode() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ---- bank ----
+
+type publishInput struct{ Body NewDataset }
+
+func (h *handlers) publish(ctx context.Context, in *publishInput) (*out[*Dataset], error) {
+	return reply(h.s.PublishDataset(ctx, in.Body))
+}
+
+func (h *handlers) bankListDatasets(ctx context.Context, in *PageInput) (*out[*Page[*Dataset]], error) {
+	return reply(h.s.Datasets(ctx, in.Limit, in.Cursor, true))
+}
+
+func (h *handlers) bankGetDataset(ctx context.Context, in *idInput) (*out[*Dataset], error) {
+	return reply(h.s.Dataset(ctx, in.ID, true))
+}
+
+func (h *handlers) bankListRequests(ctx context.Context, in *listRequestsInput) (*out[*Page[*AccessRequest]], error) {
+	return reply(h.s.AccessRequests(ctx, RequestFilter{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
+}
+
+func (h *handlers) bankGetRequest(ctx context.Context, in *idInput) (*out[*AccessRequest], error) {
+	return reply(h.s.AccessRequest(ctx, "", in.ID))
+}
+
+type decisionInput struct {
+	ID   string    `path:"id" maxLength:"64"`
+	Body *Decision // optional: a decision may come without by, reason or expiry
+}
+
+func (in *decisionInput) decision() Decision {
+	if in.Body == nil {
+		return Decision{}
+	}
+	return *in.Body
+}
+
+func (h *handlers) approve(ctx context.Context, in *decisionInput) (*out[*AccessRequest], error) {
+	return reply(h.s.Approve(ctx, in.ID, in.decision()))
+}
+
+func (h *handlers) reject(ctx context.Context, in *decisionInput) (*out[*AccessRequest], error) {
+	return reply(h.s.Reject(ctx, in.ID, in.decision()))
+}
+
+func (h *handlers) revoke(ctx context.Context, in *decisionInput) (*out[*AccessRequest], error) {
+	return reply(h.s.Revoke(ctx, in.ID, in.decision()))
+}
+
+func (h *handlers) retry(ctx context.Context, in *idInput) (*out[*AccessRequest], error) {
+	return reply(h.s.RetryContent(ctx, in.ID))
+}
+
+type auditInput struct {
+	ID string `path:"id" maxLength:"64"`
+	PageInput
+}
+
+func (h *handlers) audit(ctx context.Context, in *auditInput) (*out[*Page[*AuditEntry]], error) {
+	return reply(h.s.Audit(ctx, in.ID, in.Limit, in.Cursor))
+}

@@ -1,0 +1,484 @@
+package datashare
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/store"
+)
+
+// RequestAccess files an app's request for a dataset. The dataset must
+// exist (else EINVALID unknown_dataset) and offer the requested format.
+func (s *Service) RequestAccess(ctx context.Context, appID string, n NewAccessRequest) (*AccessRequest, error) {
+	if appID == "" {
+		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+	}
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	d, err := s.Dataset(ctx, n.DatasetID, false)
+	if causeway.ErrorKind(err) == causeway.ENOTFOUND {
+		return nil, invalid("unknown_dataset", "no dataset %s in the catalog; take an id from GET /v1/datasets", n.DatasetID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(d.Formats, n.Format) {
+		return nil, invalid("invalid_format", "dataset %s is offered as %s", d.Name, strings.Join(d.Formats, ", "))
+	}
+	now := s.nowUTC()
+	r := &AccessRequest{
+		ID: ids.New("dar"), AppID: appID, DatasetID: d.ID, DatasetName: d.Name, DatasetVersion: d.Version,
+		Purpose: n.Purpose, DurationDays: n.DurationDays, Recipient: n.Recipient, Format: n.Format,
+		Status: StatusAwaitingApproval, CreatedAt: now, Content: []ContentInfo{},
+	}
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO datashare_requests
+			(id, app_id, dataset_id, dataset_version, purpose, duration_days, recipient, format, status, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			r.ID, appID, d.ID, d.Version, r.Purpose, r.DurationDays, r.Recipient, r.Format, r.Status, store.Micros(now))
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, r.ID, now, "app:"+appID, "requested", map[string]any{
+			"dataset_id": d.ID, "dataset_version": d.Version, "format": r.Format, "duration_days": r.DurationDays, "purpose": r.Purpose,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+const requestColumns = `r.id, r.app_id, r.dataset_id, d.name, r.dataset_version, r.purpose, r.duration_days, r.recipient, r.format,
+	r.status, r.created_at, r.decided_at, r.decided_by, r.reason, r.expires_at, r.revoked_at, r.revoked_by, r.revoke_reason`
+
+const requestFrom = ` FROM datashare_requests r JOIN datashare_datasets d ON d.id = r.dataset_id`
+
+func scanRequest(row scanner, now time.Time) (*AccessRequest, error) {
+	var r AccessRequest
+	var created int64
+	var decided, expires, revoked sql.NullInt64
+	err := row.Scan(&r.ID, &r.AppID, &r.DatasetID, &r.DatasetName, &r.DatasetVersion, &r.Purpose, &r.DurationDays, &r.Recipient, &r.Format,
+		&r.Status, &created, &decided, &r.DecidedBy, &r.Reason, &expires, &revoked, &r.RevokedBy, &r.RevokeReason)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such dataset access request")
+		}
+		return nil, store.Classify(err)
+	}
+	r.CreatedAt = store.FromMicros(created)
+	r.DecidedAt, r.ExpiresAt, r.RevokedAt = timePtr(decided), timePtr(expires), timePtr(revoked)
+	r.Status = effectiveStatus(r.Status, r.ExpiresAt, now)
+	r.Content = []ContentInfo{}
+	return &r, nil
+}
+
+func timePtr(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := store.FromMicros(v.Int64)
+	return &t
+}
+
+// effectiveStatus is the status as callers see it: an approved request
+// whose expiry has passed is expired, whether or not the sweeper has
+// written that yet.
+func effectiveStatus(status string, expires *time.Time, now time.Time) string {
+	if status == StatusApproved && expires != nil && !now.Before(*expires) {
+		return StatusExpired
+	}
+	return status
+}
+
+// AccessRequest returns one request. With appID set, only that app's
+// request is found (another app's is ENOTFOUND, as if it did not exist);
+// with appID empty, any (the bank's view).
+func (s *Service) AccessRequest(ctx context.Context, appID, id string) (*AccessRequest, error) {
+	r, err := s.request(ctx, s.db.DB, id)
+	if err != nil {
+		return nil, err
+	}
+	if appID != "" && r.AppID != appID {
+		return nil, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such dataset access request")
+	}
+	if err := s.attachContent(ctx, []*AccessRequest{r}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Service) request(ctx context.Context, q querier, id string) (*AccessRequest, error) {
+	return scanRequest(q.QueryRowContext(ctx, `SELECT `+requestColumns+requestFrom+` WHERE r.id = $1`, id), s.nowUTC())
+}
+
+// RequestFilter selects access requests.
+type RequestFilter struct {
+	AppID  string // "" = every app's (the bank's view)
+	Status string // "" = any; one of the Status constants
+	Limit  int
+	Cursor string
+}
+
+// AccessRequests lists requests, oldest first.
+func (s *Service) AccessRequests(ctx context.Context, f RequestFilter) (*Page[*AccessRequest], error) {
+	limit, after, err := pageArgs(f.Limit, f.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	now := store.Micros(s.nowUTC())
+	q := `SELECT ` + requestColumns + requestFrom + ` WHERE r.id > $1`
+	args := []any{after}
+	if f.AppID != "" {
+		args = append(args, f.AppID)
+		q += ` AND r.app_id = $2`
+	}
+	n := len(args)
+	switch f.Status {
+	case "":
+	case StatusApproved:
+		q += ` AND r.status = 'approved' AND r.expires_at > $` + strconv.Itoa(n+1)
+		args = append(args, now)
+	case StatusExpired:
+		q += ` AND (r.status = 'expired' OR (r.status = 'approved' AND r.expires_at <= $` + strconv.Itoa(n+1) + `))`
+		args = append(args, now)
+	case StatusAwaitingApproval, StatusRejected, StatusRevoked:
+		q += ` AND r.status = $` + strconv.Itoa(n+1)
+		args = append(args, f.Status)
+	default:
+		return nil, invalid("invalid_status", "status must be awaiting_approval, approved, rejected, revoked or expired")
+	}
+	q += ` ORDER BY r.id LIMIT $` + strconv.Itoa(len(args)+1)
+	args = append(args, limit+1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	defer rows.Close()
+	page := &Page[*AccessRequest]{Data: []*AccessRequest{}}
+	for rows.Next() {
+		r, err := scanRequest(rows, s.nowUTC())
+		if err != nil {
+			return nil, err
+		}
+		page.Data = append(page.Data, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, store.Classify(err)
+	}
+	rows.Close()
+	if len(page.Data) > limit {
+		page.Data = page.Data[:limit]
+		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	}
+	return page, s.attachContent(ctx, page.Data)
+}
+
+// attachContent fills in each request's content states with one query.
+func (s *Service) attachContent(ctx context.Context, reqs []*AccessRequest) error {
+	if len(reqs) == 0 {
+		return nil
+	}
+	byID := map[string]*AccessRequest{}
+	var ph []string
+	var args []any
+	for i, r := range reqs {
+		byID[r.ID] = r
+		ph = append(ph, "$"+strconv.Itoa(i+1))
+		args = append(args, r.ID)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT request_id, format, status, size, sha256, error, ready_at
+		FROM datashare_contents WHERE request_id IN (`+strings.Join(ph, ", ")+`) ORDER BY request_id, format`, args...)
+	if err != nil {
+		return store.Classify(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var reqID, sum string
+		var c ContentInfo
+		var ready sql.NullInt64
+		if err := rows.Scan(&reqID, &c.Format, &c.Status, &c.Size, &sum, &c.Error, &ready); err != nil {
+			return store.Classify(err)
+		}
+		c.ReadyAt = timePtr(ready)
+		if c.Status == ContentReady {
+			c.ETag = etag(sum)
+		} else {
+			c.Size = 0
+		}
+		r := byID[reqID]
+		if r.Status == StatusRevoked || r.Status == StatusExpired {
+			c.Status = ContentDeleted
+			c.Size, c.ETag = 0, ""
+		}
+		r.Content = append(r.Content, c)
+	}
+	return store.Classify(rows.Err())
+}
+
+func etag(sum string) string { return `"` + sum + `"` }
+
+// ---- decisions ----
+
+// Approve grants a request awaiting approval until d.ExpiresAt (default
+// now plus the requested duration; at most 365 days ahead) and queues the
+// content for the data agent. Any other state is ECONFLICT
+// invalid_transition.
+func (s *Service) Approve(ctx context.Context, id string, d Decision) (*AccessRequest, error) {
+	return s.decide(ctx, id, "approved", d)
+}
+
+// Reject refuses a request awaiting approval.
+func (s *Service) Reject(ctx context.Context, id string, d Decision) (*AccessRequest, error) {
+	return s.decide(ctx, id, "rejected", d)
+}
+
+// Revoke ends an approved, unexpired grant at once: downloads stop and the
+// stored ciphertext is deleted.
+func (s *Service) Revoke(ctx context.Context, id string, d Decision) (*AccessRequest, error) {
+	return s.decide(ctx, id, "revoked", d)
+}
+
+func (s *Service) decide(ctx context.Context, id, action string, d Decision) (*AccessRequest, error) {
+	if err := d.normalize(); err != nil {
+		return nil, err
+	}
+	now := s.nowUTC()
+	var expires time.Time
+	if action == "approved" && d.ExpiresAt != nil {
+		expires = d.ExpiresAt.UTC()
+		if !expires.After(now) || expires.After(now.AddDate(0, 0, MaxDurationDays)) {
+			return nil, invalid("invalid_expiry", "expires_at must be in the future and at most %d days ahead", MaxDurationDays)
+		}
+	} else if action != "approved" && d.ExpiresAt != nil {
+		return nil, invalid("invalid_decision", "expires_at applies to approvals only")
+	}
+	var r *AccessRequest
+	var deleteKeys []string
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		deleteKeys = nil
+		if r, err = s.request(ctx, tx, id); err != nil {
+			return err
+		}
+		from := StatusAwaitingApproval
+		if action == "revoked" {
+			from = StatusApproved
+		}
+		if r.Status != from {
+			return causeway.Errorf(causeway.ECONFLICT, "invalid_transition",
+				"the request is %s; only a request that is %s can be %s", r.Status, strings.ReplaceAll(from, "_", " "), action)
+		}
+		at := store.Micros(now)
+		var res sql.Result
+		switch action {
+		case "approved":
+			if expires.IsZero() {
+				expires = now.AddDate(0, 0, r.DurationDays)
+			}
+			res, err = tx.ExecContext(ctx, `UPDATE datashare_requests SET status = 'approved', decided_at = $1, decided_by = $2, reason = $3, expires_at = $4
+				WHERE id = $5 AND status = 'awaiting_approval'`, at, d.By, d.Reason, store.Micros(expires), id)
+			if err == nil {
+				_, err = tx.ExecContext(ctx, `INSERT INTO datashare_contents (id, request_id, format, status, created_at)
+					VALUES ($1, $2, $3, 'pending', $4) ON CONFLICT (request_id, format) DO NOTHING`, ids.New("dsj"), id, r.Format, at)
+			}
+			r.Status, r.DecidedAt, r.DecidedBy, r.Reason, r.ExpiresAt = StatusApproved, &now, d.By, d.Reason, &expires
+		case "rejected":
+			res, err = tx.ExecContext(ctx, `UPDATE datashare_requests SET status = 'rejected', decided_at = $1, decided_by = $2, reason = $3
+				WHERE id = $4 AND status = 'awaiting_approval'`, at, d.By, d.Reason, id)
+			r.Status, r.DecidedAt, r.DecidedBy, r.Reason = StatusRejected, &now, d.By, d.Reason
+		case "revoked":
+			res, err = tx.ExecContext(ctx, `UPDATE datashare_requests SET status = 'revoked', revoked_at = $1, revoked_by = $2, revoke_reason = $3
+				WHERE id = $4 AND status = 'approved'`, at, d.By, d.Reason, id)
+			if err == nil {
+				deleteKeys, err = s.retireContents(ctx, tx, id)
+			}
+			r.Status, r.RevokedAt, r.RevokedBy, r.RevokeReason = StatusRevoked, &now, d.By, d.Reason
+		}
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return causeway.Errorf(causeway.ECONFLICT, "invalid_transition", "the request changed while deciding; read it again")
+		}
+		detail := map[string]any{"by": d.By, "reason": d.Reason}
+		if action == "approved" {
+			detail["expires_at"] = expires
+		}
+		if err := audit(ctx, tx, id, now, "bank:"+d.By, action, detail); err != nil {
+			return err
+		}
+		return outbox.Append(ctx, tx, accessEvent(r, action, now))
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.committedEvents()
+	for _, k := range deleteKeys {
+		s.deleteBlob(k)
+	}
+	if action == "approved" {
+		s.signal()
+	}
+	return s.AccessRequest(ctx, "", id)
+}
+
+// accessEvent is the dataset.access.* event for the requesting app.
+func accessEvent(r *AccessRequest, action string, now time.Time) outbox.Event {
+	data := map[string]any{
+		"id": r.ID, "dataset_id": r.DatasetID, "status": action, "purpose": r.Purpose,
+		"duration_days": r.DurationDays, "recipient": r.Recipient, "decided_at": now,
+	}
+	switch action {
+	case "approved":
+		data["expires_at"] = r.ExpiresAt
+		if r.Reason != "" {
+			data["reason"] = r.Reason
+		}
+	case "rejected":
+		if r.Reason != "" {
+			data["reason"] = r.Reason
+		}
+	case "revoked":
+		if r.RevokeReason != "" {
+			data["reason"] = r.RevokeReason
+		}
+	}
+	b, _ := json.Marshal(data)
+	return outbox.Event{
+		ID: ids.New("evt"), Type: "dataset.access." + action, Source: EventSource, Subject: r.ID,
+		Time: now, Data: b, AppID: r.AppID,
+	}
+}
+
+// retireContents marks a request's contents deleted and returns the blob
+// keys to remove once the transaction commits.
+func (s *Service) retireContents(ctx context.Context, tx *sql.Tx, requestID string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT format FROM datashare_contents WHERE request_id = $1 AND status <> 'deleted'`, requestID)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		keys = append(keys, blobKeyOf(requestID, f))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE datashare_contents SET status = 'deleted', lease_id = '', lease_until = 0 WHERE request_id = $1`, requestID)
+	return keys, err
+}
+
+func blobKeyOf(requestID, format string) string { return requestID + "." + format }
+
+func (s *Service) deleteBlob(key string) {
+	if err := s.blobs.Delete(key); err != nil {
+		s.log.Warn("deleting ciphertext failed; the sweeper retries", "blob", key, "error", err.Error())
+	}
+	s.mu.Lock()
+	for id, u := range s.uploads {
+		if u.key == key {
+			delete(s.uploads, id)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// RetryContent puts a request's failed content back in the agents' queue.
+func (s *Service) RetryContent(ctx context.Context, id string) (*AccessRequest, error) {
+	r, err := s.AccessRequest(ctx, "", id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != StatusApproved {
+		return nil, causeway.Errorf(causeway.ECONFLICT, "invalid_transition", "the request is %s; only an approved request's content can be retried", r.Status)
+	}
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE datashare_contents SET status = 'pending', attempts = 0, not_before = 0, error = ''
+			WHERE request_id = $1 AND status = 'failed'`, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.signal()
+	return s.AccessRequest(ctx, "", id)
+}
+
+// ---- audit ----
+
+func audit(ctx context.Context, tx *sql.Tx, requestID string, at time.Time, actor, action string, detail map[string]any) error {
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO datashare_audit (id, request_id, at, actor, action, detail) VALUES ($1, $2, $3, $4, $5, $6)`,
+		ids.New("dsa"), requestID, store.Micros(at), actor, action, string(b))
+	return err
+}
+
+// recordAudit writes one audit entry in its own transaction.
+func (s *Service) recordAudit(ctx context.Context, requestID, actor, action string, detail map[string]any) error {
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		return audit(ctx, tx, requestID, s.nowUTC(), actor, action, detail)
+	})
+}
+
+// Audit lists a request's audit trail, oldest first.
+func (s *Service) Audit(ctx context.Context, requestID string, limit int, cursor string) (*Page[*AuditEntry], error) {
+	if _, err := s.request(ctx, s.db.DB, requestID); err != nil {
+		return nil, err
+	}
+	limit, after, err := pageArgs(limit, cursor)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, request_id, at, actor, action, detail FROM datashare_audit
+		WHERE request_id = $1 AND id > $2 ORDER BY id LIMIT $3`, requestID, after, limit+1)
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	defer rows.Close()
+	page := &Page[*AuditEntry]{Data: []*AuditEntry{}}
+	for rows.Next() {
+		var e AuditEntry
+		var at int64
+		var detail string
+		if err := rows.Scan(&e.ID, &e.RequestID, &at, &e.Actor, &e.Action, &detail); err != nil {
+			return nil, store.Classify(err)
+		}
+		e.At = store.FromMicros(at)
+		if detail != "" {
+			e.Detail = json.RawMessage(detail)
+		}
+		page.Data = append(page.Data, &e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, store.Classify(err)
+	}
+	if len(page.Data) > limit {
+		page.Data = page.Data[:limit]
+		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	}
+	return page, nil
+}

@@ -1,0 +1,305 @@
+package datashare
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrate creates or updates the data partnering tables. The outbox's
+// tables must exist too (outbox.Migrate): decisions write events.
+func Migrate(ctx context.Context, db *store.DB) error {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, "datashare", sub)
+}
+
+// Options configure a Service.
+type Options struct {
+	// DataDir holds the blobs, under DataDir/datashare, unless Blobs is set.
+	DataDir string
+	// Blobs overrides the blob store.
+	Blobs BlobStore
+	// Logger; default slog.Default. Nothing of a dataset's content is ever
+	// logged.
+	Logger *slog.Logger
+	// Notify, when set, is called after a transaction that wrote outbox
+	// events commits (the platform passes the outbox relay's Notify).
+	Notify func()
+	// AgentToken, when set, is a second bearer token (besides the bank's
+	// admin token) accepted on the agent routes /bank/v1/agent/... and
+	// nowhere else, for a `causeway agent` that should not hold the admin
+	// token.
+	AgentToken string
+	// SourceDirs, when set, are the directories file sources must lie
+	// under for the bank to publish them (the in-process agent's allowed
+	// directories). The agent checks again when it reads.
+	SourceDirs []string
+	// LeaseTTL is how long a claimed job stays with its agent without
+	// progress; default 2 minutes.
+	LeaseTTL time.Duration
+	// Now is the clock; default time.Now. Tests move it.
+	Now func() time.Time
+}
+
+// Service is data partnering's hub: catalog, access requests, decisions,
+// jobs for data agents, stored ciphertext and the audit trail. Safe for
+// concurrent use.
+type Service struct {
+	db         *store.DB
+	blobs      BlobStore
+	log        *slog.Logger
+	notify     func()
+	agentToken [sha256.Size]byte
+	hasAgent   bool
+	sourceDirs []string
+	leaseTTL   time.Duration
+	now        func() time.Time
+
+	wake chan struct{} // new work for in-process producers
+
+	mu      sync.Mutex
+	uploads map[string]*upload // job id -> running hash of its partial upload
+}
+
+// New returns a Service over db. Migrate must have run.
+func New(db *store.DB, opts Options) (*Service, error) {
+	s := &Service{
+		db:         db,
+		blobs:      opts.Blobs,
+		log:        cmp.Or(opts.Logger, slog.Default()),
+		notify:     opts.Notify,
+		sourceDirs: opts.SourceDirs,
+		leaseTTL:   cmp.Or(opts.LeaseTTL, 2*time.Minute),
+		now:        opts.Now,
+		wake:       make(chan struct{}, 1),
+		uploads:    map[string]*upload{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.blobs == nil {
+		if opts.DataDir == "" {
+			return nil, errors.New("datashare: Options.DataDir or Options.Blobs is required")
+		}
+		s.blobs = &FileBlobs{Dir: filepath.Join(opts.DataDir, "datashare")}
+	}
+	if opts.AgentToken != "" {
+		s.agentToken = sha256.Sum256([]byte(opts.AgentToken))
+		s.hasAgent = true
+	}
+	for i, d := range s.sourceDirs {
+		s.sourceDirs[i] = filepath.Clean(d)
+	}
+	return s, nil
+}
+
+func (s *Service) nowUTC() time.Time { return s.now().UTC() }
+
+// signal wakes in-process producers; it never blocks.
+func (s *Service) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) committedEvents() {
+	if s.notify != nil {
+		s.notify()
+	}
+}
+
+// ---- catalog ----
+
+// PublishDataset adds a dataset to the catalog. A name already in the
+// catalog is a conflict (code dataset_exists).
+func (s *Service) PublishDataset(ctx context.Context, n NewDataset) (*Dataset, error) {
+	if err := n.Normalize(); err != nil {
+		return nil, err
+	}
+	if n.Source.Kind == SourceFile && len(s.sourceDirs) > 0 && !under(n.Source.Path, s.sourceDirs) {
+		return nil, invalid("invalid_source", "source.path must lie under one of the agent's allowed directories (%s)", strings.Join(s.sourceDirs, ", "))
+	}
+	now := s.nowUTC()
+	d := &Dataset{
+		ID: ids.New("ds"), Name: n.Name, Description: n.Description, Columns: n.Columns, Sample: n.Sample,
+		Formats: n.Formats, RowCount: n.RowCount, Licence: n.Licence, Version: n.Version,
+		CreatedAt: now, UpdatedAt: now, Source: &n.Source,
+	}
+	cols, _ := json.Marshal(d.Columns)
+	sample, err := json.Marshal(d.Sample)
+	if err != nil {
+		return nil, invalid("invalid_sample", "sample rows must be plain JSON values")
+	}
+	formats, _ := json.Marshal(d.Formats)
+	src, _ := json.Marshal(d.Source)
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO datashare_datasets
+			(id, name, description, columns, sample, formats, row_count, licence, version, source, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
+			d.ID, d.Name, d.Description, string(cols), string(sample), string(formats), d.RowCount, d.Licence, d.Version, string(src), store.Micros(now))
+		return err
+	})
+	if store.IsUniqueViolation(err) {
+		return nil, causeway.Errorf(causeway.ECONFLICT, "dataset_exists", "a dataset named %s is already in the catalog", n.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// EnsureDataset publishes n unless a dataset of that name exists, in which
+// case it refreshes only its row count (the sandbox's datasets grow as the
+// bank runs). It reports whether it created the dataset.
+func (s *Service) EnsureDataset(ctx context.Context, n NewDataset) (*Dataset, bool, error) {
+	d, err := s.PublishDataset(ctx, n)
+	if err == nil {
+		return d, true, nil
+	}
+	if causeway.ErrorCode(err) != "dataset_exists" {
+		return nil, false, err
+	}
+	if n.RowCount > 0 {
+		err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE datashare_datasets SET row_count = $1, updated_at = $2 WHERE name = $3 AND row_count <> $1`,
+				n.RowCount, store.Micros(s.nowUTC()), n.Name)
+			return err
+		})
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	row := s.db.QueryRowContext(ctx, `SELECT `+datasetColumns+` FROM datashare_datasets WHERE name = $1`, n.Name)
+	d, err = scanDataset(row, true)
+	return d, false, err
+}
+
+const datasetColumns = `id, name, description, columns, sample, formats, row_count, licence, version, source, created_at, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanDataset(row scanner, bank bool) (*Dataset, error) {
+	var d Dataset
+	var cols, sample, formats, src string
+	var created, updated int64
+	if err := row.Scan(&d.ID, &d.Name, &d.Description, &cols, &sample, &formats, &d.RowCount, &d.Licence, &d.Version, &src, &created, &updated); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such dataset")
+		}
+		return nil, store.Classify(err)
+	}
+	d.CreatedAt, d.UpdatedAt = store.FromMicros(created), store.FromMicros(updated)
+	if err := errors.Join(json.Unmarshal([]byte(cols), &d.Columns), json.Unmarshal([]byte(sample), &d.Sample),
+		json.Unmarshal([]byte(formats), &d.Formats)); err != nil {
+		return nil, fmt.Errorf("dataset %s: %w", d.ID, err)
+	}
+	if bank {
+		d.Source = &Source{}
+		if err := json.Unmarshal([]byte(src), d.Source); err != nil {
+			return nil, fmt.Errorf("dataset %s: %w", d.ID, err)
+		}
+	}
+	return &d, nil
+}
+
+// Dataset returns one dataset; with bank set, its source too.
+func (s *Service) Dataset(ctx context.Context, id string, bank bool) (*Dataset, error) {
+	return scanDataset(s.db.QueryRowContext(ctx, `SELECT `+datasetColumns+` FROM datashare_datasets WHERE id = $1`, id), bank)
+}
+
+// Datasets lists the catalog, oldest first; with bank set, sources too.
+func (s *Service) Datasets(ctx context.Context, limit int, cursor string, bank bool) (*Page[*Dataset], error) {
+	limit, after, err := pageArgs(limit, cursor)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+datasetColumns+` FROM datashare_datasets WHERE id > $1 ORDER BY id LIMIT $2`, after, limit+1)
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	defer rows.Close()
+	page := &Page[*Dataset]{Data: []*Dataset{}}
+	for rows.Next() {
+		d, err := scanDataset(rows, bank)
+		if err != nil {
+			return nil, err
+		}
+		page.Data = append(page.Data, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, store.Classify(err)
+	}
+	if len(page.Data) > limit {
+		page.Data = page.Data[:limit]
+		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	}
+	return page, nil
+}
+
+// under reports whether path lies in one of dirs.
+func under(path string, dirs []string) bool {
+	for _, d := range dirs {
+		if rel, err := filepath.Rel(d, path); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && !filepath.IsAbs(rel) {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- pagination ----
+
+// Page sizes.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 200
+)
+
+func encodeCursor(id string) string {
+	b, _ := json.Marshal([]string{id})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func pageArgs(limit int, cursor string) (int, string, error) {
+	switch {
+	case limit == 0:
+		limit = DefaultPageSize
+	case limit < 0 || limit > MaxPageSize:
+		return 0, "", invalid("invalid_limit", "limit must be between 1 and %d", MaxPageSize)
+	}
+	if cursor == "" {
+		return limit, "", nil
+	}
+	bad := causeway.Errorf(causeway.EBADREQUEST, "invalid_cursor", "cursor is malformed; pass next_cursor from the previous page unchanged")
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return 0, "", bad
+	}
+	var key []string
+	if err := json.Unmarshal(raw, &key); err != nil || len(key) != 1 {
+		return 0, "", bad
+	}
+	return limit, key[0], nil
+}

@@ -1,0 +1,61 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/datashare/agent"
+)
+
+// Data agent placements.
+const (
+	DataAgentInProcess = "inprocess"
+	DataAgentExternal  = "external"
+)
+
+// startDatashare wires the fourth building block: the dataset catalog,
+// access requests decided by the bank, and encrypted delivery. The data
+// agent, the only component that reads plaintext, runs in-process unless
+// the bank runs `causeway agent` on its own premises.
+func (p *Platform) startDatashare(ctx context.Context) error {
+	if err := datashare.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	ds, err := datashare.New(p.DB, datashare.Options{
+		DataDir:    p.cfg.DataDir,
+		Logger:     p.log.With("component", "datashare"),
+		Notify:     p.Relay.Notify,
+		AgentToken: p.cfg.DataAgentToken,
+	})
+	if err != nil {
+		return fmt.Errorf("datashare: %w", err)
+	}
+	p.Datashare = ds
+	ds.Register(p.HTTP)
+	if p.cfg.Mode == ModeSandbox {
+		sets, err := agent.SandboxDatasets(ctx, p.DB)
+		if err != nil {
+			return fmt.Errorf("sandbox datasets: %w", err)
+		}
+		for _, n := range sets {
+			if _, _, err := ds.EnsureDataset(ctx, n); err != nil {
+				return fmt.Errorf("sandbox datasets: %w", err)
+			}
+		}
+	}
+	p.background(ds.Run)
+	if p.cfg.DataAgent == DataAgentExternal {
+		return nil
+	}
+	key, err := agent.LoadKey(p.cfg.DataAgentKey, p.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(agent.Config{DB: p.DB, PseudonymKey: key, Logger: p.log.With("component", "data-agent")})
+	if err != nil {
+		return err
+	}
+	p.background(func(ctx context.Context) error { return ds.RunProducer(ctx, a) })
+	return nil
+}
