@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/json"
 	"io"
@@ -85,6 +86,12 @@ func TestKilledNodeLosesNoWebhookEvent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The sandbox default of 50 requests/s would make this a test of
+			// the rate limiter.
+			if code, err := n.call("PUT", "/apps/"+app.ID+"/limits", map[string]any{
+				"requests_per_second": 100000, "burst": 100000, "daily_quota": 100000000}, nil); err != nil || code != 200 {
+				t.Fatalf("raise limits: %d %v", code, err)
+			}
 			api := client.New(n.base, app.ClientID, app.ClientSecret)
 			var accounts []string
 			for a, err := range api.AllAccounts(ctx, client.AccountFilter{}) {
@@ -126,6 +133,11 @@ func TestKilledNodeLosesNoWebhookEvent(t *testing.T) {
 							from, to := accounts[i%len(accounts)], accounts[(i+1)%len(accounts)]
 							_, err := c.CreatePayment(ctx, client.NewPayment{DebtorAccountID: from,
 								Creditor: client.Creditor{AccountID: to}, Amount: client.EUR("0.01")})
+							var apiErr *client.Error
+							if errors.As(err, &apiErr) && apiErr.Status < 500 {
+								t.Errorf("payment refused: %v", err)
+								return
+							}
 							if err != nil {
 								return // the node died under us
 							}
@@ -137,15 +149,20 @@ func TestKilledNodeLosesNoWebhookEvent(t *testing.T) {
 			}
 			killed := make(chan struct{})
 			go func() {
-				for sent.Load() < total/2 {
+				defer close(killed)
+				deadline := time.Now().Add(5 * time.Minute)
+				for sent.Load() < total/2 && time.Now().Before(deadline) {
 					time.Sleep(5 * time.Millisecond)
 				}
 				n.cmd.Process.Kill()
-				close(killed)
 			}()
 			run(n.base, total)
+			n.cmd.Process.Kill() // in case the workers stopped first
 			<-killed
 			n.cmd.Wait()
+			if t.Failed() {
+				t.FailNow()
+			}
 
 			n = startNode(t, args)
 			run(n.base, total)
