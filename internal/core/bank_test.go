@@ -742,3 +742,43 @@ func TestTransactionsPageNewestFirstWithinARange(t *testing.T) {
 		wantCode(t, err, "invalid_limit")
 	})
 }
+
+func TestPaymentIdempotencyKeyMakesItAtMostOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		_, from := f.customerWithAccount(t, appA, "Retry Payer", "10.00")
+		n := core.NewPayment{DebtorAccountID: from.ID, Amount: eur(t, "4.00"),
+			Creditor: core.Creditor{IBAN: "DE89370400440532013000", Name: "X"}, IdempotencyKey: "k-1"}
+		var wg sync.WaitGroup
+		ids := make([]string, 4)
+		for i := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p, err := f.bank.CreatePayment(ctx, appA, n)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids[i] = p.ID
+			}()
+		}
+		wg.Wait()
+		for _, id := range ids {
+			if id != ids[0] {
+				t.Fatalf("one key gave payments %v", ids)
+			}
+		}
+		if b, _ := f.balance(t, from.ID); b != "6.00" {
+			t.Errorf("balance %s after four calls with one key, want 6.00", b)
+		}
+		// Another app's same key is its own.
+		_, other := f.customerWithAccount(t, appB, "Other", "10.00")
+		n.DebtorAccountID = other.ID
+		p, err := f.bank.CreatePayment(ctx, appB, n)
+		if err != nil || p.ID == ids[0] {
+			t.Errorf("app B with the same key: %+v, %v", p, err)
+		}
+	})
+}

@@ -65,7 +65,8 @@ type Payment struct {
 	CreatedAt       time.Time   `json:"created_at"`
 	UpdatedAt       time.Time   `json:"updated_at"`
 
-	appID string // the app that made it, "" for the bank
+	appID          string // the app that made it, "" for the bank
+	idempotencyKey string
 }
 
 // NewPayment is what a caller gives to make a payment.
@@ -74,6 +75,9 @@ type NewPayment struct {
 	Creditor        Creditor
 	Amount          Money
 	Reference       string
+	// IdempotencyKey, when set, makes the payment at most once per app and
+	// key: a second call with the key returns the first payment.
+	IdempotencyKey string
 }
 
 func (n *NewPayment) validate() error {
@@ -112,6 +116,11 @@ func (n *NewPayment) validate() error {
 func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*Payment, error) {
 	if err := n.validate(); err != nil {
 		return nil, err
+	}
+	if n.IdempotencyKey != "" {
+		if p, err := b.paymentByKey(ctx, actor, n.IdempotencyKey); err != nil || p != nil {
+			return p, err
+		}
 	}
 	debtor, err := getAccount(ctx, b.db, actor, n.DebtorAccountID)
 	if err != nil {
@@ -192,17 +201,32 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 			}
 			events = transactionEvents(actor.AppID, txns, locked)
 		}
-		p.appID = actor.AppID
+		p.appID, p.idempotencyKey = actor.AppID, n.IdempotencyKey
 		if err := insertPayment(ctx, tx, p, entryID); err != nil {
 			return err
 		}
 		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, AppID: actor.AppID, CustomerID: debtor.CustomerID}}, events...)
 		return b.events.WriteEvents(ctx, tx, events)
 	})
+	if n.IdempotencyKey != "" && store.IsUniqueViolation(err) {
+		// A concurrent call with the same key won: answer with its payment.
+		return b.paymentByKey(ctx, actor, n.IdempotencyKey)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// paymentByKey returns the payment the actor made with an idempotency key,
+// or nil.
+func (b *Bank) paymentByKey(ctx context.Context, actor Actor, key string) (*Payment, error) {
+	p, err := scanPayment(b.db.QueryRowContext(ctx, "SELECT "+paymentColumns+
+		" FROM core_payments p WHERE p.app_id = $1 AND p.idempotency_key = $2", actor.AppID, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return p, store.Classify(err)
 }
 
 // bookPayment posts a completed payment: the debtor is debited, the
@@ -310,12 +334,20 @@ func insertPayment(ctx context.Context, tx *sql.Tx, p *Payment, entryID string) 
 	_, err := tx.ExecContext(ctx, `INSERT INTO core_payments
 		(id, app_id, debtor_account_id, creditor_account_id, creditor_iban, creditor_name, amount, currency, reference,
 		 status, rejection_code, rejection_reason, fraud_decision, fraud_score, fraud_reason, fraud_provider, fraud_stand_in,
-		 entry_id, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		 entry_id, created_at, updated_at, idempotency_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 		p.ID, p.appID, p.DebtorAccountID, creditorAccount, p.Creditor.IBAN, p.Creditor.Name, p.Amount.Minor,
 		p.Amount.Currency, p.Reference, p.Status, code, reason, f.Decision, f.Score, f.Reason, f.Provider, f.StandIn,
-		entry, store.Micros(p.CreatedAt), store.Micros(p.UpdatedAt))
+		entry, store.Micros(p.CreatedAt), store.Micros(p.UpdatedAt), nullable(p.idempotencyKey))
 	return err
+}
+
+// nullable stores "" as NULL, so unique indexes ignore it.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 const paymentColumns = `p.id, p.debtor_account_id, COALESCE(p.creditor_account_id, ''), p.creditor_iban, p.creditor_name,

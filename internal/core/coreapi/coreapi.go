@@ -215,7 +215,8 @@ func (b PaymentBody) NewPayment() (core.NewPayment, error) {
 }
 
 type paymentInput struct {
-	Body PaymentBody
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Makes the payment at most once per key: a retry with the same key and body returns the first payment"`
+	Body           PaymentBody
 }
 
 func (h *handlers) createPayment(ctx context.Context, in *paymentInput) (*Out[*core.Payment], error) {
@@ -223,6 +224,7 @@ func (h *handlers) createPayment(ctx context.Context, in *paymentInput) (*Out[*c
 	if err != nil {
 		return nil, err
 	}
+	n.IdempotencyKey = in.IdempotencyKey
 	return out(h.bank.CreatePayment(ctx, bank, n))
 }
 

@@ -171,6 +171,7 @@ func (h *publicHandlers) createPayment(ctx context.Context, in *paymentInput) (*
 	if err != nil {
 		return nil, err
 	}
+	n.IdempotencyKey = in.IdempotencyKey
 	return out(h.bank.CreatePayment(ctx, a, n))
 }
 
