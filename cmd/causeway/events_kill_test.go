@@ -261,3 +261,25 @@ func openNodeDB(t *testing.T, args []string) *store.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// countingHandler wraps a receiver and counts deliveries per webhook-id.
+func countingHandler(rec *receiver, counts map[string]int, mu *sync.Mutex) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		counts[r.Header.Get("webhook-id")]++
+		mu.Unlock()
+		rec.ServeHTTP(w, r)
+	})
+}
+
+func getWithToken(t *testing.T, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}

@@ -25,8 +25,11 @@ const (
 	IdempotencyKeyTTL = 24 * time.Hour
 	// staleClaimAfter is when a key still marked running is taken to belong
 	// to a request that will never finish (its node died): a new request may
-	// claim it. It is far beyond any request's duration.
-	staleClaimAfter = 5 * time.Minute
+	// claim it and run again. It is well beyond a request's duration (SPI
+	// deadlines are at most seconds), and short enough that a client
+	// retrying on another node is not stuck for long. Payments also keep
+	// their key in their own row, so running again never pays twice.
+	staleClaimAfter = 30 * time.Second
 	// maxKeyLen bounds an Idempotency-Key.
 	maxKeyLen = 255
 	// maxFingerprintBody bounds the body read for the fingerprint; httpapi
