@@ -54,6 +54,8 @@ func All() []Benchmark {
 	return []Benchmark{
 		{Name: "gateway", Short: "Authenticated balances requests through the gateway vs the same handlers without it vs a bare handler", Run: Gateway},
 		{Name: "payments", Short: "Internal transfers through the sandbox bank vs raw single-row commits", Run: Payments},
+		{Name: "events", Short: "Webhook deliveries of sandbox-bank events to a local receiver vs raw POSTs to it; commit-to-receipt latency", Run: Events},
+		{Name: "spi", Short: "Fraud-check calls through the SPI invoker vs direct signed POSTs to the same endpoint; lateness past a hanging endpoint's deadline", Run: SPI},
 		{Name: "data", Short: "A dataset (1 GiB; CAUSEWAY_BENCH_DATA_BYTES) agent -> hub -> client decrypt on loopback vs raw in-memory age", Run: Data},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"time"
 
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/outbox"
@@ -33,9 +34,11 @@ func (o outboxEvents) WriteEvents(ctx context.Context, tx *sql.Tx, events []core
 	if err := outbox.Append(ctx, tx, out...); err != nil {
 		return err
 	}
-	// The relay polls anyway; the nudge only shortens the wait. It may run
-	// before this transaction commits, in which case the next poll finds
-	// the rows.
+	// The relay polls anyway; the nudges only shorten the wait. This runs
+	// before the transaction commits, so a relay woken now may find nothing
+	// yet: a second nudge a moment later catches the commit in almost every
+	// case instead of leaving the event for the next poll.
 	o.relay.Notify()
+	time.AfterFunc(3*time.Millisecond, o.relay.Notify)
 	return nil
 }

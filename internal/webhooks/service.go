@@ -107,7 +107,7 @@ func New(db *store.DB, b *bus.Bus, vis events.Visibility, sealer *seal.Sealer, g
 		guard:        guard,
 		opts:         opts,
 		log:          opts.Logger.With("component", "webhooks"),
-		client:       guard.HTTPClient(opts.RequestTimeout),
+		client:       deliveryClient(guard, opts),
 		wake:         make(chan struct{}, 1),
 		workers:      map[string]*worker{},
 		recovering:   map[string]bool{},

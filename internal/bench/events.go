@@ -1,0 +1,575 @@
+package bench
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/core"
+	"github.com/causewayhq/causeway/internal/gateway"
+	"github.com/causewayhq/causeway/internal/platform"
+)
+
+// EventsConfig shapes the events benchmark. Zero fields take their
+// defaults.
+type EventsConfig struct {
+	// Subscriptions is how many webhook subscriptions of one app receive
+	// every event, all pointing at the same receiver. It is also the
+	// concurrency of the raw POST baseline. Default 4.
+	Subscriptions int
+	// Payments bounds the payments made in the measured run (as do
+	// Options.MaxOps and Options.Duration, whichever comes first). Each
+	// completed payment commits three events: payment.completed and a
+	// transaction.booked for each side. Default 2000.
+	Payments int
+}
+
+func (c EventsConfig) withDefaults() EventsConfig {
+	c.Subscriptions = cmp.Or(c.Subscriptions, 4)
+	c.Payments = cmp.Or(c.Payments, 2000)
+	return c
+}
+
+// eventsPerPayment is what one completed on-us payment commits:
+// payment.completed, and transaction.booked for the debtor and the
+// creditor account.
+const eventsPerPayment = 3
+
+// eventsPaymentAmount is the amount of each payment: small, so the seeded
+// balances carry any bounded run.
+const eventsPaymentAmount = 1 // EUR 0.01
+
+// Events measures events from commit to a webhook receiver: a whole node
+// runs in-process (embedded NATS, a SQLite file, or a fresh PostgreSQL
+// schema with opts.DatabaseURL), an app signed up over HTTP subscribes
+// cfg.Subscriptions webhooks to one local receiver, and payments through
+// the sandbox bank commit the events (outbox, relay, stream, one consumer
+// per subscription, signing, POST, attempt record, ack). The figures are
+// deliveries per second, from the first payment to the last delivery
+// received, and the latency from each event's time (taken inside the
+// payment's transaction) to its first receipt; each beside a loop of raw
+// POSTs of bodies of the same sizes from this process to the same
+// receiver, with as many in flight as there are subscriptions. The aim is
+// deliveries at 70% or more of the raw POST rate.
+//
+// It fails when a payment is not completed, or when the receiver has not
+// had every event on every subscription within a bounded wait.
+func Events(ctx context.Context, opts Options) (*Report, error) {
+	return EventsWith(ctx, opts, EventsConfig{})
+}
+
+// EventsWith runs the events benchmark with cfg.
+func EventsWith(ctx context.Context, opts Options, cfg EventsConfig) (*Report, error) {
+	r, err := eventsBench(ctx, opts.withDefaults(), cfg.withDefaults())
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	return r, nil
+}
+
+func eventsBench(ctx context.Context, opts Options, cfg EventsConfig) (*Report, error) {
+	rig, err := startEventsRig(ctx, opts.DatabaseURL, cfg.Subscriptions)
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	defer rig.Close()
+
+	// Warm up: one payment, all the way to every subscription, so the
+	// consumers exist and connections are open before anything is timed.
+	// Its deliveries give the bodies the raw POSTs send.
+	if err := rig.pay(ctx, rand.New(rand.NewPCG(0, 0))); err != nil {
+		return nil, fmt.Errorf("warm-up payment: %w", err)
+	}
+	if err := rig.recv.wait(ctx, eventsPerPayment, time.Minute); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	bodies := rig.recv.sampleBodies()
+
+	// The baseline first, while the node is idle.
+	raw, rawConns, err := rig.rawPosts(ctx, opts, bodies, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+
+	rig.recv.startMeasuring()
+	start := time.Now()
+	payOpts := opts
+	payOpts.MaxOps = min(opts.MaxOps, cfg.Payments)
+	paid, err := runLoad(ctx, payOpts, func(ctx context.Context, rng *rand.Rand) error {
+		return rig.pay(ctx, rng)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("a payment failed after %d succeeded: %w", paid.ops, err)
+	}
+	// Every event must arrive; the wait is bounded by what a dispatcher a
+	// hundred times slower than the commits would need, within limits.
+	wait := min(max(100*paid.elapsed, 30*time.Second), 5*time.Minute)
+	if err := rig.recv.wait(ctx, eventsPerPayment*(1+paid.ops), wait); err != nil {
+		return nil, fmt.Errorf("after %d payments: %w", paid.ops, err)
+	}
+	m := rig.recv.measured()
+	deliveries := load{ops: len(m.latencies), elapsed: m.last.Sub(start), latencies: m.latencies}
+	perK := func(conns int64, n int) float64 { return 1000 * float64(conns) / float64(max(n, 1)) }
+
+	r := NewReport("events")
+	r.Figures = append(r.Figures,
+		NewFigure("deliveries_per_s", deliveries.perSecond(), "1/s", "raw_post_per_s", raw.perSecond()),
+		NewFigure("commit_to_receipt_p50", ms(deliveries.percentile(0.50)), "ms", "raw_post_latency_p50", ms(raw.percentile(0.50))),
+		NewFigure("commit_to_receipt_p99", ms(deliveries.percentile(0.99)), "ms", "raw_post_latency_p99", ms(raw.percentile(0.99))),
+		// Not an aim in itself but where delivery time went before: every
+		// new connection to the receiver is a dial and a handshake.
+		NewFigure("connections_per_1k_deliveries", perK(m.conns, deliveries.ops), "1/1000",
+			"raw_post_connections_per_1k", perK(rawConns, raw.ops)),
+	)
+	return r, nil
+}
+
+// eventsRig is a running node, an app of it with subscriptions to the
+// receiver, and the app's accounts to pay between.
+type eventsRig struct {
+	node     *platform.Platform
+	nodeURL  string
+	admin    string
+	client   *http.Client
+	recv     *eventsReceiver
+	actor    core.Actor
+	accounts []string
+	closers  []func() error
+}
+
+// startEventsRig starts a node on a temporary data dir (and, when
+// databaseURL is set, a fresh PostgreSQL schema) that may deliver to
+// loopback, starts the receiver, signs up a developer, creates an app
+// with accounts:read and events:read, lifts its rate limit, and
+// subscribes the app subscriptions times to the receiver.
+func startEventsRig(ctx context.Context, databaseURL string, subscriptions int) (_ *eventsRig, err error) {
+	g := &eventsRig{}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, g.Close())
+		}
+	}()
+	dir, err := os.MkdirTemp("", "causeway-bench-events-")
+	if err != nil {
+		return nil, err
+	}
+	g.closers = append(g.closers, func() error { return os.RemoveAll(dir) })
+	tok := make([]byte, 16)
+	crand.Read(tok)
+	g.admin = "cwadm_bench_" + hex.EncodeToString(tok)
+	cfg := platform.Config{
+		DataDir:      dir,
+		Mode:         platform.ModeSandbox,
+		Version:      "bench",
+		AdminToken:   g.admin,
+		Logger:       slog.New(slog.DiscardHandler),
+		PasswordCost: benchPasswordCost,
+		// The receiver listens on loopback, which the SSRF guard refuses
+		// unless the operator allows it.
+		AllowPrivateTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	}
+	if databaseURL != "" {
+		schemaURL, drop, err := freshSchema(ctx, databaseURL)
+		if err != nil {
+			return nil, err
+		}
+		g.closers = append(g.closers, drop)
+		cfg.DatabaseURL = schemaURL
+	}
+	g.node, err = platform.New(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	g.closers = append(g.closers, func() error { g.node.Close(); return nil })
+	srv := httptest.NewServer(g.node.Handler())
+	g.closers = append(g.closers, func() error { srv.Close(); return nil })
+	g.nodeURL = srv.URL
+	g.client = &http.Client{Transport: &http.Transport{
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, // never through a proxy
+	}}
+	g.closers = append(g.closers, func() error { g.client.CloseIdleConnections(); return nil })
+
+	g.recv = newEventsReceiver(subscriptions)
+	g.closers = append(g.closers, func() error { g.recv.Close(); return nil })
+
+	token, err := g.signUpApp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.pickAccounts(ctx); err != nil {
+		return nil, err
+	}
+	for i := range subscriptions {
+		var sub struct {
+			ID string `json:"id"`
+		}
+		if err := g.call(ctx, http.MethodPost, "/v1/webhooks", token, map[string]any{
+			"url":         g.recv.URL(i),
+			"event_types": []string{"payment.completed", "transaction.booked"},
+		}, http.StatusCreated, &sub); err != nil {
+			return nil, fmt.Errorf("subscribe: %w", err)
+		}
+	}
+	return g, nil
+}
+
+// signUpApp goes from sign-up to an access token over HTTP, as a developer
+// does, and lifts the app's rate limit through the bank's API. It returns
+// the token.
+func (g *eventsRig) signUpApp(ctx context.Context) (string, error) {
+	var dev struct {
+		Token string `json:"token"`
+	}
+	if err := g.call(ctx, http.MethodPost, "/v1/developers", "", map[string]any{
+		"email": "bench-events@example.com", "password": "benchmark password", "organization": "Bench",
+	}, http.StatusCreated, &dev); err != nil {
+		return "", fmt.Errorf("sign up: %w", err)
+	}
+	var app struct {
+		ID           string `json:"id"`
+		Status       string `json:"status"`
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := g.call(ctx, http.MethodPost, "/v1/apps", dev.Token, map[string]any{
+		"name": "Events benchmark", "scopes": []string{auth.ScopeAccountsRead, auth.ScopeEventsRead},
+	}, http.StatusCreated, &app); err != nil {
+		return "", fmt.Errorf("create app: %w", err)
+	}
+	if app.Status != auth.AppActive {
+		return "", fmt.Errorf("new app is %s, want active (sandbox mode)", app.Status)
+	}
+	g.actor = core.Actor{AppID: app.ID}
+	if err := g.call(ctx, http.MethodPut, "/bank/v1/apps/"+app.ID+"/limits", g.admin, map[string]any{
+		"requests_per_second": gateway.MaxRequestsPerSecond, "burst": gateway.MaxBurst, "daily_quota": gateway.MaxDailyQuota,
+	}, http.StatusOK, &struct{}{}); err != nil {
+		return "", fmt.Errorf("lift limits: %w", err)
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.nodeURL+"/oauth2/token",
+		strings.NewReader("grant_type=client_credentials"))
+	if err != nil {
+		return "", err
+	}
+	req.SetBasicAuth(app.ClientID, app.ClientSecret)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := g.do(req, http.StatusOK, &tok); err != nil {
+		return "", fmt.Errorf("access token: %w", err)
+	}
+	return tok.AccessToken, nil
+}
+
+// pickAccounts keeps the app's seeded current and savings accounts in EUR
+// whose available balance carries the largest run's payments out of it.
+func (g *eventsRig) pickAccounts(ctx context.Context) error {
+	page, err := g.node.Bank.Accounts(ctx, g.actor, core.AccountFilter{Limit: 100})
+	if err != nil {
+		return fmt.Errorf("list accounts: %w", err)
+	}
+	for _, a := range page.Data {
+		if a.Status != core.AccountActive || a.Currency != "EUR" ||
+			(a.Product != core.ProductCurrent && a.Product != core.ProductSavings) {
+			continue
+		}
+		b, err := g.node.Bank.Balances(ctx, g.actor, a.ID)
+		if err != nil {
+			return fmt.Errorf("balances: %w", err)
+		}
+		if b.Available.Minor >= 100_000*eventsPaymentAmount {
+			g.accounts = append(g.accounts, a.ID)
+		}
+	}
+	if len(g.accounts) < 2 {
+		return fmt.Errorf("the app has %d funded EUR accounts, want at least 2", len(g.accounts))
+	}
+	return nil
+}
+
+// pay makes one payment between two random accounts of the app, as the
+// app, and fails unless it completed (a rejected payment commits one
+// event, not three).
+func (g *eventsRig) pay(ctx context.Context, rng *rand.Rand) error {
+	from := rng.IntN(len(g.accounts))
+	to := rng.IntN(len(g.accounts) - 1)
+	if to >= from {
+		to++
+	}
+	p, err := g.node.Bank.CreatePayment(ctx, g.actor, core.NewPayment{
+		DebtorAccountID: g.accounts[from],
+		Creditor:        core.Creditor{AccountID: g.accounts[to]},
+		Amount:          core.Money{Minor: eventsPaymentAmount, Currency: "EUR"},
+		Reference:       "events benchmark",
+	})
+	if err != nil {
+		return err
+	}
+	if p.Status != core.PaymentCompleted {
+		return fmt.Errorf("payment %s is %s, not completed: %+v", p.ID, p.Status, p.Rejection)
+	}
+	return nil
+}
+
+// rawPosts is the baseline: POSTs of the warm-up's delivered bodies (in
+// the proportion the payments commit them) to the receiver, from as many
+// goroutines as there are subscriptions, on a plain client keeping as many
+// idle connections, for as long and as many as the deliveries may take at
+// most. It returns the connections the receiver saw opened meanwhile.
+func (g *eventsRig) rawPosts(ctx context.Context, opts Options, bodies [][]byte, cfg EventsConfig) (load, int64, error) {
+	client := &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: cfg.Subscriptions,
+	}}
+	defer client.CloseIdleConnections()
+	conns := g.recv.conns.Load()
+	rawOpts := Options{
+		Duration:    opts.Duration,
+		Concurrency: cfg.Subscriptions,
+		MaxOps:      eventsPerPayment * cfg.Subscriptions * min(opts.MaxOps, cfg.Payments),
+	}
+	url := g.recv.RawURL()
+	l, err := runLoad(ctx, rawOpts, func(ctx context.Context, rng *rand.Rand) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[rng.IntN(len(bodies))]))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("raw POST: %d", res.StatusCode)
+		}
+		return nil
+	})
+	if err != nil {
+		return l, 0, fmt.Errorf("a POST failed after %d succeeded: %w", l.ops, err)
+	}
+	return l, g.recv.conns.Load() - conns, nil
+}
+
+// call sends a JSON request to the node and decodes the response, which
+// must have status want.
+func (g *eventsRig) call(ctx context.Context, method, path, token string, body any, want int, into any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, g.nodeURL+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return g.do(req, want, into)
+}
+
+func (g *eventsRig) do(req *http.Request, want int, into any) error {
+	res, err := g.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s, want %d", req.Method, req.URL.Path, res.StatusCode, b, want)
+	}
+	return json.Unmarshal(b, into)
+}
+
+// Close stops the receiver and the node and removes its data, in the
+// reverse order of start-up.
+func (g *eventsRig) Close() error {
+	var errs []error
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		errs = append(errs, g.closers[i]())
+	}
+	g.closers = nil
+	return errors.Join(errs...)
+}
+
+// eventsReceiver is the webhook endpoint: a loopback server answering 204
+// at once. Subscription i posts to /hooks/i, the baseline to /raw; both
+// are read and decoded the same way, so the receiver costs both the same.
+// For the subscriptions it keeps which events arrived (the first receipt
+// of each counts; redeliveries are at-least-once's right) and, while
+// measuring, the latency from the event's time to its receipt.
+type eventsReceiver struct {
+	srv   *httptest.Server
+	conns atomic.Int64 // connections opened to the server
+
+	mu        sync.Mutex
+	seen      []map[string]struct{} // per subscription: ids of the events received
+	counted   int                   // first receipts, over all subscriptions
+	bodies    map[string][]byte     // a delivered body per event type
+	measuring bool
+	latencies []time.Duration
+	last      time.Time // the last first receipt while measuring
+	conns0    int64     // conns when measuring started
+	arrived   chan struct{}
+}
+
+func newEventsReceiver(subscriptions int) *eventsReceiver {
+	rc := &eventsReceiver{bodies: map[string][]byte{}, arrived: make(chan struct{}, 1)}
+	for range subscriptions {
+		rc.seen = append(rc.seen, map[string]struct{}{})
+	}
+	rc.srv = httptest.NewUnstartedServer(rc)
+	rc.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			rc.conns.Add(1)
+		}
+	}
+	rc.srv.Start()
+	return rc
+}
+
+// URL is where subscription i delivers.
+func (rc *eventsReceiver) URL(i int) string { return rc.srv.URL + "/hooks/" + strconv.Itoa(i) }
+
+// RawURL is where the baseline posts.
+func (rc *eventsReceiver) RawURL() string { return rc.srv.URL + "/raw" }
+
+func (rc *eventsReceiver) Close() { rc.srv.Close() }
+
+func (rc *eventsReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	at := time.Now()
+	var ev struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+		Time string `json:"time"`
+	}
+	if err == nil {
+		err = json.Unmarshal(body, &ev)
+	}
+	var sent time.Time
+	if err == nil {
+		sent, err = time.Parse(time.RFC3339Nano, ev.Time)
+	}
+	if err != nil || ev.ID == "" {
+		http.Error(w, "not a CloudEvent", http.StatusBadRequest)
+		return
+	}
+	if sub, ok := strings.CutPrefix(r.URL.Path, "/hooks/"); ok {
+		i, err := strconv.Atoi(sub)
+		if err != nil || i < 0 || i >= len(rc.seen) {
+			http.NotFound(w, r)
+			return
+		}
+		rc.record(i, ev.ID, ev.Type, body, at, at.Sub(sent))
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (rc *eventsReceiver) record(sub int, id, typ string, body []byte, at time.Time, latency time.Duration) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if _, dup := rc.seen[sub][id]; dup {
+		return
+	}
+	rc.seen[sub][id] = struct{}{}
+	rc.counted++
+	if _, ok := rc.bodies[typ]; !ok {
+		rc.bodies[typ] = body
+	}
+	if rc.measuring {
+		rc.latencies = append(rc.latencies, latency)
+		rc.last = at
+	}
+	select {
+	case rc.arrived <- struct{}{}:
+	default:
+	}
+}
+
+// wait waits until every subscription has had perSubscription events, or
+// for at most timeout.
+func (rc *eventsReceiver) wait(ctx context.Context, perSubscription int, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		rc.mu.Lock()
+		low := perSubscription
+		for _, s := range rc.seen {
+			low = min(low, len(s))
+		}
+		rc.mu.Unlock()
+		if low >= perSubscription {
+			return nil
+		}
+		select {
+		case <-rc.arrived:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("after %s a subscription had %d of %d events", timeout, low, perSubscription)
+		}
+	}
+}
+
+// sampleBodies returns a delivered payment.completed body and two
+// transaction.booked bodies: what one payment commits.
+func (rc *eventsReceiver) sampleBodies() [][]byte {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return [][]byte{rc.bodies["payment.completed"], rc.bodies["transaction.booked"], rc.bodies["transaction.booked"]}
+}
+
+func (rc *eventsReceiver) startMeasuring() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.measuring = true
+	rc.conns0 = rc.conns.Load()
+}
+
+// eventsMeasure is what the receiver saw while measuring.
+type eventsMeasure struct {
+	latencies []time.Duration // sorted
+	last      time.Time
+	conns     int64
+}
+
+func (rc *eventsReceiver) measured() eventsMeasure {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	m := eventsMeasure{latencies: slices.Clone(rc.latencies), last: rc.last, conns: rc.conns.Load() - rc.conns0}
+	slices.Sort(m.latencies)
+	return m
+}
