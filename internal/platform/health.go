@@ -49,14 +49,6 @@ func (p *Platform) readyz(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"status": status, "database": db, "bus": bus})
 }
 
-func (p *Platform) home(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write([]byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Causeway</title></head>
-<body><main><h1>Causeway</h1><p>APIs, events, SPIs and data partnering between a bank and the developers who build on it.</p>
-<ul><li><a href="/openapi.json">OpenAPI document</a></li><li><a href="/healthz">Health</a></li><li><a href="/readyz">Readiness</a></li></ul></main></body></html>
-`))
-}
-
 // StatusOutput is the bank's view of this node.
 type StatusOutput struct {
 	Body struct {

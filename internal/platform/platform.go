@@ -145,7 +145,6 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	p.HTTP.Handle("GET /healthz", http.HandlerFunc(p.healthz))
 	p.HTTP.Handle("GET /readyz", http.HandlerFunc(p.readyz))
 	p.HTTP.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	p.HTTP.Handle("GET /{$}", http.HandlerFunc(p.home))
 	p.registerStatus()
 
 	if err := p.startBank(ctx); err != nil {
@@ -155,6 +154,9 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		return nil, err
 	}
 	if err := p.startDatashare(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.startPortal(); err != nil {
 		return nil, err
 	}
 	return p, nil

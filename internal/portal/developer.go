@@ -1,0 +1,116 @@
+package portal
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/identity"
+)
+
+// home is the landing page for visitors and the dashboard for developers.
+func (p *Portal) home(w http.ResponseWriter, r *http.Request) error {
+	s := p.developer(r)
+	if s == nil {
+		v := &view{Title: "Causeway", Section: "home", Notice: notice(r)}
+		p.render(w, r, http.StatusOK, "landing", v)
+		return nil
+	}
+	ctx, cancel := bounded(r)
+	defer cancel()
+	apps, err := p.d.Identity.Apps(ctx, s.Dev, identity.MaxPageSize, "")
+	if err != nil {
+		return err
+	}
+	type summary struct {
+		App      *identity.App
+		Webhooks int
+	}
+	var rows []summary
+	for _, a := range apps.Data {
+		n := 0
+		if subs, _, err := p.d.Webhooks.List(ctx, a.ID, "", 200, ""); err == nil {
+			n = len(subs)
+		}
+		rows = append(rows, summary{App: a, Webhooks: n})
+	}
+	v := s.view("Dashboard", "home")
+	v.Notice = notice(r)
+	v.D = map[string]any{"Apps": rows, "Mode": p.d.Identity.Mode()}
+	p.render(w, r, http.StatusOK, "dashboard", v)
+	return nil
+}
+
+type credentialsForm struct {
+	Email, Organization, Next string
+}
+
+func (p *Portal) signupForm(w http.ResponseWriter, r *http.Request) error {
+	if p.developer(r) != nil {
+		redirect(w, r, "/")
+		return nil
+	}
+	v := &view{Title: "Sign up", Section: "signup", CSRF: p.preSession(w, r), D: credentialsForm{}}
+	p.render(w, r, http.StatusOK, "signup", v)
+	return nil
+}
+
+func (p *Portal) signup(w http.ResponseWriter, r *http.Request) error {
+	f := credentialsForm{Email: strings.TrimSpace(r.PostFormValue("email")), Organization: r.PostFormValue("organization")}
+	password := r.PostFormValue("password")
+	ctx, cancel := bounded(r)
+	defer cancel()
+	_, token, err := p.d.Identity.SignUp(ctx, f.Email, password, f.Organization)
+	if err != nil {
+		if !isFormError(err) {
+			return err
+		}
+		v := &view{Title: "Sign up", Section: "signup", CSRF: p.preSession(w, r), Error: formError(err), D: f}
+		p.render(w, r, http.StatusUnprocessableEntity, "signup", v)
+		return nil
+	}
+	p.startSession(w, r, token.Token, token.ExpiresAt)
+	redirect(w, r, "/apps")
+	return nil
+}
+
+func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
+	if p.developer(r) != nil {
+		redirect(w, r, safeNext(r.URL.Query().Get("next")))
+		return nil
+	}
+	v := &view{Title: "Log in", Section: "login", CSRF: p.preSession(w, r), Notice: notice(r),
+		D: credentialsForm{Next: safeNext(r.URL.Query().Get("next"))}}
+	p.render(w, r, http.StatusOK, "login", v)
+	return nil
+}
+
+func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
+	f := credentialsForm{Email: strings.TrimSpace(r.PostFormValue("email")), Next: safeNext(r.PostFormValue("next"))}
+	ctx, cancel := bounded(r)
+	defer cancel()
+	token, err := p.d.Identity.LogIn(ctx, f.Email, r.PostFormValue("password"))
+	if err != nil {
+		if causeway.ErrorKind(err) != causeway.EUNAUTHORIZED && !isFormError(err) {
+			return err
+		}
+		v := &view{Title: "Log in", Section: "login", CSRF: p.preSession(w, r), Error: formError(err), D: f}
+		p.render(w, r, http.StatusUnauthorized, "login", v)
+		return nil
+	}
+	p.startSession(w, r, token.Token, token.ExpiresAt)
+	redirect(w, r, f.Next)
+	return nil
+}
+
+// logout revokes the developer token (so a copied cookie is useless too)
+// and clears the cookie.
+func (p *Portal) logout(w http.ResponseWriter, r *http.Request, s *devSession) error {
+	if err := p.d.Identity.LogOut(r.Context(), s.token); err != nil {
+		return err
+	}
+	http.SetCookie(w, p.cookie(r, sessionCookie, "", "/", time.Time{}, http.SameSiteLaxMode))
+	redirect(w, r, "/login?done=logged-out")
+	return nil
+}

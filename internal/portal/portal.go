@@ -1,0 +1,398 @@
+// Package portal is the web face of Causeway: the developer portal at / and
+// the bank console under /console, rendered on the server from Go templates
+// embedded in the binary.
+//
+// The portal holds no rule of its own. Every action calls the same service
+// method the API calls (identity, gateway, webhooks, spi, datashare, the
+// sandbox bank), so a form and its API twin cannot disagree; the portal only
+// translates forms to calls and errors to pages. The one thing it adds is
+// the session: developers log in with email and password (the identity
+// service's developer token, kept in an HttpOnly cookie), the bank with its
+// admin token (a separate, signed, SameSite=Strict cookie). Every POST
+// carries a CSRF token derived from the session; one without is 403.
+//
+// JavaScript is optional: a few lines copy values to the clipboard, forget
+// a one-time secret from the address bar, and follow the delivery log live.
+package portal
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/core"
+	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/events"
+	"github.com/causewayhq/causeway/internal/gateway"
+	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/identity"
+	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/webhooks"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// Deps are the services the portal drives, and how it runs.
+type Deps struct {
+	Identity  *identity.Service
+	Gateway   *gateway.Gateway
+	Bank      *core.Bank
+	Events    *events.Service
+	Webhooks  *webhooks.Service
+	SPI       *spi.Service
+	Datashare *datashare.Service
+	// AdminToken is the bank's admin token: the console's password, and
+	// the key its session cookies are signed with.
+	AdminToken string
+	Logger     *slog.Logger
+	// Secure marks cookies Secure even on plain HTTP requests, for a node
+	// behind a TLS-terminating proxy. Requests that arrive over TLS get
+	// Secure cookies regardless.
+	Secure bool
+}
+
+// Portal serves the developer portal and the bank console.
+type Portal struct {
+	d     Deps
+	log   *slog.Logger
+	pages map[string]*template.Template
+	// consoleKey signs console sessions; it is derived from the admin
+	// token, so every node agrees on it and a new token ends every session.
+	consoleKey []byte
+	srv        *httpapi.Server
+	// cop refuses cross-site form posts from browsers on their own, before
+	// the CSRF token is even looked at (defence in depth).
+	cop *http.CrossOriginProtection
+
+	refOnce sync.Once
+	ref     *reference
+}
+
+// New returns a portal over the services in d.
+func New(d Deps) *Portal {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	p := &Portal{d: d, log: d.Logger, consoleKey: deriveKey(d.AdminToken, "console-session"), cop: http.NewCrossOriginProtection()}
+	p.pages = parsePages()
+	return p
+}
+
+// Register adds the portal's routes to srv. They are plain handlers
+// outside the API: the gateway passes them through, and the portal checks
+// its own sessions.
+func (p *Portal) Register(srv *httpapi.Server) {
+	p.srv = srv
+	static, _ := fs.Sub(staticFiles, "static")
+	srv.Handle("GET /static/", p.secure(http.StripPrefix("/static/", staticHandler(static))))
+
+	anon := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		srv.Handle(pattern, p.secure(p.anon(h)))
+	}
+	anon("GET /{$}", p.home)
+	anon("GET /signup", p.signupForm)
+	anon("POST /signup", p.signup)
+	anon("GET /login", p.loginForm)
+	anon("POST /login", p.login)
+	anon("GET /reference", p.referencePage)
+
+	dev := func(pattern string, h devHandler) { srv.Handle(pattern, p.secure(p.dev(h))) }
+	dev("POST /logout", p.logout)
+	dev("GET /apps", p.appsPage)
+	dev("POST /apps", p.createApp)
+	dev("GET /apps/{id}", p.appPage)
+	dev("POST /apps/{id}/rotate-secret", p.rotateSecret)
+	dev("POST /apps/{id}/delete", p.deleteApp)
+	dev("POST /apps/{id}/test-payment", p.testPayment)
+	dev("GET /apps/{id}/analytics", p.analyticsPage)
+	dev("GET /apps/{id}/webhooks", p.webhooksPage)
+	dev("POST /apps/{id}/webhooks", p.createWebhook)
+	dev("GET /apps/{id}/webhooks/{wid}", p.webhookPage)
+	dev("GET /apps/{id}/webhooks/{wid}/live", p.webhookLive)
+	dev("POST /apps/{id}/webhooks/{wid}/recover", p.recoverWebhook)
+	dev("POST /apps/{id}/webhooks/{wid}/pause", p.pauseWebhook)
+	dev("POST /apps/{id}/webhooks/{wid}/resume", p.resumeWebhook)
+	dev("POST /apps/{id}/webhooks/{wid}/rotate-secret", p.rotateWebhookSecret)
+	dev("POST /apps/{id}/webhooks/{wid}/delete", p.deleteWebhook)
+	dev("POST /apps/{id}/webhooks/{wid}/deliveries/{did}/retry", p.retryDelivery)
+	dev("GET /apps/{id}/spi", p.spiPage)
+	dev("POST /apps/{id}/spi", p.createRegistration)
+	dev("GET /apps/{id}/spi/{rid}", p.registrationPage)
+	dev("POST /apps/{id}/spi/{rid}/delete", p.deleteRegistration)
+	dev("GET /events", p.eventsPage)
+	dev("GET /extension-points", p.pointsPage)
+	dev("GET /datasets", p.datasetsPage)
+	dev("GET /datasets/{id}", p.datasetPage)
+	dev("POST /datasets/{id}/requests", p.requestAccess)
+	dev("GET /data-requests", p.dataRequestsPage)
+	dev("GET /apps/{id}/data-requests/{rid}", p.dataRequestPage)
+
+	anon("GET /console/login", p.consoleLoginForm)
+	anon("POST /console/login", p.consoleLogin)
+	con := func(pattern string, h consoleHandler) { srv.Handle(pattern, p.secure(p.console(h))) }
+	con("POST /console/logout", p.consoleLogout)
+	con("GET /console", p.consoleHome)
+	con("GET /console/apps", p.consoleApps)
+	con("GET /console/apps/{id}", p.consoleApp)
+	con("POST /console/apps/{id}/approve", p.consoleApprove)
+	con("POST /console/apps/{id}/suspend", p.consoleSuspend)
+	con("POST /console/apps/{id}/limits", p.consoleLimits)
+	con("GET /console/data-requests", p.consoleDataRequests)
+	con("POST /console/data-requests/{id}/{action}", p.consoleDecide)
+	con("GET /console/spi", p.consoleSPI)
+	con("POST /console/spi/{id}/activate", p.consoleActivate)
+	con("POST /console/spi/{id}/deactivate", p.consoleDeactivate)
+}
+
+// view is what every page template gets: the layout's needs, and the
+// page's own data in D.
+type view struct {
+	Title string
+	// Section marks the current navigation entry.
+	Section string
+	Dev     *auth.Developer
+	Console bool
+	CSRF    string
+	// Notice is a confirmation, Error a failure, shown above the content.
+	Notice string
+	Error  string
+	D      any
+}
+
+// parsePages parses each page template together with the layout.
+func parsePages() map[string]*template.Template {
+	names, err := fs.Glob(templateFiles, "templates/*.html")
+	if err != nil {
+		panic(err)
+	}
+	pages := map[string]*template.Template{}
+	for _, name := range names {
+		base := strings.TrimSuffix(strings.TrimPrefix(name, "templates/"), ".html")
+		if base == "layout" || strings.HasPrefix(base, "_") {
+			continue
+		}
+		t := template.New("layout.html").Funcs(funcs)
+		pages[base] = template.Must(t.ParseFS(templateFiles, "templates/layout.html", "templates/_partials.html", name))
+	}
+	return pages
+}
+
+// render writes a page with status. The page is rendered to a buffer
+// first, so a template error becomes a clean 500, not half a page.
+func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page string, v *view) {
+	t, ok := p.pages[page]
+	if !ok {
+		panic("portal: no page template " + page)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
+		p.logger(r).Error("portal: rendering failed", "page", page, "error", err.Error())
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// fail renders err as an error page: its status comes from the one
+// mapping of domain errors to HTTP (httpapi.ProblemFor), so a page is 404
+// exactly when its API twin is.
+func (p *Portal) fail(w http.ResponseWriter, r *http.Request, v *view, err error) {
+	prob := httpapi.ProblemFor(err)
+	if prob.Status >= 500 {
+		p.logger(r).Error("portal: request failed", "path", r.URL.Path, "error", err.Error())
+	}
+	v.Title = http.StatusText(prob.Status)
+	v.Section = ""
+	msg := prob.Detail
+	switch {
+	case prob.Status == http.StatusNotFound:
+		msg = "There is nothing here, or it is not yours to see."
+	case prob.Status >= 500:
+		msg = "Something went wrong on our side. Try again in a moment."
+	}
+	v.D = map[string]any{"Status": prob.Status, "Message": msg, "RequestID": httpapi.RequestID(r.Context())}
+	p.render(w, r, prob.Status, "error", v)
+}
+
+func (p *Portal) logger(r *http.Request) *slog.Logger {
+	return p.log.With("request_id", httpapi.RequestID(r.Context()))
+}
+
+// secure adds the headers every portal response carries: a strict content
+// security policy (no inline script, no framing, forms post only here). A
+// browser's cross-site POST is refused here already.
+func (p *Portal) secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := p.cop.Check(r); err != nil {
+			forbidden(w)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func staticHandler(fsys fs.FS) http.Handler {
+	files := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// redirect sends the browser to url after a POST (see other: the next
+// request is a GET, so a reload does not repeat the action).
+func redirect(w http.ResponseWriter, r *http.Request, url string) {
+	http.Redirect(w, r, url, http.StatusSeeOther)
+}
+
+// notices are the confirmations a redirect may ask for with ?done=; a
+// fixed list, so a link cannot put arbitrary text on the page.
+var notices = map[string]string{
+	"deleted":         "The app was deleted. Its credentials stopped working.",
+	"webhook-deleted": "The webhook subscription was deleted.",
+	"paused":          "Deliveries are paused; events wait until you resume.",
+	"resumed":         "Deliveries resumed.",
+	"recovering":      "Recovering: the events since that time are being re-sent in the background.",
+	"retrying":        "The event is being re-sent; its attempt appears below in a moment.",
+	"spi-deleted":     "The SPI registration was deleted.",
+	"approved":        "Approved.",
+	"suspended":       "Suspended.",
+	"limits":          "The new limits apply to the app's next request.",
+	"rejected":        "Rejected.",
+	"revoked":         "Revoked. Downloads stopped and the stored ciphertext is being deleted.",
+	"activated":       "Activated.",
+	"deactivated":     "Deactivated: the bank no longer calls this endpoint.",
+	"requested":       "Your request was sent to the bank.",
+	"logged-out":      "You are logged out.",
+	"payment":         "A test payment was made; its events are on their way to your webhooks.",
+}
+
+func notice(r *http.Request) string { return notices[r.URL.Query().Get("done")] }
+
+// formError is a failed form: the error's message is for the person
+// filling the form in (a domain error's message says what to change).
+func formError(err error) string {
+	var ce *causeway.Error
+	if errors.As(err, &ce) && ce.Kind != causeway.EINTERNAL {
+		return ce.Message
+	}
+	return "Something went wrong on our side. Try again in a moment."
+}
+
+// isFormError reports whether err is the caller's to fix (a 4xx other than
+// not-found), so the form is shown again with the message.
+func isFormError(err error) bool {
+	switch causeway.ErrorKind(err) {
+	case causeway.EINVALID, causeway.EBADREQUEST, causeway.ECONFLICT, causeway.EFORBIDDEN:
+		return true
+	}
+	return false
+}
+
+// bounded gives a service call from a page a deadline, so a stuck
+// dependency fails the page instead of hanging the browser.
+func bounded(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 20*time.Second)
+}
+
+var funcs = template.FuncMap{
+	"time":  fmtTime,
+	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"ms":    fmtMS,
+	"join":  strings.Join,
+	"badge": badge,
+	"has": func(list []string, s string) bool {
+		for _, x := range list {
+			if x == s {
+				return true
+			}
+		}
+		return false
+	},
+	"pretty": prettyJSON,
+	"cell":   cell,
+	"dict":   dict,
+	"anchor": func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				return r
+			}
+			if r >= 'A' && r <= 'Z' {
+				return r + 'a' - 'A'
+			}
+			return '-'
+		}, s)
+	},
+}
+
+// dict makes a map of key-value pairs, for passing several values to a
+// partial template.
+func dict(kv ...any) map[string]any {
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
+}
+
+func fmtTime(t any) string {
+	switch v := t.(type) {
+	case time.Time:
+		if v.IsZero() {
+			return "—"
+		}
+		return v.UTC().Format("2006-01-02 15:04:05 UTC")
+	case *time.Time:
+		if v == nil || v.IsZero() {
+			return "—"
+		}
+		return v.UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	return fmt.Sprint(t)
+}
+
+func fmtMS(f float64) string {
+	if f < 10 {
+		return fmt.Sprintf("%.1f ms", f)
+	}
+	return fmt.Sprintf("%.0f ms", f)
+}
+
+// badge is the CSS class of a status word, so colour is consistent (and
+// never the only signal: the word itself is always shown).
+func badge(status string) string {
+	switch status {
+	case "active", "approved", "succeeded", "answered", "ready", "completed", "pass":
+		return "badge ok"
+	case "pending_approval", "awaiting_approval", "pending_activation", "paused", "pending", "producing", "stand_in", "held", "review":
+		return "badge wait"
+	case "suspended", "rejected", "revoked", "failed", "dead", "disabled", "deleted", "expired", "skipped_breaker_open", "inactive":
+		return "badge bad"
+	}
+	return "badge"
+}

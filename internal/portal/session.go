@@ -1,0 +1,298 @@
+package portal
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
+)
+
+// Cookies. The developer session holds the identity service's developer
+// token itself (HttpOnly, so no script reads it); the console session is a
+// signed, expiring nonce (the admin token never leaves the login form);
+// the pre-session cookie binds the CSRF token of the login and sign-up
+// forms, which are posted before there is a session.
+const (
+	sessionCookie = "cw_session"
+	consoleCookie = "cw_console"
+	preCookie     = "cw_pre"
+	csrfField     = "csrf"
+
+	consoleSessionTTL = 8 * time.Hour
+)
+
+// deriveKey makes a purpose-bound key from a secret.
+func deriveKey(secret, purpose string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("causeway portal " + purpose))
+	return m.Sum(nil)
+}
+
+// csrfToken derives a form token from a session secret: anyone who can
+// read the page can post its forms, and only they, since the secret sits
+// in an HttpOnly cookie another origin cannot read. Being derived, it needs
+// no server-side state, so every node checks every other node's forms.
+func csrfToken(kind, secret string) string {
+	sum := sha256.Sum256([]byte("causeway portal csrf\x00" + kind + "\x00" + secret))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// checkCSRF compares a posted token with the expected one in constant time.
+func checkCSRF(r *http.Request, want string) bool {
+	got := r.PostFormValue(csrfField)
+	return want != "" && got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (p *Portal) cookie(r *http.Request, name, value, path string, expires time.Time, site http.SameSite) *http.Cookie {
+	c := &http.Cookie{
+		Name: name, Value: value, Path: path, HttpOnly: true, SameSite: site,
+		Secure: p.d.Secure || r.TLS != nil,
+	}
+	if expires.IsZero() {
+		c.MaxAge = -1
+	} else {
+		c.Expires = expires
+		c.MaxAge = int(time.Until(expires).Seconds())
+	}
+	return c
+}
+
+// preSession returns the CSRF token of the forms posted without a session,
+// setting the cookie it is bound to if the browser has none yet.
+func (p *Portal) preSession(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(preCookie); err == nil && len(c.Value) >= 32 {
+		return csrfToken("pre", c.Value)
+	}
+	v := randomToken()
+	// A session cookie (no expiry): it lives as long as the browser.
+	c := p.cookie(r, preCookie, v, "/", time.Time{}, http.SameSiteLaxMode)
+	c.MaxAge = 0
+	http.SetCookie(w, c)
+	return csrfToken("pre", v)
+}
+
+// checkPre checks the CSRF token of a form posted without a session.
+func checkPre(r *http.Request) bool {
+	c, err := r.Cookie(preCookie)
+	if err != nil || len(c.Value) < 32 {
+		return false
+	}
+	return checkCSRF(r, csrfToken("pre", c.Value))
+}
+
+func forbidden(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusForbidden)
+	w.Write([]byte("403 forbidden: this form's security token is missing or stale; reload the page and try again\n"))
+}
+
+// anon serves a page anyone may see. POSTs need the pre-session token.
+func (p *Portal) anon(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && !checkPre(r) {
+			forbidden(w)
+			return
+		}
+		if err := h(w, r); err != nil {
+			v := &view{}
+			if s := p.developer(r); s != nil {
+				v.Dev, v.CSRF = s.Dev, s.CSRF
+			}
+			p.fail(w, r, v, err)
+		}
+	})
+}
+
+// devSession is a logged-in developer.
+type devSession struct {
+	Dev   *auth.Developer
+	token string
+	CSRF  string
+}
+
+// view starts a page view for the session.
+func (s *devSession) view(title, section string) *view {
+	return &view{Title: title, Section: section, Dev: s.Dev, CSRF: s.CSRF}
+}
+
+type devHandler func(w http.ResponseWriter, r *http.Request, s *devSession) error
+
+// developer returns the session of the request, or nil.
+func (p *Portal) developer(r *http.Request) *devSession {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil
+	}
+	dev, err := p.d.Identity.AuthenticateDeveloper(r.Context(), c.Value)
+	if err != nil {
+		return nil
+	}
+	return &devSession{Dev: dev, token: c.Value, CSRF: csrfToken("dev", c.Value)}
+}
+
+// dev serves a page for logged-in developers. A POST's CSRF token is
+// checked before anything else; a visitor without a session is sent to
+// the login page, and back here afterwards.
+func (p *Portal) dev(h devHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			c, err := r.Cookie(sessionCookie)
+			if err != nil || !checkCSRF(r, csrfToken("dev", c.Value)) {
+				forbidden(w)
+				return
+			}
+		}
+		s := p.developer(r)
+		if s == nil {
+			if r.Method != http.MethodGet {
+				redirect(w, r, "/login")
+				return
+			}
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		if err := h(w, r, s); err != nil {
+			p.fail(w, r, s.view("", ""), err)
+		}
+	})
+}
+
+// startSession sets the developer's session cookie.
+func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
+	http.SetCookie(w, p.cookie(r, sessionCookie, token, "/", expires, http.SameSiteLaxMode))
+}
+
+// safeNext keeps a post-login redirect on this site: a path, never a
+// scheme or a host ("//evil.example" included).
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	if u, err := url.Parse(next); err != nil || u.Host != "" || u.Scheme != "" {
+		return "/"
+	}
+	return next
+}
+
+// consoleSession is the bank logged in to the console.
+type consoleSession struct {
+	CSRF string
+}
+
+func (s *consoleSession) view(title, section string) *view {
+	return &view{Title: title, Section: section, Console: true, CSRF: s.CSRF}
+}
+
+type consoleHandler func(w http.ResponseWriter, r *http.Request, s *consoleSession) error
+
+// consoleValue is a console session: a nonce and an expiry, signed with a
+// key derived from the admin token.
+func (p *Portal) consoleValue(nonce string, expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 10)
+	m := hmac.New(sha256.New, p.consoleKey)
+	m.Write([]byte(nonce + "." + exp))
+	return nonce + "." + exp + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// consoleFrom returns the console session of the request, or nil.
+func (p *Portal) consoleFrom(r *http.Request) *consoleSession {
+	c, err := r.Cookie(consoleCookie)
+	if err != nil {
+		return nil
+	}
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || time.Now().Unix() >= exp {
+		return nil
+	}
+	want := p.consoleValue(parts[0], time.Unix(exp, 0))
+	if !hmac.Equal([]byte(c.Value), []byte(want)) {
+		return nil
+	}
+	return &consoleSession{CSRF: csrfToken("console", c.Value)}
+}
+
+// console serves a bank console page.
+func (p *Portal) console(h consoleHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			c, err := r.Cookie(consoleCookie)
+			if err != nil || !checkCSRF(r, csrfToken("console", c.Value)) {
+				forbidden(w)
+				return
+			}
+		}
+		s := p.consoleFrom(r)
+		if s == nil {
+			redirect(w, r, "/console/login")
+			return
+		}
+		if err := h(w, r, s); err != nil {
+			p.fail(w, r, s.view("", ""), err)
+		}
+	})
+}
+
+// adminTokenMatches compares a typed token with the admin token over
+// fixed-length hashes, in constant time.
+func (p *Portal) adminTokenMatches(token string) bool {
+	if p.d.AdminToken == "" {
+		return false
+	}
+	a := sha256.Sum256([]byte(token))
+	b := sha256.Sum256([]byte(p.d.AdminToken))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+func (p *Portal) consoleLoginForm(w http.ResponseWriter, r *http.Request) error {
+	if p.consoleFrom(r) != nil {
+		redirect(w, r, "/console")
+		return nil
+	}
+	v := &view{Title: "Bank console", Console: true, CSRF: p.preSession(w, r), Notice: notice(r)}
+	p.render(w, r, http.StatusOK, "console_login", v)
+	return nil
+}
+
+func (p *Portal) consoleLogin(w http.ResponseWriter, r *http.Request) error {
+	if !p.adminTokenMatches(strings.TrimSpace(r.PostFormValue("token"))) {
+		p.log.Warn("portal: console login refused", "remote", r.RemoteAddr)
+		v := &view{Title: "Bank console", Console: true, CSRF: p.preSession(w, r), Error: "That is not the bank's admin token."}
+		p.render(w, r, http.StatusUnauthorized, "console_login", v)
+		return nil
+	}
+	expires := time.Now().Add(consoleSessionTTL)
+	http.SetCookie(w, p.cookie(r, consoleCookie, p.consoleValue(randomToken(), expires), "/console", expires, http.SameSiteStrictMode))
+	p.log.Info("portal: console login", "remote", r.RemoteAddr)
+	redirect(w, r, "/console")
+	return nil
+}
+
+func (p *Portal) consoleLogout(w http.ResponseWriter, r *http.Request, _ *consoleSession) error {
+	http.SetCookie(w, p.cookie(r, consoleCookie, "", "/console", time.Time{}, http.SameSiteStrictMode))
+	redirect(w, r, "/console/login?done=logged-out")
+	return nil
+}
+
+// errNotFound is the answer for a page that does not exist.
+func errNotFound() error {
+	return causeway.Errorf(causeway.ENOTFOUND, "not_found", "not found")
+}

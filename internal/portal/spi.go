@@ -1,0 +1,133 @@
+package portal
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/identity"
+	"github.com/causewayhq/causeway/internal/spi"
+)
+
+type registrationForm struct {
+	Point, URL, Scope, OnFailure, TimeoutMS string
+}
+
+type spiData struct {
+	App    *identity.App
+	Deny   string
+	Points []*spi.Point
+	Regs   []*spi.Registration
+	Form   registrationForm
+	Reg    *spi.Registration
+	Secret string
+}
+
+func (p *Portal) pointsPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
+	points, err := p.d.SPI.Points(r.Context())
+	if err != nil {
+		return err
+	}
+	v := s.view("SPI catalog", "spi")
+	v.D = points
+	p.render(w, r, http.StatusOK, "points", v)
+	return nil
+}
+
+func (p *Portal) spiPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
+	return p.renderSPI(w, r, s, http.StatusOK, "", registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, nil, "")
+}
+
+func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession, status int, errMsg string, f registrationForm, created *spi.Registration, secret string) error {
+	ctx, cancel := bounded(r)
+	defer cancel()
+	app, err := p.d.Identity.App(ctx, s.Dev, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	d := spiData{App: app, Deny: denied(app, auth.ScopeSPIWrite), Form: f, Reg: created, Secret: secret}
+	if d.Points, err = p.d.SPI.Points(ctx); err != nil {
+		return err
+	}
+	regs, err := p.d.SPI.Registrations(ctx, spi.RegistrationFilter{AppID: app.ID, Limit: spi.MaxPageSize})
+	if err != nil {
+		return err
+	}
+	d.Regs = regs.Data
+	v := s.view("SPIs: "+app.Name, "apps")
+	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	if secret != "" {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	p.render(w, r, status, "spi", v)
+	return nil
+}
+
+func (p *Portal) createRegistration(w http.ResponseWriter, r *http.Request, s *devSession) error {
+	ctx, cancel := bounded(r)
+	defer cancel()
+	f := registrationForm{
+		Point: r.PostFormValue("extension_point"), URL: strings.TrimSpace(r.PostFormValue("url")),
+		Scope: r.PostFormValue("scope"), OnFailure: r.PostFormValue("on_failure"), TimeoutMS: strings.TrimSpace(r.PostFormValue("timeout_ms")),
+	}
+	app, err := p.appFor(ctx, s, r.PathValue("id"), auth.ScopeSPIWrite)
+	if err == nil {
+		timeout := 0
+		if f.TimeoutMS != "" {
+			if timeout, err = strconv.Atoi(f.TimeoutMS); err != nil {
+				err = causeway.Errorf(causeway.EINVALID, "invalid_timeout", "the timeout is a whole number of milliseconds")
+			}
+		}
+		if err == nil {
+			var reg *spi.Registration
+			var secret string
+			reg, secret, err = p.d.SPI.CreateRegistration(ctx, app.ID, spi.NewRegistration{
+				ExtensionPoint: f.Point, URL: f.URL, Scope: f.Scope, TimeoutMS: timeout, OnFailure: f.OnFailure})
+			if err == nil {
+				return p.renderSPI(w, r, s, http.StatusCreated, "", registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, reg, secret)
+			}
+		}
+	}
+	if !isFormError(err) {
+		return err
+	}
+	return p.renderSPI(w, r, s, httpStatus(err), formError(err), f, nil, "")
+}
+
+func (p *Portal) registrationPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
+	ctx, cancel := bounded(r)
+	defer cancel()
+	app, err := p.d.Identity.App(ctx, s.Dev, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	reg, err := p.d.SPI.Registration(ctx, app.ID, r.PathValue("rid"))
+	if err != nil {
+		return err
+	}
+	inv, err := p.d.SPI.Invocations(ctx, app.ID, reg.ID, 100, r.URL.Query().Get("cursor"))
+	if err != nil {
+		return err
+	}
+	v := s.view("SPI registration "+reg.ID, "apps")
+	v.Notice = notice(r)
+	v.D = map[string]any{"App": app, "Reg": reg, "Invocations": inv.Data, "Next": inv.NextCursor}
+	p.render(w, r, http.StatusOK, "registration", v)
+	return nil
+}
+
+func (p *Portal) deleteRegistration(w http.ResponseWriter, r *http.Request, s *devSession) error {
+	ctx, cancel := bounded(r)
+	defer cancel()
+	app, err := p.appFor(ctx, s, r.PathValue("id"), auth.ScopeSPIWrite)
+	if err != nil {
+		return err
+	}
+	if err := p.d.SPI.DeleteRegistration(ctx, app.ID, r.PathValue("rid")); err != nil {
+		return err
+	}
+	redirect(w, r, "/apps/"+app.ID+"/spi?done=spi-deleted")
+	return nil
+}
