@@ -38,6 +38,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newBenchCommand())
 	root.AddCommand(newAgentCommand())
 	root.AddCommand(newDataCommand())
+	root.AddCommand(newDemoCommand())
 	return root
 }
 

@@ -123,6 +123,9 @@ func (s *Service) CreateApp(ctx context.Context, dev *auth.Developer, name strin
 	s.log.InfoContext(ctx, "app created", "app_id", app.ID, "client_id", app.ClientID, "organization_id", app.OrganizationID,
 		"developer_id", dev.ID, "status", app.Status, "scopes", strings.Join(app.Scopes, " "))
 	if app.Status == auth.AppActive {
+		// The hook (seeding sandbox data) must finish even if the client
+		// goes away meanwhile, or the app would be removed under it.
+		ctx := context.WithoutCancel(ctx)
 		if err := s.activated(ctx, app.ID); err != nil {
 			// Leave no half-activated app behind: the developer never saw
 			// its secret, so remove it and let them try again.

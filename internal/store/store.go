@@ -73,7 +73,7 @@ func openSQLite(ctx context.Context, dataDir string) (*DB, error) {
 	// WAL lets readers run beside the writer. synchronous(NORMAL) in WAL mode
 	// is durable against a process crash (the threat the outbox guards
 	// against); only an OS crash or power loss can drop the last commits.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
