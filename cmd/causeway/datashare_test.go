@@ -15,13 +15,13 @@ import (
 	"testing"
 )
 
-// requireDataAgentFlag skips until the platform wiring gives serve its
-// --data-agent flag (the datashare package is wired in by then).
+// requireDataAgentFlag fails unless serve has its --data-agent flag (data
+// partnering is wired into the platform).
 func requireDataAgentFlag(t *testing.T) {
 	t.Helper()
 	out, _ := exec.Command(binary, "serve", "--help").CombinedOutput()
 	if !bytes.Contains(out, []byte("--data-agent")) {
-		t.Skip("serve has no --data-agent flag yet: data partnering is not wired into the platform")
+		t.Fatal("serve has no --data-agent flag: data partnering is not wired into the platform")
 	}
 }
 

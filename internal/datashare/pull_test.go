@@ -20,6 +20,7 @@ import (
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/datashare/dataclient"
 	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // cutOnce is a transport whose first content download breaks off after
@@ -168,7 +169,7 @@ func TestTheAgeCommandDecryptsTheSameDownload(t *testing.T) {
 		if os.Getenv("CI") != "" {
 			t.Fatal("the age command is not installed; CI must install Debian's age")
 		}
-		t.Skip("the age command is not installed")
+		testkit.Unavailable(t, "CAUSEWAY_REQUIRE_AGE", "the age command is not installed")
 	}
 	h := newHub(t, storetest.OpenSQLite(t))
 	h.runProducer(newAgent(t, nil))
