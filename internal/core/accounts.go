@@ -9,6 +9,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -152,7 +153,7 @@ type AccountFilter struct {
 
 // Accounts lists the customer accounts the actor may see, oldest first.
 func (b *Bank) Accounts(ctx context.Context, actor Actor, f AccountFilter) (*Page[*Account], error) {
-	limit, after, err := pageArgs(f.Limit, f.Cursor)
+	limit, after, err := page.Args(f.Limit, f.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -169,22 +170,22 @@ func (b *Bank) Accounts(ctx context.Context, actor Actor, f AccountFilter) (*Pag
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	page := &Page[*Account]{Data: []*Account{}}
+	pg := &Page[*Account]{Data: []*Account{}}
 	for rows.Next() {
 		a, err := scanAccount(rows)
 		if err != nil {
 			return nil, err
 		}
-		page.Data = append(page.Data, a)
+		pg.Data = append(pg.Data, a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
-	if len(page.Data) > limit {
-		page.Data = page.Data[:limit]
-		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	if len(pg.Data) > limit {
+		pg.Data = pg.Data[:limit]
+		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
 	}
-	return page, nil
+	return pg, nil
 }
 
 // Balances returns an account's booked and available balance.
@@ -243,7 +244,7 @@ func (b *Bank) Transactions(ctx context.Context, actor Actor, accountID string, 
 	if err != nil {
 		return nil, err
 	}
-	limit, err := checkLimit(f.Limit)
+	limit, err := page.Limit(f.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +263,7 @@ func (b *Bank) Transactions(ctx context.Context, actor Actor, accountID string, 
 		query += " AND booked_at < $" + strconv.Itoa(len(args))
 	}
 	if f.Cursor != "" {
-		key, err := decodeCursor(f.Cursor, 2)
+		key, err := page.Key(f.Cursor, 2)
 		if err != nil {
 			return nil, err
 		}
@@ -281,7 +282,7 @@ func (b *Bank) Transactions(ctx context.Context, actor Actor, accountID string, 
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	page := &Page[*Transaction]{Data: []*Transaction{}}
+	pg := &Page[*Transaction]{Data: []*Transaction{}}
 	var lastAt int64
 	for rows.Next() {
 		t := &Transaction{AccountID: a.ID}
@@ -296,19 +297,19 @@ func (b *Bank) Transactions(ctx context.Context, actor Actor, accountID string, 
 		t.Amount.Minor = amount
 		t.BalanceAfter = Money{Minor: after, Currency: t.Amount.Currency}
 		t.BookedAt = store.FromMicros(at)
-		if len(page.Data) < limit {
+		if len(pg.Data) < limit {
 			lastAt = at
 		}
-		page.Data = append(page.Data, t)
+		pg.Data = append(pg.Data, t)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
-	if len(page.Data) > limit {
-		page.Data = page.Data[:limit]
-		page.NextCursor = encodeCursor(strconv.FormatInt(lastAt, 10), page.Data[limit-1].ID)
+	if len(pg.Data) > limit {
+		pg.Data = pg.Data[:limit]
+		pg.NextCursor = page.Cursor(strconv.FormatInt(lastAt, 10), pg.Data[limit-1].ID)
 	}
-	return page, nil
+	return pg, nil
 }
 
 // Deposit credits an account with money from outside the bank (cash at a

@@ -10,6 +10,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -248,7 +249,7 @@ type Page[T any] struct {
 
 // Customers lists the customers the actor may see, oldest first.
 func (b *Bank) Customers(ctx context.Context, actor Actor, limit int, cursor string) (*Page[*Customer], error) {
-	limit, after, err := pageArgs(limit, cursor)
+	limit, after, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -259,22 +260,22 @@ func (b *Bank) Customers(ctx context.Context, actor Actor, limit int, cursor str
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	page := &Page[*Customer]{Data: []*Customer{}}
+	pg := &Page[*Customer]{Data: []*Customer{}}
 	for rows.Next() {
 		c, err := scanCustomer(rows)
 		if err != nil {
 			return nil, err
 		}
-		page.Data = append(page.Data, c)
+		pg.Data = append(pg.Data, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
-	if len(page.Data) > limit {
-		page.Data = page.Data[:limit]
-		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	if len(pg.Data) > limit {
+		pg.Data = pg.Data[:limit]
+		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
 	}
-	return page, nil
+	return pg, nil
 }
 
 // CanSeeCustomer reports whether an app may see a customer: it created it,

@@ -13,6 +13,7 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -136,7 +137,7 @@ type RequestFilter struct {
 
 // AccessRequests lists requests, oldest first.
 func (s *Service) AccessRequests(ctx context.Context, f RequestFilter) (*Page[*AccessRequest], error) {
-	limit, after, err := pageArgs(f.Limit, f.Cursor)
+	limit, after, err := page.Args(f.Limit, f.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -169,23 +170,23 @@ func (s *Service) AccessRequests(ctx context.Context, f RequestFilter) (*Page[*A
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	page := &Page[*AccessRequest]{Data: []*AccessRequest{}}
+	pg := &Page[*AccessRequest]{Data: []*AccessRequest{}}
 	for rows.Next() {
 		r, err := scanRequest(rows, s.nowUTC())
 		if err != nil {
 			return nil, err
 		}
-		page.Data = append(page.Data, r)
+		pg.Data = append(pg.Data, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
 	rows.Close()
-	if len(page.Data) > limit {
-		page.Data = page.Data[:limit]
-		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	if len(pg.Data) > limit {
+		pg.Data = pg.Data[:limit]
+		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
 	}
-	return page, s.attachContent(ctx, page.Data)
+	return pg, s.attachContent(ctx, pg.Data)
 }
 
 // attachContent fills in each request's content states with one query.
@@ -449,7 +450,7 @@ func (s *Service) Audit(ctx context.Context, requestID string, limit int, cursor
 	if _, err := s.request(ctx, s.db.DB, requestID); err != nil {
 		return nil, err
 	}
-	limit, after, err := pageArgs(limit, cursor)
+	limit, after, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -459,7 +460,7 @@ func (s *Service) Audit(ctx context.Context, requestID string, limit int, cursor
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	page := &Page[*AuditEntry]{Data: []*AuditEntry{}}
+	pg := &Page[*AuditEntry]{Data: []*AuditEntry{}}
 	for rows.Next() {
 		var e AuditEntry
 		var at int64
@@ -471,14 +472,14 @@ func (s *Service) Audit(ctx context.Context, requestID string, limit int, cursor
 		if detail != "" {
 			e.Detail = json.RawMessage(detail)
 		}
-		page.Data = append(page.Data, &e)
+		pg.Data = append(pg.Data, &e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
-	if len(page.Data) > limit {
-		page.Data = page.Data[:limit]
-		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	if len(pg.Data) > limit {
+		pg.Data = pg.Data[:limit]
+		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
 	}
-	return page, nil
+	return pg, nil
 }

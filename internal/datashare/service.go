@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -232,7 +232,7 @@ func (s *Service) Dataset(ctx context.Context, id string, bank bool) (*Dataset, 
 
 // Datasets lists the catalog, oldest first; with bank set, sources too.
 func (s *Service) Datasets(ctx context.Context, limit int, cursor string, bank bool) (*Page[*Dataset], error) {
-	limit, after, err := pageArgs(limit, cursor)
+	limit, after, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -241,22 +241,22 @@ func (s *Service) Datasets(ctx context.Context, limit int, cursor string, bank b
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	page := &Page[*Dataset]{Data: []*Dataset{}}
+	pg := &Page[*Dataset]{Data: []*Dataset{}}
 	for rows.Next() {
 		d, err := scanDataset(rows, bank)
 		if err != nil {
 			return nil, err
 		}
-		page.Data = append(page.Data, d)
+		pg.Data = append(pg.Data, d)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
-	if len(page.Data) > limit {
-		page.Data = page.Data[:limit]
-		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	if len(pg.Data) > limit {
+		pg.Data = pg.Data[:limit]
+		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
 	}
-	return page, nil
+	return pg, nil
 }
 
 // under reports whether path lies in one of dirs.
@@ -269,37 +269,8 @@ func under(path string, dirs []string) bool {
 	return false
 }
 
-// ---- pagination ----
-
-// Page sizes.
+// Page sizes of the lists.
 const (
-	DefaultPageSize = 50
-	MaxPageSize     = 200
+	DefaultPageSize = page.DefaultSize
+	MaxPageSize     = page.MaxSize
 )
-
-func encodeCursor(id string) string {
-	b, _ := json.Marshal([]string{id})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func pageArgs(limit int, cursor string) (int, string, error) {
-	switch {
-	case limit == 0:
-		limit = DefaultPageSize
-	case limit < 0 || limit > MaxPageSize:
-		return 0, "", invalid("invalid_limit", "limit must be between 1 and %d", MaxPageSize)
-	}
-	if cursor == "" {
-		return limit, "", nil
-	}
-	bad := causeway.Errorf(causeway.EBADREQUEST, "invalid_cursor", "cursor is malformed; pass next_cursor from the previous page unchanged")
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
-		return 0, "", bad
-	}
-	var key []string
-	if err := json.Unmarshal(raw, &key); err != nil || len(key) != 1 {
-		return 0, "", bad
-	}
-	return limit, key[0], nil
-}

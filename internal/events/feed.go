@@ -14,6 +14,7 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // The feeds read the event stream directly: its sequence is the order of
@@ -24,8 +25,8 @@ import (
 
 // Page sizes of the pull feed.
 const (
-	DefaultPageSize = 50
-	MaxPageSize     = 200
+	DefaultPageSize = page.DefaultSize
+	MaxPageSize     = page.MaxSize
 )
 
 // fetchBatch is how many messages one fetch asks for.
@@ -51,11 +52,9 @@ func (s *Service) Pull(ctx context.Context, appID, after string, limit int) (*Pa
 	if appID == "" {
 		return nil, errNoApp
 	}
-	switch {
-	case limit == 0:
-		limit = DefaultPageSize
-	case limit < 0 || limit > MaxPageSize:
-		return nil, causeway.Errorf(causeway.EINVALID, "invalid_limit", "limit must be between 1 and %d", MaxPageSize)
+	limit, err := page.Limit(limit)
+	if err != nil {
+		return nil, err
 	}
 	st, err := s.eventStream(ctx)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httputil"
@@ -22,6 +21,7 @@ import (
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -132,20 +132,9 @@ type UpstreamPage struct {
 
 // Upstreams lists the published upstreams, oldest first.
 func (g *Gateway) Upstreams(ctx context.Context, limit int, cursor string) (*UpstreamPage, error) {
-	switch {
-	case limit == 0:
-		limit = 50
-	case limit < 0 || limit > 200:
-		return nil, causeway.Errorf(causeway.EINVALID, "invalid_limit", "limit must be between 1 and 200")
-	}
-	after := ""
-	if cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(cursor)
-		var key []string
-		if err != nil || json.Unmarshal(raw, &key) != nil || len(key) != 1 {
-			return nil, causeway.Errorf(causeway.EBADREQUEST, "invalid_cursor", "cursor is malformed; pass next_cursor from the previous page unchanged")
-		}
-		after = key[0]
+	limit, after, err := page.Args(limit, cursor)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := g.db.QueryContext(ctx,
 		`SELECT id, name, base_url, path_prefix, scope, created_at FROM gateway_upstreams
@@ -154,7 +143,7 @@ func (g *Gateway) Upstreams(ctx context.Context, limit int, cursor string) (*Ups
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	page := &UpstreamPage{Data: []*Upstream{}}
+	pg := &UpstreamPage{Data: []*Upstream{}}
 	for rows.Next() {
 		var up Upstream
 		var created int64
@@ -162,17 +151,16 @@ func (g *Gateway) Upstreams(ctx context.Context, limit int, cursor string) (*Ups
 			return nil, err
 		}
 		up.CreatedAt = store.FromMicros(created)
-		page.Data = append(page.Data, &up)
+		pg.Data = append(pg.Data, &up)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
-	if len(page.Data) > limit {
-		page.Data = page.Data[:limit]
-		b, _ := json.Marshal([]string{page.Data[limit-1].ID})
-		page.NextCursor = base64.RawURLEncoding.EncodeToString(b)
+	if len(pg.Data) > limit {
+		pg.Data = pg.Data[:limit]
+		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
 	}
-	return page, nil
+	return pg, nil
 }
 
 // DeleteUpstream unpublishes an upstream (ENOTFOUND upstream_not_found if

@@ -12,6 +12,7 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -280,7 +281,7 @@ func (s *Service) ListApps(ctx context.Context, status string, limit int, cursor
 // listApps pages through live apps; where, if set, is one more condition
 // on $3 = arg.
 func (s *Service) listApps(ctx context.Context, where, arg string, limit int, cursor string) (*Page[*App], error) {
-	limit, after, err := pageArgs(limit, cursor)
+	limit, after, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -295,22 +296,22 @@ func (s *Service) listApps(ctx context.Context, where, arg string, limit int, cu
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	page := &Page[*App]{Data: []*App{}}
+	pg := &Page[*App]{Data: []*App{}}
 	for rows.Next() {
 		a, err := scanApp(rows)
 		if err != nil {
 			return nil, store.Classify(err)
 		}
-		page.Data = append(page.Data, a)
+		pg.Data = append(pg.Data, a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
-	if len(page.Data) > limit {
-		page.Data = page.Data[:limit]
-		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	if len(pg.Data) > limit {
+		pg.Data = pg.Data[:limit]
+		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
 	}
-	return page, nil
+	return pg, nil
 }
 
 // Approve makes an app active: one pending approval, or one the bank
@@ -382,3 +383,9 @@ func (s *Service) setStatus(ctx context.Context, id, status string) (*App, strin
 	}
 	return app, prev, nil
 }
+
+// Page sizes of the lists.
+const (
+	DefaultPageSize = page.DefaultSize
+	MaxPageSize     = page.MaxSize
+)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -184,7 +185,7 @@ func (s *Service) Invocations(ctx context.Context, appID, registrationID string,
 	if _, err := s.Registration(ctx, appID, registrationID); err != nil {
 		return nil, err
 	}
-	limit, before, err := pageArgs(limit, cursor)
+	limit, before, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +203,7 @@ func (s *Service) Invocations(ctx context.Context, appID, registrationID string,
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	page := &Page[*Invocation]{Data: []*Invocation{}}
+	pg := &Page[*Invocation]{Data: []*Invocation{}}
 	for rows.Next() {
 		var inv Invocation
 		var started, latency int64
@@ -216,14 +217,14 @@ func (s *Service) Invocations(ctx context.Context, appID, registrationID string,
 			// happened, not whose.
 			inv.AppID = ""
 		}
-		page.Data = append(page.Data, &inv)
+		pg.Data = append(pg.Data, &inv)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
-	if len(page.Data) > limit {
-		page.Data = page.Data[:limit]
-		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	if len(pg.Data) > limit {
+		pg.Data = pg.Data[:limit]
+		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
 	}
-	return page, nil
+	return pg, nil
 }

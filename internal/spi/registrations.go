@@ -9,6 +9,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -133,7 +134,7 @@ func (s *Service) Registration(ctx context.Context, appID, id string) (*Registra
 
 // Registrations lists registrations, oldest first.
 func (s *Service) Registrations(ctx context.Context, f RegistrationFilter) (*Page[*Registration], error) {
-	limit, after, err := pageArgs(f.Limit, f.Cursor)
+	limit, after, err := page.Args(f.Limit, f.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -162,22 +163,22 @@ func (s *Service) Registrations(ctx context.Context, f RegistrationFilter) (*Pag
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	page := &Page[*Registration]{Data: []*Registration{}}
+	pg := &Page[*Registration]{Data: []*Registration{}}
 	for rows.Next() {
 		r, err := scanRegistration(rows)
 		if err != nil {
 			return nil, err
 		}
-		page.Data = append(page.Data, r)
+		pg.Data = append(pg.Data, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
-	if len(page.Data) > limit {
-		page.Data = page.Data[:limit]
-		page.NextCursor = encodeCursor(page.Data[limit-1].ID)
+	if len(pg.Data) > limit {
+		pg.Data = pg.Data[:limit]
+		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
 	}
-	return page, nil
+	return pg, nil
 }
 
 // DeleteRegistration stops an app's registration for good. Its audit stays

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // Registration scopes.
@@ -185,3 +186,9 @@ func compactJSON(raw []byte) json.RawMessage {
 	}
 	return b.Bytes()
 }
+
+// Page sizes of the lists.
+const (
+	DefaultPageSize = page.DefaultSize
+	MaxPageSize     = page.MaxSize
+)

@@ -1,0 +1,66 @@
+// Package page is the one implementation of list paging for every list in
+// the API: `?limit=&cursor=` in, `next_cursor` out. A cursor is opaque to
+// clients: base64url of a JSON array holding the sort key of the last item
+// returned (usually its id, since ids sort by creation time).
+package page
+
+import (
+	"encoding/base64"
+	"encoding/json"
+
+	"github.com/causewayhq/causeway"
+)
+
+// Page sizes.
+const (
+	DefaultSize = 50
+	MaxSize     = 200
+)
+
+// Cursor encodes the sort key of the last item of a page.
+func Cursor(key ...string) string {
+	b, _ := json.Marshal(key)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Key decodes a cursor whose key has n parts.
+func Key(cursor string, n int) ([]string, error) {
+	bad := causeway.Errorf(causeway.EBADREQUEST, "invalid_cursor", "cursor is malformed; pass next_cursor from the previous page unchanged")
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return nil, bad
+	}
+	var key []string
+	if err := json.Unmarshal(raw, &key); err != nil || len(key) != n {
+		return nil, bad
+	}
+	return key, nil
+}
+
+// Args checks limit (0 means DefaultSize) and decodes a one-part cursor;
+// the key is "" for the first page.
+func Args(limit int, cursor string) (int, string, error) {
+	limit, err := Limit(limit)
+	if err != nil {
+		return 0, "", err
+	}
+	if cursor == "" {
+		return limit, "", nil
+	}
+	key, err := Key(cursor, 1)
+	if err != nil {
+		return 0, "", err
+	}
+	return limit, key[0], nil
+}
+
+// Limit checks a page size: 0 means DefaultSize.
+func Limit(limit int) (int, error) {
+	switch {
+	case limit == 0:
+		return DefaultSize, nil
+	case limit < 0 || limit > MaxSize:
+		return 0, causeway.Errorf(causeway.EINVALID, "invalid_limit", "limit must be between 1 and %d", MaxSize)
+	}
+	return limit, nil
+}
