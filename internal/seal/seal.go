@@ -74,31 +74,42 @@ const KeyFile = "secret-key"
 // when given, else from <dataDir>/secret-key, creating that file (mode
 // 0600) with a fresh key on first use.
 func LoadKey(encoded, dataDir string) ([]byte, error) {
+	return KeyFile32("secret key", encoded, dataDir, KeyFile)
+}
+
+// KeyFile32 returns a 32-byte key: decoded from encoded (base64) when
+// given, else read from dir/file, which is created (mode 0600) with a fresh
+// random key on first use. Two processes creating it at once agree on one
+// key. name labels errors, e.g. "secret key".
+func KeyFile32(name, encoded, dir, file string) ([]byte, error) {
 	if encoded != "" {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(encoded))
 		if err != nil || len(key) != 32 {
-			return nil, errors.New("secret key: must be 32 bytes, base64-encoded")
+			return nil, fmt.Errorf("%s: must be 32 bytes, base64-encoded", name)
 		}
 		return key, nil
 	}
-	path := filepath.Join(dataDir, KeyFile)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	path := filepath.Join(dir, file)
 	if b, err := os.ReadFile(path); err == nil {
-		return LoadKey(string(b), "")
+		return KeyFile32(name, string(b), "", "")
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("secret key: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return LoadKey("", dataDir)
+		return KeyFile32(name, "", dir, file)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("secret key: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	defer f.Close()
 	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
-		return nil, fmt.Errorf("secret key: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return key, f.Sync()
 }
