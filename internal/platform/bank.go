@@ -4,10 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"time"
 
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/store"
 )
 
 // SandboxSeed makes the installation's sandbox the same on every fresh
@@ -16,6 +16,7 @@ const SandboxSeed = 20261125
 
 // outboxEvents is the sandbox bank's EventWriter: the transactional outbox.
 type outboxEvents struct {
+	db    *store.DB
 	relay *outbox.Relay
 }
 
@@ -34,11 +35,8 @@ func (o outboxEvents) WriteEvents(ctx context.Context, tx *sql.Tx, events []core
 	if err := outbox.Append(ctx, tx, out...); err != nil {
 		return err
 	}
-	// The relay polls anyway; the nudges only shorten the wait. This runs
-	// before the transaction commits, so a relay woken now may find nothing
-	// yet: a second nudge a moment later catches the commit in almost every
-	// case instead of leaving the event for the next poll.
-	o.relay.Notify()
-	time.AfterFunc(3*time.Millisecond, o.relay.Notify)
+	// The relay polls anyway; waking it once the rows are committed only
+	// shortens the wait.
+	o.db.AfterCommit(tx, o.relay.Notify)
 	return nil
 }

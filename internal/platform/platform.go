@@ -175,7 +175,7 @@ func (p *Platform) startBank(ctx context.Context) error {
 		return fmt.Errorf("bus: %w", err)
 	}
 	p.Relay = outbox.NewRelay(p.DB, p.Bus, outbox.RelayOptions{Logger: p.log.With("component", "outbox-relay"), NodeID: p.nodeID})
-	p.Bank = core.New(p.DB, core.Options{Events: outboxEvents{relay: p.Relay}})
+	p.Bank = core.New(p.DB, core.Options{Events: outboxEvents{db: p.DB, relay: p.Relay}})
 	if seeded, err := p.Bank.EnsureBankSandbox(ctx, SandboxSeed); err != nil {
 		return fmt.Errorf("sandbox seed: %w", err)
 	} else if seeded {

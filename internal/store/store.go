@@ -48,6 +48,9 @@ type DB struct {
 	writeMu sync.Mutex
 
 	stmts sync.Map // query -> *sql.Stmt, see Stmt
+	// afterCommit holds, per open transaction of Tx, what to run once it
+	// commits (see AfterCommit).
+	afterCommit sync.Map // *sql.Tx -> *[]func()
 }
 
 // Config selects the database. With URL empty, a SQLite file named
@@ -157,6 +160,9 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	if err != nil {
 		return err
 	}
+	hooks := &[]func(){}
+	db.afterCommit.Store(tx, hooks)
+	defer db.afterCommit.Delete(tx)
 	defer func() {
 		if p := recover(); p != nil {
 			tx.Rollback()
@@ -169,7 +175,24 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	if err = fn(tx); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err = tx.Commit(); err != nil {
+		return err
+	}
+	for _, f := range *hooks {
+		f()
+	}
+	return nil
+}
+
+// AfterCommit runs f once tx, a transaction of Tx, has committed; not at
+// all if it rolls back (or is retried: the retry registers its own). Code
+// that writes inside a caller's transaction uses it to act on the commit,
+// e.g. to wake the outbox relay when its rows are visible.
+func (db *DB) AfterCommit(tx *sql.Tx, f func()) {
+	if hooks, ok := db.afterCommit.Load(tx); ok {
+		h := hooks.(*[]func())
+		*h = append(*h, f)
+	}
 }
 
 func isRetryable(err error) bool {

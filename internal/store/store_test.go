@@ -298,3 +298,28 @@ func TestLostPostgresConnectionIsUnavailableThenRecovers(t *testing.T) {
 		t.Fatalf("write after recovery: %v", err)
 	}
 }
+
+func TestAfterCommitRunsOnlyOnceCommitted(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		migrated(t, db)
+		ran := 0
+		db.Tx(ctx, func(tx *sql.Tx) error {
+			db.AfterCommit(tx, func() {
+				// The row must be visible to other connections by now.
+				var n int
+				db.QueryRowContext(ctx, "SELECT COUNT(*) FROM notes WHERE id = 'c'").Scan(&n)
+				ran += n
+			})
+			_, err := tx.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ('c', 'x')")
+			return err
+		})
+		db.Tx(ctx, func(tx *sql.Tx) error {
+			db.AfterCommit(tx, func() { ran += 100 })
+			return errors.New("roll back")
+		})
+		if ran != 1 {
+			t.Errorf("after-commit hooks ran %d (want 1: once, after the commit, not on rollback)", ran)
+		}
+	})
+}
