@@ -4,19 +4,14 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,8 +21,6 @@ import (
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
-	"github.com/causewayhq/causeway/internal/gateway"
-	"github.com/causewayhq/causeway/internal/platform"
 )
 
 // EventsConfig shapes the events benchmark. Zero fields take their
@@ -147,72 +140,35 @@ func eventsBench(ctx context.Context, opts Options, cfg EventsConfig) (*Report, 
 // eventsRig is a running node, an app of it with subscriptions to the
 // receiver, and the app's accounts to pay between.
 type eventsRig struct {
-	node     *platform.Platform
-	nodeURL  string
-	admin    string
-	client   *http.Client
+	*benchNode
 	recv     *eventsReceiver
 	actor    core.Actor
 	accounts []string
-	closers  []func() error
 }
 
-// startEventsRig starts a node on a temporary data dir (and, when
-// databaseURL is set, a fresh PostgreSQL schema) that may deliver to
-// loopback, starts the receiver, signs up a developer, creates an app
-// with accounts:read and events:read, lifts its rate limit, and
-// subscribes the app subscriptions times to the receiver.
+// startEventsRig starts a node (see startBenchNode) and the receiver,
+// signs up an app with accounts:read and events:read, and subscribes it
+// subscriptions times to the receiver.
 func startEventsRig(ctx context.Context, databaseURL string, subscriptions int) (_ *eventsRig, err error) {
-	g := &eventsRig{}
+	node, err := startBenchNode(ctx, databaseURL, "events", 2)
+	if err != nil {
+		return nil, err
+	}
+	g := &eventsRig{benchNode: node}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.Close())
 		}
 	}()
-	dir, err := os.MkdirTemp("", "causeway-bench-events-")
-	if err != nil {
-		return nil, err
-	}
-	g.closers = append(g.closers, func() error { return os.RemoveAll(dir) })
-	tok := make([]byte, 16)
-	crand.Read(tok)
-	g.admin = "cwadm_bench_" + hex.EncodeToString(tok)
-	cfg := platform.Config{
-		DataDir:      dir,
-		Mode:         platform.ModeSandbox,
-		Version:      "bench",
-		AdminToken:   g.admin,
-		Logger:       slog.New(slog.DiscardHandler),
-		PasswordCost: benchPasswordCost,
-		// The receiver listens on loopback, which the SSRF guard refuses
-		// unless the operator allows it.
-		AllowPrivateTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-	}
-	if databaseURL != "" {
-		schemaURL, drop, err := freshSchema(ctx, databaseURL)
-		if err != nil {
-			return nil, err
-		}
-		g.closers = append(g.closers, drop)
-		cfg.DatabaseURL = schemaURL
-	}
-	g.node, err = platform.New(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("start node: %w", err)
-	}
-	g.closers = append(g.closers, func() error { g.node.Close(); return nil })
-	srv := httptest.NewServer(g.node.Handler())
-	g.closers = append(g.closers, func() error { srv.Close(); return nil })
-	g.nodeURL = srv.URL
-	g.client = &http.Client{Transport: &http.Transport{
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, // never through a proxy
-	}}
-	g.closers = append(g.closers, func() error { g.client.CloseIdleConnections(); return nil })
-
 	g.recv = newEventsReceiver(subscriptions)
 	g.closers = append(g.closers, func() error { g.recv.Close(); return nil })
 
-	token, err := g.signUpApp(ctx)
+	app, err := g.signUpApp(ctx, "bench-events@example.com", "Events benchmark", []string{auth.ScopeAccountsRead, auth.ScopeEventsRead})
+	if err != nil {
+		return nil, err
+	}
+	g.actor = core.Actor{AppID: app.ID}
+	token, err := g.accessToken(ctx, app)
 	if err != nil {
 		return nil, err
 	}
@@ -233,40 +189,9 @@ func startEventsRig(ctx context.Context, databaseURL string, subscriptions int) 
 	return g, nil
 }
 
-// signUpApp goes from sign-up to an access token over HTTP, as a developer
-// does, and lifts the app's rate limit through the bank's API. It returns
-// the token.
-func (g *eventsRig) signUpApp(ctx context.Context) (string, error) {
-	var dev struct {
-		Token string `json:"token"`
-	}
-	if err := g.call(ctx, http.MethodPost, "/v1/developers", "", map[string]any{
-		"email": "bench-events@example.com", "password": "benchmark password", "organization": "Bench",
-	}, http.StatusCreated, &dev); err != nil {
-		return "", fmt.Errorf("sign up: %w", err)
-	}
-	var app struct {
-		ID           string `json:"id"`
-		Status       string `json:"status"`
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if err := g.call(ctx, http.MethodPost, "/v1/apps", dev.Token, map[string]any{
-		"name": "Events benchmark", "scopes": []string{auth.ScopeAccountsRead, auth.ScopeEventsRead},
-	}, http.StatusCreated, &app); err != nil {
-		return "", fmt.Errorf("create app: %w", err)
-	}
-	if app.Status != auth.AppActive {
-		return "", fmt.Errorf("new app is %s, want active (sandbox mode)", app.Status)
-	}
-	g.actor = core.Actor{AppID: app.ID}
-	if err := g.call(ctx, http.MethodPut, "/bank/v1/apps/"+app.ID+"/limits", g.admin, map[string]any{
-		"requests_per_second": gateway.MaxRequestsPerSecond, "burst": gateway.MaxBurst, "daily_quota": gateway.MaxDailyQuota,
-	}, http.StatusOK, &struct{}{}); err != nil {
-		return "", fmt.Errorf("lift limits: %w", err)
-	}
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.nodeURL+"/oauth2/token",
+// accessToken gets an access token for app from /oauth2/token.
+func (g *eventsRig) accessToken(ctx context.Context, app benchApp) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/oauth2/token",
 		strings.NewReader("grant_type=client_credentials"))
 	if err != nil {
 		return "", err
@@ -285,7 +210,7 @@ func (g *eventsRig) signUpApp(ctx context.Context) (string, error) {
 // pickAccounts keeps the app's seeded current and savings accounts in EUR
 // whose available balance carries the largest run's payments out of it.
 func (g *eventsRig) pickAccounts(ctx context.Context) error {
-	page, err := g.node.Bank.Accounts(ctx, g.actor, core.AccountFilter{Limit: 100})
+	page, err := g.Bank.Accounts(ctx, g.actor, core.AccountFilter{Limit: 100})
 	if err != nil {
 		return fmt.Errorf("list accounts: %w", err)
 	}
@@ -294,7 +219,7 @@ func (g *eventsRig) pickAccounts(ctx context.Context) error {
 			(a.Product != core.ProductCurrent && a.Product != core.ProductSavings) {
 			continue
 		}
-		b, err := g.node.Bank.Balances(ctx, g.actor, a.ID)
+		b, err := g.Bank.Balances(ctx, g.actor, a.ID)
 		if err != nil {
 			return fmt.Errorf("balances: %w", err)
 		}
@@ -317,7 +242,7 @@ func (g *eventsRig) pay(ctx context.Context, rng *rand.Rand) error {
 	if to >= from {
 		to++
 	}
-	p, err := g.node.Bank.CreatePayment(ctx, g.actor, core.NewPayment{
+	p, err := g.Bank.CreatePayment(ctx, g.actor, core.NewPayment{
 		DebtorAccountID: g.accounts[from],
 		Creditor:        core.Creditor{AccountID: g.accounts[to]},
 		Amount:          core.Money{Minor: eventsPaymentAmount, Currency: "EUR"},
@@ -371,57 +296,6 @@ func (g *eventsRig) rawPosts(ctx context.Context, opts Options, bodies [][]byte,
 		return l, 0, fmt.Errorf("a POST failed after %d succeeded: %w", l.ops, err)
 	}
 	return l, g.recv.conns.Load() - conns, nil
-}
-
-// call sends a JSON request to the node and decodes the response, which
-// must have status want.
-func (g *eventsRig) call(ctx context.Context, method, path, token string, body any, want int, into any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, g.nodeURL+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	return g.do(req, want, into)
-}
-
-func (g *eventsRig) do(req *http.Request, want int, into any) error {
-	res, err := g.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s, want %d", req.Method, req.URL.Path, res.StatusCode, b, want)
-	}
-	return json.Unmarshal(b, into)
-}
-
-// Close stops the receiver and the node and removes its data, in the
-// reverse order of start-up.
-func (g *eventsRig) Close() error {
-	var errs []error
-	for i := len(g.closers) - 1; i >= 0; i-- {
-		errs = append(errs, g.closers[i]())
-	}
-	g.closers = nil
-	return errors.Join(errs...)
 }
 
 // eventsReceiver is the webhook endpoint: a loopback server answering 204

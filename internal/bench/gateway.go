@@ -3,17 +3,12 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
@@ -21,10 +16,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
-	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
-	"github.com/causewayhq/causeway/internal/identity"
-	"github.com/causewayhq/causeway/internal/platform"
 )
 
 // Gateway measures an app's authenticated GET /v1/accounts/{id}/balances
@@ -94,7 +86,7 @@ func gatewayBalances(ctx context.Context, opts Options) (*Report, error) {
 // request: the node itself (through the gateway), the same public handlers
 // without the gateway, and a bare handler.
 type gatewayRig struct {
-	Node *platform.Platform
+	*benchNode
 	// GatewayURL, DirectURL and BareURL are the base URLs of the three
 	// servers.
 	GatewayURL, DirectURL, BareURL string
@@ -102,78 +94,36 @@ type gatewayRig struct {
 	// accounts.
 	Path string
 
-	client  *http.Client
-	tokens  oauth2.TokenSource
-	closers []func() error
+	tokens oauth2.TokenSource
 }
 
-// benchPasswordCost makes signing up cheap; the benchmark measures
-// requests, not password hashing (the same idea as platformtest's config).
-var benchPasswordCost = identity.PasswordCost{Time: 1, Memory: 64, Threads: 1}
-
-// startGatewayRig starts a node on a temporary data dir (and, when
-// databaseURL is set, a fresh PostgreSQL schema), signs up a developer,
-// creates an app with accounts:read, lifts the app's rate limit and daily
-// quota out of the way, gets an access token from /oauth2/token, and starts
-// the direct and bare servers. The client keeps up to concurrency idle
-// connections to each server.
+// startGatewayRig starts a node (see startBenchNode), signs up a developer
+// with an app holding accounts:read, gets an access token from
+// /oauth2/token, and starts the direct and bare servers. The client keeps
+// up to concurrency idle connections to each server.
 func startGatewayRig(ctx context.Context, databaseURL string, concurrency int) (_ *gatewayRig, err error) {
-	g := &gatewayRig{}
+	node, err := startBenchNode(ctx, databaseURL, "gateway", concurrency)
+	if err != nil {
+		return nil, err
+	}
+	g := &gatewayRig{benchNode: node, GatewayURL: node.URL}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.Close())
 		}
 	}()
-
-	dir, err := os.MkdirTemp("", "causeway-bench-gateway-")
+	app, err := g.appWithToken(ctx)
 	if err != nil {
 		return nil, err
 	}
-	g.closers = append(g.closers, func() error { return os.RemoveAll(dir) })
-	cfg := platform.Config{
-		DataDir:      dir,
-		Mode:         platform.ModeSandbox,
-		Version:      "bench",
-		Logger:       slog.New(slog.DiscardHandler),
-		PasswordCost: benchPasswordCost,
-	}
-	if databaseURL != "" {
-		schemaURL, drop, err := freshSchema(ctx, databaseURL)
-		if err != nil {
-			return nil, err
-		}
-		g.closers = append(g.closers, drop)
-		cfg.DatabaseURL = schemaURL
-	}
-	g.Node, err = platform.New(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("start node: %w", err)
-	}
-	g.closers = append(g.closers, func() error { g.Node.Close(); return nil })
-
-	g.client = &http.Client{Transport: &http.Transport{
-		// Loopback only: never through an environment's proxy.
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: concurrency,
-		IdleConnTimeout:     90 * time.Second,
-	}}
-	g.closers = append(g.closers, func() error { g.client.CloseIdleConnections(); return nil })
-	if g.GatewayURL, err = g.serve(g.Node.Handler()); err != nil {
-		return nil, err
-	}
-
-	app, err := g.signUpApp(ctx)
-	if err != nil {
-		return nil, err
-	}
-	direct := httpapi.New(httpapi.Config{Version: "bench", Logger: cfg.Logger, Registerer: prometheus.NewRegistry()})
+	direct := httpapi.New(httpapi.Config{Version: "bench", Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
 	// What the gateway would have done for this app: put it in the context.
 	direct.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			next.ServeHTTP(w, r.WithContext(auth.WithApp(r.Context(), app)))
 		})
 	})
-	coreapi.RegisterPublic(direct, g.Node.Bank)
+	coreapi.RegisterPublic(direct, g.Bank)
 	if g.DirectURL, err = g.serve(direct); err != nil {
 		return nil, err
 	}
@@ -196,40 +146,14 @@ func startGatewayRig(ctx context.Context, databaseURL string, concurrency int) (
 	return g, nil
 }
 
-// signUpApp goes from sign-up to an access token over HTTP, as a developer
-// does, and picks the first seeded account of the app. It returns the app
-// as the gateway puts it in the context of the app's requests.
-func (g *gatewayRig) signUpApp(ctx context.Context) (*auth.App, error) {
-	var dev struct {
-		Token string `json:"token"`
+// appWithToken signs up an app, keeps a renewing token source for it, and
+// picks its first seeded account. It returns the app as the gateway puts
+// it in the context of the app's requests.
+func (g *gatewayRig) appWithToken(ctx context.Context) (*auth.App, error) {
+	created, err := g.signUpApp(ctx, "bench@example.com", "Gateway benchmark", []string{auth.ScopeAccountsRead})
+	if err != nil {
+		return nil, err
 	}
-	if err := g.call(ctx, http.MethodPost, "/v1/developers", "", map[string]any{
-		"email": "bench@example.com", "password": "benchmark password", "organization": "Bench",
-	}, http.StatusCreated, &dev); err != nil {
-		return nil, fmt.Errorf("sign up: %w", err)
-	}
-	var created struct {
-		ID           string `json:"id"`
-		Status       string `json:"status"`
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if err := g.call(ctx, http.MethodPost, "/v1/apps", dev.Token, map[string]any{
-		"name": "Gateway benchmark", "scopes": []string{auth.ScopeAccountsRead},
-	}, http.StatusCreated, &created); err != nil {
-		return nil, fmt.Errorf("create app: %w", err)
-	}
-	if created.Status != auth.AppActive {
-		return nil, fmt.Errorf("new app is %s, want active (sandbox mode)", created.Status)
-	}
-	// The default limits (50 requests/s) would turn the run into 429s; the
-	// limiter and the quota counter still run on every request.
-	if _, err := g.Node.Gateway.SetLimits(ctx, created.ID, gateway.Limits{
-		RequestsPerSecond: gateway.MaxRequestsPerSecond, Burst: gateway.MaxBurst, DailyQuota: gateway.MaxDailyQuota,
-	}); err != nil {
-		return nil, fmt.Errorf("lift limits: %w", err)
-	}
-
 	cc := clientcredentials.Config{ClientID: created.ClientID, ClientSecret: created.ClientSecret, TokenURL: g.GatewayURL + "/oauth2/token"}
 	// The token source renews the token before it expires, for long runs;
 	// every request of all three servers asks it, so they share that cost.
@@ -238,11 +162,10 @@ func (g *gatewayRig) signUpApp(ctx context.Context) (*auth.App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("access token: %w", err)
 	}
-	app, err := g.Node.Identity.AuthenticateApp(ctx, tok.AccessToken)
+	app, err := g.Identity.AuthenticateApp(ctx, tok.AccessToken)
 	if err != nil {
 		return nil, fmt.Errorf("access token: %w", err)
 	}
-
 	var accounts struct {
 		Data []struct {
 			ID string `json:"id"`
@@ -256,42 +179,6 @@ func (g *gatewayRig) signUpApp(ctx context.Context) (*auth.App, error) {
 	}
 	g.Path = "/v1/accounts/" + accounts.Data[0].ID + "/balances"
 	return app, nil
-}
-
-// call sends a JSON request to the node and decodes the response, which
-// must have status want.
-func (g *gatewayRig) call(ctx context.Context, method, path, token string, body any, want int, into any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, g.GatewayURL+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := g.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s, want %d", method, path, res.StatusCode, b, want)
-	}
-	return json.Unmarshal(b, into)
 }
 
 // get is one measured request: the app's balances request to the server
@@ -318,33 +205,4 @@ func (g *gatewayRig) get(ctx context.Context, base string, w io.Writer) error {
 	}
 	_, err = io.Copy(w, res.Body)
 	return err
-}
-
-// serve serves h on a new loopback listener with the server settings of
-// platform.Serve, until Close, and returns its base URL.
-func (g *gatewayRig) serve(h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-	go srv.Serve(ln)
-	g.closers = append(g.closers, srv.Close)
-	return "http://" + ln.Addr().String(), nil
-}
-
-// Close stops the servers, then the node, and removes its data, in the
-// reverse order of start-up.
-func (g *gatewayRig) Close() error {
-	var errs []error
-	for i := len(g.closers) - 1; i >= 0; i-- {
-		errs = append(errs, g.closers[i]())
-	}
-	g.closers = nil
-	return errors.Join(errs...)
 }
