@@ -49,6 +49,7 @@ type Platform struct {
 	started    time.Time
 	instanceID string
 	nodeID     string
+	adminToken string
 	runCtx     context.Context
 
 	DB        *store.DB
@@ -120,6 +121,7 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if err != nil {
 		return nil, err
 	}
+	p.adminToken = token
 	if generated {
 		p.log.Warn("generated a bank admin token; it is shown this once and kept in the data dir",
 			"admin_token", token, "file", cfg.DataDir+"/"+adminTokenFile)

@@ -251,15 +251,9 @@ func (p *Portal) console(h consoleHandler) http.Handler {
 	})
 }
 
-// adminTokenMatches compares a typed token with the admin token over
-// fixed-length hashes, in constant time.
+// adminTokenMatches checks a typed token with the HTTP layer's admin check.
 func (p *Portal) adminTokenMatches(token string) bool {
-	if p.d.AdminToken == "" {
-		return false
-	}
-	a := sha256.Sum256([]byte(token))
-	b := sha256.Sum256([]byte(p.d.AdminToken))
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	return p.d.AdminToken != "" && p.srv.IsAdminToken(token)
 }
 
 func (p *Portal) consoleLoginForm(w http.ResponseWriter, r *http.Request) error {
