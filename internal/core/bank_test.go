@@ -216,6 +216,25 @@ func TestCustomersAreVisibleOnlyToTheirAppsAndTheBank(t *testing.T) {
 		if _, err := f.bank.Customer(ctx, appB, c.ID); err != nil {
 			t.Errorf("granted app cannot see the customer: %v", err)
 		}
+		// The grant is listed (for app B only: A's access comes from
+		// creating the customer, which is not a grant), and revoking it
+		// hides the customer again.
+		grants, err := f.bank.Grants(ctx, "", 0, "")
+		if err != nil || len(grants.Data) != 1 || grants.Data[0].AppID != appB.AppID ||
+			grants.Data[0].CustomerID != c.ID || grants.Data[0].CustomerName != c.Name {
+			t.Errorf("grants = %+v, %v", grants, err)
+		}
+		if mine, err := f.bank.Grants(ctx, appA.AppID, 0, ""); err != nil || len(mine.Data) != 0 {
+			t.Errorf("app A's grants = %+v, %v", mine, err)
+		}
+		if err := f.bank.RevokeCustomer(ctx, appB.AppID, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.bank.Customer(ctx, appB, c.ID)
+		wantCode(t, err, "customer_not_found")
+		if grants, err := f.bank.Grants(ctx, "", 0, ""); err != nil || len(grants.Data) != 0 {
+			t.Errorf("grants after revoke = %+v, %v", grants, err)
+		}
 		if got := f.events.types(t, c.ID); len(got) != 1 || got[0] != "customer.created" {
 			t.Errorf("events for customer = %v", got)
 		}

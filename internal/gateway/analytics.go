@@ -60,7 +60,7 @@ type MinuteStats struct {
 
 // Analytics are an app's API calls over a time range.
 type Analytics struct {
-	AppID  string        `json:"app_id"`
+	AppID  string        `json:"app_id,omitempty" doc:"The app; absent for every app together"`
 	From   time.Time     `json:"from"`
 	To     time.Time     `json:"to"`
 	Totals Stats         `json:"totals"`
@@ -215,8 +215,10 @@ func (g *Gateway) Flush(ctx context.Context) error {
 }
 
 // Analytics returns an app's calls from from (rounded down to its minute)
-// until to. Calls reach the database within FlushInterval. It does not
-// check that the app exists: callers decide who may see which app.
+// until to; every app's together when appID is empty (the platform's
+// traffic, for the bank). Calls reach the database within FlushInterval.
+// It does not check that the app exists: callers decide who may see which
+// app.
 func (g *Gateway) Analytics(ctx context.Context, appID string, from, to time.Time) (*Analytics, error) {
 	if !from.Before(to) {
 		return nil, causeway.Errorf(causeway.EINVALID, "invalid_range", "from must be before to")
@@ -232,10 +234,13 @@ func (g *Gateway) Analytics(ctx context.Context, appID string, from, to time.Tim
 	for _, c := range append([]string{"calls", "client_errors", "server_errors"}, latencyColumns...) {
 		sums = append(sums, "CAST(SUM("+c+") AS BIGINT)")
 	}
+	where, args := `minute >= $1 AND minute < $2`, []any{store.Micros(from), store.Micros(to)}
+	if appID != "" {
+		where, args = where+` AND app_id = $3`, append(args, appID)
+	}
 	rows, err := g.db.QueryContext(ctx,
 		`SELECT route, `+strings.Join(sums, ", ")+` FROM gateway_analytics
-		 WHERE app_id = $1 AND minute >= $2 AND minute < $3 GROUP BY route ORDER BY route`,
-		appID, store.Micros(from), store.Micros(to))
+		 WHERE `+where+` GROUP BY route ORDER BY route`, args...)
 	if err != nil {
 		return nil, store.Classify(err)
 	}
@@ -261,9 +266,8 @@ func (g *Gateway) Analytics(ctx context.Context, appID string, from, to time.Tim
 
 	series, err := g.db.QueryContext(ctx,
 		`SELECT minute, CAST(SUM(calls) AS BIGINT), CAST(SUM(client_errors + server_errors) AS BIGINT)
-		 FROM gateway_analytics WHERE app_id = $1 AND minute >= $2 AND minute < $3
-		 GROUP BY minute ORDER BY minute`,
-		appID, store.Micros(from), store.Micros(to))
+		 FROM gateway_analytics WHERE `+where+`
+		 GROUP BY minute ORDER BY minute`, args...)
 	if err != nil {
 		return nil, store.Classify(err)
 	}

@@ -23,6 +23,7 @@ func (g *Gateway) Register(s *httpapi.Server) {
 	huma.Register(s.Bank, op("bank-put-app-limits", http.MethodPut, "/apps/{id}/limits", "Set an app's rate limit and daily quota"), h.putLimits)
 	huma.Register(s.Bank, op("bank-get-app-limits", http.MethodGet, "/apps/{id}/limits", "Get an app's rate limit and daily quota"), h.getLimits)
 	huma.Register(s.Bank, op("bank-get-app-analytics", http.MethodGet, "/apps/{id}/analytics", "An app's API calls, errors and latencies"), h.bankAnalytics)
+	huma.Register(s.Bank, op("bank-get-analytics", http.MethodGet, "/analytics", "Every app's API calls, errors and latencies together"), h.platformAnalytics)
 
 	dev := op("get-app-analytics", http.MethodGet, "/v1/apps/{id}/analytics", "Your app's API calls, errors and latencies")
 	dev.Security = []map[string][]string{{httpapi.SchemeDeveloper: {}}}
@@ -135,6 +136,16 @@ func (h *handlers) analytics(ctx context.Context, in *analyticsInput) (*out[*Ana
 		return nil, err
 	}
 	return &out[*Analytics]{Body: a}, nil
+}
+
+type platformAnalyticsInput struct {
+	From string `query:"from" doc:"Start (inclusive, rounded down to the minute): RFC 3339 time or YYYY-MM-DD; default 24 h before to"`
+	To   string `query:"to" doc:"End (exclusive): RFC 3339 time or YYYY-MM-DD; default now"`
+}
+
+// platformAnalytics is the platform's traffic: every app's calls together.
+func (h *handlers) platformAnalytics(ctx context.Context, in *platformAnalyticsInput) (*out[*Analytics], error) {
+	return h.analytics(ctx, &analyticsInput{From: in.From, To: in.To})
 }
 
 func (h *handlers) bankAnalytics(ctx context.Context, in *analyticsInput) (*out[*Analytics], error) {

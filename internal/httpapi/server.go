@@ -54,6 +54,8 @@ type Server struct {
 	// security holds the security requirements of routes outside huma (e.g.
 	// the upstream proxy), keyed by ServeMux pattern.
 	security map[string][]map[string][]string
+	// notFoundPage answers browsers for routes that do not exist.
+	notFoundPage http.Handler
 }
 
 // New returns a Server with its OpenAPI document at /openapi.json.
@@ -179,7 +181,32 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if s.notFoundPage != nil && !IsAPIPath(r.URL.Path) && acceptsHTML(r) {
+		s.notFoundPage.ServeHTTP(w, r)
+		return
+	}
 	WriteProblem(w, r, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no route for %s %s", r.Method, r.URL.Path))
+}
+
+// HandleNotFound serves browsers that ask for a page no route has (GET
+// or HEAD, accepting text/html, outside the API's paths) with h instead
+// of a problem document: the portal's 404 page. API clients keep getting
+// RFC 9457 problems.
+func (s *Server) HandleNotFound(h http.Handler) { s.notFoundPage = h }
+
+// IsAPIPath reports whether path belongs to the API, where every answer
+// is JSON: the versioned APIs, OAuth2 and the OpenAPI document.
+func IsAPIPath(path string) bool {
+	for _, prefix := range []string{"/v1/", "/bank/", "/oauth2/", "/.well-known/", "/openapi"} {
+		if strings.HasPrefix(path, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func acceptsHTML(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // IsAdmin reports whether r carries the bank's admin token. The comparison

@@ -135,7 +135,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, err := s.IssueToken(r.Context(), TokenRequest{
-		ClientID: req.clientID, ClientSecret: req.clientSecret, Scopes: req.scopes, Issuer: requestIssuer(r),
+		ClientID: req.clientID, ClientSecret: req.clientSecret, Scopes: req.scopes, Issuer: RequestIssuer(r),
 	})
 	if err != nil {
 		var ce *causeway.Error
@@ -237,7 +237,7 @@ func MetadataFor(issuer string) Metadata {
 func (s *Service) metadata(w http.ResponseWriter, r *http.Request) {
 	issuer := s.opts.Issuer
 	if issuer == "" {
-		issuer = requestIssuer(r)
+		issuer = RequestIssuer(r)
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	writeJSON(w, http.StatusOK, MetadataFor(strings.TrimSuffix(issuer, "/")))
@@ -247,10 +247,10 @@ func (s *Service) metadata(w http.ResponseWriter, r *http.Request) {
 // else in Host is not echoed into documents and tokens.
 var validHost = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$`)
 
-// requestIssuer derives the issuer from the request when Options.Issuer is
+// RequestIssuer derives the issuer from the request when Options.Issuer is
 // not set: scheme from TLS or X-Forwarded-Proto (a proxy in front), and
 // Host.
-func requestIssuer(r *http.Request) string {
+func RequestIssuer(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"

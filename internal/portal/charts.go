@@ -143,11 +143,24 @@ func barChart(title string, labels []string, values []float64, unit, class strin
 
 // latencyChart draws p50, p95 and p99 per route as grouped horizontal bars.
 func latencyChart(title string, routes []string, series [3][]float64) template.HTML {
-	if len(routes) == 0 {
+	return hbarChart(title, routes, series[:], []string{"p50", "p95", "p99"}, "ms")
+}
+
+// hbarChart draws one group of horizontal bars per label, one bar per
+// series, with a legend when there are several series and the largest
+// value of each group written after it. Every bar has a tooltip, and the
+// pages show the same numbers in a table.
+func hbarChart(title string, labels []string, series [][]float64, names []string, unit string) template.HTML {
+	if len(labels) == 0 {
 		return ""
 	}
-	const w, left, right, rowH, top = 960.0, 300.0, 80.0, 34.0, 24.0
-	h := top + rowH*float64(len(routes)) + 8
+	const w, left, right, top = 960.0, 300.0, 110.0, 24.0
+	barH := 8.0
+	if len(series) == 1 {
+		barH = 16
+	}
+	rowH := barH*float64(len(series)) + 10
+	h := top + rowH*float64(len(labels)) + 8
 	id := fmt.Sprintf("chart%d", chartSeq.Add(1))
 	maxV := 0.0
 	for _, s := range series {
@@ -156,37 +169,44 @@ func latencyChart(title string, routes []string, series [3][]float64) template.H
 		}
 	}
 	scale := niceMax(maxV)
-	names := [3]string{"p50", "p95", "p99"}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart c-latency" viewBox="0 0 %.0f %.0f" role="img" aria-labelledby="%s">`, w, h, id)
+	fmt.Fprintf(&b, `<svg class="chart c-hbar" viewBox="0 0 %.0f %.0f" role="img" aria-labelledby="%s">`, w, h, id)
 	fmt.Fprintf(&b, `<title id="%s">%s</title>`, id, html.EscapeString(title))
-	for k, name := range names {
-		fmt.Fprintf(&b, `<rect class="bar s%d" x="%.0f" y="4" width="10" height="10"/><text class="axis" x="%.0f" y="13">%s</text>`,
-			k, left+float64(k)*70, left+float64(k)*70+14, name)
+	if len(series) > 1 {
+		for k, name := range names {
+			fmt.Fprintf(&b, `<rect class="bar s%d" x="%.0f" y="4" width="10" height="10"/><text class="axis" x="%.0f" y="13">%s</text>`,
+				k, left+float64(k)*90, left+float64(k)*90+14, html.EscapeString(name))
+		}
 	}
 	plotW := w - left - right
-	for i, route := range routes {
+	for i, label := range labels {
 		y := top + float64(i)*rowH
-		label := route
-		if len(label) > 44 {
-			label = label[:43] + "…"
+		short := label
+		if len(short) > 44 {
+			short = short[:43] + "…"
 		}
 		fmt.Fprintf(&b, `<text class="axis" x="%.0f" y="%.1f" text-anchor="end"><title>%s</title>%s</text>`,
-			left-8, y+rowH/2+2, html.EscapeString(route), html.EscapeString(label))
-		for k := range names {
-			v := series[k][i]
-			bw := 0.0
-			if scale > 0 {
-				bw = plotW * v / scale
-			}
-			by := y + 3 + float64(k)*9
-			fmt.Fprintf(&b, `<rect class="bar s%d" x="%.0f" y="%.1f" width="%.1f" height="8"><title>%s %s: %.1f ms</title></rect>`,
-				k, left, by, math.Max(bw, 1), html.EscapeString(route), names[k], v)
+			left-8, y+rowH/2+2, html.EscapeString(label), html.EscapeString(short))
+		most := 0.0
+		for k, s := range series {
+			v := s[i]
+			most = math.Max(most, v)
+			by := y + 3 + float64(k)*(barH+1)
+			fmt.Fprintf(&b, `<rect class="bar s%d" x="%.0f" y="%.1f" width="%.1f" height="%.0f"><title>%s %s: %s %s</title></rect>`,
+				k, left, by, math.Max(plotW*v/scale, 1), barH, html.EscapeString(label), html.EscapeString(names[k]), trimNum(v), units(v, unit))
 		}
-		fmt.Fprintf(&b, `<text class="axis" x="%.1f" y="%.1f">%s ms</text>`, left+plotW*series[1][i]/math.Max(scale, 1e-9)+6, y+rowH/2+2, trimNum(series[1][i]))
+		fmt.Fprintf(&b, `<text class="axis" x="%.1f" y="%.1f">%s %s</text>`, left+plotW*most/scale+6, y+rowH/2+2, trimNum(most), units(most, unit))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// units is unit for v: "events", but "event" for one.
+func units(v float64, unit string) string {
+	if v == 1 {
+		return strings.TrimSuffix(unit, "s")
+	}
+	return unit
 }
 
 // niceMax rounds a chart's maximum up to 1, 2 or 5 times a power of ten.

@@ -110,9 +110,12 @@ func (p *Portal) Register(srv *httpapi.Server) {
 	anon("GET /login", p.loginForm)
 	anon("POST /login", p.login)
 	anon("GET /reference", p.referencePage)
+	// A page no route has is the portal's 404 page for a browser.
+	srv.HandleNotFound(p.secure(p.anon(func(http.ResponseWriter, *http.Request) error { return errNotFound() })))
 
 	dev := func(pattern string, h devHandler) { srv.Handle(pattern, p.secure(p.dev(h))) }
 	dev("POST /logout", p.logout)
+	dev("POST /reference/try", p.tryOperation)
 	dev("GET /apps", p.appsPage)
 	dev("POST /apps", p.createApp)
 	dev("GET /apps/{id}", p.appPage)
@@ -157,6 +160,12 @@ func (p *Portal) Register(srv *httpapi.Server) {
 	con("GET /console/spi", p.consoleSPI)
 	con("POST /console/spi/{id}/activate", p.consoleActivate)
 	con("POST /console/spi/{id}/deactivate", p.consoleDeactivate)
+	con("GET /console/grants", p.consoleGrants)
+	con("POST /console/grants", p.consoleGrant)
+	con("POST /console/grants/{app}/{customer}/revoke", p.consoleRevokeGrant)
+	con("GET /console/datasets", p.consoleDatasets)
+	con("POST /console/datasets", p.consolePublish)
+	con("GET /console/health", p.consoleHealth)
 }
 
 // view is what every page template gets: the layout's needs, and the
@@ -290,6 +299,9 @@ var notices = map[string]string{
 	"requested":       "Your request was sent to the bank.",
 	"logged-out":      "You are logged out.",
 	"payment":         "A test payment was made; its events are on their way to your webhooks.",
+	"granted":         "Granted: the app sees the customer from its next request.",
+	"grant-revoked":   "The grant was revoked; the app no longer sees the customer.",
+	"published":       "Published: the dataset is in the catalog.",
 }
 
 func notice(r *http.Request) string { return notices[r.URL.Query().Get("done")] }

@@ -61,6 +61,11 @@ func TestPortal(t *testing.T) {
 		{"DataScientistRequestsADatasetInTheBrowser", testDataScientistRequestsADatasetInTheBrowser},
 		{"FormsRefusePostsWithoutTheirToken", testFormsRefusePostsWithoutTheirToken},
 		{"PortalPagesCarryASecurityPolicy", testPortalPagesCarryASecurityPolicy},
+		{"DeveloperTriesAnOperationFromTheReference", testDeveloperTriesAnOperationFromTheReference},
+		{"BankGrantsACustomerInTheConsole", testBankGrantsACustomerInTheConsole},
+		{"BankPublishesADatasetInTheConsole", testBankPublishesADatasetInTheConsole},
+		{"ConsoleShowsPlatformHealth", testConsoleShowsPlatformHealth},
+		{"UnknownPagesAreAnHTMLPageForBrowsers", testUnknownPagesAreAnHTMLPageForBrowsers},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, n) })
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/identity"
 )
 
 // reference is the API reference, built once from the OpenAPI document
@@ -26,9 +27,15 @@ type refGroup struct {
 type refOp struct {
 	ID, Method, Path, Summary, Description string
 	Auth                                   string
-	Params                                 []refParam
-	Body                                   []refField
-	Responses                              []refResponse
+	// Try says how the portal can call it (tryApp, tryDeveloper), or "".
+	Try string
+	// HasBody is set when it takes a JSON body; Example is one to start
+	// from.
+	HasBody   bool
+	Example   string
+	Params    []refParam
+	Body      []refField
+	Responses []refResponse
 }
 
 type refParam struct {
@@ -83,7 +90,8 @@ func (p *Portal) buildReference() *reference {
 				g = &refGroup{Tag: tag}
 				groups[tag] = g
 			}
-			ro := refOp{ID: op.OperationID, Method: m, Path: path, Summary: op.Summary, Description: op.Description, Auth: authText(op.Security)}
+			ro := refOp{ID: op.OperationID, Method: m, Path: path, Summary: op.Summary, Description: op.Description,
+				Auth: authText(op.Security), Try: tryWith(path, op)}
 			for _, prm := range op.Parameters {
 				if prm == nil || prm.In == "header" && strings.EqualFold(prm.Name, "Authorization") {
 					continue
@@ -94,6 +102,7 @@ func (p *Portal) buildReference() *reference {
 			if op.RequestBody != nil {
 				if mt := op.RequestBody.Content["application/json"]; mt != nil {
 					ro.Body = fields(reg, mt.Schema, 0, map[string]bool{})
+					ro.HasBody, ro.Example = true, exampleBody(reg, mt.Schema)
 				}
 			}
 			codes := make([]string, 0, len(op.Responses))
@@ -261,14 +270,42 @@ func cloneSet(m map[string]bool) map[string]bool {
 	return out
 }
 
-// referencePage renders the reference; anyone may read it, as anyone may
-// read /openapi.json.
-func (p *Portal) referencePage(w http.ResponseWriter, r *http.Request) error {
+// reference returns the reference, built on first use (after every
+// route is registered).
+func (p *Portal) reference() *reference {
 	p.refOnce.Do(func() { p.ref = p.buildReference() })
-	v := &view{Title: "API reference", Section: "reference", D: p.ref}
+	return p.ref
+}
+
+// op returns the operation with the given id, or nil.
+func (ref *reference) op(id string) *refOp {
+	for gi := range ref.Groups {
+		for oi := range ref.Groups[gi].Ops {
+			if o := &ref.Groups[gi].Ops[oi]; o.ID == id {
+				return o
+			}
+		}
+	}
+	return nil
+}
+
+// referencePage renders the reference; anyone may read it, as anyone may
+// read /openapi.json. A logged-in developer also gets a form under each
+// operation to try it with one of their apps.
+func (p *Portal) referencePage(w http.ResponseWriter, r *http.Request) error {
+	v := &view{Title: "API reference", Section: "reference"}
+	d := map[string]any{"Ref": p.reference()}
 	if s := p.developer(r); s != nil {
 		v.Dev, v.CSRF = s.Dev, s.CSRF
+		ctx, cancel := bounded(r)
+		defer cancel()
+		apps, err := p.d.Identity.Apps(ctx, s.Dev, identity.MaxPageSize, "")
+		if err != nil {
+			return err
+		}
+		d["Apps"] = apps.Data
 	}
+	v.D = d
 	p.render(w, r, http.StatusOK, "reference", v)
 	return nil
 }

@@ -67,3 +67,38 @@ func (b *breakers) forget(id string) {
 	b.mu.Unlock()
 	b.metrics.breakerOpen.DeleteLabelValues(id)
 }
+
+// Breaker states, as BreakerStates reports them.
+const (
+	BreakerClosed   = "closed"
+	BreakerOpen     = "open"
+	BreakerHalfOpen = "half-open"
+)
+
+// BreakerStates returns the state of this node's circuit breaker for each
+// registration it has called: closed, open (calls fail at once) or
+// half-open (one probe is let through). Breakers are per node: each node
+// learns on its own that an endpoint is down, so on N nodes a dead
+// endpoint costs up to N times the failures that trip one breaker before
+// every node stops calling it. A registration absent from the map has not
+// been called on this node since it started (or was reactivated).
+func (s *Service) BreakerStates() map[string]string {
+	return s.breakers.states()
+}
+
+func (b *breakers) states() map[string]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]string, len(b.byID))
+	for id, cb := range b.byID {
+		switch cb.State() {
+		case gobreaker.StateOpen:
+			out[id] = BreakerOpen
+		case gobreaker.StateHalfOpen:
+			out[id] = BreakerHalfOpen
+		default:
+			out[id] = BreakerClosed
+		}
+	}
+	return out
+}

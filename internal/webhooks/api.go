@@ -10,7 +10,6 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
-	"github.com/causewayhq/causeway/internal/outbox"
 )
 
 // Register adds the webhook routes: /v1/webhooks for apps (scope
@@ -263,21 +262,12 @@ func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*out[Page[B
 		return nil, err
 	}
 	data := make([]BankSubscription, len(subs))
-	// The backlog is a consumer info request per subscription: bounded in
-	// total, and left out when the bus is slow or down.
-	infoCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	stream := h.s.bus.Stream(outbox.StreamName)
+	queues := h.s.Queues(ctx, subs)
 	for i, sub := range subs {
 		data[i] = BankSubscription{ID: sub.ID, AppID: sub.AppID, URL: sub.URL, EventTypes: sub.EventTypes, Ordered: sub.Ordered,
 			Status: sub.Status, FailingSince: sub.FailingSince, DisabledReason: sub.DisabledReason, CreatedAt: sub.CreatedAt}
-		if infoCtx.Err() != nil {
-			continue
-		}
-		if c, err := h.s.bus.JetStream().Consumer(infoCtx, stream, sub.ID); err == nil {
-			info := c.CachedInfo() // fetched just now by Consumer
-			pending, retrying := info.NumPending, info.NumAckPending
-			data[i].Backlog, data[i].Retrying = &pending, &retrying
+		if q := queues[i]; q.Known {
+			data[i].Backlog, data[i].Retrying = &q.Backlog, &q.Retrying
 		}
 	}
 	return &out[Page[BankSubscription]]{Body: Page[BankSubscription]{Data: data, NextCursor: next}}, nil

@@ -79,6 +79,10 @@ func Register(s *httpapi.Server, bank *core.Bank) {
 	grant := op("bank-create-grant", http.MethodPost, "/grants", "Let an app see a customer")
 	grant.DefaultStatus = http.StatusCreated
 	huma.Register(g, grant, h.grant)
+	huma.Register(g, op("bank-list-grants", http.MethodGet, "/grants", "List the customers the bank let apps see"), h.grants)
+	revoke := op("bank-delete-grant", http.MethodDelete, "/grants/{app_id}/{customer_id}", "Stop letting an app see a customer")
+	revoke.DefaultStatus = http.StatusNoContent
+	huma.Register(g, revoke, h.revokeGrant)
 }
 
 type handlers struct{ bank *core.Bank }
@@ -269,6 +273,25 @@ type grantInput struct {
 type GrantBody struct {
 	AppID      string `json:"app_id"`
 	CustomerID string `json:"customer_id"`
+}
+
+type grantsInput struct {
+	AppID string `query:"app_id" maxLength:"64" doc:"Only this app's grants"`
+	PageInput
+}
+
+func (h *handlers) grants(ctx context.Context, in *grantsInput) (*Out[*core.Page[*core.Grant]], error) {
+	pg, err := h.bank.Grants(ctx, in.AppID, in.Limit, in.Cursor)
+	return out(pg, err)
+}
+
+type revokeGrantInput struct {
+	AppID      string `path:"app_id" maxLength:"64"`
+	CustomerID string `path:"customer_id" maxLength:"64"`
+}
+
+func (h *handlers) revokeGrant(ctx context.Context, in *revokeGrantInput) (*struct{}, error) {
+	return nil, h.bank.RevokeCustomer(ctx, in.AppID, in.CustomerID)
 }
 
 func (h *handlers) grant(ctx context.Context, in *grantInput) (*Out[GrantBody], error) {
