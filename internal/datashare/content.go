@@ -564,6 +564,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// leads reports whether this node does the periodic sweep now.
+func (s *Service) leads() bool { return s.leader == nil || s.leader() }
+
 // Run sweeps every interval (default 30 s) until ctx is done. The platform
 // runs it in the background.
 func (s *Service) Run(ctx context.Context) error {
@@ -574,10 +577,12 @@ func (s *Service) run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("datashare sweep failed", "error", err.Error())
-		} else if n > 0 {
-			s.log.Info("dataset access expired", "count", n)
+		if s.leads() {
+			if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("datashare sweep failed", "error", err.Error())
+			} else if n > 0 {
+				s.log.Info("dataset access expired", "count", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

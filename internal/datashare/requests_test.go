@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,6 +245,61 @@ func TestExpiredRequestsReadAsExpiredAndTheSweeperRecordsIt(t *testing.T) {
 		h.json("GET", "/bank/v1/dataset-access-requests/"+r.ID+"/audit", adminToken, nil, 200, &audit)
 		if last := audit.Data[len(audit.Data)-1]; last.Action != "expired" || last.Actor != "system" {
 			t.Errorf("last audit entry = %+v", last)
+		}
+	})
+}
+
+// TestOnlyTheLeaderSweeps: of nodes sharing a database, only the one the
+// platform names leader expires access in its periodic sweep; another
+// takes over by becoming leader.
+func TestOnlyTheLeaderSweeps(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		var leader atomic.Bool
+		asked := make(chan struct{}, 1)
+		h := newHub(t, db, func(o *datashare.Options) {
+			o.Leader = func() bool {
+				select {
+				case asked <- struct{}{}:
+				default:
+				}
+				return leader.Load()
+			}
+		})
+		d := h.publishSynthetic("s", 5)
+		r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
+		h.approve(r.ID)
+		h.clock.Advance(31 * 24 * time.Hour)
+		expired := func() bool {
+			var audit datashare.Page[*datashare.AuditEntry]
+			h.json("GET", "/bank/v1/dataset-access-requests/"+r.ID+"/audit", adminToken, nil, 200, &audit)
+			return audit.Data[len(audit.Data)-1].Action == "expired"
+		}
+
+		// Not the leader: Run asks, and does not sweep.
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- h.svc.Run(ctx) }()
+		<-asked
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if expired() {
+			t.Fatal("a node that is not the leader swept")
+		}
+
+		// The leader sweeps at once.
+		leader.Store(true)
+		ctx, cancel = context.WithCancel(context.Background())
+		go func() { done <- h.svc.Run(ctx) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for !expired() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		if !expired() {
+			t.Fatal("the leader did not sweep within 20s")
 		}
 	})
 }

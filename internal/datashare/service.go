@@ -59,6 +59,12 @@ type Options struct {
 	// LeaseTTL is how long a claimed job stays with its agent without
 	// progress; default 2 minutes.
 	LeaseTTL time.Duration
+	// Leader, when set, says whether this node does the cluster's periodic
+	// work now (Run's sweep: expiring access, deleting retired
+	// ciphertext); nodes sharing a database agree on one leader (the
+	// platform passes the outbox relay's lease), and another takes over
+	// when it dies. Nil means always (one node).
+	Leader func() bool
 	// Now is the clock; default time.Now. Tests move it.
 	Now func() time.Time
 }
@@ -75,6 +81,7 @@ type Service struct {
 	hasAgent   bool
 	sourceDirs []string
 	leaseTTL   time.Duration
+	leader     func() bool
 	now        func() time.Time
 
 	wake chan struct{} // new work for in-process producers
@@ -92,6 +99,7 @@ func New(db *store.DB, opts Options) (*Service, error) {
 		notify:     opts.Notify,
 		sourceDirs: opts.SourceDirs,
 		leaseTTL:   cmp.Or(opts.LeaseTTL, 2*time.Minute),
+		leader:     opts.Leader,
 		now:        opts.Now,
 		wake:       make(chan struct{}, 1),
 		uploads:    map[string]*upload{},

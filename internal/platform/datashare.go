@@ -26,6 +26,7 @@ func (p *Platform) startDatashare(ctx context.Context) error {
 		DataDir:    p.cfg.DataDir,
 		Logger:     p.log.With("component", "datashare"),
 		Notify:     p.Relay.Notify,
+		Leader:     p.Relay.HoldsLease,
 		AgentToken: p.cfg.DataAgentToken,
 	})
 	if err != nil {

@@ -70,6 +70,7 @@ type StatusOutput struct {
 		Outbox struct {
 			Pending int `json:"pending" doc:"committed events not yet published to the bus"`
 		} `json:"outbox"`
+		Leader bool `json:"leader" doc:"This node holds the outbox lease: it publishes events and runs the periodic jobs (retention, expiry); one node at a time"`
 	}
 }
 
@@ -96,6 +97,7 @@ func (p *Platform) registerStatus() {
 			b.Bus.Kind = "embedded"
 		}
 		b.Bus.Location = p.Bus.Location()
+		b.Leader = p.Relay.HoldsLease()
 		if b.Database.Healthy {
 			n, err := outbox.Pending(ctx, p.DB)
 			if err != nil {

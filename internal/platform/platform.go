@@ -205,6 +205,7 @@ func (p *Platform) startBank(ctx context.Context) error {
 		p.Sealer, p.Guard, webhooks.Options{
 			Schedule:     p.cfg.WebhookSchedule,
 			NotifyOutbox: p.Relay.Notify,
+			Leader:       p.Relay.HoldsLease,
 			Registerer:   p.registry,
 			Logger:       p.log.With("component", "webhooks"),
 		})

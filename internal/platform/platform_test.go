@@ -57,6 +57,58 @@ type status struct {
 		Healthy bool
 		Kind    string
 	}
+	Leader bool `json:"leader"`
+}
+
+// TestOneNodeLeadsAndAnotherTakesOver: of two nodes on one PostgreSQL and
+// one NATS, exactly one is the leader (it publishes the outbox and runs the
+// periodic jobs), and when it stops the other takes over.
+func TestOneNodeLeadsAndAnotherTakesOver(t *testing.T) {
+	cfg := platformtest.ScaleOut.Config(t)
+	a := platformtest.Start(t, cfg)
+	second := cfg
+	second.DataDir = t.TempDir()
+	b := platformtest.Start(t, second)
+	leaders := func() (bool, bool) {
+		var sa, sb status
+		if code := get(t, a.URL+"/bank/v1/status", platformtest.AdminToken, &sa); code != 200 {
+			t.Fatalf("status of a = %d", code)
+		}
+		if code := get(t, b.URL+"/bank/v1/status", platformtest.AdminToken, &sb); code != 200 {
+			t.Fatalf("status of b = %d", code)
+		}
+		return sa.Leader, sb.Leader
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		la, lb := leaders()
+		if la && lb {
+			t.Fatal("both nodes say they lead")
+		}
+		if la || lb {
+			if lb {
+				a, b = b, a // a leads from here on
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no node took the lead within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The leader stops (releasing its lease); the other takes over.
+	a.Close()
+	deadline = time.Now().Add(30 * time.Second)
+	for !b.Relay.HoldsLease() {
+		if time.Now().After(deadline) {
+			t.Fatal("the remaining node did not take the lead within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var st status
+	if code := get(t, b.URL+"/bank/v1/status", platformtest.AdminToken, &st); code != 200 || !st.Leader {
+		t.Errorf("status of the remaining node = %d, leader %v", code, st.Leader)
+	}
 }
 
 func TestNodeAnswersHealthReadinessStatusAndOpenAPI(t *testing.T) {

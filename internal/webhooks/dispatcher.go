@@ -80,6 +80,9 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-syncTick.C:
 		case <-s.wake:
 		case <-prune.C:
+			if s.opts.Leader != nil && !s.opts.Leader() {
+				continue
+			}
 			if n, err := pruneDeliveries(ctx, s.db, s.opts.Now().Add(-s.opts.DeliveryRetention)); err != nil {
 				s.log.Warn("webhooks: pruning delivery records failed", "error", err.Error())
 			} else if n > 0 {
