@@ -385,7 +385,7 @@ func testBankApprovesADataRequestInTheConsole(t *testing.T, n *platformtest.Node
 func testFormsRefusePostsWithoutTheirToken(t *testing.T, n *platformtest.Node) {
 	anon := formClient(t)
 	for _, path := range []string{"/login", "/signup", "/logout", "/apps", "/apps/app_x/delete", "/console/login", "/console/apps/app_x/approve",
-		"/console/data-requests/dar_x/approve"} {
+		"/console/data-requests/dar_x/approve", "/reference/try", "/console/grants", "/console/datasets", "/console/grants/app_x/cus_x/revoke"} {
 		res := post(t, anon, n.URL+path, url.Values{"email": {"x@example.com"}, "password": {"whatever12345"}, "token": {platformtest.AdminToken}})
 		if res.StatusCode != http.StatusForbidden {
 			t.Errorf("POST %s without a token answered %d, want 403", path, res.StatusCode)
