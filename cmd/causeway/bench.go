@@ -30,8 +30,15 @@ for one benchmark, an array of objects for several.
 
 Each measurement runs on a fresh database: a SQLite file in a temporary
 directory, or, with --database-url, a new schema in that PostgreSQL database,
-dropped afterwards. Unlike serve, bench reads no CAUSEWAY_ environment
-variables: it creates schemas, so it touches a database only when told to.`,
+dropped afterwards. The benchmarks that run a whole node (gateway, events)
+run NATS JetStream inside the process, or, with --nats-url, use that NATS
+under a fresh bus prefix whose streams are deleted afterwards; the others
+run no bus. Each table title names what its benchmark ran on. Give both
+URLs to measure the scale-out runtime.
+
+Unlike serve, bench reads no CAUSEWAY_ environment variables (only
+CAUSEWAY_BENCH_DATA_BYTES, the data benchmark's size): it creates schemas
+and streams, so it touches a database or a NATS only when told to.`,
 		// Without a benchmark, show the help; a misspelt one is an error.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
@@ -41,6 +48,7 @@ variables: it creates schemas, so it touches a database only when told to.`,
 	f.DurationVar(&opts.Duration, "duration", 5*time.Second, "how long each measurement (and its baseline) runs at most")
 	f.IntVar(&opts.Concurrency, "concurrency", 8, "goroutines issuing operations at once")
 	f.StringVar(&opts.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...) to run against; empty means a SQLite file")
+	f.StringVar(&opts.NATSURL, "nats-url", "", "NATS URL with JetStream (nats://...) for the benchmarks that run a bus; empty means an embedded server")
 
 	run := func(cmd *cobra.Command, benchmarks []bench.Benchmark) error {
 		if opts.Duration <= 0 || opts.Concurrency < 1 {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/causewayhq/causeway/internal/store"
 )
 
 // Options bound a benchmark run. Zero fields take their defaults.
@@ -32,6 +34,28 @@ type Options struct {
 	// fresh schema, dropped afterwards) instead of a SQLite file in a
 	// temporary directory.
 	DatabaseURL string
+	// NATSURL, when set, gives the benchmarks that run a whole node (and so
+	// a bus) an external NATS with JetStream instead of a server embedded in
+	// the process. Each node gets a fresh bus prefix, so runs sharing the
+	// NATS never see each other's streams, and the streams made under it
+	// are deleted afterwards.
+	NATSURL string
+}
+
+// runtime is what a benchmark runs on under o; withBus says whether it
+// runs a bus at all.
+func (o Options) runtime(withBus bool) Runtime {
+	rt := Runtime{Database: string(store.SQLite), Bus: BusNone}
+	if o.DatabaseURL != "" {
+		rt.Database = string(store.Postgres)
+	}
+	switch {
+	case withBus && o.NATSURL != "":
+		rt.Bus = BusExternal
+	case withBus:
+		rt.Bus = BusEmbedded
+	}
+	return rt
 }
 
 func (o Options) withDefaults() Options {

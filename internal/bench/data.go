@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -194,7 +193,7 @@ func dataBench(ctx context.Context, opts Options, cfg DataConfig) (*Report, erro
 	mib := func(n uint64) float64 { return float64(n) / (1 << 20) }
 	raw := mbps(plainBytes, rawElapsed)
 	dataMiB := float64(plainBytes) / (1 << 20)
-	r := NewReport("data")
+	r := NewReport("data", opts.runtime(false))
 	r.Figures = append(r.Figures,
 		NewFigure("agent_hub_client_mb_per_s", mbps(plainBytes, uploadElapsed+downloadElapsed), "MB/s", "raw_age_encrypt_decrypt_mb_per_s", raw),
 		NewFigure("agent_to_hub_mb_per_s", mbps(plainBytes, uploadElapsed), "MB/s", "raw_age_encrypt_decrypt_mb_per_s", raw),
@@ -306,11 +305,19 @@ func (h *dataHub) runAgent(ctx context.Context, binary string) (peakRSS uint64, 
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	if err := cmd.Start(); err != nil {
+		return 0, err
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		peakRSS = uint64(ru.Maxrss) * 1024 // kilobytes on Linux
+	// Not the child's rusage: Go starts a child sharing this process's
+	// memory until it execs (CLONE_VM), and Linux charges the high-water
+	// mark of that memory to the child, so ru_maxrss would report this
+	// process's peak. The child's own VmHWM only grows; sampled until it
+	// exits, it misses at most the last few milliseconds.
+	rss := sampleVmHWM(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	err = cmd.Wait()
+	peakRSS = rss.stop()
+	if err != nil {
+		return 0, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	// The agent exits when no job is left: a job it failed is left too.
 	jobs, err := h.svc.Jobs(ctx, 1)
@@ -365,8 +372,45 @@ func (s *heapSampler) stop() uint64 {
 
 // vmHWM is this process's peak resident set size, from /proc (0 where
 // there is none).
-func vmHWM() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
+func vmHWM() uint64 { return vmHWMOf("/proc/self/status") }
+
+// hwmSampler records the highest VmHWM a /proc status file showed.
+type hwmSampler struct {
+	stopc chan struct{}
+	done  chan struct{}
+	peak  uint64
+}
+
+// sampleVmHWM reads the VmHWM of the status file at path every 5 ms until
+// stop.
+func sampleVmHWM(path string) *hwmSampler {
+	s := &hwmSampler{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			s.peak = max(s.peak, vmHWMOf(path))
+			select {
+			case <-s.stopc:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *hwmSampler) stop() uint64 {
+	close(s.stopc)
+	<-s.done
+	return s.peak
+}
+
+// vmHWMOf is the peak resident set size in a /proc status file (0 where
+// there is none, as for a process that has exited).
+func vmHWMOf(path string) uint64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}

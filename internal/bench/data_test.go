@@ -2,6 +2,10 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
 	"testing"
 )
 
@@ -10,6 +14,13 @@ func TestDataReportsDeliveryBesideRawAgeAndMemoryBesideTheDataset(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkDataReport(t, r)
+}
+
+// checkDataReport checks the figures of a data report of a dataset of
+// about 2 MiB.
+func checkDataReport(t *testing.T, r *Report) {
+	t.Helper()
 	if r.Benchmark != "data" {
 		t.Errorf("benchmark = %q", r.Benchmark)
 	}
@@ -47,4 +58,29 @@ func TestParseBytes(t *testing.T) {
 			t.Errorf("%q parsed", in)
 		}
 	}
+}
+
+// TestAgentPeakRSSCountsTheAgentNotTheBenchProcess: ru_maxrss of a child
+// started by Go counts the parent's memory; the sampled VmHWM must not.
+func TestAgentPeakRSSCountsTheAgentNotTheBenchProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc on this system")
+	}
+	ballast := make([]byte, 256<<20)
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	cmd := exec.Command("sleep", "0.3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rss := sampleVmHWM(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	peak := rss.stop()
+	if peak == 0 || peak > 64<<20 {
+		t.Errorf("sleep's peak RSS = %d MiB while this process holds %d MiB; want a few MiB", peak>>20, len(ballast)>>20)
+	}
+	runtime.KeepAlive(ballast)
 }

@@ -53,8 +53,9 @@ const eventsPerPayment = 3
 const eventsPaymentAmount = 1 // EUR 0.01
 
 // Events measures events from commit to a webhook receiver: a whole node
-// runs in-process (embedded NATS, a SQLite file, or a fresh PostgreSQL
-// schema with opts.DatabaseURL), an app signed up over HTTP subscribes
+// runs in-process (on a SQLite file, or a fresh PostgreSQL schema with
+// opts.DatabaseURL; with NATS embedded, or the external NATS of
+// opts.NATSURL under a fresh prefix), an app signed up over HTTP subscribes
 // cfg.Subscriptions webhooks to one local receiver, and payments through
 // the sandbox bank commit the events (outbox, relay, stream, one consumer
 // per subscription, signing, POST, attempt record, ack). The figures are
@@ -81,7 +82,7 @@ func EventsWith(ctx context.Context, opts Options, cfg EventsConfig) (*Report, e
 }
 
 func eventsBench(ctx context.Context, opts Options, cfg EventsConfig) (*Report, error) {
-	rig, err := startEventsRig(ctx, opts.DatabaseURL, cfg.Subscriptions)
+	rig, err := startEventsRig(ctx, opts, cfg.Subscriptions)
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
@@ -124,7 +125,7 @@ func eventsBench(ctx context.Context, opts Options, cfg EventsConfig) (*Report, 
 	deliveries := load{ops: len(m.latencies), elapsed: m.last.Sub(start), latencies: m.latencies}
 	perK := func(conns int64, n int) float64 { return 1000 * float64(conns) / float64(max(n, 1)) }
 
-	r := NewReport("events")
+	r := NewReport("events", opts.runtime(true))
 	r.Figures = append(r.Figures,
 		NewFigure("deliveries_per_s", deliveries.perSecond(), "1/s", "raw_post_per_s", raw.perSecond()),
 		NewFigure("commit_to_receipt_p50", ms(deliveries.percentile(0.50)), "ms", "raw_post_latency_p50", ms(raw.percentile(0.50))),
@@ -146,11 +147,11 @@ type eventsRig struct {
 	accounts []string
 }
 
-// startEventsRig starts a node (see startBenchNode) and the receiver,
-// signs up an app with accounts:read and events:read, and subscribes it
-// subscriptions times to the receiver.
-func startEventsRig(ctx context.Context, databaseURL string, subscriptions int) (_ *eventsRig, err error) {
-	node, err := startBenchNode(ctx, databaseURL, "events", 2)
+// startEventsRig starts a node on the database and bus opts name (see
+// startBenchNode) and the receiver, signs up an app with accounts:read and
+// events:read, and subscribes it subscriptions times to the receiver.
+func startEventsRig(ctx context.Context, opts Options, subscriptions int) (_ *eventsRig, err error) {
+	node, err := startBenchNode(ctx, opts, "events", 2)
 	if err != nil {
 		return nil, err
 	}

@@ -136,7 +136,7 @@ func TestEventsReceiverCountsTheFirstReceiptOfEachEventPerSubscription(t *testin
 func BenchmarkEvents(b *testing.B) {
 	const subscriptions = 4
 	ctx := context.Background()
-	rig, err := startEventsRig(ctx, "", subscriptions)
+	rig, err := startEventsRig(ctx, Options{}, subscriptions)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -31,7 +31,8 @@ import (
 // other than 200 fails the run.
 //
 // With opts.DatabaseURL the node runs on a fresh PostgreSQL schema, dropped
-// afterwards; the bus stays embedded in both cases.
+// afterwards, and with opts.NATSURL on the external NATS under a fresh bus
+// prefix, whose streams are deleted afterwards.
 func Gateway(ctx context.Context, opts Options) (*Report, error) {
 	r, err := gatewayBalances(ctx, opts.withDefaults())
 	if err != nil {
@@ -41,7 +42,7 @@ func Gateway(ctx context.Context, opts Options) (*Report, error) {
 }
 
 func gatewayBalances(ctx context.Context, opts Options) (*Report, error) {
-	rig, err := startGatewayRig(ctx, opts.DatabaseURL, opts.Concurrency)
+	rig, err := startGatewayRig(ctx, opts, opts.Concurrency)
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
@@ -71,7 +72,7 @@ func gatewayBalances(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 
-	r := NewReport("gateway")
+	r := NewReport("gateway", opts.runtime(true))
 	r.Figures = append(r.Figures,
 		NewFigure("gateway_requests_per_s", gated.perSecond(), "1/s", "direct_requests_per_s", direct.perSecond()),
 		NewFigure("gateway_latency_p50", ms(gated.percentile(0.50)), "ms", "direct_latency_p50", ms(direct.percentile(0.50))),
@@ -99,10 +100,11 @@ type gatewayRig struct {
 
 // startGatewayRig starts a node (see startBenchNode), signs up a developer
 // with an app holding accounts:read, gets an access token from
-// /oauth2/token, and starts the direct and bare servers. The client keeps
-// up to concurrency idle connections to each server.
-func startGatewayRig(ctx context.Context, databaseURL string, concurrency int) (_ *gatewayRig, err error) {
-	node, err := startBenchNode(ctx, databaseURL, "gateway", concurrency)
+// /oauth2/token, and starts the direct and bare servers. The node runs on
+// the database and bus opts name; the client keeps up to concurrency idle
+// connections to each server.
+func startGatewayRig(ctx context.Context, opts Options, concurrency int) (_ *gatewayRig, err error) {
+	node, err := startBenchNode(ctx, opts, "gateway", concurrency)
 	if err != nil {
 		return nil, err
 	}

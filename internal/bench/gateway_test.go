@@ -65,7 +65,7 @@ func TestGatewayRigServesTheSameBalancesWithAndWithoutTheGateway(t *testing.T) {
 	// The comparison is only fair if the node really gates the measured
 	// route (without a token it answers 401) and the direct server answers
 	// the same request with the same bytes.
-	rig, err := startGatewayRig(context.Background(), "", 2)
+	rig, err := startGatewayRig(context.Background(), Options{}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestGatewayRigServesTheSameBalancesWithAndWithoutTheGateway(t *testing.T) {
 func BenchmarkGatewayBalances(b *testing.B) {
 	const parallelism = 4
 	ctx := context.Background()
-	rig, err := startGatewayRig(ctx, "", parallelism*runtime.GOMAXPROCS(0))
+	rig, err := startGatewayRig(ctx, Options{}, parallelism*runtime.GOMAXPROCS(0))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,11 +15,16 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/identity"
+	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/platform"
 )
 
@@ -28,7 +33,8 @@ import (
 var benchPasswordCost = identity.PasswordCost{Time: 1, Memory: 64, Threads: 1}
 
 // benchNode is a whole platform node on a temporary data dir (and, when a
-// database URL is given, a fresh PostgreSQL schema), served on loopback,
+// database URL is given, a fresh PostgreSQL schema; when a NATS URL is
+// given, the external NATS under a fresh bus prefix), served on loopback,
 // with an HTTP client to call it. The benchmarks that drive the platform
 // end to end build on it.
 type benchNode struct {
@@ -40,10 +46,11 @@ type benchNode struct {
 	closers []func() error
 }
 
-// startBenchNode starts a node. It may deliver to loopback (webhook
-// receivers and SPI servers of the benchmarks listen there), and its client
-// keeps up to idleConns idle connections to each server.
-func startBenchNode(ctx context.Context, databaseURL, name string, idleConns int) (_ *benchNode, err error) {
+// startBenchNode starts a node on the database and bus opts name. It may
+// deliver to loopback (webhook receivers and SPI servers of the benchmarks
+// listen there), and its client keeps up to idleConns idle connections to
+// each server.
+func startBenchNode(ctx context.Context, opts Options, name string, idleConns int) (_ *benchNode, err error) {
 	n := &benchNode{}
 	defer func() {
 		if err != nil {
@@ -67,13 +74,21 @@ func startBenchNode(ctx context.Context, databaseURL, name string, idleConns int
 		PasswordCost:        benchPasswordCost,
 		AllowPrivateTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 	}
-	if databaseURL != "" {
-		schemaURL, drop, err := freshSchema(ctx, databaseURL)
+	if opts.DatabaseURL != "" {
+		schemaURL, drop, err := freshSchema(ctx, opts.DatabaseURL)
 		if err != nil {
 			return nil, err
 		}
 		n.closers = append(n.closers, drop)
 		cfg.DatabaseURL = schemaURL
+	}
+	if opts.NATSURL != "" {
+		// Named like the schema, and sorted by the time of the run. The
+		// streams go after the node has closed (closers run in reverse),
+		// so no relay of it makes them again.
+		natsURL, prefix := opts.NATSURL, "causeway_"+ids.New("bench")
+		cfg.NATSURL, cfg.BusPrefix = natsURL, prefix
+		n.closers = append(n.closers, func() error { return deleteStreams(ctx, natsURL, prefix) })
 	}
 	n.Platform, err = platform.New(ctx, cfg)
 	if err != nil {
@@ -191,7 +206,37 @@ func (n *benchNode) do(req *http.Request, want int, into any) error {
 	return json.Unmarshal(b, into)
 }
 
-// Close undoes start-up in reverse order: servers, node, schema, data.
+// deleteStreams deletes every stream under prefix on the NATS at natsURL,
+// even after ctx is done.
+func deleteStreams(ctx context.Context, natsURL, prefix string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{URL: natsURL, Prefix: prefix})
+	if err != nil {
+		return fmt.Errorf("delete streams under %s: %w", prefix, err)
+	}
+	defer b.Close()
+	// bus.Stream names a stream <PREFIX>_<NAME>; the id in the prefix
+	// keeps every other installation's streams out of the match.
+	mine := strings.ToUpper(prefix) + "_"
+	lister := b.JetStream().StreamNames(ctx)
+	var streams []string
+	for name := range lister.Name() {
+		if strings.HasPrefix(name, mine) {
+			streams = append(streams, name)
+		}
+	}
+	errs := []error{lister.Err()}
+	for _, name := range streams {
+		if err := b.JetStream().DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			errs = append(errs, fmt.Errorf("delete stream %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close undoes start-up in reverse order: servers, node, streams, schema,
+// data.
 func (n *benchNode) Close() error {
 	var errs []error
 	for i := len(n.closers) - 1; i >= 0; i-- {

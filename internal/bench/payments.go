@@ -63,7 +63,7 @@ func payments(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("ledger out of balance after %d transfers: %s", transfers.ops, ledger)
 	}
 
-	r := NewReport("payments")
+	r := NewReport("payments", opts.runtime(false))
 	r.Figures = append(r.Figures,
 		NewFigure("transfers_per_s", transfers.perSecond(), "1/s", rawName(opts, "commits_per_s"), raw.perSecond()),
 		NewFigure("transfer_latency_p50", ms(transfers.percentile(0.50)), "ms", rawName(opts, "commit_latency_p50"), ms(raw.percentile(0.50))),

@@ -7,18 +7,55 @@ import (
 	"math"
 	"runtime"
 	"text/tabwriter"
+
+	"github.com/causewayhq/causeway/internal/store"
 )
 
 // Report is the outcome of one benchmark, in the JSON shape of the external
 // contract, so runs can be compared across commits:
 //
 //	{"benchmark":"payments","figures":[{"name":"transfers_per_s","value":0,"unit":"1/s",
-//	 "baseline":"raw_sqlite_commits_per_s","baseline_value":0,"ratio":0}],"go":"go1.26.8","cpus":2}
+//	 "baseline":"raw_sqlite_commits_per_s","baseline_value":0,"ratio":0}],"go":"go1.26.8","cpus":2,
+//	 "runtime":{"database":"sqlite","bus":"none"}}
 type Report struct {
 	Benchmark string   `json:"benchmark"`
 	Figures   []Figure `json:"figures"`
 	Go        string   `json:"go"`   // the Go version that built the binary
 	CPUs      int      `json:"cpus"` // GOMAXPROCS: the CPUs the run could use
+	// Runtime is what the benchmark ran on: figures from the embedded
+	// default and from the scale-out runtime are not comparable.
+	Runtime Runtime `json:"runtime"`
+}
+
+// Runtime is the database and the bus a benchmark ran on.
+type Runtime struct {
+	// Database is "sqlite" (a file in a temporary directory) or
+	// "postgres" (a fresh schema, with Options.DatabaseURL).
+	Database string `json:"database"`
+	// Bus is BusEmbedded, BusExternal or BusNone.
+	Bus string `json:"bus"`
+}
+
+// Buses a benchmark can run on.
+const (
+	BusEmbedded = "embedded" // NATS JetStream inside the process
+	BusExternal = "external" // the NATS of Options.NATSURL, under a fresh prefix
+	BusNone     = "none"     // the benchmark runs no bus (nothing it measures publishes events)
+)
+
+// String names the runtime for the table, e.g. "PostgreSQL + external NATS".
+func (rt Runtime) String() string {
+	db := rt.Database
+	switch db {
+	case string(store.SQLite):
+		db = "SQLite"
+	case string(store.Postgres):
+		db = "PostgreSQL"
+	}
+	if rt.Bus == BusNone || rt.Bus == "" {
+		return db + ", no bus"
+	}
+	return db + " + " + rt.Bus + " NATS"
 }
 
 // Figure is one measured value beside its baseline, measured in the same
@@ -33,12 +70,12 @@ type Figure struct {
 	Ratio float64 `json:"ratio"`
 }
 
-// NewReport returns an empty report for the named benchmark, stamped with the
-// Go version and the CPUs available to this process.
-func NewReport(benchmark string) *Report {
+// NewReport returns an empty report for the named benchmark run on rt,
+// stamped with the Go version and the CPUs available to this process.
+func NewReport(benchmark string, rt Runtime) *Report {
 	// GOMAXPROCS rather than NumCPU: since Go 1.25 it follows the
 	// container's CPU limit, which is what the run could actually use.
-	return &Report{Benchmark: benchmark, Figures: []Figure{}, Go: runtime.Version(), CPUs: runtime.GOMAXPROCS(0)}
+	return &Report{Benchmark: benchmark, Figures: []Figure{}, Go: runtime.Version(), CPUs: runtime.GOMAXPROCS(0), Runtime: rt}
 }
 
 // NewFigure returns a figure with its ratio to the baseline computed.
@@ -50,15 +87,16 @@ func NewFigure(name string, value float64, unit, baseline string, baselineValue 
 	return f
 }
 
-// WriteTable prints reports as an aligned text table: a title line per
-// report, then one row per figure.
+// WriteTable prints reports as one aligned text table: a title line per
+// report naming the benchmark, what it ran on, the Go version and the
+// CPUs, then one row per figure.
 func WriteTable(w io.Writer, reports ...*Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for i, r := range reports {
 		if i > 0 {
 			fmt.Fprintln(tw)
 		}
-		fmt.Fprintf(tw, "%s (%s, %d cpus)\n", r.Benchmark, r.Go, r.CPUs)
+		fmt.Fprintf(tw, "%s on %s (%s, %d cpus)\n", r.Benchmark, r.Runtime, r.Go, r.CPUs)
 		fmt.Fprintln(tw, "figure\tvalue\tunit\tbaseline\tbaseline value\tratio")
 		for _, f := range r.Figures {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",

@@ -107,7 +107,7 @@ func spiBench(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("hanging endpoint: a call failed after %d succeeded: %w", hung.ops, err)
 	}
 
-	r := NewReport("spi")
+	r := NewReport("spi", opts.runtime(false))
 	r.Figures = append(r.Figures,
 		NewFigure("spi_calls_per_s", calls.perSecond(), "1/s", "direct_posts_per_s", posts.perSecond()),
 		NewFigure("spi_p50", ms(calls.percentile(0.50)), "ms", "direct_p50", ms(posts.percentile(0.50))),
