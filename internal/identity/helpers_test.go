@@ -21,6 +21,7 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -121,6 +122,9 @@ func newEnv(t *testing.T, db *store.DB, opts Options) *env {
 	opts.Logger = logger
 	opts.PasswordCost = cheapCost
 	opts.OnAppActivated = e.activated.hook
+	if opts.Sealer == nil {
+		opts.Sealer = testSealer(t, 1)
+	}
 	svc, err := New(db, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -294,3 +298,15 @@ func wantCode(t *testing.T, err error, code string) {
 func jsonDecode(res *http.Response, v any) error { return json.NewDecoder(res.Body).Decode(v) }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// testSealer is a sealer with a fixed key; different ids give different
+// keys.
+func testSealer(t testing.TB, id byte) *seal.Sealer {
+	key := make([]byte, 32)
+	key[0] = id
+	s, err := seal.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -75,6 +76,11 @@ type Options struct {
 	// and must be idempotent: when it fails, the activation is undone and
 	// the error returned, so the caller can try again.
 	OnAppActivated func(ctx context.Context, appID string) error
+	// Sealer encrypts the token signing keys' private parts in the
+	// database (and seals keys stored in the clear by earlier versions at
+	// start). The platform always gives one; without it keys are stored as
+	// plain base64, which only tests should do.
+	Sealer *seal.Sealer
 	// Logger receives audit lines (sign-ups, apps, approvals, key
 	// rotations); it never sees a secret. Default slog.Default().
 	Logger *slog.Logger

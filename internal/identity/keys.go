@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -59,13 +60,25 @@ func (k *keyring) put(key *signingKey) {
 
 const keyColumns = `kid, algorithm, private_key, created_at, retired_at`
 
-func scanKey(row interface{ Scan(...any) error }) (*signingKey, error) {
+// scanKey reads a key row; its private part may be sealed (see
+// Options.Sealer) or, as keys were stored before sealing, plain base64.
+func (s *Service) scanKey(row interface{ Scan(...any) error }) (*signingKey, error) {
 	var k signingKey
-	var seed string
+	var stored string
 	var created int64
 	var retired sql.NullInt64
-	if err := row.Scan(&k.KID, &k.Algorithm, &seed, &created, &retired); err != nil {
+	if err := row.Scan(&k.KID, &k.Algorithm, &stored, &created, &retired); err != nil {
 		return nil, err
+	}
+	seed := stored
+	if seal.IsSealed(stored) {
+		if s.opts.Sealer == nil {
+			return nil, fmt.Errorf("signing key %s is sealed and no secret key was given", k.KID)
+		}
+		var err error
+		if seed, err = s.opts.Sealer.Open(stored); err != nil {
+			return nil, fmt.Errorf("signing key %s: %w (is --secret-key the one the key was sealed with?)", k.KID, err)
+		}
 	}
 	raw, err := base64.StdEncoding.DecodeString(seed)
 	if err != nil || len(raw) != ed25519.SeedSize || k.Algorithm != algEdDSA {
@@ -76,6 +89,57 @@ func scanKey(row interface{ Scan(...any) error }) (*signingKey, error) {
 	k.CreatedAt = store.FromMicros(created)
 	k.RetiredAt = nullableTime(retired)
 	return &k, nil
+}
+
+// storedSeed is how a key's private part is kept in the database: sealed
+// when the service has a Sealer.
+func (s *Service) storedSeed(seed string) string {
+	if s.opts.Sealer == nil {
+		return seed
+	}
+	return s.opts.Sealer.Seal(seed)
+}
+
+// sealStoredKeys seals the private part of keys stored before sealing.
+// Each row is rewritten only if it still holds the plain value, so nodes
+// starting together do not undo each other.
+func (s *Service) sealStoredKeys(ctx context.Context) error {
+	if s.opts.Sealer == nil {
+		return nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT kid, private_key FROM identity_signing_keys`)
+	if err != nil {
+		return store.Classify(err)
+	}
+	plain := map[string]string{}
+	for rows.Next() {
+		var kid, stored string
+		if err := rows.Scan(&kid, &stored); err != nil {
+			rows.Close()
+			return store.Classify(err)
+		}
+		if !seal.IsSealed(stored) {
+			plain[kid] = stored
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return store.Classify(err)
+	}
+	for kid, seed := range plain {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE identity_signing_keys SET private_key = $1 WHERE kid = $2 AND private_key = $3`,
+				s.opts.Sealer.Seal(seed), kid, seed)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if len(plain) > 0 {
+		s.log.InfoContext(ctx, "sealed stored token signing keys", "keys", len(plain))
+	}
+	return nil
 }
 
 func newSigningKey(now time.Time) (*signingKey, string) {
@@ -91,9 +155,9 @@ func newSigningKey(now time.Time) (*signingKey, string) {
 	return k, base64.StdEncoding.EncodeToString(priv.Seed())
 }
 
-func insertKey(ctx context.Context, tx *sql.Tx, k *signingKey, seed string) error {
+func (s *Service) insertKey(ctx context.Context, tx *sql.Tx, k *signingKey, seed string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO identity_signing_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, NULL)`,
-		k.KID, k.Algorithm, seed, store.Micros(k.CreatedAt))
+		k.KID, k.Algorithm, s.storedSeed(seed), store.Micros(k.CreatedAt))
 	return err
 }
 
@@ -112,13 +176,16 @@ func (s *Service) ensureSigningKey(ctx context.Context) error {
 			return nil
 		}
 		k, seed := newSigningKey(s.now())
-		if err := insertKey(ctx, tx, k, seed); err != nil {
+		if err := s.insertKey(ctx, tx, k, seed); err != nil {
 			return err
 		}
 		s.log.InfoContext(ctx, "created the first token signing key", "kid", k.KID)
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.sealStoredKeys(ctx); err != nil {
 		return err
 	}
 	_, err = s.currentKey(ctx)
@@ -128,7 +195,7 @@ func (s *Service) ensureSigningKey(ctx context.Context) error {
 // currentKey returns the key that signs new tokens: the newest one not
 // retired.
 func (s *Service) currentKey(ctx context.Context) (*signingKey, error) {
-	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM identity_signing_keys
+	k, err := s.scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM identity_signing_keys
 		WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1`))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errors.New("no signing key; was the identity service started with New?")
@@ -153,7 +220,7 @@ func (s *Service) verificationKey(ctx context.Context, kid string) (key *signing
 	if !validKID(kid) {
 		return nil, false, nil
 	}
-	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM identity_signing_keys WHERE kid = $1`, kid))
+	k, err := s.scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM identity_signing_keys WHERE kid = $1`, kid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -176,7 +243,7 @@ func (s *Service) publicKeys(ctx context.Context) ([]*signingKey, error) {
 	defer rows.Close()
 	var keys []*signingKey
 	for rows.Next() {
-		k, err := scanKey(rows)
+		k, err := s.scanKey(rows)
 		if err != nil {
 			return nil, store.Classify(err)
 		}
@@ -228,7 +295,7 @@ func (s *Service) RotateSigningKey(ctx context.Context) (*SigningKey, error) {
 				retired = append(retired, keys[i].kid)
 			}
 		}
-		return insertKey(ctx, tx, k, seed)
+		return s.insertKey(ctx, tx, k, seed)
 	})
 	if err != nil {
 		return nil, dbErr(err)

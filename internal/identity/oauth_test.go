@@ -21,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 )
@@ -471,6 +472,92 @@ func TestSigningKeyRotationKeepsOldTokensValid(t *testing.T) {
 		}
 		_, err = e.svc.AuthenticateApp(ctx, before.AccessToken)
 		wantCode(t, err, "invalid_token")
+	})
+}
+
+// TestSigningKeysAreSealedAtRest: a signing key's private part is stored
+// sealed with the platform's secret key; keys an earlier version stored in
+// the clear are sealed when a node starts, and tokens they signed still
+// verify. A node with another secret key refuses to start, saying why.
+func TestSigningKeysAreSealedAtRest(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		if err := Migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		stored := func() []string {
+			rows, err := db.Query(`SELECT private_key FROM identity_signing_keys ORDER BY created_at, kid`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var out []string
+			for rows.Next() {
+				var v string
+				rows.Scan(&v)
+				out = append(out, v)
+			}
+			return out
+		}
+		// An earlier version: no sealer, the key in the clear.
+		legacy, err := New(db, Options{PasswordCost: cheapCost, Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev, _, err := legacy.SignUp(ctx, "sealed@example.com", "correct horse battery", "Sealed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, secret, err := legacy.CreateApp(ctx, dev, "sealed", []string{auth.ScopeAccountsRead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := legacy.IssueToken(ctx, TokenRequest{ClientID: app.ClientID, ClientSecret: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain := stored()
+		if len(plain) != 1 || seal.IsSealed(plain[0]) {
+			t.Fatalf("legacy key stored as %q", plain)
+		}
+
+		sealer := testSealer(t, 7)
+		s, err := New(db, Options{PasswordCost: cheapCost, Logger: discardLogger(), Sealer: sealer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(); len(got) != 1 || !seal.IsSealed(got[0]) || strings.Contains(got[0], plain[0]) {
+			t.Fatalf("after a start with a sealer the key is stored as %q", got)
+		}
+		if _, err := s.AuthenticateApp(ctx, old.Token); err != nil {
+			t.Errorf("a token signed before sealing is refused: %v", err)
+		}
+		if _, err := s.RotateSigningKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range stored() {
+			if !seal.IsSealed(v) {
+				t.Errorf("key %d stored in the clear after a rotation", i)
+			}
+		}
+		fresh, err := s.IssueToken(ctx, TokenRequest{ClientID: app.ClientID, ClientSecret: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AuthenticateApp(ctx, fresh.Token); err != nil {
+			t.Errorf("a token of the new sealed key is refused: %v", err)
+		}
+
+		for _, tt := range []struct {
+			name   string
+			sealer *seal.Sealer
+			want   string
+		}{{"another secret key", testSealer(t, 8), "secret-key"}, {"no secret key", nil, "no secret key"}} {
+			_, err := New(db, Options{PasswordCost: cheapCost, Logger: discardLogger(), Sealer: tt.sealer})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("a node with %s: err = %v, want one naming %q", tt.name, err, tt.want)
+			}
+		}
 	})
 }
 

@@ -3,7 +3,6 @@ package platform
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
@@ -26,6 +25,7 @@ func (p *Platform) startAPI(ctx context.Context) error {
 	p.Identity, err = identity.New(p.DB, identity.Options{
 		Mode:           string(p.cfg.Mode),
 		Issuer:         p.cfg.PublicURL,
+		Sealer:         p.Sealer,
 		Logger:         p.log.With("component", "identity"),
 		OnAppActivated: p.seedApp,
 		PasswordCost:   p.cfg.PasswordCost,
@@ -46,7 +46,6 @@ func (p *Platform) startAPI(ctx context.Context) error {
 	p.Identity.Register(p.HTTP)
 	p.Gateway.Register(p.HTTP)
 	coreapi.RegisterPublic(p.HTTP, p.Bank)
-	p.background(p.pruneIdempotencyKeys)
 	return p.startSPI(ctx)
 }
 
@@ -81,22 +80,4 @@ func (p *Platform) seedApp(ctx context.Context, appID string) error {
 	}
 	_, err := p.Bank.SeedApp(ctx, appID, SandboxSeed+1, core.AppSandboxCustomers)
 	return err
-}
-
-// pruneIdempotencyKeys drops expired idempotency keys every hour.
-func (p *Platform) pruneIdempotencyKeys(ctx context.Context) error {
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		if n, err := p.Gateway.PruneIdempotencyKeys(ctx); err != nil {
-			p.log.Warn("pruning idempotency keys failed", "error", err.Error())
-		} else if n > 0 {
-			p.log.Info("pruned idempotency keys", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-	}
 }

@@ -49,6 +49,10 @@ func (s *Sealer) Seal(plaintext string) string {
 	return prefix + base64.RawStdEncoding.EncodeToString(out)
 }
 
+// IsSealed reports whether s looks like a value Seal produced (as opposed
+// to one stored in the clear by an earlier version).
+func IsSealed(s string) bool { return strings.HasPrefix(s, prefix) }
+
 // Open decrypts what Seal produced.
 func (s *Sealer) Open(sealed string) (string, error) {
 	raw, ok := strings.CutPrefix(sealed, prefix)
