@@ -1,7 +1,9 @@
 package platform_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -65,6 +67,9 @@ type status struct {
 // periodic jobs), and when it stops the other takes over.
 func TestOneNodeLeadsAndAnotherTakesOver(t *testing.T) {
 	cfg := platformtest.ScaleOut.Config(t)
+	// Nodes of one installation share the secret key (it seals the token
+	// signing keys, among others).
+	cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	a := platformtest.Start(t, cfg)
 	second := cfg
 	second.DataDir = t.TempDir()
