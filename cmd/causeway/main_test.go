@@ -62,6 +62,8 @@ func TestServeFailsWithOneClearLine(t *testing.T) {
 		{"unknown flag", []string{"serve", "--no-such-flag"}, "unknown flag: --no-such-flag"},
 		{"bad mode", []string{"serve", "--mode", "chaos"}, `mode "chaos"`},
 		{"bad allow list", []string{"serve", "--allow-private-targets", "10.0.0.0/99"}, "allow-private-targets"},
+		{"short event retention", []string{"serve", "--event-retention", "5m"}, "event retention must be at least 1h0m0s"},
+		{"replicas on the embedded bus", []string{"serve", "--event-replicas", "3"}, "event-replicas 3 needs --nats-url"},
 		{"data dir is a file", []string{"serve", "--data-dir", file, "--addr", "127.0.0.1:0"}, "data dir"},
 		{"unreachable postgres", []string{"serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0",
 			"--database-url", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"}, "database: postgres 127.0.0.1:1/test"},

@@ -41,6 +41,12 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 			if cfg.AllowPrivateTargets, err = platform.ParseCIDRs(allowList); err != nil {
 				return err
 			}
+			if err := cfg.EventStream.Validate(); err != nil {
+				return err
+			}
+			if cfg.EventStream.Replicas > 1 && cfg.NATSURL == "" {
+				return fmt.Errorf("event-replicas %d needs --nats-url: the embedded NATS is one server", cfg.EventStream.Replicas)
+			}
 			if cfg.Logger, err = newLogger(logLevel); err != nil {
 				return fmt.Errorf("log-level: %w", err)
 			}
@@ -63,6 +69,8 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.StringVar(&cfg.DataAgentToken, "data-agent-token", "", "token that lets an external data agent call only the agent routes (default: the admin token)")
 	f.StringVar(&cfg.DataAgentKey, "data-agent-key", "", "base64 key pseudonymizing customer ids in shared datasets; empty means <data-dir>/datashare-pseudonym-key")
 	f.StringVar(&allowList, "allow-private-targets", "", "CIDR ranges that webhook and SPI URLs may target although private or loopback")
+	f.DurationVar(&cfg.EventStream.MaxAge, "event-retention", 0, "how long the events stream keeps events for replay, recovery and /v1/events, e.g. 2160h; 0 keeps every event")
+	f.IntVar(&cfg.EventStream.Replicas, "event-replicas", 1, "how many servers of a NATS cluster keep the events stream (1, 3 or 5)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -80,7 +80,7 @@ func (s *Service) Pull(ctx context.Context, appID, after string, limit int) (*Pa
 func (s *Service) eventStream(ctx context.Context) (jetstream.Stream, error) {
 	st, err := s.bus.JetStream().Stream(ctx, s.bus.Stream(outbox.StreamName))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = outbox.EnsureStream(ctx, s.bus)
+		st, err = outbox.EnsureStream(ctx, s.bus, s.opts.Stream)
 	}
 	if err != nil {
 		return nil, bus.Classify(fmt.Errorf("events: stream: %w", err))

@@ -103,7 +103,7 @@ func newEnv(t testing.TB, db *store.DB, b *bus.Bus, opts events.Options) *env {
 	if err := events.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := outbox.EnsureStream(ctx, b); err != nil {
+	if _, err := outbox.EnsureStream(ctx, b, outbox.StreamLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)

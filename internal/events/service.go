@@ -45,6 +45,9 @@ type Options struct {
 	// not, and the messages searched for an event given by id; default
 	// 20000.
 	ScanLimit int
+	// Stream is the installation's limits for the events stream, used if
+	// the service has to create it (the platform creates it at start).
+	Stream outbox.StreamLimits
 }
 
 func (o *Options) setDefaults() {

@@ -19,7 +19,7 @@ func BenchmarkRelay(b *testing.B) {
 				ctx := context.Background()
 				db, bs := d.open(b), bb.open(b)
 				migrate(b, db)
-				if _, err := outbox.EnsureStream(ctx, bs); err != nil {
+				if _, err := outbox.EnsureStream(ctx, bs, outbox.StreamLimits{}); err != nil {
 					b.Fatal(err)
 				}
 				r := outbox.NewRelay(db, bs, outbox.RelayOptions{Logger: slog.New(slog.DiscardHandler)})

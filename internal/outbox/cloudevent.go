@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,15 +30,50 @@ const StreamName = "events"
 // marked is dropped.
 const duplicateWindow = time.Hour
 
+// StreamLimits are the installation's choices for the events stream.
+type StreamLimits struct {
+	// MaxAge drops events older than this from the stream: they can no
+	// longer be replayed, recovered or read from /v1/events, and a
+	// subscription paused for longer misses them. Zero keeps every event
+	// (the stream grows by about a kilobyte per event).
+	MaxAge time.Duration
+	// Replicas is how many servers of a NATS cluster keep the stream (1,
+	// 3 or 5); zero means 1.
+	Replicas int
+}
+
+// MaxReplicas is the most copies JetStream keeps of a stream.
+const MaxReplicas = 5
+
+// Validate checks the limits.
+func (l StreamLimits) Validate() error {
+	switch {
+	case l.MaxAge < 0:
+		return fmt.Errorf("event retention must not be negative")
+	case l.MaxAge > 0 && l.MaxAge < duplicateWindow:
+		return fmt.Errorf("event retention must be at least %s (the duplicate window), or 0 to keep every event", duplicateWindow)
+	case l.Replicas < 0 || l.Replicas > MaxReplicas:
+		return fmt.Errorf("event replicas must be between 1 and %d", MaxReplicas)
+	}
+	return nil
+}
+
 // EnsureStream creates the events stream, or updates it to this
-// configuration: every subject under Subject(b, ">"), file storage, and a
-// one-hour duplicate window. The relay calls it before its first publish.
-func EnsureStream(ctx context.Context, b *bus.Bus) (jetstream.Stream, error) {
+// configuration: every subject under Subject(b, ">"), file storage, a
+// one-hour duplicate window, and the installation's limits. The platform
+// calls it at start, so the flags, not edits made on the NATS side, decide
+// the stream's configuration.
+func EnsureStream(ctx context.Context, b *bus.Bus, l StreamLimits) (jetstream.Stream, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
 	return b.EnsureStream(ctx, StreamName, jetstream.StreamConfig{
 		Description: "Causeway domain events as CloudEvents, published by the outbox relay",
 		Subjects:    []string{b.Subject(StreamName, ">")},
 		Storage:     jetstream.FileStorage,
 		Duplicates:  duplicateWindow,
+		MaxAge:      l.MaxAge,
+		Replicas:    max(l.Replicas, 1),
 	})
 }
 

@@ -54,7 +54,7 @@ func each(t *testing.T, fn func(t *testing.T, e env)) {
 				t.Run(b.name, func(t *testing.T) {
 					db, bs := d.open(t), b.open(t)
 					migrate(t, db)
-					s, err := outbox.EnsureStream(context.Background(), bs)
+					s, err := outbox.EnsureStream(context.Background(), bs, outbox.StreamLimits{})
 					if err != nil {
 						t.Fatal(err)
 					}

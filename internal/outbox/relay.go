@@ -42,6 +42,9 @@ type RelayOptions struct {
 	// LeaseTTL is how long the lease lasts without renewal, and so how long
 	// other nodes wait after the holder dies. Default 10s.
 	LeaseTTL time.Duration
+	// Stream is the installation's limits for the events stream, applied
+	// when the relay makes sure the stream exists before its first publish.
+	Stream StreamLimits
 }
 
 func (o *RelayOptions) setDefaults() {
@@ -253,7 +256,7 @@ func (r *Relay) round(ctx context.Context) (published int, more bool, err error)
 		return 0, false, err
 	}
 	if !r.streamReady {
-		if _, err := EnsureStream(ctx, r.bus); err != nil {
+		if _, err := EnsureStream(ctx, r.bus, r.opts.Stream); err != nil {
 			return 0, false, err
 		}
 		r.streamReady = true

@@ -191,7 +191,7 @@ func TestRunRetriesUntilTheDatabaseOrBusComesBack(t *testing.T) {
 				n, err := outbox.Pending(context.Background(), db)
 				return err == nil && n == 0
 			})
-			s, err := outbox.EnsureStream(context.Background(), b)
+			s, err := outbox.EnsureStream(context.Background(), b, outbox.StreamLimits{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -231,4 +231,41 @@ func withHost(t *testing.T, raw, host string) string {
 	}
 	u.Host = host
 	return u.String()
+}
+
+// TestEventStreamTakesTheInstallationsLimits: the stream keeps events as
+// long as the installation says, and the platform's configuration wins over
+// an edit made on the NATS side (every start re-applies it).
+func TestEventStreamTakesTheInstallationsLimits(t *testing.T) {
+	for _, b := range buses {
+		t.Run(b.name, func(t *testing.T) {
+			bs := b.open(t)
+			ctx := context.Background()
+			limits := outbox.StreamLimits{MaxAge: 90 * 24 * time.Hour}
+			s, err := outbox.EnsureStream(ctx, bs, limits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.CachedInfo().Config.MaxAge; got != limits.MaxAge {
+				t.Fatalf("MaxAge = %s, want %s", got, limits.MaxAge)
+			}
+			cfg := s.CachedInfo().Config
+			cfg.MaxAge = time.Hour
+			if _, err := bs.JetStream().UpdateStream(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+			s, err = outbox.EnsureStream(ctx, bs, limits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.CachedInfo().Config.MaxAge; got != limits.MaxAge {
+				t.Errorf("after an edit on the NATS side and a start, MaxAge = %s, want %s", got, limits.MaxAge)
+			}
+		})
+	}
+	for _, bad := range []outbox.StreamLimits{{MaxAge: -time.Hour}, {MaxAge: time.Minute}, {Replicas: 7}, {Replicas: -1}} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("limits %+v are accepted", bad)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"github.com/causewayhq/causeway/internal/identity"
+	"github.com/causewayhq/causeway/internal/outbox"
 
 	"crypto/rand"
 	"encoding/base64"
@@ -63,6 +64,9 @@ type Config struct {
 	// WebhookSchedule is the wait after each failed webhook attempt; nil
 	// means the webhooks package's default (0 s, 5 s, 5 min, … 24 h).
 	WebhookSchedule []time.Duration
+	// EventStream bounds the events stream: how long events are kept, and
+	// how many NATS servers keep them. Zero keeps every event, one copy.
+	EventStream outbox.StreamLimits
 	// PasswordCost sets the argon2id cost of developer passwords; tests make
 	// it cheap. Zero means the identity package's default.
 	PasswordCost identity.PasswordCost

@@ -173,10 +173,11 @@ func (p *Platform) startBank(ctx context.Context) error {
 	if err := core.Migrate(ctx, p.DB); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
-	if _, err := outbox.EnsureStream(ctx, p.Bus); err != nil {
+	if _, err := outbox.EnsureStream(ctx, p.Bus, p.cfg.EventStream); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
-	p.Relay = outbox.NewRelay(p.DB, p.Bus, outbox.RelayOptions{Logger: p.log.With("component", "outbox-relay"), NodeID: p.nodeID})
+	p.Relay = outbox.NewRelay(p.DB, p.Bus, outbox.RelayOptions{Logger: p.log.With("component", "outbox-relay"), NodeID: p.nodeID,
+		Stream: p.cfg.EventStream})
 	p.Bank = core.New(p.DB, core.Options{Events: outboxEvents{db: p.DB, relay: p.Relay}})
 	if seeded, err := p.Bank.EnsureBankSandbox(ctx, SandboxSeed); err != nil {
 		return fmt.Errorf("sandbox seed: %w", err)
@@ -191,7 +192,7 @@ func (p *Platform) startBank(ctx context.Context) error {
 	}
 	var err error
 	p.Events, err = events.New(p.DB, p.Bus, events.Visibility{Customers: p.Bank},
-		events.Options{Logger: p.log.With("component", "events"), Notify: p.Relay.Notify})
+		events.Options{Logger: p.log.With("component", "events"), Notify: p.Relay.Notify, Stream: p.cfg.EventStream})
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}

@@ -99,7 +99,7 @@ func newHarness(t testing.TB, db *store.DB, b *bus.Bus, opts webhooks.Options, r
 	if err := webhooks.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := outbox.EnsureStream(ctx, b); err != nil {
+	if _, err := outbox.EnsureStream(ctx, b, outbox.StreamLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
