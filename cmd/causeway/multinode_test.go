@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,21 +19,27 @@ import (
 
 	"github.com/causewayhq/causeway/client"
 	"github.com/causewayhq/causeway/internal/bus/bustest"
+	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // TestTwoNodesBehaveAsOnePlatform runs two serve processes on one
-// PostgreSQL and one NATS: a token from one node works on the other, each
-// event reaches a subscription once (not once per node), and when one node
-// is killed under load, clients retrying on the other with the same
-// Idempotency-Key never pay twice and lose nothing.
+// PostgreSQL and one NATS: a token from one node works on the other, an
+// app's rate limit and daily quota are one budget for both nodes (not one
+// per node), each event reaches a subscription once (not once per node),
+// and when one node is killed under load, clients retrying on the other
+// with the same Idempotency-Key never pay twice and lose nothing.
 func TestTwoNodesBehaveAsOnePlatform(t *testing.T) {
 	ctx := context.Background()
 	key := make([]byte, 32)
 	rand.Read(key)
-	shared := []string{"--database-url", storetest.PostgresURL(t), "--nats-url", testkit.NATS.URL(t),
-		"--bus-prefix", bustest.Prefix(), "--secret-key", base64.StdEncoding.EncodeToString(key),
+	natsURL, prefix := testkit.NATS.URL(t), bustest.Prefix()
+	// The nodes' streams and buckets go when the test ends.
+	nats := bustest.OpenExternalURL(t, natsURL, prefix)
+	t.Cleanup(func() { nats.JetStream().DeleteKeyValue(context.Background(), nats.Stream(gateway.BudgetBucket)) })
+	shared := []string{"--database-url", storetest.PostgresURL(t), "--nats-url", natsURL,
+		"--bus-prefix", prefix, "--secret-key", base64.StdEncoding.EncodeToString(key),
 		"--allow-private-targets", "127.0.0.0/8"}
 	a := startNode(t, append([]string{"--data-dir", t.TempDir()}, shared...))
 	b := startNode(t, append([]string{"--data-dir", t.TempDir()}, shared...))
@@ -53,6 +62,25 @@ func TestTwoNodesBehaveAsOnePlatform(t *testing.T) {
 	if code := getWithToken(t, b.base+"/v1/accounts", tok); code != 200 {
 		t.Fatalf("node A's token on node B: %d", code)
 	}
+	// One budget for both nodes: requests alternate between them, and
+	// together they admit the burst (the rate refills one request per
+	// 1000 s), or the daily quota, and refuse the rest.
+	for _, tt := range []struct {
+		name   string
+		limits map[string]any
+		passes int
+		code   string
+	}{
+		{"burst", map[string]any{"requests_per_second": 0.001, "burst": 6, "daily_quota": 1000}, 6, "rate_limited"},
+		{"quota", map[string]any{"requests_per_second": 100000, "burst": 1000000, "daily_quota": 5}, 5, "quota_exceeded"},
+	} {
+		got := budgetAcrossNodes(t, dev, a, b, tt.name, tt.limits, 20)
+		if got["200"] != tt.passes || got["429 "+tt.code] != 20-tt.passes {
+			t.Errorf("%s: two nodes answered %v; want %d passed and %d refused with %s",
+				tt.name, got, tt.passes, 20-tt.passes, tt.code)
+		}
+	}
+
 	var accounts []string
 	for acc, err := range onB.AllAccounts(ctx, client.AccountFilter{}) {
 		if err != nil {
@@ -193,4 +221,41 @@ func TestTwoNodesBehaveAsOnePlatform(t *testing.T) {
 		t.Errorf("%d of %d events arrived more than once: delivery is not once per subscription", dupes, len(counts))
 	}
 	t.Logf("payments %d, events %d, duplicates %d", payments, len(counts), dupes)
+}
+
+// budgetAcrossNodes creates an app with accounts:read and limits, then
+// sends requests GET /v1/accounts alternately to nodes a and b, and counts
+// the answers: "200", or status and problem code ("429 rate_limited").
+// Every refusal must carry Retry-After.
+func budgetAcrossNodes(t *testing.T, dev *client.Developer, a, b *node, name string, limits map[string]any, requests int) map[string]int {
+	t.Helper()
+	app, err := dev.CreateApp(context.Background(), "budget "+name, []string{"accounts:read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := a.call("PUT", "/apps/"+app.ID+"/limits", limits, nil); err != nil || code != 200 {
+		t.Fatalf("%s: put limits: %d %v", name, code, err)
+	}
+	tok := accessToken(t, a.base, app)
+	got := map[string]int{}
+	for i := range requests {
+		req, _ := http.NewRequest("GET", []*node{a, b}[i%2].base+"/v1/accounts", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var problem struct{ Code string }
+		json.NewDecoder(res.Body).Decode(&problem)
+		res.Body.Close()
+		k := strconv.Itoa(res.StatusCode)
+		if res.StatusCode != 200 {
+			k += " " + problem.Code
+			if res.Header.Get("Retry-After") == "" {
+				t.Errorf("%s: %s without Retry-After", name, k)
+			}
+		}
+		got[k]++
+	}
+	return got
 }

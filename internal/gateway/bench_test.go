@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/bus"
+	"github.com/causewayhq/causeway/internal/bus/bustest"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/store/storetest"
@@ -24,9 +26,11 @@ import (
 // with and without the gateway in front, in process (no sockets), so the
 // difference is the gateway's own cost: token check, scope, rate limit,
 // quota and analytics; and, for POST with an Idempotency-Key, the two
-// database writes that claim and complete the key (SQLite).
+// database writes that claim and complete the key (SQLite). The rate
+// limit and quota are the shared budgets on an embedded NATS, as a node
+// runs them, except in gateway-node-local (no bus).
 func BenchmarkGatewayOverhead(b *testing.B) {
-	newServer := func(withGateway bool) *httpapi.Server {
+	newServer := func(withGateway, withBus bool) *httpapi.Server {
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		s := httpapi.New(httpapi.Config{Version: "bench", AdminToken: adminToken, Logger: log, Registerer: prometheus.NewRegistry()})
 		sec := oauth2(auth.ScopeAccountsRead)
@@ -50,8 +54,13 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			if err := gateway.Migrate(context.Background(), db); err != nil {
 				b.Fatal(err)
 			}
+			var nats *bus.Bus
+			if withBus {
+				nats = bustest.OpenEmbedded(b, b.TempDir())
+			}
 			gw, err := gateway.New(db, gateway.Options{
 				Auth:          testAuth{},
+				Bus:           nats,
 				Logger:        log,
 				DefaultLimits: gateway.Limits{RequestsPerSecond: 1e9, Burst: 1e9, DailyQuota: 1e15},
 			})
@@ -87,9 +96,10 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			}
 		}
 	}
-	direct, gated := newServer(false), newServer(true)
+	direct, gated, local := newServer(false, false), newServer(true, true), newServer(true, false)
 	b.Run("direct", func(b *testing.B) { run(b, direct, http.MethodGet, false) })
 	b.Run("gateway", func(b *testing.B) { run(b, gated, http.MethodGet, false) })
+	b.Run("gateway-node-local", func(b *testing.B) { run(b, local, http.MethodGet, false) })
 	b.Run("direct-post", func(b *testing.B) { run(b, direct, http.MethodPost, false) })
 	b.Run("gateway-post-idempotency-key", func(b *testing.B) { run(b, gated, http.MethodPost, true) })
 }

@@ -12,11 +12,12 @@
 //   - Idempotency keys and analytics are in the shared database, so a retry
 //     that lands on another node is still answered from the stored response,
 //     and every node's counts add up in one place.
-//   - Rate-limit token buckets and the daily quota counters are in memory,
-//     per node: with N nodes an app can use up to N times its budget. The
-//     multi-node work will move the budget to the database or to NATS KV
-//     (the architecture's "shared budgets"); the limits themselves are
-//     already in the database and every node re-reads them within
+//   - Rate limits and daily quotas are budgets shared by all nodes, in a
+//     NATS key-value bucket updated with compare-and-swap; nodes spend
+//     them in short leases so a request rarely waits on NATS, and fall
+//     back to their own buckets for a moment if NATS does not answer
+//     (budget.go explains the design and its bounds). The limits
+//     themselves are in the database, and every node re-reads them within
 //     CacheTTL.
 package gateway
 
@@ -29,11 +30,13 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -72,6 +75,10 @@ var DefaultLimits = Limits{RequestsPerSecond: 50, Burst: 100, DailyQuota: 100000
 type Options struct {
 	Auth   Authenticator
 	Logger *slog.Logger
+	// Bus holds the rate-limit and quota budgets every node shares (see
+	// budget.go); New creates its key-value bucket. Without a bus each
+	// node keeps its own budgets, which is right for one node only.
+	Bus *bus.Bus
 	// Registerer receives the gateway's metrics; nil means none.
 	Registerer prometheus.Registerer
 	// Now is the clock for rate limits, quotas, key expiry and analytics
@@ -106,7 +113,12 @@ type Gateway struct {
 	flushEvery      time.Duration
 	upstreamTimeout time.Duration
 
-	apps      appStates
+	apps    appStates
+	budgets *sharedBudgets // nil: node-local budgets
+	// fallbackUntil (unix ns, real clock) is when to try the shared
+	// budgets again after they could not be reached; 0 when they answer.
+	fallbackUntil atomic.Int64
+
 	analytics *aggregator
 	upstreams *upstreamCache
 	transport *http.Transport
@@ -171,6 +183,14 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 	if g.metrics, err = newMetrics(opts.Registerer); err != nil {
 		return nil, err
 	}
+	if opts.Bus != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		g.budgets, err = openSharedBudgets(ctx, opts.Bus)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
 	g.analytics = newAggregator()
 	g.upstreams = newUpstreamCache()
 	g.transport = &http.Transport{
@@ -189,18 +209,23 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// background flushes analytics every FlushInterval and prunes expired
-// idempotency keys and idle rate-limit state now and then.
+// background flushes analytics every FlushInterval, hands expired leases
+// back to the shared budgets every second, and prunes expired idempotency
+// keys and idle rate-limit state now and then.
 func (g *Gateway) background(ctx context.Context) {
 	defer close(g.done)
 	flush := time.NewTicker(g.flushEvery)
 	defer flush.Stop()
 	prune := time.NewTicker(10 * time.Minute)
 	defer prune.Stop()
+	settle := time.NewTicker(time.Second)
+	defer settle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-settle.C:
+			g.settleLeases(ctx, false)
 		case <-flush.C:
 			if err := g.Flush(ctx); err != nil && ctx.Err() == nil {
 				g.log.Warn("gateway: analytics flush failed; counts kept for the next one", "error", err.Error())
@@ -211,19 +236,21 @@ func (g *Gateway) background(ctx context.Context) {
 			} else if n > 0 {
 				g.log.Debug("gateway: pruned expired idempotency keys", "keys", n)
 			}
-			g.apps.sweep(g.now(), 10*time.Minute)
+			g.apps.sweep(g.now(), 10*time.Minute, g.budgets != nil)
 		}
 	}
 }
 
-// Close stops the background work and writes the analytics still in
-// memory. Call it after the HTTP server has stopped serving.
+// Close stops the background work, hands this node's leases back to the
+// shared budgets and writes the analytics still in memory. Call it after
+// the HTTP server has stopped serving, before the bus closes.
 func (g *Gateway) Close() {
 	g.closeOnce.Do(func() {
 		g.stop()
 		<-g.done
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		g.settleLeases(ctx, true)
 		if err := g.Flush(ctx); err != nil {
 			g.log.Error("gateway: final analytics flush failed; counts lost", "error", err.Error())
 		}
@@ -233,10 +260,11 @@ func (g *Gateway) Close() {
 
 // metrics are the gateway's Prometheus metrics.
 type metrics struct {
-	rejected     *prometheus.CounterVec
-	replays      prometheus.Counter
-	flushErrors  prometheus.Counter
-	flushedCalls prometheus.Counter
+	rejected        *prometheus.CounterVec
+	budgetFallbacks prometheus.Counter
+	replays         prometheus.Counter
+	flushErrors     prometheus.Counter
+	flushedCalls    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -245,6 +273,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "causeway_gateway_rejected_total",
 			Help: "Requests the gateway refused, by problem code.",
 		}, []string{"code"}),
+		budgetFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_gateway_budget_fallbacks_total",
+			Help: "Rate-limit decisions made on the node's own bucket because the shared budgets could not be reached.",
+		}),
 		replays: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_gateway_idempotent_replays_total",
 			Help: "Responses replayed for a repeated Idempotency-Key.",
@@ -259,7 +291,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rejected, m.replays, m.flushErrors, m.flushedCalls} {
+		for _, c := range []prometheus.Collector{m.rejected, m.budgetFallbacks, m.replays, m.flushErrors, m.flushedCalls} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

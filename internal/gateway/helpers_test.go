@@ -19,9 +19,13 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/bus"
+	"github.com/causewayhq/causeway/internal/bus/bustest"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/store"
+	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 const adminToken = "admin-secret"
@@ -197,26 +201,61 @@ type node struct {
 type env struct {
 	*node
 	db    *store.DB
+	bus   *bus.Bus
 	clock *clock
 	app   *app
 	opts  func(*gateway.Options)
 }
 
+// newEnv starts a node on db, with its shared budgets on an embedded NATS
+// of its own.
 func newEnv(t testing.TB, db *store.DB) *env { return newEnvWith(t, db, nil) }
 
 // newEnvWith is newEnv with opts adjusting every node's gateway options.
 func newEnvWith(t testing.TB, db *store.DB, opts func(*gateway.Options)) *env {
 	t.Helper()
+	return newEnvOn(t, db, bustest.OpenEmbedded(t, t.TempDir()), opts)
+}
+
+// newEnvOn is newEnvWith on the bus b, which every node of the env shares.
+func newEnvOn(t testing.TB, db *store.DB, b *bus.Bus, opts func(*gateway.Options)) *env {
+	t.Helper()
 	if err := gateway.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{db: db, clock: newClock(), app: &app{entered: make(chan struct{}, 16), release: make(chan struct{})}, opts: opts}
+	e := &env{db: db, bus: b, clock: newClock(), app: &app{entered: make(chan struct{}, 16), release: make(chan struct{})}, opts: opts}
 	e.node = e.newNode(t)
 	return e
 }
 
-// newNode starts another node on the same database and clock.
+// eachRuntime runs fn per runtime, as the platform pairs them: "embedded"
+// is a SQLite file and an embedded NATS, "scaleout" PostgreSQL and the
+// external NATS under a fresh prefix (required in CI).
+func eachRuntime(t *testing.T, fn func(t *testing.T, db *store.DB, b *bus.Bus)) {
+	t.Helper()
+	t.Run("embedded", func(t *testing.T) { fn(t, storetest.OpenSQLite(t), bustest.OpenEmbedded(t, t.TempDir())) })
+	t.Run("scaleout", func(t *testing.T) { fn(t, storetest.OpenPostgres(t), openExternalBus(t, testkit.NATS.URL(t))) })
+}
+
+// openExternalBus connects to the NATS at url under a fresh prefix. Its
+// streams go when t ends (bustest), and so does the budget bucket, whose
+// stream (KV_<prefix>_...) bustest does not know.
+func openExternalBus(t testing.TB, url string) *bus.Bus {
+	t.Helper()
+	b := bustest.OpenExternalURL(t, url, bustest.Prefix())
+	t.Cleanup(func() { b.JetStream().DeleteKeyValue(context.Background(), b.Stream(gateway.BudgetBucket)) })
+	return b
+}
+
+// newNode starts another node on the same database, bus and clock.
 func (e *env) newNode(t testing.TB) *node {
+	t.Helper()
+	return e.newNodeOn(t, e.bus)
+}
+
+// newNodeOn starts another node on the same database and clock, with its
+// own connection b to the bus.
+func (e *env) newNodeOn(t testing.TB, b *bus.Bus) *node {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -226,6 +265,7 @@ func (e *env) newNode(t testing.TB) *node {
 		Logger:     log,
 		Registerer: reg,
 		Now:        e.clock.Now,
+		Bus:        b,
 		// Flushes happen when the tests say.
 		FlushInterval:   time.Hour,
 		CacheTTL:        300 * time.Millisecond,
@@ -356,6 +396,21 @@ func rejected(t testing.TB, n *node, code string) float64 {
 					return m.GetCounter().GetValue()
 				}
 			}
+		}
+	}
+	return 0
+}
+
+// counter reads a counter without labels, 0 if it has not been created.
+func counter(t testing.TB, n *node, name string) float64 {
+	t.Helper()
+	families, err := n.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
 		}
 	}
 	return 0
