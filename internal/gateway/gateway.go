@@ -98,6 +98,10 @@ type Options struct {
 	// UpstreamTimeout bounds a proxied call, response body included;
 	// default 30s.
 	UpstreamTimeout time.Duration
+	// Leader, when set, says whether this node does the cluster's periodic
+	// work now (pruning expired idempotency keys); the platform passes the
+	// outbox relay's lease. Nil means always (one node).
+	Leader func() bool
 }
 
 // Gateway is the API gateway of one node.
@@ -112,6 +116,7 @@ type Gateway struct {
 	cacheTTL        time.Duration
 	flushEvery      time.Duration
 	upstreamTimeout time.Duration
+	leader          func() bool
 
 	apps    appStates
 	budgets *sharedBudgets // nil: node-local budgets
@@ -156,6 +161,7 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 		cacheTTL:        opts.CacheTTL,
 		flushEvery:      opts.FlushInterval,
 		upstreamTimeout: opts.UpstreamTimeout,
+		leader:          opts.Leader,
 		done:            make(chan struct{}),
 	}
 	if g.log == nil {
@@ -209,6 +215,15 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
+// pruneKeys prunes expired idempotency keys, logging the outcome.
+func (g *Gateway) pruneKeys(ctx context.Context) {
+	if n, err := g.PruneIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
+		g.log.Warn("gateway: pruning idempotency keys failed", "error", err.Error())
+	} else if n > 0 {
+		g.log.Debug("gateway: pruned expired idempotency keys", "keys", n)
+	}
+}
+
 // background flushes analytics every FlushInterval, hands expired leases
 // back to the shared budgets every second, and prunes expired idempotency
 // keys and idle rate-limit state now and then.
@@ -231,10 +246,8 @@ func (g *Gateway) background(ctx context.Context) {
 				g.log.Warn("gateway: analytics flush failed; counts kept for the next one", "error", err.Error())
 			}
 		case <-prune.C:
-			if n, err := g.PruneIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
-				g.log.Warn("gateway: pruning idempotency keys failed", "error", err.Error())
-			} else if n > 0 {
-				g.log.Debug("gateway: pruned expired idempotency keys", "keys", n)
+			if g.leader == nil || g.leader() {
+				g.pruneKeys(ctx)
 			}
 			g.apps.sweep(g.now(), 10*time.Minute, g.budgets != nil)
 		}
