@@ -326,3 +326,18 @@ func (c *counts) percentile(q float64) float64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// PruneAnalytics deletes the analytics of minutes before the given time,
+// and says how many rows it deleted.
+func (g *Gateway) PruneAnalytics(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := g.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM gateway_analytics WHERE minute < $1`, store.Micros(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

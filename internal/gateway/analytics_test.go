@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -98,6 +99,23 @@ func TestAnalyticsCountCallsErrorsAndLatencyPerRoute(t *testing.T) {
 		e.admin("GET", "/bank/v1/apps/app_b/analytics"+analyticsRange, "").json(t, &a)
 		if a.Totals.Calls != 1 {
 			t.Errorf("app_b: %d calls, want 1", a.Totals.Calls)
+		}
+		// The platform's traffic: every app together.
+		var all analyticsBody
+		e.admin("GET", "/bank/v1/analytics"+analyticsRange, "").json(t, &all)
+		if all.Totals.Calls != 13 || all.AppID != "" {
+			t.Errorf("every app: %d calls (app %q), want 13", all.Totals.Calls, all.AppID)
+		}
+
+		// Retention drops whole minutes before the cut, and nothing after.
+		n, err := e.gw.PruneAnalytics(context.Background(), time.Date(2026, 3, 10, 12, 1, 0, 0, time.UTC))
+		if err != nil || n == 0 {
+			t.Fatalf("prune: %d rows, %v", n, err)
+		}
+		var kept analyticsBody
+		e.admin("GET", "/bank/v1/apps/app_a/analytics"+analyticsRange, "").json(t, &kept)
+		if kept.Totals.Calls != 2 || len(kept.Series) != 1 {
+			t.Errorf("after pruning the first minute: %d calls, series %+v; want the 2 calls of the second", kept.Totals.Calls, kept.Series)
 		}
 	})
 }

@@ -70,6 +70,7 @@ func (p *Platform) startSPI(ctx context.Context) error {
 	p.closers = append(p.closers, svc.Close)
 	p.Bank.SetExtensions(svc)
 	svc.Register(p.HTTP)
+	p.background(p.retention)
 	return nil
 }
 

@@ -228,3 +228,18 @@ func (s *Service) Invocations(ctx context.Context, appID, registrationID string,
 	}
 	return pg, nil
 }
+
+// PruneInvocations deletes the invocation records of calls started before
+// the given time, and says how many it deleted.
+func (s *Service) PruneInvocations(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM spi_invocations WHERE started_at < $1`, store.Micros(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

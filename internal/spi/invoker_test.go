@@ -618,3 +618,29 @@ func TestTheBankUsesKYCAndCreditDecisionAnswers(t *testing.T) {
 		t.Errorf("loan with stand-in = %+v, %v", l, err)
 	}
 }
+
+// TestInvocationRecordsArePrunedByAge: retention deletes the records of
+// calls started before the cut, and no others.
+func TestInvocationRecordsArePrunedByAge(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		s := newService(t, db)
+		srv := spitest.New(t, nil)
+		srv.Reply(approve(3, "fine"))
+		r := bankReg(t, s, "app_fraud", core.PointFraudCheck, srv.URL, spi.Activation{OnFailure: spi.OnFailureReject})
+		call(t, s, "app_payer")
+		audit := invocations(t, s, r.ID)
+		if len(audit) != 1 {
+			t.Fatalf("audit = %+v", audit)
+		}
+		started := audit[0].StartedAt
+		if n, err := s.PruneInvocations(context.Background(), started); err != nil || n != 0 {
+			t.Errorf("pruning before the call: %d, %v; want 0", n, err)
+		}
+		if n, err := s.PruneInvocations(context.Background(), started.Add(time.Millisecond)); err != nil || n != 1 {
+			t.Errorf("pruning after the call: %d, %v; want 1", n, err)
+		}
+		if audit := invocations(t, s, r.ID); len(audit) != 0 {
+			t.Errorf("after pruning: %+v", audit)
+		}
+	})
+}

@@ -1,0 +1,48 @@
+package platform
+
+import (
+	"context"
+	"time"
+)
+
+// How long the platform keeps records that only grow: SPI invocation
+// records (each call's outcome and latency, for the developer's log and the
+// bank's audit) and per-minute API analytics (charts reach back 31 days).
+// Webhook delivery records, published outbox rows and idempotency keys
+// have retention of their own in their packages; the data-partnering audit
+// trail is kept.
+const (
+	InvocationRetention = 90 * 24 * time.Hour
+	AnalyticsRetention  = 400 * 24 * time.Hour
+)
+
+// retention prunes old records every hour, on the leader only (the node
+// holding the outbox lease), so nodes sharing a database do it once.
+func (p *Platform) retention(ctx context.Context) error {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if p.Relay.HoldsLease() {
+			p.pruneRecords(ctx, time.Now())
+		}
+	}
+}
+
+// pruneRecords deletes the records older than their retention at now.
+func (p *Platform) pruneRecords(ctx context.Context, now time.Time) {
+	if n, err := p.SPI.PruneInvocations(ctx, now.Add(-InvocationRetention)); err != nil && ctx.Err() == nil {
+		p.log.Warn("pruning SPI invocation records failed", "error", err.Error())
+	} else if n > 0 {
+		p.log.Info("pruned SPI invocation records", "rows", n)
+	}
+	if n, err := p.Gateway.PruneAnalytics(ctx, now.Add(-AnalyticsRetention)); err != nil && ctx.Err() == nil {
+		p.log.Warn("pruning API analytics failed", "error", err.Error())
+	} else if n > 0 {
+		p.log.Info("pruned API analytics", "rows", n)
+	}
+}
