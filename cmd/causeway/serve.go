@@ -71,6 +71,7 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.StringVar(&allowList, "allow-private-targets", "", "CIDR ranges that webhook and SPI URLs may target although private or loopback")
 	f.DurationVar(&cfg.EventStream.MaxAge, "event-retention", 0, "how long the events stream keeps events for replay, recovery and /v1/events, e.g. 2160h; 0 keeps every event")
 	f.IntVar(&cfg.EventStream.Replicas, "event-replicas", 1, "how many servers of a NATS cluster keep the events stream (1, 3 or 5)")
+	f.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz answering 503 before draining, e.g. 10s (longer than the load balancer's health-check interval)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

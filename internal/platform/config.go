@@ -67,6 +67,10 @@ type Config struct {
 	// EventStream bounds the events stream: how long events are kept, and
 	// how many NATS servers keep them. Zero keeps every event, one copy.
 	EventStream outbox.StreamLimits
+	// ShutdownDelay is how long a stopping node keeps serving while /readyz
+	// answers 503 "draining", so a load balancer takes it out before its
+	// listener closes. Zero closes at once.
+	ShutdownDelay time.Duration
 	// PasswordCost sets the argon2id cost of developer passwords; tests make
 	// it cheap. Zero means the identity package's default.
 	PasswordCost identity.PasswordCost

@@ -40,7 +40,10 @@ func (p *Platform) check(ctx context.Context) (db, bus Health) {
 func (p *Platform) readyz(w http.ResponseWriter, r *http.Request) {
 	db, bus := p.check(r.Context())
 	status, code := "ready", http.StatusOK
-	if !db.Healthy || !bus.Healthy {
+	switch {
+	case p.draining.Load():
+		status, code = "draining", http.StatusServiceUnavailable
+	case !db.Healthy || !bus.Healthy:
 		status, code = "unavailable", http.StatusServiceUnavailable
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,8 @@ type Platform struct {
 	started    time.Time
 	instanceID string
 	nodeID     string
+	// draining is set while a stopping node waits out ShutdownDelay.
+	draining   atomic.Bool
 	adminToken string
 	runCtx     context.Context
 
@@ -316,6 +319,17 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	if d := p.cfg.ShutdownDelay; d > 0 {
+		// Readiness fails first, so a load balancer stops sending new
+		// requests before the listener closes.
+		p.draining.Store(true)
+		p.log.Info("shutting down: not ready, still serving", "for", d.String())
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(d):
+		}
 	}
 	p.log.Info("shutting down: draining in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)

@@ -374,3 +374,45 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Errorf("Serve = %v, want nil after a clean shutdown", err)
 	}
 }
+
+// TestStoppingNodeFailsReadinessBeforeItCloses: with a shutdown delay, a
+// node told to stop answers /readyz with 503 "draining" while it still
+// serves requests, so a load balancer takes it out before the listener
+// closes.
+func TestStoppingNodeFailsReadinessBeforeItCloses(t *testing.T) {
+	cfg := platformtest.Embedded.Config(t)
+	cfg.ShutdownDelay = 8 * time.Second
+	p, err := platform.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ctx, ln) }()
+	waitStatus(t, base+"/readyz", 200)
+	cancel() // as SIGTERM does
+	waitStatus(t, base+"/readyz", 503)
+	var ready struct {
+		Status string `json:"status"`
+	}
+	if code := get(t, base+"/readyz", "", &ready); code != 503 || ready.Status != "draining" {
+		t.Errorf("readiness of a stopping node = %d %q, want 503 draining", code, ready.Status)
+	}
+	if code := get(t, base+"/healthz", "", nil); code != 200 {
+		t.Errorf("a stopping node stopped serving during its delay: /healthz = %d", code)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve did not return within 30s of the stop")
+	}
+}
