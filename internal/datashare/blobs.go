@@ -1,6 +1,7 @@
 package datashare
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,37 +9,44 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 )
 
 // BlobStore keeps the ciphertext the hub relays. A blob is written as a
 // partial upload, appended to in order (possibly over several HTTP
-// requests), then committed; only committed blobs can be opened.
+// requests, which may reach different nodes), then committed; only
+// committed blobs can be opened.
 //
-// FileBlobs, the implementation used today, keeps files under the node's
-// data dir. Several nodes behind a load balancer must then share that
-// directory (a shared volume), or route the agent and downloads to one
-// node; a store in the database or an object store would lift that, behind
-// this same interface.
+// DBBlobs keeps blobs in the database, so every node sharing it sees the
+// same ones: the platform uses it on PostgreSQL (the scale-out runtime).
+// FileBlobs keeps files under the node's data dir: the platform uses it on
+// the embedded SQLite, where there is one node and files are fastest (see
+// DefaultBlobs).
 type BlobStore interface {
 	// Reset discards any partial upload under key and starts an empty one.
-	Reset(key string) error
-	// Append writes r at offset to the partial upload under key. offset
-	// must equal the partial upload's size, else ErrOffset (wrapped in an
-	// *OffsetError carrying the size). It returns the new size.
-	Append(key string, offset int64, r io.Reader) (int64, error)
-	// OpenPartial opens the partial upload for reading.
-	OpenPartial(key string) (io.ReadCloser, error)
-	// Commit makes the partial upload the blob under key, durably.
-	Commit(key string) error
+	Reset(ctx context.Context, key string) error
+	// Append writes r at offset to the partial upload under key,
+	// atomically: all of r or nothing, and of two appends at the same
+	// offset at most one succeeds. offset must equal the partial upload's
+	// size, else ErrOffset (wrapped in an *OffsetError carrying the size);
+	// without a partial upload, fs.ErrNotExist. It returns the new size.
+	Append(ctx context.Context, key string, offset int64, r io.Reader) (int64, error)
+	// OpenPartial opens the partial upload for reading, as it is now
+	// (fs.ErrNotExist if none).
+	OpenPartial(ctx context.Context, key string) (Blob, error)
+	// Commit makes the partial upload the blob under key, durably,
+	// replacing any blob there was (fs.ErrNotExist if no partial upload).
+	Commit(ctx context.Context, key string) error
 	// Open opens the committed blob under key (fs.ErrNotExist if none).
-	Open(key string) (Blob, error)
+	// Reads go on under ctx.
+	Open(ctx context.Context, key string) (Blob, error)
 	// Delete removes the blob and any partial upload under key; a missing
 	// one is not an error.
-	Delete(key string) error
+	Delete(ctx context.Context, key string) error
 }
 
-// Blob is a committed blob opened for reading.
+// Blob is a blob (or a partial upload) opened for reading.
 type Blob interface {
 	io.ReadSeekCloser
 	Size() int64
@@ -55,26 +63,69 @@ func (e *OffsetError) Error() string { return fmt.Sprintf("%v (%d bytes)", ErrOf
 func (e *OffsetError) Unwrap() error { return ErrOffset }
 
 // FileBlobs stores blobs as files in Dir: <key>.age when committed,
-// <key>.age.part while uploading. Files are mode 0600.
+// <key>.age.part while uploading. Files are mode 0600. Only the process
+// that holds Dir may write there: appends are atomic within a process,
+// not across processes.
 type FileBlobs struct {
 	Dir string
+
+	mu    sync.Mutex
+	locks map[string]*keyLock // key -> its writers, while any
+}
+
+// keyLock serializes the writers of one key.
+type keyLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock takes key's lock and returns its release.
+func (b *FileBlobs) lock(key string) (unlock func()) {
+	b.mu.Lock()
+	if b.locks == nil {
+		b.locks = map[string]*keyLock{}
+	}
+	l, ok := b.locks[key]
+	if !ok {
+		l = &keyLock{}
+		b.locks[key] = l
+	}
+	l.users++
+	b.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		b.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(b.locks, key)
+		}
+		b.mu.Unlock()
+	}
 }
 
 var blobKey = regexp.MustCompile(`^[a-z0-9_]{1,64}(\.[a-z0-9]{1,8})?$`)
 
-func (b *FileBlobs) path(key string) (string, error) {
+func checkKey(key string) error {
 	if !blobKey.MatchString(key) {
-		return "", fmt.Errorf("blob key %q is malformed", key)
+		return fmt.Errorf("blob key %q is malformed", key)
+	}
+	return nil
+}
+
+func (b *FileBlobs) path(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
 	}
 	return filepath.Join(b.Dir, key+".age"), nil
 }
 
 // Reset implements BlobStore.
-func (b *FileBlobs) Reset(key string) error {
+func (b *FileBlobs) Reset(_ context.Context, key string) error {
 	p, err := b.path(key)
 	if err != nil {
 		return err
 	}
+	defer b.lock(key)()
 	if err := os.MkdirAll(b.Dir, 0o700); err != nil {
 		return err
 	}
@@ -86,16 +137,14 @@ func (b *FileBlobs) Reset(key string) error {
 }
 
 // Append implements BlobStore.
-func (b *FileBlobs) Append(key string, offset int64, r io.Reader) (int64, error) {
+func (b *FileBlobs) Append(_ context.Context, key string, offset int64, r io.Reader) (int64, error) {
 	p, err := b.path(key)
 	if err != nil {
 		return 0, err
 	}
+	defer b.lock(key)()
 	f, err := os.OpenFile(p+".part", os.O_WRONLY, 0)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, &OffsetError{Size: 0}
-		}
 		return 0, err
 	}
 	defer f.Close()
@@ -117,20 +166,21 @@ func (b *FileBlobs) Append(key string, offset int64, r io.Reader) (int64, error)
 }
 
 // OpenPartial implements BlobStore.
-func (b *FileBlobs) OpenPartial(key string) (io.ReadCloser, error) {
+func (b *FileBlobs) OpenPartial(_ context.Context, key string) (Blob, error) {
 	p, err := b.path(key)
 	if err != nil {
 		return nil, err
 	}
-	return os.Open(p + ".part")
+	return openFile(p + ".part")
 }
 
 // Commit implements BlobStore.
-func (b *FileBlobs) Commit(key string) error {
+func (b *FileBlobs) Commit(_ context.Context, key string) error {
 	p, err := b.path(key)
 	if err != nil {
 		return err
 	}
+	defer b.lock(key)()
 	f, err := os.OpenFile(p+".part", os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -151,12 +201,16 @@ func (b *FileBlobs) Commit(key string) error {
 }
 
 // Open implements BlobStore.
-func (b *FileBlobs) Open(key string) (Blob, error) {
+func (b *FileBlobs) Open(_ context.Context, key string) (Blob, error) {
 	p, err := b.path(key)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	return openFile(p)
+}
+
+func openFile(name string) (Blob, error) {
+	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
@@ -169,11 +223,12 @@ func (b *FileBlobs) Open(key string) (Blob, error) {
 }
 
 // Delete implements BlobStore.
-func (b *FileBlobs) Delete(key string) error {
+func (b *FileBlobs) Delete(_ context.Context, key string) error {
 	p, err := b.path(key)
 	if err != nil {
 		return err
 	}
+	defer b.lock(key)()
 	var errs []error
 	for _, name := range []string{p, p + ".part"} {
 		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,7 +15,6 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -104,10 +105,11 @@ func (s *Service) Claim(ctx context.Context, jobID string) (*Job, error) {
 	until := now.Add(s.leaseTTL)
 	var j *Job
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE datashare_contents SET status = 'producing', lease_id = $1, lease_until = $2, attempts = attempts + 1
+		res, err := tx.ExecContext(ctx, `UPDATE datashare_contents SET status = 'producing', lease_id = $1, lease_until = $2, attempts = attempts + 1,
+			upload_size = 0, upload_hash = $5
 			WHERE id = $3 AND ((status = 'pending' AND not_before <= $4) OR (status = 'producing' AND lease_until < $4))
 			AND EXISTS (SELECT 1 FROM datashare_requests r WHERE r.id = datashare_contents.request_id AND r.status = 'approved' AND r.expires_at > $4)`,
-			lease, store.Micros(until), jobID, store.Micros(now))
+			lease, store.Micros(until), jobID, store.Micros(now), hashState(sha256.New()))
 		if err != nil {
 			return err
 		}
@@ -120,67 +122,77 @@ func (s *Service) Claim(ctx context.Context, jobID string) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := s.upload(j.ID)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.key, u.lease, u.size, u.hash = blobKeyOf(j.RequestID, j.Format), lease, 0, sha256.New()
-	if err := s.blobs.Reset(u.key); err != nil {
-		u.hash = nil
+	if err := s.blobs.Reset(ctx, blobKeyOf(j.RequestID, j.Format)); err != nil {
 		return nil, fmt.Errorf("blob store: %w", err)
 	}
 	return j, nil
 }
 
-// upload is the running SHA-256 of a job's partial upload, kept between
-// the parts an agent sends. After a restart (or on another node) it is
-// rebuilt by hashing the partial upload.
-type upload struct {
-	mu    sync.Mutex
-	key   string
-	lease string
-	size  int64
-	hash  hash.Hash // nil: unknown, rebuild
-}
+// An upload's running SHA-256 lives beside its job in datashare_contents
+// (upload_hash, the hash of the first upload_size bytes), not in a node's
+// memory: an agent's parts may reach different nodes behind a load
+// balancer, and each takes the hash from where the previous part left it.
+// Only an append that the blob store accepted at upload_size advances it,
+// so it always describes a prefix of the stored upload (whose bytes never
+// change under one lease). When it falls behind (a crash between storing a
+// part and saving the hash, overlapping appends), the completion hashes
+// the stored upload once instead.
 
-func (s *Service) upload(jobID string) *upload {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, ok := s.uploads[jobID]
-	if !ok {
-		u = &upload{}
-		s.uploads[jobID] = u
+// hashState encodes a SHA-256 in progress for upload_hash.
+func hashState(h hash.Hash) string {
+	b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return ""
 	}
-	return u
+	return base64.StdEncoding.EncodeToString(b)
 }
 
-func (s *Service) forget(jobID string) {
-	s.mu.Lock()
-	delete(s.uploads, jobID)
-	s.mu.Unlock()
+// resumeHash decodes upload_hash; nil when unknown.
+func resumeHash(state string) hash.Hash {
+	if state == "" {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(state)
+	if err != nil {
+		return nil
+	}
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b); err != nil {
+		return nil
+	}
+	return h
+}
+
+// heldJob is a job whose lease the caller holds.
+type heldJob struct {
+	key        string // its blob
+	uploadSize int64  // bytes upload_hash covers
+	uploadHash string // "" when unknown
 }
 
 // leaseHolder checks that lease still holds job jobID and that its request
 // is still approved and unexpired, and stretches the lease when half of it
-// is used up. It returns the blob key.
-func (s *Service) leaseHolder(ctx context.Context, jobID, lease string) (string, error) {
+// is used up.
+func (s *Service) leaseHolder(ctx context.Context, jobID, lease string) (*heldJob, error) {
 	var status, leaseID, requestID, format, reqStatus string
 	var leaseUntil int64
 	var expires sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT c.status, c.lease_id, c.lease_until, c.request_id, c.format, r.status, r.expires_at
+	var held heldJob
+	err := s.db.QueryRowContext(ctx, `SELECT c.status, c.lease_id, c.lease_until, c.request_id, c.format, c.upload_size, c.upload_hash, r.status, r.expires_at
 		FROM datashare_contents c JOIN datashare_requests r ON r.id = c.request_id WHERE c.id = $1`, jobID).
-		Scan(&status, &leaseID, &leaseUntil, &requestID, &format, &reqStatus, &expires)
+		Scan(&status, &leaseID, &leaseUntil, &requestID, &format, &held.uploadSize, &held.uploadHash, &reqStatus, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such job")
+		return nil, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such job")
 	}
 	if err != nil {
-		return "", store.Classify(err)
+		return nil, store.Classify(err)
 	}
 	now := s.nowUTC()
 	if effectiveStatus(reqStatus, timePtr(expires), now) != StatusApproved {
-		return "", causeway.Errorf(causeway.ECONFLICT, "access_ended", "the request was revoked or has expired; stop uploading")
+		return nil, causeway.Errorf(causeway.ECONFLICT, "access_ended", "the request was revoked or has expired; stop uploading")
 	}
 	if status != ContentProducing || lease == "" || leaseID != lease {
-		return "", causeway.Errorf(causeway.ECONFLICT, "lease_lost", "this agent no longer holds job %s; claim it again", jobID)
+		return nil, causeway.Errorf(causeway.ECONFLICT, "lease_lost", "this agent no longer holds job %s; claim it again", jobID)
 	}
 	if store.FromMicros(leaseUntil).Sub(now) < s.leaseTTL/2 {
 		err := s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -189,62 +201,58 @@ func (s *Service) leaseHolder(ctx context.Context, jobID, lease string) (string,
 			return err
 		})
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	return blobKeyOf(requestID, format), nil
+	held.key = blobKeyOf(requestID, format)
+	return &held, nil
 }
 
-// rebuild hashes the partial upload when the running hash is unknown.
-func (s *Service) rebuild(u *upload, key, lease string) error {
-	if u.hash != nil && u.key == key && u.lease == lease {
-		return nil
-	}
-	f, err := s.blobs.OpenPartial(key)
-	if errors.Is(err, fs.ErrNotExist) {
-		return causeway.Errorf(causeway.ECONFLICT, "lease_lost", "the partial upload is gone; claim the job again")
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return err
-	}
-	u.key, u.lease, u.size, u.hash = key, lease, n, h
-	return nil
-}
+var errUploadGone = causeway.Errorf(causeway.ECONFLICT, "lease_lost", "the partial upload is gone; claim the job again")
 
 // AppendContent appends ciphertext from r at offset to a claimed job's
 // upload. offset must be the upload's current size, else ECONFLICT
 // wrong_offset inside an *OffsetError-carrying error (see UploadOffset).
 // It returns the new size.
 func (s *Service) AppendContent(ctx context.Context, jobID, lease string, offset int64, r io.Reader) (int64, error) {
-	key, err := s.leaseHolder(ctx, jobID, lease)
+	held, err := s.leaseHolder(ctx, jobID, lease)
 	if err != nil {
 		return 0, err
 	}
-	u := s.upload(jobID)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if err := s.rebuild(u, key, lease); err != nil {
-		return 0, err
+	// The blob store decides whether offset is right; the hash follows
+	// only an append that starts where it ends.
+	h := resumeHash(held.uploadHash)
+	if h != nil && held.uploadSize == offset {
+		r = io.TeeReader(r, h)
+	} else {
+		h = nil
 	}
-	if offset != u.size {
-		return u.size, &offsetConflict{size: u.size}
-	}
-	n, err := s.blobs.Append(key, offset, io.TeeReader(r, u.hash))
-	if err != nil {
-		u.hash = nil // the hash may have seen bytes the file did not keep
-		var oe *OffsetError
-		if errors.As(err, &oe) {
-			return oe.Size, &offsetConflict{size: oe.Size}
-		}
+	n, err := s.blobs.Append(ctx, held.key, offset, r)
+	var oe *OffsetError
+	switch {
+	case errors.As(err, &oe):
+		return oe.Size, &offsetConflict{size: oe.Size}
+	case errors.Is(err, fs.ErrNotExist):
+		return offset, errUploadGone
+	case err != nil:
 		return offset, err
 	}
-	u.size = n
+	if h == nil {
+		return n, nil
+	}
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		// Lost in a crash, the hash is only computed again.
+		if err := asyncCommit(ctx, s.db, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE datashare_contents SET upload_size = $1, upload_hash = $2
+			WHERE id = $3 AND lease_id = $4 AND upload_size = $5`, n, hashState(h), jobID, lease, offset)
+		return err
+	})
+	if err != nil {
+		// The part is stored; the completion hashes the upload instead.
+		s.log.Warn("saving an upload's hash failed", "job_id", jobID, "error", err.Error())
+	}
 	return n, nil
 }
 
@@ -273,24 +281,19 @@ func UploadOffset(err error) (int64, bool) {
 // whose SHA-256 (hex) is sum, when sum is given. The content becomes
 // ready to download, its ETag the quoted SHA-256.
 func (s *Service) CompleteContent(ctx context.Context, jobID, lease string, size int64, sum string) (*ContentInfo, error) {
-	key, err := s.leaseHolder(ctx, jobID, lease)
+	held, err := s.leaseHolder(ctx, jobID, lease)
 	if err != nil {
 		return nil, err
 	}
-	u := s.upload(jobID)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if err := s.rebuild(u, key, lease); err != nil {
+	key := held.key
+	got, err := s.uploadSum(ctx, held, size)
+	if err != nil {
 		return nil, err
 	}
-	if u.size != size {
-		return nil, causeway.Errorf(causeway.ECONFLICT, "size_mismatch", "the upload holds %d bytes, not %d", u.size, size)
-	}
-	got := hex.EncodeToString(u.hash.Sum(nil))
 	if sum != "" && !strings.EqualFold(sum, got) {
 		return nil, causeway.Errorf(causeway.EINVALID, "checksum_mismatch", "the upload's SHA-256 is not the one the agent computed; the content was damaged on the way")
 	}
-	if err := s.blobs.Commit(key); err != nil {
+	if err := s.blobs.Commit(ctx, key); err != nil {
 		return nil, fmt.Errorf("blob store: %w", err)
 	}
 	now := s.nowUTC()
@@ -312,19 +315,43 @@ func (s *Service) CompleteContent(ctx context.Context, jobID, lease string, size
 			"job_id": jobID, "format": format, "size": size, "sha256": got, "attempts": attempts,
 		})
 	})
-	s.forget(jobID)
 	if err != nil {
 		// Revoked in the meantime: the blob must not stay.
-		s.deleteBlob(key)
+		s.deleteBlob(ctx, key)
 		return nil, err
 	}
 	return &ContentInfo{Format: format, Status: ContentReady, Size: size, ETag: etag(got), ReadyAt: &now}, nil
 }
 
+// uploadSum checks that the stored upload holds size bytes and returns
+// its SHA-256 (hex): from upload_hash when that covers all of it, else by
+// reading it once.
+func (s *Service) uploadSum(ctx context.Context, held *heldJob, size int64) (string, error) {
+	p, err := s.blobs.OpenPartial(ctx, held.key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", errUploadGone
+	}
+	if err != nil {
+		return "", fmt.Errorf("blob store: %w", err)
+	}
+	defer p.Close()
+	if p.Size() != size {
+		return "", causeway.Errorf(causeway.ECONFLICT, "size_mismatch", "the upload holds %d bytes, not %d", p.Size(), size)
+	}
+	h := resumeHash(held.uploadHash)
+	if h == nil || held.uploadSize != size {
+		h = sha256.New()
+		if n, err := io.Copy(h, p); err != nil || n != size {
+			return "", fmt.Errorf("blob store: hashing the upload (%d of %d bytes): %w", n, size, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // FailContent records that the agent could not produce a job. It is
 // retried with growing delays, and failed after maxAttempts attempts.
 func (s *Service) FailContent(ctx context.Context, jobID, lease, message string) error {
-	key, err := s.leaseHolder(ctx, jobID, lease)
+	held, err := s.leaseHolder(ctx, jobID, lease)
 	if err != nil {
 		return err
 	}
@@ -355,8 +382,7 @@ func (s *Service) FailContent(ctx context.Context, jobID, lease, message string)
 			"job_id": jobID, "format": format, "error": message, "attempts": attempts, "final": status == ContentFailed,
 		})
 	})
-	s.forget(jobID)
-	s.deleteBlob(key)
+	s.deleteBlob(ctx, held.key)
 	return err
 }
 
@@ -461,7 +487,7 @@ func (s *Service) OpenContent(ctx context.Context, appID, requestID, format stri
 	default:
 		return nil, notGranted(r.ID, "")
 	}
-	blob, err := s.blobs.Open(blobKeyOf(r.ID, format))
+	blob, err := s.blobs.Open(ctx, blobKeyOf(r.ID, format))
 	if errors.Is(err, fs.ErrNotExist) {
 		// Lost from the blob store (or on another node's disk): produce it
 		// again.
@@ -555,7 +581,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			return n, err
 		}
 		for _, k := range keys {
-			s.deleteBlob(k)
+			s.deleteBlob(ctx, k)
 		}
 		if expired {
 			n++

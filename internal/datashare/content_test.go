@@ -2,9 +2,12 @@ package datashare_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
@@ -150,6 +153,12 @@ func TestDownloadIsRefusedUnlessApprovedUnexpiredAndOwned(t *testing.T) {
 		}
 		if files := blobFiles(t, h.dataDir); len(files) != 0 {
 			t.Errorf("ciphertext left after revocation: %v", files)
+		}
+		if b, err := h.blobs.Open(context.Background(), r.ID+".csv"); !errors.Is(err, fs.ErrNotExist) {
+			if err == nil {
+				b.Close()
+			}
+			t.Errorf("ciphertext left in the blob store after revocation: %v", err)
 		}
 
 		var audit datashare.Page[*datashare.AuditEntry]

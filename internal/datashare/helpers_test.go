@@ -52,6 +52,7 @@ type hub struct {
 	t       *testing.T
 	db      *store.DB
 	svc     *datashare.Service
+	blobs   datashare.BlobStore
 	url     string
 	dataDir string
 	clock   *clock
@@ -75,6 +76,10 @@ func newHub(t *testing.T, db *store.DB, opts ...hubOption) *hub {
 	for _, f := range opts {
 		f(&o)
 	}
+	if o.Blobs == nil {
+		o.Blobs = datashare.DefaultBlobs(db, o.DataDir)
+	}
+	h.blobs = o.Blobs
 	svc, err := datashare.New(db, o)
 	if err != nil {
 		t.Fatal(err)

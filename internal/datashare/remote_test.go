@@ -35,6 +35,28 @@ func blobFiles(t *testing.T, dataDir string) []string {
 	return names
 }
 
+// blobChunks returns the chunks DBBlobs keeps in db.
+func blobChunks(t *testing.T, db *store.DB) [][]byte {
+	t.Helper()
+	rows, err := db.Query("SELECT data FROM datashare_blob_chunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var chunks [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, b)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return chunks
+}
+
 // grepTree reports the files under dir that contain marker.
 func grepTree(t *testing.T, dir string, marker []byte) []string {
 	t.Helper()
@@ -148,6 +170,18 @@ func TestRemoteAgentDeliversCiphertextAndTheHubNeverHoldsPlaintext(t *testing.T)
 		if strings.Contains(agentLogs.String(), marker) {
 			t.Error("the agent logged plaintext")
 		}
+		// On PostgreSQL the ciphertext itself is in the database (DBBlobs).
+		chunks := blobChunks(t, db)
+		if db.Dialect == store.Postgres && len(chunks) == 0 {
+			t.Error("on PostgreSQL the ciphertext is not in the database")
+		}
+		for _, c := range chunks {
+			for _, m := range []string{marker, "accxxx,"} {
+				if bytes.Contains(c, []byte(m)) {
+					t.Errorf("a blob chunk holds plaintext %q", m)
+				}
+			}
+		}
 	})
 }
 
@@ -190,72 +224,74 @@ func TestAgentRefusesFilesOutsideItsAllowedDirectories(t *testing.T) {
 }
 
 func TestAgentRoutesNeedTheAdminOrAgentTokenAndKeepUploadsInOrder(t *testing.T) {
-	h := newHub(t, storetest.OpenSQLite(t), func(o *datashare.Options) { o.AgentToken = "agent-secret" })
-	d := h.publishSynthetic("s", 10)
-	r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
-	h.approve(r.ID)
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHub(t, db, func(o *datashare.Options) { o.AgentToken = "agent-secret" })
+		d := h.publishSynthetic("s", 10)
+		r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
+		h.approve(r.ID)
 
-	h.problem("GET", "/bank/v1/agent/jobs", "", nil, 401, "unauthorized")
-	h.problem("GET", "/bank/v1/agent/jobs", "app_a", nil, 401, "unauthorized")
-	h.problem("GET", "/bank/v1/dataset-access-requests", "agent-secret", nil, 401, "unauthorized") // the agent token is for agent routes only
-	var jobs datashare.Page[*datashare.Job]
-	h.json("GET", "/bank/v1/agent/jobs", "agent-secret", nil, 200, &jobs)
-	if len(jobs.Data) != 1 || jobs.Data[0].RequestID != r.ID || jobs.Data[0].Dataset.Source.Generator != "synthetic" || jobs.Data[0].Lease != "" {
-		t.Fatalf("jobs = %+v", jobs.Data)
-	}
-	var job datashare.Job
-	h.json("POST", "/bank/v1/agent/jobs/"+jobs.Data[0].ID+"/claim", adminToken, map[string]any{}, 200, &job)
-	h.problem("POST", "/bank/v1/agent/jobs/"+job.ID+"/claim", adminToken, map[string]any{}, 409, "job_unavailable")
-
-	put := func(token, lease, offset string, body []byte) (int, http.Header, []byte) {
-		req, _ := http.NewRequest("PUT", h.url+"/bank/v1/agent/jobs/"+job.ID+"/content", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set(datashare.HeaderLease, lease)
-		req.Header.Set(datashare.HeaderUploadOffset, offset)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		h.problem("GET", "/bank/v1/agent/jobs", "", nil, 401, "unauthorized")
+		h.problem("GET", "/bank/v1/agent/jobs", "app_a", nil, 401, "unauthorized")
+		h.problem("GET", "/bank/v1/dataset-access-requests", "agent-secret", nil, 401, "unauthorized") // the agent token is for agent routes only
+		var jobs datashare.Page[*datashare.Job]
+		h.json("GET", "/bank/v1/agent/jobs", "agent-secret", nil, 200, &jobs)
+		if len(jobs.Data) != 1 || jobs.Data[0].RequestID != r.ID || jobs.Data[0].Dataset.Source.Generator != "synthetic" || jobs.Data[0].Lease != "" {
+			t.Fatalf("jobs = %+v", jobs.Data)
 		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, res.Header, b
-	}
-	if code, _, _ := put("nope", job.Lease, "0", []byte("x")); code != 401 {
-		t.Errorf("upload with a bad token = %d", code)
-	}
-	if code, hd, b := put("agent-secret", job.Lease, "0", []byte("hello ")); code != 200 || hd.Get(datashare.HeaderUploadOffset) != "6" {
-		t.Fatalf("first part = %d %v %s", code, hd, b)
-	}
-	if code, hd, b := put("agent-secret", job.Lease, "0", []byte("hello ")); code != 409 || hd.Get(datashare.HeaderUploadOffset) != "6" || !strings.Contains(string(b), "wrong_offset") {
-		t.Errorf("repeated part = %d %v %s", code, hd, b)
-	}
-	if code, _, b := put("agent-secret", "lse_other", "6", []byte("x")); code != 409 || !strings.Contains(string(b), "lease_lost") {
-		t.Errorf("part under another lease = %d %s", code, b)
-	}
-	if code, _, _ := put("agent-secret", job.Lease, "six", []byte("x")); code != 400 {
-		t.Errorf("part without an offset = %d", code)
-	}
-	if code, _, _ := put("agent-secret", job.Lease, "6", make([]byte, (1<<20)+1)); code != 413 {
-		t.Errorf("oversized part = %d, want 413", code)
-	}
-	if code, _, _ := put("agent-secret", job.Lease, "6", []byte("world")); code != 200 {
-		t.Fatalf("second part = %d", code)
-	}
-	sum := sha256.Sum256([]byte("hello world"))
-	h.problem("POST", "/bank/v1/agent/jobs/"+job.ID+"/complete", adminToken, map[string]any{"lease": job.Lease, "size": 12, "sha256": hex.EncodeToString(sum[:])}, 409, "size_mismatch")
-	bad := sha256.Sum256([]byte("hello there"))
-	h.problem("POST", "/bank/v1/agent/jobs/"+job.ID+"/complete", adminToken, map[string]any{"lease": job.Lease, "size": 11, "sha256": hex.EncodeToString(bad[:])}, 422, "checksum_mismatch")
-	var info datashare.ContentInfo
-	h.json("POST", "/bank/v1/agent/jobs/"+job.ID+"/complete", adminToken, map[string]any{"lease": job.Lease, "size": 11, "sha256": hex.EncodeToString(sum[:])}, 200, &info)
-	if info.Status != "ready" || info.ETag != `"`+hex.EncodeToString(sum[:])+`"` {
-		t.Errorf("completed = %+v", info)
-	}
-	got, hd := h.waitReady("app_a", r.ID, "")
-	if string(got) != "hello world" || hd.Get("ETag") != info.ETag {
-		t.Errorf("download = %q %s", got, hd.Get("ETag"))
-	}
-	h.json("GET", "/bank/v1/agent/jobs", adminToken, nil, 200, &jobs)
-	if len(jobs.Data) != 0 {
-		t.Errorf("a finished job is still offered: %+v", jobs.Data)
-	}
+		var job datashare.Job
+		h.json("POST", "/bank/v1/agent/jobs/"+jobs.Data[0].ID+"/claim", adminToken, map[string]any{}, 200, &job)
+		h.problem("POST", "/bank/v1/agent/jobs/"+job.ID+"/claim", adminToken, map[string]any{}, 409, "job_unavailable")
+
+		put := func(token, lease, offset string, body []byte) (int, http.Header, []byte) {
+			req, _ := http.NewRequest("PUT", h.url+"/bank/v1/agent/jobs/"+job.ID+"/content", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set(datashare.HeaderLease, lease)
+			req.Header.Set(datashare.HeaderUploadOffset, offset)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			return res.StatusCode, res.Header, b
+		}
+		if code, _, _ := put("nope", job.Lease, "0", []byte("x")); code != 401 {
+			t.Errorf("upload with a bad token = %d", code)
+		}
+		if code, hd, b := put("agent-secret", job.Lease, "0", []byte("hello ")); code != 200 || hd.Get(datashare.HeaderUploadOffset) != "6" {
+			t.Fatalf("first part = %d %v %s", code, hd, b)
+		}
+		if code, hd, b := put("agent-secret", job.Lease, "0", []byte("hello ")); code != 409 || hd.Get(datashare.HeaderUploadOffset) != "6" || !strings.Contains(string(b), "wrong_offset") {
+			t.Errorf("repeated part = %d %v %s", code, hd, b)
+		}
+		if code, _, b := put("agent-secret", "lse_other", "6", []byte("x")); code != 409 || !strings.Contains(string(b), "lease_lost") {
+			t.Errorf("part under another lease = %d %s", code, b)
+		}
+		if code, _, _ := put("agent-secret", job.Lease, "six", []byte("x")); code != 400 {
+			t.Errorf("part without an offset = %d", code)
+		}
+		if code, _, _ := put("agent-secret", job.Lease, "6", make([]byte, (1<<20)+1)); code != 413 {
+			t.Errorf("oversized part = %d, want 413", code)
+		}
+		if code, _, _ := put("agent-secret", job.Lease, "6", []byte("world")); code != 200 {
+			t.Fatalf("second part = %d", code)
+		}
+		sum := sha256.Sum256([]byte("hello world"))
+		h.problem("POST", "/bank/v1/agent/jobs/"+job.ID+"/complete", adminToken, map[string]any{"lease": job.Lease, "size": 12, "sha256": hex.EncodeToString(sum[:])}, 409, "size_mismatch")
+		bad := sha256.Sum256([]byte("hello there"))
+		h.problem("POST", "/bank/v1/agent/jobs/"+job.ID+"/complete", adminToken, map[string]any{"lease": job.Lease, "size": 11, "sha256": hex.EncodeToString(bad[:])}, 422, "checksum_mismatch")
+		var info datashare.ContentInfo
+		h.json("POST", "/bank/v1/agent/jobs/"+job.ID+"/complete", adminToken, map[string]any{"lease": job.Lease, "size": 11, "sha256": hex.EncodeToString(sum[:])}, 200, &info)
+		if info.Status != "ready" || info.ETag != `"`+hex.EncodeToString(sum[:])+`"` {
+			t.Errorf("completed = %+v", info)
+		}
+		got, hd := h.waitReady("app_a", r.ID, "")
+		if string(got) != "hello world" || hd.Get("ETag") != info.ETag {
+			t.Errorf("download = %q %s", got, hd.Get("ETag"))
+		}
+		h.json("GET", "/bank/v1/agent/jobs", adminToken, nil, 200, &jobs)
+		if len(jobs.Data) != 0 {
+			t.Errorf("a finished job is still offered: %+v", jobs.Data)
+		}
+	})
 }

@@ -330,7 +330,7 @@ func (s *Service) decide(ctx context.Context, id, action string, d Decision) (*A
 	}
 	s.committedEvents()
 	for _, k := range deleteKeys {
-		s.deleteBlob(k)
+		s.deleteBlob(ctx, k)
 	}
 	if action == "approved" {
 		s.signal()
@@ -392,17 +392,12 @@ func (s *Service) retireContents(ctx context.Context, tx *sql.Tx, requestID stri
 
 func blobKeyOf(requestID, format string) string { return requestID + "." + format }
 
-func (s *Service) deleteBlob(key string) {
-	if err := s.blobs.Delete(key); err != nil {
-		s.log.Warn("deleting ciphertext failed; the sweeper retries", "blob", key, "error", err.Error())
+// deleteBlob removes a blob once the transaction that retired it has
+// committed, even if the caller has gone away meanwhile.
+func (s *Service) deleteBlob(ctx context.Context, key string) {
+	if err := s.blobs.Delete(context.WithoutCancel(ctx), key); err != nil {
+		s.log.Warn("deleting ciphertext failed", "blob", key, "error", err.Error())
 	}
-	s.mu.Lock()
-	for id, u := range s.uploads {
-		if u.key == key {
-			delete(s.uploads, id)
-		}
-	}
-	s.mu.Unlock()
 }
 
 // RetryContent puts a request's failed content back in the agents' queue.

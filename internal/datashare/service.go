@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/causewayhq/causeway"
@@ -37,9 +36,10 @@ func Migrate(ctx context.Context, db *store.DB) error {
 
 // Options configure a Service.
 type Options struct {
-	// DataDir holds the blobs, under DataDir/datashare, unless Blobs is set.
+	// DataDir holds the blobs, under DataDir/datashare, on SQLite (see
+	// DefaultBlobs), unless Blobs is set.
 	DataDir string
-	// Blobs overrides the blob store.
+	// Blobs overrides the blob store; default DefaultBlobs(db, DataDir).
 	Blobs BlobStore
 	// Logger; default slog.Default. Nothing of a dataset's content is ever
 	// logged.
@@ -85,9 +85,19 @@ type Service struct {
 	now        func() time.Time
 
 	wake chan struct{} // new work for in-process producers
+}
 
-	mu      sync.Mutex
-	uploads map[string]*upload // job id -> running hash of its partial upload
+// DefaultBlobs is where ciphertext lives unless Options.Blobs says
+// otherwise: in the database on PostgreSQL (DBBlobs), where nodes share
+// nothing but the database and NATS; in files under dataDir/datashare on
+// the embedded SQLite (FileBlobs), where there is one node and files are
+// the fastest store (no chunking, and the one SQLite writer stays free for
+// everything else).
+func DefaultBlobs(db *store.DB, dataDir string) BlobStore {
+	if db.Dialect == store.Postgres {
+		return &DBBlobs{DB: db}
+	}
+	return &FileBlobs{Dir: filepath.Join(dataDir, "datashare")}
 }
 
 // New returns a Service over db. Migrate must have run.
@@ -102,16 +112,15 @@ func New(db *store.DB, opts Options) (*Service, error) {
 		leader:     opts.Leader,
 		now:        opts.Now,
 		wake:       make(chan struct{}, 1),
-		uploads:    map[string]*upload{},
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.blobs == nil {
-		if opts.DataDir == "" {
+		if opts.DataDir == "" && db.Dialect != store.Postgres {
 			return nil, errors.New("datashare: Options.DataDir or Options.Blobs is required")
 		}
-		s.blobs = &FileBlobs{Dir: filepath.Join(opts.DataDir, "datashare")}
+		s.blobs = DefaultBlobs(db, opts.DataDir)
 	}
 	if opts.AgentToken != "" {
 		s.agentToken = sha256.Sum256([]byte(opts.AgentToken))

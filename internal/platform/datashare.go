@@ -23,7 +23,10 @@ func (p *Platform) startDatashare(ctx context.Context) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	ds, err := datashare.New(p.DB, datashare.Options{
-		DataDir:    p.cfg.DataDir,
+		// Ciphertext in PostgreSQL when nodes share it (any node takes an
+		// agent's parts and serves downloads), in files under the data dir
+		// on the embedded SQLite.
+		Blobs:      datashare.DefaultBlobs(p.DB, p.cfg.DataDir),
 		Logger:     p.log.With("component", "datashare"),
 		Notify:     p.Relay.Notify,
 		Leader:     p.Relay.HoldsLease,
