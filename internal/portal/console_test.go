@@ -337,3 +337,47 @@ func testUnknownPagesAreAnHTMLPageForBrowsers(t *testing.T, n *platformtest.Node
 		}
 	}
 }
+
+// testDeveloperRotatesAnSPISecret: the registration page rotates the
+// signing secret, shows the new one once, and says until when the previous
+// one also signs.
+func testDeveloperRotatesAnSPISecret(t *testing.T, n *platformtest.Node) {
+	ctx := tab(t, time.Minute)
+	bg := context.Background()
+	signUp(t, ctx, n.URL, "spi-rotate@solarworld.example")
+	tok, err := n.Identity.LogIn(bg, "spi-rotate@solarworld.example", "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := n.Identity.AuthenticateDeveloper(bg, tok.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, _, err := n.Identity.CreateApp(bg, dev, "Fraud shield", []string{auth.ScopeSPIWrite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, first, err := n.SPI.CreateRegistration(bg, app.ID, spi.NewRegistration{ExtensionPoint: "payments.fraud-check", URL: "http://127.0.0.1:9/causeway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	navigate(t, ctx, n.URL+"/apps/"+app.ID+"/spi/"+reg.ID)
+	if eval[bool](t, ctx, `document.getElementById("spi-secret") !== null`) {
+		t.Fatal("a secret is shown before any rotation")
+	}
+	if st := submit(t, ctx, `form[action$="/rotate-secret"] button`); st != http.StatusOK {
+		t.Fatalf("rotate answered %d", st)
+	}
+	fresh := text(t, ctx, "#spi-secret")
+	if !strings.HasPrefix(fresh, "whsec_") || fresh == first {
+		t.Errorf("new secret = %q (first %q)", fresh, first)
+	}
+	if got := text(t, ctx, "main"); !strings.Contains(got, "also signs until") {
+		t.Errorf("the page does not say the previous secret still signs:\n%s", got)
+	}
+	screenshot(t, ctx, "44-spi-secret-rotated")
+	got, err := n.SPI.Registration(bg, app.ID, reg.ID)
+	if err != nil || got.PreviousSecretExpiresAt == nil {
+		t.Errorf("after rotating in the portal: %+v, %v", got, err)
+	}
+}

@@ -137,6 +137,7 @@ func (p *Portal) Register(srv *httpapi.Server) {
 	dev("POST /apps/{id}/spi", p.createRegistration)
 	dev("GET /apps/{id}/spi/{rid}", p.registrationPage)
 	dev("POST /apps/{id}/spi/{rid}/delete", p.deleteRegistration)
+	dev("POST /apps/{id}/spi/{rid}/rotate-secret", p.rotateRegistrationSecret)
 	dev("GET /events", p.eventsPage)
 	dev("GET /extension-points", p.pointsPage)
 	dev("GET /datasets", p.datasetsPage)

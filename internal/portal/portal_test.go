@@ -66,6 +66,7 @@ func TestPortal(t *testing.T) {
 		{"BankPublishesADatasetInTheConsole", testBankPublishesADatasetInTheConsole},
 		{"ConsoleShowsPlatformHealth", testConsoleShowsPlatformHealth},
 		{"UnknownPagesAreAnHTMLPageForBrowsers", testUnknownPagesAreAnHTMLPageForBrowsers},
+		{"DeveloperRotatesAnSPISecret", testDeveloperRotatesAnSPISecret},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, n) })
 	}

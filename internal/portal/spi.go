@@ -107,15 +107,37 @@ func (p *Portal) registrationPage(w http.ResponseWriter, r *http.Request, s *dev
 	if err != nil {
 		return err
 	}
-	inv, err := p.d.SPI.Invocations(ctx, app.ID, reg.ID, 100, r.URL.Query().Get("cursor"))
+	return p.renderRegistration(w, r, s, app, reg, "")
+}
+
+// renderRegistration shows a registration and its invocation log, with a
+// new secret when one was just made (shown this once).
+func (p *Portal) renderRegistration(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, reg *spi.Registration, secret string) error {
+	inv, err := p.d.SPI.Invocations(r.Context(), app.ID, reg.ID, 100, r.URL.Query().Get("cursor"))
 	if err != nil {
 		return err
 	}
 	v := s.view("SPI registration "+reg.ID, "apps")
 	v.Notice = notice(r)
-	v.D = map[string]any{"App": app, "Reg": reg, "Invocations": inv.Data, "Next": inv.NextCursor}
+	v.D = map[string]any{"App": app, "Reg": reg, "Invocations": inv.Data, "Next": inv.NextCursor, "Secret": secret}
 	p.render(w, r, http.StatusOK, "registration", v)
 	return nil
+}
+
+// rotateRegistrationSecret gives the registration a new signing secret; the
+// previous one signs too for a day.
+func (p *Portal) rotateRegistrationSecret(w http.ResponseWriter, r *http.Request, s *devSession) error {
+	ctx, cancel := bounded(r)
+	defer cancel()
+	app, err := p.appFor(ctx, s, r.PathValue("id"), auth.ScopeSPIWrite)
+	if err != nil {
+		return err
+	}
+	reg, secret, err := p.d.SPI.RotateSecret(ctx, app.ID, r.PathValue("rid"))
+	if err != nil {
+		return err
+	}
+	return p.renderRegistration(w, r, s, app, reg, secret)
 }
 
 func (p *Portal) deleteRegistration(w http.ResponseWriter, r *http.Request, s *devSession) error {

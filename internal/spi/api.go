@@ -38,6 +38,7 @@ func (s *Service) Register(srv *httpapi.Server) {
 	huma.Register(srv.API, app(op("list-spi-registrations", http.MethodGet, "/spi-registrations", "List the app's SPI registrations", 0), auth.ScopeSPIWrite), h.list)
 	huma.Register(srv.API, app(op("get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0), auth.ScopeSPIWrite), h.get)
 	huma.Register(srv.API, app(op("delete-spi-registration", http.MethodDelete, "/spi-registrations/{id}", "Delete an SPI registration", http.StatusNoContent), auth.ScopeSPIWrite), h.delete)
+	huma.Register(srv.API, app(op("rotate-spi-secret", http.MethodPost, "/spi-registrations/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0), auth.ScopeSPIWrite), h.rotate)
 	huma.Register(srv.API, app(op("list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0), auth.ScopeSPIWrite), h.invocations)
 
 	b := srv.Bank
@@ -122,6 +123,18 @@ func (h *handlers) create(ctx context.Context, in *createInput) (*out[*CreatedRe
 	b := in.Body
 	r, secret, err := h.s.CreateRegistration(ctx, id, NewRegistration{
 		ExtensionPoint: b.ExtensionPoint, URL: b.URL, Scope: b.Scope, TimeoutMS: b.TimeoutMS, OnFailure: b.OnFailure})
+	if err != nil {
+		return nil, err
+	}
+	return reply(&CreatedRegistration{Registration: *r, Secret: secret}, nil)
+}
+
+func (h *handlers) rotate(ctx context.Context, in *idInput) (*out[*CreatedRegistration], error) {
+	id, err := appID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, secret, err := h.s.RotateSecret(ctx, id, in.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -196,11 +196,7 @@ func (s *Service) post(caller, budget context.Context, p *Point, r *Registration
 	if err != nil {
 		return nil, 0, err
 	}
-	secret, err := s.sealer.Open(r.sealedSecret)
-	if err != nil {
-		return nil, 0, fmt.Errorf("cannot read the signing secret: %v", err)
-	}
-	sig, err := newSigner(secret)
+	sig, err := s.signer(r)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -252,4 +248,21 @@ func (s *Service) post(caller, budget context.Context, p *Point, r *Registration
 		return nil, code, err
 	}
 	return answer, code, nil
+}
+
+// signer signs calls to r: with its secret, and its previous one while a
+// rotation overlaps.
+func (s *Service) signer(r *Registration) (signer, error) {
+	sealed := []string{r.sealedSecret}
+	if r.sealedPrevious != "" && r.PreviousSecretExpiresAt != nil && s.now().Before(*r.PreviousSecretExpiresAt) {
+		sealed = append(sealed, r.sealedPrevious)
+	}
+	secrets := make([]string, len(sealed))
+	for i, v := range sealed {
+		var err error
+		if secrets[i], err = s.sealer.Open(v); err != nil {
+			return signer{}, fmt.Errorf("cannot read the signing secret: %v", err)
+		}
+	}
+	return newSigner(secrets...)
 }

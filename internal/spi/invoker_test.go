@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -641,6 +642,52 @@ func TestInvocationRecordsArePrunedByAge(t *testing.T) {
 		}
 		if audit := invocations(t, s, r.ID); len(audit) != 0 {
 			t.Errorf("after pruning: %+v", audit)
+		}
+	})
+}
+
+// TestRotatedSecretOverlapsForADay: after a rotation, calls carry a
+// signature with the new secret and one with the previous, which standard
+// verifiers accept with either secret; after SecretOverlap only the new one
+// signs. Another app cannot rotate the registration's secret.
+func TestRotatedSecretOverlapsForADay(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		var later atomic.Int64 // added to the real clock
+		s := newService(t, db, func(o *spi.Options) {
+			o.Now = func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
+		})
+		srv := spitest.New(t, approve(1, "ok"))
+		r, old := appReg(t, s, "app_a", core.PointFraudCheck, srv.URL, spi.NewRegistration{})
+		ctx := context.Background()
+		if _, _, err := s.RotateSecret(ctx, "app_b", r.ID); causeway.ErrorCode(err) != "registration_not_found" {
+			t.Errorf("another app rotating: %v", err)
+		}
+		rotated, fresh, err := s.RotateSecret(ctx, "app_a", r.ID)
+		if err != nil || fresh == old || !strings.HasPrefix(fresh, "whsec_") || rotated.PreviousSecretExpiresAt == nil {
+			t.Fatalf("rotate = %+v, %q, %v", rotated, fresh, err)
+		}
+		verifies := func(secret string, ignoreTime bool) bool {
+			req, ok := srv.Last()
+			if !ok {
+				t.Fatal("no call")
+			}
+			wh, err := standardwebhooks.NewWebhook(secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ignoreTime {
+				return wh.VerifyIgnoringTimestamp(req.Body, req.Header) == nil
+			}
+			return wh.Verify(req.Body, req.Header) == nil
+		}
+		call(t, s, "app_a")
+		if !verifies(fresh, false) || !verifies(old, false) {
+			t.Errorf("during the overlap: new secret verifies %v, old %v; want both", verifies(fresh, false), verifies(old, false))
+		}
+		later.Store(int64(spi.SecretOverlap + time.Minute))
+		call(t, s, "app_a")
+		if !verifies(fresh, true) || verifies(old, true) {
+			t.Errorf("after the overlap: new secret verifies %v, old %v; want only the new", verifies(fresh, true), verifies(old, true))
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/ids"
@@ -96,18 +97,58 @@ func errTimeout(p *Point) error {
 }
 
 const registrationColumns = `id, app_id, extension_point, url, scope, status, timeout_ms, on_failure, priority,
-	secret, created_at, updated_at`
+	secret, previous_secret, previous_expires_at, created_at, updated_at`
 
 func scanRegistration(row scanner) (*Registration, error) {
 	var r Registration
 	var created, updated int64
+	var prevExpires sql.NullInt64
 	err := row.Scan(&r.ID, &r.AppID, &r.ExtensionPoint, &r.URL, &r.Scope, &r.Status, &r.TimeoutMS, &r.OnFailure,
-		&r.Priority, &r.sealedSecret, &created, &updated)
+		&r.Priority, &r.sealedSecret, &r.sealedPrevious, &prevExpires, &created, &updated)
 	if err != nil {
 		return nil, store.Classify(err)
 	}
 	r.CreatedAt, r.UpdatedAt = store.FromMicros(created), store.FromMicros(updated)
+	if prevExpires.Valid {
+		t := store.FromMicros(prevExpires.Int64)
+		r.PreviousSecretExpiresAt = &t
+	}
 	return &r, nil
+}
+
+// SecretOverlap is how long the previous secret keeps signing calls after
+// a rotation.
+const SecretOverlap = 24 * time.Hour
+
+// RotateSecret gives an app's registration a new signing secret and
+// returns it (shown once). For SecretOverlap, calls carry signatures with
+// both the new and the previous secret, so the endpoint can switch to the
+// new one without refusing a call.
+func (s *Service) RotateSecret(ctx context.Context, appID, id string) (*Registration, string, error) {
+	secret := newSecret()
+	var out *Registration
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		r, err := scanRegistration(tx.QueryRowContext(ctx, `SELECT `+registrationColumns+` FROM spi_registrations WHERE id = $1`, id))
+		if errors.Is(err, sql.ErrNoRows) || err == nil && (r.AppID != appID || r.Status == StatusDeleted) {
+			return errNoRegistration(id)
+		}
+		if err != nil {
+			return err
+		}
+		now := s.timestamp()
+		until := now.Add(SecretOverlap)
+		r.sealedPrevious, r.sealedSecret = r.sealedSecret, s.sealer.Seal(secret)
+		r.PreviousSecretExpiresAt, r.UpdatedAt = &until, now
+		_, err = tx.ExecContext(ctx, `UPDATE spi_registrations SET secret = $1, previous_secret = $2, previous_expires_at = $3, updated_at = $4
+			WHERE id = $5`, r.sealedSecret, r.sealedPrevious, store.Micros(until), store.Micros(now), id)
+		out = r
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	s.log.InfoContext(ctx, "spi secret rotated", "registration_id", id, "previous_expires_at", *out.PreviousSecretExpiresAt)
+	return out, secret, nil
 }
 
 func errNoRegistration(id string) error {

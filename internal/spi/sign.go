@@ -30,29 +30,38 @@ func newSecret() string {
 	return secretPrefix + base64.StdEncoding.EncodeToString(key)
 }
 
-// signer signs with one secret.
-type signer struct{ key []byte }
+// signer signs with one secret, or two while a rotation overlaps.
+type signer struct{ keys [][]byte }
 
-func newSigner(secret string) (signer, error) {
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, secretPrefix))
-	if err != nil || len(key) == 0 {
-		return signer{}, errors.New("spi: malformed signing secret")
+func newSigner(secrets ...string) (signer, error) {
+	var sg signer
+	for _, secret := range secrets {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, secretPrefix))
+		if err != nil || len(key) == 0 {
+			return signer{}, errors.New("spi: malformed signing secret")
+		}
+		sg.keys = append(sg.keys, key)
 	}
-	return signer{key: key}, nil
+	return sg, nil
 }
 
 // sign sets the Standard Webhooks headers on h for a message with this id,
 // time and body: webhook-signature is "v1," and the base64 HMAC-SHA256 of
-// "id.timestamp.body".
+// "id.timestamp.body", once per secret, separated by spaces (a verifier
+// accepts the message if any signature matches).
 func (s signer) sign(h http.Header, id string, at time.Time, body []byte) {
 	ts := strconv.FormatInt(at.Unix(), 10)
-	mac := hmac.New(sha256.New, s.key)
-	mac.Write([]byte(id))
-	mac.Write([]byte{'.'})
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
+	sigs := make([]string, len(s.keys))
+	for i, key := range s.keys {
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(id))
+		mac.Write([]byte{'.'})
+		mac.Write([]byte(ts))
+		mac.Write([]byte{'.'})
+		mac.Write(body)
+		sigs[i] = "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	}
 	h.Set(HeaderID, id)
 	h.Set(HeaderTimestamp, ts)
-	h.Set(HeaderSignature, "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	h.Set(HeaderSignature, strings.Join(sigs, " "))
 }

@@ -86,8 +86,11 @@ type Registration struct {
 	Priority       int       `json:"priority" doc:"Bank-scope registrations run in ascending priority (1 before 2), after the app's own"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// PreviousSecretExpiresAt is set after a secret rotation: until then
+	// calls carry a signature with the previous secret too.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
 
-	sealedSecret string
+	sealedSecret, sealedPrevious string
 }
 
 // NewRegistration is what an app gives to register an endpoint.
