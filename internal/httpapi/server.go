@@ -28,7 +28,9 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	Version    string
+	Version string
+	// AdminToken is the bank's admin token, or during a rotation the new
+	// and the old ones, comma-separated (see AdminTokens).
 	AdminToken string
 	Logger     *slog.Logger
 	// Registerer receives the HTTP metrics.
@@ -45,12 +47,12 @@ type Server struct {
 	// Bank registers operations under /bank/v1, behind the admin token.
 	Bank *huma.Group
 
-	log        *slog.Logger
-	metrics    *metrics
-	maxBody    int64
-	adminToken [sha256.Size]byte
-	router     http.Handler // the mux, wrapped by Use
-	handler    http.Handler
+	log         *slog.Logger
+	metrics     *metrics
+	maxBody     int64
+	adminTokens [][sha256.Size]byte
+	router      http.Handler // the mux, wrapped by Use
+	handler     http.Handler
 	// security holds the security requirements of routes outside huma (e.g.
 	// the upstream proxy), keyed by ServeMux pattern.
 	security map[string][]map[string][]string
@@ -67,11 +69,11 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		mux:        http.NewServeMux(),
-		log:        cfg.Logger,
-		maxBody:    cfg.MaxBodyBytes,
-		adminToken: sha256.Sum256([]byte(cfg.AdminToken)),
-		metrics:    newMetrics(cfg.Registerer),
+		mux:         http.NewServeMux(),
+		log:         cfg.Logger,
+		maxBody:     cfg.MaxBodyBytes,
+		adminTokens: hashTokens(AdminTokens(cfg.AdminToken)),
+		metrics:     newMetrics(cfg.Registerer),
 	}
 	hc := huma.DefaultConfig("Causeway", cfg.Version)
 	hc.OpenAPIPath = "/openapi"
@@ -216,12 +218,38 @@ func (s *Server) IsAdmin(r *http.Request) bool {
 	return ok && s.IsAdminToken(token)
 }
 
-// IsAdminToken reports whether token is the bank's admin token, comparing
-// fixed-length hashes in constant time. The bank console's login uses it
+// IsAdminToken reports whether token is one of the bank's admin tokens,
+// comparing fixed-length hashes in constant time (and with every token, so
+// the time does not say which matched). The bank console's login uses it
 // too, so there is one admin check.
 func (s *Server) IsAdminToken(token string) bool {
 	sum := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(sum[:], s.adminToken[:]) == 1
+	match := 0
+	for _, t := range s.adminTokens {
+		match |= subtle.ConstantTimeCompare(sum[:], t[:])
+	}
+	return match == 1
+}
+
+// AdminTokens splits a configured admin token into the tokens accepted:
+// "new,old" while a rotation runs on a rolling restart; the first is the
+// current one. Empty parts are dropped.
+func AdminTokens(s string) []string {
+	var out []string
+	for _, t := range strings.Split(s, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func hashTokens(tokens []string) [][sha256.Size]byte {
+	out := make([][sha256.Size]byte, len(tokens))
+	for i, t := range tokens {
+		out[i] = sha256.Sum256([]byte(t))
+	}
+	return out
 }
 
 func (s *Server) requireAdmin(ctx huma.Context, next func(huma.Context)) {

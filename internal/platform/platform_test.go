@@ -416,3 +416,18 @@ func TestStoppingNodeFailsReadinessBeforeItCloses(t *testing.T) {
 		t.Fatal("Serve did not return within 30s of the stop")
 	}
 }
+
+// TestAdminTokenRotatesWithAnOverlap: a node given "new,old" accepts both
+// admin tokens, so nodes can be restarted one by one onto a new token;
+// any other token is refused.
+func TestAdminTokenRotatesWithAnOverlap(t *testing.T) {
+	cfg := platformtest.Embedded.Config(t)
+	cfg.AdminToken = "cwadm_new-token, cwadm_old-token"
+	n := platformtest.Start(t, cfg)
+	for token, want := range map[string]int{"cwadm_new-token": 200, "cwadm_old-token": 200, "cwadm_other": 401,
+		"cwadm_new-token, cwadm_old-token": 401} {
+		if code := get(t, n.URL+"/bank/v1/status", token, nil); code != want {
+			t.Errorf("status with %q = %d, want %d", token, code, want)
+		}
+	}
+}

@@ -57,7 +57,8 @@ type Deps struct {
 	SPI       *spi.Service
 	Datashare *datashare.Service
 	// AdminToken is the bank's admin token: the console's password, and
-	// the key its session cookies are signed with.
+	// the key its session cookies are signed with. During a rotation it
+	// is "new,old" and both log in.
 	AdminToken string
 	Logger     *slog.Logger
 	// Secure marks cookies Secure even on plain HTTP requests, for a node
@@ -88,7 +89,13 @@ func New(d Deps) *Portal {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	p := &Portal{d: d, log: d.Logger, consoleKey: deriveKey(d.AdminToken, "console-session"), cop: http.NewCrossOriginProtection()}
+	// Sessions are signed with a key from the current token (the first,
+	// when an old one is still accepted during a rotation).
+	current := ""
+	if tokens := httpapi.AdminTokens(d.AdminToken); len(tokens) > 0 {
+		current = tokens[0]
+	}
+	p := &Portal{d: d, log: d.Logger, consoleKey: deriveKey(current, "console-session"), cop: http.NewCrossOriginProtection()}
 	p.pages = parsePages()
 	return p
 }
