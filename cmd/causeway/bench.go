@@ -36,9 +36,28 @@ under a fresh bus prefix whose streams are deleted afterwards; the others
 run no bus. Each table title names what its benchmark ran on. Give both
 URLs to measure the scale-out runtime.
 
+With --server URL the benchmarks measure a running node instead of
+starting their own, through its public API only: each signs up an app of
+its own there (deleted afterwards) and lifts its rate limit with
+--admin-token, that node's bank admin token. Baselines are still measured
+in this process, in the same run, and each table title names the
+URL. The node must run in sandbox mode, on this machine and with
+--allow-private-targets 127.0.0.0/8 (the benchmarks' webhook receivers and
+SPI endpoints listen on 127.0.0.1):
+
+  causeway serve --admin-token T --allow-private-targets 127.0.0.0/8 &
+  causeway bench all --server http://127.0.0.1:8080 --admin-token T
+
+Payments then go over the API (POST /v1/payments), beside raw commits here
+to the server's kind of database: a SQLite file, or, for a server on
+PostgreSQL, a fresh schema in --database-url. The data benchmark leaves a
+bench-… dataset in the server's catalog. A benchmark that fails says why
+in one line; the others still run and print their tables.
+
 Unlike serve, bench reads no CAUSEWAY_ environment variables (only
-CAUSEWAY_BENCH_DATA_BYTES, the data benchmark's size): it creates schemas
-and streams, so it touches a database or a NATS only when told to.`,
+CAUSEWAY_BENCH_DATA_BYTES, the data benchmark's size), not even
+CAUSEWAY_ADMIN_TOKEN: it creates schemas, streams and apps, so it touches a
+database, a NATS or a server only when told to.`,
 		// Without a benchmark, show the help; a misspelt one is an error.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
@@ -49,10 +68,24 @@ and streams, so it touches a database or a NATS only when told to.`,
 	f.IntVar(&opts.Concurrency, "concurrency", 8, "goroutines issuing operations at once")
 	f.StringVar(&opts.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...) to run against; empty means a SQLite file")
 	f.StringVar(&opts.NATSURL, "nats-url", "", "NATS URL with JetStream (nats://...) for the benchmarks that run a bus; empty means an embedded server")
+	f.StringVar(&opts.Server, "server", "", "base URL of a running node (sandbox mode) to measure instead of starting one, e.g. http://127.0.0.1:8080")
+	f.StringVar(&opts.AdminToken, "admin-token", "", "the bank admin token of --server")
 
 	run := func(cmd *cobra.Command, benchmarks []bench.Benchmark) error {
 		if opts.Duration <= 0 || opts.Concurrency < 1 {
 			return errors.New("--duration and --concurrency must be positive")
+		}
+		switch {
+		case opts.Server == "" && opts.AdminToken != "":
+			return errors.New("--admin-token is the token of --server: give both, or neither")
+		case opts.Server != "" && opts.NATSURL != "":
+			return errors.New("--nats-url has no meaning with --server: the server has its own bus")
+		case opts.Server != "":
+			// Once, rather than once per benchmark: a wrong URL or token
+			// is one error.
+			if err := bench.CheckServer(cmd.Context(), opts); err != nil {
+				return err
+			}
 		}
 		var reports []*bench.Report
 		var errs []error

@@ -32,14 +32,27 @@ type Options struct {
 	MaxOps int
 	// DatabaseURL, when set, runs against PostgreSQL (each measurement in a
 	// fresh schema, dropped afterwards) instead of a SQLite file in a
-	// temporary directory.
+	// temporary directory. With Server, it is only where the payments
+	// benchmark measures its raw-commit baseline (the server's own
+	// database is out of reach), and only for a server on PostgreSQL.
 	DatabaseURL string
 	// NATSURL, when set, gives the benchmarks that run a whole node (and so
 	// a bus) an external NATS with JetStream instead of a server embedded in
 	// the process. Each node gets a fresh bus prefix, so runs sharing the
 	// NATS never see each other's streams, and the streams made under it
-	// are deleted afterwards.
+	// are deleted afterwards. It has no meaning with Server.
 	NATSURL string
+	// Server, when set, is the base URL of a running `causeway serve` in
+	// sandbox mode that the benchmarks measure instead of starting their
+	// own node, through its public API only: each signs up an app of its
+	// own there (deleted afterwards) and gets out of its rate limit with
+	// AdminToken. Baselines are still measured in this process, in the
+	// same run. The webhook receivers and SPI endpoints the benchmarks
+	// start listen on 127.0.0.1, so the server must run on this machine
+	// with --allow-private-targets covering 127.0.0.0/8.
+	Server string
+	// AdminToken is the bank admin token of Server.
+	AdminToken string
 }
 
 // runtime is what a benchmark runs on under o; withBus says whether it
@@ -141,4 +154,15 @@ func runLoad(ctx context.Context, opts Options, op func(ctx context.Context, rng
 	l.ops = len(l.latencies)
 	slices.SortFunc(l.latencies, cmp.Compare)
 	return l, err
+}
+
+// pickPair picks two different indexes below n (at least 2) at random: the
+// debtor and the creditor account of a payment.
+func pickPair(rng *rand.Rand, n int) (from, to int) {
+	from = rng.IntN(n)
+	to = rng.IntN(n - 1)
+	if to >= from {
+		to++
+	}
+	return from, to
 }

@@ -93,8 +93,22 @@ func parseBytes(s string) (int64, error) {
 }
 
 // DataWith runs the data benchmark with cfg.
+//
+// With opts.Server the hub is that server and the agent is the server's
+// own (in-process, or the bank's `causeway agent`): the bank publishes a
+// synthetic dataset of cfg.Bytes there, an app signed up there asks for
+// it, the bank approves, the server's agent produces the ciphertext
+// (agent_to_hub is from the approval to the content being ready, by the
+// server's clock) and the client here downloads and decrypts it. The
+// access request is revoked afterwards, which deletes the ciphertext; the
+// dataset stays in the catalog, named bench-…. The agent's and the hub's
+// memory are the server's, out of reach: only this process's is reported.
 func DataWith(ctx context.Context, opts Options, cfg DataConfig) (*Report, error) {
-	r, err := dataBench(ctx, opts, cfg)
+	run := dataBench
+	if opts.Server != "" {
+		run = dataOnServer
+	}
+	r, err := run(ctx, opts, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
@@ -110,30 +124,10 @@ func dataBench(ctx context.Context, opts Options, cfg DataConfig) (*Report, erro
 		return nil, err
 	}
 
-	// Baseline: generate, encrypt, decrypt and hash in memory.
-	heap := startHeapSampler()
-	start := time.Now()
-	pr, pw := io.Pipe()
-	go func() {
-		bw := bufio.NewWriterSize(pw, 256<<10)
-		enc, err := age.Encrypt(bw, id.Recipient())
-		if err == nil {
-			err = agent.Synthetic(ctx, enc, datashare.FormatCSV, rows, dataSeed)
-		}
-		if err == nil {
-			err = enc.Close()
-		}
-		if err == nil {
-			err = bw.Flush()
-		}
-		pw.CloseWithError(err)
-	}()
-	want := dataclient.NewHashingWriter()
-	if _, err := dataclient.Decrypt(want, pr, []age.Identity{id}); err != nil {
+	rawElapsed, rawHeap, want, err := rawAge(ctx, rows, id)
+	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
-	rawElapsed := time.Since(start)
-	rawHeap := heap.stop()
 	plainBytes := want.N
 
 	// The hub: the datashare service and handlers on loopback.
@@ -156,8 +150,8 @@ func dataBench(ctx context.Context, opts Options, cfg DataConfig) (*Report, erro
 	}
 
 	// Agent -> hub.
-	heap = startHeapSampler()
-	start = time.Now()
+	heap := startHeapSampler()
+	start := time.Now()
 	agentRSS, err := hub.runAgent(ctx, cfg.AgentBinary)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -215,6 +209,176 @@ func dataBench(ctx context.Context, opts Options, cfg DataConfig) (*Report, erro
 		r.Figures = append(r.Figures, NewFigure("bench_process_peak_rss_mib", mib(hwm), "MiB", "dataset_mib", dataMiB))
 	}
 	return r, nil
+}
+
+// rawAge is the baseline: generate rows, encrypt them to id, decrypt and
+// hash them, all in memory. It returns how long that took, the peak heap
+// meanwhile and the plaintext's hash.
+func rawAge(ctx context.Context, rows int64, id *age.X25519Identity) (time.Duration, uint64, *dataclient.HashingWriter, error) {
+	heap := startHeapSampler()
+	start := time.Now()
+	pr, pw := io.Pipe()
+	go func() {
+		bw := bufio.NewWriterSize(pw, 256<<10)
+		enc, err := age.Encrypt(bw, id.Recipient())
+		if err == nil {
+			err = agent.Synthetic(ctx, enc, datashare.FormatCSV, rows, dataSeed)
+		}
+		if err == nil {
+			err = enc.Close()
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
+	want := dataclient.NewHashingWriter()
+	_, err := dataclient.Decrypt(want, pr, []age.Identity{id})
+	elapsed := time.Since(start)
+	peak := heap.stop()
+	return elapsed, peak, want, err
+}
+
+func dataOnServer(ctx context.Context, opts Options, cfg DataConfig) (*Report, error) {
+	srv, err := connectServer(ctx, opts, 2)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+
+	rows := max(cfg.Bytes/agent.SyntheticRowBytes, 1)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+	rawElapsed, rawHeap, want, err := rawAge(ctx, rows, id)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	plainBytes := want.N
+	var d datashare.Dataset
+	if err := srv.call(ctx, http.MethodPost, "/bank/v1/datasets", srv.Admin, datashare.NewDataset{
+		Name: randomToken("bench-"), Licence: "benchmark data, synthetic",
+		Description: "Synthetic rows published by `causeway bench data`; its access request is revoked after the run.",
+		Source:      datashare.Source{Kind: datashare.SourceGenerator, Generator: datashare.GenSynthetic, Rows: rows, Seed: dataSeed},
+	}, http.StatusCreated, &d); err != nil {
+		return nil, fmt.Errorf("publish dataset: %w", err)
+	}
+	app, err := srv.signUp(ctx, "Data benchmark", []string{auth.ScopeDataRead})
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	client, err := dataclient.New(ctx, srv.URL, dataclient.Credentials{ClientID: app.ClientID, ClientSecret: app.ClientSecret},
+		dataclient.WithTransport(srv.client.Transport))
+	if err != nil {
+		return nil, err
+	}
+	req, err := client.Request(ctx, datashare.NewAccessRequest{DatasetID: d.ID, Purpose: "benchmark", DurationDays: 1,
+		Recipient: id.Recipient().String(), Format: datashare.FormatCSV})
+	if err != nil {
+		return nil, fmt.Errorf("request access: %w", err)
+	}
+	// Revoked even when the run fails: downloads stop and the server
+	// deletes the ciphertext.
+	srv.closers = append(srv.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return srv.call(ctx, http.MethodPost, "/bank/v1/dataset-access-requests/"+req.ID+"/revoke", srv.Admin,
+			datashare.Decision{By: "causeway bench", Reason: "benchmark done"}, http.StatusOK, nil)
+	})
+	var approved datashare.AccessRequest
+	if err := srv.call(ctx, http.MethodPost, "/bank/v1/dataset-access-requests/"+req.ID+"/approve", srv.Admin,
+		datashare.Decision{By: "causeway bench", Reason: "benchmark"}, http.StatusOK, &approved); err != nil {
+		return nil, fmt.Errorf("approve: %w", err)
+	}
+	if approved.DecidedAt == nil {
+		return nil, errors.New("approve: the answer has no decided_at")
+	}
+
+	// Agent -> hub, on the server: until the content is ready, by the
+	// server's clock. The wait is bounded by what an agent fifty times
+	// slower than the baseline would need, within limits.
+	wait := min(max(50*rawElapsed, 2*time.Minute), 30*time.Minute)
+	ready, err := waitContent(ctx, client, req.ID, wait)
+	if err != nil {
+		return nil, err
+	}
+	uploadElapsed := ready.Sub(*approved.DecidedAt)
+
+	// Hub -> client, decrypting as it arrives.
+	heap := startHeapSampler()
+	start := time.Now()
+	cpr, cpw := io.Pipe()
+	var cipherBytes int64
+	go func() {
+		n, _, err := client.Stream(ctx, req.ID, datashare.FormatCSV, cpw)
+		cipherBytes = n
+		cpw.CloseWithError(err)
+	}()
+	got := dataclient.NewHashingWriter()
+	if _, err := dataclient.Decrypt(got, cpr, []age.Identity{id}); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	downloadElapsed := time.Since(start)
+	clientHeap := heap.stop()
+	if got.Sum() != want.Sum() || got.N != plainBytes {
+		return nil, fmt.Errorf("the client's plaintext (%d bytes, sha256 %s) is not the source's (%d bytes, %s): does the server (version %s) generate the same synthetic rows as this benchmark?",
+			got.N, got.Sum(), plainBytes, want.Sum(), srv.Version)
+	}
+
+	mbps := func(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
+	mib := func(n uint64) float64 { return float64(n) / (1 << 20) }
+	raw := mbps(plainBytes, rawElapsed)
+	dataMiB := float64(plainBytes) / (1 << 20)
+	r := srv.report("data")
+	r.Figures = append(r.Figures,
+		NewFigure("agent_hub_client_mb_per_s", mbps(plainBytes, uploadElapsed+downloadElapsed), "MB/s", "raw_age_encrypt_decrypt_mb_per_s", raw),
+		NewFigure("agent_to_hub_mb_per_s", mbps(plainBytes, uploadElapsed), "MB/s", "raw_age_encrypt_decrypt_mb_per_s", raw),
+		NewFigure("hub_to_client_decrypt_mb_per_s", mbps(plainBytes, downloadElapsed), "MB/s", "raw_age_encrypt_decrypt_mb_per_s", raw),
+		NewFigure("client_peak_heap_mib", mib(clientHeap), "MiB", "dataset_mib", dataMiB),
+		NewFigure("raw_age_peak_heap_mib", mib(rawHeap), "MiB", "dataset_mib", dataMiB),
+		NewFigure("ciphertext_overhead_bytes", float64(cipherBytes-plainBytes), "B", "plaintext_bytes", float64(plainBytes)),
+	)
+	if hwm := vmHWM(); hwm > 0 {
+		r.Figures = append(r.Figures, NewFigure("bench_process_peak_rss_mib", mib(hwm), "MiB", "dataset_mib", dataMiB))
+	}
+	return r, nil
+}
+
+// waitContent polls access request id until its content is ready, and
+// returns when it became ready by the server's clock. It fails when the
+// agent gave up on it, or after wait.
+func waitContent(ctx context.Context, client *dataclient.Client, id string, wait time.Duration) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	status := "not listed"
+	for {
+		req, err := client.Status(ctx, id)
+		if err != nil && ctx.Err() == nil {
+			return time.Time{}, fmt.Errorf("access request %s: %w", id, err)
+		}
+		if req != nil {
+			for _, c := range req.Content {
+				if c.Format != datashare.FormatCSV {
+					continue
+				}
+				status = c.Status
+				switch {
+				case c.Status == datashare.ContentReady && c.ReadyAt != nil:
+					return *c.ReadyAt, nil
+				case c.Status == datashare.ContentFailed:
+					return time.Time{}, fmt.Errorf("the server's data agent failed to produce the content: %s", c.Error)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("after %s the content of access request %s is %s, not ready: does the server run a data agent (serve's in-process default, or `causeway agent` with --data-agent external)?", wait, id, status)
+		case <-tick.C:
+		}
+	}
 }
 
 // dataHub is the hub side of the benchmark.

@@ -68,6 +68,12 @@ const eventsPaymentAmount = 1 // EUR 0.01
 //
 // It fails when a payment is not completed, or when the receiver has not
 // had every event on every subscription within a bounded wait.
+//
+// With opts.Server the app is signed up on that server, its webhooks point
+// at the receiver on 127.0.0.1 (so the server must run on this machine and
+// allow 127.0.0.0/8 as a target), and it makes its payments over the API
+// (POST /v1/payments, each with an Idempotency-Key); the webhooks and the
+// app are deleted afterwards.
 func Events(ctx context.Context, opts Options) (*Report, error) {
 	return EventsWith(ctx, opts, EventsConfig{})
 }
@@ -82,7 +88,11 @@ func EventsWith(ctx context.Context, opts Options, cfg EventsConfig) (*Report, e
 }
 
 func eventsBench(ctx context.Context, opts Options, cfg EventsConfig) (*Report, error) {
-	rig, err := startEventsRig(ctx, opts, cfg.Subscriptions)
+	startRig := startEventsRig
+	if opts.Server != "" {
+		startRig = startEventsRigOnServer
+	}
+	rig, err := startRig(ctx, opts, cfg.Subscriptions)
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
@@ -125,7 +135,8 @@ func eventsBench(ctx context.Context, opts Options, cfg EventsConfig) (*Report, 
 	deliveries := load{ops: len(m.latencies), elapsed: m.last.Sub(start), latencies: m.latencies}
 	perK := func(conns int64, n int) float64 { return 1000 * float64(conns) / float64(max(n, 1)) }
 
-	r := NewReport("events", opts.runtime(true))
+	r := NewReport("events", rig.runtime)
+	r.Target = rig.target
 	r.Figures = append(r.Figures,
 		NewFigure("deliveries_per_s", deliveries.perSecond(), "1/s", "raw_post_per_s", raw.perSecond()),
 		NewFigure("commit_to_receipt_p50", ms(deliveries.percentile(0.50)), "ms", "raw_post_latency_p50", ms(raw.percentile(0.50))),
@@ -138,124 +149,137 @@ func eventsBench(ctx context.Context, opts Options, cfg EventsConfig) (*Report, 
 	return r, nil
 }
 
-// eventsRig is a running node, an app of it with subscriptions to the
-// receiver, and the app's accounts to pay between.
+// eventsRig is a node, an app of it with subscriptions to the receiver,
+// and a way to pay between the app's accounts.
 type eventsRig struct {
-	*benchNode
-	recv     *eventsReceiver
-	actor    core.Actor
-	accounts []string
+	*api // the node
+	recv *eventsReceiver
+	// pay makes one payment between two random accounts of the app, as
+	// the app, and fails unless it completed (a rejected payment commits
+	// one event, not three).
+	pay     func(ctx context.Context, rng *rand.Rand) error
+	runtime Runtime
+	target  string // the server's URL, with Options.Server
+	closers []func() error
 }
 
+// eventsScopes are what the events benchmark's app may do.
+var eventsScopes = []string{auth.ScopeAccountsRead, auth.ScopeEventsRead, auth.ScopePaymentsWrite}
+
 // startEventsRig starts a node on the database and bus opts name (see
-// startBenchNode) and the receiver, signs up an app with accounts:read and
-// events:read, and subscribes it subscriptions times to the receiver.
+// startBenchNode) and the receiver, signs up an app, and subscribes it
+// subscriptions times to the receiver. The app pays through the sandbox
+// bank in this process.
 func startEventsRig(ctx context.Context, opts Options, subscriptions int) (_ *eventsRig, err error) {
 	node, err := startBenchNode(ctx, opts, "events", 2)
 	if err != nil {
 		return nil, err
 	}
-	g := &eventsRig{benchNode: node}
+	g := &eventsRig{api: node.api, runtime: opts.runtime(true), closers: []func() error{node.Close}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.Close())
 		}
 	}()
-	g.recv = newEventsReceiver(subscriptions)
-	g.closers = append(g.closers, func() error { g.recv.Close(); return nil })
-
-	app, err := g.signUpApp(ctx, "bench-events@example.com", "Events benchmark", []string{auth.ScopeAccountsRead, auth.ScopeEventsRead})
+	app, err := node.signUpApp(ctx, "Events benchmark", eventsScopes)
 	if err != nil {
 		return nil, err
 	}
-	g.actor = core.Actor{AppID: app.ID}
+	accounts, err := g.subscribe(ctx, app, subscriptions, false)
+	if err != nil {
+		return nil, err
+	}
+	actor := core.Actor{AppID: app.ID}
+	g.pay = func(ctx context.Context, rng *rand.Rand) error {
+		from, to := pickPair(rng, len(accounts))
+		p, err := node.Bank.CreatePayment(ctx, actor, core.NewPayment{
+			DebtorAccountID: accounts[from],
+			Creditor:        core.Creditor{AccountID: accounts[to]},
+			Amount:          core.Money{Minor: eventsPaymentAmount, Currency: "EUR"},
+			Reference:       "events benchmark",
+		})
+		if err != nil {
+			return err
+		}
+		if p.Status != core.PaymentCompleted {
+			return fmt.Errorf("payment %s is %s, not completed: %+v", p.ID, p.Status, p.Rejection)
+		}
+		return nil
+	}
+	return g, nil
+}
+
+// startEventsRigOnServer is startEventsRig on the server of opts.Server:
+// the app pays over the API, and its webhooks and the app itself are
+// deleted at Close.
+func startEventsRigOnServer(ctx context.Context, opts Options, subscriptions int) (_ *eventsRig, err error) {
+	srv, err := connectServer(ctx, opts, opts.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	g := &eventsRig{api: srv.api, runtime: srv.Runtime, target: srv.URL, closers: []func() error{srv.Close}}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, g.Close())
+		}
+	}()
+	app, err := srv.signUp(ctx, "Events benchmark", eventsScopes)
+	if err != nil {
+		return nil, err
+	}
+	accounts, err := g.subscribe(ctx, app, subscriptions, true)
+	if err != nil {
+		return nil, err
+	}
+	g.pay = newAPIPayer(srv.api, srv.tokens(ctx, app), accounts, eventsPaymentAmount, "events benchmark").pay
+	return g, nil
+}
+
+// subscribe starts the receiver and subscribes app subscriptions times to
+// it, to delete each subscription at Close when remove is set. It returns
+// the app's funded accounts to pay between.
+func (g *eventsRig) subscribe(ctx context.Context, app benchApp, subscriptions int, remove bool) ([]string, error) {
+	g.recv = newEventsReceiver(subscriptions)
+	g.closers = append(g.closers, func() error { g.recv.Close(); return nil })
 	token, err := g.accessToken(ctx, app)
 	if err != nil {
 		return nil, err
 	}
-	if err := g.pickAccounts(ctx); err != nil {
+	accounts, err := g.fundedAccounts(ctx, token, eventsPaymentAmount)
+	if err != nil {
 		return nil, err
 	}
 	for i := range subscriptions {
 		var sub struct {
 			ID string `json:"id"`
 		}
+		url := g.recv.URL(i)
 		if err := g.call(ctx, http.MethodPost, "/v1/webhooks", token, map[string]any{
-			"url":         g.recv.URL(i),
+			"url":         url,
 			"event_types": []string{"payment.completed", "transaction.booked"},
 		}, http.StatusCreated, &sub); err != nil {
-			return nil, fmt.Errorf("subscribe: %w", err)
+			return nil, fmt.Errorf("subscribe: %w", refusedTarget(err, url))
+		}
+		if remove {
+			g.closers = append(g.closers, func() error {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				return g.call(ctx, http.MethodDelete, "/v1/webhooks/"+sub.ID, token, nil, http.StatusNoContent, nil)
+			})
 		}
 	}
-	return g, nil
+	return accounts, nil
 }
 
-// accessToken gets an access token for app from /oauth2/token.
-func (g *eventsRig) accessToken(ctx context.Context, app benchApp) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/oauth2/token",
-		strings.NewReader("grant_type=client_credentials"))
-	if err != nil {
-		return "", err
+// Close undoes the rig in reverse order: the subscriptions (on a server),
+// the receiver, the node (or what the benchmark made on the server).
+func (g *eventsRig) Close() error {
+	var errs []error
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		errs = append(errs, g.closers[i]())
 	}
-	req.SetBasicAuth(app.ClientID, app.ClientSecret)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := g.do(req, http.StatusOK, &tok); err != nil {
-		return "", fmt.Errorf("access token: %w", err)
-	}
-	return tok.AccessToken, nil
-}
-
-// pickAccounts keeps the app's seeded current and savings accounts in EUR
-// whose available balance carries the largest run's payments out of it.
-func (g *eventsRig) pickAccounts(ctx context.Context) error {
-	page, err := g.Bank.Accounts(ctx, g.actor, core.AccountFilter{Limit: 100})
-	if err != nil {
-		return fmt.Errorf("list accounts: %w", err)
-	}
-	for _, a := range page.Data {
-		if a.Status != core.AccountActive || a.Currency != "EUR" ||
-			(a.Product != core.ProductCurrent && a.Product != core.ProductSavings) {
-			continue
-		}
-		b, err := g.Bank.Balances(ctx, g.actor, a.ID)
-		if err != nil {
-			return fmt.Errorf("balances: %w", err)
-		}
-		if b.Available.Minor >= 100_000*eventsPaymentAmount {
-			g.accounts = append(g.accounts, a.ID)
-		}
-	}
-	if len(g.accounts) < 2 {
-		return fmt.Errorf("the app has %d funded EUR accounts, want at least 2", len(g.accounts))
-	}
-	return nil
-}
-
-// pay makes one payment between two random accounts of the app, as the
-// app, and fails unless it completed (a rejected payment commits one
-// event, not three).
-func (g *eventsRig) pay(ctx context.Context, rng *rand.Rand) error {
-	from := rng.IntN(len(g.accounts))
-	to := rng.IntN(len(g.accounts) - 1)
-	if to >= from {
-		to++
-	}
-	p, err := g.Bank.CreatePayment(ctx, g.actor, core.NewPayment{
-		DebtorAccountID: g.accounts[from],
-		Creditor:        core.Creditor{AccountID: g.accounts[to]},
-		Amount:          core.Money{Minor: eventsPaymentAmount, Currency: "EUR"},
-		Reference:       "events benchmark",
-	})
-	if err != nil {
-		return err
-	}
-	if p.Status != core.PaymentCompleted {
-		return fmt.Errorf("payment %s is %s, not completed: %+v", p.ID, p.Status, p.Rejection)
-	}
-	return nil
+	g.closers = nil
+	return errors.Join(errs...)
 }
 
 // rawPosts is the baseline: POSTs of the warm-up's delivered bodies (in

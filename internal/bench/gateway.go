@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
@@ -33,8 +32,18 @@ import (
 // With opts.DatabaseURL the node runs on a fresh PostgreSQL schema, dropped
 // afterwards, and with opts.NATSURL on the external NATS under a fresh bus
 // prefix, whose streams are deleted afterwards.
+//
+// With opts.Server the app is signed up on that server and its balances
+// requests go through the server's gateway. The same handlers without the
+// gateway exist only inside the server, so the baseline is the bare
+// handler alone, in this process, answering the same bytes: gateway/bare
+// is what the server's gateway and API cost above HTTP itself.
 func Gateway(ctx context.Context, opts Options) (*Report, error) {
-	r, err := gatewayBalances(ctx, opts.withDefaults())
+	run := gatewayBalances
+	if opts.Server != "" {
+		run = gatewayOnServer
+	}
+	r, err := run(ctx, opts.withDefaults())
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -48,26 +57,17 @@ func gatewayBalances(ctx context.Context, opts Options) (*Report, error) {
 	}
 	defer rig.Close()
 
-	measure := func(name, base string) (load, error) {
-		l, err := runLoad(ctx, opts, func(ctx context.Context, _ *rand.Rand) error {
-			return rig.get(ctx, base, io.Discard)
-		})
-		if err != nil {
-			return l, fmt.Errorf("%s: a request failed after %d succeeded: %w", name, l.ops, err)
-		}
-		return l, nil
-	}
 	// Cheapest first, so nothing the later runs leave behind (the gateway's
 	// analytics flushes) falls on the baselines.
-	bare, err := measure("bare", rig.BareURL)
+	bare, err := rig.measure(ctx, opts, "bare", rig.BareURL)
 	if err != nil {
 		return nil, err
 	}
-	direct, err := measure("direct", rig.DirectURL)
+	direct, err := rig.measure(ctx, opts, "direct", rig.DirectURL)
 	if err != nil {
 		return nil, err
 	}
-	gated, err := measure("gateway", rig.GatewayURL)
+	gated, err := rig.measure(ctx, opts, "gateway", rig.GatewayURL)
 	if err != nil {
 		return nil, err
 	}
@@ -82,12 +82,48 @@ func gatewayBalances(ctx context.Context, opts Options) (*Report, error) {
 	return r, nil
 }
 
-// gatewayRig is a running node with an app signed up the way a developer
-// does it, and three loopback servers answering the app's balances
-// request: the node itself (through the gateway), the same public handlers
-// without the gateway, and a bare handler.
+func gatewayOnServer(ctx context.Context, opts Options) (*Report, error) {
+	srv, err := connectServer(ctx, opts, opts.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	rig := &gatewayRig{api: srv.api, GatewayURL: srv.URL}
+	defer rig.Close()
+	app, err := srv.signUp(ctx, "Gateway benchmark", []string{auth.ScopeAccountsRead})
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	if _, err := rig.prepare(ctx, app); err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	if err := rig.serveBare(ctx); err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+
+	bare, err := rig.measure(ctx, opts, "bare", rig.BareURL)
+	if err != nil {
+		return nil, err
+	}
+	gated, err := rig.measure(ctx, opts, "gateway", rig.GatewayURL)
+	if err != nil {
+		return nil, err
+	}
+	r := srv.report("gateway")
+	r.Figures = append(r.Figures,
+		NewFigure("gateway_requests_per_s", gated.perSecond(), "1/s", "bare_requests_per_s", bare.perSecond()),
+		NewFigure("gateway_latency_p50", ms(gated.percentile(0.50)), "ms", "bare_latency_p50", ms(bare.percentile(0.50))),
+		NewFigure("gateway_latency_p99", ms(gated.percentile(0.99)), "ms", "bare_latency_p99", ms(bare.percentile(0.99))),
+	)
+	return r, nil
+}
+
+// gatewayRig is a node with an app signed up the way a developer does it,
+// and the loopback servers answering the app's balances request: the node
+// itself (through the gateway), the same public handlers without the
+// gateway (only for a node in this process), and a bare handler.
 type gatewayRig struct {
-	*benchNode
+	*api // the node
 	// GatewayURL, DirectURL and BareURL are the base URLs of the three
 	// servers.
 	GatewayURL, DirectURL, BareURL string
@@ -95,7 +131,8 @@ type gatewayRig struct {
 	// accounts.
 	Path string
 
-	tokens oauth2.TokenSource
+	tokens  oauth2.TokenSource
+	closers []func() error
 }
 
 // startGatewayRig starts a node (see startBenchNode), signs up a developer
@@ -108,15 +145,23 @@ func startGatewayRig(ctx context.Context, opts Options, concurrency int) (_ *gat
 	if err != nil {
 		return nil, err
 	}
-	g := &gatewayRig{benchNode: node, GatewayURL: node.URL}
+	g := &gatewayRig{api: node.api, GatewayURL: node.URL, closers: []func() error{node.Close}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.Close())
 		}
 	}()
-	app, err := g.appWithToken(ctx)
+	created, err := node.signUpApp(ctx, "Gateway benchmark", []string{auth.ScopeAccountsRead})
 	if err != nil {
 		return nil, err
+	}
+	token, err := g.prepare(ctx, created)
+	if err != nil {
+		return nil, err
+	}
+	app, err := node.Identity.AuthenticateApp(ctx, token)
+	if err != nil {
+		return nil, fmt.Errorf("access token: %w", err)
 	}
 	direct := httpapi.New(httpapi.Config{Version: "bench", Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
 	// What the gateway would have done for this app: put it in the context.
@@ -125,48 +170,28 @@ func startGatewayRig(ctx context.Context, opts Options, concurrency int) (_ *gat
 			next.ServeHTTP(w, r.WithContext(auth.WithApp(r.Context(), app)))
 		})
 	})
-	coreapi.RegisterPublic(direct, g.Bank)
+	coreapi.RegisterPublic(direct, node.Bank)
 	if g.DirectURL, err = g.serve(direct); err != nil {
 		return nil, err
-	}
-
-	// The bare handler answers with the very bytes of a real balances
-	// response, so all three move the same payload.
-	var body bytes.Buffer
-	if err := g.get(ctx, g.GatewayURL, &body); err != nil {
-		return nil, fmt.Errorf("balances through the gateway: %w", err)
 	}
 	if err := g.get(ctx, g.DirectURL, io.Discard); err != nil {
 		return nil, fmt.Errorf("balances without the gateway: %w", err)
 	}
-	if g.BareURL, err = g.serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(body.Bytes())
-	})); err != nil {
+	if err := g.serveBare(ctx); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
-// appWithToken signs up an app, keeps a renewing token source for it, and
-// picks its first seeded account. It returns the app as the gateway puts
-// it in the context of the app's requests.
-func (g *gatewayRig) appWithToken(ctx context.Context) (*auth.App, error) {
-	created, err := g.signUpApp(ctx, "bench@example.com", "Gateway benchmark", []string{auth.ScopeAccountsRead})
-	if err != nil {
-		return nil, err
-	}
-	cc := clientcredentials.Config{ClientID: created.ClientID, ClientSecret: created.ClientSecret, TokenURL: g.GatewayURL + "/oauth2/token"}
+// prepare keeps a renewing token source for app and picks its first
+// seeded account. It returns an access token of the app.
+func (g *gatewayRig) prepare(ctx context.Context, app benchApp) (string, error) {
 	// The token source renews the token before it expires, for long runs;
-	// every request of all three servers asks it, so they share that cost.
-	g.tokens = cc.TokenSource(context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, g.client))
+	// every request of all the servers asks it, so they share that cost.
+	g.tokens = g.api.tokens(ctx, app)
 	tok, err := g.tokens.Token()
 	if err != nil {
-		return nil, fmt.Errorf("access token: %w", err)
-	}
-	app, err := g.Identity.AuthenticateApp(ctx, tok.AccessToken)
-	if err != nil {
-		return nil, fmt.Errorf("access token: %w", err)
+		return "", fmt.Errorf("access token: %w", err)
 	}
 	var accounts struct {
 		Data []struct {
@@ -174,13 +199,62 @@ func (g *gatewayRig) appWithToken(ctx context.Context) (*auth.App, error) {
 		} `json:"data"`
 	}
 	if err := g.call(ctx, http.MethodGet, "/v1/accounts", tok.AccessToken, nil, http.StatusOK, &accounts); err != nil {
-		return nil, fmt.Errorf("list accounts: %w", err)
+		return "", fmt.Errorf("list accounts: %w", err)
 	}
 	if len(accounts.Data) == 0 {
-		return nil, errors.New("the new app has no seeded accounts")
+		return "", errors.New("the new app has no seeded accounts")
 	}
 	g.Path = "/v1/accounts/" + accounts.Data[0].ID + "/balances"
-	return app, nil
+	return tok.AccessToken, nil
+}
+
+// serveBare starts the bare handler. It answers with the very bytes of a
+// real balances response through the gateway, so all the servers move the
+// same payload.
+func (g *gatewayRig) serveBare(ctx context.Context) error {
+	var body bytes.Buffer
+	if err := g.get(ctx, g.GatewayURL, &body); err != nil {
+		return fmt.Errorf("balances through the gateway: %w", err)
+	}
+	var err error
+	g.BareURL, err = g.serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body.Bytes())
+	}))
+	return err
+}
+
+// serve serves h on loopback until Close and returns its base URL.
+func (g *gatewayRig) serve(h http.Handler) (string, error) {
+	url, stop, err := serveLoopback(h)
+	if err != nil {
+		return "", err
+	}
+	g.closers = append(g.closers, stop)
+	return url, nil
+}
+
+// measure runs the bounded load of balances requests to the server at
+// base; any answer other than 200 fails it.
+func (g *gatewayRig) measure(ctx context.Context, opts Options, name, base string) (load, error) {
+	l, err := runLoad(ctx, opts, func(ctx context.Context, _ *rand.Rand) error {
+		return g.get(ctx, base, io.Discard)
+	})
+	if err != nil {
+		return l, fmt.Errorf("%s: a request failed after %d succeeded: %w", name, l.ops, err)
+	}
+	return l, nil
+}
+
+// Close stops the servers the rig started, and its node if it started
+// one, in reverse order.
+func (g *gatewayRig) Close() error {
+	var errs []error
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		errs = append(errs, g.closers[i]())
+	}
+	g.closers = nil
+	return errors.Join(errs...)
 }
 
 // get is one measured request: the app's balances request to the server

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"time"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -26,8 +28,21 @@ const (
 // accounts, against the raw single-row commit rate of the same database.
 // It fails when any transfer errors or is not completed, or when the ledger
 // does not balance afterwards.
+//
+// A server's core cannot be driven directly, so with opts.Server the same
+// payments go through its API: an app signed up there pays between its
+// seeded accounts with POST /v1/payments, each under an Idempotency-Key,
+// through the whole node (gateway, idempotency, core, events and any
+// fraud-check SPI the bank activated), beside raw commits on this machine
+// to the server's kind of database: a SQLite file here, or a fresh schema
+// in the PostgreSQL of opts.DatabaseURL, which a server on PostgreSQL
+// needs. The ledger check is the bank's (GET /bank/v1/ledger).
 func Payments(ctx context.Context, opts Options) (*Report, error) {
-	r, err := payments(ctx, opts.withDefaults())
+	run := payments
+	if opts.Server != "" {
+		run = paymentsOnServer
+	}
+	r, err := run(ctx, opts.withDefaults())
 	if err != nil {
 		return nil, fmt.Errorf("payments: %w", err)
 	}
@@ -72,6 +87,65 @@ func payments(ctx context.Context, opts Options) (*Report, error) {
 	return r, nil
 }
 
+func paymentsOnServer(ctx context.Context, opts Options) (*Report, error) {
+	srv, err := connectServer(ctx, opts, opts.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	// The baseline commits to the kind of database the server commits to.
+	switch db := srv.Runtime.Database; {
+	case db == string(store.Postgres) && opts.DatabaseURL == "":
+		return nil, fmt.Errorf("the server at %s runs on PostgreSQL, and its raw-commit baseline needs one too: give --database-url (the server's database, where a fresh schema is made and dropped)", srv.URL)
+	case db == string(store.SQLite) && opts.DatabaseURL != "":
+		return nil, fmt.Errorf("the server at %s runs on SQLite: leave out --database-url, so that its raw-commit baseline runs on a SQLite file too", srv.URL)
+	case db != string(store.Postgres) && db != string(store.SQLite):
+		return nil, fmt.Errorf("the server at %s runs on database %q, which has no raw-commit baseline", srv.URL, db)
+	}
+	raw, err := rawCommits(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+
+	app, err := srv.signUp(ctx, "Payments benchmark", []string{auth.ScopeAccountsRead, auth.ScopePaymentsWrite})
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	tokens := srv.tokens(ctx, app)
+	tok, err := tokens.Token()
+	if err != nil {
+		return nil, fmt.Errorf("setup: access token: %w", err)
+	}
+	// The seeded balances are smaller than openingBalance: pay less.
+	const amount = 1 // EUR 0.01
+	accounts, err := srv.fundedAccounts(ctx, tok.AccessToken, amount)
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	payer := newAPIPayer(srv.api, tokens, accounts, amount, "benchmark transfer")
+	paid, err := runLoad(ctx, opts, payer.pay)
+	if err != nil {
+		return nil, fmt.Errorf("a payment failed after %d succeeded: %w", paid.ops, err)
+	}
+	var ledger core.LedgerReport
+	if err := srv.call(ctx, http.MethodGet, "/bank/v1/ledger", srv.Admin, nil, http.StatusOK, &ledger); err != nil {
+		return nil, fmt.Errorf("check ledger: %w", err)
+	}
+	if !ledger.Balanced {
+		return nil, fmt.Errorf("the server's ledger is out of balance after %d payments: %+v", paid.ops, ledger)
+	}
+
+	// Named apart from the in-process figures: a payment over the API is
+	// more than a transfer through the core.
+	r := srv.report("payments")
+	r.Figures = append(r.Figures,
+		NewFigure("api_payments_per_s", paid.perSecond(), "1/s", rawName(opts, "commits_per_s"), raw.perSecond()),
+		NewFigure("api_payment_latency_p50", ms(paid.percentile(0.50)), "ms", rawName(opts, "commit_latency_p50"), ms(raw.percentile(0.50))),
+		NewFigure("api_payment_latency_p99", ms(paid.percentile(0.99)), "ms", rawName(opts, "commit_latency_p99"), ms(raw.percentile(0.99))),
+	)
+	return r, nil
+}
+
 // newTransferBank migrates the bank's tables into db and opens n customers,
 // each with a current account funded with openingBalance. It returns the
 // account ids.
@@ -105,11 +179,7 @@ func newTransferBank(ctx context.Context, db *store.DB, n int) (*core.Bank, []st
 // transfer pays transferAmount from one random account to another and
 // fails unless the payment completed.
 func transfer(ctx context.Context, bank *core.Bank, accounts []string, rng *rand.Rand) error {
-	from := rng.IntN(len(accounts))
-	to := rng.IntN(len(accounts) - 1)
-	if to >= from {
-		to++
-	}
+	from, to := pickPair(rng, len(accounts))
 	p, err := bank.CreatePayment(ctx, core.BankActor, core.NewPayment{
 		DebtorAccountID: accounts[from],
 		Creditor:        core.Creditor{AccountID: accounts[to]},

@@ -17,6 +17,9 @@ import (
 //	{"benchmark":"payments","figures":[{"name":"transfers_per_s","value":0,"unit":"1/s",
 //	 "baseline":"raw_sqlite_commits_per_s","baseline_value":0,"ratio":0}],"go":"go1.26.8","cpus":2,
 //	 "runtime":{"database":"sqlite","bus":"none"}}
+//
+// A report of a run against a running server (Options.Server) also has
+// "target":"http://127.0.0.1:8080".
 type Report struct {
 	Benchmark string   `json:"benchmark"`
 	Figures   []Figure `json:"figures"`
@@ -25,6 +28,10 @@ type Report struct {
 	// Runtime is what the benchmark ran on: figures from the embedded
 	// default and from the scale-out runtime are not comparable.
 	Runtime Runtime `json:"runtime"`
+	// Target is the base URL of the running server the benchmark measured
+	// (Options.Server), whose own status named its runtime; empty when the
+	// benchmark started what it measured in this process.
+	Target string `json:"target,omitempty"`
 }
 
 // Runtime is the database and the bus a benchmark ran on.
@@ -88,15 +95,19 @@ func NewFigure(name string, value float64, unit, baseline string, baselineValue 
 }
 
 // WriteTable prints reports as one aligned text table: a title line per
-// report naming the benchmark, what it ran on, the Go version and the
-// CPUs, then one row per figure.
+// report naming the benchmark, what it ran on (after the server's URL when
+// it measured one), the Go version and the CPUs, then one row per figure.
 func WriteTable(w io.Writer, reports ...*Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for i, r := range reports {
 		if i > 0 {
 			fmt.Fprintln(tw)
 		}
-		fmt.Fprintf(tw, "%s on %s (%s, %d cpus)\n", r.Benchmark, r.Runtime, r.Go, r.CPUs)
+		on := r.Runtime.String()
+		if r.Target != "" {
+			on = r.Target + ": " + on
+		}
+		fmt.Fprintf(tw, "%s on %s (%s, %d cpus)\n", r.Benchmark, on, r.Go, r.CPUs)
 		fmt.Fprintln(tw, "figure\tvalue\tunit\tbaseline\tbaseline value\tratio")
 		for _, f := range r.Figures {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",

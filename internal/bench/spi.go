@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/netguard"
@@ -51,8 +54,22 @@ var spiAnswer = []byte(`{"decision":"approve","score":12,"reason":"known payee, 
 // with opts.DatabaseURL. It fails when a call through the invoker is not
 // the endpoint's answer, or a call to the hanging endpoint is not the
 // stand-in.
+//
+// With opts.Server the invoker is the server's, reached as a bank process
+// reaches it: POST /bank/v1/extension-points/payments.fraud-check/invoke
+// for an app signed up there, whose own (app-scope) registrations point at
+// the endpoints on 127.0.0.1, so the server must run on this machine and
+// allow 127.0.0.0/8 as a target. Those calls include the bank process's
+// round trip to the server, so their figures are named invoke_*. The
+// server's circuit breakers cannot be switched off from here: each
+// registration of the hanging endpoint takes fewer calls than open its
+// breaker (spi.DefaultBreakerFailures), then makes way for a new one.
 func SPI(ctx context.Context, opts Options) (*Report, error) {
-	r, err := spiBench(ctx, opts.withDefaults())
+	run := spiBench
+	if opts.Server != "" {
+		run = spiOnServer
+	}
+	r, err := run(ctx, opts.withDefaults())
 	if err != nil {
 		return nil, fmt.Errorf("spi: %w", err)
 	}
@@ -138,6 +155,9 @@ func startSPIRig(ctx context.Context, databaseURL string) (_ *spiRig, err error)
 			err = errors.Join(err, g.Close())
 		}
 	}()
+	ep := startSPIEndpoints()
+	g.closers = append(g.closers, func() error { ep.Close(); return nil })
+	g.fastURL, g.hangURL = ep.fastURL, ep.hangURL
 	db, err := openFresh(ctx, databaseURL)
 	if err != nil {
 		return nil, err
@@ -165,27 +185,220 @@ func startSPIRig(ctx context.Context, databaseURL string) (_ *spiRig, err error)
 		return nil, err
 	}
 	g.closers = append(g.closers, func() error { g.svc.Close(); return nil })
+	return g, nil
+}
 
-	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// spiEndpoints are the benchmark's two loopback endpoints: one that
+// answers a valid fraud check at once, and one that never answers.
+type spiEndpoints struct {
+	fastURL, hangURL string
+	fast, hang       *httptest.Server
+	quit             chan struct{}
+}
+
+func startSPIEndpoints() *spiEndpoints {
+	ep := &spiEndpoints{quit: make(chan struct{})}
+	ep.fast = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(spiAnswer)
 	}))
-	g.closers = append(g.closers, func() error { fast.Close(); return nil })
-	g.fastURL = fast.URL + "/fraud-check"
-
+	ep.fastURL = ep.fast.URL + "/fraud-check"
 	// The hanging handler returns when the caller hangs up, or at Close.
-	quit := make(chan struct{})
-	var once sync.Once
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ep.hang = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
-		case <-quit:
+		case <-ep.quit:
 		}
 	}))
-	g.closers = append(g.closers, func() error { once.Do(func() { close(quit) }); hang.Close(); return nil })
-	g.hangURL = hang.URL + "/fraud-check"
-	return g, nil
+	ep.hangURL = ep.hang.URL + "/fraud-check"
+	return ep
+}
+
+func (ep *spiEndpoints) Close() {
+	ep.fast.Close()
+	close(ep.quit)
+	ep.hang.Close()
+}
+
+func spiOnServer(ctx context.Context, opts Options) (*Report, error) {
+	srv, err := connectServer(ctx, opts, opts.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	ep := startSPIEndpoints()
+	defer ep.Close()
+	app, err := srv.signUp(ctx, "SPI benchmark", []string{auth.ScopeSPIWrite})
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	token, err := srv.accessToken(ctx, app)
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	rig := &spiServerRig{server: srv, token: token, appID: app.ID, payload: spiFraudPayload()}
+
+	fast, secret, err := rig.register(ctx, ep.fastURL, 0)
+	if err != nil {
+		return nil, err
+	}
+	direct, err := newDirectCaller(ep.fastURL, secret)
+	if err != nil {
+		return nil, err
+	}
+	defer direct.client.CloseIdleConnections()
+	if err := direct.call(ctx); err != nil {
+		return nil, fmt.Errorf("direct warm-up: %w", err)
+	}
+	if err := rig.invokeAnswered(ctx); err != nil {
+		return nil, fmt.Errorf("invoke warm-up: %w", err)
+	}
+	posts, err := runLoad(ctx, opts, func(ctx context.Context, _ *mrand.Rand) error { return direct.call(ctx) })
+	if err != nil {
+		return nil, fmt.Errorf("direct: a POST failed after %d succeeded: %w", posts.ops, err)
+	}
+	calls, err := runLoad(ctx, opts, func(ctx context.Context, _ *mrand.Rand) error { return rig.invokeAnswered(ctx) })
+	if err != nil {
+		return nil, fmt.Errorf("invoke: a call failed after %d succeeded: %w", calls.ops, err)
+	}
+
+	// The hanging endpoint alone at the point for the app.
+	if err := rig.unregister(ctx, fast); err != nil {
+		return nil, err
+	}
+	hung, err := rig.hangingCalls(ctx, opts, ep.hangURL)
+	if err != nil {
+		return nil, fmt.Errorf("hanging endpoint: %w", err)
+	}
+
+	r := srv.report("spi")
+	r.Figures = append(r.Figures,
+		NewFigure("invoke_calls_per_s", calls.perSecond(), "1/s", "direct_posts_per_s", posts.perSecond()),
+		NewFigure("invoke_p50", ms(calls.percentile(0.50)), "ms", "direct_p50", ms(posts.percentile(0.50))),
+		NewFigure("invoke_p99", ms(calls.percentile(0.99)), "ms", "direct_p99", ms(posts.percentile(0.99))),
+		NewFigure("added_latency_p50", ms(calls.percentile(0.50)-posts.percentile(0.50)), "ms", "direct_p50", ms(posts.percentile(0.50))),
+		NewFigure("lateness_p50", ms(hung.percentile(0.50)-spiDeadline), "ms", "deadline", ms(spiDeadline)),
+		NewFigure("lateness_p99", ms(hung.percentile(0.99)-spiDeadline), "ms", "deadline", ms(spiDeadline)),
+	)
+	return r, nil
+}
+
+// spiServerRig is an app of a server with registrations at
+// payments.fraud-check, called as a bank process calls the point.
+type spiServerRig struct {
+	*server
+	token, appID string
+	payload      map[string]any
+	// live are the registrations not deleted yet; the server's Close
+	// deletes them.
+	live sync.Map
+}
+
+// register registers url for the app at payments.fraud-check, with the
+// stand-in policy and the given deadline (0: the point's default). An
+// app's own registration is active at once. It returns the registration's
+// id and its signing secret.
+func (g *spiServerRig) register(ctx context.Context, url string, deadline time.Duration) (string, string, error) {
+	var reg struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Secret string `json:"secret"`
+	}
+	if err := g.call(ctx, http.MethodPost, "/v1/spi-registrations", g.token, map[string]any{
+		"extension_point": core.PointFraudCheck, "url": url, "scope": spi.ScopeApp,
+		"timeout_ms": int(deadline / time.Millisecond), "on_failure": spi.OnFailureStandIn,
+	}, http.StatusCreated, &reg); err != nil {
+		return "", "", fmt.Errorf("register %s: %w", url, refusedTarget(err, url))
+	}
+	g.live.Store(reg.ID, true)
+	g.closers = append(g.closers, func() error {
+		if _, live := g.live.Load(reg.ID); !live {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return g.unregister(ctx, reg.ID)
+	})
+	if reg.Status != spi.StatusActive {
+		return "", "", fmt.Errorf("register %s: the registration is %s, want active", url, reg.Status)
+	}
+	return reg.ID, reg.Secret, nil
+}
+
+// unregister deletes registration id.
+func (g *spiServerRig) unregister(ctx context.Context, id string) error {
+	if err := g.call(ctx, http.MethodDelete, "/v1/spi-registrations/"+id, g.token, nil, http.StatusNoContent, nil); err != nil {
+		return fmt.Errorf("delete registration %s: %w", id, err)
+	}
+	g.live.Delete(id)
+	return nil
+}
+
+// invoke is one fraud check for the app, as a bank process makes it.
+func (g *spiServerRig) invoke(ctx context.Context) (spi.InvokeResult, error) {
+	var a spi.InvokeResult
+	err := g.call(ctx, http.MethodPost, "/bank/v1/extension-points/"+core.PointFraudCheck+"/invoke", g.Admin,
+		map[string]any{"app_id": g.appID, "payload": g.payload}, http.StatusOK, &a)
+	return a, err
+}
+
+// invokeAnswered is a call that must be the endpoint's own answer.
+func (g *spiServerRig) invokeAnswered(ctx context.Context) error {
+	a, err := g.invoke(ctx)
+	if err != nil {
+		return err
+	}
+	if !a.Answered || a.StandIn || a.Failed {
+		return fmt.Errorf("answer = %+v, want the endpoint's", a)
+	}
+	return nil
+}
+
+// hangingCalls calls the point with only a registration of the hanging
+// endpoint, under spiDeadline, until opts.Duration has passed or
+// opts.MaxOps calls were made; every call must end in the stand-in after
+// the deadline. A registration takes one call fewer than open its circuit
+// breaker (on each node), so no call measures an open breaker instead of
+// the deadline; then a new registration takes over.
+func (g *spiServerRig) hangingCalls(ctx context.Context, opts Options, url string) (load, error) {
+	const perRegistration = spi.DefaultBreakerFailures - 1
+	var all load
+	start := time.Now()
+	deadline := start.Add(opts.Duration)
+	for all.ops < opts.MaxOps {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		id, _, err := g.register(ctx, url, spiDeadline)
+		if err != nil {
+			return all, err
+		}
+		batch := Options{Duration: left, Concurrency: min(opts.Concurrency, perRegistration),
+			MaxOps: min(perRegistration, opts.MaxOps-all.ops)}
+		l, err := runLoad(ctx, batch, func(ctx context.Context, _ *mrand.Rand) error {
+			a, err := g.invoke(ctx)
+			if err != nil {
+				return err
+			}
+			if !a.Answered || !a.StandIn || strings.HasPrefix(a.Reason, "circuit open") {
+				return fmt.Errorf("answer = %+v, want the stand-in after the deadline", a)
+			}
+			return nil
+		})
+		all.ops += l.ops
+		all.latencies = append(all.latencies, l.latencies...)
+		if err != nil {
+			return all, fmt.Errorf("a call failed after %d succeeded: %w", all.ops, err)
+		}
+		if err := g.unregister(ctx, id); err != nil {
+			return all, err
+		}
+	}
+	all.elapsed = time.Since(start)
+	slices.Sort(all.latencies)
+	return all, nil
 }
 
 // loopbackGuard lets SPI calls reach loopback, as --allow-private-targets
