@@ -288,6 +288,12 @@ func (g *Gateway) serveIdempotent(w *recorder, r *http.Request, next http.Handle
 	ctx := r.Context()
 	outcome, claim, stored, err := g.claimKey(ctx, principal, key, fingerprint(r.Method, r.URL.RequestURI(), body))
 	if err != nil {
+		if store.IsUnavailable(err) {
+			// The claim may have committed though its answer was lost with
+			// the connection: release it once the database is back, or
+			// retries would wait for it to go stale.
+			g.retryFinishKey(context.WithoutCancel(ctx), principal, key, claim, nil, err)
+		}
 		httpapi.WriteProblem(w, r, store.Classify(err))
 		return
 	}
@@ -342,18 +348,50 @@ func (g *Gateway) serveIdempotent(w *recorder, r *http.Request, next http.Handle
 }
 
 // finishKey stores resp under the claim, or releases the claim if resp is
-// nil. A failure is logged: the key then stays claimed until its claim goes
-// stale, and retries meanwhile get 409.
+// nil. While the database cannot be reached it keeps trying in the
+// background (see retryFinishKey). Any other failure is logged: the key
+// then stays claimed until its claim goes stale, and retries meanwhile get
+// 409.
 func (g *Gateway) finishKey(ctx context.Context, principal, key, claim string, resp *storedResponse) {
+	err := g.finishKeyOnce(ctx, principal, key, claim, resp)
+	if err == nil {
+		return
+	}
+	if !store.IsUnavailable(err) {
+		g.log.Error("gateway: could not finish an idempotency key", "principal", principal, "error", err.Error())
+		return
+	}
+	g.retryFinishKey(ctx, principal, key, claim, resp, err)
+}
+
+// retryFinishKey does what finishKey could not, err being why, in the
+// background while the database cannot be reached, until the claim would
+// go stale anyway. Without it a client that retries once the database is
+// back, as the 503 asks, is refused with 409 idempotency_in_progress for
+// the rest of staleClaimAfter, although nothing runs under its key.
+func (g *Gateway) retryFinishKey(ctx context.Context, principal, key, claim string, resp *storedResponse, err error) {
+	giveUp := time.Now().Add(staleClaimAfter)
+	go func() {
+		for wait := finishRetryWait; time.Now().Add(wait).Before(giveUp); wait = min(2*wait, 5*time.Second) {
+			time.Sleep(wait)
+			if err = g.finishKeyOnce(ctx, principal, key, claim, resp); err == nil || !store.IsUnavailable(err) {
+				break
+			}
+		}
+		if err != nil {
+			g.log.Error("gateway: could not finish an idempotency key", "principal", principal, "error", err.Error())
+		}
+	}()
+}
+
+// finishRetryWait is the first pause before retryFinishKey tries again.
+const finishRetryWait = 250 * time.Millisecond
+
+func (g *Gateway) finishKeyOnce(ctx context.Context, principal, key, claim string, resp *storedResponse) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var err error
 	if resp == nil {
-		err = g.releaseKey(ctx, principal, key, claim)
-	} else {
-		err = g.completeKey(ctx, principal, key, claim, *resp)
+		return g.releaseKey(ctx, principal, key, claim)
 	}
-	if err != nil {
-		g.log.Error("gateway: could not finish an idempotency key", "principal", principal, "error", err.Error())
-	}
+	return g.completeKey(ctx, principal, key, claim, *resp)
 }

@@ -316,12 +316,21 @@ func (s *Service) deleteConsumer(ctx context.Context, id string) error {
 }
 
 // worker pulls one subscription's consumer and runs its attempts.
+//
+// It takes messages through Consume, whose subscription queues what
+// arrives, rather than through Messages, whose fixed buffer of
+// MaxMessages drops what does not fit ("slow consumer"). After a NATS
+// reconnect the server still holds the pull request made before the
+// disconnect, on the same inbox, while the client makes a new one: up to
+// twice MaxMessages arrive, and with Messages the surplus was dropped,
+// delivered as far as the server knew, and only sent again after AckWait
+// (a minute) had passed.
 type worker struct {
 	s     *Service
 	id    string
 	key   string
 	state atomic.Pointer[subState]
-	iter  jetstream.MessagesContext
+	cc    jetstream.ConsumeContext
 	// ctx ends attempts in flight: when the subscription is deleted or Run
 	// stops. A pause lets them finish.
 	ctx      context.Context
@@ -330,8 +339,9 @@ type worker struct {
 	stopOnce sync.Once
 	// broken is set when the consumer vanished under the worker; the next
 	// sync creates it again.
-	broken atomic.Bool
-	slots  chan struct{}
+	broken   atomic.Bool
+	slots    chan struct{}
+	attempts sync.WaitGroup
 }
 
 func (s *Service) startWorker(ctx context.Context, cons jetstream.Consumer, st *subState, key string, wg *sync.WaitGroup) (*worker, error) {
@@ -339,13 +349,15 @@ func (s *Service) startWorker(ctx context.Context, cons jetstream.Consumer, st *
 	if st.ordered {
 		inFlight = 1
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(inFlight))
-	if err != nil {
-		return nil, fmt.Errorf("pull: %w", err)
-	}
-	w := &worker{s: s, id: st.id, key: key, iter: iter, slots: make(chan struct{}, inFlight)}
+	w := &worker{s: s, id: st.id, key: key, slots: make(chan struct{}, inFlight)}
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	w.state.Store(st)
+	cc, err := cons.Consume(w.receive, jetstream.PullMaxMessages(inFlight), jetstream.ConsumeErrHandler(w.consumeError))
+	if err != nil {
+		w.cancel()
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	w.cc = cc
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -360,7 +372,7 @@ func (s *Service) startWorker(ctx context.Context, cons jetstream.Consumer, st *
 func (w *worker) stop(abort bool) {
 	w.stopOnce.Do(func() {
 		w.stopping.Store(true)
-		w.iter.Drain()
+		w.cc.Drain()
 	})
 	if abort {
 		w.cancel()
@@ -378,50 +390,50 @@ func (s *Service) stopWorker(id string, abort bool) {
 	}
 }
 
+// run waits until the pull ends, by stop or because the consumer or the
+// connection went away, and then for the attempts in flight.
 func (w *worker) run() {
-	var attempts sync.WaitGroup
-	defer func() {
-		attempts.Wait()
-		w.cancel()
+	<-w.cc.Closed()
+	if !w.stopping.Load() {
+		w.broken.Store(true)
+	}
+	w.attempts.Wait()
+	w.cancel()
+}
+
+// receive starts an attempt for msg when a slot is free. Consume calls it
+// for one message at a time, so waiting for a slot holds back the next
+// pull.
+func (w *worker) receive(msg jetstream.Msg) {
+	if w.stopping.Load() {
+		msg.Nak() // hand it back for the next worker, here or on another node
+		return
+	}
+	select {
+	case w.slots <- struct{}{}:
+	case <-w.ctx.Done():
+		msg.Nak()
+		return
+	}
+	if w.stopping.Load() {
+		<-w.slots
+		msg.Nak()
+		return
+	}
+	w.attempts.Add(1)
+	go func() {
+		defer w.attempts.Done()
+		defer func() { <-w.slots }()
+		w.s.handle(w.ctx, w.state.Load(), msg)
 	}()
-	for {
-		msg, err := w.iter.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				if !w.stopping.Load() {
-					w.broken.Store(true)
-				}
-				return
-			}
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-				w.broken.Store(true)
-				w.s.kick()
-			}
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				w.s.log.Debug("webhooks: pull", "webhook_id", w.id, "error", err.Error())
-			}
-			continue
-		}
-		if w.stopping.Load() {
-			msg.Nak() // hand it back for the next worker, here or on another node
-			continue
-		}
-		select {
-		case w.slots <- struct{}{}:
-		case <-w.ctx.Done():
-			msg.Nak()
-			continue
-		}
-		if w.stopping.Load() {
-			<-w.slots
-			msg.Nak()
-			continue
-		}
-		attempts.Add(1)
-		go func() {
-			defer attempts.Done()
-			defer func() { <-w.slots }()
-			w.s.handle(w.ctx, w.state.Load(), msg)
-		}()
+}
+
+func (w *worker) consumeError(_ jetstream.ConsumeContext, err error) {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		w.broken.Store(true)
+		w.s.kick()
+	}
+	if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+		w.s.log.Debug("webhooks: pull", "webhook_id", w.id, "error", err.Error())
 	}
 }
