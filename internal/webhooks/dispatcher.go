@@ -66,7 +66,10 @@ func (s *Service) Run(ctx context.Context) error {
 	defer prune.Stop()
 	failures := 0
 	for {
-		if err := d.sync(); err != nil && ctx.Err() == nil {
+		covered := s.startSync()
+		err := d.sync()
+		s.endSync(covered)
+		if err != nil && ctx.Err() == nil {
 			failures++
 			if failures == 1 || failures%60 == 0 {
 				s.log.Warn("webhooks: sync failed; retrying", "error", err.Error(), "failures", failures)

@@ -55,6 +55,12 @@ type Service struct {
 
 	// wake asks Run to sync at once, after a change through this node.
 	wake chan struct{}
+	// syncs counts the syncs asked for (by apply) and done (by Run), so
+	// apply can wait for one that read the database after its change;
+	// synced is closed, and replaced, after each sync.
+	syncMu              sync.Mutex
+	syncWanted, syncRan uint64
+	synced              chan struct{}
 
 	mu         sync.Mutex
 	workers    map[string]*worker // by subscription id, while Run runs
@@ -109,6 +115,7 @@ func New(db *store.DB, b *bus.Bus, vis events.Visibility, sealer *seal.Sealer, g
 		log:          opts.Logger.With("component", "webhooks"),
 		client:       deliveryClient(guard, opts),
 		wake:         make(chan struct{}, 1),
+		synced:       make(chan struct{}),
 		workers:      map[string]*worker{},
 		recovering:   map[string]bool{},
 		bgCtx:        ctx,
@@ -156,7 +163,61 @@ func deliveryClient(guard netguard.Guard, opts Options) *http.Client {
 	return c
 }
 
-// kick makes Run apply a change at once instead of at its next sync.
+// applyWait bounds how long an API change waits for this node to apply it.
+const applyWait = 2 * time.Second
+
+// apply makes Run apply a change committed through this node at once and
+// waits (at most applyWait) until it has, so this node delivers by the new
+// state from the moment the API answers; an event published after a
+// PATCH is not sent by the old filter. Other nodes apply it at their next
+// sync (Options.SyncInterval).
+func (s *Service) apply() {
+	s.mu.Lock()
+	running := s.stopRun != nil
+	s.mu.Unlock()
+	s.syncMu.Lock()
+	s.syncWanted++
+	want := s.syncWanted
+	s.syncMu.Unlock()
+	s.kick()
+	if !running {
+		return
+	}
+	timeout := time.NewTimer(applyWait)
+	defer timeout.Stop()
+	for {
+		s.syncMu.Lock()
+		ran, synced := s.syncRan, s.synced
+		s.syncMu.Unlock()
+		if ran >= want {
+			return
+		}
+		select {
+		case <-synced:
+		case <-timeout.C:
+			return
+		}
+	}
+}
+
+// startSync notes which asked-for syncs the sync about to run covers: those
+// asked for before it reads the database.
+func (s *Service) startSync() uint64 {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	return s.syncWanted
+}
+
+// endSync records that the syncs up to covered ran, and wakes apply.
+func (s *Service) endSync(covered uint64) {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.syncRan = max(s.syncRan, covered)
+	close(s.synced)
+	s.synced = make(chan struct{})
+}
+
+// kick makes Run sync at once instead of at its next tick.
 func (s *Service) kick() {
 	select {
 	case s.wake <- struct{}{}:
@@ -245,7 +306,7 @@ func (s *Service) Create(ctx context.Context, appID string, n NewSubscription) (
 	if err := insertSubscription(ctx, s.db, r); err != nil {
 		return nil, store.Classify(err)
 	}
-	s.kick()
+	s.apply()
 	out := r.Subscription
 	out.Secret = secret
 	s.log.Info("webhook subscription created", "webhook_id", r.ID, "app_id", appID, "event_types", types)
@@ -305,7 +366,7 @@ func (s *Service) modify(ctx context.Context, appID, id string, change func(r *r
 	if err != nil {
 		return nil, err
 	}
-	s.kick()
+	s.apply()
 	return out, nil
 }
 
@@ -426,7 +487,7 @@ func (s *Service) Delete(ctx context.Context, appID, id string) error {
 		s.log.Warn("webhooks: deleting the consumer of a deleted subscription failed; it will be swept later",
 			"webhook_id", id, "error", err.Error())
 	}
-	s.kick()
+	s.apply()
 	s.log.Info("webhook subscription deleted", "webhook_id", id, "app_id", appID)
 	return nil
 }
