@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -73,6 +74,14 @@ func openSQLite(ctx context.Context, dataDir string) (*DB, error) {
 		return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
 	}
 	path := filepath.Join(dataDir, "causeway.db")
+	// The file holds customers' data and sealed secrets: readable by this
+	// user only. SQLite creates its -wal and -shm files with the same mode.
+	// An existing file keeps the mode its operator gave it.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
 	// WAL lets readers run beside the writer. synchronous(NORMAL) in WAL mode
 	// is durable against a process crash (the threat the outbox guards
 	// against); only an OS crash or power loss can drop the last commits.

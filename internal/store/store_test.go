@@ -199,6 +199,12 @@ func TestDataSurvivesReopen(t *testing.T) {
 		}
 		migrated(t, db)
 		db.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "keep", "me")
+		// The file and its WAL hold customers' data: this user's only.
+		for _, name := range []string{"causeway.db", "causeway.db-wal"} {
+			if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v, %v; want 0600", name, fi.Mode().Perm(), err)
+			}
+		}
 		db.Close()
 		db, err = store.Open(ctx, store.Config{DataDir: dir})
 		if err != nil {
