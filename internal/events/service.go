@@ -91,7 +91,7 @@ func New(db *store.DB, b *bus.Bus, vis Visibility, opts Options) (*Service, erro
 		db:      db,
 		bus:     b,
 		opts:    opts,
-		log:     opts.Logger.With("component", "events"),
+		log:     opts.Logger,
 		builtin: map[string]*compiledType{},
 	}
 	for _, t := range builtinTypes() {

@@ -128,7 +128,7 @@ func NewRelay(db *store.DB, b *bus.Bus, opts RelayOptions) *Relay {
 		bus:  b,
 		js:   js,
 		opts: opts,
-		log:  opts.Logger.With("component", "outbox-relay", "node", opts.NodeID),
+		log:  opts.Logger.With("node", opts.NodeID),
 		wake: make(chan struct{}, 1),
 	}
 }

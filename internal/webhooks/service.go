@@ -112,7 +112,7 @@ func New(db *store.DB, b *bus.Bus, vis events.Visibility, sealer *seal.Sealer, g
 		sealer:       sealer,
 		guard:        guard,
 		opts:         opts,
-		log:          opts.Logger.With("component", "webhooks"),
+		log:          opts.Logger,
 		client:       deliveryClient(guard, opts),
 		wake:         make(chan struct{}, 1),
 		synced:       make(chan struct{}),
