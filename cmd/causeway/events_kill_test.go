@@ -78,39 +78,14 @@ func TestKilledNodeLosesNoWebhookEvent(t *testing.T) {
 			args := append(rt.args(t), "--allow-private-targets", "127.0.0.0/8")
 			n := startNode(t, args)
 
-			dev, err := client.SignUp(ctx, n.base, "kill@solarworld.example", "a long enough passphrase", "SolarWorld")
-			if err != nil {
-				t.Fatal(err)
-			}
-			app, err := dev.CreateApp(ctx, "kill test", []string{"accounts:read", "payments:write", "events:read"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The sandbox default of 50 requests/s would make this a test of
-			// the rate limiter.
-			if code, err := n.call("PUT", "/apps/"+app.ID+"/limits", map[string]any{
-				"requests_per_second": 100000, "burst": 100000, "daily_quota": 100000000}, nil); err != nil || code != 200 {
-				t.Fatalf("raise limits: %d %v", code, err)
-			}
-			api := client.New(n.base, app.ClientID, app.ClientSecret)
-			var accounts []string
-			for a, err := range api.AllAccounts(ctx, client.AccountFilter{}) {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if a.Product == "current" {
-					accounts = append(accounts, a.ID)
-				}
-			}
-			if len(accounts) < 2 {
-				t.Fatalf("seeded current accounts: %d", len(accounts))
-			}
+			app, _, accounts := newTenant(t, n, "kill", paymentScopes...)
 
 			rec := &receiver{bodies: map[string][32]byte{}, subjects: map[string]string{}}
 			hook := httptest.NewServer(rec)
 			defer hook.Close()
 			secret := createWebhook(t, n.base, app, hook.URL)
 			rec.mu.Lock()
+			var err error
 			rec.verifier, err = standardwebhooks.NewWebhook(secret)
 			rec.mu.Unlock()
 			if err != nil {

@@ -73,7 +73,7 @@ func TestFaultDependencyCutUnderLoadAnswers503AndLosesNothing(t *testing.T) {
 		"--nats-url", "nats://" + natsProxy.Addr(), "--bus-prefix", prefix, "--allow-private-targets", "127.0.0.0/8"})
 	db := openNodeDB(t, []string{"--database-url", pgURL}) // the direct path, for the checks
 
-	app, api, accounts := faultTenant(t, n, "fault", false)
+	app, api, accounts := newTenant(t, n, "fault", paymentScopes...)
 	rec := &receiver{bodies: map[string][32]byte{}, subjects: map[string]string{}}
 	hook := httptest.NewServer(rec)
 	defer hook.Close()
@@ -518,44 +518,6 @@ func faultExchange(hc *http.Client, method, url, token, key string, body []byte)
 	return a
 }
 
-// faultTenant signs up a developer organization with one app (allowed
-// to register SPIs when spi is set) whose rate limit is out of the way, and
-// returns it with an SDK client and its seeded current accounts.
-func faultTenant(t *testing.T, n *node, name string, spi bool) (*client.App, *client.Client, []string) {
-	t.Helper()
-	ctx := context.Background()
-	dev, err := client.SignUp(ctx, n.base, name+"@tenants.example", "a long enough passphrase", name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scopes := []string{"accounts:read", "payments:write", "events:read"}
-	if spi {
-		scopes = append(scopes, "spi:write")
-	}
-	app, err := dev.CreateApp(ctx, name+" app", scopes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, err := n.call("PUT", "/apps/"+app.ID+"/limits", map[string]any{
-		"requests_per_second": 100000, "burst": 100000, "daily_quota": 100000000}, nil); err != nil || code != 200 {
-		t.Fatalf("raise limits: %d %v", code, err)
-	}
-	api := client.New(n.base, app.ClientID, app.ClientSecret)
-	var accounts []string
-	for acc, err := range api.AllAccounts(ctx, client.AccountFilter{}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if acc.Product == "current" {
-			accounts = append(accounts, acc.ID)
-		}
-	}
-	if len(accounts) < 2 {
-		t.Fatalf("%s: %d seeded current accounts, want at least 2", name, len(accounts))
-	}
-	return app, api, accounts
-}
-
 func faultMinor(t *testing.T, m client.Money) int64 {
 	t.Helper()
 	v, err := m.MinorUnits()
@@ -628,7 +590,7 @@ func TestFaultMisbehavingEndpointsOfOneTenantSpareAnother(t *testing.T) {
 		made     atomic.Int64 // payments answered as expected
 	}
 	setup := func(name, spiURL, hookURL string, timeoutMS int, onFailure string) *tenant {
-		app, _, accounts := faultTenant(t, n, name, true)
+		app, _, accounts := newTenant(t, n, name, append(paymentScopes, "spi:write")...)
 		tn := &tenant{name: name, accounts: accounts, token: accessToken(t, n.base, app)}
 		body, _ := json.Marshal(map[string]any{"extension_point": "payments.fraud-check", "url": spiURL,
 			"scope": "app", "timeout_ms": timeoutMS})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causewayhq/causeway/client"
 	"github.com/causewayhq/causeway/internal/testkit"
 )
 
@@ -181,3 +183,42 @@ func TestServeReadsEnvironment(t *testing.T) {
 }
 
 var interrupt = syscall.SIGTERM
+
+// paymentScopes are what an app that pays and follows its events holds.
+var paymentScopes = []string{"accounts:read", "payments:write", "events:read"}
+
+// newTenant signs up a developer organization named name with one app
+// holding scopes, whose rate limit is out of the way (the sandbox default
+// of 50 requests/s would make a load test a test of the rate limiter), and
+// returns the app, an SDK client for it and its seeded current accounts
+// (at least two).
+func newTenant(t *testing.T, n *node, name string, scopes ...string) (*client.App, *client.Client, []string) {
+	t.Helper()
+	ctx := context.Background()
+	dev, err := client.SignUp(ctx, n.base, name+"@tenants.example", "a long enough passphrase", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := dev.CreateApp(ctx, name+" app", scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := n.call("PUT", "/apps/"+app.ID+"/limits", map[string]any{
+		"requests_per_second": 100000, "burst": 100000, "daily_quota": 100000000}, nil); err != nil || code != 200 {
+		t.Fatalf("raise limits: %d %v", code, err)
+	}
+	api := client.New(n.base, app.ClientID, app.ClientSecret)
+	var accounts []string
+	for acc, err := range api.AllAccounts(ctx, client.AccountFilter{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acc.Product == "current" {
+			accounts = append(accounts, acc.ID)
+		}
+	}
+	if len(accounts) < 2 {
+		t.Fatalf("%s: %d seeded current accounts, want at least 2", name, len(accounts))
+	}
+	return app, api, accounts
+}
