@@ -64,7 +64,7 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.StringVar(&cfg.BusPrefix, "bus-prefix", "causeway", "namespace of streams and subjects, for installations sharing one NATS")
 	f.StringVar(&mode, "mode", "sandbox", "sandbox (apps active at once, seeded data) or production (apps wait for approval)")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "bank admin token (NEW,OLD accepts both during a rotation); empty means read or generate <data-dir>/admin-token")
-	f.StringVar(&cfg.SecretKey, "secret-key", "", "base64 32-byte key sealing webhook and SPI secrets at rest; empty means <data-dir>/secret-key (give all nodes the same)")
+	f.StringVar(&cfg.SecretKey, "secret-key", "", "base64 32-byte key sealing webhook and SPI secrets and token signing keys at rest (during a rotation NEW,OLD: the first seals, all open, and a start re-seals with the first); empty means <data-dir>/secret-key (give all nodes the same)")
 	f.StringVar(&dataAgent, "data-agent", "inprocess", "where the data agent runs: inprocess, or external (`causeway agent` on the bank's premises)")
 	f.StringVar(&cfg.DataAgentToken, "data-agent-token", "", "token that lets an external data agent call only the agent routes (default: the admin token)")
 	f.StringVar(&cfg.DataAgentKey, "data-agent-key", "", "base64 key pseudonymizing customer ids in shared datasets; empty means <data-dir>/datashare-pseudonym-key")

@@ -77,9 +77,10 @@ type Options struct {
 	// the error returned, so the caller can try again.
 	OnAppActivated func(ctx context.Context, appID string) error
 	// Sealer encrypts the token signing keys' private parts in the
-	// database (and seals keys stored in the clear by earlier versions at
-	// start). The platform always gives one; without it keys are stored as
-	// plain base64, which only tests should do.
+	// database; at start New seals keys stored in the clear by earlier
+	// versions and re-seals those sealed with an older key of the Sealer
+	// (a --secret-key rotation). The platform always gives one; without it
+	// keys are stored as plain base64, which only tests should do.
 	Sealer *seal.Sealer
 	// Logger receives audit lines (sign-ups, apps, approvals, key
 	// rotations); it never sees a secret. Default slog.Default().

@@ -13,6 +13,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/seal"
+	"github.com/causewayhq/causeway/internal/seal/sealstore"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -77,7 +78,7 @@ func (s *Service) scanKey(row interface{ Scan(...any) error }) (*signingKey, err
 		}
 		var err error
 		if seed, err = s.opts.Sealer.Open(stored); err != nil {
-			return nil, fmt.Errorf("signing key %s: %w (is --secret-key the one the key was sealed with?)", k.KID, err)
+			return nil, fmt.Errorf("signing key %s: %w", k.KID, err)
 		}
 	}
 	raw, err := base64.StdEncoding.DecodeString(seed)
@@ -100,46 +101,23 @@ func (s *Service) storedSeed(seed string) string {
 	return s.opts.Sealer.Seal(seed)
 }
 
-// sealStoredKeys seals the private part of keys stored before sealing.
-// Each row is rewritten only if it still holds the plain value, so nodes
-// starting together do not undo each other.
+// sealStoredKeys seals the private part of keys stored before sealing,
+// and re-seals with the sealer's current key those an older key of it
+// sealed (after a --secret-key rotation), retired keys too. It opens every
+// key on the way, so a node whose keys do not open them all does not
+// start. Nodes starting together do not undo each other (see
+// sealstore.Reseal).
 func (s *Service) sealStoredKeys(ctx context.Context) error {
 	if s.opts.Sealer == nil {
 		return nil
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT kid, private_key FROM identity_signing_keys`)
-	if err != nil {
-		return store.Classify(err)
+	n, err := sealstore.Reseal(ctx, s.db, s.opts.Sealer, sealstore.Table{
+		Name: "identity_signing_keys", Key: "kid", Columns: []string{"private_key"}, SealPlain: true,
+	})
+	if n > 0 {
+		s.log.InfoContext(ctx, "sealed token signing keys with the current secret key", "keys", n)
 	}
-	plain := map[string]string{}
-	for rows.Next() {
-		var kid, stored string
-		if err := rows.Scan(&kid, &stored); err != nil {
-			rows.Close()
-			return store.Classify(err)
-		}
-		if !seal.IsSealed(stored) {
-			plain[kid] = stored
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return store.Classify(err)
-	}
-	for kid, seed := range plain {
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE identity_signing_keys SET private_key = $1 WHERE kid = $2 AND private_key = $3`,
-				s.opts.Sealer.Seal(seed), kid, seed)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	if len(plain) > 0 {
-		s.log.InfoContext(ctx, "sealed stored token signing keys", "keys", len(plain))
-	}
-	return nil
+	return err
 }
 
 func newSigningKey(now time.Time) (*signingKey, string) {

@@ -51,6 +51,9 @@ type Config struct {
 	// SecretKey (base64, 32 bytes) seals secrets the platform must read back,
 	// such as webhook signing secrets. Empty: <data-dir>/secret-key, made on
 	// first start. Give every node of a scaled-out installation the same key.
+	// During a rotation it holds comma-separated keys, "NEW,OLD": the first
+	// seals, every one opens, and New re-seals with the first what another
+	// sealed (see docs/operations.md).
 	SecretKey string
 	// DataAgent is where the data agent runs: "inprocess" (default) or
 	// "external" (`causeway agent` on the bank's premises).

@@ -97,6 +97,11 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		if err != nil {
 			p.Close()
 		}
+		if errors.Is(err, seal.ErrWrongKey) {
+			// Whichever capability found it, say what to do.
+			err = fmt.Errorf("stored secrets need a key that is not in --secret-key: start this node with the key "+
+				"the other nodes use (NEW,OLD during a rotation): %w", err)
+		}
 	}()
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -130,11 +135,11 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 			"admin_token", token, "file", cfg.DataDir+"/"+adminTokenFile)
 	}
 
-	key, err := seal.LoadKey(cfg.SecretKey, cfg.DataDir)
+	keys, err := seal.LoadKeys(cfg.SecretKey, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	if p.Sealer, err = seal.New(key); err != nil {
+	if p.Sealer, err = seal.New(keys[0], keys[1:]...); err != nil {
 		return nil, err
 	}
 
@@ -158,6 +163,9 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if err := p.startAPI(ctx); err != nil {
 		return nil, err
 	}
+	if err := p.resealSecrets(ctx); err != nil {
+		return nil, err
+	}
 	if err := p.startDatashare(ctx); err != nil {
 		return nil, err
 	}
@@ -165,6 +173,25 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// resealSecrets re-seals with the first key of --secret-key the webhook and
+// SPI signing secrets sealed with an older one (identity.New does the same
+// for the token signing keys). It fails when a stored secret opens with no
+// key given: such a node would fail its deliveries and SPI calls, and is
+// better refused than added to the load balancer.
+func (p *Platform) resealSecrets(ctx context.Context) error {
+	if _, err := p.Webhooks.ResealSecrets(ctx); err != nil {
+		return err
+	}
+	if _, err := p.SPI.ResealSecrets(ctx); err != nil {
+		return err
+	}
+	if n := p.Sealer.Keys(); n > 1 {
+		p.log.Info("secret key rotation: stored secrets are sealed with the first key of --secret-key; "+
+			"once every node has started with this list, the older keys can go", "keys", n)
+	}
+	return nil
 }
 
 // startBank wires the sandbox bank to the outbox and starts the relay that

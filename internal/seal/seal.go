@@ -3,9 +3,14 @@
 // cannot be stored as a hash). The key lives outside the database: a file in
 // the data dir or CAUSEWAY_SECRET_KEY, the same on every node. A copy of the
 // database alone does not reveal the secrets.
+//
+// The key can be rotated: a Sealer holds several keys, seals with the first
+// and opens with any, and Reseal tells which stored values still need the
+// first key. See docs/operations.md for the procedure.
 package seal
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -18,34 +23,70 @@ import (
 	"strings"
 )
 
-// Sealer encrypts and decrypts with AES-256-GCM.
+// Sealer encrypts with AES-256-GCM under its current key and decrypts
+// under any of its keys.
+//
+// Sealed values name no key: GCM's authentication tells which key opens a
+// value (a wrong key fails it, but for a chance of 2^-128), the current key
+// is tried first, and the older ones cost an attempt each only for values
+// not yet re-sealed. A key id in the value would spare those attempts, but
+// would make values the previous release cannot read while a rolling
+// upgrade runs both.
 type Sealer struct {
-	aead cipher.AEAD
+	aeads []cipher.AEAD // aeads[0] seals; every one opens
 }
 
 const prefix = "sealed1:"
 
-// New returns a Sealer for a 32-byte key.
-func New(key []byte) (*Sealer, error) {
-	if len(key) != 32 {
-		return nil, fmt.Errorf("seal: key must be 32 bytes, got %d", len(key))
+// ErrWrongKey is what Open returns for a value that none of the Sealer's
+// keys opens: it was sealed with another key, or altered.
+var ErrWrongKey = errors.New("seal: sealed with a key that is not in --secret-key (or altered)")
+
+// New returns a Sealer that seals with key and opens what key or any of
+// older sealed. Every key is 32 bytes; a repeated key is ignored.
+func New(key []byte, older ...[]byte) (*Sealer, error) {
+	s := &Sealer{}
+	keys := append([][]byte{key}, older...)
+	for i, k := range keys {
+		if len(k) != 32 {
+			return nil, fmt.Errorf("seal: key must be 32 bytes, got %d", len(k))
+		}
+		if repeated(keys[:i], k) {
+			continue
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		s.aeads = append(s.aeads, aead)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &Sealer{aead: aead}, nil
+	return s, nil
 }
 
-// Seal encrypts plaintext; the result is printable and safe to store.
+func repeated(earlier [][]byte, k []byte) bool {
+	for _, e := range earlier {
+		if bytes.Equal(e, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// Keys returns how many distinct keys the Sealer opens with: more than one
+// during a rotation.
+func (s *Sealer) Keys() int { return len(s.aeads) }
+
+// Seal encrypts plaintext with the current key; the result is printable
+// and safe to store.
 func (s *Sealer) Seal(plaintext string) string {
-	nonce := make([]byte, s.aead.NonceSize())
+	aead := s.aeads[0]
+	nonce := make([]byte, aead.NonceSize())
 	rand.Read(nonce)
-	out := s.aead.Seal(nonce, nonce, []byte(plaintext), nil)
+	out := aead.Seal(nonce, nonce, []byte(plaintext), nil)
 	return prefix + base64.RawStdEncoding.EncodeToString(out)
 }
 
@@ -53,32 +94,85 @@ func (s *Sealer) Seal(plaintext string) string {
 // to one stored in the clear by an earlier version).
 func IsSealed(s string) bool { return strings.HasPrefix(s, prefix) }
 
-// Open decrypts what Seal produced.
+// Open decrypts what Seal produced with any of the Sealer's keys. A value
+// none of them opens is ErrWrongKey.
 func (s *Sealer) Open(sealed string) (string, error) {
+	plain, _, err := s.open(sealed)
+	return plain, err
+}
+
+// Reseal returns sealed as it should be stored: unchanged when the current
+// key sealed it, else sealed again with the current key, with changed
+// true. It fails as Open does.
+func (s *Sealer) Reseal(sealed string) (resealed string, changed bool, err error) {
+	plain, current, err := s.open(sealed)
+	if err != nil {
+		return "", false, err
+	}
+	if current {
+		return sealed, false, nil
+	}
+	return s.Seal(plain), true, nil
+}
+
+// open decrypts sealed and reports whether the current key sealed it.
+func (s *Sealer) open(sealed string) (plain string, current bool, err error) {
 	raw, ok := strings.CutPrefix(sealed, prefix)
 	if !ok {
-		return "", errors.New("seal: not a sealed value")
+		return "", false, errors.New("seal: not a sealed value")
 	}
 	b, err := base64.RawStdEncoding.DecodeString(raw)
-	if err != nil || len(b) < s.aead.NonceSize() {
-		return "", errors.New("seal: malformed sealed value")
+	n := s.aeads[0].NonceSize() // the same for every key
+	if err != nil || len(b) < n+s.aeads[0].Overhead() {
+		return "", false, errors.New("seal: malformed sealed value")
 	}
-	n := s.aead.NonceSize()
-	plain, err := s.aead.Open(nil, b[:n], b[n:], nil)
-	if err != nil {
-		return "", errors.New("seal: cannot open: wrong key or tampered value")
+	for i, aead := range s.aeads {
+		if out, err := aead.Open(nil, b[:n], b[n:], nil); err == nil {
+			return string(out), i == 0, nil
+		}
 	}
-	return string(plain), nil
+	return "", false, ErrWrongKey
 }
 
 // KeyFile is the key's file name in the data dir.
 const KeyFile = "secret-key"
 
-// LoadKey returns the key from encoded (base64, as in CAUSEWAY_SECRET_KEY)
-// when given, else from <dataDir>/secret-key, creating that file (mode
-// 0600) with a fresh key on first use.
-func LoadKey(encoded, dataDir string) ([]byte, error) {
-	return KeyFile32("secret key", encoded, dataDir, KeyFile)
+// LoadKeys returns the secret keys, current first: from encoded when given
+// (--secret-key, CAUSEWAY_SECRET_KEY), else from <dataDir>/secret-key,
+// creating that file (mode 0600) with a fresh key on first use. Either
+// holds base64 keys separated by commas, one normally and "NEW,OLD" during
+// a rotation.
+func LoadKeys(encoded, dataDir string) ([][]byte, error) {
+	source := "--secret-key"
+	if encoded == "" {
+		path := filepath.Join(dataDir, KeyFile)
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			key, err := KeyFile32("secret key", "", dataDir, KeyFile)
+			if err != nil {
+				return nil, err
+			}
+			return [][]byte{key}, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("secret key: %w", err)
+		}
+		encoded, source = string(b), path
+	}
+	parts := strings.Split(encoded, ",")
+	keys := make([][]byte, len(parts))
+	for i, p := range parts {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(p))
+		if err == nil && len(key) == 32 {
+			keys[i] = key
+			continue
+		}
+		if len(parts) == 1 {
+			return nil, fmt.Errorf("secret key (%s): must be 32 bytes, base64-encoded", source)
+		}
+		return nil, fmt.Errorf("secret key (%s): key %d of %d must be 32 bytes, base64-encoded", source, i+1, len(parts))
+	}
+	return keys, nil
 }
 
 // KeyFile32 returns a 32-byte key: decoded from encoded (base64) when

@@ -1,6 +1,9 @@
 package seal_test
 
 import (
+	"bytes"
+	"encoding/base64"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,16 +14,17 @@ import (
 
 func TestSealedSecretsOpenOnlyWithTheirKey(t *testing.T) {
 	dir := t.TempDir()
-	key, err := seal.LoadKey("", dir)
-	if err != nil {
-		t.Fatal(err)
+	keys, err := seal.LoadKeys("", dir)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("LoadKeys = %d keys, %v", len(keys), err)
 	}
+	key := keys[0]
 	info, _ := os.Stat(filepath.Join(dir, seal.KeyFile))
 	if info.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode %v", info.Mode().Perm())
 	}
-	again, _ := seal.LoadKey("", dir)
-	if string(again) != string(key) {
+	again, _ := seal.LoadKeys("", dir)
+	if len(again) != 1 || !bytes.Equal(again[0], key) {
 		t.Error("the key changed on the second load")
 	}
 	s, _ := seal.New(key)
@@ -31,15 +35,121 @@ func TestSealedSecretsOpenOnlyWithTheirKey(t *testing.T) {
 	if got, err := s.Open(sealed); err != nil || got != "whsec_secret" {
 		t.Errorf("Open = %q, %v", got, err)
 	}
-	other, _ := seal.LoadKey("", t.TempDir())
-	o, _ := seal.New(other)
-	if _, err := o.Open(sealed); err == nil {
-		t.Error("opened with another key")
+	other, _ := seal.LoadKeys("", t.TempDir())
+	o, _ := seal.New(other[0])
+	if _, err := o.Open(sealed); !errors.Is(err, seal.ErrWrongKey) || !strings.Contains(err.Error(), "--secret-key") {
+		t.Errorf("opened with another key, or said so unclearly: %v", err)
 	}
 	if _, err := s.Open(sealed[:len(sealed)-2] + "AA"); err == nil {
 		t.Error("opened a tampered value")
 	}
-	if _, err := seal.LoadKey("not base64!", ""); err == nil {
+	if _, err := seal.LoadKeys("not base64!", ""); err == nil {
 		t.Error("accepted a malformed key")
+	}
+}
+
+func testKey(id byte) []byte { return bytes.Repeat([]byte{id}, 32) }
+
+func TestAKeyRingSealsWithTheFirstKeyAndOpensWithEvery(t *testing.T) {
+	oldKey, newKey := testKey(1), testKey(2)
+	old, _ := seal.New(oldKey)
+	ring, err := seal.New(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyNew, _ := seal.New(newKey)
+	if ring.Keys() != 2 || onlyNew.Keys() != 1 {
+		t.Errorf("Keys = %d and %d, want 2 and 1", ring.Keys(), onlyNew.Keys())
+	}
+	if got, err := ring.Open(old.Seal("by old")); err != nil || got != "by old" {
+		t.Errorf("the ring opens a value of its older key: %q, %v", got, err)
+	}
+	byRing := ring.Seal("by ring")
+	if got, err := onlyNew.Open(byRing); err != nil || got != "by ring" {
+		t.Errorf("the ring does not seal with its first key: %q, %v", got, err)
+	}
+	if _, err := old.Open(byRing); !errors.Is(err, seal.ErrWrongKey) {
+		t.Errorf("the older key opens what the ring sealed: %v", err)
+	}
+	if same, _ := seal.New(newKey, newKey, oldKey, newKey); same.Keys() != 2 {
+		t.Errorf("a repeated key counts: Keys = %d", same.Keys())
+	}
+	if _, err := seal.New(newKey, []byte("short")); err == nil {
+		t.Error("accepted a short older key")
+	}
+}
+
+func TestResealRewritesOnlyValuesOfAnOlderKey(t *testing.T) {
+	oldKey, newKey := testKey(1), testKey(2)
+	old, _ := seal.New(oldKey)
+	ring, _ := seal.New(newKey, oldKey)
+	onlyNew, _ := seal.New(newKey)
+
+	byOld := old.Seal("whsec_a")
+	resealed, changed, err := ring.Reseal(byOld)
+	if err != nil || !changed || resealed == byOld {
+		t.Fatalf("Reseal of an older key's value = %q, %v, %v", resealed, changed, err)
+	}
+	if got, err := onlyNew.Open(resealed); err != nil || got != "whsec_a" {
+		t.Errorf("the re-sealed value opens with the new key alone as %q, %v", got, err)
+	}
+	again, changed, err := ring.Reseal(resealed)
+	if err != nil || changed || again != resealed {
+		t.Errorf("Reseal of a current value = changed %v, same %v, %v", changed, again == resealed, err)
+	}
+	if _, _, err := onlyNew.Reseal(byOld); !errors.Is(err, seal.ErrWrongKey) {
+		t.Errorf("Reseal without the value's key: %v, want ErrWrongKey", err)
+	}
+	for _, v := range []string{"", "plain", "sealed1:!!", "sealed1:AAAA"} {
+		if _, _, err := ring.Reseal(v); err == nil || errors.Is(err, seal.ErrWrongKey) {
+			t.Errorf("Reseal(%q) = %v, want a not-sealed or malformed error", v, err)
+		}
+	}
+}
+
+func TestLoadKeysReadsNewThenOldFromTheFlagOrTheFile(t *testing.T) {
+	oldKey, newKey := testKey(1), testKey(2)
+	enc := base64.StdEncoding.EncodeToString
+	list := enc(newKey) + " , " + enc(oldKey)
+
+	fromFlag, err := seal.LoadKeys(list, "")
+	if err != nil || len(fromFlag) != 2 || !bytes.Equal(fromFlag[0], newKey) || !bytes.Equal(fromFlag[1], oldKey) {
+		t.Errorf("from the flag: %d keys, %v", len(fromFlag), err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, seal.KeyFile), []byte(list+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := seal.LoadKeys("", dir)
+	if err != nil || len(fromFile) != 2 || !bytes.Equal(fromFile[0], newKey) || !bytes.Equal(fromFile[1], oldKey) {
+		t.Errorf("from the file: %d keys, %v", len(fromFile), err)
+	}
+
+	for _, bad := range []string{enc(newKey) + ",", enc(newKey) + "," + enc([]byte("short")), "," + enc(oldKey)} {
+		_, err := seal.LoadKeys(bad, "")
+		if err == nil || !strings.Contains(err.Error(), "--secret-key") || !strings.Contains(err.Error(), " of 2 ") {
+			t.Errorf("LoadKeys(%q) = %v, want an error naming --secret-key and the key's position", bad, err)
+		}
+		if err != nil && strings.Contains(err.Error(), enc(newKey)) {
+			t.Errorf("the error shows a key: %v", err)
+		}
+	}
+}
+
+func BenchmarkOpen(b *testing.B) {
+	oldKey, newKey := testKey(1), testKey(2)
+	old, _ := seal.New(oldKey)
+	ring, _ := seal.New(newKey, oldKey)
+	for _, bm := range []struct{ name, sealed string }{
+		{"current key", ring.Seal("whsec_" + strings.Repeat("A", 43))},
+		{"older key", old.Seal("whsec_" + strings.Repeat("A", 43))},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := ring.Open(bm.sealed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -92,6 +92,19 @@ const (
 
 func newHarness(t testing.TB, db *store.DB, b *bus.Bus, opts webhooks.Options, resolver netguard.Resolver) *harness {
 	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
+	sealer, err := seal.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newSealedHarness(t, db, b, opts, resolver, sealer)
+}
+
+// newSealedHarness is newHarness with the given sealer, for tests of the
+// secret key.
+func newSealedHarness(t testing.TB, db *store.DB, b *bus.Bus, opts webhooks.Options, resolver netguard.Resolver, sealer *seal.Sealer) *harness {
+	t.Helper()
 	ctx := context.Background()
 	if err := outbox.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
@@ -110,12 +123,6 @@ func newHarness(t testing.TB, db *store.DB, b *bus.Bus, opts webhooks.Options, r
 		}
 	})
 	relay := outbox.NewRelay(db, b, outbox.RelayOptions{Interval: 20 * time.Millisecond, Logger: logger})
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cust := &customers{grants: map[string]bool{}}
 	vis := events.Visibility{Customers: cust, Public: func(string) bool { return false }}
 	guard := netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Resolver: resolver}
