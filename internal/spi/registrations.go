@@ -11,6 +11,7 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/page"
+	"github.com/causewayhq/causeway/internal/stdwebhooks"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -71,7 +72,7 @@ func (s *Service) CreateRegistration(ctx context.Context, appID string, n NewReg
 		status = StatusPendingActivation
 	}
 	now := s.timestamp()
-	secret := newSecret()
+	secret := stdwebhooks.NewSecret()
 	r := &Registration{
 		ID: ids.New("spi"), AppID: appID, ExtensionPoint: p.Name, URL: u, Scope: scope, Status: status,
 		TimeoutMS: timeout, OnFailure: policy, CreatedAt: now, UpdatedAt: now,
@@ -125,7 +126,7 @@ const SecretOverlap = 24 * time.Hour
 // both the new and the previous secret, so the endpoint can switch to the
 // new one without refusing a call.
 func (s *Service) RotateSecret(ctx context.Context, appID, id string) (*Registration, string, error) {
-	secret := newSecret()
+	secret := stdwebhooks.NewSecret()
 	var out *Registration
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		r, err := scanRegistration(tx.QueryRowContext(ctx, `SELECT `+registrationColumns+` FROM spi_registrations WHERE id = $1`, id))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/events"
 	"github.com/causewayhq/causeway/internal/ids"
+	"github.com/causewayhq/causeway/internal/stdwebhooks"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -57,7 +58,7 @@ func (s *Service) newState(r *record) (*subState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret: %w", err)
 	}
-	if st.key, err = secretKey(secret); err != nil {
+	if st.key, err = stdwebhooks.Key(secret); err != nil {
 		return nil, err
 	}
 	if r.sealedPrevious != "" && r.PreviousSecretExpiresAt != nil {
@@ -65,7 +66,7 @@ func (s *Service) newState(r *record) (*subState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("previous secret: %w", err)
 		}
-		if st.prevKey, err = secretKey(prev); err != nil {
+		if st.prevKey, err = stdwebhooks.Key(prev); err != nil {
 			return nil, err
 		}
 		st.prevUntil = *r.PreviousSecretExpiresAt
@@ -147,9 +148,7 @@ func (s *Service) post(ctx context.Context, st *subState, env *events.Envelope) 
 	now := time.Now()
 	req.Header.Set("Content-Type", "application/cloudevents+json")
 	req.Header.Set("User-Agent", "Causeway-Webhooks/1.0")
-	req.Header.Set(HeaderID, env.ID)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set(HeaderSignature, Sign(st.keys(now), env.ID, now.Unix(), env.Body))
+	stdwebhooks.SetHeaders(req.Header, st.keys(now), env.ID, now, env.Body)
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/causewayhq/causeway/internal/netguard"
 	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/seal"
+	"github.com/causewayhq/causeway/internal/stdwebhooks"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -295,7 +296,7 @@ func (s *Service) Create(ctx context.Context, appID string, n NewSubscription) (
 	// Microsecond precision: what the database keeps, and so what the
 	// consumer's start time is on every node.
 	now := s.opts.Now().UTC().Truncate(time.Microsecond)
-	secret := NewSecret()
+	secret := stdwebhooks.NewSecret()
 	r := &record{
 		Subscription: Subscription{
 			ID: ids.New("wh"), AppID: appID, URL: n.URL, EventTypes: types, Filter: strings.TrimSpace(n.Filter),
@@ -447,7 +448,7 @@ func (s *Service) Resume(ctx context.Context, appID, id string) (*Subscription, 
 // The previous one keeps signing too for Options.SecretOverlap, so a
 // receiver can switch without losing a delivery.
 func (s *Service) RotateSecret(ctx context.Context, appID, id string) (*Subscription, error) {
-	secret := NewSecret()
+	secret := stdwebhooks.NewSecret()
 	r, err := s.modify(ctx, appID, id, func(r *record) error {
 		until := s.opts.Now().UTC().Add(s.opts.SecretOverlap)
 		r.sealedPrevious = r.sealedSecret

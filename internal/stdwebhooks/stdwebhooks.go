@@ -1,4 +1,7 @@
-package webhooks
+// Package stdwebhooks signs messages the Standard Webhooks 1.0 way: the
+// signing of webhook deliveries and of the bank's calls to SPI endpoints,
+// so a receiver verifies both with any Standard Webhooks library.
+package stdwebhooks
 
 import (
 	"crypto/hmac"
@@ -6,19 +9,20 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// Standard Webhooks headers.
+// The headers a signed message carries.
 const (
 	HeaderID        = "webhook-id"
 	HeaderTimestamp = "webhook-timestamp"
 	HeaderSignature = "webhook-signature"
 )
 
-// secretPrefix marks a Standard Webhooks signing secret; the rest is the
-// key, base64-encoded.
+// secretPrefix marks a signing secret; the rest is the key, base64.
 const secretPrefix = "whsec_"
 
 // NewSecret returns a fresh signing secret: "whsec_" and 32 random bytes,
@@ -29,13 +33,17 @@ func NewSecret() string {
 	return secretPrefix + base64.StdEncoding.EncodeToString(b)
 }
 
-// secretKey returns the HMAC key of a whsec_ secret.
-func secretKey(secret string) ([]byte, error) {
+// Key returns the HMAC key of a whsec_ secret.
+func Key(secret string) ([]byte, error) {
 	raw, ok := strings.CutPrefix(secret, secretPrefix)
 	if !ok {
-		return nil, errors.New("webhooks: secret has no whsec_ prefix")
+		return nil, errors.New("signing secret has no whsec_ prefix")
 	}
-	return base64.StdEncoding.DecodeString(raw)
+	key, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil || len(key) == 0 {
+		return nil, errors.New("malformed signing secret")
+	}
+	return key, nil
 }
 
 // Sign returns the webhook-signature header value for a message: one
@@ -59,4 +67,12 @@ func Sign(keys [][]byte, id string, timestamp int64, body []byte) string {
 		sb.WriteString(base64.StdEncoding.EncodeToString(mac.Sum(nil)))
 	}
 	return sb.String()
+}
+
+// SetHeaders sets the three headers on h for a message with this id, time
+// and body, signed with keys.
+func SetHeaders(h http.Header, keys [][]byte, id string, at time.Time, body []byte) {
+	h.Set(HeaderID, id)
+	h.Set(HeaderTimestamp, strconv.FormatInt(at.Unix(), 10))
+	h.Set(HeaderSignature, Sign(keys, id, at.Unix(), body))
 }

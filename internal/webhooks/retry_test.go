@@ -2,39 +2,10 @@ package webhooks
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
-
-func TestSignatureIsWhatTheStandardWebhooksLibraryComputes(t *testing.T) {
-	secret := NewSecret()
-	key, err := secretKey(secret)
-	if err != nil || len(key) != 32 {
-		t.Fatalf("key %d bytes, %v", len(key), err)
-	}
-	body := []byte(`{"specversion":"1.0","id":"evt_1"}`)
-	now := time.Now()
-	wh, _ := standardwebhooks.NewWebhook(secret)
-	want, _ := wh.Sign("evt_1", now, body)
-	if got := Sign([][]byte{key}, "evt_1", now.Unix(), body); got != want {
-		t.Errorf("Sign = %s, library says %s", got, want)
-	}
-	other, _ := secretKey(NewSecret())
-	h := http.Header{}
-	h.Set(HeaderID, "evt_1")
-	h.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-	h.Set(HeaderSignature, Sign([][]byte{other, key}, "evt_1", now.Unix(), body))
-	if err := wh.Verify(body, h); err != nil {
-		t.Errorf("a second signature hides the right one: %v", err)
-	}
-	if n := len(strings.Fields(h.Get(HeaderSignature))); n != 2 {
-		t.Errorf("%d signatures, want 2", n)
-	}
-}
 
 func TestRetryDelay(t *testing.T) {
 	s := &Service{opts: Options{Schedule: []time.Duration{time.Second, time.Minute}, Jitter: 0.5}}
@@ -70,12 +41,3 @@ func TestClipKeepsValidUTF8WithinBound(t *testing.T) {
 }
 
 func isValid(s string) bool { return strings.ToValidUTF8(s, "?") == s }
-
-func BenchmarkSign(b *testing.B) {
-	key, _ := secretKey(NewSecret())
-	body := []byte(sampleEvent)
-	b.ReportAllocs()
-	for b.Loop() {
-		Sign([][]byte{key}, "evt_1", 1700000000, body)
-	}
-}
