@@ -557,6 +557,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if err := rows.Err(); err != nil {
 		return 0, store.Classify(err)
 	}
+	s.sweepRetiredBlobs(ctx)
 	n := 0
 	for _, id := range due {
 		var keys []string
@@ -588,6 +589,30 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// sweepRetiredBlobs deletes again the ciphertext of retired contents whose
+// delete failed after their retirement (or was never recorded), a batch at
+// a time.
+func (s *Service) sweepRetiredBlobs(ctx context.Context) {
+	rows, err := s.db.QueryContext(ctx, `SELECT request_id, format FROM datashare_contents
+		WHERE status = 'deleted' AND blob_gone = FALSE ORDER BY request_id, format LIMIT 100`)
+	if err != nil {
+		s.log.Warn("listing retired ciphertext failed", "error", err.Error())
+		return
+	}
+	var keys []string
+	for rows.Next() {
+		var requestID, format string
+		if err := rows.Scan(&requestID, &format); err != nil {
+			break
+		}
+		keys = append(keys, blobKeyOf(requestID, format))
+	}
+	rows.Close()
+	for _, k := range keys {
+		s.deleteBlob(ctx, k)
+	}
 }
 
 // leads reports whether this node does the periodic sweep now.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,6 +176,65 @@ func TestDownloadIsRefusedUnlessApprovedUnexpiredAndOwned(t *testing.T) {
 			if refused[want] == 0 {
 				t.Errorf("audit lacks the refusal %q: %v", want, refused)
 			}
+		}
+	})
+}
+
+// failingDeletes is the platform's blob store whose deletes fail while
+// failing is set: a disk or database hiccup at the moment a revocation
+// deletes the ciphertext.
+type failingDeletes struct {
+	datashare.BlobStore
+	failing atomic.Bool
+}
+
+func (f *failingDeletes) Delete(ctx context.Context, key string) error {
+	if f.failing.Load() {
+		return errors.New("injected: the blob store is unavailable")
+	}
+	return f.BlobStore.Delete(ctx, key)
+}
+
+// TestRevokedCiphertextIsDeletedEvenIfTheFirstDeleteFails: when deleting a
+// revoked request's ciphertext fails, the next sweep deletes it.
+func TestRevokedCiphertextIsDeletedEvenIfTheFirstDeleteFails(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		blobs := &failingDeletes{}
+		h := newHub(t, db, func(o *datashare.Options) {
+			blobs.BlobStore = datashare.DefaultBlobs(db, o.DataDir)
+			o.Blobs = blobs
+		})
+		d := h.publishSynthetic("s", 20)
+		r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
+		h.approve(r.ID)
+		h.runProducer(newAgent(t, nil))
+		h.waitReady("app_a", r.ID, "")
+		exists := func() bool {
+			b, err := blobs.Open(context.Background(), r.ID+".csv")
+			if err == nil {
+				b.Close()
+				return true
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+			return false
+		}
+		if !exists() {
+			t.Fatal("no ciphertext after the content was ready")
+		}
+
+		blobs.failing.Store(true)
+		h.json("POST", "/bank/v1/dataset-access-requests/"+r.ID+"/revoke", adminToken, map[string]any{"reason": "ended"}, 200, nil)
+		if !exists() {
+			t.Fatal("the injected failure did not keep the ciphertext; the test proves nothing")
+		}
+		blobs.failing.Store(false)
+		if _, err := h.svc.Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if exists() {
+			t.Error("the sweep left a revoked request's ciphertext")
 		}
 	})
 }

@@ -393,10 +393,19 @@ func (s *Service) retireContents(ctx context.Context, tx *sql.Tx, requestID stri
 func blobKeyOf(requestID, format string) string { return requestID + "." + format }
 
 // deleteBlob removes a blob once the transaction that retired it has
-// committed, even if the caller has gone away meanwhile.
+// committed, even if the caller has gone away meanwhile, and records the
+// outcome on a retired content: gone, or to be deleted again by the next
+// sweep (sweepRetiredBlobs).
 func (s *Service) deleteBlob(ctx context.Context, key string) {
-	if err := s.blobs.Delete(context.WithoutCancel(ctx), key); err != nil {
-		s.log.Warn("deleting ciphertext failed", "blob", key, "error", err.Error())
+	ctx = context.WithoutCancel(ctx)
+	err := s.blobs.Delete(ctx, key)
+	if err != nil {
+		s.log.Warn("deleting ciphertext failed; the sweep tries again", "blob", key, "error", err.Error())
+	}
+	requestID, format, _ := strings.Cut(key, ".")
+	if _, uerr := s.db.ExecContext(ctx, `UPDATE datashare_contents SET blob_gone = $1
+		WHERE request_id = $2 AND format = $3 AND status = 'deleted'`, err == nil, requestID, format); uerr != nil {
+		s.log.Warn("recording a ciphertext deletion failed", "blob", key, "error", uerr.Error())
 	}
 }
 
