@@ -47,11 +47,12 @@ type lockedAccount struct {
 // Available is what may be spent: booked minus funds held.
 func (a *lockedAccount) Available() int64 { return a.Booked - a.Held }
 
-// lockAccounts takes the row locks of the given accounts in id order (so two
-// transfers in opposite directions cannot deadlock) and returns their state.
+// lockAccounts takes, in transaction tx, the row locks of the given
+// accounts in id order (so two transfers in opposite directions cannot
+// deadlock) and returns their state.
 // On SQLite the store already serializes writers; the UPDATE makes
 // PostgreSQL hold the row lock until commit.
-func lockAccounts(ctx context.Context, tx *sql.Tx, accountIDs ...string) (map[string]*lockedAccount, error) {
+func lockAccounts(ctx context.Context, tx querier, accountIDs ...string) (map[string]*lockedAccount, error) {
 	sorted := slices.Clone(accountIDs)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
@@ -72,10 +73,11 @@ func lockAccounts(ctx context.Context, tx *sql.Tx, accountIDs ...string) (map[st
 	return out, nil
 }
 
-// post writes one journal entry whose postings must sum to zero, updates
-// the accounts' running balances, and returns the transactions it booked,
-// in posting order. The accounts must be locked in tx (lockAccounts).
-func post(ctx context.Context, tx *sql.Tx, kind, reference, currency string, bookedAt time.Time, postings []posting) (string, []*Transaction, error) {
+// post writes, in transaction tx, one journal entry whose postings must sum
+// to zero, updates the accounts' running balances, and returns the
+// transactions it booked, in posting order. The accounts must be locked in
+// tx (lockAccounts).
+func post(ctx context.Context, tx querier, kind, reference, currency string, bookedAt time.Time, postings []posting) (string, []*Transaction, error) {
 	var sum int64
 	for _, p := range postings {
 		sum += p.Amount
@@ -120,8 +122,8 @@ func post(ctx context.Context, tx *sql.Tx, kind, reference, currency string, boo
 }
 
 // internalAccount returns the id of the bank's internal account for a
-// purpose and currency, creating it on first use.
-func internalAccount(ctx context.Context, tx *sql.Tx, purpose, currency string) (string, error) {
+// purpose and currency, creating it in transaction tx on first use.
+func internalAccount(ctx context.Context, tx querier, purpose, currency string) (string, error) {
 	var id string
 	err := tx.QueryRowContext(ctx, `SELECT id FROM core_accounts WHERE internal_purpose = $1 AND currency = $2`, purpose, currency).Scan(&id)
 	if err == nil {

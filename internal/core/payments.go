@@ -122,7 +122,8 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 			return p, err
 		}
 	}
-	debtor, err := getAccount(ctx, b.db, actor, n.DebtorAccountID)
+	// The payment's statements are the bank's most run: prepared once.
+	debtor, err := getAccount(ctx, b.db.Prepared(), actor, n.DebtorAccountID)
 	if err != nil {
 		return nil, err
 	}
@@ -164,16 +165,17 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 
 	err = b.db.Tx(ctx, func(tx *sql.Tx) error {
 		p.Status, p.Rejection = PaymentPending, nil // the transaction may be retried
+		q := b.db.PreparedIn(tx)
 		counterpart := ""
 		if creditor != nil {
 			counterpart = creditor.ID
 		} else {
 			var err error
-			if counterpart, err = internalAccount(ctx, tx, InternalClearing, debtor.Currency); err != nil {
+			if counterpart, err = internalAccount(ctx, q, InternalClearing, debtor.Currency); err != nil {
 				return err
 			}
 		}
-		locked, err := lockAccounts(ctx, tx, debtor.ID, counterpart)
+		locked, err := lockAccounts(ctx, q, debtor.ID, counterpart)
 		if err != nil {
 			return err
 		}
@@ -189,20 +191,20 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "insufficient_funds", Reason: "the available balance is lower than the amount"}
 		case fraud.Decision == FraudReview:
 			p.Status = PaymentHeld
-			if _, err := tx.ExecContext(ctx, `UPDATE core_accounts SET held = held + $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
+			if _, err := q.ExecContext(ctx, `UPDATE core_accounts SET held = held + $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
 				return err
 			}
 		default:
 			p.Status = PaymentCompleted
 			var txns []*Transaction
-			entryID, txns, err = bookPayment(ctx, tx, p, d.IBAN, counterpart, now)
+			entryID, txns, err = bookPayment(ctx, q, p, d.IBAN, counterpart, now)
 			if err != nil {
 				return err
 			}
 			events = transactionEvents(actor.AppID, txns, locked)
 		}
 		p.appID, p.idempotencyKey = actor.AppID, n.IdempotencyKey
-		if err := insertPayment(ctx, tx, p, entryID); err != nil {
+		if err := insertPayment(ctx, q, p, entryID); err != nil {
 			return err
 		}
 		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, AppID: actor.AppID, CustomerID: debtor.CustomerID}}, events...)
@@ -221,7 +223,7 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 // paymentByKey returns the payment the actor made with an idempotency key,
 // or nil.
 func (b *Bank) paymentByKey(ctx context.Context, actor Actor, key string) (*Payment, error) {
-	p, err := scanPayment(b.db.QueryRowContext(ctx, "SELECT "+paymentColumns+
+	p, err := scanPayment(b.db.Prepared().QueryRowContext(ctx, "SELECT "+paymentColumns+
 		" FROM core_payments p WHERE p.app_id = $1 AND p.idempotency_key = $2", actor.AppID, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -232,7 +234,7 @@ func (b *Bank) paymentByKey(ctx context.Context, actor Actor, key string) (*Paym
 // bookPayment posts a completed payment: the debtor is debited, the
 // creditor account (on-us) or the clearing account (to another bank) is
 // credited.
-func bookPayment(ctx context.Context, tx *sql.Tx, p *Payment, debtorIBAN, counterpart string, at time.Time) (string, []*Transaction, error) {
+func bookPayment(ctx context.Context, tx querier, p *Payment, debtorIBAN, counterpart string, at time.Time) (string, []*Transaction, error) {
 	description := p.Reference
 	if description == "" {
 		description = "Payment " + p.ID
@@ -264,7 +266,7 @@ func transactionEvents(appID string, txns []*Transaction, accounts map[string]*l
 // IBAN is on-us). It returns nil for an account at another bank.
 func (b *Bank) resolveCreditor(ctx context.Context, actor Actor, c *Creditor) (*Account, error) {
 	if c.AccountID != "" {
-		a, err := getAccount(ctx, b.db, actor, c.AccountID)
+		a, err := getAccount(ctx, b.db.Prepared(), actor, c.AccountID)
 		if err != nil {
 			var ce *causeway.Error
 			if errors.As(err, &ce) && ce.Kind == causeway.ENOTFOUND {
@@ -275,7 +277,7 @@ func (b *Bank) resolveCreditor(ctx context.Context, actor Actor, c *Creditor) (*
 		c.IBAN = a.IBAN
 		return a, nil
 	}
-	a, err := scanAccount(b.db.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM core_accounts a WHERE a.iban = $1", c.IBAN))
+	a, err := scanAccount(b.db.Prepared().QueryRowContext(ctx, "SELECT "+accountColumns+" FROM core_accounts a WHERE a.iban = $1", c.IBAN))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -289,7 +291,7 @@ func (b *Bank) resolveCreditor(ctx context.Context, actor Actor, c *Creditor) (*
 // provider the bank approves; when providers failed and the policy fails
 // closed, the payment is denied with the reason.
 func (b *Bank) fraudCheck(ctx context.Context, actor Actor, p *Payment, customerID string) (*FraudCheck, error) {
-	debtor, err := getCustomer(ctx, b.db, BankActor, customerID)
+	debtor, err := getCustomer(ctx, b.db.Prepared(), BankActor, customerID)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +319,7 @@ func (b *Bank) fraudCheck(ctx context.Context, actor Actor, p *Payment, customer
 	return &FraudCheck{Decision: body.Decision, Score: body.Score, Reason: body.Reason, Provider: ans.Provider, StandIn: ans.StandIn}, nil
 }
 
-func insertPayment(ctx context.Context, tx *sql.Tx, p *Payment, entryID string) error {
+func insertPayment(ctx context.Context, tx querier, p *Payment, entryID string) error {
 	var code, reason string
 	if p.Rejection != nil {
 		code, reason = p.Rejection.Code, p.Rejection.Reason
@@ -396,8 +398,9 @@ func (b *Bank) Payment(ctx context.Context, actor Actor, id string) (*Payment, e
 func (b *Bank) DecideHeldPayment(ctx context.Context, id string, release bool, reason string) (*Payment, error) {
 	var p *Payment
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
+		q := b.db.PreparedIn(tx)
 		var err error
-		if p, err = getPayment(ctx, tx, BankActor, id); err != nil {
+		if p, err = getPayment(ctx, q, BankActor, id); err != nil {
 			return err
 		}
 		if p.Status != PaymentHeld {
@@ -405,16 +408,16 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, id string, release bool, r
 		}
 		counterpart := p.Creditor.AccountID
 		if counterpart == "" {
-			if counterpart, err = internalAccount(ctx, tx, InternalClearing, p.Amount.Currency); err != nil {
+			if counterpart, err = internalAccount(ctx, q, InternalClearing, p.Amount.Currency); err != nil {
 				return err
 			}
 		}
-		locked, err := lockAccounts(ctx, tx, p.DebtorAccountID, counterpart)
+		locked, err := lockAccounts(ctx, q, p.DebtorAccountID, counterpart)
 		if err != nil {
 			return err
 		}
 		d := locked[p.DebtorAccountID]
-		if _, err := tx.ExecContext(ctx, `UPDATE core_accounts SET held = held - $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
+		if _, err := q.ExecContext(ctx, `UPDATE core_accounts SET held = held - $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
 			return err
 		}
 		now := b.now().UTC().Truncate(time.Microsecond)
@@ -429,7 +432,7 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, id string, release bool, r
 		default:
 			p.Status = PaymentCompleted
 			var txns []*Transaction
-			if entryID, txns, err = bookPayment(ctx, tx, p, d.IBAN, counterpart, now); err != nil {
+			if entryID, txns, err = bookPayment(ctx, q, p, d.IBAN, counterpart, now); err != nil {
 				return err
 			}
 			events = transactionEvents(p.appID, txns, locked)
@@ -442,7 +445,7 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, id string, release bool, r
 		if entryID != "" {
 			entry = entryID
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE core_payments SET status = $1, rejection_code = $2, rejection_reason = $3,
+		if _, err := q.ExecContext(ctx, `UPDATE core_payments SET status = $1, rejection_code = $2, rejection_reason = $3,
 			entry_id = $4, updated_at = $5 WHERE id = $6`, p.Status, code, why, entry, store.Micros(now), p.ID); err != nil {
 			return err
 		}

@@ -48,7 +48,8 @@ type DB struct {
 	// letting them spin in SQLite's busy handler.
 	writeMu sync.Mutex
 
-	stmts sync.Map // query -> *sql.Stmt, see Stmt
+	stmts     sync.Map // query -> *sql.Stmt, see Stmt
+	preparing sync.Map // query -> true while Queries prepares it
 	// afterCommit holds, per open transaction of Tx, what to run once it
 	// commits (see AfterCommit).
 	afterCommit sync.Map // *sql.Tx -> *[]func()
@@ -312,4 +313,80 @@ func (db *DB) Stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 		return prev.(*sql.Stmt), nil
 	}
 	return s, nil
+}
+
+// Queries runs statements through the DB's statement cache (see Stmt), on
+// the pool or in one transaction. It has the methods of *sql.DB and *sql.Tx
+// that take a query string, so code written against those can use it
+// unchanged; only statements with a fixed text belong in it, as each text
+// is prepared and kept for the life of the DB.
+type Queries struct {
+	db *DB
+	tx *sql.Tx
+}
+
+// Prepared returns Queries that run on the pool.
+func (db *DB) Prepared() Queries { return Queries{db: db} }
+
+// PreparedIn returns Queries that run in tx, a transaction of db.
+func (db *DB) PreparedIn(tx *sql.Tx) Queries { return Queries{db: db, tx: tx} }
+
+// stmt returns query's prepared statement, or nil to run it unprepared.
+func (q Queries) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if q.tx == nil {
+		return q.db.Stmt(ctx, query)
+	}
+	if s, ok := q.db.stmts.Load(query); ok {
+		// The transaction's copy is prepared once per connection too, and
+		// closed with the transaction.
+		return q.tx.StmtContext(ctx, s.(*sql.Stmt)), nil
+	}
+	// Preparing on the pool takes a second connection, which a transaction
+	// must not wait for: when every connection is in a transaction doing
+	// the same, none comes free. Run this one unprepared and prepare it
+	// for the next, once a connection is free.
+	if _, busy := q.db.preparing.LoadOrStore(query, true); !busy {
+		go func() {
+			defer q.db.preparing.Delete(query)
+			q.db.Stmt(context.Background(), query) // on error, the next miss tries again
+		}()
+	}
+	return nil, nil
+}
+
+// ExecContext runs query's prepared statement.
+func (q Queries) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := q.stmt(ctx, query)
+	switch {
+	case err != nil:
+		return nil, err
+	case s == nil:
+		return q.tx.ExecContext(ctx, query, args...)
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+// QueryContext runs query's prepared statement.
+func (q Queries) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := q.stmt(ctx, query)
+	switch {
+	case err != nil:
+		return nil, err
+	case s == nil:
+		return q.tx.QueryContext(ctx, query, args...)
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+// QueryRowContext runs query's prepared statement.
+func (q Queries) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s, err := q.stmt(ctx, query); err == nil && s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
+	// Unprepared. When preparing failed, this reports the error (a *sql.Row
+	// cannot be made with one), or succeeds after all.
+	if q.tx != nil {
+		return q.tx.QueryRowContext(ctx, query, args...)
+	}
+	return q.db.QueryRowContext(ctx, query, args...)
 }

@@ -329,3 +329,47 @@ func TestAfterCommitRunsOnlyOnceCommitted(t *testing.T) {
 		}
 	})
 }
+
+// A transaction that runs a statement through the cache for the first time
+// must not wait for a second connection to prepare it: with every
+// connection in such a transaction, none would come free.
+func TestPreparedQueriesInTxNeverWaitForAnotherConnection(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		migrated(t, db)
+		db.SetMaxOpenConns(1)
+		insert := "INSERT INTO notes (id, body) VALUES ($1, $2)"
+		for i, id := range []string{"a", "b", "c"} {
+			err := db.Tx(ctx, func(tx *sql.Tx) error {
+				q := db.PreparedIn(tx)
+				if _, err := q.ExecContext(ctx, insert, id, "x"); err != nil {
+					return err
+				}
+				var n int
+				if err := q.QueryRowContext(ctx, "SELECT COUNT(*) FROM notes").Scan(&n); err != nil {
+					return err
+				}
+				if n != i+1 {
+					t.Errorf("transaction %d sees %d notes, want %d", i, n, i+1)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A rollback takes the prepared statements' writes with it.
+		db.Tx(ctx, func(tx *sql.Tx) error {
+			db.PreparedIn(tx).ExecContext(ctx, insert, "d", "x")
+			return errors.New("roll back")
+		})
+		var n int
+		if err := db.Prepared().QueryRowContext(ctx, "SELECT COUNT(*) FROM notes").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 {
+			t.Errorf("notes = %d, want 3", n)
+		}
+	})
+}
