@@ -19,7 +19,6 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -497,27 +496,22 @@ func randomToken(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// heapSampler records the peak of the Go heap's live objects.
-type heapSampler struct {
+// peakSampler records the highest value read returned, read every
+// interval until stop.
+type peakSampler struct {
 	stopc chan struct{}
-	done  sync.WaitGroup
+	done  chan struct{}
 	peak  uint64
 }
 
-func startHeapSampler() *heapSampler {
-	runtime.GC()
-	s := &heapSampler{stopc: make(chan struct{})}
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	s.done.Add(1)
+func samplePeak(interval time.Duration, read func() uint64) *peakSampler {
+	s := &peakSampler{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
-		defer s.done.Done()
-		t := time.NewTicker(10 * time.Millisecond)
+		defer close(s.done)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			metrics.Read(sample)
-			if v := sample[0].Value; v.Kind() == metrics.KindUint64 {
-				s.peak = max(s.peak, v.Uint64())
-			}
+			s.peak = max(s.peak, read())
 			select {
 			case <-s.stopc:
 				return
@@ -528,47 +522,34 @@ func startHeapSampler() *heapSampler {
 	return s
 }
 
-func (s *heapSampler) stop() uint64 {
+func (s *peakSampler) stop() uint64 {
 	close(s.stopc)
-	s.done.Wait()
+	<-s.done
 	return s.peak
+}
+
+// startHeapSampler records the peak of the Go heap's live objects, from a
+// collected heap on.
+func startHeapSampler() *peakSampler {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	return samplePeak(10*time.Millisecond, func() uint64 {
+		metrics.Read(sample)
+		if v := sample[0].Value; v.Kind() == metrics.KindUint64 {
+			return v.Uint64()
+		}
+		return 0
+	})
 }
 
 // vmHWM is this process's peak resident set size, from /proc (0 where
 // there is none).
 func vmHWM() uint64 { return vmHWMOf("/proc/self/status") }
 
-// hwmSampler records the highest VmHWM a /proc status file showed.
-type hwmSampler struct {
-	stopc chan struct{}
-	done  chan struct{}
-	peak  uint64
-}
-
 // sampleVmHWM reads the VmHWM of the status file at path every 5 ms until
 // stop.
-func sampleVmHWM(path string) *hwmSampler {
-	s := &hwmSampler{stopc: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			s.peak = max(s.peak, vmHWMOf(path))
-			select {
-			case <-s.stopc:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return s
-}
-
-func (s *hwmSampler) stop() uint64 {
-	close(s.stopc)
-	<-s.done
-	return s.peak
+func sampleVmHWM(path string) *peakSampler {
+	return samplePeak(5*time.Millisecond, func() uint64 { return vmHWMOf(path) })
 }
 
 // vmHWMOf is the peak resident set size in a /proc status file (0 where
