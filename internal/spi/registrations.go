@@ -129,10 +129,7 @@ func (s *Service) RotateSecret(ctx context.Context, appID, id string) (*Registra
 	secret := stdwebhooks.NewSecret()
 	var out *Registration
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		r, err := scanRegistration(tx.QueryRowContext(ctx, `SELECT `+registrationColumns+` FROM spi_registrations WHERE id = $1`, id))
-		if errors.Is(err, sql.ErrNoRows) || err == nil && (r.AppID != appID || r.Status == StatusDeleted) {
-			return errNoRegistration(id)
-		}
+		r, err := getRegistration(ctx, tx, appID, id)
 		if err != nil {
 			return err
 		}
@@ -160,7 +157,14 @@ func errNoRegistration(id string) error {
 // its own, and not the ones it deleted; anything else is ENOTFOUND. The
 // bank (appID "") sees every one.
 func (s *Service) Registration(ctx context.Context, appID, id string) (*Registration, error) {
-	r, err := scanRegistration(s.db.QueryRowContext(ctx,
+	return getRegistration(ctx, s.db, appID, id)
+}
+
+// getRegistration is Registration on the pool or in a transaction.
+func getRegistration(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, appID, id string) (*Registration, error) {
+	r, err := scanRegistration(q.QueryRowContext(ctx,
 		`SELECT `+registrationColumns+` FROM spi_registrations WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNoRegistration(id)
