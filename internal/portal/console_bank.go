@@ -14,6 +14,7 @@ import (
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/webhooks"
 )
 
 // grantForm is the console's grant form as it was filled in.
@@ -169,11 +170,9 @@ func (f *datasetForm) dataset() (datashare.NewDataset, error) {
 
 // subscriptionHealth is one webhook subscription on the health page.
 type subscriptionHealth struct {
-	ID, AppID, URL, Status string
-	Known                  bool
-	Backlog                uint64
-	Retrying               int
-	Dead                   int64
+	*webhooks.Subscription
+	webhooks.Queue
+	Dead int64
 }
 
 // breakerRow is one active SPI registration and this node's breaker.
@@ -211,8 +210,7 @@ func (p *Portal) consoleHealth(w http.ResponseWriter, r *http.Request, s *consol
 	unknown := 0
 	for i, sub := range subs {
 		q := queues[i]
-		rows[i] = subscriptionHealth{ID: sub.ID, AppID: sub.AppID, URL: sub.URL, Status: sub.Status,
-			Known: q.Known, Backlog: q.Backlog, Retrying: q.Retrying, Dead: dead[sub.ID]}
+		rows[i] = subscriptionHealth{Subscription: sub, Queue: q, Dead: dead[sub.ID]}
 		if !q.Known {
 			unknown++
 		}
