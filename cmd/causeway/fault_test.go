@@ -133,7 +133,7 @@ func TestFaultDependencyCutUnderLoadAnswers503AndLosesNothing(t *testing.T) {
 			if tt.quiet {
 				halt = load.start()
 			}
-			faultWaitStatus(t, n.base+"/readyz", 503)
+			testkit.WaitStatus(t, n.base+"/readyz", 503)
 			for end := cut.Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 				if tt.gapSeen(load.failures.Load()-failures, load.readerFailures.Load()-readerFailures) && time.Since(cut) > time.Second {
 					break
@@ -141,7 +141,7 @@ func TestFaultDependencyCutUnderLoadAnswers503AndLosesNothing(t *testing.T) {
 			}
 			gapFailures, gapReaderFailures := load.failures.Load()-failures, load.readerFailures.Load()-readerFailures
 			tt.proxy.Restore()
-			faultWaitStatus(t, n.base+"/readyz", 200)
+			testkit.WaitStatus(t, n.base+"/readyz", 200)
 			// New payments succeed again (older keys may still be retrying).
 			faultWaitCount(t, "payments after the restore", &load.ok, load.ok.Load()+20, 30*time.Second)
 			halt()
@@ -525,23 +525,6 @@ func faultMinor(t *testing.T, m client.Money) int64 {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// faultWaitStatus waits (at most 20 s) until url answers want.
-func faultWaitStatus(t *testing.T, url string, want int) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		res, err := http.Get(url)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == want {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer %d within 20s", url, want)
-		}
-	}
 }
 
 // faultWaitCount waits (at most within) until counter reaches want.

@@ -274,7 +274,7 @@ func TestReadinessAndRequestsFollowDatabaseAndBus(t *testing.T) {
 	}{{"postgres", pgProxy}, {"nats", natsProxy}} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.proxy.Cut()
-			waitStatus(t, n.URL+"/readyz", 503)
+			testkit.WaitStatus(t, n.URL+"/readyz", 503)
 			if tt.name == "postgres" {
 				res, err := http.Get(n.URL + "/v1/test-db-probe")
 				if err != nil {
@@ -288,29 +288,11 @@ func TestReadinessAndRequestsFollowDatabaseAndBus(t *testing.T) {
 				}
 			}
 			tt.proxy.Restore()
-			waitStatus(t, n.URL+"/readyz", 200)
+			testkit.WaitStatus(t, n.URL+"/readyz", 200)
 			if code := get(t, n.URL+"/v1/test-db-probe", "", nil); code/100 != 2 {
 				t.Errorf("db request after recovery = %d", code)
 			}
 		})
-	}
-}
-
-func waitStatus(t *testing.T, url string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		res, err := http.Get(url)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == want {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer %d within 20s", url, want)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -395,9 +377,9 @@ func TestStoppingNodeFailsReadinessBeforeItCloses(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(ctx, ln) }()
-	waitStatus(t, base+"/readyz", 200)
+	testkit.WaitStatus(t, base+"/readyz", 200)
 	cancel() // as SIGTERM does
-	waitStatus(t, base+"/readyz", 503)
+	testkit.WaitStatus(t, base+"/readyz", 503)
 	var ready struct {
 		Status string `json:"status"`
 	}
