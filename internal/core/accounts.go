@@ -75,7 +75,7 @@ func (b *Bank) OpenAccount(ctx context.Context, actor Actor, n NewAccount) (*Acc
 			return err
 		}
 		return b.events.WriteEvents(ctx, tx, []Event{{
-			Type: "account.opened", Subject: a.ID, Data: a, AppID: actor.AppID, CustomerID: c.ID,
+			Type: "account.opened", Subject: a.ID, Data: a, CustomerID: c.ID,
 		}})
 	})
 	if err != nil {
@@ -346,7 +346,7 @@ func (b *Bank) Deposit(ctx context.Context, accountID string, amount Money, desc
 		if err != nil {
 			return err
 		}
-		_, txns, err := post(ctx, tx, "deposit", a.ID, a.Currency, b.now(), []posting{
+		_, txns, err := post(ctx, tx, locked, "deposit", a.ID, a.Currency, b.now(), []posting{
 			{AccountID: cash, Amount: -amount.Minor, Description: description},
 			{AccountID: a.ID, Amount: amount.Minor, Description: description},
 		})
@@ -354,7 +354,7 @@ func (b *Bank) Deposit(ctx context.Context, accountID string, amount Money, desc
 			return err
 		}
 		txn = txns[1]
-		return b.events.WriteEvents(ctx, tx, transactionEvents("", txns, locked))
+		return b.events.WriteEvents(ctx, tx, transactionEvents(txns, locked))
 	})
 	if err != nil {
 		return nil, err

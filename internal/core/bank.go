@@ -27,12 +27,17 @@ var migrationFiles embed.FS
 const EventSource = "/causeway/sandbox-bank"
 
 // Event is a domain event, written with the state change it describes.
+//
+// Every event of the bank is about a customer, and reaches exactly the apps
+// entitled to that customer (the one that created it, was seeded with it, or
+// was granted it); never the app that caused it merely by acting. That is
+// why an Event names no app: a payment's credit leg on another tenant's
+// account must not reach the payer.
 type Event struct {
 	Type       string // e.g. "payment.completed"
 	Subject    string // the resource id
 	Data       any    // the resource as the API shows it
-	AppID      string // the app the event concerns, "" for none
-	CustomerID string // the customer it concerns, "" for none
+	CustomerID string // the customer it concerns; decides who sees it
 }
 
 // EventWriter writes events inside tx, so they commit or roll back with the

@@ -31,8 +31,8 @@ func (l *eventLog) WriteEvents(ctx context.Context, tx *sql.Tx, events []core.Ev
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO test_events (type, subject, app_id, customer_id, data) VALUES ($1, $2, $3, $4, $5)`,
-			e.Type, e.Subject, e.AppID, e.CustomerID, string(data)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO test_events (type, subject, customer_id, data) VALUES ($1, $2, $3, $4)`,
+			e.Type, e.Subject, e.CustomerID, string(data)); err != nil {
 			return err
 		}
 	}
@@ -40,12 +40,12 @@ func (l *eventLog) WriteEvents(ctx context.Context, tx *sql.Tx, events []core.Ev
 }
 
 type loggedEvent struct {
-	Type, Subject, AppID, CustomerID, Data string
+	Type, Subject, CustomerID, Data string
 }
 
 func (l *eventLog) all(t *testing.T) []loggedEvent {
 	t.Helper()
-	rows, err := l.db.Query(`SELECT type, subject, app_id, customer_id, data FROM test_events ORDER BY seq`)
+	rows, err := l.db.Query(`SELECT type, subject, customer_id, data FROM test_events ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func (l *eventLog) all(t *testing.T) []loggedEvent {
 	var out []loggedEvent
 	for rows.Next() {
 		var e loggedEvent
-		rows.Scan(&e.Type, &e.Subject, &e.AppID, &e.CustomerID, &e.Data)
+		rows.Scan(&e.Type, &e.Subject, &e.CustomerID, &e.Data)
 		out = append(out, e)
 	}
 	return out
@@ -95,7 +95,7 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 	if db.Dialect == store.Postgres {
 		seqType = "BIGSERIAL PRIMARY KEY"
 	}
-	if _, err := db.Exec(`CREATE TABLE test_events (seq ` + seqType + `, type TEXT, subject TEXT, app_id TEXT, customer_id TEXT, data TEXT)`); err != nil {
+	if _, err := db.Exec(`CREATE TABLE test_events (seq ` + seqType + `, type TEXT, subject TEXT, customer_id TEXT, data TEXT)`); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{db: db, events: &eventLog{db: db}}

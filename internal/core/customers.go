@@ -124,7 +124,7 @@ func (b *Bank) CreateCustomer(ctx context.Context, actor Actor, n NewCustomer) (
 			}
 		}
 		return b.events.WriteEvents(ctx, tx, []Event{{
-			Type: "customer.created", Subject: c.ID, Data: c, AppID: actor.AppID, CustomerID: c.ID,
+			Type: "customer.created", Subject: c.ID, Data: c, CustomerID: c.ID,
 		}})
 	})
 	if err != nil {

@@ -73,13 +73,28 @@ func lockAccounts(ctx context.Context, tx querier, accountIDs ...string) (map[st
 	return out, nil
 }
 
+// MaxBalance bounds every account's booked balance, in minor units of its
+// currency, either side of zero: 10^15 (10,000,000,000,000.00 EUR). With
+// every amount at most MaxAmount (see ParseMoney), no balance or sum of two
+// can overflow int64, and a posting that would cross the bound is refused
+// (EINVALID balance_limit_exceeded) instead of wrapping around.
+const MaxBalance int64 = 1_000_000_000_000_000
+
 // post writes, in transaction tx, one journal entry whose postings must sum
 // to zero, updates the accounts' running balances, and returns the
-// transactions it booked, in posting order. The accounts must be locked in
-// tx (lockAccounts).
-func post(ctx context.Context, tx querier, kind, reference, currency string, bookedAt time.Time, postings []posting) (string, []*Transaction, error) {
+// transactions it booked, in posting order. Every account must be in locked
+// (lockAccounts in tx), whose balances it keeps current.
+func post(ctx context.Context, tx querier, locked map[string]*lockedAccount, kind, reference, currency string, bookedAt time.Time, postings []posting) (string, []*Transaction, error) {
 	var sum int64
 	for _, p := range postings {
+		a := locked[p.AccountID]
+		if a == nil {
+			return "", nil, causeway.Errorf(causeway.EINTERNAL, "posting_account_not_locked", "account %s is not locked for %s", p.AccountID, kind)
+		}
+		if p.Amount < -MaxBalance || p.Amount > MaxBalance || a.Booked+p.Amount < -MaxBalance || a.Booked+p.Amount > MaxBalance {
+			return "", nil, causeway.Errorf(causeway.EINVALID, "balance_limit_exceeded",
+				"the amount would take an account's balance beyond the bank's limit of %s", Money{Minor: MaxBalance, Currency: currency})
+		}
 		sum += p.Amount
 	}
 	if sum != 0 || len(postings) < 2 {
@@ -101,6 +116,7 @@ func post(ctx context.Context, tx querier, kind, reference, currency string, boo
 			}
 			return "", nil, err
 		}
+		locked[p.AccountID].Booked = after
 		t := &Transaction{
 			ID: ids.New("txn"), AccountID: p.AccountID, Description: p.Description,
 			CounterpartyName: p.CounterpartyName, CounterpartyIBAN: p.CounterpartyIBAN,
@@ -150,13 +166,36 @@ type LedgerReport struct {
 	Postings           int64            `json:"postings"`
 	UnbalancedEntries  []string         `json:"unbalanced_entries"`
 	MismatchedAccounts []string         `json:"mismatched_accounts" doc:"accounts whose running balance differs from the sum of their postings"`
+	// AccountsBelowMinimum are accounts below what they may hold: a
+	// customer's current or savings account with a negative booked or
+	// available (booked - held) balance, or any account with a negative
+	// held amount. Internal and loan accounts have no minimum.
+	AccountsBelowMinimum []string `json:"accounts_below_minimum" doc:"customer accounts with a negative booked or available (booked - held) balance, or any account holding a negative amount"`
+	// HeldMismatches are accounts whose held amount is not the sum of
+	// their payments held for review. Available is always booked - held,
+	// so this is what keeps available honest.
+	HeldMismatches []string `json:"held_mismatches" doc:"accounts whose held amount differs from the sum of their payments held for review; available is booked - held"`
 }
 
 // CheckLedger proves the ledger's invariants: every entry balances per
-// currency, all postings sum to zero per currency, and every account's
-// running balance equals the sum of its postings.
+// currency, all postings sum to zero per currency, every account's running
+// balance equals the sum of its postings, no account is below its minimum,
+// and every account's held amount is the sum of its held payments (so
+// available, booked - held, is what may really be spent). Each check is one
+// statement, so it reads one consistent state even while payments run.
 func (b *Bank) CheckLedger(ctx context.Context) (*LedgerReport, error) {
-	r := &LedgerReport{Totals: map[string]int64{}, UnbalancedEntries: []string{}, MismatchedAccounts: []string{}}
+	r := &LedgerReport{Totals: map[string]int64{}, UnbalancedEntries: []string{}, MismatchedAccounts: []string{},
+		AccountsBelowMinimum: []string{}, HeldMismatches: []string{}}
+	collect := func(into *[]string) func(*sql.Rows) error {
+		return func(rows *sql.Rows) error {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			*into = append(*into, id)
+			return nil
+		}
+	}
 	q := func(query string, each func(*sql.Rows) error) error {
 		rows, err := b.db.QueryContext(ctx, query)
 		if err != nil {
@@ -181,30 +220,22 @@ func (b *Bank) CheckLedger(ctx context.Context) (*LedgerReport, error) {
 			r.Postings += n
 			return nil
 		}),
-		q(`SELECT entry_id FROM core_postings GROUP BY entry_id, currency HAVING SUM(amount) <> 0`, func(rows *sql.Rows) error {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			r.UnbalancedEntries = append(r.UnbalancedEntries, id)
-			return nil
-		}),
+		q(`SELECT entry_id FROM core_postings GROUP BY entry_id, currency HAVING SUM(amount) <> 0`, collect(&r.UnbalancedEntries)),
 		q(`SELECT a.id FROM core_accounts a LEFT JOIN
 			(SELECT account_id, SUM(amount) AS total FROM core_postings GROUP BY account_id) p ON p.account_id = a.id
-			WHERE a.booked <> COALESCE(p.total, 0)`, func(rows *sql.Rows) error {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			r.MismatchedAccounts = append(r.MismatchedAccounts, id)
-			return nil
-		}),
+			WHERE a.booked <> COALESCE(p.total, 0)`, collect(&r.MismatchedAccounts)),
+		q(`SELECT id FROM core_accounts WHERE held < 0 OR
+			(product IN ('`+ProductCurrent+`', '`+ProductSavings+`') AND (booked < 0 OR booked - held < 0))`, collect(&r.AccountsBelowMinimum)),
+		q(`SELECT a.id FROM core_accounts a LEFT JOIN
+			(SELECT debtor_account_id, SUM(amount) AS total FROM core_payments WHERE status = '`+PaymentHeld+`' GROUP BY debtor_account_id) p
+			ON p.debtor_account_id = a.id WHERE a.held <> COALESCE(p.total, 0)`, collect(&r.HeldMismatches)),
 		q(`SELECT COUNT(*) FROM core_entries`, func(rows *sql.Rows) error { return rows.Scan(&r.Entries) }),
 	)
 	if err != nil {
 		return nil, err
 	}
-	r.Balanced = len(r.UnbalancedEntries) == 0 && len(r.MismatchedAccounts) == 0
+	r.Balanced = len(r.UnbalancedEntries) == 0 && len(r.MismatchedAccounts) == 0 &&
+		len(r.AccountsBelowMinimum) == 0 && len(r.HeldMismatches) == 0
 	for _, total := range r.Totals {
 		if total != 0 {
 			r.Balanced = false
@@ -214,6 +245,6 @@ func (b *Bank) CheckLedger(ctx context.Context) (*LedgerReport, error) {
 }
 
 func (r *LedgerReport) String() string {
-	return fmt.Sprintf("balanced=%v totals=%v entries=%d postings=%d unbalanced=%v mismatched=%v",
-		r.Balanced, r.Totals, r.Entries, r.Postings, r.UnbalancedEntries, r.MismatchedAccounts)
+	return fmt.Sprintf("balanced=%v totals=%v entries=%d postings=%d unbalanced=%v mismatched=%v below_minimum=%v held_mismatches=%v",
+		r.Balanced, r.Totals, r.Entries, r.Postings, r.UnbalancedEntries, r.MismatchedAccounts, r.AccountsBelowMinimum, r.HeldMismatches)
 }

@@ -132,7 +132,7 @@ func (b *Bank) ApplyForLoan(ctx context.Context, actor Actor, n NewLoanApplicati
 			return err
 		}
 		return b.events.WriteEvents(ctx, tx, []Event{{
-			Type: "loan.application.decided", Subject: l.ID, Data: l, AppID: actor.AppID, CustomerID: c.ID,
+			Type: "loan.application.decided", Subject: l.ID, Data: l, CustomerID: c.ID,
 		}})
 	})
 	if err != nil {
@@ -297,7 +297,7 @@ func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID stri
 			return err
 		}
 		description := "Loan " + l.ID + ": " + l.Purpose
-		entryID, txns, err := post(ctx, tx, "loan_funding", l.ID, l.Amount.Currency, now, []posting{
+		entryID, txns, err := post(ctx, tx, locked, "loan_funding", l.ID, l.Amount.Currency, now, []posting{
 			{AccountID: receivable, Amount: -l.Amount.Minor, Description: description},
 			{AccountID: account.ID, Amount: l.Amount.Minor, Description: description, CounterpartyName: "Causeway Sandbox Bank"},
 		})
@@ -312,7 +312,7 @@ func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID stri
 			account.ID, string(scheduleJSON), entryID, store.Micros(now), l.monthlyPayment, l.ID); err != nil {
 			return err
 		}
-		events := append([]Event{{Type: "loan.funded", Subject: l.ID, Data: l, AppID: actor.AppID, CustomerID: l.CustomerID}}, transactionEvents(actor.AppID, txns, locked)...)
+		events := append([]Event{{Type: "loan.funded", Subject: l.ID, Data: l, CustomerID: l.CustomerID}}, transactionEvents(txns, locked)...)
 		return b.events.WriteEvents(ctx, tx, events)
 	})
 	if err != nil {

@@ -2,9 +2,13 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +71,11 @@ type Payment struct {
 
 	appID          string // the app that made it, "" for the bank
 	idempotencyKey string
+	requestHash    string // what it was asked to do (see NewPayment.fingerprint)
+	// counterpartID is the account its booking credits: the creditor's
+	// account at this bank or the clearing account. The bank's business:
+	// never shown, as it may be another tenant's account.
+	counterpartID string
 }
 
 // NewPayment is what a caller gives to make a payment.
@@ -78,6 +87,19 @@ type NewPayment struct {
 	// IdempotencyKey, when set, makes the payment at most once per app and
 	// key: a second call with the key returns the first payment.
 	IdempotencyKey string
+}
+
+// fingerprint identifies what a (validated) payment request asks for, so a
+// reused idempotency key with a different request is told apart from a
+// retry.
+func (n *NewPayment) fingerprint() string {
+	h := sha256.New()
+	for _, f := range []string{n.DebtorAccountID, n.Creditor.AccountID, n.Creditor.IBAN, n.Creditor.Name,
+		strconv.FormatInt(n.Amount.Minor, 10), n.Amount.Currency, n.Reference} {
+		// Length-prefixed, so no two different requests share a fingerprint.
+		fmt.Fprintf(h, "%d:%s;", len(f), f)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func (n *NewPayment) validate() error {
@@ -117,8 +139,9 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
+	request := n.fingerprint()
 	if n.IdempotencyKey != "" {
-		if p, err := b.paymentByKey(ctx, actor, n.IdempotencyKey); err != nil || p != nil {
+		if p, err := b.paymentByKey(ctx, actor, n.IdempotencyKey, request); err != nil || p != nil {
 			return p, err
 		}
 	}
@@ -197,22 +220,22 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 		default:
 			p.Status = PaymentCompleted
 			var txns []*Transaction
-			entryID, txns, err = bookPayment(ctx, q, p, d.IBAN, counterpart, now)
+			entryID, txns, err = bookPayment(ctx, q, locked, p, d.IBAN, counterpart, now)
 			if err != nil {
 				return err
 			}
-			events = transactionEvents(actor.AppID, txns, locked)
+			events = transactionEvents(txns, locked)
 		}
-		p.appID, p.idempotencyKey = actor.AppID, n.IdempotencyKey
+		p.appID, p.idempotencyKey, p.requestHash, p.counterpartID = actor.AppID, n.IdempotencyKey, request, counterpart
 		if err := insertPayment(ctx, q, p, entryID); err != nil {
 			return err
 		}
-		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, AppID: actor.AppID, CustomerID: debtor.CustomerID}}, events...)
+		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, CustomerID: debtor.CustomerID}}, events...)
 		return b.events.WriteEvents(ctx, tx, events)
 	})
 	if n.IdempotencyKey != "" && store.IsUniqueViolation(err) {
 		// A concurrent call with the same key won: answer with its payment.
-		return b.paymentByKey(ctx, actor, n.IdempotencyKey)
+		return b.paymentByKey(ctx, actor, n.IdempotencyKey, request)
 	}
 	if err != nil {
 		return nil, err
@@ -221,42 +244,54 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 }
 
 // paymentByKey returns the payment the actor made with an idempotency key,
-// or nil.
-func (b *Bank) paymentByKey(ctx context.Context, actor Actor, key string) (*Payment, error) {
+// or nil. A payment made with the key for a different request (another
+// fingerprint) is EINVALID idempotency_key_reused, as the gateway answers
+// for any /v1 write.
+func (b *Bank) paymentByKey(ctx context.Context, actor Actor, key, request string) (*Payment, error) {
 	p, err := scanPayment(b.db.Prepared().QueryRowContext(ctx, "SELECT "+paymentColumns+
 		" FROM core_payments p WHERE p.app_id = $1 AND p.idempotency_key = $2", actor.AppID, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
-	return p, store.Classify(err)
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	// Payments stored before fingerprints were kept have none to compare.
+	if p.requestHash != "" && p.requestHash != request {
+		return nil, causeway.Errorf(causeway.EINVALID, "idempotency_key_reused",
+			"this Idempotency-Key was used for a different payment (debtor, creditor, amount or reference differ); use a new key")
+	}
+	return p, nil
 }
 
 // bookPayment posts a completed payment: the debtor is debited, the
 // creditor account (on-us) or the clearing account (to another bank) is
 // credited.
-func bookPayment(ctx context.Context, tx querier, p *Payment, debtorIBAN, counterpart string, at time.Time) (string, []*Transaction, error) {
+func bookPayment(ctx context.Context, tx querier, locked map[string]*lockedAccount, p *Payment, debtorIBAN, counterpart string, at time.Time) (string, []*Transaction, error) {
 	description := p.Reference
 	if description == "" {
 		description = "Payment " + p.ID
 	}
 	creditorName, creditorIBAN := p.Creditor.Name, p.Creditor.IBAN
-	return post(ctx, tx, "payment", p.ID, p.Amount.Currency, at, []posting{
+	return post(ctx, tx, locked, "payment", p.ID, p.Amount.Currency, at, []posting{
 		{AccountID: p.DebtorAccountID, Amount: -p.Amount.Minor, Description: description, CounterpartyName: creditorName, CounterpartyIBAN: creditorIBAN},
 		{AccountID: counterpart, Amount: p.Amount.Minor, Description: description, CounterpartyIBAN: debtorIBAN},
 	})
 }
 
 // transactionEvents makes a transaction.booked event for each posting on a
-// customer account (internal accounts are the bank's business).
+// customer account (internal accounts are the bank's business), each about
+// the customer whose account it is: the payer's apps see the debit leg, the
+// payee's apps the credit leg, and neither sees the other's.
 // The accounts must be the ones locked for the postings.
-func transactionEvents(appID string, txns []*Transaction, accounts map[string]*lockedAccount) []Event {
+func transactionEvents(txns []*Transaction, accounts map[string]*lockedAccount) []Event {
 	var events []Event
 	for _, t := range txns {
 		a := accounts[t.AccountID]
 		if a == nil || a.CustomerID == "" {
 			continue
 		}
-		events = append(events, Event{Type: "transaction.booked", Subject: t.ID, Data: t, AppID: appID, CustomerID: a.CustomerID})
+		events = append(events, Event{Type: "transaction.booked", Subject: t.ID, Data: t, CustomerID: a.CustomerID})
 	}
 	return events
 }
@@ -336,11 +371,12 @@ func insertPayment(ctx context.Context, tx querier, p *Payment, entryID string) 
 	_, err := tx.ExecContext(ctx, `INSERT INTO core_payments
 		(id, app_id, debtor_account_id, creditor_account_id, creditor_iban, creditor_name, amount, currency, reference,
 		 status, rejection_code, rejection_reason, fraud_decision, fraud_score, fraud_reason, fraud_provider, fraud_stand_in,
-		 entry_id, created_at, updated_at, idempotency_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		 entry_id, created_at, updated_at, idempotency_key, request_hash, counterpart_account_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
 		p.ID, p.appID, p.DebtorAccountID, creditorAccount, p.Creditor.IBAN, p.Creditor.Name, p.Amount.Minor,
 		p.Amount.Currency, p.Reference, p.Status, code, reason, f.Decision, f.Score, f.Reason, f.Provider, f.StandIn,
-		entry, store.Micros(p.CreatedAt), store.Micros(p.UpdatedAt), nullable(p.idempotencyKey))
+		entry, store.Micros(p.CreatedAt), store.Micros(p.UpdatedAt), nullable(p.idempotencyKey), p.requestHash,
+		nullable(p.counterpartID))
 	return err
 }
 
@@ -354,7 +390,8 @@ func nullable(s string) any {
 
 const paymentColumns = `p.id, p.debtor_account_id, COALESCE(p.creditor_account_id, ''), p.creditor_iban, p.creditor_name,
 	p.amount, p.currency, p.reference, p.status, p.rejection_code, p.rejection_reason, p.fraud_decision, p.fraud_score,
-	p.fraud_reason, p.fraud_provider, p.fraud_stand_in, p.created_at, p.updated_at, p.app_id`
+	p.fraud_reason, p.fraud_provider, p.fraud_stand_in, p.created_at, p.updated_at, p.app_id, p.request_hash,
+	COALESCE(p.counterpart_account_id, '')`
 
 func scanPayment(row rowScanner) (*Payment, error) {
 	var p Payment
@@ -363,7 +400,7 @@ func scanPayment(row rowScanner) (*Payment, error) {
 	var created, updated int64
 	err := row.Scan(&p.ID, &p.DebtorAccountID, &p.Creditor.AccountID, &p.Creditor.IBAN, &p.Creditor.Name,
 		&p.Amount.Minor, &p.Amount.Currency, &p.Reference, &p.Status, &code, &reason, &f.Decision, &f.Score,
-		&f.Reason, &f.Provider, &f.StandIn, &created, &updated, &p.appID)
+		&f.Reason, &f.Provider, &f.StandIn, &created, &updated, &p.appID, &p.requestHash, &p.counterpartID)
 	if err != nil {
 		return nil, err
 	}
@@ -395,6 +432,8 @@ func (b *Bank) Payment(ctx context.Context, actor Actor, id string) (*Payment, e
 
 // DecideHeldPayment is the bank's decision on a payment held for review:
 // release books it (if the funds are still there), reject drops the hold.
+// Of concurrent decisions on one payment exactly one wins; the others, like
+// any decision on a payment no longer held, are ECONFLICT payment_not_held.
 func (b *Bank) DecideHeldPayment(ctx context.Context, id string, release bool, reason string) (*Payment, error) {
 	var p *Payment
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -404,12 +443,14 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, id string, release bool, r
 			return err
 		}
 		if p.Status != PaymentHeld {
-			return causeway.Errorf(causeway.ECONFLICT, "payment_not_held", "payment %s is %s, not held", id, p.Status)
+			return errNotHeld(p)
 		}
-		counterpart := p.Creditor.AccountID
-		if counterpart == "" {
-			if counterpart, err = internalAccount(ctx, q, InternalClearing, p.Amount.Currency); err != nil {
-				return err
+		counterpart := p.counterpartID
+		if counterpart == "" { // held before counterparts were recorded
+			if counterpart = p.Creditor.AccountID; counterpart == "" {
+				if counterpart, err = internalAccount(ctx, q, InternalClearing, p.Amount.Currency); err != nil {
+					return err
+				}
 			}
 		}
 		locked, err := lockAccounts(ctx, q, p.DebtorAccountID, counterpart)
@@ -417,43 +458,57 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, id string, release bool, r
 			return err
 		}
 		d := locked[p.DebtorAccountID]
-		if _, err := q.ExecContext(ctx, `UPDATE core_accounts SET held = held - $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
-			return err
-		}
 		now := b.now().UTC().Truncate(time.Microsecond)
 		p.UpdatedAt = now
-		var events []Event
-		entryID := ""
 		switch {
 		case !release:
 			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "rejected_after_review", Reason: reason}
+		case d.Status != AccountActive:
+			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "account_closed", Reason: "the debtor account is closed"}
 		case d.Booked-(d.Held-p.Amount.Minor) < p.Amount.Minor:
 			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "insufficient_funds", Reason: "the available balance is lower than the amount"}
 		default:
 			p.Status = PaymentCompleted
-			var txns []*Transaction
-			if entryID, txns, err = bookPayment(ctx, q, p, d.IBAN, counterpart, now); err != nil {
-				return err
-			}
-			events = transactionEvents(p.appID, txns, locked)
 		}
-		var code, why any = "", ""
+		// Claim the payment: the status names the state it leaves, so of
+		// two decisions racing (the read above takes no lock) only the
+		// first to commit finds it held.
+		var code, why string
 		if p.Rejection != nil {
 			code, why = p.Rejection.Code, p.Rejection.Reason
 		}
-		var entry any
-		if entryID != "" {
-			entry = entryID
-		}
-		if _, err := q.ExecContext(ctx, `UPDATE core_payments SET status = $1, rejection_code = $2, rejection_reason = $3,
-			entry_id = $4, updated_at = $5 WHERE id = $6`, p.Status, code, why, entry, store.Micros(now), p.ID); err != nil {
+		res, err := q.ExecContext(ctx, `UPDATE core_payments SET status = $1, rejection_code = $2, rejection_reason = $3,
+			updated_at = $4 WHERE id = $5 AND status = $6`, p.Status, code, why, store.Micros(now), p.ID, PaymentHeld)
+		if err != nil {
 			return err
 		}
-		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, AppID: p.appID, CustomerID: d.CustomerID}}, events...)
+		if n, _ := res.RowsAffected(); n != 1 {
+			return causeway.Errorf(causeway.ECONFLICT, "payment_not_held", "payment %s is no longer held: another decision came first", p.ID)
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE core_accounts SET held = held - $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
+			return err
+		}
+		d.Held -= p.Amount.Minor
+		var events []Event
+		if p.Status == PaymentCompleted {
+			entryID, txns, err := bookPayment(ctx, q, locked, p, d.IBAN, counterpart, now)
+			if err != nil {
+				return err
+			}
+			if _, err := q.ExecContext(ctx, `UPDATE core_payments SET entry_id = $1 WHERE id = $2`, entryID, p.ID); err != nil {
+				return err
+			}
+			events = transactionEvents(txns, locked)
+		}
+		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, CustomerID: d.CustomerID}}, events...)
 		return b.events.WriteEvents(ctx, tx, events)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+func errNotHeld(p *Payment) error {
+	return causeway.Errorf(causeway.ECONFLICT, "payment_not_held", "payment %s is %s, not held", p.ID, p.Status)
 }

@@ -91,7 +91,7 @@ func (b *Bank) VerifyCustomer(ctx context.Context, actor Actor, customerID strin
 			return err
 		}
 		return b.events.WriteEvents(ctx, tx, []Event{{
-			Type: "kyc.check.completed", Subject: v.ID, Data: v, AppID: actor.AppID, CustomerID: c.ID,
+			Type: "kyc.check.completed", Subject: v.ID, Data: v, CustomerID: c.ID,
 		}})
 	})
 	if err != nil {

@@ -61,7 +61,8 @@ func (s *Service) Register(srv *httpapi.Server) {
 		Description: "Takes a CloudEvents 1.0 event, structured (Content-Type application/cloudevents+json, or " +
 			"application/json without ce-* headers) or binary (ce-* headers, the data as a JSON body). The type must " +
 			"be in the catalog and the data must match its schema. The extension attribute causewaycustomerid (or " +
-			"data.customer_id) sends it to the apps that may see that customer, causewayappid to one app; an event " +
+			"data.customer_id) sends it to the apps that may see that customer, causewayappid to that one app only (even " +
+			"with a customer); an event " +
 			"of a public type with neither reaches every app. Delivered like every other event: webhooks, pull, stream.",
 		Tags: tags, DefaultStatus: http.StatusAccepted,
 	}, h.publish)

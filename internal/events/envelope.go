@@ -68,8 +68,19 @@ type CustomerAccess interface {
 	CanSeeCustomer(ctx context.Context, appID, customerID string) (bool, error)
 }
 
-// Visibility decides which apps may see an event: the app it concerns, the
-// apps that may see its customer, and every app for bank-wide public types.
+// Visibility decides which apps may see an event. It is the one place that
+// decides, for webhooks, the pull feed and the stream alike:
+//
+//   - an event addressed to an app (AppID) reaches that app only: the bank's
+//     decision of its audience, or the platform's event about the app's own
+//     resources (a disabled webhook, a data access decision);
+//   - an event about a customer (CustomerID) reaches the apps entitled to
+//     the customer: the one that created it, was seeded with it, or was
+//     granted it. Never the app that caused it merely by acting: a payment
+//     to another tenant's IBAN shows its credit leg to the payee's apps, not
+//     to the payer;
+//   - any other event reaches every app only if its type is bank-wide
+//     public.
 type Visibility struct {
 	Customers CustomerAccess
 	// Public reports whether an event type is bank-wide public.
@@ -81,12 +92,13 @@ func (v Visibility) Visible(ctx context.Context, appID string, e *Envelope) (boo
 	switch {
 	case appID == "":
 		return false, nil
-	case e.AppID == appID:
-		return true, nil
-	case e.CustomerID != "" && v.Customers != nil:
-		if ok, err := v.Customers.CanSeeCustomer(ctx, appID, e.CustomerID); err != nil || ok {
-			return ok, err
+	case e.AppID != "":
+		return e.AppID == appID, nil
+	case e.CustomerID != "":
+		if v.Customers == nil {
+			return false, nil
 		}
+		return v.Customers.CanSeeCustomer(ctx, appID, e.CustomerID)
 	}
-	return e.AppID == "" && e.CustomerID == "" && v.Public != nil && v.Public(e.Type), nil
+	return v.Public != nil && v.Public(e.Type), nil
 }

@@ -29,7 +29,7 @@ func (o outboxEvents) WriteEvents(ctx context.Context, tx *sql.Tx, events []core
 		}
 		out = append(out, outbox.Event{
 			Type: e.Type, Source: core.EventSource, Subject: e.Subject, Data: data,
-			AppID: e.AppID, CustomerID: e.CustomerID,
+			CustomerID: e.CustomerID,
 		})
 	}
 	if err := outbox.Append(ctx, tx, out...); err != nil {

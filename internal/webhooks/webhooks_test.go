@@ -255,19 +255,26 @@ func TestAnAppReceivesOnlyEventsItMaySee(t *testing.T) {
 		h.subscribe(appA, map[string]any{"url": rcA.URL, "event_types": []string{"*"}, "ordered": true})
 		h.subscribe(appB, map[string]any{"url": rcB.URL, "event_types": []string{"*"}, "ordered": true})
 
-		private := payment(appA, "pay_a", "1.00")
+		// Events about a customer reach the apps entitled to it; an event
+		// addressed to an app reaches that app only, even when it names a
+		// customer the other app may see.
+		private := payment("", "pay_a", "1.00")
 		private.CustomerID = "cus_a"
-		granted := payment(appA, "pay_granted", "2.00")
-		granted.CustomerID = "cus_shared"
+		h.customers.grant(appA, "cus_a")
+		shared := payment("", "pay_shared", "2.00")
+		shared.CustomerID = "cus_shared"
+		h.customers.grant(appA, "cus_shared")
 		h.customers.grant(appB, "cus_shared")
-		h.publish(private, granted, payment(appB, "pay_b", "3.00"))
+		addressed := payment(appA, "pay_for_a", "4.00")
+		addressed.CustomerID = "cus_shared"
+		h.publish(private, shared, addressed, payment(appB, "pay_b", "3.00"))
 
 		eventually(t, wait, "B gets its own event", func() bool { return rcB.count("pay_b") == 1 })
-		if got := rcB.ids(); strings.Join(got, ",") != "pay_granted,pay_b" {
-			t.Errorf("app B received %v, want the granted customer's event and its own", got)
+		if got := rcB.ids(); strings.Join(got, ",") != "pay_shared,pay_b" {
+			t.Errorf("app B received %v, want the shared customer's event and its own", got)
 		}
-		eventually(t, wait, "A gets its events", func() bool { return len(rcA.all()) == 2 })
-		if got := rcA.ids(); strings.Join(got, ",") != "pay_a,pay_granted" {
+		eventually(t, wait, "A gets its events", func() bool { return len(rcA.all()) == 3 })
+		if got := rcA.ids(); strings.Join(got, ",") != "pay_a,pay_shared,pay_for_a" {
 			t.Errorf("app A received %v", got)
 		}
 	})

@@ -219,7 +219,7 @@ func (b PaymentBody) NewPayment() (core.NewPayment, error) {
 }
 
 type paymentInput struct {
-	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Makes the payment at most once per key: a retry with the same key and body returns the first payment"`
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Makes the payment at most once per key: a retry with the same key and body returns the first payment; the key with another body is 422 idempotency_key_reused"`
 	Body           PaymentBody
 }
 
