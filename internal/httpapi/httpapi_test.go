@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -255,5 +256,53 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(reg, "causeway_http_request_duration_seconds"); n == 0 {
 		t.Error("no latency histogram")
+	}
+}
+
+// A handler that runs longer than the time allowed to read its body keeps
+// its context, and the keep-alive connection it ran on still serves. When
+// middleware had read the body first (the gateway does, for idempotency
+// keys), huma's body-read deadline was set under net/http's background read
+// and fired while the handler ran: the slow request's context was
+// cancelled, and so was every later request's on that connection (each
+// answered 500 "context canceled").
+func TestSlowHandlerOutlivesTheBodyReadDeadline(t *testing.T) {
+	s := httpapi.New(httpapi.Config{Version: "test", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry()})
+	s.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body) // as the gateway's idempotency check does
+			r.Body = io.NopCloser(strings.NewReader(string(b)))
+			next.ServeHTTP(w, r)
+		})
+	})
+	const readTimeout = 50 * time.Millisecond
+	huma.Register(s.API, huma.Operation{OperationID: "slow", Method: http.MethodPost, Path: "/v1/slow", BodyReadTimeout: readTimeout},
+		func(ctx context.Context, in *echoInput) (*echoOutput, error) {
+			if in.Body.Name == "slow" {
+				// Outlive the read deadline several times over.
+				select {
+				case <-ctx.Done():
+					return nil, causeway.Errorf(causeway.EUNAVAILABLE, "cancelled", "the request's context was cancelled: %v", ctx.Err())
+				case <-time.After(8 * readTimeout):
+				}
+			}
+			out := &echoOutput{}
+			out.Body.Greeting = "done"
+			return out, nil
+		})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}} // one keep-alive connection for both
+	defer client.CloseIdleConnections()
+	for _, name := range []string{"slow", "fast"} {
+		res, err := client.Post(srv.URL+"/v1/slow", "application/json", strings.NewReader(`{"name":"`+name+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("%s request: %d %s", name, res.StatusCode, b)
+		}
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +47,17 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int
+	body   *requestBody // nil without one
+}
+
+// SetReadDeadline sets the connection's read deadline while the request
+// body is still being read, and does nothing once it has been read to its
+// end: a deadline then would fire under the handler (see requestBody).
+func (r *statusRecorder) SetReadDeadline(t time.Time) error {
+	if r.body != nil && r.body.read.Load() {
+		return nil
+	}
+	return http.NewResponseController(r.ResponseWriter).SetReadDeadline(t)
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -117,10 +130,12 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				"request body exceeds "+strconv.FormatInt(s.maxBody, 10)+" bytes"))
 			return
 		}
+		var body *requestBody
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+			body = &requestBody{ReadCloser: http.MaxBytesReader(w, r.Body, s.maxBody), w: w}
+			r.Body = body
 		}
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &statusRecorder{ResponseWriter: w, body: body}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -152,4 +167,34 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// requestBody knows when the request body has been read to its end, and
+// lifts the connection's read deadline then.
+//
+// huma bounds the reading of a body with a read deadline (BodyReadTimeout,
+// 5 s) and leaves it set. Once a body is read, net/http keeps reading the
+// connection in the background while the handler runs, and a deadline that
+// fires under that read cancels the request's context and every later
+// request's on the same keep-alive connection. That happened whenever
+// middleware read the body before huma did (the gateway does, to compare
+// idempotent requests) and the handler then ran longer than the deadline
+// (an app's sandbox seeding, an SPI with a long deadline): the request's
+// context was cancelled mid-way and each later call on the connection was
+// answered 500 "context canceled". So a deadline is applied only while the
+// body is still being read (see statusRecorder.SetReadDeadline).
+type requestBody struct {
+	io.ReadCloser
+	w    http.ResponseWriter
+	read atomic.Bool
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.read.Swap(true) {
+		// The zero time is no deadline. A writer without a connection
+		// (a test recorder) has nothing to lift.
+		_ = http.NewResponseController(b.w).SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
