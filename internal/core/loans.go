@@ -350,6 +350,11 @@ func (b *Bank) LoanApplication(ctx context.Context, actor Actor, id string) (*Lo
 // FundLoan disburses an approved loan into a current account of the same
 // customer: loans receivable is debited, the account credited, and the
 // annuity schedule fixed from today. A loan is funded at most once.
+//
+// The bank checks again what it lends on, whoever decided the loan: the
+// amount must be within the decision's limit (ECONFLICT loan_exceeds_limit)
+// and the customer's KYC must still have passed (ECONFLICT kyc_not_passed;
+// a check since may have referred or failed it).
 func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID string) (*LoanApplication, error) {
 	var l *LoanApplication
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -366,6 +371,9 @@ func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID stri
 			return causeway.Errorf(causeway.ECONFLICT, "loan_already_funded", "loan application %s is already funded", l.ID)
 		case l.Status != LoanApproved:
 			return causeway.Errorf(causeway.ECONFLICT, "loan_not_approved", "loan application %s is %s, not approved", l.ID, l.Status)
+		case l.Amount.Minor > l.Decision.Limit.Minor:
+			return causeway.Errorf(causeway.ECONFLICT, "loan_exceeds_limit", "loan application %s is for %s, above its decided limit of %s",
+				l.ID, l.Amount, l.Decision.Limit)
 		case account.CustomerID != l.CustomerID:
 			return causeway.Errorf(causeway.EINVALID, "account_not_borrowers", "account %s does not belong to the borrower", account.ID)
 		case account.Product != ProductCurrent:
@@ -374,6 +382,9 @@ func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID stri
 			return causeway.Errorf(causeway.ECONFLICT, "account_closed", "account %s is closed", account.ID)
 		case account.Currency != l.Amount.Currency:
 			return causeway.Errorf(causeway.EINVALID, "currency_mismatch", "the loan is in %s, the account in %s", l.Amount.Currency, account.Currency)
+		}
+		if err := kycStillPassed(ctx, tx, l.CustomerID); err != nil {
+			return err
 		}
 		now := b.now().UTC().Truncate(time.Microsecond)
 		schedule, err := AnnuitySchedule(l.Amount, l.Decision.RateBP, l.TermMonths, now.AddDate(0, 1, 0))
@@ -420,4 +431,22 @@ func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID stri
 		return nil, err
 	}
 	return l, nil
+}
+
+// kycStillPassed checks, in the funding transaction tx, that the
+// customer's KYC status is pass. It locks the customer's row, so a KYC
+// check that changes the status waits for the funding, or the funding sees
+// its result.
+func kycStillPassed(ctx context.Context, tx *sql.Tx, customerID string) error {
+	var status string
+	err := tx.QueryRowContext(ctx, `UPDATE core_customers SET kyc_status = kyc_status WHERE id = $1 RETURNING kyc_status`,
+		customerID).Scan(&status)
+	if err != nil {
+		return store.Classify(err)
+	}
+	if status != KYCPass {
+		return causeway.Errorf(causeway.ECONFLICT, "kyc_not_passed",
+			"the customer's KYC status is %q: a loan is paid out only to a customer whose KYC has passed", status)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
@@ -80,6 +81,72 @@ func TestTheBanksFloorsHoldWhoeverApprovesALoan(t *testing.T) {
 					t.Errorf("approved %s above its limit %s", l.Amount, l.Decision.Limit)
 				}
 			})
+		}
+	})
+}
+
+// Funding checks again what the bank lends on, whoever decided the loan: a
+// customer whose KYC has since been referred or failed is not paid out,
+// nor a loan above its decided limit (as one approved before the bank held
+// its floors may be). A refusal is a conflict, leaves the loan approved and
+// books nothing.
+func TestFundingRechecksKYCAndTheLimit(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		c, acc := f.customerWithAccount(t, appA, "Sunny Homeowner", "")
+		if v, err := f.bank.VerifyCustomer(ctx, appA, c.ID); err != nil || v.Result != core.KYCPass {
+			t.Fatalf("kyc = %+v, %v", v, err)
+		}
+		l, err := f.bank.ApplyForLoan(ctx, appA, core.NewLoanApplication{
+			CustomerID: c.ID, Amount: eur(t, "12000.00"), TermMonths: 60, Purpose: "solar panels", MonthlyIncome: eur(t, "4000.00"),
+		})
+		if err != nil || l.Status != core.LoanApproved {
+			t.Fatalf("loan = %+v, %v", l, err)
+		}
+		refused := func(code string) {
+			t.Helper()
+			_, err := f.bank.FundLoan(ctx, appA, l.ID, acc.ID)
+			if causeway.ErrorKind(err) != causeway.ECONFLICT {
+				t.Errorf("funding: %v, want a conflict", err)
+			}
+			wantCode(t, err, code)
+			if got, _ := f.bank.LoanApplication(ctx, appA, l.ID); got.Status != core.LoanApproved {
+				t.Errorf("loan after a refused funding = %s", got.Status)
+			}
+			if booked, _ := f.balance(t, acc.ID); booked != "0.00" {
+				t.Errorf("balance after a refused funding = %s", booked)
+			}
+		}
+
+		// A KYC check since the decision refers or fails the customer.
+		for _, result := range []string{core.KYCRefer, core.KYCFail} {
+			f.answer(kycAnswer(result))
+			if v, err := f.bank.VerifyCustomer(ctx, appA, c.ID); err != nil || v.Result != result {
+				t.Fatalf("kyc = %+v, %v", v, err)
+			}
+			refused("kyc_not_passed")
+		}
+		f.answer(nil)
+		if v, err := f.bank.VerifyCustomer(ctx, appA, c.ID); err != nil || v.Result != core.KYCPass {
+			t.Fatalf("kyc = %+v, %v", v, err)
+		}
+
+		// A loan approved above its limit, as the 1,000,000,000.00 EUR
+		// one of issue 14 was: its row says so.
+		if _, err := db.Exec(`UPDATE core_loans SET limit_minor = 0 WHERE id = $1`, l.ID); err != nil {
+			t.Fatal(err)
+		}
+		refused("loan_exceeds_limit")
+
+		if _, err := db.Exec(`UPDATE core_loans SET limit_minor = amount WHERE id = $1`, l.ID); err != nil {
+			t.Fatal(err)
+		}
+		if funded, err := f.bank.FundLoan(ctx, appA, l.ID, acc.ID); err != nil || funded.Status != core.LoanFunded {
+			t.Fatalf("funding within the limit with KYC passed = %+v, %v", funded, err)
+		}
+		if booked, _ := f.balance(t, acc.ID); booked != "12000.00" {
+			t.Errorf("balance after funding = %s", booked)
 		}
 	})
 }
