@@ -53,18 +53,62 @@ type ExtensionCall struct {
 	Payload any
 }
 
-// ExtensionAnswer is what an extension point said.
+// ExtensionAnswer is what an extension point said: the answer its
+// registrations' replies combine to under the point's combination rule,
+// and the replies themselves.
+//
+// Answers combine so that the bank's controls can only be tightened. At
+// payments.fraud-check and kyc.verify every reply counts and the strictest
+// is the answer; at accounts.lookup the replies' insights are merged. At
+// loans.credit-decision the answer is the bank's alone (its bank-scope
+// registrations'), and the calling app's own replies are only in Replies:
+// the bank applies them to tighten its decision, never to loosen it.
 type ExtensionAnswer struct {
-	// Answered is false when no provider is registered; the bank then uses
-	// its built-in rules.
+	// Answered is false when no provider is registered (at
+	// loans.credit-decision: no bank-scope one); the bank then uses its
+	// built-in rules.
 	Answered bool
 	// Failed is true when providers failed and the policy is to fail
 	// closed; Reason says why.
-	Failed   bool
+	Failed bool
+	// Provider is the registration whose reply decided the answer.
 	Provider string
 	StandIn  bool
 	Reason   string
 	Body     json.RawMessage
+	// Replies are the replies the answer was made from, in the order the
+	// registrations were asked (the app's own first). A registration that
+	// failed under the policy "next" gave none.
+	Replies []ExtensionReply
+}
+
+// Scopes of the registration an ExtensionReply came from.
+const (
+	// ExtensionScopeApp is the calling app's own registration.
+	ExtensionScopeApp = "app"
+	// ExtensionScopeBank is a registration the bank activated for every
+	// process: the bank's own control.
+	ExtensionScopeBank = "bank"
+)
+
+// ExtensionReply is one registration's reply: its answer, or the stand-in
+// its failure policy chose, or a failure its policy fails closed on.
+type ExtensionReply struct {
+	Provider string // the registration
+	Scope    string // ExtensionScopeApp or ExtensionScopeBank
+	Failed   bool
+	StandIn  bool
+	Reason   string
+	Body     json.RawMessage
+}
+
+// replies are the replies a is made of; an answer without them (from an
+// Extensions that does not list them) is its own only reply.
+func (a ExtensionAnswer) replies() []ExtensionReply {
+	if len(a.Replies) > 0 || !a.Answered {
+		return a.Replies
+	}
+	return []ExtensionReply{{Provider: a.Provider, Scope: ExtensionScopeBank, Failed: a.Failed, StandIn: a.StandIn, Reason: a.Reason, Body: a.Body}}
 }
 
 // Extensions calls extension points. Implementations enforce deadlines and

@@ -147,9 +147,14 @@ type creditAnswer struct {
 	standIn  bool
 }
 
-// creditDecision asks the loans.credit-decision extension point. The
-// provider's answer must say approve, decline or refer; a rate and limit it
-// leaves out come from the built-in scorecard.
+// creditDecision decides a loan application at the loans.credit-decision
+// extension point. The bank's own rule decides first: the answer of its
+// bank-scope registrations when one is active, its scorecard otherwise.
+// Each of the calling app's own replies can then only tighten that
+// decision: decline or refer it, lower its limit, raise its rate, never
+// approve what the bank's rule did not. Last, whoever answered, the bank's
+// floors hold: no approval for a customer whose KYC has not passed, and no
+// approval above its own limit.
 func (b *Bank) creditDecision(ctx context.Context, actor Actor, l *LoanApplication, c *Customer, debt int64, builtin CreditDecision) (creditAnswer, error) {
 	ans, err := b.ext.Call(ctx, ExtensionCall{Point: PointCreditDecision, AppID: actor.AppID, Payload: map[string]any{
 		"application":           l,
@@ -160,13 +165,37 @@ func (b *Bank) creditDecision(ctx context.Context, actor Actor, l *LoanApplicati
 	if err != nil {
 		return creditAnswer{}, err
 	}
-	switch {
-	case !ans.Answered:
-		return creditAnswer{CreditDecision: builtin, provider: "builtin"}, nil
-	case ans.Failed:
-		d := builtin
-		d.Decision, d.Reason = "refer", "credit decision provider failed: "+ans.Reason
-		return creditAnswer{CreditDecision: d, provider: ans.Provider}, nil
+	d := creditAnswer{CreditDecision: builtin, provider: "builtin"}
+	if ans.Answered {
+		bank := ExtensionReply{Provider: ans.Provider, Failed: ans.Failed, StandIn: ans.StandIn, Reason: ans.Reason, Body: ans.Body}
+		d = readCreditReply(bank, l.Amount.Currency).decide(builtin, l.Amount)
+	}
+	for _, r := range ans.Replies {
+		if r.Scope == ExtensionScopeApp {
+			d = d.tightenedBy(readCreditReply(r, l.Amount.Currency))
+		}
+	}
+	return d.floored(l.Amount, c.KYCStatus), nil
+}
+
+// creditReply is one reply at loans.credit-decision as the bank reads it:
+// the decision, and the terms it stated (nil where it left them out).
+type creditReply struct {
+	provider         string
+	standIn          bool
+	decision, reason string
+	rateBP           *int
+	limit            *Money
+	score            *int
+}
+
+// readCreditReply reads r, for a loan in currency. A failure, or a body
+// that is not an approve, decline or refer, refers the application.
+func readCreditReply(r ExtensionReply, currency string) creditReply {
+	c := creditReply{provider: r.Provider, standIn: r.StandIn, decision: CreditRefer}
+	if r.Failed {
+		c.reason = "credit decision provider failed: " + r.Reason
+		return c
 	}
 	var body struct {
 		Decision string `json:"decision"`
@@ -175,22 +204,94 @@ func (b *Bank) creditDecision(ctx context.Context, actor Actor, l *LoanApplicati
 		Limit    *Money `json:"limit"`
 		Score    *int   `json:"score"`
 	}
-	d := builtin
-	if err := json.Unmarshal(ans.Body, &body); err != nil || (body.Decision != "approve" && body.Decision != "decline" && body.Decision != "refer") {
-		d.Decision, d.Reason = "refer", "credit decision provider answered with an invalid body"
-		return creditAnswer{CreditDecision: d, provider: ans.Provider}, nil
+	if err := json.Unmarshal(r.Body, &body); err != nil || creditRank[body.Decision] == 0 {
+		c.reason = "credit decision provider answered with an invalid body"
+		return c
 	}
-	d.Decision, d.Reason = body.Decision, body.Reason
+	c.decision, c.reason, c.score = body.Decision, body.Reason, body.Score
 	if body.RateBP != nil && *body.RateBP >= 0 && *body.RateBP <= 10000 {
-		d.RateBasisPoints = *body.RateBP
+		c.rateBP = body.RateBP
 	}
-	if body.Limit != nil && body.Limit.Currency == l.Amount.Currency {
-		d.Limit = *body.Limit
+	if body.Limit != nil && body.Limit.Currency == currency {
+		c.limit = body.Limit
+		c.limit.Minor = max(c.limit.Minor, 0)
 	}
-	if body.Score != nil {
-		d.Score = *body.Score
+	return c
+}
+
+// creditRank orders credit decisions from loosest to strictest; 0 is none.
+var creditRank = map[string]int{CreditApprove: 1, CreditRefer: 2, CreditDecline: 3}
+
+// decide is the bank's decision when r is its own provider's reply: the
+// terms r leaves out come from the scorecard, except that an approval
+// without a limit approves the amount applied for.
+func (r creditReply) decide(builtin CreditDecision, amount Money) creditAnswer {
+	d := creditAnswer{CreditDecision: builtin, provider: r.provider, standIn: r.standIn}
+	d.Decision, d.Reason = r.decision, r.reason
+	if r.rateBP != nil {
+		d.RateBasisPoints = *r.rateBP
 	}
-	return creditAnswer{CreditDecision: d, provider: ans.Provider, standIn: ans.StandIn}, nil
+	switch {
+	case r.limit != nil:
+		d.Limit = *r.limit
+	case r.decision == CreditApprove && d.Limit.Minor < amount.Minor:
+		d.Limit = amount
+	}
+	if r.score != nil {
+		d.Score = *r.score
+	}
+	return d
+}
+
+// tightenedBy applies the app's own reply r to the bank's decision d. A
+// decision as strict as d's or stricter takes d's place, with its reason;
+// a higher rate and a lower limit apply whatever r decided; nothing in r
+// loosens d.
+func (d creditAnswer) tightenedBy(r creditReply) creditAnswer {
+	var notes []string
+	if creditRank[r.decision] >= creditRank[d.Decision] {
+		d.Decision, d.Reason, d.provider, d.standIn = r.decision, r.reason, r.provider, r.standIn
+		if r.score != nil {
+			d.Score = *r.score
+		}
+	} else if r.decision == CreditApprove {
+		notes = append(notes, fmt.Sprintf("%s approved, which cannot loosen a %s decision", r.provider, d.Decision))
+	}
+	if r.rateBP != nil && *r.rateBP > d.RateBasisPoints {
+		d.RateBasisPoints = *r.rateBP
+		notes = append(notes, fmt.Sprintf("rate raised to %d bp by %s", *r.rateBP, r.provider))
+	}
+	if r.limit != nil && r.limit.Minor < d.Limit.Minor {
+		d.Limit = *r.limit
+		notes = append(notes, fmt.Sprintf("limit lowered to %s by %s", *r.limit, r.provider))
+	}
+	if len(notes) > 0 && d.provider != r.provider {
+		d.Reason = strings.TrimPrefix(d.Reason+"; "+strings.Join(notes, "; "), "; ")
+	}
+	return d
+}
+
+// floored holds the bank's floors on an approval, whoever gave it: the
+// customer's KYC must have passed (fail declines; refer and pending refer,
+// as the scorecard does), and the amount must be within the decision's
+// own limit (above a limit of zero nothing can be lent: declined; above
+// any other, a person decides: referred).
+func (d creditAnswer) floored(amount Money, kycStatus string) creditAnswer {
+	if d.Decision != CreditApprove {
+		return d
+	}
+	why := fmt.Sprintf(" (%s approved: %s)", d.provider, d.Reason)
+	switch {
+	case kycStatus == KYCFail:
+		d.Decision, d.Reason = CreditDecline, "KYC check failed"+why
+	case kycStatus != KYCPass:
+		d.Decision, d.Reason = CreditRefer, fmt.Sprintf("KYC status is %q, not pass: the bank lends only once KYC has passed", kycStatus)+why
+	case amount.Minor > d.Limit.Minor && d.Limit.Minor == 0:
+		d.Decision, d.Reason = CreditDecline, fmt.Sprintf("the approval's limit is %s: nothing can be lent", d.Limit)+why
+	case amount.Minor > d.Limit.Minor:
+		d.Decision, d.Reason = CreditRefer, fmt.Sprintf("%s is above the approval's own limit of %s: a person decides", amount, d.Limit)+why
+	}
+	return d
 }
 
 // monthlyDebt is what a customer already repays each month on funded loans.
@@ -249,6 +350,11 @@ func (b *Bank) LoanApplication(ctx context.Context, actor Actor, id string) (*Lo
 // FundLoan disburses an approved loan into a current account of the same
 // customer: loans receivable is debited, the account credited, and the
 // annuity schedule fixed from today. A loan is funded at most once.
+//
+// The bank checks again what it lends on, whoever decided the loan: the
+// amount must be within the decision's limit (ECONFLICT loan_exceeds_limit)
+// and the customer's KYC must still have passed (ECONFLICT kyc_not_passed;
+// a check since may have referred or failed it).
 func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID string) (*LoanApplication, error) {
 	var l *LoanApplication
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -265,6 +371,9 @@ func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID stri
 			return causeway.Errorf(causeway.ECONFLICT, "loan_already_funded", "loan application %s is already funded", l.ID)
 		case l.Status != LoanApproved:
 			return causeway.Errorf(causeway.ECONFLICT, "loan_not_approved", "loan application %s is %s, not approved", l.ID, l.Status)
+		case l.Amount.Minor > l.Decision.Limit.Minor:
+			return causeway.Errorf(causeway.ECONFLICT, "loan_exceeds_limit", "loan application %s is for %s, above its decided limit of %s",
+				l.ID, l.Amount, l.Decision.Limit)
 		case account.CustomerID != l.CustomerID:
 			return causeway.Errorf(causeway.EINVALID, "account_not_borrowers", "account %s does not belong to the borrower", account.ID)
 		case account.Product != ProductCurrent:
@@ -273,6 +382,9 @@ func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID stri
 			return causeway.Errorf(causeway.ECONFLICT, "account_closed", "account %s is closed", account.ID)
 		case account.Currency != l.Amount.Currency:
 			return causeway.Errorf(causeway.EINVALID, "currency_mismatch", "the loan is in %s, the account in %s", l.Amount.Currency, account.Currency)
+		}
+		if err := kycStillPassed(ctx, tx, l.CustomerID); err != nil {
+			return err
 		}
 		now := b.now().UTC().Truncate(time.Microsecond)
 		schedule, err := AnnuitySchedule(l.Amount, l.Decision.RateBP, l.TermMonths, now.AddDate(0, 1, 0))
@@ -319,4 +431,22 @@ func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID stri
 		return nil, err
 	}
 	return l, nil
+}
+
+// kycStillPassed checks, in the funding transaction tx, that the
+// customer's KYC status is pass. It locks the customer's row, so a KYC
+// check that changes the status waits for the funding, or the funding sees
+// its result.
+func kycStillPassed(ctx context.Context, tx *sql.Tx, customerID string) error {
+	var status string
+	err := tx.QueryRowContext(ctx, `UPDATE core_customers SET kyc_status = kyc_status WHERE id = $1 RETURNING kyc_status`,
+		customerID).Scan(&status)
+	if err != nil {
+		return store.Classify(err)
+	}
+	if status != KYCPass {
+		return causeway.Errorf(causeway.ECONFLICT, "kyc_not_passed",
+			"the customer's KYC status is %q: a loan is paid out only to a customer whose KYC has passed", status)
+	}
+	return nil
 }

@@ -37,8 +37,10 @@ func worse(a, b string) string {
 
 // VerifyCustomer runs a KYC check on a customer the actor may see and
 // records the result as the customer's KYC status. The built-in rules always
-// run; a kyc.verify provider's answer is combined with them, the worse
-// result winning (a provider cannot clear a sanctions hit).
+// run; the replies of the kyc.verify providers - the bank's and the calling
+// app's own - are combined with them, the worst result winning (fail, then
+// refer, then pass): no provider can clear a sanctions hit or another's
+// referral. The check's provider is the one whose reply decided.
 func (b *Bank) VerifyCustomer(ctx context.Context, actor Actor, customerID string) (*KYCVerification, error) {
 	c, err := getCustomer(ctx, b.db, actor, customerID)
 	if err != nil {
@@ -60,21 +62,11 @@ func (b *Bank) VerifyCustomer(ctx context.Context, actor Actor, customerID strin
 		return nil, err
 	}
 	if ans.Answered {
+		// Every reply counts: each adds its checks and its result, and
+		// the worst of them and of the rules is the result.
 		v.Provider, v.StandIn = ans.Provider, ans.StandIn
-		var body struct {
-			Result string     `json:"result"`
-			Checks []KYCCheck `json:"checks"`
-		}
-		err := json.Unmarshal(ans.Body, &body)
-		_, known := resultRank[body.Result]
-		switch {
-		case ans.Failed:
-			v.Checks = append(v.Checks, KYCCheck{Name: "provider", Result: KYCRefer, Detail: "kyc provider failed: " + ans.Reason})
-		case err != nil || !known:
-			v.Checks = append(v.Checks, KYCCheck{Name: "provider", Result: KYCRefer, Detail: "kyc provider answered with an invalid body"})
-		default:
-			v.Checks = append(v.Checks, body.Checks...)
-			v.Checks = append(v.Checks, KYCCheck{Name: "provider", Result: body.Result, Detail: "result of " + ans.Provider})
+		for _, r := range ans.replies() {
+			v.Checks = append(v.Checks, kycReplyChecks(r)...)
 		}
 		for _, ch := range v.Checks {
 			v.Result = worse(v.Result, ch.Result)
@@ -119,4 +111,23 @@ func (b *Bank) Verification(ctx context.Context, actor Actor, id string) (*KYCVe
 	json.Unmarshal([]byte(checks), &v.Checks)
 	v.CreatedAt = store.FromMicros(created)
 	return &v, nil
+}
+
+// kycReplyChecks are the checks one kyc.verify reply adds: the provider's
+// own, and its overall result as the check "provider". A provider that
+// failed, or answered with a body the bank cannot read, refers.
+func kycReplyChecks(r ExtensionReply) []KYCCheck {
+	var body struct {
+		Result string     `json:"result"`
+		Checks []KYCCheck `json:"checks"`
+	}
+	err := json.Unmarshal(r.Body, &body)
+	_, known := resultRank[body.Result]
+	switch {
+	case r.Failed:
+		return []KYCCheck{{Name: "provider", Result: KYCRefer, Detail: "kyc provider " + r.Provider + " failed: " + r.Reason}}
+	case err != nil || !known:
+		return []KYCCheck{{Name: "provider", Result: KYCRefer, Detail: "kyc provider " + r.Provider + " answered with an invalid body"}}
+	}
+	return append(body.Checks, KYCCheck{Name: "provider", Result: body.Result, Detail: "result of " + r.Provider})
 }

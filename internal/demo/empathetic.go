@@ -352,8 +352,8 @@ func (s *empathetic) history() error {
 
 func (s *empathetic) lookup() error {
 	s.log.say("extension points are called by bank processes: the officer's app asks the bank's branch system, which")
-	s.log.say("invokes accounts.lookup on the app's behalf (app_id), so the app's own registrations would run first,")
-	s.log.say("then the bank-scope ones the bank activated")
+	s.log.say("invokes accounts.lookup on the app's behalf (app_id), so the app's own registrations would be asked too,")
+	s.log.say("beside the bank-scope ones the bank activated; every answer's insights are merged, each with its provider")
 	var res struct {
 		Answered bool   `json:"answered"`
 		Failed   bool   `json:"failed"`

@@ -104,3 +104,108 @@ func TestFraudSPIDecidesPaymentsThroughThePublicAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestAnAppCannotLoosenTheBanksControlsThroughItsOwnSPIs replays issue 14,
+// finding 3, through the public API. The bank's own fraud check denies; an
+// app registers an approve-all fraud check for its own payments: the bank's
+// check is still asked and its denial stands. The same app's approve-all
+// credit decision answers "approve" with a limit of 0.00 for
+// 1,000,000,000.00 EUR to a customer whose KYC was referred and who has no
+// income: the loan is not approved and cannot be funded. The catalog names
+// each point's combination rule.
+func TestAnAppCannotLoosenTheBanksControlsThroughItsOwnSPIs(t *testing.T) {
+	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
+		n := platformtest.Start(t, rt.Config(t))
+		doc := openapitest.Fetch(t, n.URL)
+		mallory, _ := developerApp(t, n, doc, "mallory@example.com")
+		vendor, _ := developerApp(t, n, doc, "fraud@vendor.example")
+		banks := spitest.New(t, fraudAnswer{Decision: "deny", Score: 95, Reason: "mule account"})
+		approveAll := spitest.New(t, fraudAnswer{Decision: "approve", Score: 0, Reason: "everything is fine"})
+		creditAll := spitest.New(t, map[string]any{"decision": "approve", "reason": "we approve everyone",
+			"limit": map[string]any{"amount": "0.00", "currency": "EUR"}})
+
+		register := func(c *client, point, url, scope string) string {
+			t.Helper()
+			var reg struct{ ID string }
+			res := c.do("POST", "/v1/spi-registrations", "/v1/spi-registrations", map[string]any{"extension_point": point, "url": url, "scope": scope})
+			if res.status != 201 {
+				t.Fatalf("register %s: %d %s", point, res.status, res.body)
+			}
+			res.decode(t, &reg)
+			return reg.ID
+		}
+		bankCheck := register(vendor, "payments.fraud-check", banks.URL, "bank")
+		if code := bankCall(t, n, "POST", "/spi-registrations/"+bankCheck+"/activate", map[string]any{"on_failure": "reject"}, nil); code != 200 {
+			t.Fatalf("activate the bank's fraud check: %d", code)
+		}
+		register(mallory, "payments.fraud-check", approveAll.URL, "app")
+		register(mallory, "loans.credit-decision", creditAll.URL, "app")
+
+		var accounts page
+		mallory.do("GET", "/v1/accounts", "", nil).decode(t, &accounts)
+		var p struct {
+			Status     string
+			Rejection  *struct{ Code string }
+			FraudCheck struct{ Decision, Provider string } `json:"fraud_check"`
+		}
+		res := mallory.do("POST", "/v1/payments", "/v1/payments", map[string]any{
+			"debtor_account_id": accounts.Data[0].ID, "creditor": map[string]any{"iban": "LT121000011101001000", "name": "Baltic Quick Trade UAB"},
+			"amount": map[string]any{"amount": "25.00", "currency": "EUR"}})
+		res.decode(t, &p)
+		if res.status != 201 || p.Status != "rejected" || p.Rejection == nil || p.Rejection.Code != "fraud_denied" ||
+			p.FraudCheck.Decision != "deny" || p.FraudCheck.Provider != bankCheck {
+			t.Errorf("payment = %d %s, want rejected fraud_denied by %s", res.status, res.body, bankCheck)
+		}
+		if banks.Hits() != 1 || approveAll.Hits() != 1 {
+			t.Errorf("the bank's fraud check was called %d times, the app's %d; want both once", banks.Hits(), approveAll.Hits())
+		}
+
+		var cust struct{ ID string }
+		mallory.do("POST", "/v1/customers", "/v1/customers", map[string]any{
+			"type": "person", "name": "Nobody Special", "date_of_birth": "1990-01-01", "email": "nobody@example.com",
+			"address": map[string]any{"line1": "Nowhere 1", "city": "Utrecht", "postcode": "3511 AB", "country": "NL"},
+		}).decode(t, &cust)
+		var acc struct{ ID string }
+		mallory.do("POST", "/v1/accounts", "", map[string]any{"customer_id": cust.ID, "product": "current", "currency": "EUR"}).decode(t, &acc)
+		var kyc struct{ Result string }
+		mallory.do("POST", "/v1/kyc-checks", "", map[string]any{"customer_id": cust.ID}).decode(t, &kyc)
+		if kyc.Result != "refer" {
+			t.Fatalf("kyc = %+v, want refer (no identity document)", kyc)
+		}
+		var loan struct {
+			ID, Status string
+			Decision   struct{ Provider, Reason string }
+		}
+		res = mallory.do("POST", "/v1/loan-applications", "/v1/loan-applications", map[string]any{
+			"customer_id": cust.ID, "amount": map[string]any{"amount": "1000000000.00", "currency": "EUR"}, "term_months": 12,
+			"purpose": "anything", "monthly_income": map[string]any{"amount": "0.00", "currency": "EUR"}})
+		res.decode(t, &loan)
+		if res.status != 201 || loan.Status == "approved" || creditAll.Hits() != 1 {
+			t.Errorf("loan = %d %s (the app's credit decision asked %d times); want it not approved", res.status, res.body, creditAll.Hits())
+		}
+		var problem struct{ Code string }
+		res = mallory.do("POST", "/v1/loan-applications/"+loan.ID+"/funding", "/v1/loan-applications/{id}/funding", map[string]any{"account_id": acc.ID})
+		res.decode(t, &problem)
+		if res.status != 409 || problem.Code != "loan_not_approved" {
+			t.Errorf("funding = %d %s, want 409 loan_not_approved", res.status, res.body)
+		}
+
+		var catalog struct {
+			Data []struct {
+				Name    string
+				Combine struct{ Rule string }
+			}
+		}
+		mallory.do("GET", "/v1/extension-points", "/v1/extension-points", nil).decode(t, &catalog)
+		rules := map[string]string{}
+		for _, pt := range catalog.Data {
+			rules[pt.Name] = pt.Combine.Rule
+		}
+		want := map[string]string{"payments.fraud-check": "strictest", "kyc.verify": "strictest", "loans.credit-decision": "tighten_only", "accounts.lookup": "merge"}
+		for name, rule := range want {
+			if rules[name] != rule {
+				t.Errorf("catalog: %s combines %q, want %q", name, rules[name], rule)
+			}
+		}
+	})
+}

@@ -101,7 +101,7 @@ func (h *handlers) getPoint(ctx context.Context, in *nameInput) (*out[*Point], e
 type RegistrationBody struct {
 	ExtensionPoint string `json:"extension_point" minLength:"1" maxLength:"200" example:"payments.fraud-check"`
 	URL            string `json:"url" minLength:"1" maxLength:"2048" example:"https://fraud.example.com/causeway"`
-	Scope          string `json:"scope,omitempty" enum:"app,bank" default:"app" doc:"app: called at once, for your own app's traffic; bank: called for every app's traffic once the bank activates it"`
+	Scope          string `json:"scope,omitempty" enum:"app,bank" default:"app" doc:"app: called at once, for your own app's traffic, and can only tighten the bank's controls; bank: called for every app's traffic once the bank activates it"`
 	TimeoutMS      int    `json:"timeout_ms,omitempty" minimum:"0" maximum:"60000" doc:"Deadline of one call; default the point's default, at most its maximum. For scope bank, the bank decides at activation"`
 	OnFailure      string `json:"on_failure,omitempty" enum:"reject,stand_in,next" doc:"What the bank does when you do not answer validly in time; default stand_in. For scope bank, the bank decides at activation"`
 }
@@ -208,7 +208,7 @@ type activateInput struct {
 	Body *struct {
 		TimeoutMS int    `json:"timeout_ms,omitempty" minimum:"0" maximum:"60000" doc:"Deadline of one call, at most the point's maximum; default: keep"`
 		OnFailure string `json:"on_failure,omitempty" enum:"reject,stand_in,next" doc:"Failure policy; default: keep"`
-		Priority  *int   `json:"priority,omitempty" minimum:"0" maximum:"1000" doc:"Bank-scope registrations run in ascending priority; default: keep"`
+		Priority  *int   `json:"priority,omitempty" minimum:"0" maximum:"1000" doc:"Bank-scope registrations are asked in ascending priority; default: keep"`
 	}
 }
 
@@ -234,33 +234,50 @@ type PointBody struct {
 	MaxTimeoutMS     int             `json:"max_timeout_ms" minimum:"1" maximum:"60000"`
 	StandIn          json.RawMessage `json:"stand_in" doc:"The answer used when nobody answers validly in time; must satisfy response_schema"`
 	Example          json.RawMessage `json:"example,omitempty"`
+	Combine          *Combination    `json:"combine,omitempty" doc:"How the replies of several registrations make one answer: rule first (the default), strictest or merge"`
 }
 
 type definePointInput struct{ Body PointBody }
 
 func (h *handlers) definePoint(ctx context.Context, in *definePointInput) (*out[*Point], error) {
 	b := in.Body
-	return reply(h.s.DefinePoint(ctx, NewPoint{
+	n := NewPoint{
 		Name: b.Name, Description: b.Description, RequestSchema: b.RequestSchema, ResponseSchema: b.ResponseSchema,
-		DefaultTimeoutMS: b.DefaultTimeoutMS, MaxTimeoutMS: b.MaxTimeoutMS, StandIn: b.StandIn, Example: b.Example}))
+		DefaultTimeoutMS: b.DefaultTimeoutMS, MaxTimeoutMS: b.MaxTimeoutMS, StandIn: b.StandIn, Example: b.Example}
+	if b.Combine != nil {
+		n.Combine = *b.Combine
+	}
+	return reply(h.s.DefinePoint(ctx, n))
 }
 
 type invokeInput struct {
 	Name string `path:"name" maxLength:"200"`
 	Body struct {
-		AppID   string          `json:"app_id,omitempty" maxLength:"64" doc:"The app whose process this is, so its app-scope registrations run first; omit for the bank's own"`
+		AppID   string          `json:"app_id,omitempty" maxLength:"64" doc:"The app whose process this is, so its app-scope registrations are asked too; omit for the bank's own"`
 		Payload json.RawMessage `json:"payload" doc:"Must satisfy the point's request_schema"`
 	}
 }
 
-// InvokeResult is what an extension point answered a bank process.
+// InvokeResult is what an extension point answered a bank process: the
+// answer the replies combine to under the point's rule, and the replies.
 type InvokeResult struct {
-	Answered bool            `json:"answered" doc:"False when no registration is active: use your built-in rules"`
-	Failed   bool            `json:"failed" doc:"True when the registration failed and its policy is reject: fail closed"`
-	Provider string          `json:"provider,omitempty" doc:"The registration that answered or failed"`
+	Answered bool            `json:"answered" doc:"False when no registration is active (at a tighten_only point: no bank-scope one): use your built-in rules"`
+	Failed   bool            `json:"failed" doc:"True when the deciding registration failed and its policy is reject: fail closed"`
+	Provider string          `json:"provider,omitempty" doc:"The registration whose reply decided the answer (merge: every one that contributed, comma-separated)"`
 	StandIn  bool            `json:"stand_in" doc:"True when body is the point's stand-in result"`
 	Reason   string          `json:"reason,omitempty" doc:"Why the call failed or the stand-in was used"`
 	Body     json.RawMessage `json:"body,omitempty" doc:"The answer, valid per the point's response_schema"`
+	Replies  []Reply         `json:"replies" doc:"Every registration's reply, in the order asked. At a tighten_only point the answer is the bank-scope registrations' and the app's own replies are only here: apply them only where they tighten it"`
+}
+
+// Reply is one registration's reply in an InvokeResult.
+type Reply struct {
+	Provider string          `json:"provider" doc:"The registration"`
+	Scope    string          `json:"scope" enum:"app,bank"`
+	Failed   bool            `json:"failed" doc:"True when it failed and its policy is reject"`
+	StandIn  bool            `json:"stand_in" doc:"True when it failed and its policy gave the stand-in"`
+	Reason   string          `json:"reason,omitempty"`
+	Body     json.RawMessage `json:"body,omitempty"`
 }
 
 func (h *handlers) invoke(ctx context.Context, in *invokeInput) (*out[InvokeResult], error) {
@@ -268,5 +285,10 @@ func (h *handlers) invoke(ctx context.Context, in *invokeInput) (*out[InvokeResu
 	if err != nil {
 		return nil, err
 	}
-	return reply(InvokeResult{Answered: a.Answered, Failed: a.Failed, Provider: a.Provider, StandIn: a.StandIn, Reason: a.Reason, Body: a.Body}, nil)
+	res := InvokeResult{Answered: a.Answered, Failed: a.Failed, Provider: a.Provider, StandIn: a.StandIn, Reason: a.Reason, Body: a.Body,
+		Replies: []Reply{}}
+	for _, r := range a.Replies {
+		res.Replies = append(res.Replies, Reply{Provider: r.Provider, Scope: r.Scope, Failed: r.Failed, StandIn: r.StandIn, Reason: r.Reason, Body: r.Body})
+	}
+	return reply(res, nil)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/store"
@@ -15,7 +16,7 @@ import (
 func (s *Service) Points(ctx context.Context) ([]*Point, error) {
 	out := append([]*Point(nil), s.builtinList...)
 	rows, err := s.db.QueryContext(ctx, `SELECT name, description, request_schema, response_schema,
-		default_timeout_ms, max_timeout_ms, stand_in, example FROM spi_extension_points ORDER BY name`)
+		default_timeout_ms, max_timeout_ms, stand_in, example, combine FROM spi_extension_points ORDER BY name`)
 	if err != nil {
 		return nil, store.Classify(err)
 	}
@@ -40,7 +41,7 @@ func (s *Service) Point(ctx context.Context, name string) (*Point, error) {
 		return p.(*Point), nil
 	}
 	row := s.db.QueryRowContext(ctx, `SELECT name, description, request_schema, response_schema,
-		default_timeout_ms, max_timeout_ms, stand_in, example FROM spi_extension_points WHERE name = $1`, name)
+		default_timeout_ms, max_timeout_ms, stand_in, example, combine FROM spi_extension_points WHERE name = $1`, name)
 	p, err := s.scanPoint(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, causeway.Errorf(causeway.ENOTFOUND, "unknown_extension_point", "no extension point %q", name)
@@ -54,8 +55,8 @@ type scanner interface{ Scan(dest ...any) error }
 // points are immutable, so the compiled one is cached).
 func (s *Service) scanPoint(row scanner) (*Point, error) {
 	var n NewPoint
-	var req, resp, standIn, example string
-	if err := row.Scan(&n.Name, &n.Description, &req, &resp, &n.DefaultTimeoutMS, &n.MaxTimeoutMS, &standIn, &example); err != nil {
+	var req, resp, standIn, example, combine string
+	if err := row.Scan(&n.Name, &n.Description, &req, &resp, &n.DefaultTimeoutMS, &n.MaxTimeoutMS, &standIn, &example, &combine); err != nil {
 		return nil, store.Classify(err)
 	}
 	if p, ok := s.defined.Load(n.Name); ok {
@@ -65,7 +66,12 @@ func (s *Service) scanPoint(row scanner) (*Point, error) {
 	if example != "" {
 		n.Example = json.RawMessage(example)
 	}
-	p, err := n.compile()
+	if combine != "" {
+		if err := json.Unmarshal([]byte(combine), &n.Combine); err != nil {
+			return nil, fmt.Errorf("spi: combine of point %s: %w", n.Name, err)
+		}
+	}
+	p, err := n.compile(false)
 	if err != nil {
 		return nil, err
 	}
@@ -76,22 +82,28 @@ func (s *Service) scanPoint(row scanner) (*Point, error) {
 // DefinePoint lets the bank define a new extension point, which any bank
 // process can then invoke (Invoke) and apps can register at. The schemas
 // must compile and be self-contained, and the stand-in result must satisfy
-// the response schema: it is what the bank uses when nobody answers. A
-// point cannot be redefined; a taken name is ECONFLICT point_exists.
+// the response schema: it is what the bank uses when nobody answers. The
+// combination rule is first (the default), strictest or merge, and must fit
+// the stand-in (EINVALID invalid_combine). A point cannot be redefined; a
+// taken name is ECONFLICT point_exists.
 func (s *Service) DefinePoint(ctx context.Context, n NewPoint) (*Point, error) {
 	if _, ok := s.builtins[n.Name]; ok {
 		return nil, causeway.Errorf(causeway.ECONFLICT, "point_exists", "%s is a built-in extension point", n.Name)
 	}
-	p, err := n.compile()
+	p, err := n.compile(false)
+	if err != nil {
+		return nil, err
+	}
+	combine, err := json.Marshal(p.Combine)
 	if err != nil {
 		return nil, err
 	}
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO spi_extension_points (name, description, request_schema,
-			response_schema, default_timeout_ms, max_timeout_ms, stand_in, example, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			response_schema, default_timeout_ms, max_timeout_ms, stand_in, example, combine, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			p.Name, p.Description, string(p.RequestSchema), string(p.ResponseSchema),
-			p.DefaultTimeoutMS, p.MaxTimeoutMS, string(p.StandIn), string(p.Example), store.Micros(s.timestamp()))
+			p.DefaultTimeoutMS, p.MaxTimeoutMS, string(p.StandIn), string(p.Example), string(combine), store.Micros(s.timestamp()))
 		return err
 	})
 	if store.IsUniqueViolation(err) {

@@ -204,3 +204,29 @@ func into[T any](t *testing.T, raw []byte) T {
 	}
 	return v
 }
+
+// definePointLike defines a bank point called name with the schemas,
+// deadlines and stand-in of the point like, and the combination rule c.
+func definePointLike(t testing.TB, s *spi.Service, name, like string, c spi.Combination) *spi.Point {
+	t.Helper()
+	ctx := context.Background()
+	p, err := s.Point(ctx, like)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defined, err := s.DefinePoint(ctx, spi.NewPoint{Name: name, RequestSchema: p.RequestSchema, ResponseSchema: p.ResponseSchema,
+		DefaultTimeoutMS: p.DefaultTimeoutMS, MaxTimeoutMS: p.MaxTimeoutMS, StandIn: p.StandIn, Combine: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return defined
+}
+
+func mustJSON(t testing.TB, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

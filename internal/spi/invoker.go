@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/causewayhq/causeway"
@@ -31,13 +32,14 @@ const deadlineFormat = "2006-01-02T15:04:05.000Z07:00"
 // of call.AppID ("" for the bank's own). It implements core.Extensions.
 //
 // With no active registration the answer is not Answered and the bank uses
-// its built-in rules. Otherwise each registration in turn (see candidates)
-// gets a signed POST and its deadline; a 2xx answer that satisfies the
-// point's response schema is the answer. Anything else - a timeout, an
-// error status, a redirect, a body that is too large, not JSON or not
-// valid, an open circuit breaker - is a failure, handled by the failing
-// registration's policy. The whole call ends within the point's maximum
-// deadline, whatever the endpoints do.
+// its built-in rules. Otherwise the registrations (see candidates) are
+// asked as the point's combination rule says (see Combination): one after
+// the other until one answers, or all at once. Each gets a signed POST and
+// its deadline; a 2xx answer that satisfies the point's response schema is
+// its reply. Anything else - a timeout, an error status, a redirect, a body
+// that is too large, not JSON or not valid, an open circuit breaker - is a
+// failure, handled by the failing registration's policy. The whole call
+// ends within the point's maximum deadline, whatever the endpoints do.
 //
 // The error is non-nil only when the call could not be made: an unknown
 // point, a payload that does not match the point's request schema
@@ -87,60 +89,189 @@ func checkPayload(p *Point, payload []byte) error {
 	return nil
 }
 
-// run tries the candidates in order until one answers or a policy ends the
-// call, and audits every attempt.
+// pointCall is one call at a point: what every attempt shares, and the
+// audit of the attempts.
+type pointCall struct {
+	s       *Service
+	p       *Point
+	appID   string
+	payload json.RawMessage
+	// caller is the bank process's context; budget ends with it or when
+	// the point's maximum has passed, whichever is first.
+	caller, budget context.Context
+	audit          []*Invocation
+}
+
+// run asks the candidates as p's combination rule says, combines their
+// replies, and audits every attempt.
 func (s *Service) run(ctx context.Context, p *Point, appID string, payload json.RawMessage, cands []*Registration) (core.ExtensionAnswer, error) {
 	// The bank process waits at most the point's maximum for the whole
-	// call, however many registrations it tries.
+	// call, however many registrations it asks.
 	budget, cancel := context.WithTimeout(ctx, time.Duration(p.MaxTimeoutMS)*time.Millisecond)
 	defer cancel()
-	var audit []*Invocation
+	c := &pointCall{s: s, p: p, appID: appID, payload: payload, caller: ctx, budget: budget}
 	defer func() {
 		// Counted and recorded once the policy has given each attempt
 		// its final outcome.
-		for _, inv := range audit {
+		for _, inv := range c.audit {
 			s.metrics.invocations.WithLabelValues(inv.RegistrationID, inv.ExtensionPoint, inv.Outcome).Inc()
 		}
-		s.record(audit)
+		s.record(c.audit)
 	}()
 
-	standIn := func(r *Registration, inv *Invocation, reason string) core.ExtensionAnswer {
-		inv.StandIn = true
-		if inv.Outcome == OutcomeFailed {
-			inv.Outcome = OutcomeStandIn
+	switch p.Combine.Rule {
+	case CombineFirst:
+		if a := c.first(cands); a.Answered {
+			return a, nil
 		}
-		return core.ExtensionAnswer{Answered: true, StandIn: true, Provider: r.ID, Reason: reason, Body: p.StandIn}
-	}
-	for i, r := range cands {
-		if i > 0 && exhausted(budget) {
-			// Earlier registrations used up the point's maximum: the
-			// rest are not tried, and the stand-in answers.
-			last := audit[len(audit)-1]
-			return standIn(cands[i-1], last, fmt.Sprintf("no time left for %d more registration(s) within %dms; last failure: %s",
-				len(cands)-i, p.MaxTimeoutMS, last.FailureReason)), nil
+		return core.ExtensionAnswer{}, ctx.Err()
+	case CombineTightenOnly:
+		// The bank's answer from its own registrations, in order, while
+		// the app's own are asked beside it.
+		var own, bank []*Registration
+		for _, r := range cands {
+			if r.Scope == ScopeApp {
+				own = append(own, r)
+			} else {
+				bank = append(bank, r)
+			}
 		}
-		inv, body := s.attempt(ctx, budget, p, appID, r, payload)
-		audit = append(audit, inv)
-		if inv.Outcome == OutcomeAnswered {
-			return core.ExtensionAnswer{Answered: true, Provider: r.ID, Body: body}, nil
+		wait := c.all(own)
+		var a core.ExtensionAnswer
+		if len(bank) > 0 {
+			a = c.first(bank)
 		}
+		replies, last := wait()
 		if ctx.Err() != nil {
 			return core.ExtensionAnswer{}, ctx.Err()
 		}
-		switch r.OnFailure {
-		case OnFailureReject:
-			return core.ExtensionAnswer{Answered: true, Failed: true, Provider: r.ID, Reason: inv.FailureReason}, nil
-		case OnFailureStandIn:
-			return standIn(r, inv, inv.FailureReason), nil
+		if len(bank) == 0 && len(replies) == 0 {
+			// None of the app's own replied: its stand-in is its reply,
+			// and the bank's own rules still decide.
+			replies = c.standIn(own, last).Replies
+		}
+		a.Replies = append(a.Replies, replies...)
+		return a, nil
+	}
+	replies, last := c.all(cands)()
+	if ctx.Err() != nil {
+		return core.ExtensionAnswer{}, ctx.Err()
+	}
+	if len(replies) == 0 {
+		return c.standIn(cands, last), nil
+	}
+	return p.Combine.combine(replies), nil
+}
+
+// first asks cands in order until one replies, and returns its reply as
+// the answer. After the last failure, or when no time is left for the next,
+// the stand-in answers. It is not Answered only when the caller gave up.
+func (c *pointCall) first(cands []*Registration) core.ExtensionAnswer {
+	var last *Invocation
+	for i, r := range cands {
+		if i > 0 && exhausted(c.budget) {
+			// Earlier registrations used up the point's maximum: the
+			// rest are not tried, and the stand-in answers.
+			return c.standInAfter(cands[i-1], last, fmt.Sprintf("no time left for %d more registration(s) within %dms; last failure: %s",
+				len(cands)-i, c.p.MaxTimeoutMS, last.FailureReason))
+		}
+		inv, body := c.s.attempt(c.caller, c.budget, c.p, c.appID, r, c.payload)
+		c.audit = append(c.audit, inv)
+		last = inv
+		if inv.Outcome != OutcomeAnswered && c.caller.Err() != nil {
+			// The caller gave up: not the registration's failure, so no
+			// policy applies; the caller gets its error.
+			return core.ExtensionAnswer{}
+		}
+		if reply, ok := c.settle(r, inv, body); ok {
+			return core.ExtensionAnswer{Answered: true, Failed: reply.Failed, Provider: reply.Provider, StandIn: reply.StandIn,
+				Reason: reply.Reason, Body: reply.Body, Replies: []core.ExtensionReply{reply}}
 		}
 		// OnFailureNext: on to the next registration.
 	}
-	last := audit[len(audit)-1]
+	return c.standIn(cands, last)
+}
+
+// all asks every one of cands at once and returns a function that waits
+// for them: it gives their replies in the order of cands, and the audit
+// row of the last of them, and audits every attempt. When the caller gave
+// up meanwhile, no policy applies and there are no replies.
+func (c *pointCall) all(cands []*Registration) func() ([]core.ExtensionReply, *Invocation) {
+	invs := make([]*Invocation, len(cands))
+	bodies := make([]json.RawMessage, len(cands))
+	var wg sync.WaitGroup
+	for i, r := range cands {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			invs[i], bodies[i] = c.s.attempt(c.caller, c.budget, c.p, c.appID, r, c.payload)
+		}()
+	}
+	return func() ([]core.ExtensionReply, *Invocation) {
+		wg.Wait()
+		c.audit = append(c.audit, invs...)
+		var replies []core.ExtensionReply
+		for i, r := range cands {
+			if c.caller.Err() != nil {
+				break
+			}
+			if reply, ok := c.settle(r, invs[i], bodies[i]); ok {
+				replies = append(replies, reply)
+			}
+		}
+		if len(invs) == 0 {
+			return replies, nil
+		}
+		return replies, invs[len(invs)-1]
+	}
+}
+
+// settle applies r's failure policy to its attempt inv: an answer is its
+// reply; a failure is a failed reply (reject), a stand-in reply
+// (stand_in), or no reply at all (next).
+func (c *pointCall) settle(r *Registration, inv *Invocation, body json.RawMessage) (core.ExtensionReply, bool) {
+	reply := core.ExtensionReply{Provider: r.ID, Scope: r.Scope}
+	if inv.Outcome == OutcomeAnswered {
+		reply.Body = body
+		return reply, true
+	}
+	switch r.OnFailure {
+	case OnFailureReject:
+		reply.Failed, reply.Reason = true, inv.FailureReason
+		return reply, true
+	case OnFailureStandIn:
+		c.markStandIn(inv)
+		reply.StandIn, reply.Reason, reply.Body = true, inv.FailureReason, c.p.StandIn
+		return reply, true
+	}
+	return reply, false
+}
+
+// standIn is the answer when none of cands replied: the point's stand-in,
+// after the failure of the last, whose attempt last is.
+func (c *pointCall) standIn(cands []*Registration, last *Invocation) core.ExtensionAnswer {
 	reason := last.FailureReason
 	if len(cands) > 1 {
 		reason = fmt.Sprintf("none of %d registrations answered; last failure: %s", len(cands), reason)
 	}
-	return standIn(cands[len(cands)-1], last, reason), nil
+	return c.standInAfter(cands[len(cands)-1], last, reason)
+}
+
+// standInAfter answers with the stand-in because of r's failed attempt inv.
+func (c *pointCall) standInAfter(r *Registration, inv *Invocation, reason string) core.ExtensionAnswer {
+	c.markStandIn(inv)
+	reply := core.ExtensionReply{Provider: r.ID, Scope: r.Scope, StandIn: true, Reason: reason, Body: c.p.StandIn}
+	return core.ExtensionAnswer{Answered: true, StandIn: true, Provider: r.ID, Reason: reason, Body: c.p.StandIn,
+		Replies: []core.ExtensionReply{reply}}
+}
+
+// markStandIn records that the failed attempt inv made the bank use the
+// stand-in result.
+func (c *pointCall) markStandIn(inv *Invocation) {
+	inv.StandIn = true
+	if inv.Outcome == OutcomeFailed {
+		inv.Outcome = OutcomeStandIn
+	}
 }
 
 // exhausted reports whether less than a millisecond of the call's budget

@@ -40,66 +40,81 @@ var misbehaviours = []struct {
 	{"redirect", spitest.Behaviour{Mode: spitest.Redirect, Body: approve(1, "via redirect")}, 3000, "HTTP 307; redirects are not followed", 307},
 }
 
+// At a "first" point (test.first) the registrations are asked one after
+// the other, and a policy other than next ends the call; at
+// payments.fraud-check, whose answers combine strictest-first, every
+// registration is asked, so the healthy one answers too, and the failing
+// one's policy decides what its own attempt counts as.
 func TestEachMisbehaviourEndsInTheRegistrationsPolicyWithinItsDeadline(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		s := newService(t, db)
+		definePointLike(t, s, "test.first", core.PointFraudCheck, spi.Combination{Rule: spi.CombineFirst})
 		bad := spitest.New(t, approve(1, "bad"))
 		good := spitest.New(t, approve(7, "second opinion"))
-		for _, m := range misbehaviours {
-			for _, policy := range []string{spi.OnFailureReject, spi.OnFailureStandIn, spi.OnFailureNext} {
-				t.Run(m.name+"/"+policy, func(t *testing.T) {
-					bad.Set(m.b)
-					failing := bankReg(t, s, "app_fraud", core.PointFraudCheck, bad.URL,
-						spi.Activation{TimeoutMS: m.timeoutMS, OnFailure: policy, Priority: priority(1)})
-					healthy := bankReg(t, s, "app_other", core.PointFraudCheck, good.URL,
-						spi.Activation{TimeoutMS: 3000, OnFailure: spi.OnFailureReject, Priority: priority(2)})
-					goodHits := good.Hits()
+		for _, point := range []string{"test.first", core.PointFraudCheck} {
+			for _, m := range misbehaviours {
+				for _, policy := range []string{spi.OnFailureReject, spi.OnFailureStandIn, spi.OnFailureNext} {
+					t.Run(point+"/"+m.name+"/"+policy, func(t *testing.T) {
+						bad.Set(m.b)
+						failing := bankReg(t, s, "app_fraud", point, bad.URL,
+							spi.Activation{TimeoutMS: m.timeoutMS, OnFailure: policy, Priority: priority(1)})
+						healthy := bankReg(t, s, "app_other", point, good.URL,
+							spi.Activation{TimeoutMS: 3000, OnFailure: spi.OnFailureReject, Priority: priority(2)})
+						goodHits := good.Hits()
 
-					a := call(t, s, "app_payer")
+						a, err := s.Invoke(context.Background(), point, "app_payer", mustJSON(t, fraudPayload()))
+						if err != nil {
+							t.Fatal(err)
+						}
 
-					if !a.Answered {
-						t.Fatalf("answer = %+v, want answered", a)
-					}
-					switch policy {
-					case spi.OnFailureReject:
-						if !a.Failed || a.StandIn || a.Provider != failing.ID || !strings.Contains(a.Reason, m.reason) {
-							t.Errorf("answer = %+v, want failed by %s because %q", a, failing.ID, m.reason)
+						if !a.Answered {
+							t.Fatalf("answer = %+v, want answered", a)
 						}
-					case spi.OnFailureStandIn:
-						if a.Failed || !a.StandIn || a.Provider != failing.ID || !strings.Contains(a.Reason, m.reason) {
-							t.Errorf("answer = %+v, want stand-in after %s failed with %q", a, failing.ID, m.reason)
+						switch policy {
+						case spi.OnFailureReject:
+							if !a.Failed || a.StandIn || a.Provider != failing.ID || !strings.Contains(a.Reason, m.reason) {
+								t.Errorf("answer = %+v, want failed by %s because %q", a, failing.ID, m.reason)
+							}
+						case spi.OnFailureStandIn:
+							if a.Failed || !a.StandIn || a.Provider != failing.ID || !strings.Contains(a.Reason, m.reason) {
+								t.Errorf("answer = %+v, want stand-in after %s failed with %q", a, failing.ID, m.reason)
+							}
+							if got := decode(t, a.Body); got != fraudStandIn {
+								t.Errorf("stand-in body = %+v", got)
+							}
+						case spi.OnFailureNext:
+							if a.Failed || a.StandIn || a.Provider != healthy.ID {
+								t.Errorf("answer = %+v, want the next registration's", a)
+							}
+							if got := decode(t, a.Body); got != approve(7, "second opinion") {
+								t.Errorf("body = %+v", got)
+							}
 						}
-						if got := decode(t, a.Body); got != fraudStandIn {
-							t.Errorf("stand-in body = %+v", got)
+						asked := good.Hits() - goodHits
+						switch {
+						case point == core.PointFraudCheck && asked != 1:
+							t.Errorf("the healthy registration was asked %d times, want once: every registration is asked", asked)
+						case point != core.PointFraudCheck && policy != spi.OnFailureNext && asked != 0:
+							t.Errorf("policy %s went on to the next registration", policy)
 						}
-					case spi.OnFailureNext:
-						if a.Failed || a.StandIn || a.Provider != healthy.ID {
-							t.Errorf("answer = %+v, want the next registration's", a)
+						if bad.RedirectHits() != 0 {
+							t.Error("a redirect was followed")
 						}
-						if got := decode(t, a.Body); got != approve(7, "second opinion") {
-							t.Errorf("body = %+v", got)
-						}
-					}
-					if policy != spi.OnFailureNext && good.Hits() != goodHits {
-						t.Errorf("policy %s went on to the next registration", policy)
-					}
-					if bad.RedirectHits() != 0 {
-						t.Error("a redirect was followed")
-					}
 
-					audit := invocations(t, s, failing.ID)
-					if len(audit) != 1 {
-						t.Fatalf("audit of the failing registration = %d rows", len(audit))
-					}
-					inv := audit[0]
-					wantOutcome := map[string]string{spi.OnFailureReject: spi.OutcomeFailed,
-						spi.OnFailureStandIn: spi.OutcomeStandIn, spi.OnFailureNext: spi.OutcomeFailed}[policy]
-					if inv.Outcome != wantOutcome || inv.StandIn != (policy == spi.OnFailureStandIn) ||
-						!strings.Contains(inv.FailureReason, m.reason) || inv.StatusCode != m.status ||
-						inv.AppID != "app_payer" || inv.ExtensionPoint != core.PointFraudCheck {
-						t.Errorf("audit row = %+v, want outcome %s, status %d", inv, wantOutcome, m.status)
-					}
-				})
+						audit := invocations(t, s, failing.ID)
+						if len(audit) != 1 {
+							t.Fatalf("audit of the failing registration = %d rows", len(audit))
+						}
+						inv := audit[0]
+						wantOutcome := map[string]string{spi.OnFailureReject: spi.OutcomeFailed,
+							spi.OnFailureStandIn: spi.OutcomeStandIn, spi.OnFailureNext: spi.OutcomeFailed}[policy]
+						if inv.Outcome != wantOutcome || inv.StandIn != (policy == spi.OnFailureStandIn) ||
+							!strings.Contains(inv.FailureReason, m.reason) || inv.StatusCode != m.status ||
+							inv.AppID != "app_payer" || inv.ExtensionPoint != point {
+							t.Errorf("audit row = %+v, want outcome %s, status %d", inv, wantOutcome, m.status)
+						}
+					})
+				}
 			}
 		}
 	})
@@ -339,7 +354,10 @@ func TestAnAppsRegistrationIsNeverCalledForAnotherAppsProcess(t *testing.T) {
 	})
 }
 
-func TestAppScopeRunsBeforeBankScopeAndBankScopeByPriority(t *testing.T) {
+// At payments.fraud-check every registration is asked; of equal
+// decisions the one asked first decides: the app's own, then the bank's by
+// priority.
+func TestEveryRegistrationIsAskedAndTiesGoToTheAppsOwnThenBankScopeByPriority(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		s := newService(t, db)
 		own := spitest.New(t, approve(1, "own"))
@@ -350,20 +368,25 @@ func TestAppScopeRunsBeforeBankScopeAndBankScopeByPriority(t *testing.T) {
 		r1 := bankReg(t, s, "app_y", core.PointFraudCheck, p1.URL, spi.Activation{Priority: priority(1), OnFailure: spi.OnFailureNext})
 		ra, _ := appReg(t, s, "app_a", core.PointFraudCheck, own.URL, spi.NewRegistration{OnFailure: spi.OnFailureNext})
 
-		if a := call(t, s, "app_a"); a.Provider != ra.ID || decode(t, a.Body).Reason != "own" {
-			t.Errorf("app a: %+v, want its own registration first", a)
+		a := call(t, s, "app_a")
+		if a.Provider != ra.ID || decode(t, a.Body).Reason != "own" {
+			t.Errorf("app a: %+v, want its own registration's", a)
+		}
+		if len(a.Replies) != 3 || a.Replies[0].Provider != ra.ID || a.Replies[0].Scope != spi.ScopeApp ||
+			a.Replies[1].Provider != r1.ID || a.Replies[2].Provider != r5.ID || a.Replies[2].Scope != spi.ScopeBank {
+			t.Errorf("replies = %+v, want own, priority 1, priority 5", a.Replies)
 		}
 		if a := call(t, s, "app_b"); a.Provider != r1.ID || decode(t, a.Body).Reason != "priority 1" {
 			t.Errorf("app b: %+v, want priority 1", a)
 		}
-		// When the app's own fails, next goes on to the bank's, in order.
+		// Those that fail with next give no reply.
 		own.Set(spitest.Behaviour{Mode: spitest.Status, Status: 500})
 		p1.Set(spitest.Behaviour{Mode: spitest.BadJSON})
-		if a := call(t, s, "app_a"); a.Provider != r5.ID || decode(t, a.Body).Reason != "priority 5" {
+		if a := call(t, s, "app_a"); a.Provider != r5.ID || decode(t, a.Body).Reason != "priority 5" || len(a.Replies) != 1 {
 			t.Errorf("app a after failures: %+v", a)
 		}
-		if own.Hits() != 2 || p1.Hits() != 2 || p5.Hits() != 1 {
-			t.Errorf("hits own %d, p1 %d, p5 %d", own.Hits(), p1.Hits(), p5.Hits())
+		if own.Hits() != 2 || p1.Hits() != 3 || p5.Hits() != 3 {
+			t.Errorf("hits own %d, p1 %d, p5 %d; want 2, 3, 3", own.Hits(), p1.Hits(), p5.Hits())
 		}
 	})
 }

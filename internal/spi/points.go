@@ -30,6 +30,8 @@ type Point struct {
 	StandIn          json.RawMessage `json:"stand_in" doc:"The answer the bank uses when no valid answer arrives in time and the policy says stand_in or next"`
 	Example          json.RawMessage `json:"example,omitempty" doc:"An example answer"`
 	BuiltIn          bool            `json:"builtin" doc:"True for the points the platform defines; false for points the bank defined"`
+	// Combine is how the replies of several registrations make one answer.
+	Combine Combination `json:"combine" doc:"How the replies of the registrations at this point make one answer"`
 
 	request, response *jsonschema.Schema
 }
@@ -44,14 +46,17 @@ type NewPoint struct {
 	MaxTimeoutMS     int
 	StandIn          json.RawMessage
 	Example          json.RawMessage
+	// Combine is the combination rule; the zero value is CombineFirst.
+	Combine Combination
 }
 
 // pointName is a dotted lower-case name with at least two parts, like the
 // built-in "payments.fraud-check".
 var pointName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}(\.[a-z][a-z0-9-]{0,39}){1,3}$`)
 
-// compile checks n and returns the point it defines.
-func (n NewPoint) compile() (*Point, error) {
+// compile checks n and returns the point it defines; builtIn is true for
+// the platform's own points.
+func (n NewPoint) compile(builtIn bool) (*Point, error) {
 	if !pointName.MatchString(n.Name) {
 		return nil, causeway.Errorf(causeway.EINVALID, "invalid_name",
 			"name must be dotted lower-case words such as \"payments.fraud-check\"")
@@ -67,7 +72,7 @@ func (n NewPoint) compile() (*Point, error) {
 		Name: n.Name, Description: strings.TrimSpace(n.Description),
 		RequestSchema: compactJSON(n.RequestSchema), ResponseSchema: compactJSON(n.ResponseSchema),
 		DefaultTimeoutMS: n.DefaultTimeoutMS, MaxTimeoutMS: n.MaxTimeoutMS,
-		StandIn: compactJSON(n.StandIn),
+		StandIn: compactJSON(n.StandIn), BuiltIn: builtIn,
 	}
 	if len(n.Example) > 0 && string(n.Example) != "null" {
 		p.Example = compactJSON(n.Example)
@@ -89,6 +94,9 @@ func (n NewPoint) compile() (*Point, error) {
 		if err := validate(p.response, p.Example); err != nil {
 			return nil, causeway.Errorf(causeway.EINVALID, "invalid_example", "example does not match response_schema: %s", shorten(err.Error()))
 		}
+	}
+	if p.Combine, err = n.Combine.compile(p.StandIn, builtIn); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -215,7 +223,7 @@ func shorten(s string) string {
 var builtinPoints = []NewPoint{
 	{
 		Name:             core.PointFraudCheck,
-		Description:      "Asked before a payment is booked. Answer approve, deny or review (the payment is held for the bank to decide), with a risk score from 0 (safe) to 100 and a reason.",
+		Description:      "Asked before a payment is booked. Answer approve, deny or review (the payment is held for the bank to decide), with a risk score from 0 (safe) to 100 and a reason. Every registration is asked, the bank's and the paying app's own, and the strictest decision wins.",
 		DefaultTimeoutMS: 1500, MaxTimeoutMS: 5000,
 		RequestSchema: json.RawMessage(`{
 			"type": "object", "required": ["payment", "debtor"],
@@ -238,10 +246,11 @@ var builtinPoints = []NewPoint{
 				"reason": {"type": "string", "maxLength": 500}}}`),
 		StandIn: json.RawMessage(`{"decision": "approve", "score": 50, "reason": "stand-in: no answer from the fraud provider in time"}`),
 		Example: json.RawMessage(`{"decision": "approve", "score": 12, "reason": "known payee, usual amount"}`),
+		Combine: Combination{Rule: CombineStrictest, Field: "decision", Order: []string{"deny", "review", "approve"}, FailedAs: "deny"},
 	},
 	{
 		Name:             core.PointCreditDecision,
-		Description:      "Asked when a loan application is decided. Answer approve, decline or refer (a person decides), optionally with the rate in basis points, a limit and a score; what the answer leaves out comes from the bank's scorecard.",
+		Description:      "Asked when a loan application is decided. Answer approve, decline or refer (a person decides), optionally with the rate in basis points, a limit and a score; what the answer leaves out comes from the bank's scorecard. The bank's rule decides (its own registration, or its scorecard); an app's own registration can decline, refer, lower the limit or raise the rate, never approve what the bank's rule does not. An approval never exceeds its limit.",
 		DefaultTimeoutMS: 3000, MaxTimeoutMS: 10000,
 		RequestSchema: json.RawMessage(`{
 			"type": "object", "required": ["application", "customer"],
@@ -270,10 +279,11 @@ var builtinPoints = []NewPoint{
 				"score": {"type": "integer"}}}`),
 		StandIn: json.RawMessage(`{"decision": "refer", "reason": "stand-in: no answer from the credit-decision provider in time"}`),
 		Example: json.RawMessage(`{"decision": "approve", "reason": "affordable", "rate_bp": 549, "limit": {"amount": "10000.00", "currency": "EUR"}, "score": 720}`),
+		Combine: Combination{Rule: CombineTightenOnly},
 	},
 	{
 		Name:             core.PointKYCVerify,
-		Description:      "Asked when a customer's KYC check runs, after the bank's own rules. Answer pass, fail or refer with the checks you made; the worse of your result and the bank's wins.",
+		Description:      "Asked when a customer's KYC check runs, after the bank's own rules. Answer pass, fail or refer with the checks you made; the worst of every registration's result and the bank's wins.",
 		DefaultTimeoutMS: 5000, MaxTimeoutMS: 15000,
 		RequestSchema: json.RawMessage(`{
 			"type": "object", "required": ["customer"],
@@ -294,10 +304,13 @@ var builtinPoints = []NewPoint{
 						"detail": {"type": "string", "maxLength": 500}}}}}}`),
 		StandIn: json.RawMessage(`{"result": "refer", "checks": [{"name": "provider", "result": "refer", "detail": "stand-in: no answer from the KYC provider in time"}]}`),
 		Example: json.RawMessage(`{"result": "pass", "checks": [{"name": "document", "result": "pass", "detail": "passport verified"}]}`),
+		// A registration that fails closed refers the customer to a person,
+		// as the bank does when its own provider fails.
+		Combine: Combination{Rule: CombineStrictest, Field: "result", Order: []string{"fail", "refer", "pass"}, FailedAs: "refer"},
 	},
 	{
 		Name:             core.PointAccountsLookup,
-		Description:      "Asked by a bank process that wants outside intelligence about a customer (for example a bank officer's app when the customer walks in). Answer with a list of insights.",
+		Description:      "Asked by a bank process that wants outside intelligence about a customer (for example a bank officer's app when the customer walks in). Answer with a list of insights; every registration's are merged, each marked with its provider.",
 		DefaultTimeoutMS: 2000, MaxTimeoutMS: 5000,
 		RequestSchema: json.RawMessage(`{
 			"type": "object", "required": ["customer"],
@@ -317,6 +330,7 @@ var builtinPoints = []NewPoint{
 						"confidence": {"type": "number", "minimum": 0, "maximum": 1}}}}}}`),
 		StandIn: json.RawMessage(`{"insights": []}`),
 		Example: json.RawMessage(`{"insights": [{"kind": "life_event", "title": "Recently moved house", "detail": "new address registered last month", "confidence": 0.8}]}`),
+		Combine: Combination{Rule: CombineMerge, Field: "insights"},
 	},
 }
 
@@ -340,11 +354,10 @@ func compileBuiltins() (map[string]*Point, []*Point) {
 	byName := map[string]*Point{}
 	var list []*Point
 	for _, n := range builtinPoints {
-		p, err := n.compile()
+		p, err := n.compile(true)
 		if err != nil {
 			panic("spi: built-in point " + n.Name + ": " + err.Error())
 		}
-		p.BuiltIn = true
 		byName[p.Name] = p
 		list = append(list, p)
 	}

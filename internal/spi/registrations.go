@@ -321,10 +321,9 @@ func (s *Service) setStatus(ctx context.Context, id, status string) error {
 	})
 }
 
-// candidates are the active registrations that answer at point for a
-// process of appID, in the order they run: the app's own app-scope ones
-// (oldest first), then the bank-scope ones by priority (ties: oldest
-// first).
+// candidates are the active registrations asked at point for a process
+// of appID, in order: the app's own app-scope ones (oldest first), then the
+// bank-scope ones by priority (ties: oldest first).
 func (s *Service) candidates(ctx context.Context, point, appID string) ([]*Registration, error) {
 	// The app's own first: ORDER BY puts scope "app" before "bank".
 	st, err := s.prepared(ctx, &s.candidatesStmt, `SELECT `+registrationColumns+` FROM spi_registrations

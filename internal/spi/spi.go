@@ -9,12 +9,32 @@
 // registration) and the audit of every call. Service implements
 // core.Extensions, so the sandbox bank calls it without importing it.
 //
-// Who runs at a point, in order: the calling app's own active app-scope
-// registrations, then the active bank-scope registrations by priority. A
-// failure is handled by the failing registration's on_failure policy:
-// reject fails the process closed, stand_in answers with the point's
-// stand-in result, next tries the next registration and, after the last,
-// answers with the stand-in.
+// Who is asked at a point: the calling app's own active app-scope
+// registrations and the active bank-scope registrations, in that order,
+// the bank's by priority. How their replies make one answer is the
+// point's combination rule (Combination, named in the catalog), chosen so
+// that an app's own registration can only tighten the bank's controls:
+//
+//   - payments.fraud-check and kyc.verify: strictest. Every registration
+//     is asked at once, and the strictest reply wins (deny, review,
+//     approve; fail, refer, pass).
+//   - loans.credit-decision: tighten_only. The bank-scope registrations
+//     decide as under first; the app's own are asked beside them, and the
+//     bank applies their replies only where they decline, refer, lower the
+//     limit or raise the rate.
+//   - accounts.lookup: merge. Every registration is asked at once, and the
+//     insights of every reply are merged, each marked with its provider.
+//   - a point the bank defines: first (the default), strictest or merge.
+//     Under first the registrations are asked one after the other and the
+//     first valid reply is the answer.
+//
+// A failure is handled by the failing registration's on_failure policy,
+// whatever the rule: reject makes its reply a failure the process fails
+// closed on (under strictest it ranks as the point's failed_as value),
+// stand_in makes its reply the point's stand-in result, next gives no reply
+// (under first: the next registration is tried). When no registration
+// replies at all, the stand-in is the answer. The whole call ends within
+// the point's maximum deadline.
 package spi
 
 import (
@@ -25,17 +45,19 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/page"
 )
 
 // Registration scopes.
 const (
 	// ScopeApp registrations answer only for process instances the
-	// registering app started, and are active at once.
-	ScopeApp = "app"
+	// registering app started, and are active at once. Their replies can
+	// only tighten what the bank's controls decide.
+	ScopeApp = core.ExtensionScopeApp
 	// ScopeBank registrations answer for every process instance, once the
 	// bank activates them.
-	ScopeBank = "bank"
+	ScopeBank = core.ExtensionScopeBank
 )
 
 // Registration statuses.
@@ -51,12 +73,13 @@ const (
 // Failure policies: what happens when a registration does not give a valid
 // answer in time.
 const (
-	// OnFailureReject fails the process closed: the answer is Failed.
+	// OnFailureReject fails the process closed: the reply is Failed.
 	OnFailureReject = "reject"
 	// OnFailureStandIn answers with the point's stand-in result.
 	OnFailureStandIn = "stand_in"
-	// OnFailureNext tries the next registration, and the stand-in result
-	// after the last.
+	// OnFailureNext gives no reply: under the rule first the next
+	// registration is tried. When no registration replies, the stand-in
+	// result is the answer.
 	OnFailureNext = "next"
 )
 
@@ -83,7 +106,7 @@ type Registration struct {
 	Status         string    `json:"status" enum:"active,pending_activation,inactive,deleted"`
 	TimeoutMS      int       `json:"timeout_ms" doc:"Deadline of one call; the point's maximum caps it"`
 	OnFailure      string    `json:"on_failure" enum:"reject,stand_in,next"`
-	Priority       int       `json:"priority" doc:"Bank-scope registrations run in ascending priority (1 before 2), after the app's own"`
+	Priority       int       `json:"priority" doc:"Bank-scope registrations are asked in ascending priority (1 before 2), after the app's own; the order decides under the rule first and breaks ties otherwise"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	// PreviousSecretExpiresAt is set after a secret rotation: until then
