@@ -135,17 +135,27 @@ func back(w http.ResponseWriter, r *http.Request, fallback, done string) {
 	redirect(w, r, next+sep+"done="+done)
 }
 
+// consoleApprove approves an app. When another operator decided first
+// (the app is already active), the app's page says so with a 409.
 func (p *Portal) consoleApprove(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
 	if _, err := p.d.Identity.Approve(r.Context(), r.PathValue("id")); err != nil {
-		return err
+		if !isFormError(err) {
+			return err
+		}
+		return p.renderConsoleApp(w, r, s, httpStatus(err), formError(err), nil)
 	}
 	back(w, r, "/console/apps", "approved")
 	return nil
 }
 
+// consoleSuspend suspends an app; like consoleApprove, a decision another
+// operator made first is shown on the app's page with a 409.
 func (p *Portal) consoleSuspend(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
 	if _, err := p.d.Identity.Suspend(r.Context(), r.PathValue("id")); err != nil {
-		return err
+		if !isFormError(err) {
+			return err
+		}
+		return p.renderConsoleApp(w, r, s, httpStatus(err), formError(err), nil)
 	}
 	back(w, r, "/console/apps", "suspended")
 	return nil
