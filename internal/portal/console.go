@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -275,7 +276,21 @@ func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *con
 	return nil
 }
 
+// consoleActivate activates a registration with the settings of the form.
 func (p *Portal) consoleActivate(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
+	return p.consoleSPIChange(w, r, s, "activated", p.d.SPI.Activate)
+}
+
+// consoleConfigure changes an active registration's settings.
+func (p *Portal) consoleConfigure(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
+	return p.consoleSPIChange(w, r, s, "spi-updated", p.d.SPI.Configure)
+}
+
+// consoleSPIChange reads the settings form and applies them with change;
+// a bad value or a conflict (another operator came first) is shown on the
+// list.
+func (p *Portal) consoleSPIChange(w http.ResponseWriter, r *http.Request, s *consoleSession, done string,
+	change func(ctx context.Context, id string, a spi.Activation) (*spi.Registration, error)) error {
 	var a spi.Activation
 	var err error
 	if t := strings.TrimSpace(r.PostFormValue("timeout_ms")); t != "" {
@@ -294,7 +309,7 @@ func (p *Portal) consoleActivate(w http.ResponseWriter, r *http.Request, s *cons
 	}
 	a.OnFailure = r.PostFormValue("on_failure")
 	if err == nil {
-		_, err = p.d.SPI.Activate(r.Context(), r.PathValue("id"), a)
+		_, err = change(r.Context(), r.PathValue("id"), a)
 	}
 	if err != nil {
 		if !isFormError(err) {
@@ -302,7 +317,7 @@ func (p *Portal) consoleActivate(w http.ResponseWriter, r *http.Request, s *cons
 		}
 		return p.renderConsoleSPI(w, r, s, httpStatus(err), formError(err))
 	}
-	back(w, r, "/console/spi", "activated")
+	back(w, r, "/console/spi", done)
 	return nil
 }
 
