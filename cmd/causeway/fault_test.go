@@ -587,10 +587,10 @@ func TestFaultMisbehavingEndpointsOfOneTenantSpareAnother(t *testing.T) {
 			// The bank sets the policy of the app's own registration.
 			var act struct{ Status, OnFailure string }
 			act.OnFailure = "unset"
-			code, err := n.call("POST", "/spi-registrations/"+reg.ID+"/activate", map[string]any{
+			code, err := n.call("PATCH", "/spi-registrations/"+reg.ID, map[string]any{
 				"timeout_ms": timeoutMS, "on_failure": onFailure}, &act)
 			if err != nil || code != 200 || act.Status != "active" {
-				t.Fatalf("%s: activate SPI: %d %+v %v", name, code, act, err)
+				t.Fatalf("%s: configure SPI: %d %+v %v", name, code, act, err)
 			}
 		}
 		secret := createWebhook(t, n.base, app, hookURL)

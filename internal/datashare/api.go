@@ -58,9 +58,14 @@ func (s *Service) Register(srv *httpapi.Server) {
 	huma.Register(b, op("bank-get-dataset", http.MethodGet, "/datasets/{id}", "Get a dataset with its source", 0), h.bankGetDataset)
 	huma.Register(b, op("bank-list-dataset-access-requests", http.MethodGet, "/dataset-access-requests", "List access requests, oldest first", 0), h.bankListRequests)
 	huma.Register(b, op("bank-get-dataset-access-request", http.MethodGet, "/dataset-access-requests/{id}", "Get an access request", 0), h.bankGetRequest)
-	huma.Register(b, op("bank-approve-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/approve", "Approve a request awaiting approval", 0), h.approve)
-	huma.Register(b, op("bank-reject-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/reject", "Reject a request awaiting approval", 0), h.reject)
-	huma.Register(b, op("bank-revoke-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/revoke", "Revoke an approved request: downloads stop at once", 0), h.revoke)
+	decide := func(o huma.Operation, from string) huma.Operation {
+		o.Description = "Only a request that is " + from + " can be decided so; any other state, including a decision " +
+			"another officer took a moment earlier, is 409 invalid_transition."
+		return o
+	}
+	huma.Register(b, decide(op("bank-approve-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/approve", "Approve a request awaiting approval", 0), "awaiting approval"), h.approve)
+	huma.Register(b, decide(op("bank-reject-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/reject", "Reject a request awaiting approval", 0), "awaiting approval"), h.reject)
+	huma.Register(b, decide(op("bank-revoke-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/revoke", "Revoke an approved request: downloads stop at once", 0), "approved"), h.revoke)
 	huma.Register(b, op("bank-retry-dataset-content", http.MethodPost, "/dataset-access-requests/{id}/retry-content", "Queue failed content for the data agent again", 0), h.retry)
 	huma.Register(b, op("bank-dataset-access-audit", http.MethodGet, "/dataset-access-requests/{id}/audit", "The request's audit trail: request, decisions, content, downloads", 0), h.audit)
 

@@ -350,6 +350,10 @@ func (s *Service) uploadSum(ctx context.Context, held *heldJob, size int64) (str
 
 // FailContent records that the agent could not produce a job. It is
 // retried with growing delays, and failed after maxAttempts attempts.
+// Errors: ENOTFOUND not_found; ECONFLICT access_ended (the request was
+// revoked or expired), lease_lost (the agent no longer holds the job: its
+// lease ran out and another agent took it, or a revocation retired the
+// content while this call ran).
 func (s *Service) FailContent(ctx context.Context, jobID, lease, message string) error {
 	held, err := s.leaseHolder(ctx, jobID, lease)
 	if err != nil {
@@ -374,9 +378,16 @@ func (s *Service) FailContent(ctx context.Context, jobID, lease, message string)
 		if attempts >= maxAttempts {
 			status = ContentFailed
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE datashare_contents SET status = $1, not_before = $2, error = $3, lease_id = '', lease_until = 0 WHERE id = $4`,
-			status, store.Micros(notBefore), message, jobID); err != nil {
+		// Names the state it leaves: a revocation that retired the content
+		// meanwhile (status deleted, lease gone) is not undone.
+		res, err := tx.ExecContext(ctx, `UPDATE datashare_contents SET status = $1, not_before = $2, error = $3, lease_id = '', lease_until = 0
+			WHERE id = $4 AND lease_id = $5 AND status = 'producing'`,
+			status, store.Micros(notBefore), message, jobID, lease)
+		if err != nil {
 			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return causeway.Errorf(causeway.ECONFLICT, "lease_lost", "this agent no longer holds job %s", jobID)
 		}
 		return audit(ctx, tx, requestID, now, "agent", "content_failed", map[string]any{
 			"job_id": jobID, "format": format, "error": message, "attempts": attempts, "final": status == ContentFailed,

@@ -237,19 +237,25 @@ func etag(sum string) string { return `"` + sum + `"` }
 
 // Approve grants a request awaiting approval until d.ExpiresAt (default
 // now plus the requested duration; at most 365 days ahead) and queues the
-// content for the data agent. Any other state is ECONFLICT
-// invalid_transition.
+// content for the data agent. Every decision names the state it leaves,
+// so of two officers deciding one request at once exactly one decision is
+// taken (one event, one audit entry). Errors: ENOTFOUND not_found;
+// EINVALID invalid_expiry; ECONFLICT invalid_transition (any state but
+// awaiting approval, including a decision that lost a race).
 func (s *Service) Approve(ctx context.Context, id string, d Decision) (*AccessRequest, error) {
 	return s.decide(ctx, id, "approved", d)
 }
 
-// Reject refuses a request awaiting approval.
+// Reject refuses a request awaiting approval. Errors: ENOTFOUND not_found;
+// EINVALID invalid_decision; ECONFLICT invalid_transition (any state but
+// awaiting approval).
 func (s *Service) Reject(ctx context.Context, id string, d Decision) (*AccessRequest, error) {
 	return s.decide(ctx, id, "rejected", d)
 }
 
 // Revoke ends an approved, unexpired grant at once: downloads stop and the
-// stored ciphertext is deleted.
+// stored ciphertext is deleted. Errors: ENOTFOUND not_found; EINVALID
+// invalid_decision; ECONFLICT invalid_transition (any state but approved).
 func (s *Service) Revoke(ctx context.Context, id string, d Decision) (*AccessRequest, error) {
 	return s.decide(ctx, id, "revoked", d)
 }

@@ -63,8 +63,14 @@ func (s *Service) Register(srv *httpapi.Server) {
 
 	bank := srv.Bank
 	huma.Register(bank, op("bank-list-apps", http.MethodGet, "/apps", "List every app with its status", "Apps"), h.bankListApps)
-	huma.Register(bank, op("bank-approve-app", http.MethodPost, "/apps/{id}/approve", "Approve (or reinstate) an app", "Apps"), h.approve)
-	huma.Register(bank, op("bank-suspend-app", http.MethodPost, "/apps/{id}/suspend", "Suspend an app; its tokens stop working at once", "Apps"), h.suspend)
+	approve := op("bank-approve-app", http.MethodPost, "/apps/{id}/approve", "Approve (or reinstate) an app", "Apps")
+	approve.Description = "Moves an app pending approval, or a suspended one, to active. " +
+		"An app that is already active (for example because another operator approved it a moment earlier) is 409 app_already_active."
+	huma.Register(bank, approve, h.approve)
+	suspend := op("bank-suspend-app", http.MethodPost, "/apps/{id}/suspend", "Suspend an app; its tokens stop working at once", "Apps")
+	suspend.Description = "Moves an active app, or one pending approval, to suspended. " +
+		"An app that is already suspended is 409 app_already_suspended."
+	huma.Register(bank, suspend, h.suspend)
 	huma.Register(bank, op("bank-rotate-signing-key", http.MethodPost, "/signing-keys/rotate", "Sign new access tokens with a new key", "Apps"), h.rotateSigningKey)
 
 	srv.Handle("POST "+TokenPath, http.HandlerFunc(s.token))

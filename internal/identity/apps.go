@@ -315,16 +315,22 @@ func (s *Service) listApps(ctx context.Context, where, arg string, limit int, cu
 }
 
 // Approve makes an app active: one pending approval, or one the bank
-// suspended. OnAppActivated runs; if it fails, the app keeps its previous
-// status and the error is returned. Approving an active app changes
-// nothing. Errors: ENOTFOUND app_not_found.
+// suspended. It names the status it leaves, so of two operators approving
+// one app at once exactly one succeeds; the other, like anyone approving
+// an app that is already active, gets ECONFLICT app_already_active.
+// OnAppActivated runs once, for the approval that won; if it fails, the
+// app goes back to its previous status (unless the bank changed it
+// meanwhile) and the hook's error is returned. Errors: ENOTFOUND
+// app_not_found; ECONFLICT app_already_active.
 func (s *Service) Approve(ctx context.Context, id string) (*App, error) {
 	app, prev, err := s.setStatus(ctx, id, auth.AppActive)
-	if err != nil || prev == auth.AppActive {
-		return app, err
+	if err != nil {
+		return nil, err
 	}
 	if err := s.activated(ctx, id); err != nil {
-		if _, _, rerr := s.setStatus(ctx, id, prev); rerr != nil {
+		// Undo only this approval: if the bank suspended the app meanwhile,
+		// that decision stands.
+		if _, _, rerr := s.moveStatus(ctx, id, auth.AppActive, prev); rerr != nil && causeway.ErrorKind(rerr) != causeway.ECONFLICT {
 			s.log.ErrorContext(ctx, "could not undo approval after failed activation", "app_id", id, "error", rerr.Error())
 		}
 		return nil, err
@@ -333,25 +339,52 @@ func (s *Service) Approve(ctx context.Context, id string) (*App, error) {
 	return app, nil
 }
 
-// Suspend suspends an app: its access tokens stop working at once and it
-// gets no new ones until the bank approves it again. Errors: ENOTFOUND
-// app_not_found.
+// Suspend suspends an app, active or pending approval: its access tokens
+// stop working at once and it gets no new ones until the bank approves it
+// again. Of two operators suspending one app at once exactly one succeeds;
+// the other, like anyone suspending a suspended app, gets ECONFLICT
+// app_already_suspended. Errors: ENOTFOUND app_not_found; ECONFLICT
+// app_already_suspended.
 func (s *Service) Suspend(ctx context.Context, id string) (*App, error) {
 	app, prev, err := s.setStatus(ctx, id, auth.AppSuspended)
-	if err == nil && prev != auth.AppSuspended {
-		s.log.InfoContext(ctx, "app suspended", "app_id", id, "previous_status", prev)
+	if err != nil {
+		return nil, err
 	}
-	return app, err
+	s.log.InfoContext(ctx, "app suspended", "app_id", id, "previous_status", prev)
+	return app, nil
 }
 
-// setStatus moves a live app to status and returns it with the status it
-// had before.
+// errAppAlready is the conflict of moving an app to the status it has.
+func errAppAlready(id, status string) error {
+	switch status {
+	case auth.AppActive:
+		return causeway.Errorf(causeway.ECONFLICT, "app_already_active", "app %s is already active", id)
+	case auth.AppSuspended:
+		return causeway.Errorf(causeway.ECONFLICT, "app_already_suspended", "app %s is already suspended", id)
+	}
+	return causeway.Errorf(causeway.ECONFLICT, "app_status_changed", "app %s is already %s", id, status)
+}
+
+// setStatus moves a live app from whatever other status it has to status
+// and returns it with the status it left. An app that already has status
+// is ECONFLICT (errAppAlready).
 func (s *Service) setStatus(ctx context.Context, id, status string) (*App, string, error) {
+	return s.moveStatus(ctx, id, "", status)
+}
+
+// moveStatus moves a live app from status from ("": any other than to) to
+// status to, and returns it with the status it left. The row is locked
+// before it is read, and the UPDATE names the status it leaves, so of
+// concurrent moves on one app exactly one finds the status it expects;
+// the others get ECONFLICT.
+func (s *Service) moveStatus(ctx context.Context, id, from, to string) (*App, string, error) {
 	var app *App
 	var prev string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		// Lock the row before reading it, so that concurrent decisions on
-		// one app are serialized and prev is what this one replaced.
+		// Lock the row before reading it (PostgreSQL under READ
+		// COMMITTED; SQLite serializes writers anyway), so that
+		// concurrent decisions on one app queue behind each other and
+		// each reads what the one before it wrote.
 		res, err := tx.ExecContext(ctx, `UPDATE identity_apps SET updated_at = updated_at WHERE id = $1 AND deleted_at IS NULL`, id)
 		if err != nil {
 			return err
@@ -364,14 +397,22 @@ func (s *Service) setStatus(ctx context.Context, id, status string) (*App, strin
 			return err
 		}
 		prev = a.Status
-		if prev != status {
-			now := s.now()
-			if _, err := tx.ExecContext(ctx, `UPDATE identity_apps SET status = $1, updated_at = $2 WHERE id = $3`,
-				status, store.Micros(now), id); err != nil {
-				return err
-			}
-			a.Status, a.UpdatedAt = status, store.FromMicros(store.Micros(now))
+		switch {
+		case prev == to:
+			return errAppAlready(id, to)
+		case from != "" && prev != from:
+			return causeway.Errorf(causeway.ECONFLICT, "app_status_changed", "app %s is %s now, not %s", id, prev, from)
 		}
+		now := s.now()
+		res, err = tx.ExecContext(ctx, `UPDATE identity_apps SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4 AND deleted_at IS NULL`,
+			to, store.Micros(now), id, prev)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return causeway.Errorf(causeway.ECONFLICT, "app_status_changed", "app %s changed while deciding; read it again", id)
+		}
+		a.Status, a.UpdatedAt = to, store.FromMicros(store.Micros(now))
 		app = a
 		return nil
 	})

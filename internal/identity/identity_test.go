@@ -330,8 +330,13 @@ func TestProductionAppsWaitForTheBanksApproval(t *testing.T) {
 		if calls := e.activated.calls(); !slices.Equal(calls, []string{app.ID}) {
 			t.Errorf("OnAppActivated calls = %v", calls)
 		}
-		// Approving again changes nothing and does not re-run the hook.
-		e.bank("POST", "/apps/"+app.ID+"/approve", nil)
+		// Approving again is a conflict and does not re-run the hook.
+		res := e.do("POST", "/bank/v1/apps/"+app.ID+"/approve", adminToken, nil)
+		p := decodeProblem(t, res)
+		res.Body.Close()
+		if res.StatusCode != 409 || p.Code != "app_already_active" {
+			t.Errorf("second approval = %d %s", res.StatusCode, p.Code)
+		}
 		if calls := e.activated.calls(); len(calls) != 1 {
 			t.Errorf("OnAppActivated calls after a second approval = %v", calls)
 		}

@@ -266,7 +266,9 @@ func (s *Service) RotateSigningKey(ctx context.Context) (*SigningKey, error) {
 		grace := 2 * (s.opts.TokenTTL + clockLeeway)
 		for i := 0; i+1 < len(keys); i++ {
 			if now.Sub(store.FromMicros(keys[i+1].created)) > grace {
-				if _, err := tx.ExecContext(ctx, `UPDATE identity_signing_keys SET retired_at = $1 WHERE kid = $2`,
+				// Names the state it leaves: a concurrent rotation that
+				// retired the key first keeps its retired_at.
+				if _, err := tx.ExecContext(ctx, `UPDATE identity_signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL`,
 					store.Micros(now), keys[i].kid); err != nil {
 					return err
 				}

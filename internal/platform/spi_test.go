@@ -81,8 +81,8 @@ func TestFraudSPIDecidesPaymentsThroughThePublicAPI(t *testing.T) {
 		}
 
 		// The bank switches the registration to fail closed.
-		if code := bankCall(t, n, "POST", "/spi-registrations/"+reg.ID+"/activate", map[string]any{"on_failure": "reject"}, nil); code != 200 {
-			t.Fatalf("activate with reject: %d", code)
+		if code := bankCall(t, n, "PATCH", "/spi-registrations/"+reg.ID, map[string]any{"on_failure": "reject"}, nil); code != 200 {
+			t.Fatalf("configure with reject: %d", code)
 		}
 		rejected := pay(a, accounts.Data[0].ID)
 		if rejected.Status != "rejected" || rejected.Rejection == nil || rejected.FraudCheck.Reason == "" {

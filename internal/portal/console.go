@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -135,17 +136,27 @@ func back(w http.ResponseWriter, r *http.Request, fallback, done string) {
 	redirect(w, r, next+sep+"done="+done)
 }
 
+// consoleApprove approves an app. When another operator decided first
+// (the app is already active), the app's page says so with a 409.
 func (p *Portal) consoleApprove(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
 	if _, err := p.d.Identity.Approve(r.Context(), r.PathValue("id")); err != nil {
-		return err
+		if !isFormError(err) {
+			return err
+		}
+		return p.renderConsoleApp(w, r, s, httpStatus(err), formError(err), nil)
 	}
 	back(w, r, "/console/apps", "approved")
 	return nil
 }
 
+// consoleSuspend suspends an app; like consoleApprove, a decision another
+// operator made first is shown on the app's page with a 409.
 func (p *Portal) consoleSuspend(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
 	if _, err := p.d.Identity.Suspend(r.Context(), r.PathValue("id")); err != nil {
-		return err
+		if !isFormError(err) {
+			return err
+		}
+		return p.renderConsoleApp(w, r, s, httpStatus(err), formError(err), nil)
 	}
 	back(w, r, "/console/apps", "suspended")
 	return nil
@@ -265,7 +276,21 @@ func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *con
 	return nil
 }
 
+// consoleActivate activates a registration with the settings of the form.
 func (p *Portal) consoleActivate(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
+	return p.consoleSPIChange(w, r, s, "activated", p.d.SPI.Activate)
+}
+
+// consoleConfigure changes an active registration's settings.
+func (p *Portal) consoleConfigure(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
+	return p.consoleSPIChange(w, r, s, "spi-updated", p.d.SPI.Configure)
+}
+
+// consoleSPIChange reads the settings form and applies them with change;
+// a bad value or a conflict (another operator came first) is shown on the
+// list.
+func (p *Portal) consoleSPIChange(w http.ResponseWriter, r *http.Request, s *consoleSession, done string,
+	change func(ctx context.Context, id string, a spi.Activation) (*spi.Registration, error)) error {
 	var a spi.Activation
 	var err error
 	if t := strings.TrimSpace(r.PostFormValue("timeout_ms")); t != "" {
@@ -284,7 +309,7 @@ func (p *Portal) consoleActivate(w http.ResponseWriter, r *http.Request, s *cons
 	}
 	a.OnFailure = r.PostFormValue("on_failure")
 	if err == nil {
-		_, err = p.d.SPI.Activate(r.Context(), r.PathValue("id"), a)
+		_, err = change(r.Context(), r.PathValue("id"), a)
 	}
 	if err != nil {
 		if !isFormError(err) {
@@ -292,7 +317,7 @@ func (p *Portal) consoleActivate(w http.ResponseWriter, r *http.Request, s *cons
 		}
 		return p.renderConsoleSPI(w, r, s, httpStatus(err), formError(err))
 	}
-	back(w, r, "/console/spi", "activated")
+	back(w, r, "/console/spi", done)
 	return nil
 }
 

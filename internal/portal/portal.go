@@ -167,6 +167,7 @@ func (p *Portal) Register(srv *httpapi.Server) {
 	con("POST /console/data-requests/{id}/{action}", p.consoleDecide)
 	con("GET /console/spi", p.consoleSPI)
 	con("POST /console/spi/{id}/activate", p.consoleActivate)
+	con("POST /console/spi/{id}/settings", p.consoleConfigure)
 	con("POST /console/spi/{id}/deactivate", p.consoleDeactivate)
 	con("GET /console/grants", p.consoleGrants)
 	con("POST /console/grants", p.consoleGrant)
@@ -303,6 +304,7 @@ var notices = map[string]string{
 	"rejected":        "Rejected.",
 	"revoked":         "Revoked. Downloads stopped and the stored ciphertext is being deleted.",
 	"activated":       "Activated.",
+	"spi-updated":     "Updated: calls use the new settings.",
 	"deactivated":     "Deactivated: the bank no longer calls this endpoint.",
 	"requested":       "Your request was sent to the bank.",
 	"logged-out":      "You are logged out.",

@@ -535,6 +535,22 @@ func TestBankApprovesAppsAndActivatesSPIsInTheConsole(t *testing.T) {
 		t.Errorf("after approval the app is %s", got.Status)
 	}
 
+	// Two operators: this one looks at the suspended app while another
+	// reinstates it; this one's click comes second and is told so.
+	if _, err := n.Identity.Suspend(bg, app.ID); err != nil {
+		t.Fatal(err)
+	}
+	navigate(t, ctx, n.URL+"/console/apps/"+app.ID)
+	if _, err := n.Identity.Approve(bg, app.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := submit(t, ctx, `form[action$="/approve"] button`); st != http.StatusConflict {
+		t.Errorf("the second approval answered %d, want 409", st)
+	}
+	if got := text(t, ctx, ".error"); !strings.Contains(got, "already active") {
+		t.Errorf("the second approval shows %q", got)
+	}
+
 	navigate(t, ctx, n.URL+"/console/apps/"+app.ID)
 	do(t, ctx, "typing limits",
 		chromedp.Clear(chromedp.ID("rps")), chromedp.SendKeys(chromedp.ID("rps"), "2.5"),
@@ -567,6 +583,20 @@ func TestBankApprovesAppsAndActivatesSPIsInTheConsole(t *testing.T) {
 	got, err := n.SPI.Registration(bg, "", reg.ID)
 	if err != nil || got.Status != spi.StatusActive || got.TimeoutMS != 800 || got.OnFailure != "reject" || got.Priority != 7 {
 		t.Errorf("after activation: %+v %v", got, err)
+	}
+
+	// An active registration's form updates its settings.
+	navigate(t, ctx, n.URL+"/console/spi?status=active")
+	do(t, ctx, "changing the deadline", chromedp.Clear(chromedp.ID("t-"+reg.ID)), chromedp.SendKeys(chromedp.ID("t-"+reg.ID), "900"))
+	if st := submit(t, ctx, `button[aria-label="Update `+reg.ID+`"]`); st != 200 {
+		t.Fatalf("update answered %d", st)
+	}
+	if got := text(t, ctx, ".notice"); !strings.Contains(got, "Updated") {
+		t.Errorf("notice after the update = %q", got)
+	}
+	got, err = n.SPI.Registration(bg, "", reg.ID)
+	if err != nil || got.Status != spi.StatusActive || got.TimeoutMS != 900 || got.Priority != 7 {
+		t.Errorf("after the update: %+v %v", got, err)
 	}
 }
 

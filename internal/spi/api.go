@@ -47,8 +47,18 @@ func (s *Service) Register(srv *httpapi.Server) {
 	huma.Register(b, op("bank-invoke-extension-point", http.MethodPost, "/extension-points/{name}/invoke", "Call an extension point from a bank process", 0), h.invoke)
 	huma.Register(b, op("bank-list-spi-registrations", http.MethodGet, "/spi-registrations", "List every SPI registration", 0), h.bankList)
 	huma.Register(b, op("bank-get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0), h.bankGet)
-	huma.Register(b, op("bank-activate-spi-registration", http.MethodPost, "/spi-registrations/{id}/activate", "Activate an SPI registration with a deadline, failure policy and priority", 0), h.activate)
-	huma.Register(b, op("bank-deactivate-spi-registration", http.MethodPost, "/spi-registrations/{id}/deactivate", "Stop calling an SPI registration", 0), h.deactivate)
+	activate := op("bank-activate-spi-registration", http.MethodPost, "/spi-registrations/{id}/activate", "Activate an SPI registration with a deadline, failure policy and priority", 0)
+	activate.Description = "Moves a registration pending activation, or an inactive one, to active. " +
+		"An active registration is 409 registration_already_active (change its settings with PATCH); a deleted one 409 registration_deleted."
+	huma.Register(b, activate, h.activate)
+	configure := op("bank-configure-spi-registration", http.MethodPatch, "/spi-registrations/{id}", "Change an SPI registration's deadline, failure policy or priority", 0)
+	configure.Description = "Changes the given settings and keeps the others and the status; for example, makes an app-scope fraud check fail closed. " +
+		"A deleted registration is 409 registration_deleted."
+	huma.Register(b, configure, h.configure)
+	deactivate := op("bank-deactivate-spi-registration", http.MethodPost, "/spi-registrations/{id}/deactivate", "Stop calling an SPI registration", 0)
+	deactivate.Description = "Moves an active registration to inactive. " +
+		"One that is not active is 409 registration_not_active; a deleted one 409 registration_deleted."
+	huma.Register(b, deactivate, h.deactivate)
 	huma.Register(b, op("bank-list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0), h.bankInvocations)
 }
 
@@ -218,6 +228,14 @@ func (h *handlers) activate(ctx context.Context, in *activateInput) (*out[*Regis
 		a = Activation{TimeoutMS: in.Body.TimeoutMS, OnFailure: in.Body.OnFailure, Priority: in.Body.Priority}
 	}
 	return reply(h.s.Activate(ctx, in.ID, a))
+}
+
+func (h *handlers) configure(ctx context.Context, in *activateInput) (*out[*Registration], error) {
+	var a Activation
+	if in.Body != nil {
+		a = Activation{TimeoutMS: in.Body.TimeoutMS, OnFailure: in.Body.OnFailure, Priority: in.Body.Priority}
+	}
+	return reply(h.s.Configure(ctx, in.ID, a))
 }
 
 func (h *handlers) deactivate(ctx context.Context, in *idInput) (*out[*Registration], error) {

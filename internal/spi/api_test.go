@@ -118,6 +118,18 @@ func TestRegistrationsOverHTTP(t *testing.T) {
 		if status, raw := a.do(t, "app_a", http.MethodPost, "/bank/v1/spi-registrations/"+reg.ID+"/activate", "", map[string]any{}); status != http.StatusUnauthorized {
 			t.Errorf("an app activated: %d %s", status, raw)
 		}
+		// Activating it again is a conflict; its settings change with PATCH.
+		status, raw = a.do(t, "", http.MethodPost, "/bank/v1/spi-registrations/"+reg.ID+"/activate", "/bank/v1/spi-registrations/{id}/activate",
+			map[string]any{"priority": 4})
+		if status != http.StatusConflict || into[problem](t, raw).Code != "registration_already_active" {
+			t.Errorf("second activation: %d %s", status, raw)
+		}
+		status, raw = a.do(t, "", http.MethodPatch, "/bank/v1/spi-registrations/"+reg.ID, "/bank/v1/spi-registrations/{id}",
+			map[string]any{"priority": 4})
+		if r := into[spi.Registration](t, raw); status != http.StatusOK || r.Status != spi.StatusActive || r.TimeoutMS != 800 ||
+			r.OnFailure != spi.OnFailureReject || r.Priority != 4 {
+			t.Errorf("configure: %d %s", status, raw)
+		}
 
 		// App b's process calls it (a bank-scope registration serves
 		// everyone); the owner sees the audit without app b's id, the bank
@@ -139,11 +151,23 @@ func TestRegistrationsOverHTTP(t *testing.T) {
 		if status != http.StatusOK || into[spi.Registration](t, raw).Status != spi.StatusInactive {
 			t.Errorf("deactivate: %d %s", status, raw)
 		}
+		status, raw = a.do(t, "", http.MethodPost, "/bank/v1/spi-registrations/"+reg.ID+"/deactivate", "/bank/v1/spi-registrations/{id}/deactivate", nil)
+		if status != http.StatusConflict || into[problem](t, raw).Code != "registration_not_active" {
+			t.Errorf("second deactivation: %d %s", status, raw)
+		}
 		if status, raw := a.do(t, appA, http.MethodDelete, "/v1/spi-registrations/"+reg.ID, "/v1/spi-registrations/{id}", nil); status != http.StatusNoContent {
 			t.Errorf("delete: %d %s", status, raw)
 		}
 		if status, _ := a.do(t, appA, http.MethodGet, "/v1/spi-registrations/"+reg.ID, "", nil); status != http.StatusNotFound {
 			t.Errorf("get after delete: %d", status)
+		}
+		if status, raw := a.do(t, appA, http.MethodDelete, "/v1/spi-registrations/"+reg.ID, "/v1/spi-registrations/{id}", nil); status != http.StatusNotFound ||
+			into[problem](t, raw).Code != "registration_not_found" {
+			t.Errorf("second delete: %d %s", status, raw)
+		}
+		status, raw = a.do(t, "", http.MethodPost, "/bank/v1/spi-registrations/"+reg.ID+"/activate", "/bank/v1/spi-registrations/{id}/activate", nil)
+		if status != http.StatusConflict || into[problem](t, raw).Code != "registration_deleted" {
+			t.Errorf("activating a deleted registration: %d %s", status, raw)
 		}
 		status, raw = a.do(t, "", http.MethodGet, "/bank/v1/spi-registrations?status=deleted&app_id=app_a", "/bank/v1/spi-registrations", nil)
 		if list := into[spi.Page[spi.Registration]](t, raw).Data; status != http.StatusOK || len(list) != 1 || list[0].ID != reg.ID {

@@ -575,7 +575,7 @@ func TestTheBankUsesAnAppsFraudCheckOnlyForThatAppsPayments(t *testing.T) {
 		// A hanging provider with the default policy: the stand-in
 		// approves, and the payment says so.
 		srv.Set(spitest.Behaviour{Mode: spitest.Hang})
-		if _, err := s.Activate(ctx, r.ID, spi.Activation{TimeoutMS: 50}); err != nil {
+		if _, err := s.Configure(ctx, r.ID, spi.Activation{TimeoutMS: 50}); err != nil {
 			t.Fatal(err)
 		}
 		held := pay("app_a")
@@ -583,7 +583,7 @@ func TestTheBankUsesAnAppsFraudCheckOnlyForThatAppsPayments(t *testing.T) {
 			t.Errorf("payment with a hanging provider: %+v, fraud %+v", held, held.FraudCheck)
 		}
 		// Reject fails closed: the payment is denied.
-		if _, err := s.Activate(ctx, r.ID, spi.Activation{OnFailure: spi.OnFailureReject}); err != nil {
+		if _, err := s.Configure(ctx, r.ID, spi.Activation{OnFailure: spi.OnFailureReject}); err != nil {
 			t.Fatal(err)
 		}
 		denied := pay("app_a")

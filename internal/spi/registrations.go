@@ -228,97 +228,186 @@ func (s *Service) Registrations(ctx context.Context, f RegistrationFilter) (*Pag
 }
 
 // DeleteRegistration stops an app's registration for good. Its audit stays
-// readable by the bank.
+// readable by the bank. The registration leaves the status it had, so of
+// concurrent deletions exactly one succeeds; the others, like a deletion
+// of a registration already deleted, find nothing. Errors: ENOTFOUND
+// registration_not_found (also for another app's registration).
 func (s *Service) DeleteRegistration(ctx context.Context, appID, id string) error {
-	if _, err := s.Registration(ctx, appID, id); err != nil {
-		return err
-	}
-	if err := s.setStatus(ctx, id, StatusDeleted); err != nil {
+	if _, err := s.transition(ctx, appID, id, StatusDeleted, nil, func(*Registration) error { return nil }); err != nil {
 		return err
 	}
 	s.breakers.forget(id)
+	s.log.InfoContext(ctx, "spi registration deleted", "registration_id", id, "app_id", appID)
 	return nil
 }
 
-// Activate makes a registration active with the bank's settings: its
-// deadline (at most the point's maximum), failure policy and priority
-// among bank-scope registrations. It is how the bank admits a bank-scope
-// registration, and how it re-enables any registration it deactivated.
-// A deleted registration is ECONFLICT registration_deleted.
+// Activate makes a registration that waits for activation, or one the bank
+// deactivated, active, with the bank's settings: its deadline (at most the
+// point's maximum), failure policy and priority among bank-scope
+// registrations. It is how the bank admits a bank-scope registration, and
+// how it re-enables any registration it deactivated. It names the status
+// it leaves, so of two operators activating one registration at once
+// exactly one succeeds. Configure changes the settings of an active one.
+// Errors: ENOTFOUND registration_not_found; EINVALID invalid_timeout,
+// invalid_on_failure, invalid_priority; ECONFLICT
+// registration_already_active, registration_deleted.
 func (s *Service) Activate(ctx context.Context, id string, a Activation) (*Registration, error) {
-	r, err := s.Registration(ctx, "", id)
-	if err != nil {
-		return nil, err
-	}
-	if r.Status == StatusDeleted {
-		return nil, causeway.Errorf(causeway.ECONFLICT, "registration_deleted", "registration %s was deleted by its app", id)
-	}
-	p, err := s.Point(ctx, r.ExtensionPoint)
-	if err != nil {
-		return nil, err
-	}
-	if a.TimeoutMS != 0 {
-		if a.TimeoutMS < 1 || a.TimeoutMS > p.MaxTimeoutMS {
-			return nil, errTimeout(p)
-		}
-		r.TimeoutMS = a.TimeoutMS
-	}
-	if a.OnFailure != "" {
-		if !validPolicy(a.OnFailure) {
-			return nil, errPolicy()
-		}
-		r.OnFailure = a.OnFailure
-	}
-	if a.Priority != nil {
-		if *a.Priority < MinPriority || *a.Priority > MaxPriority {
-			return nil, causeway.Errorf(causeway.EINVALID, "invalid_priority", "priority must be between %d and %d", MinPriority, MaxPriority)
-		}
-		r.Priority = *a.Priority
-	}
-	r.Status, r.UpdatedAt = StatusActive, s.timestamp()
-	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE spi_registrations SET status = $1, timeout_ms = $2, on_failure = $3,
-			priority = $4, updated_at = $5 WHERE id = $6 AND status <> $7`,
-			r.Status, r.TimeoutMS, r.OnFailure, r.Priority, store.Micros(r.UpdatedAt), r.ID, StatusDeleted)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return causeway.Errorf(causeway.ECONFLICT, "registration_deleted", "registration %s was deleted by its app", id)
+	r, err := s.transition(ctx, "", id, StatusActive, &a, func(r *Registration) error {
+		switch r.Status {
+		case StatusActive:
+			return causeway.Errorf(causeway.ECONFLICT, "registration_already_active",
+				"registration %s is already active; change its settings with PATCH /bank/v1/spi-registrations/%s", id, id)
+		case StatusDeleted:
+			return errDeleted(id)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.log.InfoContext(ctx, "spi registration activated", "registration_id", id, "timeout_ms", r.TimeoutMS,
+		"on_failure", r.OnFailure, "priority", r.Priority)
 	return r, nil
 }
 
-// Deactivate stops the bank from calling a registration until it is
-// activated again. It works on either scope: the bank can always switch
-// off an endpoint that misbehaves.
-func (s *Service) Deactivate(ctx context.Context, id string) (*Registration, error) {
-	r, err := s.Registration(ctx, "", id)
+// Configure changes a registration's deadline, failure policy or priority
+// (zero fields keep theirs) without changing its status: this is how the
+// bank tightens an app-scope registration, active from the start, e.g. to
+// fail closed. Errors: ENOTFOUND registration_not_found; EINVALID
+// invalid_timeout, invalid_on_failure, invalid_priority; ECONFLICT
+// registration_deleted.
+func (s *Service) Configure(ctx context.Context, id string, a Activation) (*Registration, error) {
+	r, err := s.transition(ctx, "", id, "", &a, func(r *Registration) error {
+		if r.Status == StatusDeleted {
+			return errDeleted(id)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if r.Status == StatusDeleted {
-		return nil, causeway.Errorf(causeway.ECONFLICT, "registration_deleted", "registration %s was deleted by its app", id)
-	}
-	if err := s.setStatus(ctx, id, StatusInactive); err != nil {
-		return nil, err
-	}
-	s.breakers.forget(id)
-	r.Status, r.UpdatedAt = StatusInactive, s.timestamp()
+	s.log.InfoContext(ctx, "spi registration configured", "registration_id", id, "timeout_ms", r.TimeoutMS,
+		"on_failure", r.OnFailure, "priority", r.Priority)
 	return r, nil
 }
 
-func (s *Service) setStatus(ctx context.Context, id, status string) error {
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE spi_registrations SET status = $1, updated_at = $2 WHERE id = $3 AND status <> $4`,
-			status, store.Micros(s.timestamp()), id, StatusDeleted)
-		return err
+// Deactivate stops the bank from calling an active registration until it
+// is activated again. It works on either scope: the bank can always switch
+// off an endpoint that misbehaves. It names the status it leaves, so of
+// two operators deactivating one registration at once exactly one
+// succeeds. Errors: ENOTFOUND registration_not_found; ECONFLICT
+// registration_not_active, registration_deleted.
+func (s *Service) Deactivate(ctx context.Context, id string) (*Registration, error) {
+	r, err := s.transition(ctx, "", id, StatusInactive, nil, func(r *Registration) error {
+		switch r.Status {
+		case StatusDeleted:
+			return errDeleted(id)
+		case StatusActive:
+			return nil
+		}
+		return causeway.Errorf(causeway.ECONFLICT, "registration_not_active", "registration %s is %s, not active", id, r.Status)
 	})
+	if err != nil {
+		return nil, err
+	}
+	s.breakers.forget(id)
+	s.log.InfoContext(ctx, "spi registration deactivated", "registration_id", id)
+	return r, nil
+}
+
+func errDeleted(id string) error {
+	return causeway.Errorf(causeway.ECONFLICT, "registration_deleted", "registration %s was deleted by its app", id)
+}
+
+// transition moves registration id (of appID, or any for "") to status to
+// ("": keep it) with the settings of a (nil: keep them), if allowed says
+// its current state permits it. The UPDATE names the status it read, so
+// of concurrent transitions on one registration exactly one applies; the
+// others read the registration again and get allowed's verdict on what
+// the winner left (a change that keeps the status only needs the
+// registration not to be deleted). It returns the registration as
+// written.
+func (s *Service) transition(ctx context.Context, appID, id, to string, a *Activation, allowed func(*Registration) error) (*Registration, error) {
+	r, err := getRegistration(ctx, s.db, appID, id)
+	if err != nil {
+		return nil, err
+	}
+	// Settings are written only where given (NULL keeps the column), so a
+	// concurrent change of another setting is not lost.
+	var timeout, policy, priority any
+	if a != nil {
+		if timeout, policy, priority, err = s.settings(ctx, r.ExtensionPoint, *a); err != nil {
+			return nil, err
+		}
+	}
+	if err := allowed(r); err != nil {
+		return nil, err
+	}
+	var status any
+	if to != "" {
+		status = to
+	}
+	var out *Registration
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		for range 5 {
+			// A transition names the status it leaves; a change of
+			// settings only needs the registration not to be deleted.
+			cond, from := `status = $7`, r.Status
+			if to == "" {
+				cond, from = `status <> $7`, StatusDeleted
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE spi_registrations SET status = COALESCE($1, status),
+				timeout_ms = COALESCE($2, timeout_ms), on_failure = COALESCE($3, on_failure), priority = COALESCE($4, priority),
+				updated_at = $5 WHERE id = $6 AND `+cond, status, timeout, policy, priority, store.Micros(s.timestamp()), id, from)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				out, err = getRegistration(ctx, tx, "", id)
+				return err
+			}
+			// Another transition came first: judge what it left.
+			if r, err = getRegistration(ctx, tx, appID, id); err != nil {
+				return err
+			}
+			if err := allowed(r); err != nil {
+				return err
+			}
+		}
+		return causeway.Errorf(causeway.ECONFLICT, "registration_changed", "registration %s keeps changing; read it again", id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// settings validates a's settings for a registration at point and returns
+// the values to write, nil where a keeps the current one.
+func (s *Service) settings(ctx context.Context, point string, a Activation) (timeout, policy, priority any, err error) {
+	p, err := s.Point(ctx, point)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if a.TimeoutMS != 0 {
+		if a.TimeoutMS < 1 || a.TimeoutMS > p.MaxTimeoutMS {
+			return nil, nil, nil, errTimeout(p)
+		}
+		timeout = a.TimeoutMS
+	}
+	if a.OnFailure != "" {
+		if !validPolicy(a.OnFailure) {
+			return nil, nil, nil, errPolicy()
+		}
+		policy = a.OnFailure
+	}
+	if a.Priority != nil {
+		if *a.Priority < MinPriority || *a.Priority > MaxPriority {
+			return nil, nil, nil, causeway.Errorf(causeway.EINVALID, "invalid_priority", "priority must be between %d and %d", MinPriority, MaxPriority)
+		}
+		priority = *a.Priority
+	}
+	return timeout, policy, priority, nil
 }
 
 // candidates are the active registrations asked at point for a process

@@ -30,11 +30,18 @@ func (s *Service) Register(srv *httpapi.Server) {
 	huma.Register(srv.API, op("get-webhook", http.MethodGet, "/{id}", "Get a webhook subscription", 0), h.get)
 	huma.Register(srv.API, op("update-webhook", http.MethodPatch, "/{id}", "Change a webhook subscription", 0), h.update)
 	huma.Register(srv.API, op("delete-webhook", http.MethodDelete, "/{id}", "Delete a webhook subscription", http.StatusNoContent), h.delete)
-	huma.Register(srv.API, op("pause-webhook", http.MethodPost, "/{id}/pause", "Pause deliveries; events wait until resume", 0), h.pause)
-	huma.Register(srv.API, op("resume-webhook", http.MethodPost, "/{id}/resume", "Resume a paused or disabled subscription", 0), h.resume)
+	pause := op("pause-webhook", http.MethodPost, "/{id}/pause", "Pause deliveries; events wait until resume", 0)
+	pause.Description = "Moves an active subscription to paused. A paused one is 409 webhook_already_paused, a disabled one 409 webhook_disabled."
+	huma.Register(srv.API, pause, h.pause)
+	resume := op("resume-webhook", http.MethodPost, "/{id}/resume", "Resume a paused or disabled subscription", 0)
+	resume.Description = "Moves a paused or disabled subscription to active. An active one is 409 webhook_already_active."
+	huma.Register(srv.API, resume, h.resume)
 	huma.Register(srv.API, op("rotate-webhook-secret", http.MethodPost, "/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0), h.rotate)
 	huma.Register(srv.API, op("list-webhook-deliveries", http.MethodGet, "/{id}/deliveries", "Delivery attempts, newest first", 0), h.deliveries)
-	huma.Register(srv.API, op("recover-webhook", http.MethodPost, "/{id}/recover", "Re-send every event since a time", http.StatusAccepted), h.recover)
+	recoverOp := op("recover-webhook", http.MethodPost, "/{id}/recover", "Re-send every event since a time", http.StatusAccepted)
+	recoverOp.Description = "Starts re-sending in the background. One recover per subscription runs at a time, across all nodes: " +
+		"while one runs, another is 409 recover_in_progress; a subscription that is not active is 409 webhook_not_active."
+	huma.Register(srv.API, recoverOp, h.recover)
 	huma.Register(srv.API, op("retry-webhook-delivery", http.MethodPost, "/{id}/deliveries/{delivery_id}/retry", "Re-send one delivery's event now", http.StatusAccepted), h.retry)
 
 	huma.Register(srv.Bank, huma.Operation{

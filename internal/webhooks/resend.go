@@ -10,7 +10,9 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/events"
+	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/store"
 )
 
 // Re-sends (recover and manual retry) run in the background of the node
@@ -44,9 +46,12 @@ func (s *Service) stream(ctx context.Context) (jetstream.Stream, error) {
 // the subscription published since the given time (but not before the
 // subscription was created) and up to now, that the app may see and the
 // filter matches: at most Options.RecoverLimit events.
-// Only one recover per subscription runs at a time (ECONFLICT
-// recover_in_progress); the subscription must be active (ECONFLICT
-// webhook_not_active).
+// Only one recover per subscription runs at a time, whichever node took
+// it: it claims the subscription in the database (see claimRecover), so of
+// two callers asking at once exactly one gets its recover. Errors:
+// ENOTFOUND webhook_not_found; EINVALID invalid_since; ECONFLICT
+// recover_in_progress, webhook_not_active (the subscription must be
+// active).
 func (s *Service) Recover(ctx context.Context, appID, id string, since time.Time) error {
 	st, err := s.activeState(ctx, appID, id)
 	if err != nil {
@@ -71,26 +76,22 @@ func (s *Service) Recover(ctx context.Context, appID, id string, since time.Time
 	if err != nil {
 		return bus.Classify(err)
 	}
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return causeway.Errorf(causeway.EUNAVAILABLE, "shutting_down", "the node is shutting down; try again")
-	case s.recovering[id]:
-		s.mu.Unlock()
-		return causeway.Errorf(causeway.ECONFLICT, "recover_in_progress", "a recover of this subscription is already running")
+	c, err := s.claimRecover(ctx, appID, id)
+	if err != nil {
+		return err
 	}
-	s.recovering[id] = true
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.release()
+		return causeway.Errorf(causeway.EUNAVAILABLE, "shutting_down", "the node is shutting down; try again")
+	}
 	s.bg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.bg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.recovering, id)
-			s.mu.Unlock()
-		}()
-		n, err := s.recover(s.bgCtx, stream, st, since, info.State.LastSeq)
+		defer c.release()
+		n, err := s.recover(s.bgCtx, stream, st, since, info.State.LastSeq, c)
 		if err != nil && s.bgCtx.Err() == nil {
 			s.log.Warn("webhooks: recover stopped early", "webhook_id", id, "sent", n, "error", err.Error())
 			return
@@ -102,7 +103,7 @@ func (s *Service) Recover(ctx context.Context, appID, id string, since time.Time
 
 // recover walks the stream from since to lastSeq with an ordered consumer
 // (ephemeral, no acks) and re-sends what the subscription wants.
-func (s *Service) recover(ctx context.Context, stream jetstream.Stream, st *subState, since time.Time, lastSeq uint64) (int, error) {
+func (s *Service) recover(ctx context.Context, stream jetstream.Stream, st *subState, since time.Time, lastSeq uint64, c *recoverClaim) (int, error) {
 	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    s.filterSubjects(st.patterns),
 		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
@@ -141,6 +142,9 @@ func (s *Service) recover(ctx context.Context, stream jetstream.Stream, st *subS
 				return sent, err
 			}
 			if want && sent < s.opts.RecoverLimit {
+				if err := c.renew(ctx); err != nil {
+					return sent, err
+				}
 				s.sendOnce(ctx, st, env, OriginRecover)
 				sent++
 			}
@@ -212,4 +216,80 @@ func (s *Service) Retry(ctx context.Context, appID, id, deliveryID string) error
 		s.sendOnce(s.bgCtx, st, env, OriginRetry)
 	}()
 	return nil
+}
+
+// recoverClaim is a recover's hold on its subscription: a lease in the
+// subscription's row that lapses unless renewed, so a recover whose node
+// died does not block the next one for long.
+type recoverClaim struct {
+	s       *Service
+	id      string // the subscription
+	lease   string
+	renewed time.Time
+}
+
+// recoverLease is how long a claim lasts without renewal: long enough for
+// one attempt and then some, since the claim is renewed before each
+// re-send.
+func (s *Service) recoverLease() time.Duration {
+	return max(time.Minute, 2*s.opts.RequestTimeout)
+}
+
+// claimRecover claims an active subscription of appID for a recover. The
+// UPDATE names the state it leaves (active, no recover running or the
+// last one's claim lapsed), so of concurrent claims on any nodes exactly
+// one succeeds. Errors: ENOTFOUND webhook_not_found; ECONFLICT
+// webhook_not_active, recover_in_progress.
+func (s *Service) claimRecover(ctx context.Context, appID, id string) (*recoverClaim, error) {
+	now := s.opts.Now()
+	c := &recoverClaim{s: s, id: id, lease: ids.New("rcv"), renewed: now}
+	res, err := s.db.ExecContext(ctx, `UPDATE webhook_subscriptions SET recover_lease = $1, recover_until = $2
+		WHERE id = $3 AND app_id = $4 AND status = $5 AND recover_until < $6`,
+		c.lease, store.Micros(now.Add(s.recoverLease())), id, appID, StatusActive, store.Micros(now))
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return c, nil
+	}
+	r, err := getSubscription(ctx, s.db, appID, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != StatusActive {
+		return nil, causeway.Errorf(causeway.ECONFLICT, "webhook_not_active", "the subscription is %s; resume it first", r.Status)
+	}
+	return nil, causeway.Errorf(causeway.ECONFLICT, "recover_in_progress", "a recover of this subscription is already running")
+}
+
+// renew extends the claim once a third of it has passed. A claim that
+// lapsed and was taken by another recover, or whose subscription was
+// deleted, ends this recover.
+func (c *recoverClaim) renew(ctx context.Context) error {
+	now := c.s.opts.Now()
+	lease := c.s.recoverLease()
+	if now.Sub(c.renewed) < lease/3 {
+		return nil
+	}
+	res, err := c.s.db.ExecContext(ctx, `UPDATE webhook_subscriptions SET recover_until = $1 WHERE id = $2 AND recover_lease = $3`,
+		store.Micros(now.Add(lease)), c.id, c.lease)
+	if err != nil {
+		return store.Classify(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errors.New("the recover's claim on the subscription was lost")
+	}
+	c.renewed = now
+	return nil
+}
+
+// release gives the claim up, even when the recover was cancelled.
+func (c *recoverClaim) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.s.db.ExecContext(ctx, `UPDATE webhook_subscriptions SET recover_lease = '', recover_until = 0
+		WHERE id = $1 AND recover_lease = $2`, c.id, c.lease); err != nil {
+		// The claim lapses by itself within recoverLease.
+		c.s.log.Warn("webhooks: releasing a recover's claim failed", "webhook_id", c.id, "error", err.Error())
+	}
 }

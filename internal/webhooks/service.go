@@ -63,11 +63,10 @@ type Service struct {
 	syncWanted, syncRan uint64
 	synced              chan struct{}
 
-	mu         sync.Mutex
-	workers    map[string]*worker // by subscription id, while Run runs
-	recovering map[string]bool    // subscriptions with a recover running
-	closed     bool
-	stopRun    context.CancelFunc
+	mu      sync.Mutex
+	workers map[string]*worker // by subscription id, while Run runs
+	closed  bool
+	stopRun context.CancelFunc
 
 	// runDone is closed when Run returns.
 	runDone chan struct{}
@@ -118,7 +117,6 @@ func New(db *store.DB, b *bus.Bus, vis events.Visibility, sealer *seal.Sealer, g
 		wake:         make(chan struct{}, 1),
 		synced:       make(chan struct{}),
 		workers:      map[string]*worker{},
-		recovering:   map[string]bool{},
 		bgCtx:        ctx,
 		bgStop:       cancel,
 	}
@@ -346,19 +344,27 @@ func pageSize(limit int) int {
 }
 
 // modify runs change on an app's subscription in a transaction and writes
-// it back.
+// it back. The row is locked before it is read (PostgreSQL under READ
+// COMMITTED; SQLite serializes writers anyway), so concurrent changes of
+// one subscription queue behind each other and each judges what the one
+// before it left: of two callers pausing it at once, the second finds it
+// paused. The write also names the status it leaves.
 func (s *Service) modify(ctx context.Context, appID, id string, change func(r *record) error) (*record, error) {
 	var out *record
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE webhook_subscriptions SET updated_at = updated_at WHERE id = $1", id); err != nil {
+			return err
+		}
 		r, err := getSubscription(ctx, tx, appID, id)
 		if err != nil {
 			return err
 		}
+		from := r.Status
 		if err := change(r); err != nil {
 			return err
 		}
 		r.UpdatedAt = s.opts.Now().UTC()
-		if err := updateRecord(ctx, tx, r); err != nil {
+		if err := updateRecord(ctx, tx, r, from); err != nil {
 			return err
 		}
 		out = r
@@ -412,11 +418,17 @@ func (s *Service) Update(ctx context.Context, appID, id string, c SubscriptionCh
 	return &r.Subscription, nil
 }
 
-// Pause stops deliveries to a subscription; events keep accumulating in
-// its consumer and are delivered after Resume.
+// Pause stops deliveries to an active subscription; events keep
+// accumulating in its consumer and are delivered after Resume. Of two
+// callers pausing one subscription at once exactly one succeeds. Errors:
+// ENOTFOUND webhook_not_found; ECONFLICT webhook_already_paused,
+// webhook_disabled.
 func (s *Service) Pause(ctx context.Context, appID, id string) (*Subscription, error) {
 	r, err := s.modify(ctx, appID, id, func(r *record) error {
-		if r.Status == StatusDisabled {
+		switch r.Status {
+		case StatusPaused:
+			return causeway.Errorf(causeway.ECONFLICT, "webhook_already_paused", "the subscription is already paused")
+		case StatusDisabled:
 			return causeway.Errorf(causeway.ECONFLICT, "webhook_disabled", "the subscription is disabled (%s); resume it instead", r.DisabledReason)
 		}
 		r.Status = StatusPaused
@@ -426,13 +438,19 @@ func (s *Service) Pause(ctx context.Context, appID, id string) (*Subscription, e
 		return nil, err
 	}
 	s.stopWorker(id, false)
+	s.log.Info("webhook subscription paused", "webhook_id", id, "app_id", appID)
 	return &r.Subscription, nil
 }
 
 // Resume restarts deliveries to a paused or disabled subscription, from
-// where they stopped, and forgets its run of failures.
+// where they stopped, and forgets its run of failures. Of two callers
+// resuming one subscription at once exactly one succeeds. Errors:
+// ENOTFOUND webhook_not_found; ECONFLICT webhook_already_active.
 func (s *Service) Resume(ctx context.Context, appID, id string) (*Subscription, error) {
 	r, err := s.modify(ctx, appID, id, func(r *record) error {
+		if r.Status == StatusActive {
+			return causeway.Errorf(causeway.ECONFLICT, "webhook_already_active", "the subscription is already active")
+		}
 		r.Status = StatusActive
 		r.DisabledReason = ""
 		r.FailingSince = nil
@@ -441,6 +459,7 @@ func (s *Service) Resume(ctx context.Context, appID, id string) (*Subscription, 
 	if err != nil {
 		return nil, err
 	}
+	s.log.Info("webhook subscription resumed", "webhook_id", id, "app_id", appID)
 	return &r.Subscription, nil
 }
 
@@ -465,7 +484,10 @@ func (s *Service) RotateSecret(ctx context.Context, appID, id string) (*Subscrip
 	return &out, nil
 }
 
-// Delete removes a subscription, its consumer and its delivery records.
+// Delete removes a subscription, its consumer and its delivery records. Of
+// two callers deleting one subscription at once exactly one succeeds; the
+// other, like any later one, finds nothing. Errors: ENOTFOUND
+// webhook_not_found.
 func (s *Service) Delete(ctx context.Context, appID, id string) error {
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM webhook_subscriptions WHERE id = $1 AND app_id = $2", id, appID)

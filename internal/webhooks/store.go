@@ -172,8 +172,9 @@ func existingIDs(ctx context.Context, db *store.DB) (map[string]bool, error) {
 	return out, store.Classify(rows.Err())
 }
 
-// updateRecord writes a subscription's mutable fields back.
-func updateRecord(ctx context.Context, tx *sql.Tx, r *record) error {
+// updateRecord writes a subscription's mutable fields back, if its status
+// is still from; otherwise it is ECONFLICT webhook_changed.
+func updateRecord(ctx context.Context, tx *sql.Tx, r *record, from string) error {
 	types, _ := json.Marshal(r.EventTypes)
 	var prevExpires, failing any
 	if r.PreviousSecretExpiresAt != nil {
@@ -184,14 +185,14 @@ func updateRecord(ctx context.Context, tx *sql.Tx, r *record) error {
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE webhook_subscriptions SET url = $2, event_types = $3, filter = $4,
 		ordered = $5, status = $6, disabled_reason = $7, secret = $8, previous_secret = $9,
-		previous_expires_at = $10, failing_since = $11, updated_at = $12 WHERE id = $1`,
+		previous_expires_at = $10, failing_since = $11, updated_at = $12 WHERE id = $1 AND status = $13`,
 		r.ID, r.URL, string(types), r.Filter, r.Ordered, r.Status, r.DisabledReason, r.sealedSecret,
-		r.sealedPrevious, prevExpires, failing, store.Micros(r.UpdatedAt))
+		r.sealedPrevious, prevExpires, failing, store.Micros(r.UpdatedAt), from)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return notFound(r.ID)
+		return causeway.Errorf(causeway.ECONFLICT, "webhook_changed", "the subscription changed meanwhile; read it again")
 	}
 	return nil
 }

@@ -1,0 +1,198 @@
+package datashare_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/store"
+	"github.com/causewayhq/causeway/internal/store/storetest"
+)
+
+// racers is how many officers decide at once in the race tests.
+const racers = 10
+
+// race runs fn(i) for i in [0, racers) at once, released together, and
+// returns each call's error.
+func race(fn func(i int) error) []error {
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// oneWinner fails the test unless exactly one error is nil and every other
+// one is ECONFLICT invalid_transition; it returns the winner's index.
+func oneWinner(t *testing.T, errs []error) int {
+	t.Helper()
+	winner, won := -1, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			winner = i
+			won++
+		case causeway.ErrorKind(err) != causeway.ECONFLICT || causeway.ErrorCode(err) != "invalid_transition":
+			t.Errorf("a loser got %v, want ECONFLICT invalid_transition", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d decisions won, want exactly 1", won, len(errs))
+	}
+	return winner
+}
+
+// count runs a COUNT(*) query.
+func count(t *testing.T, db *store.DB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRowContext(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// decisionsOf counts a request's dataset.access.* events and its audit
+// entries of the given action.
+func decisionsOf(t *testing.T, db *store.DB, id, action string) (events, audits int) {
+	t.Helper()
+	return count(t, db, `SELECT count(*) FROM outbox_events WHERE subject = $1 AND type = $2`, id, "dataset.access."+action),
+		count(t, db, `SELECT count(*) FROM datashare_audit WHERE request_id = $1 AND action = $2`, id, action)
+}
+
+func TestTwoOfficersApprovingOneDataRequestGrantItOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHub(t, db)
+		d := h.publishSynthetic("s", 5)
+		r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
+		winner := oneWinner(t, race(func(i int) error {
+			_, err := h.svc.Approve(context.Background(), r.ID, datashare.Decision{By: fmt.Sprintf("officer %d", i)})
+			return err
+		}))
+		got, err := h.svc.AccessRequest(context.Background(), "", r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != datashare.StatusApproved || got.DecidedBy != fmt.Sprintf("officer %d", winner) {
+			t.Errorf("after the race: %s by %q, want approved by officer %d", got.Status, got.DecidedBy, winner)
+		}
+		if events, audits := decisionsOf(t, db, r.ID, "approved"); events != 1 || audits != 1 {
+			t.Errorf("%d approval events and %d audit entries, want 1 and 1", events, audits)
+		}
+		if n := count(t, db, `SELECT count(*) FROM datashare_contents WHERE request_id = $1`, r.ID); n != 1 {
+			t.Errorf("%d content jobs queued, want 1", n)
+		}
+	})
+}
+
+func TestOfficersApprovingAndRejectingOneDataRequestAtOnceTakeOneDecision(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHub(t, db)
+		d := h.publishSynthetic("s", 5)
+		r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
+		action := func(i int) string {
+			if i%2 == 0 {
+				return "approved"
+			}
+			return "rejected"
+		}
+		winner := oneWinner(t, race(func(i int) error {
+			var err error
+			if action(i) == "approved" {
+				_, err = h.svc.Approve(context.Background(), r.ID, datashare.Decision{})
+			} else {
+				_, err = h.svc.Reject(context.Background(), r.ID, datashare.Decision{})
+			}
+			return err
+		}))
+		got, err := h.svc.AccessRequest(context.Background(), "", r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != action(winner) {
+			t.Errorf("status %s, want the winner's %s", got.Status, action(winner))
+		}
+		ae, aa := decisionsOf(t, db, r.ID, "approved")
+		re, ra := decisionsOf(t, db, r.ID, "rejected")
+		if ae+re != 1 || aa+ra != 1 {
+			t.Errorf("events: %d approved, %d rejected; audit: %d approved, %d rejected; want one decision", ae, re, aa, ra)
+		}
+	})
+}
+
+func TestTwoOfficersRevokingOneGrantRevokeItOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHub(t, db)
+		d := h.publishSynthetic("s", 5)
+		r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
+		h.approve(r.ID)
+		oneWinner(t, race(func(int) error {
+			_, err := h.svc.Revoke(context.Background(), r.ID, datashare.Decision{Reason: "contract ended"})
+			return err
+		}))
+		if got, _ := h.svc.AccessRequest(context.Background(), "", r.ID); got.Status != datashare.StatusRevoked {
+			t.Errorf("status after the race = %s", got.Status)
+		}
+		if events, audits := decisionsOf(t, db, r.ID, "revoked"); events != 1 || audits != 1 {
+			t.Errorf("%d revocation events and %d audit entries, want 1 and 1", events, audits)
+		}
+	})
+}
+
+// An agent reporting a failed job while the bank revokes the grant: the
+// failure must not put the retired content back in the queue.
+func TestAnAgentFailingAJobWhileTheBankRevokesLeavesItRetired(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHub(t, db)
+		ctx := context.Background()
+		d := h.publishSynthetic("s", 5)
+		r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
+		h.approve(r.ID)
+		jobs, err := h.svc.Jobs(ctx, 10)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("jobs = %v, %v", jobs, err)
+		}
+		job, err := h.svc.Claim(ctx, jobs[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := race(func(i int) error {
+			if i == 0 {
+				_, err := h.svc.Revoke(ctx, r.ID, datashare.Decision{})
+				return err
+			}
+			// After the revocation the agent is told to stop: access_ended
+			// if it sees the request revoked, lease_lost if the content
+			// was retired under it.
+			switch err := h.svc.FailContent(ctx, job.ID, job.Lease, "source unreachable"); causeway.ErrorCode(err) {
+			case "access_ended", "lease_lost":
+				return nil
+			default:
+				return err
+			}
+		})
+		for _, err := range errs {
+			if err != nil {
+				t.Errorf("revoke or fail: %v", err)
+			}
+		}
+		if n := count(t, db, `SELECT count(*) FROM datashare_contents WHERE request_id = $1 AND status <> 'deleted'`, r.ID); n != 0 {
+			t.Errorf("%d contents of a revoked request are not retired", n)
+		}
+		if jobs, err := h.svc.Jobs(ctx, 10); err != nil || len(jobs) != 0 {
+			t.Errorf("jobs after revocation = %v, %v", jobs, err)
+		}
+	})
+}

@@ -1,0 +1,197 @@
+package spi_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/core"
+	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/store"
+	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
+)
+
+// racers is how many callers race in the race tests.
+const racers = 10
+
+// race runs fn(i) for i in [0, racers) at once, released together, and
+// returns each call's error.
+func race(fn func(i int) error) []error {
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// oneWinner fails the test unless exactly one error is nil and every other
+// one has kind and code; it returns the winner's index.
+func oneWinner(t *testing.T, errs []error, kind causeway.Kind, code string) int {
+	t.Helper()
+	winner, won := -1, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			winner = i
+			won++
+		case causeway.ErrorKind(err) != kind || causeway.ErrorCode(err) != code:
+			t.Errorf("a loser got %v, want %s %s", err, kind, code)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d calls won, want exactly 1", won, len(errs))
+	}
+	return winner
+}
+
+// loggedService is newService with its audit lines in logs.
+func loggedService(t *testing.T, db *store.DB) (*spi.Service, *testkit.SyncBuffer) {
+	logs := &testkit.SyncBuffer{}
+	s := newService(t, db, func(o *spi.Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
+	return s, logs
+}
+
+func TestTwoOperatorsActivatingOneSPIRegistrationActivateItOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		s, logs := loggedService(t, db)
+		ctx := context.Background()
+		r, _, err := s.CreateRegistration(ctx, "app_a", spi.NewRegistration{ExtensionPoint: core.PointFraudCheck,
+			URL: "http://127.0.0.1:1/spi", Scope: spi.ScopeBank})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each operator gives its own priority, so the settings show whose
+		// activation was applied.
+		winner := oneWinner(t, race(func(i int) error {
+			_, err := s.Activate(ctx, r.ID, spi.Activation{Priority: priority(i)})
+			return err
+		}), causeway.ECONFLICT, "registration_already_active")
+		got, err := s.Registration(ctx, "", r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != spi.StatusActive || got.Priority != winner {
+			t.Errorf("after the race: status %s, priority %d; want active with the winner's priority %d", got.Status, got.Priority, winner)
+		}
+		if n := strings.Count(logs.String(), `"msg":"spi registration activated"`); n != 1 {
+			t.Errorf("%d activation audit lines, want 1", n)
+		}
+
+		// Settings change without a transition: every caller succeeds.
+		for _, err := range race(func(i int) error {
+			_, err := s.Configure(ctx, r.ID, spi.Activation{TimeoutMS: 100 + i})
+			return err
+		}) {
+			if err != nil {
+				t.Errorf("configure: %v", err)
+			}
+		}
+		if got, _ := s.Registration(ctx, "", r.ID); got.Status != spi.StatusActive || got.Priority != winner {
+			t.Errorf("configuring the timeout changed status or priority: %+v", got)
+		}
+	})
+}
+
+func TestTwoOperatorsDeactivatingOneSPIRegistrationDeactivateItOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		s, logs := loggedService(t, db)
+		ctx := context.Background()
+		r, _ := appReg(t, s, "app_a", core.PointFraudCheck, "http://127.0.0.1:1/spi", spi.NewRegistration{})
+		oneWinner(t, race(func(int) error {
+			_, err := s.Deactivate(ctx, r.ID)
+			return err
+		}), causeway.ECONFLICT, "registration_not_active")
+		if got, _ := s.Registration(ctx, "", r.ID); got.Status != spi.StatusInactive {
+			t.Errorf("status after the race = %s", got.Status)
+		}
+		if n := strings.Count(logs.String(), `"msg":"spi registration deactivated"`); n != 1 {
+			t.Errorf("%d deactivation audit lines, want 1", n)
+		}
+		// Activating it again races like the first activation.
+		oneWinner(t, race(func(int) error {
+			_, err := s.Activate(ctx, r.ID, spi.Activation{})
+			return err
+		}), causeway.ECONFLICT, "registration_already_active")
+	})
+}
+
+// An app deleting a registration from two places at once: one deletion
+// wins, the other finds nothing left to delete, as any later one would.
+func TestAnAppDeletingOneSPIRegistrationTwiceAtOnceDeletesItOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		s, logs := loggedService(t, db)
+		ctx := context.Background()
+		r, _ := appReg(t, s, "app_a", core.PointFraudCheck, "http://127.0.0.1:1/spi", spi.NewRegistration{})
+		oneWinner(t, race(func(int) error {
+			return s.DeleteRegistration(ctx, "app_a", r.ID)
+		}), causeway.ENOTFOUND, "registration_not_found")
+		if got, _ := s.Registration(ctx, "", r.ID); got.Status != spi.StatusDeleted {
+			t.Errorf("status after the race = %s", got.Status)
+		}
+		if n := strings.Count(logs.String(), `"msg":"spi registration deleted"`); n != 1 {
+			t.Errorf("%d deletion audit lines, want 1", n)
+		}
+		for name, err := range map[string]error{
+			"activate":   func() error { _, err := s.Activate(ctx, r.ID, spi.Activation{}); return err }(),
+			"deactivate": func() error { _, err := s.Deactivate(ctx, r.ID); return err }(),
+			"configure":  func() error { _, err := s.Configure(ctx, r.ID, spi.Activation{TimeoutMS: 10}); return err }(),
+		} {
+			if causeway.ErrorCode(err) != "registration_deleted" {
+				t.Errorf("%s a deleted registration: %v", name, err)
+			}
+		}
+	})
+}
+
+// A bank operator activating a registration while its app deletes it: one
+// of the two comes first, and the registration ends deleted either way.
+func TestActivationRacingTheAppsDeletionLeavesItDeleted(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		s := newService(t, db)
+		ctx := context.Background()
+		r, _, err := s.CreateRegistration(ctx, "app_a", spi.NewRegistration{ExtensionPoint: core.PointFraudCheck,
+			URL: "http://127.0.0.1:1/spi", Scope: spi.ScopeBank})
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := race(func(i int) error {
+			if i == 0 {
+				return s.DeleteRegistration(ctx, "app_a", r.ID)
+			}
+			_, err := s.Activate(ctx, r.ID, spi.Activation{})
+			return err
+		})
+		if errs[0] != nil {
+			t.Errorf("the app's deletion: %v", errs[0])
+		}
+		activated := 0
+		for _, err := range errs[1:] {
+			switch {
+			case err == nil:
+				activated++
+			case causeway.ErrorCode(err) == "registration_already_active", causeway.ErrorCode(err) == "registration_deleted":
+			default:
+				t.Errorf("an activation got %v", err)
+			}
+		}
+		if activated > 1 {
+			t.Errorf("%d activations won, want at most 1", activated)
+		}
+		if got, _ := s.Registration(ctx, "", r.ID); got.Status != spi.StatusDeleted {
+			t.Errorf("status after the race = %s, want deleted", got.Status)
+		}
+	})
+}
