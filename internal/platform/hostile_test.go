@@ -620,18 +620,6 @@ func readFeed(t *testing.T, c *client) []string {
 	return nil
 }
 
-// waitFor polls cond until it holds; the deadline bounds a hung test and
-// measures nothing.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting: %s", what)
-}
-
 // bankRequest is a /bank/v1 request with the admin token.
 func bankRequest(t *testing.T, n *platformtest.Node, method, path string, body any) *http.Request {
 	t.Helper()
