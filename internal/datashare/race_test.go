@@ -3,56 +3,17 @@ package datashare_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // racers is how many officers decide at once in the race tests.
 const racers = 10
-
-// race runs fn(i) for i in [0, racers) at once, released together, and
-// returns each call's error.
-func race(fn func(i int) error) []error {
-	errs := make([]error, racers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			errs[i] = fn(i)
-		}()
-	}
-	close(start)
-	wg.Wait()
-	return errs
-}
-
-// oneWinner fails the test unless exactly one error is nil and every other
-// one is ECONFLICT invalid_transition; it returns the winner's index.
-func oneWinner(t *testing.T, errs []error) int {
-	t.Helper()
-	winner, won := -1, 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			winner = i
-			won++
-		case causeway.ErrorKind(err) != causeway.ECONFLICT || causeway.ErrorCode(err) != "invalid_transition":
-			t.Errorf("a loser got %v, want ECONFLICT invalid_transition", err)
-		}
-	}
-	if won != 1 {
-		t.Fatalf("%d of %d decisions won, want exactly 1", won, len(errs))
-	}
-	return winner
-}
 
 // count runs a COUNT(*) query.
 func count(t *testing.T, db *store.DB, query string, args ...any) int {
@@ -77,10 +38,10 @@ func TestTwoOfficersApprovingOneDataRequestGrantItOnce(t *testing.T) {
 		h := newHub(t, db)
 		d := h.publishSynthetic("s", 5)
 		r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
-		winner := oneWinner(t, race(func(i int) error {
+		winner := testkit.OneWinner(t, testkit.Race(racers, func(i int) error {
 			_, err := h.svc.Approve(context.Background(), r.ID, datashare.Decision{By: fmt.Sprintf("officer %d", i)})
 			return err
-		}))
+		}), causeway.ECONFLICT, "invalid_transition")
 		got, err := h.svc.AccessRequest(context.Background(), "", r.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -108,7 +69,7 @@ func TestOfficersApprovingAndRejectingOneDataRequestAtOnceTakeOneDecision(t *tes
 			}
 			return "rejected"
 		}
-		winner := oneWinner(t, race(func(i int) error {
+		winner := testkit.OneWinner(t, testkit.Race(racers, func(i int) error {
 			var err error
 			if action(i) == "approved" {
 				_, err = h.svc.Approve(context.Background(), r.ID, datashare.Decision{})
@@ -116,7 +77,7 @@ func TestOfficersApprovingAndRejectingOneDataRequestAtOnceTakeOneDecision(t *tes
 				_, err = h.svc.Reject(context.Background(), r.ID, datashare.Decision{})
 			}
 			return err
-		}))
+		}), causeway.ECONFLICT, "invalid_transition")
 		got, err := h.svc.AccessRequest(context.Background(), "", r.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -138,10 +99,10 @@ func TestTwoOfficersRevokingOneGrantRevokeItOnce(t *testing.T) {
 		d := h.publishSynthetic("s", 5)
 		r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
 		h.approve(r.ID)
-		oneWinner(t, race(func(int) error {
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
 			_, err := h.svc.Revoke(context.Background(), r.ID, datashare.Decision{Reason: "contract ended"})
 			return err
-		}))
+		}), causeway.ECONFLICT, "invalid_transition")
 		if got, _ := h.svc.AccessRequest(context.Background(), "", r.ID); got.Status != datashare.StatusRevoked {
 			t.Errorf("status after the race = %s", got.Status)
 		}
@@ -168,7 +129,7 @@ func TestAnAgentFailingAJobWhileTheBankRevokesLeavesItRetired(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		errs := race(func(i int) error {
+		errs := testkit.Race(racers, func(i int) error {
 			if i == 0 {
 				_, err := h.svc.Revoke(ctx, r.ID, datashare.Decision{})
 				return err

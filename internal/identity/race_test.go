@@ -3,54 +3,17 @@ package identity
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // racers is how many operators click at once in the race tests.
 const racers = 10
-
-// race runs fn racers times at once, released together, and returns each
-// call's error.
-func race(fn func() error) []error {
-	errs := make([]error, racers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			errs[i] = fn()
-		}()
-	}
-	close(start)
-	wg.Wait()
-	return errs
-}
-
-// oneWinner fails the test unless exactly one error is nil and every other
-// one is ECONFLICT with code.
-func oneWinner(t *testing.T, errs []error, code string) {
-	t.Helper()
-	won := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case causeway.ErrorKind(err) != causeway.ECONFLICT || causeway.ErrorCode(err) != code:
-			t.Errorf("a loser got %v, want ECONFLICT %s", err, code)
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d of %d calls won, want exactly 1", won, len(errs))
-	}
-}
 
 func TestTwoOperatorsApprovingOneAppActivateItOnce(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -58,10 +21,10 @@ func TestTwoOperatorsApprovingOneAppActivateItOnce(t *testing.T) {
 		dev := e.signUp("race-approve@example.com")
 		app := e.createApp(dev.Token, auth.ScopeAccountsRead)
 
-		oneWinner(t, race(func() error {
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
 			_, err := e.svc.Approve(context.Background(), app.ID)
 			return err
-		}), "app_already_active")
+		}), causeway.ECONFLICT, "app_already_active")
 		if calls := e.activated.calls(); len(calls) != 1 {
 			t.Errorf("OnAppActivated ran %d times, want once: %v", len(calls), calls)
 		}
@@ -77,10 +40,10 @@ func TestTwoOperatorsApprovingOneAppActivateItOnce(t *testing.T) {
 		if _, err := e.svc.Suspend(context.Background(), app.ID); err != nil {
 			t.Fatal(err)
 		}
-		oneWinner(t, race(func() error {
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
 			_, err := e.svc.Approve(context.Background(), app.ID)
 			return err
-		}), "app_already_active")
+		}), causeway.ECONFLICT, "app_already_active")
 		if calls := e.activated.calls(); len(calls) != 2 {
 			t.Errorf("OnAppActivated ran %d times after reinstating, want 2: %v", len(calls), calls)
 		}
@@ -93,10 +56,10 @@ func TestTwoOperatorsSuspendingOneAppSuspendItOnce(t *testing.T) {
 		dev := e.signUp("race-suspend@example.com")
 		app := e.createApp(dev.Token, auth.ScopeAccountsRead)
 
-		oneWinner(t, race(func() error {
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
 			_, err := e.svc.Suspend(context.Background(), app.ID)
 			return err
-		}), "app_already_suspended")
+		}), causeway.ECONFLICT, "app_already_suspended")
 		if n := strings.Count(e.logs.String(), `"msg":"app suspended"`); n != 1 {
 			t.Errorf("%d suspension audit lines, want 1", n)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/causewayhq/causeway"
@@ -17,45 +16,6 @@ import (
 
 // racers is how many callers race in the race tests.
 const racers = 10
-
-// race runs fn(i) for i in [0, racers) at once, released together, and
-// returns each call's error.
-func race(fn func(i int) error) []error {
-	errs := make([]error, racers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			errs[i] = fn(i)
-		}()
-	}
-	close(start)
-	wg.Wait()
-	return errs
-}
-
-// oneWinner fails the test unless exactly one error is nil and every other
-// one has kind and code; it returns the winner's index.
-func oneWinner(t *testing.T, errs []error, kind causeway.Kind, code string) int {
-	t.Helper()
-	winner, won := -1, 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			winner = i
-			won++
-		case causeway.ErrorKind(err) != kind || causeway.ErrorCode(err) != code:
-			t.Errorf("a loser got %v, want %s %s", err, kind, code)
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d of %d calls won, want exactly 1", won, len(errs))
-	}
-	return winner
-}
 
 // loggedService is newService with its audit lines in logs.
 func loggedService(t *testing.T, db *store.DB) (*spi.Service, *testkit.SyncBuffer) {
@@ -75,7 +35,7 @@ func TestTwoOperatorsActivatingOneSPIRegistrationActivateItOnce(t *testing.T) {
 		}
 		// Each operator gives its own priority, so the settings show whose
 		// activation was applied.
-		winner := oneWinner(t, race(func(i int) error {
+		winner := testkit.OneWinner(t, testkit.Race(racers, func(i int) error {
 			_, err := s.Activate(ctx, r.ID, spi.Activation{Priority: priority(i)})
 			return err
 		}), causeway.ECONFLICT, "registration_already_active")
@@ -91,7 +51,7 @@ func TestTwoOperatorsActivatingOneSPIRegistrationActivateItOnce(t *testing.T) {
 		}
 
 		// Settings change without a transition: every caller succeeds.
-		for _, err := range race(func(i int) error {
+		for _, err := range testkit.Race(racers, func(i int) error {
 			_, err := s.Configure(ctx, r.ID, spi.Activation{TimeoutMS: 100 + i})
 			return err
 		}) {
@@ -110,7 +70,7 @@ func TestTwoOperatorsDeactivatingOneSPIRegistrationDeactivateItOnce(t *testing.T
 		s, logs := loggedService(t, db)
 		ctx := context.Background()
 		r, _ := appReg(t, s, "app_a", core.PointFraudCheck, "http://127.0.0.1:1/spi", spi.NewRegistration{})
-		oneWinner(t, race(func(int) error {
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
 			_, err := s.Deactivate(ctx, r.ID)
 			return err
 		}), causeway.ECONFLICT, "registration_not_active")
@@ -121,7 +81,7 @@ func TestTwoOperatorsDeactivatingOneSPIRegistrationDeactivateItOnce(t *testing.T
 			t.Errorf("%d deactivation audit lines, want 1", n)
 		}
 		// Activating it again races like the first activation.
-		oneWinner(t, race(func(int) error {
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
 			_, err := s.Activate(ctx, r.ID, spi.Activation{})
 			return err
 		}), causeway.ECONFLICT, "registration_already_active")
@@ -135,7 +95,7 @@ func TestAnAppDeletingOneSPIRegistrationTwiceAtOnceDeletesItOnce(t *testing.T) {
 		s, logs := loggedService(t, db)
 		ctx := context.Background()
 		r, _ := appReg(t, s, "app_a", core.PointFraudCheck, "http://127.0.0.1:1/spi", spi.NewRegistration{})
-		oneWinner(t, race(func(int) error {
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
 			return s.DeleteRegistration(ctx, "app_a", r.ID)
 		}), causeway.ENOTFOUND, "registration_not_found")
 		if got, _ := s.Registration(ctx, "", r.ID); got.Status != spi.StatusDeleted {
@@ -167,7 +127,7 @@ func TestActivationRacingTheAppsDeletionLeavesItDeleted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		errs := race(func(i int) error {
+		errs := testkit.Race(racers, func(i int) error {
 			if i == 0 {
 				return s.DeleteRegistration(ctx, "app_a", r.ID)
 			}

@@ -12,48 +12,12 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/seal"
+	"github.com/causewayhq/causeway/internal/testkit"
 	"github.com/causewayhq/causeway/internal/webhooks"
 )
 
 // racers is how many callers race in the race tests.
 const racers = 10
-
-// race runs fn(i) for i in [0, racers) at once, released together, and
-// returns each call's error.
-func race(fn func(i int) error) []error {
-	errs := make([]error, racers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			errs[i] = fn(i)
-		}()
-	}
-	close(start)
-	wg.Wait()
-	return errs
-}
-
-// oneWinner fails the test unless exactly one error is nil and every other
-// one has kind and code.
-func oneWinner(t *testing.T, errs []error, kind causeway.Kind, code string) {
-	t.Helper()
-	won := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case causeway.ErrorKind(err) != kind || causeway.ErrorCode(err) != code:
-			t.Errorf("a loser got %v, want %s %s", err, kind, code)
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d of %d calls won, want exactly 1", won, len(errs))
-	}
-}
 
 // logged counts the log lines with message msg.
 func logged(h *harness, msg string) int {
@@ -65,7 +29,7 @@ func TestTwoCallersPausingAndResumingOneWebhookChangeItOnce(t *testing.T) {
 		ctx := context.Background()
 		sub := h.subscribe(appA, map[string]any{"url": "http://127.0.0.1:1/hook", "event_types": []string{"payment.*"}})
 
-		oneWinner(t, race(func(int) error {
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
 			_, err := h.svc.Pause(ctx, appA, sub.ID)
 			return err
 		}), causeway.ECONFLICT, "webhook_already_paused")
@@ -80,7 +44,7 @@ func TestTwoCallersPausingAndResumingOneWebhookChangeItOnce(t *testing.T) {
 			t.Errorf("pausing a paused webhook over HTTP: %d %+v", code, p)
 		}
 
-		oneWinner(t, race(func(int) error {
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
 			_, err := h.svc.Resume(ctx, appA, sub.ID)
 			return err
 		}), causeway.ECONFLICT, "webhook_already_active")
@@ -103,7 +67,7 @@ func TestNodesDisablingOneWebhookAtOnceWriteOneEvent(t *testing.T) {
 		ctx := context.Background()
 		sub := h.subscribe(appA, map[string]any{"url": "http://127.0.0.1:1/hook", "event_types": []string{"payment.*"}})
 		var won atomic.Int32
-		for _, err := range race(func(int) error {
+		for _, err := range testkit.Race(racers, func(int) error {
 			disabled, err := h.svc.DisableNow(ctx, sub.ID, "the endpoint answered 410 Gone")
 			if disabled {
 				won.Add(1)
@@ -131,7 +95,7 @@ func TestTwoCallersDeletingOneWebhookDeleteItOnce(t *testing.T) {
 		ctx := context.Background()
 		sub := h.subscribe(appA, map[string]any{"url": "http://127.0.0.1:1/hook", "event_types": []string{"payment.*"}})
 		// The loser finds nothing to delete, as any later caller would.
-		oneWinner(t, race(func(int) error {
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
 			return h.svc.Delete(ctx, appA, sub.ID)
 		}), causeway.ENOTFOUND, "webhook_not_found")
 		if n := logged(h, "webhook subscription deleted"); n != 1 {
@@ -176,7 +140,7 @@ func TestTwoNodesRecoveringOneWebhookRunOneRecover(t *testing.T) {
 			nodes[0].publish(payment(appA, "pay_1", "1"), payment(appA, "pay_2", "1"))
 			eventually(t, wait, "both delivered", func() bool { return rc.count("pay_1") == 1 && rc.count("pay_2") == 1 })
 
-			oneWinner(t, race(func(i int) error {
+			testkit.OneWinner(t, testkit.Race(racers, func(i int) error {
 				return nodes[i%2].svc.Recover(context.Background(), appA, sub.ID, since)
 			}), causeway.ECONFLICT, "recover_in_progress")
 			var p problem
