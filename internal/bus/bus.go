@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,16 +164,38 @@ func (b *Bus) Subject(tokens ...string) string {
 	return b.prefix + "." + strings.Join(tokens, ".")
 }
 
-// EnsureStream creates the named stream, or updates it to cfg if it exists.
-// cfg.Name is replaced by the namespaced name; subjects must already be
-// namespaced (see Subject).
+// EnsureStream creates the named stream, or updates it to cfg if it exists
+// with other settings. cfg.Name is replaced by the namespaced name; subjects
+// must already be namespaced (see Subject).
+//
+// A stream that already has cfg's settings is left alone: every node and
+// relay ensures the stream as it starts, and an update that changes nothing
+// still rewrites the stream's configuration while consumers are being
+// created on it (which the NATS server does not guard against: the race
+// detector caught its file store read and written at once).
 func (b *Bus) EnsureStream(ctx context.Context, name string, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg.Name = b.Stream(name)
-	s, err := b.js.CreateOrUpdateStream(ctx, cfg)
+	s, err := b.js.Stream(ctx, cfg.Name)
+	switch {
+	case err == nil && sameStreamSettings(s.CachedInfo().Config, cfg):
+		return s, nil
+	case err == nil || errors.Is(err, jetstream.ErrStreamNotFound):
+		s, err = b.js.CreateOrUpdateStream(ctx, cfg)
+	}
 	if err != nil {
 		return nil, Classify(fmt.Errorf("stream %s: %w", cfg.Name, err))
 	}
 	return s, nil
+}
+
+// sameStreamSettings reports whether the stream configured as have already
+// has the settings Causeway's streams set in want (description, subjects,
+// storage, duplicate window, age and replicas); the server fills in the
+// rest with defaults of its own.
+func sameStreamSettings(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Storage == want.Storage && have.Duplicates == want.Duplicates && have.MaxAge == want.MaxAge &&
+		max(have.Replicas, 1) == max(want.Replicas, 1)
 }
 
 // Publish writes data to subject with msgID as Nats-Msg-Id, so JetStream

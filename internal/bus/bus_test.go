@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/causewayhq/causeway"
@@ -171,4 +172,44 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Ensuring a stream that already has its settings leaves it alone: every
+// node and relay ensures the stream as it starts, and a needless update
+// rewrote the stream's configuration under consumers being created (a data
+// race inside the NATS server). A change of settings is still applied. The
+// server announces each update with an advisory, which is what is counted.
+func TestEnsuringAStreamUpdatesItOnlyWhenItsSettingsChange(t *testing.T) {
+	bustest.Each(t, func(t *testing.T, b *bus.Bus) {
+		eventsStream(t, b)
+		updates := make(chan struct{}, 10)
+		sub, err := b.Conn().Subscribe("$JS.EVENT.ADVISORY.STREAM.UPDATED."+b.Stream("events"), func(*nats.Msg) { updates <- struct{}{} })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		b.Conn().Flush()
+		eventsStream(t, b)
+		eventsStream(t, b)
+		cfg := jetstream.StreamConfig{Subjects: []string{b.Subject("events", ">")}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Hour}
+		s, err := b.EnsureStream(context.Background(), "events", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.CachedInfo().Config.Duplicates; got != 2*time.Hour {
+			t.Errorf("changed settings were not applied: duplicates %s", got)
+		}
+		// The advisory of the one real update marks the point by which any
+		// earlier, needless one would have arrived.
+		select {
+		case <-updates:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no advisory for the update that changed settings")
+		}
+		select {
+		case <-updates:
+			t.Error("a stream with unchanged settings was updated")
+		case <-time.After(200 * time.Millisecond):
+		}
+	})
 }
