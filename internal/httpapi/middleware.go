@@ -45,6 +45,23 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int
+	// bodyBuffered is set once checkText has read the whole request body
+	// into memory.
+	bodyBuffered bool
+}
+
+// SetReadDeadline passes a read deadline to the connection, except once
+// the body is in memory. Reaching the body's end starts the server's
+// background read of the connection, which watches for the client going
+// away; a deadline set after that (huma sets one before it reads a body)
+// would end that read with a timeout, and the server would cancel the
+// request's context and every later one on the connection. The body's own
+// deadline applied while it was read.
+func (r *statusRecorder) SetReadDeadline(t time.Time) error {
+	if r.bodyBuffered {
+		return nil
+	}
+	return http.NewResponseController(r.ResponseWriter).SetReadDeadline(t)
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -97,9 +114,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // instrument wraps the router: request id, per-request logger, body limit,
-// panic recovery, access log and metrics. It must sit directly around the
-// ServeMux, because the mux records the matched pattern on the request it
-// is given, and the metrics read it from there.
+// panic recovery, access log, metrics, and the text rule (checkText), so
+// bad text is refused before the gateway or any handler reads it. It must
+// sit directly around the ServeMux, because the mux records the matched
+// pattern on the request it is given, and the metrics read it from there.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -150,6 +168,11 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				"method", r.Method, "path", r.URL.Path, "route", route,
 				"status", status, "bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds())/1000)
 		}()
+		if err := s.checkText(rec, r); err != nil {
+			r.Pattern = s.Route(r)
+			WriteProblem(rec, r, err)
+			return
+		}
 		next.ServeHTTP(rec, r)
 	})
 }
