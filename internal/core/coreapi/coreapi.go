@@ -152,8 +152,8 @@ func (h *handlers) balances(ctx context.Context, in *IDInput) (*Out[*core.Balanc
 type TransactionsInput struct {
 	IDInput
 	PageInput
-	From string `query:"from" doc:"Booked at or after: RFC 3339 time or YYYY-MM-DD"`
-	To   string `query:"to" doc:"Booked before: RFC 3339 time or YYYY-MM-DD"`
+	From string `query:"from" maxLength:"64" doc:"Booked at or after: RFC 3339 time or YYYY-MM-DD"`
+	To   string `query:"to" maxLength:"64" doc:"Booked before: RFC 3339 time or YYYY-MM-DD"`
 }
 
 // Filter parses the range.
@@ -239,7 +239,7 @@ func (h *handlers) getPayment(ctx context.Context, in *IDInput) (*Out[*core.Paym
 type decisionInput struct {
 	IDInput
 	Body *struct {
-		Reason string `json:"reason,omitempty" maxLength:"500"`
+		Reason string `json:"reason,omitempty" maxLength:"500" text:"multiline"`
 	}
 }
 
