@@ -20,10 +20,10 @@ const KYCPending = "pending"
 
 // Address is a postal address.
 type Address struct {
-	Line1    string `json:"line1"`
-	City     string `json:"city"`
-	Postcode string `json:"postcode"`
-	Country  string `json:"country" doc:"ISO 3166-1 alpha-2"`
+	Line1    string `json:"line1" maxLength:"200"`
+	City     string `json:"city" maxLength:"100"`
+	Postcode string `json:"postcode" maxLength:"20"`
+	Country  string `json:"country" maxLength:"2" doc:"ISO 3166-1 alpha-2"`
 }
 
 // Geo is where a customer lives, for offers that depend on it.

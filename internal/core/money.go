@@ -6,7 +6,6 @@ package core
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
 	"strings"
 
@@ -38,6 +37,24 @@ func CurrencyExponent(code string) (int, bool) {
 	return exp, ok
 }
 
+// MaxMinor is the largest amount the bank takes from outside, in minor
+// units of any currency: 100,000,000,000.00 for the two-decimal currencies
+// (EUR, USD, ...) and 10,000,000,000,000 for those without decimals (JPY,
+// ISK). ParseMoney refuses more with amount_too_large. The bound is far
+// above any real payment and far below int64: more than 900,000 amounts
+// this large still add up without overflow, so sums of amounts the bank
+// accepted never overflow in practice.
+const MaxMinor int64 = 10_000_000_000_000
+
+// MaxAmount returns the largest amount ParseMoney accepts in currency, and
+// whether the currency is known.
+func MaxAmount(currency string) (Money, bool) {
+	if _, ok := CurrencyExponent(currency); !ok {
+		return Money{}, false
+	}
+	return Money{Minor: MaxMinor, Currency: currency}, true
+}
+
 // Money is an amount in integer minor units (cents for EUR) of an ISO 4217
 // currency. It never holds floats. On the wire it is
 // {"amount":"12.34","currency":"EUR"}.
@@ -50,8 +67,9 @@ type Money struct {
 // "0.5" in the given currency. It rejects signs, exponents, spaces, missing
 // digits on either side of the point, more decimals than the currency has
 // (code too_many_decimals), unknown currencies (unknown_currency) and amounts
-// beyond int64 minor units (invalid_amount). Zero is accepted; callers that
-// need a positive amount check IsPositive.
+// above MaxMinor minor units (amount_too_large). Zero is accepted; callers
+// that need a positive amount check IsPositive. Every amount from outside
+// the bank is parsed here.
 func ParseMoney(amount, currency string) (Money, error) {
 	if currency == "" {
 		return Money{}, causeway.Errorf(causeway.EINVALID, "unknown_currency", "currency is required")
@@ -80,8 +98,9 @@ func ParseMoney(amount, currency string) (Money, error) {
 	var minor int64
 	for _, d := range []byte(whole + frac + strings.Repeat("0", exp-len(frac))) {
 		v := int64(d - '0')
-		if minor > (math.MaxInt64-v)/10 {
-			return Money{}, causeway.Errorf(causeway.EINVALID, "invalid_amount", "amount %q is too large", amount)
+		if minor > (MaxMinor-v)/10 {
+			return Money{}, causeway.Errorf(causeway.EINVALID, "amount_too_large",
+				"amount %q is above the maximum of %s", amount, Money{Minor: MaxMinor, Currency: currency})
 		}
 		minor = minor*10 + v
 	}

@@ -22,8 +22,9 @@ func TestParseMoneyAcceptsDecimalStrings(t *testing.T) {
 		{"0.00", "EUR", 0},
 		{"007.10", "USD", 710},
 		{"1500", "JPY", 1500},
-		{"92233720368547758.07", "EUR", math.MaxInt64},
-		{"9223372036854775807", "JPY", math.MaxInt64},
+		{"100000000000.00", "EUR", MaxMinor},
+		{"00100000000000", "EUR", MaxMinor},
+		{"10000000000000", "JPY", MaxMinor},
 	}
 	for _, tt := range tests {
 		t.Run(tt.amount+" "+tt.currency, func(t *testing.T) {
@@ -57,9 +58,14 @@ func TestParseMoneyRejectsWithStableCodes(t *testing.T) {
 		{"0x10", "EUR", "invalid_amount"},
 		{"NaN", "EUR", "invalid_amount"},
 		{"١٢", "EUR", "invalid_amount"}, // Arabic-Indic digits are not ASCII digits
-		{"92233720368547758.08", "EUR", "invalid_amount"},
-		{"9223372036854775808", "JPY", "invalid_amount"},
-		{"99999999999999999999999999", "EUR", "invalid_amount"},
+		{"100000000000.01", "EUR", "amount_too_large"},
+		{"100000000001", "EUR", "amount_too_large"},
+		{"10000000000001", "JPY", "amount_too_large"},
+		{"92233720368547758.07", "EUR", "amount_too_large"},
+		{"92233720368547758.08", "EUR", "amount_too_large"},
+		{"9223372036854775807", "JPY", "amount_too_large"},
+		{"9223372036854775808", "JPY", "amount_too_large"},
+		{"99999999999999999999999999", "EUR", "amount_too_large"},
 		{"1.234", "EUR", "too_many_decimals"},
 		{"1.230", "EUR", "too_many_decimals"},
 		{"1.5", "JPY", "too_many_decimals"},
@@ -192,7 +198,7 @@ func TestMoneyJSONNullLeavesValue(t *testing.T) {
 
 func TestMoneyRoundTripsThroughAmountAndJSON(t *testing.T) {
 	for _, cur := range []string{"EUR", "JPY", "GBP"} {
-		for _, minor := range []int64{0, 1, 9, 10, 99, 100, 101, 123456789, math.MaxInt64} {
+		for _, minor := range []int64{0, 1, 9, 10, 99, 100, 101, 123456789, MaxMinor} {
 			m := Money{minor, cur}
 			back, err := ParseMoney(m.Amount(), cur)
 			if err != nil || back != m {
@@ -204,6 +210,29 @@ func TestMoneyRoundTripsThroughAmountAndJSON(t *testing.T) {
 				t.Errorf("JSON %s -> %#v, %v", b, viaJSON, err)
 			}
 		}
+	}
+}
+
+func TestMaxAmountIsTheSameMinorUnitsInEveryCurrency(t *testing.T) {
+	for cur, want := range map[string]string{"EUR": "100000000000.00", "GBP": "100000000000.00", "JPY": "10000000000000", "ISK": "10000000000000"} {
+		m, ok := MaxAmount(cur)
+		if !ok || m.Amount() != want {
+			t.Errorf("MaxAmount(%s) = %s, %v; want %s", cur, m.Amount(), ok, want)
+		}
+		if _, err := ParseMoney(want, cur); err != nil {
+			t.Errorf("the maximum %s %s is refused: %v", want, cur, err)
+		}
+	}
+	if _, ok := MaxAmount("XXX"); ok {
+		t.Error("an unknown currency has a maximum")
+	}
+	// Sums of accepted amounts stay far from overflow.
+	if math.MaxInt64/MaxMinor < 900_000 {
+		t.Errorf("only %d maximal amounts fit in int64", math.MaxInt64/MaxMinor)
+	}
+	_, err := ParseMoney("92233720368547758.07", "EUR")
+	if causeway.ErrorCode(err) != "amount_too_large" || !strings.Contains(err.Error(), "100000000000.00 EUR") {
+		t.Errorf("err = %v, want amount_too_large naming the maximum", err)
 	}
 }
 
@@ -222,7 +251,7 @@ func TestCurrencyExponent(t *testing.T) {
 }
 
 func FuzzParseMoney(f *testing.F) {
-	for _, s := range []string{"12.34", "0", "0.5", "-1", "1e5", "92233720368547758.07", "92233720368547758.08", "1.", ".1", "00000000000000000000001.00"} {
+	for _, s := range []string{"12.34", "0", "0.5", "-1", "1e5", "92233720368547758.07", "100000000000.00", "100000000000.01", "1.", ".1", "00000000000000000000001.00"} {
 		f.Add(s, "EUR")
 		f.Add(s, "JPY")
 	}
@@ -235,7 +264,7 @@ func FuzzParseMoney(f *testing.F) {
 			}
 			return
 		}
-		if m.Minor < 0 || m.Currency != currency {
+		if m.Minor < 0 || m.Minor > MaxMinor || m.Currency != currency {
 			t.Fatalf("ParseMoney(%q, %q) = %#v", amount, currency, m)
 		}
 		formatted := m.Amount()

@@ -36,9 +36,9 @@ const (
 // Creditor is who receives a payment: an account of this bank, or any IBAN
 // with the holder's name.
 type Creditor struct {
-	AccountID string `json:"account_id,omitempty"`
-	IBAN      string `json:"iban,omitempty"`
-	Name      string `json:"name,omitempty"`
+	AccountID string `json:"account_id,omitempty" maxLength:"64"`
+	IBAN      string `json:"iban,omitempty" maxLength:"42" doc:"Spaces allowed, as printed"`
+	Name      string `json:"name,omitempty" maxLength:"140"`
 }
 
 // FraudCheck is the outcome of the payments.fraud-check extension point.

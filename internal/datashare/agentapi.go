@@ -98,7 +98,7 @@ func (h *handlers) claim(ctx context.Context, in *idInput) (*out[*Job], error) {
 type CompleteBody struct {
 	Lease  string `json:"lease" maxLength:"64"`
 	Size   int64  `json:"size" minimum:"0"`
-	SHA256 string `json:"sha256" pattern:"^[0-9a-f]{64}$" doc:"SHA-256 of the whole ciphertext, hex"`
+	SHA256 string `json:"sha256" maxLength:"64" pattern:"^[0-9a-f]{64}$" doc:"SHA-256 of the whole ciphertext, hex"`
 }
 
 type completeInput struct {
@@ -113,7 +113,7 @@ func (h *handlers) complete(ctx context.Context, in *completeInput) (*out[*Conte
 // FailBody reports a failed job.
 type FailBody struct {
 	Lease string `json:"lease" maxLength:"64"`
-	Error string `json:"error" maxLength:"4000"`
+	Error string `json:"error" maxLength:"4000" text:"multiline"`
 }
 
 type failInput struct {

@@ -83,7 +83,7 @@ const EventSource = "/causeway/datashare"
 type Column struct {
 	Name        string `json:"name" minLength:"1" maxLength:"64" example:"customer_hash"`
 	Type        string `json:"type" enum:"string,integer,number,boolean,date,datetime" example:"string"`
-	Description string `json:"description,omitempty" maxLength:"1000" example:"Keyed hash of the customer id"`
+	Description string `json:"description,omitempty" maxLength:"1000" text:"multiline" example:"Keyed hash of the customer id"`
 }
 
 // Source tells the data agent where a dataset's rows come from. Only the
@@ -121,12 +121,12 @@ type Dataset struct {
 // NewDataset is what the bank publishes.
 type NewDataset struct {
 	Name        string           `json:"name" minLength:"1" maxLength:"100" example:"pseudonymized-transactions" doc:"Unique slug: lower-case letters, digits and dashes"`
-	Description string           `json:"description,omitempty" maxLength:"10000" doc:"What the data is and how it was made; generators bring their own"`
+	Description string           `json:"description,omitempty" maxLength:"10000" text:"multiline" doc:"What the data is and how it was made; generators bring their own"`
 	Columns     []Column         `json:"columns,omitempty" maxItems:"200" doc:"Required for file sources; generators bring their own"`
 	Sample      []map[string]any `json:"sample,omitempty" maxItems:"20" doc:"Illustrative rows (never real customer data: every developer sees them)"`
-	Formats     []string         `json:"formats,omitempty" maxItems:"2" doc:"Default csv and jsonl"`
+	Formats     []string         `json:"formats,omitempty" maxItems:"2" maxLength:"16" doc:"Default csv and jsonl"`
 	RowCount    int64            `json:"row_count,omitempty" minimum:"0"`
-	Licence     string           `json:"licence,omitempty" maxLength:"10000" doc:"Licence and terms of use"`
+	Licence     string           `json:"licence,omitempty" maxLength:"10000" text:"multiline" doc:"Licence and terms of use"`
 	Version     string           `json:"version,omitempty" maxLength:"64" doc:"Default 1"`
 	Source      Source           `json:"source"`
 }
@@ -288,7 +288,7 @@ type ContentInfo struct {
 // NewAccessRequest is the body of POST /v1/dataset-access-requests.
 type NewAccessRequest struct {
 	DatasetID    string `json:"dataset_id" maxLength:"64" example:"ds_01jqz6k8m0p2r4t6v8w0y2a4c6"`
-	Purpose      string `json:"purpose" maxLength:"8000" doc:"What the data is for; required, at most 2000 characters"`
+	Purpose      string `json:"purpose" maxLength:"8000" text:"multiline" doc:"What the data is for; required, at most 2000 characters"`
 	DurationDays int    `json:"duration_days" doc:"How long access is asked for: 1 to 365 days" example:"90"`
 	Recipient    string `json:"recipient" maxLength:"200" doc:"age X25519 public key (age1…) the content is encrypted to" example:"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"`
 	Format       string `json:"format,omitempty" maxLength:"16" doc:"csv (default) or jsonl; another offered format can still be downloaded later"`
@@ -334,9 +334,9 @@ func (n *NewAccessRequest) Validate() error {
 type Decision struct {
 	// By names who decided (an officer, a committee); default "bank".
 	By     string `json:"by,omitempty" maxLength:"200" doc:"Who decided; default bank"`
-	Reason string `json:"reason,omitempty" maxLength:"2000" doc:"Why"`
+	Reason string `json:"reason,omitempty" maxLength:"2000" text:"multiline" doc:"Why"`
 	// ExpiresAt applies to approvals only; default now + duration_days.
-	ExpiresAt *time.Time `json:"expires_at,omitempty" doc:"Approval only: when access ends; default now plus the requested duration, at most 365 days ahead"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty" maxLength:"64" doc:"Approval only: when access ends; default now plus the requested duration, at most 365 days ahead"`
 }
 
 func (d *Decision) normalize() error {

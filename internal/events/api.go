@@ -89,7 +89,7 @@ func (h *handlers) listTypes(ctx context.Context, _ *struct{}) (*typesOutput, er
 type registerEventTypeInput struct {
 	Body struct {
 		Type        string          `json:"type" maxLength:"128" example:"branch.visit.ended" doc:"Dot-separated lower-case words"`
-		Description string          `json:"description" maxLength:"1000"`
+		Description string          `json:"description" maxLength:"1000" text:"multiline"`
 		Version     string          `json:"version,omitempty" maxLength:"32" doc:"Default 1.0"`
 		Public      bool            `json:"public,omitempty" doc:"Whether events that concern no app or customer reach every app"`
 		Schema      json.RawMessage `json:"schema" doc:"JSON Schema (2020-12 unless $schema says otherwise) of the data"`
@@ -199,15 +199,15 @@ func (h *handlers) listEvents(ctx context.Context, in *listEventsInput) (*events
 // publishInput is a CloudEvent in either HTTP content mode. The ce-*
 // headers are the binary mode's attributes.
 type publishInput struct {
-	ContentType string `header:"Content-Type"`
-	SpecVersion string `header:"ce-specversion" doc:"Binary content mode: the spec version (1.0); the body is then the event's data"`
-	ID          string `header:"ce-id" doc:"Binary mode: the event id"`
-	Type        string `header:"ce-type" doc:"Binary mode: the event type"`
-	Source      string `header:"ce-source" doc:"Binary mode: the source"`
-	Subject     string `header:"ce-subject" doc:"Binary mode: the subject"`
-	Time        string `header:"ce-time" doc:"Binary mode: the time"`
-	CustomerID  string `header:"ce-causewaycustomerid" doc:"Binary mode: the customer the event concerns"`
-	AppID       string `header:"ce-causewayappid" doc:"Binary mode: the one app the event is for"`
+	ContentType string `header:"Content-Type" maxLength:"255"`
+	SpecVersion string `header:"ce-specversion" maxLength:"8" doc:"Binary content mode: the spec version (1.0); the body is then the event's data"`
+	ID          string `header:"ce-id" maxLength:"256" doc:"Binary mode: the event id"`
+	Type        string `header:"ce-type" maxLength:"128" doc:"Binary mode: the event type"`
+	Source      string `header:"ce-source" maxLength:"1024" doc:"Binary mode: the source"`
+	Subject     string `header:"ce-subject" maxLength:"1024" doc:"Binary mode: the subject"`
+	Time        string `header:"ce-time" maxLength:"64" doc:"Binary mode: the time"`
+	CustomerID  string `header:"ce-causewaycustomerid" maxLength:"128" doc:"Binary mode: the customer the event concerns"`
+	AppID       string `header:"ce-causewayappid" maxLength:"128" doc:"Binary mode: the one app the event is for"`
 	RawBody     []byte `contentType:"application/cloudevents+json"`
 }
 
@@ -275,11 +275,22 @@ func documentPublishBody(api huma.API) {
 	s.Properties[AttrCustomerID] = &huma.Schema{Type: huma.TypeString, Description: "Extension: the customer the event concerns"}
 	s.Properties[AttrAppID] = &huma.Schema{Type: huma.TypeString, Description: "Extension: the one app the event is for"}
 	s.Required = []string{"specversion", "type", "source"}
+	// The limits decodeStructured and check enforce, in the document.
+	for name, n := range map[string]int{
+		"id": maxIDLength, "type": maxTypeLength, "source": maxSourceLength, "subject": maxSourceLength,
+		"time": maxTimeLength, "datacontenttype": maxContentTypeLength, AttrCustomerID: maxRoutingID, AttrAppID: maxRoutingID,
+	} {
+		s.Properties[name].MaxLength = &n
+	}
 	item.Post.RequestBody.Content = map[string]*huma.MediaType{
 		"application/cloudevents+json": {Schema: s},
 		"application/json":             {Schema: &huma.Schema{Description: "Structured (a CloudEvent as above) or, with ce-* headers, the event's data"}},
 	}
 }
+
+// maxAfter bounds an event id or cursor to resume after, as in
+// listEventsInput; the stream finds no event for a longer one.
+var maxAfter = 512
 
 // streamOperation documents GET /v1/events/stream, which is served outside
 // huma.
@@ -292,8 +303,8 @@ func streamOperation(security []map[string][]string, tags []string) *huma.Operat
 			"pull cursor); without either it starts with new events. A comment line (: ping) is sent every 15 seconds.",
 		Tags: tags, Security: security,
 		Parameters: []*huma.Param{
-			{Name: "after", In: "query", Description: "An event id or a pull cursor to resume after", Schema: &huma.Schema{Type: huma.TypeString}},
-			{Name: "Last-Event-ID", In: "header", Description: "The id of the last event received, sent by EventSource on reconnect", Schema: &huma.Schema{Type: huma.TypeString}},
+			{Name: "after", In: "query", Description: "An event id or a pull cursor to resume after", Schema: &huma.Schema{Type: huma.TypeString, MaxLength: &maxAfter}},
+			{Name: "Last-Event-ID", In: "header", Description: "The id of the last event received, sent by EventSource on reconnect", Schema: &huma.Schema{Type: huma.TypeString, MaxLength: &maxAfter}},
 		},
 		Responses: map[string]*huma.Response{
 			"200": {

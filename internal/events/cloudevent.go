@@ -49,6 +49,10 @@ const (
 	maxIDLength     = 256
 	maxSourceLength = 1024
 	maxRoutingID    = 128
+	// maxTimeLength and maxContentTypeLength bound the time and
+	// datacontenttype attributes, which are read, not kept.
+	maxTimeLength        = 64
+	maxContentTypeLength = 255
 	// maxEventBytes bounds the encoded CloudEvent, well below what the bus
 	// accepts, so an accepted event can always be published.
 	maxEventBytes = 256 << 10
@@ -124,6 +128,9 @@ func checkAttributes(spec, when, contentType string, ce *CloudEvent) error {
 		return invalidEvent("attribute type is required")
 	case ce.Source == "":
 		return invalidEvent("attribute source is required")
+	}
+	if len(when) > maxTimeLength || len(contentType) > maxContentTypeLength {
+		return invalidEvent("attributes time and datacontenttype must be at most %d and %d characters", maxTimeLength, maxContentTypeLength)
 	}
 	if when != "" {
 		t, err := time.Parse(time.RFC3339Nano, when)

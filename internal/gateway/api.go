@@ -94,8 +94,8 @@ func (h *handlers) getLimits(ctx context.Context, in *appIDInput) (*out[AppLimit
 
 type analyticsInput struct {
 	ID   string `path:"id" maxLength:"64"`
-	From string `query:"from" doc:"Start (inclusive, rounded down to the minute): RFC 3339 time or YYYY-MM-DD; default 24 h before to"`
-	To   string `query:"to" doc:"End (exclusive): RFC 3339 time or YYYY-MM-DD; default now"`
+	From string `query:"from" maxLength:"64" doc:"Start (inclusive, rounded down to the minute): RFC 3339 time or YYYY-MM-DD; default 24 h before to"`
+	To   string `query:"to" maxLength:"64" doc:"End (exclusive): RFC 3339 time or YYYY-MM-DD; default now"`
 }
 
 func (in *analyticsInput) rangeAt(now time.Time) (time.Time, time.Time, error) {
@@ -139,8 +139,8 @@ func (h *handlers) analytics(ctx context.Context, in *analyticsInput) (*out[*Ana
 }
 
 type platformAnalyticsInput struct {
-	From string `query:"from" doc:"Start (inclusive, rounded down to the minute): RFC 3339 time or YYYY-MM-DD; default 24 h before to"`
-	To   string `query:"to" doc:"End (exclusive): RFC 3339 time or YYYY-MM-DD; default now"`
+	From string `query:"from" maxLength:"64" doc:"Start (inclusive, rounded down to the minute): RFC 3339 time or YYYY-MM-DD; default 24 h before to"`
+	To   string `query:"to" maxLength:"64" doc:"End (exclusive): RFC 3339 time or YYYY-MM-DD; default now"`
 }
 
 // platformAnalytics is the platform's traffic: every app's calls together.
@@ -177,7 +177,7 @@ type createUpstreamInput struct {
 	Body struct {
 		Name       string `json:"name" minLength:"1" maxLength:"100" example:"Card controls"`
 		BaseURL    string `json:"base_url" format:"uri" maxLength:"2048" example:"https://cards.bank.internal/api" doc:"http or https; calls to /v1/ext/{path_prefix}/x go to {base_url}/x"`
-		PathPrefix string `json:"path_prefix" pattern:"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$" example:"cards"`
+		PathPrefix string `json:"path_prefix" maxLength:"63" pattern:"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$" example:"cards"`
 		Scope      string `json:"scope" enum:"accounts:read,customers:write,payments:write,kyc:write,loans:write,events:read,spi:write,data:read" doc:"The scope an app's token needs to call it"`
 	}
 }

@@ -110,9 +110,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // instrument wraps the router: request id, per-request logger, body limit,
-// panic recovery, access log and metrics. It must sit directly around the
-// ServeMux, because the mux records the matched pattern on the request it
-// is given, and the metrics read it from there.
+// panic recovery, access log, metrics, and the text rule (checkText), so
+// bad text is refused before the gateway or any handler reads it. It must
+// sit directly around the ServeMux, because the mux records the matched
+// pattern on the request it is given, and the metrics read it from there.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -165,6 +166,11 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				"method", r.Method, "path", r.URL.Path, "route", route,
 				"status", status, "bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds())/1000)
 		}()
+		if err := s.checkText(rec, r); err != nil {
+			r.Pattern = s.Route(r)
+			WriteProblem(rec, r, err)
+			return
+		}
 		next.ServeHTTP(rec, r)
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/textrule"
 )
 
 // Problem is an RFC 9457 problem detail with a stable machine code. Every
@@ -90,6 +91,12 @@ func ProblemFor(err error) *Problem {
 	if errors.As(err, &p) {
 		return p
 	}
+	var te *textrule.Error
+	if errors.As(err, &te) {
+		p := NewProblem(http.StatusUnprocessableEntity, textrule.Code, te.Error())
+		p.Errors = []*huma.ErrorDetail{{Location: te.Location, Message: te.Reason}}
+		return p
+	}
 	var ce *causeway.Error
 	if errors.As(err, &ce) {
 		return NewProblem(kindStatus[ce.Kind], ce.Code, ce.Message)
@@ -144,7 +151,14 @@ func newError(ctx context.Context, status int, msg string, errs ...error) *Probl
 		}
 		var d huma.ErrorDetailer
 		if errors.As(err, &d) {
-			p.Errors = append(p.Errors, d.ErrorDetail())
+			detail := d.ErrorDetail()
+			// A problem never echoes text the client sent: the location
+			// names the field, and the text may be a password or the
+			// 100,000 characters a maxLength refused.
+			if _, ok := detail.Value.(string); ok {
+				detail.Value = nil
+			}
+			p.Errors = append(p.Errors, detail)
 		} else {
 			p.Errors = append(p.Errors, &huma.ErrorDetail{Message: err.Error()})
 		}

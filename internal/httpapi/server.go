@@ -82,7 +82,10 @@ func New(cfg Config) *Server {
 	// No $schema fields or Link headers in responses: the contract's bodies
 	// are plain JSON.
 	hc.CreateHooks = nil
-	hc.Info.Description = "Causeway: APIs, events, SPIs and data partnering between a bank and the developers who build on it."
+	hc.Info.Description = "Causeway: APIs, events, SPIs and data partnering between a bank and the developers who build on it.\n\n" +
+		"Text in requests (JSON members and their names, path and query parameters, headers) is UTF-8 without " +
+		"control characters; a body field marked " + MultilineExtension + " may also hold tab and line breaks. " +
+		"Other text is refused with 422 and the code invalid_text. Every text field has a maxLength."
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		SchemeBankAdmin: {Type: "http", Scheme: "bearer", Description: "The bank's admin token."},
 		SchemeDeveloper: {Type: "http", Scheme: "bearer", Description: "A developer token from sign-up or login."},
@@ -105,6 +108,7 @@ func New(cfg Config) *Server {
 		},
 	}
 	s.API = humago.New(s.mux, hc)
+	s.API.OpenAPI().OnAddOperation = append(s.API.OpenAPI().OnAddOperation, markMultiline)
 	s.Bank = huma.NewGroup(s.API, "/bank/v1")
 	s.Bank.UseSimpleModifier(func(op *huma.Operation) {
 		op.Security = []map[string][]string{{SchemeBankAdmin: {}}}
@@ -148,31 +152,10 @@ func (s *Server) Security(pattern string) []map[string][]string {
 	if sec, ok := s.security[pattern]; ok {
 		return sec
 	}
-	method, path, ok := strings.Cut(pattern, " ")
-	if !ok {
-		return nil
+	if op := s.operation(pattern); op != nil {
+		return op.Security
 	}
-	item := s.API.OpenAPI().Paths[path]
-	if item == nil {
-		return nil
-	}
-	var op *huma.Operation
-	switch method {
-	case http.MethodGet:
-		op = item.Get
-	case http.MethodPost:
-		op = item.Post
-	case http.MethodPut:
-		op = item.Put
-	case http.MethodPatch:
-		op = item.Patch
-	case http.MethodDelete:
-		op = item.Delete
-	}
-	if op == nil {
-		return nil
-	}
-	return op.Security
+	return nil
 }
 
 // Handle registers a plain net/http handler, for routes outside the API

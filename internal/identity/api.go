@@ -101,9 +101,9 @@ func developerFrom(ctx context.Context) (*auth.Developer, error) {
 type signUpInput struct {
 	Body struct {
 		Email string `json:"email" maxLength:"254" example:"dev@example.com"`
-		// No maxLength here: a schema violation would echo the value in
-		// the problem; SignUp enforces the bounds without echoing.
-		Password     string `json:"password" doc:"10 to 1024 characters"`
+		// Problems never echo text (see httpapi), so the bound can be in
+		// the schema; SignUp enforces it too, for the portal.
+		Password     string `json:"password" maxLength:"1024" doc:"10 to 1024 characters"`
 		Organization string `json:"organization" maxLength:"200" example:"SolarWorld" doc:"Name of the new organization the developer belongs to"`
 	}
 }
@@ -128,7 +128,7 @@ func (h *handlers) signUp(ctx context.Context, in *signUpInput) (*out[SignUpBody
 type logInInput struct {
 	Body struct {
 		Email    string `json:"email" maxLength:"254"`
-		Password string `json:"password"`
+		Password string `json:"password" maxLength:"1024"`
 	}
 }
 
@@ -163,7 +163,7 @@ func (h *handlers) logOut(ctx context.Context, in *logOutInput) (*struct{}, erro
 type createAppInput struct {
 	Body struct {
 		Name   string   `json:"name" maxLength:"100" example:"SolarWorld lending"`
-		Scopes []string `json:"scopes" maxItems:"16" example:"[\"accounts:read\",\"payments:write\"]" doc:"One or more of accounts:read, customers:write, payments:write, kyc:write, loans:write, events:read, spi:write, data:read"`
+		Scopes []string `json:"scopes" maxItems:"16" maxLength:"64" example:"[\"accounts:read\",\"payments:write\"]" doc:"One or more of accounts:read, customers:write, payments:write, kyc:write, loans:write, events:read, spi:write, data:read"`
 	}
 }
 

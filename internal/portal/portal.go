@@ -25,6 +25,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,7 @@ import (
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/textrule"
 	"github.com/causewayhq/causeway/internal/webhooks"
 )
 
@@ -257,7 +259,8 @@ func (p *Portal) logger(r *http.Request) *slog.Logger {
 
 // secure adds the headers every portal response carries: a strict content
 // security policy (no inline script, no framing, forms post only here). A
-// browser's cross-site POST is refused here already.
+// browser's cross-site POST is refused here already, and so is text that
+// breaks the text rule (checkText), before any page handler reads it.
 func (p *Portal) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := p.cop.Check(r); err != nil {
@@ -270,9 +273,58 @@ func (p *Portal) secure(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
+		if err := checkText(r); err != nil {
+			v := &view{}
+			if s := p.consoleFrom(r); s != nil && strings.HasPrefix(r.URL.Path, "/console") {
+				v = s.view("", "")
+			} else if s := p.developer(r); s != nil {
+				v = s.view("", "")
+			}
+			p.fail(w, r, v, err)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// checkText applies the platform's text rule (package textrule, the same
+// the API applies) to a portal request: its path, its query and, for a
+// form post, every field. Only a field some page renders as a <textarea>
+// may span lines. A refusal is EINVALID: a 422 page naming the field.
+func checkText(r *http.Request) error {
+	if err := textrule.Check("path", r.URL.Path, textrule.SingleLine); err != nil {
+		return err
+	}
+	if err := textrule.Values("query", r.URL.Query(), nil); err != nil {
+		return err
+	}
+	if r.Method != http.MethodPost {
+		return nil
+	}
+	// A form that does not parse is read as empty by the handlers.
+	r.ParseForm()
+	return textrule.Values("form", r.PostForm, func(name string) textrule.Lines {
+		return textrule.Lines(textareas[name])
+	})
+}
+
+// textareas are the names of the form fields the templates render as
+// <textarea>: the form's own declaration of the fields that may span lines.
+var textareas = func() map[string]bool {
+	tag := regexp.MustCompile(`<textarea\b[^>]*\bname="([^"{]+)"`)
+	names := map[string]bool{}
+	files, _ := fs.Glob(templateFiles, "templates/*.html")
+	for _, f := range files {
+		b, err := templateFiles.ReadFile(f)
+		if err != nil {
+			panic(err)
+		}
+		for _, m := range tag.FindAllSubmatch(b, -1) {
+			names[string(m[1])] = true
+		}
+	}
+	return names
+}()
 
 func staticHandler(fsys fs.FS) http.Handler {
 	files := http.FileServerFS(fsys)

@@ -245,7 +245,7 @@ func (h *handlers) deactivate(ctx context.Context, in *idInput) (*out[*Registrat
 // PointBody is the body of POST /bank/v1/extension-points.
 type PointBody struct {
 	Name             string          `json:"name" minLength:"3" maxLength:"200" example:"cards.limit-check"`
-	Description      string          `json:"description,omitempty" maxLength:"1000"`
+	Description      string          `json:"description,omitempty" maxLength:"1000" text:"multiline"`
 	RequestSchema    json.RawMessage `json:"request_schema" doc:"JSON Schema (2020-12, self-contained) of the payload"`
 	ResponseSchema   json.RawMessage `json:"response_schema" doc:"JSON Schema (2020-12, self-contained) of a valid answer"`
 	DefaultTimeoutMS int             `json:"default_timeout_ms" minimum:"1" maximum:"60000"`

@@ -40,12 +40,12 @@ type Combination struct {
 	Rule string `json:"rule" enum:"first,strictest,tighten_only,merge" doc:"first: the first valid reply, the app's own asked first; strictest: every registration is asked at once and the strictest reply wins; tighten_only: the bank's registrations decide, the app's own replies may only tighten; merge: every reply's items are merged"`
 	// Field is what strictest ranks and merge merges: a top-level field of
 	// the answer.
-	Field string `json:"field,omitempty" doc:"strictest: the answer field ranked; merge: the array field merged" example:"decision"`
+	Field string `json:"field,omitempty" maxLength:"100" doc:"strictest: the answer field ranked; merge: the array field merged" example:"decision"`
 	// Order lists the values of Field, strictest first.
-	Order []string `json:"order,omitempty" doc:"strictest: the values of field, strictest first"`
+	Order []string `json:"order,omitempty" maxItems:"20" maxLength:"100" doc:"strictest: the values of field, strictest first"`
 	// FailedAs is the value a reply that failed closed ranks as; "" ranks
 	// it the strictest.
-	FailedAs string `json:"failed_as,omitempty" doc:"strictest: the value a registration that failed closed (on_failure reject) counts as; default the strictest"`
+	FailedAs string `json:"failed_as,omitempty" maxLength:"100" doc:"strictest: the value a registration that failed closed (on_failure reject) counts as; default the strictest"`
 }
 
 // compile checks c for a point whose stand-in answer is standIn, and

@@ -233,18 +233,46 @@ func IsUniqueViolation(err error) bool {
 }
 
 // Classify turns an error that means "the database cannot be reached" into a
-// causeway EUNAVAILABLE error, so the HTTP layer answers 503 instead of 500.
-// Other errors, nil included, are returned unchanged.
+// causeway EUNAVAILABLE error, so the HTTP layer answers 503 instead of 500,
+// and PostgreSQL's refusals of a value into EINVALID (422): text it cannot
+// store (NUL, invalid UTF-8: invalid_text) and numbers out of range
+// (value_out_of_range). The text rule and the money bounds refuse such
+// input before any SQL runs; this is the backstop. Other errors, nil
+// included, are returned unchanged.
 func Classify(err error) error {
-	if err == nil || !IsUnavailable(err) {
-		return err
+	if err == nil {
+		return nil
 	}
 	var ce *causeway.Error
 	if errors.As(err, &ce) {
 		return err
 	}
-	return &unavailableError{err: err}
+	if IsUnavailable(err) {
+		return &unavailableError{err: err}
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "22021", "22P05": // character_not_in_repertoire, untranslatable_character
+			return &classifiedError{err: err, as: causeway.Errorf(causeway.EINVALID, "invalid_text",
+				"the text cannot be stored: it must be valid UTF-8 without NUL characters")}
+		case "22003": // numeric_value_out_of_range
+			return &classifiedError{err: err, as: causeway.Errorf(causeway.EINVALID, "value_out_of_range",
+				"a number is out of the range the bank can store")}
+		}
+	}
+	return err
 }
+
+// classifiedError keeps the database's error for the logs and reads as a
+// domain error for the HTTP layer.
+type classifiedError struct {
+	err error
+	as  *causeway.Error
+}
+
+func (e *classifiedError) Error() string   { return e.err.Error() }
+func (e *classifiedError) Unwrap() []error { return []error{e.err, e.as} }
 
 type unavailableError struct{ err error }
 

@@ -373,3 +373,34 @@ func TestPreparedQueriesInTxNeverWaitForAnotherConnection(t *testing.T) {
 		}
 	})
 }
+
+// TestPostgresRefusalsOfAValueAreInvalidInput: text PostgreSQL cannot
+// store and numbers out of range are the caller's input, EINVALID (422),
+// never an internal error. SQLite stores such text as it is.
+func TestPostgresRefusalsOfAValueAreInvalidInput(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	ctx := context.Background()
+	migrated(t, db)
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "nul", "a\x00b")
+		return err
+	})
+	if causeway.ErrorKind(err) != causeway.EINVALID || causeway.ErrorCode(err) != "invalid_text" {
+		t.Errorf("NUL in text: %v (kind %s), want EINVALID invalid_text", err, causeway.ErrorKind(err))
+	}
+	err = db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", "utf8", "a\xffb")
+		return err
+	})
+	if causeway.ErrorKind(err) != causeway.EINVALID || causeway.ErrorCode(err) != "invalid_text" {
+		t.Errorf("invalid UTF-8: %v (kind %s), want EINVALID invalid_text", err, causeway.ErrorKind(err))
+	}
+	var sum int64
+	err = store.Classify(db.QueryRowContext(ctx, "SELECT $1::bigint + $2::bigint", int64(1<<62), int64(1<<62)).Scan(&sum))
+	if causeway.ErrorKind(err) != causeway.EINVALID || causeway.ErrorCode(err) != "value_out_of_range" {
+		t.Errorf("bigint overflow: %v (kind %s), want EINVALID value_out_of_range", err, causeway.ErrorKind(err))
+	}
+	if store.IsUnavailable(err) {
+		t.Errorf("a refused value is not unavailability: %v", err)
+	}
+}

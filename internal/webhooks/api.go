@@ -73,8 +73,8 @@ func appID(ctx context.Context) (string, error) {
 // CreateBody is the body of POST /v1/webhooks.
 type CreateBody struct {
 	URL        string   `json:"url" minLength:"1" maxLength:"2048" example:"https://example.com/hooks/causeway"`
-	EventTypes []string `json:"event_types" minItems:"1" maxItems:"50" example:"[\"payment.*\"]" doc:"Event types; \"payment.*\" matches every type under payment, \"*\" every type"`
-	Filter     string   `json:"filter,omitempty" maxLength:"4096" example:"data.amount.amount > 1000.0" doc:"CEL expression over the event (variables event, id, type, source, subject, time, data); decimal strings compare with numbers"`
+	EventTypes []string `json:"event_types" minItems:"1" maxItems:"50" maxLength:"128" example:"[\"payment.*\"]" doc:"Event types; \"payment.*\" matches every type under payment, \"*\" every type"`
+	Filter     string   `json:"filter,omitempty" maxLength:"4096" text:"multiline" example:"data.amount.amount > 1000.0" doc:"CEL expression over the event (variables event, id, type, source, subject, time, data); decimal strings compare with numbers"`
 	Ordered    bool     `json:"ordered,omitempty" doc:"Deliver one event at a time, each only after the previous succeeded or was dead-lettered"`
 }
 
@@ -148,8 +148,8 @@ type updateInput struct {
 	ID   string `path:"id" maxLength:"64"`
 	Body struct {
 		URL        *string  `json:"url,omitempty" minLength:"1" maxLength:"2048"`
-		EventTypes []string `json:"event_types,omitempty" minItems:"1" maxItems:"50"`
-		Filter     *string  `json:"filter,omitempty" maxLength:"4096" doc:"An empty string removes the filter"`
+		EventTypes []string `json:"event_types,omitempty" minItems:"1" maxItems:"50" maxLength:"128"`
+		Filter     *string  `json:"filter,omitempty" maxLength:"4096" text:"multiline" doc:"An empty string removes the filter"`
 		Ordered    *bool    `json:"ordered,omitempty"`
 	}
 }
@@ -206,7 +206,7 @@ type Accepted struct {
 type recoverInput struct {
 	ID   string `path:"id" maxLength:"64"`
 	Body struct {
-		Since time.Time `json:"since" doc:"RFC 3339 time; every event published since then is sent again"`
+		Since time.Time `json:"since" maxLength:"64" doc:"RFC 3339 time; every event published since then is sent again"`
 	}
 }
 

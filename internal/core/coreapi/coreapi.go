@@ -20,7 +20,7 @@ import (
 
 // MoneySchema is how core.Money looks on the wire.
 type MoneySchema struct {
-	Amount   string `json:"amount" pattern:"^[0-9]+(\\.[0-9]+)?$" example:"12.34" doc:"Decimal string, never a float"`
+	Amount   string `json:"amount" pattern:"^[0-9]+(\\.[0-9]+)?$" example:"12.34" doc:"Decimal string, never a float. An amount the bank takes in is at most 10^13 minor units: 100000000000.00 in a currency with two decimals (EUR, USD, GBP, ...), 10000000000000 in one without (JPY, ISK)"`
 	Currency string `json:"currency" pattern:"^[A-Z]{3}$" example:"EUR" doc:"ISO 4217 code"`
 }
 
@@ -36,7 +36,7 @@ func RegisterSchemas(api huma.API) {
 // by the JSON decoder, so a bad amount gets its own problem code
 // (too_many_decimals, unknown_currency, ...) instead of a generic one.
 type MoneyInput struct {
-	Amount   string `json:"amount" minLength:"1" maxLength:"32" example:"12.34" doc:"Decimal string, never a float"`
+	Amount   string `json:"amount" minLength:"1" maxLength:"32" example:"12.34" doc:"Decimal string, never a float. At most 10^13 minor units: 100000000000.00 in a currency with two decimals (EUR, USD, GBP, ...), 10000000000000 in one without (JPY, ISK); more is refused with 422 amount_too_large"`
 	Currency string `json:"currency" minLength:"3" maxLength:"3" example:"EUR" doc:"ISO 4217 code"`
 }
 
@@ -152,8 +152,8 @@ func (h *handlers) balances(ctx context.Context, in *IDInput) (*Out[*core.Balanc
 type TransactionsInput struct {
 	IDInput
 	PageInput
-	From string `query:"from" doc:"Booked at or after: RFC 3339 time or YYYY-MM-DD"`
-	To   string `query:"to" doc:"Booked before: RFC 3339 time or YYYY-MM-DD"`
+	From string `query:"from" maxLength:"64" doc:"Booked at or after: RFC 3339 time or YYYY-MM-DD"`
+	To   string `query:"to" maxLength:"64" doc:"Booked before: RFC 3339 time or YYYY-MM-DD"`
 }
 
 // Filter parses the range.
@@ -239,7 +239,7 @@ func (h *handlers) getPayment(ctx context.Context, in *IDInput) (*Out[*core.Paym
 type decisionInput struct {
 	IDInput
 	Body *struct {
-		Reason string `json:"reason,omitempty" maxLength:"500"`
+		Reason string `json:"reason,omitempty" maxLength:"500" text:"multiline"`
 	}
 }
 

@@ -60,7 +60,7 @@ func actor(ctx context.Context) (core.Actor, error) {
 type CustomerBody struct {
 	Type           string       `json:"type" enum:"person,business"`
 	Name           string       `json:"name" minLength:"1" maxLength:"200"`
-	DateOfBirth    string       `json:"date_of_birth,omitempty" doc:"YYYY-MM-DD; required for persons" example:"1985-04-12"`
+	DateOfBirth    string       `json:"date_of_birth,omitempty" maxLength:"10" doc:"YYYY-MM-DD; required for persons" example:"1985-04-12"`
 	Email          string       `json:"email" maxLength:"254" example:"ada@example.com"`
 	Phone          string       `json:"phone,omitempty" maxLength:"32"`
 	Address        core.Address `json:"address"`
