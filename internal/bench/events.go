@@ -189,7 +189,7 @@ func startEventsRig(ctx context.Context, opts Options, subscriptions int) (_ *ev
 	if err != nil {
 		return nil, err
 	}
-	actor := core.Actor{AppID: app.ID}
+	actor := auth.AppCaller(app.ID)
 	g.pay = func(ctx context.Context, rng *rand.Rand) error {
 		from, to := pickPair(rng, len(accounts))
 		p, err := node.Bank.CreatePayment(ctx, actor, core.NewPayment{

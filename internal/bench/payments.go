@@ -156,7 +156,7 @@ func newTransferBank(ctx context.Context, db *store.DB, n int) (*core.Bank, []st
 	bank := core.New(db, core.Options{})
 	accounts := make([]string, n)
 	for i := range n {
-		c, err := bank.CreateCustomer(ctx, core.BankActor, core.NewCustomer{
+		c, err := bank.CreateCustomer(ctx, auth.BankProcess(), core.NewCustomer{
 			Type: core.CustomerPerson, Name: fmt.Sprintf("Bench Customer %02d", i+1), DateOfBirth: "1980-01-01",
 			Email:   fmt.Sprintf("bench%02d@example.com", i+1),
 			Address: core.Address{Line1: "Damrak 1", City: "Amsterdam", Postcode: "1012 LG", Country: "NL"},
@@ -164,11 +164,11 @@ func newTransferBank(ctx context.Context, db *store.DB, n int) (*core.Bank, []st
 		if err != nil {
 			return nil, nil, err
 		}
-		a, err := bank.OpenAccount(ctx, core.BankActor, core.NewAccount{CustomerID: c.ID, Product: core.ProductCurrent, Currency: "EUR"})
+		a, err := bank.OpenAccount(ctx, auth.BankProcess(), core.NewAccount{CustomerID: c.ID, Product: core.ProductCurrent, Currency: "EUR"})
 		if err != nil {
 			return nil, nil, err
 		}
-		if _, err := bank.Deposit(ctx, a.ID, core.Money{Minor: openingBalance, Currency: "EUR"}, "opening deposit"); err != nil {
+		if _, err := bank.Deposit(ctx, auth.BankProcess(), a.ID, core.Money{Minor: openingBalance, Currency: "EUR"}, "opening deposit"); err != nil {
 			return nil, nil, err
 		}
 		accounts[i] = a.ID
@@ -180,7 +180,7 @@ func newTransferBank(ctx context.Context, db *store.DB, n int) (*core.Bank, []st
 // fails unless the payment completed.
 func transfer(ctx context.Context, bank *core.Bank, accounts []string, rng *rand.Rand) error {
 	from, to := pickPair(rng, len(accounts))
-	p, err := bank.CreatePayment(ctx, core.BankActor, core.NewPayment{
+	p, err := bank.CreatePayment(ctx, auth.BankProcess(), core.NewPayment{
 		DebtorAccountID: accounts[from],
 		Creditor:        core.Creditor{AccountID: accounts[to]},
 		Amount:          core.Money{Minor: transferAmount, Currency: "EUR"},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
@@ -55,9 +56,9 @@ type NewAccount struct {
 	Name       string
 }
 
-// OpenAccount opens a current or savings account for a customer the actor
+// OpenAccount opens a current or savings account for a customer the caller
 // may see.
-func (b *Bank) OpenAccount(ctx context.Context, actor Actor, n NewAccount) (*Account, error) {
+func (b *Bank) OpenAccount(ctx context.Context, caller auth.Caller, n NewAccount) (*Account, error) {
 	if n.Product != ProductCurrent && n.Product != ProductSavings {
 		return nil, causeway.Errorf(causeway.EINVALID, "invalid_product", "product must be current or savings")
 	}
@@ -66,7 +67,7 @@ func (b *Bank) OpenAccount(ctx context.Context, actor Actor, n NewAccount) (*Acc
 	}
 	var a *Account
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
-		c, err := getCustomer(ctx, tx, actor, n.CustomerID)
+		c, err := getCustomer(ctx, tx, caller, n.CustomerID)
 		if err != nil {
 			return err
 		}
@@ -119,18 +120,23 @@ func scanAccount(row rowScanner) (*Account, error) {
 	return &a, nil
 }
 
-// accountVisibleClause restricts account alias a to customers actor may see
-// (and, for apps, hides the bank's internal accounts).
-func accountVisibleClause(actor Actor, argPos int) (string, []any) {
-	if actor.IsBank() {
+// accountVisibleClause restricts account alias a to accounts of customers
+// the caller may see (see visibleClause); for apps it also hides the bank's
+// internal accounts, which have no customer.
+func accountVisibleClause(caller auth.Caller, argPos int) (string, []any) {
+	if caller.IsBank() {
 		return "", nil
 	}
+	appID, ok := caller.App()
+	if !ok {
+		return " AND 1 = 0", nil
+	}
 	return " AND EXISTS (SELECT 1 FROM core_customer_access x WHERE x.customer_id = a.customer_id AND x.app_id = $" +
-		strconv.Itoa(argPos) + ")", []any{actor.AppID}
+		strconv.Itoa(argPos) + ")", []any{appID}
 }
 
-func getAccount(ctx context.Context, q querier, actor Actor, id string) (*Account, error) {
-	clause, args := accountVisibleClause(actor, 2)
+func getAccount(ctx context.Context, q querier, caller auth.Caller, id string) (*Account, error) {
+	clause, args := accountVisibleClause(caller, 2)
 	a, err := scanAccount(q.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM core_accounts a WHERE a.id = $1"+clause,
 		append([]any{id}, args...)...))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -139,9 +145,9 @@ func getAccount(ctx context.Context, q querier, actor Actor, id string) (*Accoun
 	return a, store.Classify(err)
 }
 
-// Account returns one account the actor may see.
-func (b *Bank) Account(ctx context.Context, actor Actor, id string) (*Account, error) {
-	return getAccount(ctx, b.db, actor, id)
+// Account returns one account the caller may see.
+func (b *Bank) Account(ctx context.Context, caller auth.Caller, id string) (*Account, error) {
+	return getAccount(ctx, b.db, caller, id)
 }
 
 // AccountFilter narrows Accounts.
@@ -151,8 +157,8 @@ type AccountFilter struct {
 	Cursor     string
 }
 
-// Accounts lists the customer accounts the actor may see, oldest first.
-func (b *Bank) Accounts(ctx context.Context, actor Actor, f AccountFilter) (*Page[*Account], error) {
+// Accounts lists the customer accounts the caller may see, oldest first.
+func (b *Bank) Accounts(ctx context.Context, caller auth.Caller, f AccountFilter) (*Page[*Account], error) {
 	limit, after, err := page.Args(f.Limit, f.Cursor)
 	if err != nil {
 		return nil, err
@@ -163,7 +169,7 @@ func (b *Bank) Accounts(ctx context.Context, actor Actor, f AccountFilter) (*Pag
 		args = append(args, f.CustomerID)
 		query += " AND a.customer_id = $" + strconv.Itoa(len(args))
 	}
-	clause, more := accountVisibleClause(actor, len(args)+1)
+	clause, more := accountVisibleClause(caller, len(args)+1)
 	query += clause + " ORDER BY a.id LIMIT $2"
 	rows, err := b.db.QueryContext(ctx, query, append(args, more...)...)
 	if err != nil {
@@ -189,14 +195,14 @@ func (b *Bank) Accounts(ctx context.Context, actor Actor, f AccountFilter) (*Pag
 }
 
 // Balances returns an account's booked and available balance.
-func (b *Bank) Balances(ctx context.Context, actor Actor, accountID string) (*Balances, error) {
+func (b *Bank) Balances(ctx context.Context, caller auth.Caller, accountID string) (*Balances, error) {
 	// One prepared statement: balances are the most-read figure of the API.
 	query := `SELECT a.id, a.currency, a.booked, a.held FROM core_accounts a WHERE a.id = $1 AND a.internal_purpose IS NULL`
 	args := []any{accountID}
-	if !actor.IsBank() {
+	if !caller.IsBank() {
 		query = `SELECT a.id, a.currency, a.booked, a.held FROM core_accounts a WHERE a.id = $1 AND EXISTS
 			(SELECT 1 FROM core_customer_access x WHERE x.customer_id = a.customer_id AND x.app_id = $2)`
-		args = append(args, actor.AppID)
+		args = append(args, appOf(caller))
 	}
 	stmt, err := b.db.Stmt(ctx, query)
 	if err != nil {
@@ -239,8 +245,8 @@ type TransactionFilter struct {
 }
 
 // Transactions lists an account's transactions, newest first.
-func (b *Bank) Transactions(ctx context.Context, actor Actor, accountID string, f TransactionFilter) (*Page[*Transaction], error) {
-	a, err := getAccount(ctx, b.db, actor, accountID)
+func (b *Bank) Transactions(ctx context.Context, caller auth.Caller, accountID string, f TransactionFilter) (*Page[*Transaction], error) {
+	a, err := getAccount(ctx, b.db, caller, accountID)
 	if err != nil {
 		return nil, err
 	}
@@ -315,8 +321,11 @@ func (b *Bank) Transactions(ctx context.Context, actor Actor, accountID string, 
 // Deposit credits an account with money from outside the bank (cash at a
 // branch, a transfer in from another bank): the bank's cash account is the
 // counterpart. It is the bank's operation, and the sandbox's way to fund
-// accounts.
-func (b *Bank) Deposit(ctx context.Context, accountID string, amount Money, description string) (*Transaction, error) {
+// accounts: anyone else is EFORBIDDEN bank_only.
+func (b *Bank) Deposit(ctx context.Context, caller auth.Caller, accountID string, amount Money, description string) (*Transaction, error) {
+	if !caller.IsBank() {
+		return nil, errNotBank(caller)
+	}
 	if !amount.IsPositive() {
 		return nil, causeway.Errorf(causeway.EINVALID, "invalid_amount", "amount must be positive")
 	}
@@ -325,7 +334,7 @@ func (b *Bank) Deposit(ctx context.Context, accountID string, amount Money, desc
 	}
 	var txn *Transaction
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
-		a, err := getAccount(ctx, tx, BankActor, accountID)
+		a, err := getAccount(ctx, tx, asBank, accountID)
 		if err != nil {
 			return err
 		}
@@ -363,11 +372,11 @@ func (b *Bank) Deposit(ctx context.Context, accountID string, amount Money, desc
 }
 
 // CloseAccount closes an account with a zero balance and nothing held.
-func (b *Bank) CloseAccount(ctx context.Context, actor Actor, accountID string) (*Account, error) {
+func (b *Bank) CloseAccount(ctx context.Context, caller auth.Caller, accountID string) (*Account, error) {
 	var a *Account
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if a, err = getAccount(ctx, tx, actor, accountID); err != nil {
+		if a, err = getAccount(ctx, tx, caller, accountID); err != nil {
 			return err
 		}
 		locked, err := lockAccounts(ctx, tx, a.ID)

@@ -17,6 +17,8 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -135,18 +137,26 @@ type noEvents struct{}
 
 func (noEvents) WriteEvents(context.Context, *sql.Tx, []Event) error { return nil }
 
-// Actor is who asks: an app through the public API, or the bank itself.
-// An app sees only the customers it may see (see Bank.Visible); the bank
-// sees everything.
-type Actor struct {
-	AppID string
+// Who asks is an auth.Caller: an app sees only the customers it may see
+// (those it created, was seeded with or was granted; see visibleClause),
+// the bank sees everything, and anyone else (nobody, a developer) sees
+// nothing.
+
+// asBank is how the bank reads its own books inside a process that is
+// already authorized (a payment reading its debtor for the fraud check).
+var asBank = auth.BankProcess()
+
+// appOf is the calling app's id, or "" for a caller that is not an app
+// (the bank): what the bank records as a resource's app.
+func appOf(c auth.Caller) string {
+	id, _ := c.App()
+	return id
 }
 
-// BankActor is the bank itself.
-var BankActor = Actor{}
-
-// IsBank reports whether a is the bank.
-func (a Actor) IsBank() bool { return a.AppID == "" }
+// errNotBank refuses a bank-only operation to anyone but the bank.
+func errNotBank(c auth.Caller) error {
+	return causeway.Errorf(causeway.EFORBIDDEN, "bank_only", "only the bank may do this, not %s", c)
+}
 
 // Bank is the sandbox bank service.
 type Bank struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
@@ -130,7 +131,13 @@ func (f *fixture) checkLedger(t *testing.T) {
 	}
 }
 
-var appA, appB = core.Actor{AppID: "app_a"}, core.Actor{AppID: "app_b"}
+var appA, appB = auth.AppCaller("app_a"), auth.AppCaller("app_b")
+
+// appID is the id of a test app caller.
+func appID(c auth.Caller) string {
+	id, _ := c.App()
+	return id
+}
 
 func person(name string) core.NewCustomer {
 	return core.NewCustomer{
@@ -149,7 +156,7 @@ func eur(t *testing.T, amount string) core.Money {
 	return m
 }
 
-func (f *fixture) customerWithAccount(t *testing.T, actor core.Actor, name, deposit string) (*core.Customer, *core.Account) {
+func (f *fixture) customerWithAccount(t *testing.T, actor auth.Caller, name, deposit string) (*core.Customer, *core.Account) {
 	t.Helper()
 	ctx := context.Background()
 	c, err := f.bank.CreateCustomer(ctx, actor, person(name))
@@ -161,7 +168,7 @@ func (f *fixture) customerWithAccount(t *testing.T, actor core.Actor, name, depo
 		t.Fatal(err)
 	}
 	if deposit != "" {
-		if _, err := f.bank.Deposit(ctx, a.ID, eur(t, deposit), "opening deposit"); err != nil {
+		if _, err := f.bank.Deposit(ctx, auth.BankProcess(), a.ID, eur(t, deposit), "opening deposit"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -170,7 +177,7 @@ func (f *fixture) customerWithAccount(t *testing.T, actor core.Actor, name, depo
 
 func (f *fixture) balance(t *testing.T, accountID string) (booked, available string) {
 	t.Helper()
-	b, err := f.bank.Balances(context.Background(), core.BankActor, accountID)
+	b, err := f.bank.Balances(context.Background(), auth.BankProcess(), accountID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +207,7 @@ func TestCustomersAreVisibleOnlyToTheirAppsAndTheBank(t *testing.T) {
 		}
 		_, err = f.bank.Customer(ctx, appB, c.ID)
 		wantCode(t, err, "customer_not_found")
-		if _, err := f.bank.Customer(ctx, core.BankActor, c.ID); err != nil {
+		if _, err := f.bank.Customer(ctx, auth.BankProcess(), c.ID); err != nil {
 			t.Errorf("bank cannot see the customer: %v", err)
 		}
 		_, err = f.bank.OpenAccount(ctx, appB, core.NewAccount{CustomerID: c.ID, Product: "current", Currency: "EUR"})
@@ -210,7 +217,7 @@ func TestCustomersAreVisibleOnlyToTheirAppsAndTheBank(t *testing.T) {
 		if err != nil || len(page.Data) != 0 {
 			t.Errorf("app B lists %v, %v", page, err)
 		}
-		if err := f.bank.GrantCustomer(ctx, appB.AppID, c.ID); err != nil {
+		if err := f.bank.GrantCustomer(ctx, auth.BankProcess(), appID(appB), c.ID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.bank.Customer(ctx, appB, c.ID); err != nil {
@@ -219,20 +226,20 @@ func TestCustomersAreVisibleOnlyToTheirAppsAndTheBank(t *testing.T) {
 		// The grant is listed (for app B only: A's access comes from
 		// creating the customer, which is not a grant), and revoking it
 		// hides the customer again.
-		grants, err := f.bank.Grants(ctx, "", 0, "")
-		if err != nil || len(grants.Data) != 1 || grants.Data[0].AppID != appB.AppID ||
+		grants, err := f.bank.Grants(ctx, auth.BankProcess(), "", 0, "")
+		if err != nil || len(grants.Data) != 1 || grants.Data[0].AppID != appID(appB) ||
 			grants.Data[0].CustomerID != c.ID || grants.Data[0].CustomerName != c.Name {
 			t.Errorf("grants = %+v, %v", grants, err)
 		}
-		if mine, err := f.bank.Grants(ctx, appA.AppID, 0, ""); err != nil || len(mine.Data) != 0 {
+		if mine, err := f.bank.Grants(ctx, auth.BankProcess(), appID(appA), 0, ""); err != nil || len(mine.Data) != 0 {
 			t.Errorf("app A's grants = %+v, %v", mine, err)
 		}
-		if err := f.bank.RevokeCustomer(ctx, appB.AppID, c.ID); err != nil {
+		if err := f.bank.RevokeCustomer(ctx, auth.BankProcess(), appID(appB), c.ID); err != nil {
 			t.Fatal(err)
 		}
 		_, err = f.bank.Customer(ctx, appB, c.ID)
 		wantCode(t, err, "customer_not_found")
-		if grants, err := f.bank.Grants(ctx, "", 0, ""); err != nil || len(grants.Data) != 0 {
+		if grants, err := f.bank.Grants(ctx, auth.BankProcess(), "", 0, ""); err != nil || len(grants.Data) != 0 {
 			t.Errorf("grants after revoke = %+v, %v", grants, err)
 		}
 		if got := f.events.types(t, c.ID); len(got) != 1 || got[0] != "customer.created" {
@@ -274,8 +281,8 @@ func TestAccountsHaveValidIBANsAndLedgerDerivedBalances(t *testing.T) {
 		if booked, avail := f.balance(t, a.ID); booked != "0.00" || avail != "0.00" {
 			t.Errorf("new account balance = %s/%s", booked, avail)
 		}
-		f.bank.Deposit(ctx, a.ID, eur(t, "100.50"), "cash")
-		f.bank.Deposit(ctx, a.ID, eur(t, "0.25"), "cash")
+		f.bank.Deposit(ctx, auth.BankProcess(), a.ID, eur(t, "100.50"), "cash")
+		f.bank.Deposit(ctx, auth.BankProcess(), a.ID, eur(t, "0.25"), "cash")
 		if booked, _ := f.balance(t, a.ID); booked != "100.75" {
 			t.Errorf("balance after deposits = %s, want 100.75", booked)
 		}
@@ -501,14 +508,14 @@ func TestFraudCheckDecisionsShapePayments(t *testing.T) {
 		if p := pay("40.00"); p.Status != "held" && p.Rejection.Code != "insufficient_funds" {
 			t.Errorf("payment beyond available = %+v", p)
 		}
-		released, err := f.bank.DecideHeldPayment(ctx, held.ID, true, "")
+		released, err := f.bank.DecideHeldPayment(ctx, auth.BankProcess(), held.ID, true, "")
 		if err != nil || released.Status != "completed" {
 			t.Fatalf("release = %+v, %v", released, err)
 		}
 		if booked, avail := f.balance(t, from.ID); booked != "30.00" || avail != "30.00" {
 			t.Errorf("balance after release = %s/%s", booked, avail)
 		}
-		_, err = f.bank.DecideHeldPayment(ctx, held.ID, true, "")
+		_, err = f.bank.DecideHeldPayment(ctx, auth.BankProcess(), held.ID, true, "")
 		wantCode(t, err, "payment_not_held")
 		if got := f.events.types(t, held.ID); len(got) != 2 || got[0] != "payment.held" || got[1] != "payment.completed" {
 			t.Errorf("held payment events = %v", got)
@@ -670,11 +677,11 @@ func TestSandboxSeedIsDeterministicPerAppAndBalanced(t *testing.T) {
 		if again, _ := f.bank.EnsureBankSandbox(ctx, 7); again {
 			t.Error("the bank sandbox was seeded twice")
 		}
-		idsA, err := f.bank.SeedApp(ctx, appA.AppID, 42, 2)
+		idsA, err := f.bank.SeedApp(ctx, appID(appA), 42, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		idsB, err := f.bank.SeedApp(ctx, appB.AppID, 42, 2)
+		idsB, err := f.bank.SeedApp(ctx, appID(appB), 42, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -699,7 +706,7 @@ func TestSandboxSeedIsDeterministicPerAppAndBalanced(t *testing.T) {
 				t.Errorf("balance %v differs from the latest transaction's balance %v", b.Booked, txns.Data[0].BalanceAfter)
 			}
 		}
-		all, _ := f.bank.Customers(ctx, core.BankActor, 200, "")
+		all, _ := f.bank.Customers(ctx, auth.BankProcess(), 200, "")
 		if len(all.Data) != core.BankSandboxCustomers+4 {
 			t.Errorf("bank sees %d customers", len(all.Data))
 		}
@@ -710,7 +717,7 @@ func TestTransactionsPageNewestFirstWithinARange(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
 		ctx := context.Background()
-		ids, err := f.bank.SeedApp(ctx, appA.AppID, 3, 1)
+		ids, err := f.bank.SeedApp(ctx, appID(appA), 3, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

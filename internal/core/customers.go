@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
@@ -104,8 +105,13 @@ const (
 	AccessGranted = "granted"
 )
 
-// CreateCustomer creates a customer. An app that creates one may see it.
-func (b *Bank) CreateCustomer(ctx context.Context, actor Actor, n NewCustomer) (*Customer, error) {
+// CreateCustomer creates a customer, for an app (which may then see it) or
+// the bank; any other caller is EFORBIDDEN.
+func (b *Bank) CreateCustomer(ctx context.Context, caller auth.Caller, n NewCustomer) (*Customer, error) {
+	appID, isApp := caller.App()
+	if !isApp && !caller.IsBank() {
+		return nil, causeway.Errorf(causeway.EFORBIDDEN, "forbidden", "customers are created by an app or the bank, not %s", caller)
+	}
 	if err := n.Validate(); err != nil {
 		return nil, err
 	}
@@ -115,11 +121,11 @@ func (b *Bank) CreateCustomer(ctx context.Context, actor Actor, n NewCustomer) (
 		Geo: n.Geo, MonthlyIncome: n.MonthlyIncome, KYCStatus: KYCPending, CreatedAt: b.now().UTC().Truncate(time.Microsecond),
 	}
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
-		if err := insertCustomer(ctx, tx, c, actor.AppID); err != nil {
+		if err := insertCustomer(ctx, tx, c, appID); err != nil {
 			return err
 		}
-		if !actor.IsBank() {
-			if err := grantAccess(ctx, tx, actor.AppID, c.ID, AccessCreated, c.CreatedAt); err != nil {
+		if isApp {
+			if err := grantAccess(ctx, tx, appID, c.ID, AccessCreated, c.CreatedAt); err != nil {
 				return err
 			}
 		}
@@ -161,21 +167,28 @@ func grantAccess(ctx context.Context, tx *sql.Tx, appID, customerID, source stri
 }
 
 // GrantCustomer lets an app see a customer it did not create (the bank's
-// decision, e.g. for a partner).
-func (b *Bank) GrantCustomer(ctx context.Context, appID, customerID string) error {
+// decision, e.g. for a partner; anyone else is EFORBIDDEN bank_only).
+func (b *Bank) GrantCustomer(ctx context.Context, caller auth.Caller, appID, customerID string) error {
+	if !caller.IsBank() {
+		return errNotBank(caller)
+	}
 	if appID == "" {
 		return causeway.Errorf(causeway.EINVALID, "invalid_app", "app_id is required")
 	}
 	return b.db.Tx(ctx, func(tx *sql.Tx) error {
-		if _, err := getCustomer(ctx, tx, BankActor, customerID); err != nil {
+		if _, err := getCustomer(ctx, tx, asBank, customerID); err != nil {
 			return err
 		}
 		return grantAccess(ctx, tx, appID, customerID, AccessGranted, b.now())
 	})
 }
 
-// RevokeCustomer removes an app's access to a customer.
-func (b *Bank) RevokeCustomer(ctx context.Context, appID, customerID string) error {
+// RevokeCustomer removes an app's access to a customer: the bank's
+// decision, like GrantCustomer.
+func (b *Bank) RevokeCustomer(ctx context.Context, caller auth.Caller, appID, customerID string) error {
+	if !caller.IsBank() {
+		return errNotBank(caller)
+	}
 	_, err := b.db.ExecContext(ctx, `DELETE FROM core_customer_access WHERE app_id = $1 AND customer_id = $2`, appID, customerID)
 	return store.Classify(err)
 }
@@ -215,17 +228,22 @@ func scanCustomer(row rowScanner) (*Customer, error) {
 	return &c, nil
 }
 
-// visibleClause restricts customer alias c to those actor may see.
-func visibleClause(actor Actor, argPos int) (string, []any) {
-	if actor.IsBank() {
+// visibleClause restricts customer alias c to those the caller may see:
+// every one for the bank, the app's own for an app, none for anyone else.
+func visibleClause(caller auth.Caller, argPos int) (string, []any) {
+	if caller.IsBank() {
 		return "", nil
 	}
+	appID, ok := caller.App()
+	if !ok {
+		return " AND 1 = 0", nil
+	}
 	return " AND EXISTS (SELECT 1 FROM core_customer_access a WHERE a.customer_id = c.id AND a.app_id = $" +
-		strconv.Itoa(argPos) + ")", []any{actor.AppID}
+		strconv.Itoa(argPos) + ")", []any{appID}
 }
 
-func getCustomer(ctx context.Context, q querier, actor Actor, id string) (*Customer, error) {
-	clause, args := visibleClause(actor, 2)
+func getCustomer(ctx context.Context, q querier, caller auth.Caller, id string) (*Customer, error) {
+	clause, args := visibleClause(caller, 2)
 	row := q.QueryRowContext(ctx, "SELECT "+customerColumns+" FROM core_customers c WHERE c.id = $1"+clause,
 		append([]any{id}, args...)...)
 	c, err := scanCustomer(row)
@@ -235,10 +253,10 @@ func getCustomer(ctx context.Context, q querier, actor Actor, id string) (*Custo
 	return c, store.Classify(err)
 }
 
-// Customer returns one customer the actor may see; any other id is
+// Customer returns one customer the caller may see; any other id is
 // ENOTFOUND, never another tenant's data.
-func (b *Bank) Customer(ctx context.Context, actor Actor, id string) (*Customer, error) {
-	return getCustomer(ctx, b.db, actor, id)
+func (b *Bank) Customer(ctx context.Context, caller auth.Caller, id string) (*Customer, error) {
+	return getCustomer(ctx, b.db, caller, id)
 }
 
 // Page is a list page and the cursor of the next one ("" at the end).
@@ -247,13 +265,13 @@ type Page[T any] struct {
 	NextCursor string `json:"next_cursor"`
 }
 
-// Customers lists the customers the actor may see, oldest first.
-func (b *Bank) Customers(ctx context.Context, actor Actor, limit int, cursor string) (*Page[*Customer], error) {
+// Customers lists the customers the caller may see, oldest first.
+func (b *Bank) Customers(ctx context.Context, caller auth.Caller, limit int, cursor string) (*Page[*Customer], error) {
 	limit, after, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
 	}
-	clause, args := visibleClause(actor, 3)
+	clause, args := visibleClause(caller, 3)
 	rows, err := b.db.QueryContext(ctx, "SELECT "+customerColumns+" FROM core_customers c WHERE c.id > $1"+clause+
 		" ORDER BY c.id LIMIT $2", append([]any{after, limit + 1}, args...)...)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -19,8 +20,11 @@ type Grant struct {
 
 // Grants lists the bank's grants, of one app when appID is set. Access an app has because it created
 // or was seeded with a customer is not a grant and is not listed. The
-// list is ordered by app, then customer.
-func (b *Bank) Grants(ctx context.Context, appID string, limit int, cursor string) (*Page[*Grant], error) {
+// list is ordered by app, then customer. Only the bank may list them.
+func (b *Bank) Grants(ctx context.Context, caller auth.Caller, appID string, limit int, cursor string) (*Page[*Grant], error) {
+	if !caller.IsBank() {
+		return nil, errNotBank(caller)
+	}
 	limit, err := page.Limit(limit)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -80,11 +81,11 @@ func (n *NewLoanApplication) validate() error {
 // ApplyForLoan decides a loan application through the loans.credit-decision
 // extension point, or the built-in scorecard when no provider is
 // registered, and records the decision with its event.
-func (b *Bank) ApplyForLoan(ctx context.Context, actor Actor, n NewLoanApplication) (*LoanApplication, error) {
+func (b *Bank) ApplyForLoan(ctx context.Context, caller auth.Caller, n NewLoanApplication) (*LoanApplication, error) {
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
-	c, err := getCustomer(ctx, b.db, actor, n.CustomerID)
+	c, err := getCustomer(ctx, b.db, caller, n.CustomerID)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +105,7 @@ func (b *Bank) ApplyForLoan(ctx context.Context, actor Actor, n NewLoanApplicati
 	if err != nil {
 		return nil, err
 	}
-	decision, err := b.creditDecision(ctx, actor, l, c, debt, builtin)
+	decision, err := b.creditDecision(ctx, caller, l, c, debt, builtin)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +127,7 @@ func (b *Bank) ApplyForLoan(ctx context.Context, actor Actor, n NewLoanApplicati
 			(id, customer_id, app_id, amount, currency, term_months, purpose, monthly_income, status, decision_provider,
 			 decision_reason, decision_stand_in, rate_bp, monthly_payment, limit_minor, score, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-			l.ID, l.CustomerID, actor.AppID, l.Amount.Minor, l.Amount.Currency, l.TermMonths, l.Purpose, l.MonthlyIncome.Minor,
+			l.ID, l.CustomerID, appOf(caller), l.Amount.Minor, l.Amount.Currency, l.TermMonths, l.Purpose, l.MonthlyIncome.Minor,
 			l.Status, l.Decision.Provider, l.Decision.Reason, l.Decision.StandIn, l.Decision.RateBP, l.monthlyPayment,
 			l.Decision.Limit.Minor, l.Decision.Score, store.Micros(now)); err != nil {
 			return err
@@ -155,8 +156,8 @@ type creditAnswer struct {
 // approve what the bank's rule did not. Last, whoever answered, the bank's
 // floors hold: no approval for a customer whose KYC has not passed, and no
 // approval above its own limit.
-func (b *Bank) creditDecision(ctx context.Context, actor Actor, l *LoanApplication, c *Customer, debt int64, builtin CreditDecision) (creditAnswer, error) {
-	ans, err := b.ext.Call(ctx, ExtensionCall{Point: PointCreditDecision, AppID: actor.AppID, Payload: map[string]any{
+func (b *Bank) creditDecision(ctx context.Context, caller auth.Caller, l *LoanApplication, c *Customer, debt int64, builtin CreditDecision) (creditAnswer, error) {
+	ans, err := b.ext.Call(ctx, ExtensionCall{Point: PointCreditDecision, AppID: appOf(caller), Payload: map[string]any{
 		"application":           l,
 		"customer":              c,
 		"existing_monthly_debt": Money{Minor: debt, Currency: l.Amount.Currency},
@@ -331,8 +332,8 @@ func scanLoan(row rowScanner) (*LoanApplication, error) {
 	return &l, nil
 }
 
-func getLoan(ctx context.Context, q querier, actor Actor, id string) (*LoanApplication, error) {
-	clause, args := visibleClause(actor, 2)
+func getLoan(ctx context.Context, q querier, caller auth.Caller, id string) (*LoanApplication, error) {
+	clause, args := visibleClause(caller, 2)
 	l, err := scanLoan(q.QueryRowContext(ctx, "SELECT "+loanColumns+
 		" FROM core_loans l JOIN core_customers c ON c.id = l.customer_id WHERE l.id = $1"+clause,
 		append([]any{id}, args...)...))
@@ -342,9 +343,9 @@ func getLoan(ctx context.Context, q querier, actor Actor, id string) (*LoanAppli
 	return l, store.Classify(err)
 }
 
-// LoanApplication returns a loan application of a customer the actor may see.
-func (b *Bank) LoanApplication(ctx context.Context, actor Actor, id string) (*LoanApplication, error) {
-	return getLoan(ctx, b.db, actor, id)
+// LoanApplication returns a loan application of a customer the caller may see.
+func (b *Bank) LoanApplication(ctx context.Context, caller auth.Caller, id string) (*LoanApplication, error) {
+	return getLoan(ctx, b.db, caller, id)
 }
 
 // FundLoan disburses an approved loan into a current account of the same
@@ -355,14 +356,14 @@ func (b *Bank) LoanApplication(ctx context.Context, actor Actor, id string) (*Lo
 // amount must be within the decision's limit (ECONFLICT loan_exceeds_limit)
 // and the customer's KYC must still have passed (ECONFLICT kyc_not_passed;
 // a check since may have referred or failed it).
-func (b *Bank) FundLoan(ctx context.Context, actor Actor, loanID, accountID string) (*LoanApplication, error) {
+func (b *Bank) FundLoan(ctx context.Context, caller auth.Caller, loanID, accountID string) (*LoanApplication, error) {
 	var l *LoanApplication
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if l, err = getLoan(ctx, tx, actor, loanID); err != nil {
+		if l, err = getLoan(ctx, tx, caller, loanID); err != nil {
 			return err
 		}
-		account, err := getAccount(ctx, tx, actor, accountID)
+		account, err := getAccount(ctx, tx, caller, accountID)
 		if err != nil {
 			return err
 		}

@@ -3,12 +3,14 @@ package core
 import (
 	"context"
 	"time"
+
+	"github.com/causewayhq/causeway/internal/auth"
 )
 
-// CustomerOffers recommends products for a customer the actor may see, from
+// CustomerOffers recommends products for a customer the caller may see, from
 // what the bank knows: home ownership and location, balances, income, loans.
-func (b *Bank) CustomerOffers(ctx context.Context, actor Actor, customerID string) ([]Offer, error) {
-	c, err := getCustomer(ctx, b.db, actor, customerID)
+func (b *Bank) CustomerOffers(ctx context.Context, caller auth.Caller, customerID string) ([]Offer, error) {
+	c, err := getCustomer(ctx, b.db, caller, customerID)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -129,24 +130,24 @@ func (n *NewPayment) validate() error {
 	return nil
 }
 
-// CreatePayment makes a payment from an account the actor may see. The
+// CreatePayment makes a payment from an account the caller may see. The
 // payments.fraud-check extension point is asked first, outside any lock;
 // then, in one transaction, funds are checked, the payment is stored as
 // completed, rejected or held, its postings are booked, and its events are
 // written. Insufficient funds and a fraud denial give a rejected payment,
 // not an error; invalid input is an error.
-func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*Payment, error) {
+func (b *Bank) CreatePayment(ctx context.Context, caller auth.Caller, n NewPayment) (*Payment, error) {
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
 	request := n.fingerprint()
 	if n.IdempotencyKey != "" {
-		if p, err := b.paymentByKey(ctx, actor, n.IdempotencyKey, request); err != nil || p != nil {
+		if p, err := b.paymentByKey(ctx, caller, n.IdempotencyKey, request); err != nil || p != nil {
 			return p, err
 		}
 	}
 	// The payment's statements are the bank's most run: prepared once.
-	debtor, err := getAccount(ctx, b.db.Prepared(), actor, n.DebtorAccountID)
+	debtor, err := getAccount(ctx, b.db.Prepared(), caller, n.DebtorAccountID)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +160,7 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 	if n.Amount.Currency != debtor.Currency {
 		return nil, causeway.Errorf(causeway.EINVALID, "currency_mismatch", "amount is in %s, the account in %s", n.Amount.Currency, debtor.Currency)
 	}
-	creditor, err := b.resolveCreditor(ctx, actor, &n.Creditor)
+	creditor, err := b.resolveCreditor(ctx, caller, &n.Creditor)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +181,7 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 		ID: ids.New("pay"), DebtorAccountID: debtor.ID, Creditor: n.Creditor, Amount: n.Amount,
 		Reference: n.Reference, Status: PaymentPending, CreatedAt: now, UpdatedAt: now,
 	}
-	fraud, err := b.fraudCheck(ctx, actor, p, debtor.CustomerID)
+	fraud, err := b.fraudCheck(ctx, caller, p, debtor.CustomerID)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +227,7 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 			}
 			events = transactionEvents(txns, locked)
 		}
-		p.appID, p.idempotencyKey, p.requestHash, p.counterpartID = actor.AppID, n.IdempotencyKey, request, counterpart
+		p.appID, p.idempotencyKey, p.requestHash, p.counterpartID = appOf(caller), n.IdempotencyKey, request, counterpart
 		if err := insertPayment(ctx, q, p, entryID); err != nil {
 			return err
 		}
@@ -235,7 +236,7 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 	})
 	if n.IdempotencyKey != "" && store.IsUniqueViolation(err) {
 		// A concurrent call with the same key won: answer with its payment.
-		return b.paymentByKey(ctx, actor, n.IdempotencyKey, request)
+		return b.paymentByKey(ctx, caller, n.IdempotencyKey, request)
 	}
 	if err != nil {
 		return nil, err
@@ -243,13 +244,13 @@ func (b *Bank) CreatePayment(ctx context.Context, actor Actor, n NewPayment) (*P
 	return p, nil
 }
 
-// paymentByKey returns the payment the actor made with an idempotency key,
+// paymentByKey returns the payment the caller made with an idempotency key,
 // or nil. A payment made with the key for a different request (another
 // fingerprint) is EINVALID idempotency_key_reused, as the gateway answers
 // for any /v1 write.
-func (b *Bank) paymentByKey(ctx context.Context, actor Actor, key, request string) (*Payment, error) {
+func (b *Bank) paymentByKey(ctx context.Context, caller auth.Caller, key, request string) (*Payment, error) {
 	p, err := scanPayment(b.db.Prepared().QueryRowContext(ctx, "SELECT "+paymentColumns+
-		" FROM core_payments p WHERE p.app_id = $1 AND p.idempotency_key = $2", actor.AppID, key))
+		" FROM core_payments p WHERE p.app_id = $1 AND p.idempotency_key = $2", appOf(caller), key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -297,11 +298,11 @@ func transactionEvents(txns []*Transaction, accounts map[string]*lockedAccount) 
 }
 
 // resolveCreditor finds the creditor's account when it is at this bank: by
-// account id (which the actor must be able to see) or by IBAN (any sandbox
+// account id (which the caller must be able to see) or by IBAN (any sandbox
 // IBAN is on-us). It returns nil for an account at another bank.
-func (b *Bank) resolveCreditor(ctx context.Context, actor Actor, c *Creditor) (*Account, error) {
+func (b *Bank) resolveCreditor(ctx context.Context, caller auth.Caller, c *Creditor) (*Account, error) {
 	if c.AccountID != "" {
-		a, err := getAccount(ctx, b.db.Prepared(), actor, c.AccountID)
+		a, err := getAccount(ctx, b.db.Prepared(), caller, c.AccountID)
 		if err != nil {
 			var ce *causeway.Error
 			if errors.As(err, &ce) && ce.Kind == causeway.ENOTFOUND {
@@ -325,13 +326,13 @@ func (b *Bank) resolveCreditor(ctx context.Context, actor Actor, c *Creditor) (*
 // fraudCheck asks the payments.fraud-check extension point. With no
 // provider the bank approves; when providers failed and the policy fails
 // closed, the payment is denied with the reason.
-func (b *Bank) fraudCheck(ctx context.Context, actor Actor, p *Payment, customerID string) (*FraudCheck, error) {
-	debtor, err := getCustomer(ctx, b.db.Prepared(), BankActor, customerID)
+func (b *Bank) fraudCheck(ctx context.Context, caller auth.Caller, p *Payment, customerID string) (*FraudCheck, error) {
+	debtor, err := getCustomer(ctx, b.db.Prepared(), asBank, customerID)
 	if err != nil {
 		return nil, err
 	}
 	ans, err := b.ext.Call(ctx, ExtensionCall{
-		Point: PointFraudCheck, AppID: actor.AppID,
+		Point: PointFraudCheck, AppID: appOf(caller),
 		Payload: map[string]any{"payment": p, "debtor": debtor},
 	})
 	if err != nil {
@@ -414,8 +415,8 @@ func scanPayment(row rowScanner) (*Payment, error) {
 	return &p, nil
 }
 
-func getPayment(ctx context.Context, q querier, actor Actor, id string) (*Payment, error) {
-	clause, args := accountVisibleClause(actor, 2)
+func getPayment(ctx context.Context, q querier, caller auth.Caller, id string) (*Payment, error) {
+	clause, args := accountVisibleClause(caller, 2)
 	p, err := scanPayment(q.QueryRowContext(ctx, "SELECT "+paymentColumns+
 		" FROM core_payments p JOIN core_accounts a ON a.id = p.debtor_account_id WHERE p.id = $1"+clause,
 		append([]any{id}, args...)...))
@@ -425,21 +426,25 @@ func getPayment(ctx context.Context, q querier, actor Actor, id string) (*Paymen
 	return p, store.Classify(err)
 }
 
-// Payment returns a payment from an account the actor may see.
-func (b *Bank) Payment(ctx context.Context, actor Actor, id string) (*Payment, error) {
-	return getPayment(ctx, b.db, actor, id)
+// Payment returns a payment from an account the caller may see.
+func (b *Bank) Payment(ctx context.Context, caller auth.Caller, id string) (*Payment, error) {
+	return getPayment(ctx, b.db, caller, id)
 }
 
 // DecideHeldPayment is the bank's decision on a payment held for review:
 // release books it (if the funds are still there), reject drops the hold.
 // Of concurrent decisions on one payment exactly one wins; the others, like
 // any decision on a payment no longer held, are ECONFLICT payment_not_held.
-func (b *Bank) DecideHeldPayment(ctx context.Context, id string, release bool, reason string) (*Payment, error) {
+// Only the bank decides (EFORBIDDEN bank_only).
+func (b *Bank) DecideHeldPayment(ctx context.Context, caller auth.Caller, id string, release bool, reason string) (*Payment, error) {
+	if !caller.IsBank() {
+		return nil, errNotBank(caller)
+	}
 	var p *Payment
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
 		q := b.db.PreparedIn(tx)
 		var err error
-		if p, err = getPayment(ctx, q, BankActor, id); err != nil {
+		if p, err = getPayment(ctx, q, asBank, id); err != nil {
 			return err
 		}
 		if p.Status != PaymentHeld {

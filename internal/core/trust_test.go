@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
@@ -50,7 +51,7 @@ func TestRacingOperatorsDecideAHeldPaymentExactlyOnce(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					got, err := f.bank.DecideHeldPayment(ctx, p.ID, op%2 == 0, "operator")
+					got, err := f.bank.DecideHeldPayment(ctx, auth.BankProcess(), p.ID, op%2 == 0, "operator")
 					mu.Lock()
 					defer mu.Unlock()
 					switch {
@@ -99,7 +100,7 @@ func TestReleasedPaymentToAnOnUsIBANCreditsThePayee(t *testing.T) {
 		if err != nil || p.Status != core.PaymentHeld {
 			t.Fatalf("payment = %+v, %v", p, err)
 		}
-		if _, err := f.bank.DecideHeldPayment(ctx, p.ID, true, ""); err != nil {
+		if _, err := f.bank.DecideHeldPayment(ctx, auth.BankProcess(), p.ID, true, ""); err != nil {
 			t.Fatal(err)
 		}
 		if booked, _ := f.balance(t, to.ID); booked != "20.00" {
@@ -122,7 +123,7 @@ func TestReusedIdempotencyKeyWithAnotherPaymentIsRefused(t *testing.T) {
 		_, b := f.customerWithAccount(t, appA, "Second Debtor", "100.00")
 		n := core.NewPayment{DebtorAccountID: a.ID, Amount: eur(t, "5.00"),
 			Creditor: core.Creditor{IBAN: "DE89 3704 0044 0532 0130 00", Name: "Shop"}, IdempotencyKey: "bank-key-1"}
-		first, err := f.bank.CreatePayment(ctx, core.BankActor, n)
+		first, err := f.bank.CreatePayment(ctx, auth.BankProcess(), n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +131,7 @@ func TestReusedIdempotencyKeyWithAnotherPaymentIsRefused(t *testing.T) {
 		// padding), is a retry.
 		retry := n
 		retry.Creditor = core.Creditor{IBAN: "DE89370400440532013000", Name: " Shop "}
-		if again, err := f.bank.CreatePayment(ctx, core.BankActor, retry); err != nil || again.ID != first.ID {
+		if again, err := f.bank.CreatePayment(ctx, auth.BankProcess(), retry); err != nil || again.ID != first.ID {
 			t.Errorf("retry = %+v, %v; want payment %s", again, err, first.ID)
 		}
 		for name, change := range map[string]func(*core.NewPayment){
@@ -141,7 +142,7 @@ func TestReusedIdempotencyKeyWithAnotherPaymentIsRefused(t *testing.T) {
 		} {
 			other := n
 			change(&other)
-			_, err := f.bank.CreatePayment(ctx, core.BankActor, other)
+			_, err := f.bank.CreatePayment(ctx, auth.BankProcess(), other)
 			if causeway.ErrorCode(err) != "idempotency_key_reused" || causeway.ErrorKind(err) != causeway.EINVALID {
 				t.Errorf("key reused with another %s: %v, want 422 idempotency_key_reused", name, err)
 			}
@@ -183,7 +184,7 @@ func TestEachPaymentLegReachesOnlyItsAccountsApps(t *testing.T) {
 		if legs[from.ID] != payer.ID || legs[to.ID] != payee.ID {
 			t.Errorf("legs are about %v; want the debit about %s and the credit about %s", legs, payer.ID, payee.ID)
 		}
-		if ok, _ := f.bank.CanSeeCustomer(ctx, appA.AppID, payee.ID); ok {
+		if ok, _ := f.bank.CanSeeCustomer(ctx, appID(appA), payee.ID); ok {
 			t.Error("paying a customer made the payer's app entitled to it")
 		}
 	})
@@ -197,11 +198,11 @@ func TestBalancesStopAtTheBanksLimit(t *testing.T) {
 		f := newFixture(t, db)
 		ctx := context.Background()
 		_, a := f.customerWithAccount(t, appA, "Rich", "")
-		if _, err := f.bank.Deposit(ctx, a.ID, core.Money{Minor: core.MaxBalance, Currency: "EUR"}, "all of it"); err != nil {
+		if _, err := f.bank.Deposit(ctx, auth.BankProcess(), a.ID, core.Money{Minor: core.MaxBalance, Currency: "EUR"}, "all of it"); err != nil {
 			t.Fatalf("deposit up to the limit: %v", err)
 		}
 		for _, minor := range []int64{1, core.MaxBalance, 1<<63 - 1} {
-			_, err := f.bank.Deposit(ctx, a.ID, core.Money{Minor: minor, Currency: "EUR"}, "more")
+			_, err := f.bank.Deposit(ctx, auth.BankProcess(), a.ID, core.Money{Minor: minor, Currency: "EUR"}, "more")
 			if causeway.ErrorCode(err) != "balance_limit_exceeded" || causeway.ErrorKind(err) != causeway.EINVALID {
 				t.Errorf("deposit of %d minor units beyond the limit: %v", minor, err)
 			}
@@ -268,14 +269,14 @@ func TestLedgerInvariantsHoldUnderRandomInterleavings(t *testing.T) {
 		t.Logf("seed %d", seed)
 
 		type party struct {
-			actor     core.Actor
+			actor     auth.Caller
 			customers []*core.Customer
 			accounts  []*core.Account
 		}
 		parties := []*party{{actor: appA}, {actor: appB}}
 		for _, p := range parties {
 			for i := range 4 {
-				c, a := f.customerWithAccount(t, p.actor, fmt.Sprintf("%s customer %d", p.actor.AppID, i), "200.00")
+				c, a := f.customerWithAccount(t, p.actor, fmt.Sprintf("%s customer %d", appID(p.actor), i), "200.00")
 				if v, err := f.bank.VerifyCustomer(ctx, p.actor, c.ID); err != nil || v.Result != core.KYCPass {
 					t.Fatalf("KYC: %+v, %v", v, err)
 				}
@@ -366,10 +367,10 @@ func TestLedgerInvariantsHoldUnderRandomInterleavings(t *testing.T) {
 						}
 					case 3, 4: // operators race on held payments
 						if id := pick(r, &held); id != "" {
-							_, err = f.bank.DecideHeldPayment(ctx, id, r.IntN(2) == 0, "operator")
+							_, err = f.bank.DecideHeldPayment(ctx, auth.BankProcess(), id, r.IntN(2) == 0, "operator")
 						}
 					case 5:
-						_, err = f.bank.Deposit(ctx, from.ID, amount, "top up")
+						_, err = f.bank.Deposit(ctx, auth.BankProcess(), from.ID, amount, "top up")
 					case 6:
 						c := me.customers[r.IntN(len(me.customers))]
 						var l *core.LoanApplication
@@ -381,7 +382,7 @@ func TestLedgerInvariantsHoldUnderRandomInterleavings(t *testing.T) {
 						}
 					case 7:
 						if id := pick(r, &loans); id != "" {
-							l, lerr := f.bank.LoanApplication(ctx, core.BankActor, id)
+							l, lerr := f.bank.LoanApplication(ctx, auth.BankProcess(), id)
 							if lerr != nil {
 								err = lerr
 								break
@@ -394,15 +395,15 @@ func TestLedgerInvariantsHoldUnderRandomInterleavings(t *testing.T) {
 									}
 								}
 							}
-							_, err = f.bank.FundLoan(ctx, core.BankActor, id, account.ID)
+							_, err = f.bank.FundLoan(ctx, auth.BankProcess(), id, account.ID)
 						}
 					case 8: // the bank lets the other app see a customer, or stops
 						c := me.customers[r.IntN(len(me.customers))]
 						if other != me {
 							if r.IntN(2) == 0 {
-								err = f.bank.GrantCustomer(ctx, other.actor.AppID, c.ID)
+								err = f.bank.GrantCustomer(ctx, auth.BankProcess(), appID(other.actor), c.ID)
 							} else {
-								err = f.bank.RevokeCustomer(ctx, other.actor.AppID, c.ID)
+								err = f.bank.RevokeCustomer(ctx, auth.BankProcess(), appID(other.actor), c.ID)
 							}
 						}
 					case 9: // spend from a customer this app may have been granted
@@ -445,6 +446,53 @@ func TestLedgerInvariantsHoldUnderRandomInterleavings(t *testing.T) {
 		t.Logf("%d payments (%d held at the end), %d loans approved, ledger %s", payments, payments-decided, len(loans), r)
 		if payments < workers*opsPerWorker/10 {
 			t.Errorf("only %d payments were made: the interleaving did not exercise the bank", payments)
+		}
+	})
+}
+
+// The zero Caller is nobody: a caller lost on the way (a handler that
+// forgot to pass one, an app id that came out empty) sees and does
+// nothing. It used to be the bank: an empty app id read every customer.
+func TestNobodySeesNothingAndMayDoNothing(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		c, a := f.customerWithAccount(t, appA, "Somebody", "10.00")
+		for name, nobody := range map[string]auth.Caller{"zero": {}, "empty app id": auth.AppCaller(""), "a developer": auth.DeveloperCaller("dev_1")} {
+			if got, err := f.bank.Customers(ctx, nobody, 0, ""); err != nil || len(got.Data) != 0 {
+				t.Errorf("%s lists customers: %v, %v", name, got, err)
+			}
+			if got, err := f.bank.Accounts(ctx, nobody, core.AccountFilter{}); err != nil || len(got.Data) != 0 {
+				t.Errorf("%s lists accounts: %v, %v", name, got, err)
+			}
+			for what, err := range map[string]error{
+				"customer": func() error { _, err := f.bank.Customer(ctx, nobody, c.ID); return err }(),
+				"account":  func() error { _, err := f.bank.Account(ctx, nobody, a.ID); return err }(),
+				"balances": func() error { _, err := f.bank.Balances(ctx, nobody, a.ID); return err }(),
+				"payment": func() error {
+					_, err := f.bank.CreatePayment(ctx, nobody, core.NewPayment{DebtorAccountID: a.ID, Amount: eur(t, "1.00"),
+						Creditor: core.Creditor{IBAN: "FR1420041010050500013M02606", Name: "X"}})
+					return err
+				}(),
+			} {
+				if causeway.ErrorKind(err) != causeway.ENOTFOUND {
+					t.Errorf("%s reads or pays from another's %s: %v", name, what, err)
+				}
+			}
+			for what, err := range map[string]error{
+				"creates a customer": func() error { _, err := f.bank.CreateCustomer(ctx, nobody, person("X")); return err }(),
+				"deposits":           func() error { _, err := f.bank.Deposit(ctx, nobody, a.ID, eur(t, "1.00"), ""); return err }(),
+				"grants":             f.bank.GrantCustomer(ctx, nobody, "app_b", c.ID),
+				"revokes":            f.bank.RevokeCustomer(ctx, nobody, appID(appA), c.ID),
+				"decides a payment":  func() error { _, err := f.bank.DecideHeldPayment(ctx, nobody, "pay_x", true, ""); return err }(),
+			} {
+				if causeway.ErrorKind(err) != causeway.EFORBIDDEN {
+					t.Errorf("%s %s: %v, want forbidden", name, what, err)
+				}
+			}
+		}
+		if booked, _ := f.balance(t, a.ID); booked != "10.00" {
+			t.Errorf("balance = %s: nobody moved money", booked)
 		}
 	})
 }

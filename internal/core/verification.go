@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -35,14 +36,14 @@ func worse(a, b string) string {
 	return a
 }
 
-// VerifyCustomer runs a KYC check on a customer the actor may see and
+// VerifyCustomer runs a KYC check on a customer the caller may see and
 // records the result as the customer's KYC status. The built-in rules always
 // run; the replies of the kyc.verify providers - the bank's and the calling
 // app's own - are combined with them, the worst result winning (fail, then
 // refer, then pass): no provider can clear a sanctions hit or another's
 // referral. The check's provider is the one whose reply decided.
-func (b *Bank) VerifyCustomer(ctx context.Context, actor Actor, customerID string) (*KYCVerification, error) {
-	c, err := getCustomer(ctx, b.db, actor, customerID)
+func (b *Bank) VerifyCustomer(ctx context.Context, caller auth.Caller, customerID string) (*KYCVerification, error) {
+	c, err := getCustomer(ctx, b.db, caller, customerID)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +57,7 @@ func (b *Bank) VerifyCustomer(ctx context.Context, actor Actor, customerID strin
 		ID: ids.New("kyc"), CustomerID: c.ID, Result: outcome.Result, Checks: outcome.Checks,
 		Provider: "builtin", CreatedAt: now,
 	}
-	ans, err := b.ext.Call(ctx, ExtensionCall{Point: PointKYCVerify, AppID: actor.AppID,
+	ans, err := b.ext.Call(ctx, ExtensionCall{Point: PointKYCVerify, AppID: appOf(caller),
 		Payload: map[string]any{"customer": c, "rules": v}})
 	if err != nil {
 		return nil, err
@@ -76,7 +77,7 @@ func (b *Bank) VerifyCustomer(ctx context.Context, actor Actor, customerID strin
 	err = b.db.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO core_kyc_checks (id, customer_id, app_id, result, checks, provider, stand_in, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			v.ID, v.CustomerID, actor.AppID, v.Result, string(checks), v.Provider, v.StandIn, store.Micros(now)); err != nil {
+			v.ID, v.CustomerID, appOf(caller), v.Result, string(checks), v.Provider, v.StandIn, store.Micros(now)); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE core_customers SET kyc_status = $1 WHERE id = $2`, v.Result, c.ID); err != nil {
@@ -92,8 +93,8 @@ func (b *Bank) VerifyCustomer(ctx context.Context, actor Actor, customerID strin
 	return v, nil
 }
 
-// Verification returns a KYC check on a customer the actor may see.
-func (b *Bank) Verification(ctx context.Context, actor Actor, id string) (*KYCVerification, error) {
+// Verification returns a KYC check on a customer the caller may see.
+func (b *Bank) Verification(ctx context.Context, caller auth.Caller, id string) (*KYCVerification, error) {
 	var v KYCVerification
 	var checks string
 	var created int64
@@ -105,7 +106,7 @@ func (b *Bank) Verification(ctx context.Context, actor Actor, id string) (*KYCVe
 	if err != nil {
 		return nil, store.Classify(err)
 	}
-	if _, err := getCustomer(ctx, b.db, actor, v.CustomerID); err != nil {
+	if _, err := getCustomer(ctx, b.db, caller, v.CustomerID); err != nil {
 		return nil, causeway.Errorf(causeway.ENOTFOUND, "kyc_check_not_found", "no KYC check %s", id)
 	}
 	json.Unmarshal([]byte(checks), &v.Checks)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/events"
 )
@@ -65,7 +66,7 @@ func TestBuiltinSchemasMatchWhatTheSandboxBankEmits(t *testing.T) {
 		return f.Call(ctx, call)
 	})})
 	setFraud := func(body string) { mu.Lock(); fraud = fraudAnswer(body); mu.Unlock() }
-	app := core.Actor{AppID: "app_a"}
+	app := auth.AppCaller("app_a")
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -95,7 +96,7 @@ func TestBuiltinSchemasMatchWhatTheSandboxBankEmits(t *testing.T) {
 	must(err)
 	savings, err := bank.OpenAccount(ctx, app, core.NewAccount{CustomerID: business.ID, Product: "savings", Currency: "EUR"})
 	must(err)
-	_, err = bank.Deposit(ctx, current.ID, eur("2000.00"), "salary")
+	_, err = bank.Deposit(ctx, auth.BankProcess(), current.ID, eur("2000.00"), "salary")
 	must(err)
 	_, err = bank.CreatePayment(ctx, app, core.NewPayment{DebtorAccountID: current.ID, Creditor: core.Creditor{AccountID: savings.ID}, Amount: eur("42.50"), Reference: "Invoice 2026-031"})
 	must(err)
@@ -110,7 +111,7 @@ func TestBuiltinSchemasMatchWhatTheSandboxBankEmits(t *testing.T) {
 	_, err = bank.CreatePayment(ctx, app, core.NewPayment{DebtorAccountID: current.ID, Creditor: core.Creditor{AccountID: savings.ID}, Amount: eur("6.00"), Reference: "denied"})
 	must(err)
 	setFraud("")
-	_, err = bank.DecideHeldPayment(ctx, held.ID, true, "looked fine")
+	_, err = bank.DecideHeldPayment(ctx, auth.BankProcess(), held.ID, true, "looked fine")
 	must(err)
 	loan, err := bank.ApplyForLoan(ctx, app, core.NewLoanApplication{CustomerID: customer.ID, Amount: eur("12000.00"), TermMonths: 24, Purpose: "solar panels", MonthlyIncome: eur("4200.00")})
 	must(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 )
 
 // Security scheme names used in the OpenAPI document.
@@ -246,7 +247,9 @@ func (s *Server) requireAdmin(ctx huma.Context, next func(huma.Context)) {
 		writeJSON(ctx.BodyWriter(), p)
 		return
 	}
-	next(ctx)
+	// The shared admin token names no person; until operators have
+	// accounts of their own, its holder is the one operator.
+	next(huma.WithContext(ctx, auth.WithCaller(ctx.Context(), auth.OperatorCaller(auth.AdminTokenOperator))))
 }
 
 // BearerToken extracts the token from an Authorization header value.

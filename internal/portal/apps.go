@@ -145,14 +145,14 @@ func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession
 		d.PaymentDeny = "A test payment needs the accounts:read scope too, to pick the accounts."
 	}
 	if d.Sandbox && d.PaymentDeny == "" {
-		if accts, err := p.d.Bank.Accounts(ctx, core.Actor{AppID: app.ID}, core.AccountFilter{Limit: 20}); err == nil {
+		if accts, err := p.d.Bank.Accounts(ctx, auth.AppCaller(app.ID), core.AccountFilter{Limit: 20}); err == nil {
 			d.Accounts = accts.Data
 		}
 	}
 	v := s.view(app.Name, "apps")
 	v.Error, v.Notice, v.D = errMsg, notice(r), d
 	if v.Notice == "" && r.URL.Query().Get("payment") != "" {
-		if pay, err := p.d.Bank.Payment(ctx, core.Actor{AppID: app.ID}, r.URL.Query().Get("payment")); err == nil {
+		if pay, err := p.d.Bank.Payment(ctx, auth.AppCaller(app.ID), r.URL.Query().Get("payment")); err == nil {
 			d.Payment = pay
 			v.D = d
 		}
@@ -200,8 +200,8 @@ func (p *Portal) testPayment(w http.ResponseWriter, r *http.Request, s *devSessi
 	if why := denied(app, auth.ScopePaymentsWrite); why != "" {
 		return p.renderApp(w, r, s, app, "", http.StatusForbidden, why)
 	}
-	actor := core.Actor{AppID: app.ID}
-	debtor, err := p.d.Bank.Account(ctx, actor, r.PostFormValue("from"))
+	caller := auth.AppCaller(app.ID)
+	debtor, err := p.d.Bank.Account(ctx, caller, r.PostFormValue("from"))
 	if err != nil {
 		if causeway.ErrorKind(err) == causeway.ENOTFOUND {
 			return p.renderApp(w, r, s, app, "", http.StatusUnprocessableEntity, "Pick an account to pay from.")
@@ -211,7 +211,7 @@ func (p *Portal) testPayment(w http.ResponseWriter, r *http.Request, s *devSessi
 	amount, err := core.ParseMoney(strings.TrimSpace(r.PostFormValue("amount")), debtor.Currency)
 	if err == nil {
 		var pay *core.Payment
-		pay, err = p.d.Bank.CreatePayment(ctx, actor, core.NewPayment{
+		pay, err = p.d.Bank.CreatePayment(ctx, caller, core.NewPayment{
 			DebtorAccountID: debtor.ID,
 			Creditor:        core.Creditor{AccountID: r.PostFormValue("to")},
 			Amount:          amount,

@@ -10,7 +10,6 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
-	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/spi"
@@ -28,7 +27,7 @@ func (p *Portal) renderGrants(w http.ResponseWriter, r *http.Request, s *console
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
-	grants, err := p.d.Bank.Grants(ctx, q.Get("app_id"), 100, q.Get("cursor"))
+	grants, err := p.d.Bank.Grants(ctx, s.Caller(), q.Get("app_id"), 100, q.Get("cursor"))
 	if err != nil {
 		return err
 	}
@@ -37,7 +36,7 @@ func (p *Portal) renderGrants(w http.ResponseWriter, r *http.Request, s *console
 		return err
 	}
 	// The first customers, to pick from; any other id can be typed.
-	customers, err := p.d.Bank.Customers(ctx, core.BankActor, 200, "")
+	customers, err := p.d.Bank.Customers(ctx, s.Caller(), 200, "")
 	if err != nil {
 		return err
 	}
@@ -52,7 +51,7 @@ func (p *Portal) renderGrants(w http.ResponseWriter, r *http.Request, s *console
 // consoleGrant lets an app see a customer it did not create.
 func (p *Portal) consoleGrant(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
 	f := &grantForm{AppID: strings.TrimSpace(r.PostFormValue("app_id")), CustomerID: strings.TrimSpace(r.PostFormValue("customer_id"))}
-	err := p.d.Bank.GrantCustomer(r.Context(), f.AppID, f.CustomerID)
+	err := p.d.Bank.GrantCustomer(r.Context(), s.Caller(), f.AppID, f.CustomerID)
 	if causeway.ErrorKind(err) == causeway.ENOTFOUND {
 		// The form's own field, not the page, was not found.
 		err = causeway.Errorf(causeway.EINVALID, "customer_not_found", "there is no customer %s", f.CustomerID)
@@ -68,7 +67,7 @@ func (p *Portal) consoleGrant(w http.ResponseWriter, r *http.Request, s *console
 }
 
 func (p *Portal) consoleRevokeGrant(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	if err := p.d.Bank.RevokeCustomer(r.Context(), r.PathValue("app"), r.PathValue("customer")); err != nil {
+	if err := p.d.Bank.RevokeCustomer(r.Context(), s.Caller(), r.PathValue("app"), r.PathValue("customer")); err != nil {
 		return err
 	}
 	back(w, r, "/console/grants", "grant-revoked")

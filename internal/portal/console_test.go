@@ -132,7 +132,7 @@ func testBankGrantsACustomerInTheConsole(t *testing.T, n *platformtest.Node) {
 	bg := context.Background()
 	_, appA, _, _ := sandboxApp(t, n, "grants-a@solarworld.example", "accounts:read")
 	_, appB, clientB, secretB := sandboxApp(t, n, "grants-b@partner.example", "accounts:read")
-	customers, err := n.Bank.Customers(bg, core.Actor{AppID: appA}, 1, "")
+	customers, err := n.Bank.Customers(bg, auth.AppCaller(appA), 1, "")
 	if err != nil || len(customers.Data) == 0 {
 		t.Fatalf("app A's customers: %v", err)
 	}
@@ -253,7 +253,7 @@ func testConsoleShowsPlatformHealth(t *testing.T, n *platformtest.Node) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actor := core.Actor{AppID: appID}
+	actor := auth.AppCaller(appID)
 	accounts, err := n.Bank.Accounts(bg, actor, core.AccountFilter{})
 	if err != nil || len(accounts.Data) < 2 {
 		t.Fatalf("accounts: %v", err)

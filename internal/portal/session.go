@@ -194,6 +194,10 @@ type consoleSession struct {
 	CSRF string
 }
 
+// Caller is who acts through the console: the holder of the admin token,
+// the one operator until operators have accounts of their own.
+func (s *consoleSession) Caller() auth.Caller { return auth.OperatorCaller(auth.AdminTokenOperator) }
+
 func (s *consoleSession) view(title, section string) *view {
 	return &view{Title: title, Section: section, Console: true, CSRF: s.CSRF}
 }

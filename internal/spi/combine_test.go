@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/spi/spitest"
@@ -48,7 +49,7 @@ func (b *sandbox) customer(app, document, deposit string) (*core.Customer, *core
 	t := b.t
 	t.Helper()
 	ctx := context.Background()
-	actor := core.Actor{AppID: app}
+	actor := auth.AppCaller(app)
 	c, err := b.bank.CreateCustomer(ctx, actor, core.NewCustomer{Type: "person", Name: "Ada Lovelace", DateOfBirth: "1985-04-12",
 		Email: "ada@example.com", DocumentNumber: document,
 		Address: core.Address{Line1: "Keizersgracht 1", City: "Amsterdam", Postcode: "1015 CJ", Country: "NL"}})
@@ -59,7 +60,7 @@ func (b *sandbox) customer(app, document, deposit string) (*core.Customer, *core
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.bank.Deposit(ctx, acc.ID, money(t, deposit), "salary"); err != nil {
+	if _, err := b.bank.Deposit(ctx, auth.BankProcess(), acc.ID, money(t, deposit), "salary"); err != nil {
 		t.Fatal(err)
 	}
 	return c, acc
@@ -67,7 +68,7 @@ func (b *sandbox) customer(app, document, deposit string) (*core.Customer, *core
 
 func (b *sandbox) pay(app, from, amount string) *core.Payment {
 	b.t.Helper()
-	p, err := b.bank.CreatePayment(context.Background(), core.Actor{AppID: app}, core.NewPayment{DebtorAccountID: from,
+	p, err := b.bank.CreatePayment(context.Background(), auth.AppCaller(app), core.NewPayment{DebtorAccountID: from,
 		Creditor: core.Creditor{IBAN: "LT121000011101001000", Name: "Baltic Quick Trade UAB"}, Amount: money(b.t, amount)})
 	if err != nil {
 		b.t.Fatal(err)
@@ -77,7 +78,7 @@ func (b *sandbox) pay(app, from, amount string) *core.Payment {
 
 func (b *sandbox) apply(app, customerID, amount string, months int, income string) *core.LoanApplication {
 	b.t.Helper()
-	l, err := b.bank.ApplyForLoan(context.Background(), core.Actor{AppID: app}, core.NewLoanApplication{
+	l, err := b.bank.ApplyForLoan(context.Background(), auth.AppCaller(app), core.NewLoanApplication{
 		CustomerID: customerID, Amount: money(b.t, amount), TermMonths: months, Purpose: "car", MonthlyIncome: money(b.t, income)})
 	if err != nil {
 		b.t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/spi/spitest"
@@ -39,7 +40,7 @@ func TestAnAppsApproveAllCannotGetALoanTheBanksRuleRefers(t *testing.T) {
 		approveAll := spitest.New(t, creditAnswer{Decision: "approve", Reason: "we approve everyone", Limit: limit(t, "0.00")})
 		own, _ := appReg(t, b.s, "app_mallory", core.PointCreditDecision, approveAll.URL, spi.NewRegistration{})
 		c, acc := b.customer("app_mallory", "", "1.00") // no identity document: KYC refers
-		actor := core.Actor{AppID: "app_mallory"}
+		actor := auth.AppCaller("app_mallory")
 		if v, err := b.bank.VerifyCustomer(context.Background(), actor, c.ID); err != nil || v.Result != core.KYCRefer {
 			t.Fatalf("kyc = %+v, %v", v, err)
 		}
@@ -127,7 +128,7 @@ func TestAnAppsCreditDecisionCanOnlyTightenTheBanks(t *testing.T) {
 				bank = bankReg(t, b.s, "app_vendor", core.PointCreditDecision, bankSrv.URL, spi.Activation{})
 			}
 			c, _ := b.customer("app_a", "NX12345678", "1.00")
-			if v, err := b.bank.VerifyCustomer(context.Background(), core.Actor{AppID: "app_a"}, c.ID); err != nil || v.Result != core.KYCPass {
+			if v, err := b.bank.VerifyCustomer(context.Background(), auth.AppCaller("app_a"), c.ID); err != nil || v.Result != core.KYCPass {
 				t.Fatalf("kyc = %+v, %v", v, err)
 			}
 			amount, income := money(t, tt.loan.amount), money(t, tt.loan.income)

@@ -11,6 +11,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/spi/spitest"
@@ -532,7 +533,7 @@ func TestTheBankUsesAnAppsFraudCheckOnlyForThatAppsPayments(t *testing.T) {
 
 		pay := func(app string) *core.Payment {
 			t.Helper()
-			actor := core.Actor{AppID: app}
+			actor := auth.AppCaller(app)
 			c, err := bank.CreateCustomer(ctx, actor, core.NewCustomer{Type: "person", Name: "Ada Lovelace", DateOfBirth: "1985-04-12",
 				Email: "ada@example.com", Address: core.Address{Line1: "Keizersgracht 1", City: "Amsterdam", Postcode: "1015 CJ", Country: "NL"}})
 			if err != nil {
@@ -543,7 +544,7 @@ func TestTheBankUsesAnAppsFraudCheckOnlyForThatAppsPayments(t *testing.T) {
 				t.Fatal(err)
 			}
 			m, _ := core.ParseMoney("100.00", "EUR")
-			if _, err := bank.Deposit(ctx, acc.ID, m, "salary"); err != nil {
+			if _, err := bank.Deposit(ctx, auth.BankProcess(), acc.ID, m, "salary"); err != nil {
 				t.Fatal(err)
 			}
 			amount, _ := core.ParseMoney("12.34", "EUR")
@@ -608,7 +609,7 @@ func TestTheBankUsesKYCAndCreditDecisionAnswers(t *testing.T) {
 	credit := spitest.New(t, map[string]any{"decision": "decline", "reason": "thin file"})
 	appReg(t, s, "app_a", core.PointKYCVerify, kyc.URL, spi.NewRegistration{})
 	appReg(t, s, "app_a", core.PointCreditDecision, credit.URL, spi.NewRegistration{})
-	actor := core.Actor{AppID: "app_a"}
+	actor := auth.AppCaller("app_a")
 	c, err := bank.CreateCustomer(ctx, actor, core.NewCustomer{Type: "person", Name: "Ada Lovelace", DateOfBirth: "1985-04-12",
 		Email: "ada@example.com", DocumentNumber: "NX12345678",
 		Address: core.Address{Line1: "Keizersgracht 1", City: "Amsterdam", Postcode: "1015 CJ", Country: "NL"}})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/spi/spitest"
@@ -48,7 +49,7 @@ func TestTheStrictestKYCResultWins(t *testing.T) {
 			own, _ := appReg(t, b.s, "app_a", core.PointKYCVerify, appSrv.URL, spi.NewRegistration{OnFailure: tt.app.policy})
 			c, _ := b.customer("app_a", tt.document, "1.00")
 
-			v, err := b.bank.VerifyCustomer(context.Background(), core.Actor{AppID: "app_a"}, c.ID)
+			v, err := b.bank.VerifyCustomer(context.Background(), auth.AppCaller("app_a"), c.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +65,7 @@ func TestTheStrictestKYCResultWins(t *testing.T) {
 			if tt.bank.result != "" && !names["bank_idv"] || tt.app.result != "" && !names["app_idv"] || !names["sanctions"] {
 				t.Errorf("checks = %+v, want the rules' and every answer's", v.Checks)
 			}
-			if stored, _ := b.bank.Customer(context.Background(), core.Actor{AppID: "app_a"}, c.ID); stored.KYCStatus != tt.result {
+			if stored, _ := b.bank.Customer(context.Background(), auth.AppCaller("app_a"), c.ID); stored.KYCStatus != tt.result {
 				t.Errorf("kyc_status = %s, want %s", stored.KYCStatus, tt.result)
 			}
 			if bankSrv.Hits() != 1 || appSrv.Hits() != 1 {

@@ -14,6 +14,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/httpapi"
 )
@@ -87,8 +88,6 @@ func Register(s *httpapi.Server, bank *core.Bank) {
 
 type handlers struct{ bank *core.Bank }
 
-var bank = core.BankActor
-
 // PageInput is the shared list query.
 type PageInput struct {
 	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
@@ -111,11 +110,11 @@ func out[T any](v T, err error) (*Out[T], error) {
 }
 
 func (h *handlers) listCustomers(ctx context.Context, in *PageInput) (*Out[*core.Page[*core.Customer]], error) {
-	return out(h.bank.Customers(ctx, bank, in.Limit, in.Cursor))
+	return out(h.bank.Customers(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
 }
 
 func (h *handlers) getCustomer(ctx context.Context, in *IDInput) (*Out[*core.Customer], error) {
-	return out(h.bank.Customer(ctx, bank, in.ID))
+	return out(h.bank.Customer(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 // OffersBody lists offers.
@@ -124,7 +123,7 @@ type OffersBody struct {
 }
 
 func (h *handlers) offers(ctx context.Context, in *IDInput) (*Out[OffersBody], error) {
-	offers, err := h.bank.CustomerOffers(ctx, bank, in.ID)
+	offers, err := h.bank.CustomerOffers(ctx, auth.CallerFrom(ctx), in.ID)
 	if offers == nil {
 		offers = []core.Offer{}
 	}
@@ -137,15 +136,15 @@ type listAccountsInput struct {
 }
 
 func (h *handlers) listAccounts(ctx context.Context, in *listAccountsInput) (*Out[*core.Page[*core.Account]], error) {
-	return out(h.bank.Accounts(ctx, bank, core.AccountFilter{CustomerID: in.CustomerID, Limit: in.Limit, Cursor: in.Cursor}))
+	return out(h.bank.Accounts(ctx, auth.CallerFrom(ctx), core.AccountFilter{CustomerID: in.CustomerID, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
 func (h *handlers) getAccount(ctx context.Context, in *IDInput) (*Out[*core.Account], error) {
-	return out(h.bank.Account(ctx, bank, in.ID))
+	return out(h.bank.Account(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 func (h *handlers) balances(ctx context.Context, in *IDInput) (*Out[*core.Balances], error) {
-	return out(h.bank.Balances(ctx, bank, in.ID))
+	return out(h.bank.Balances(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 // TransactionsInput filters an account's transactions.
@@ -185,7 +184,7 @@ func (h *handlers) transactions(ctx context.Context, in *TransactionsInput) (*Ou
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Transactions(ctx, bank, in.ID, f))
+	return out(h.bank.Transactions(ctx, auth.CallerFrom(ctx), in.ID, f))
 }
 
 type depositInput struct {
@@ -201,7 +200,7 @@ func (h *handlers) deposit(ctx context.Context, in *depositInput) (*Out[*core.Tr
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Deposit(ctx, in.ID, amount, in.Body.Description))
+	return out(h.bank.Deposit(ctx, auth.CallerFrom(ctx), in.ID, amount, in.Body.Description))
 }
 
 // PaymentBody is the body of a payment request.
@@ -229,11 +228,11 @@ func (h *handlers) createPayment(ctx context.Context, in *paymentInput) (*Out[*c
 		return nil, err
 	}
 	n.IdempotencyKey = in.IdempotencyKey
-	return out(h.bank.CreatePayment(ctx, bank, n))
+	return out(h.bank.CreatePayment(ctx, auth.CallerFrom(ctx), n))
 }
 
 func (h *handlers) getPayment(ctx context.Context, in *IDInput) (*Out[*core.Payment], error) {
-	return out(h.bank.Payment(ctx, bank, in.ID))
+	return out(h.bank.Payment(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 type decisionInput struct {
@@ -251,11 +250,11 @@ func (in *decisionInput) reason() string {
 }
 
 func (h *handlers) release(ctx context.Context, in *decisionInput) (*Out[*core.Payment], error) {
-	return out(h.bank.DecideHeldPayment(ctx, in.ID, true, in.reason()))
+	return out(h.bank.DecideHeldPayment(ctx, auth.CallerFrom(ctx), in.ID, true, in.reason()))
 }
 
 func (h *handlers) reject(ctx context.Context, in *decisionInput) (*Out[*core.Payment], error) {
-	return out(h.bank.DecideHeldPayment(ctx, in.ID, false, in.reason()))
+	return out(h.bank.DecideHeldPayment(ctx, auth.CallerFrom(ctx), in.ID, false, in.reason()))
 }
 
 func (h *handlers) ledger(ctx context.Context, _ *struct{}) (*Out[*core.LedgerReport], error) {
@@ -281,7 +280,7 @@ type grantsInput struct {
 }
 
 func (h *handlers) grants(ctx context.Context, in *grantsInput) (*Out[*core.Page[*core.Grant]], error) {
-	pg, err := h.bank.Grants(ctx, in.AppID, in.Limit, in.Cursor)
+	pg, err := h.bank.Grants(ctx, auth.CallerFrom(ctx), in.AppID, in.Limit, in.Cursor)
 	return out(pg, err)
 }
 
@@ -291,10 +290,10 @@ type revokeGrantInput struct {
 }
 
 func (h *handlers) revokeGrant(ctx context.Context, in *revokeGrantInput) (*struct{}, error) {
-	return nil, h.bank.RevokeCustomer(ctx, in.AppID, in.CustomerID)
+	return nil, h.bank.RevokeCustomer(ctx, auth.CallerFrom(ctx), in.AppID, in.CustomerID)
 }
 
 func (h *handlers) grant(ctx context.Context, in *grantInput) (*Out[GrantBody], error) {
-	err := h.bank.GrantCustomer(ctx, in.Body.AppID, in.Body.CustomerID)
+	err := h.bank.GrantCustomer(ctx, auth.CallerFrom(ctx), in.Body.AppID, in.Body.CustomerID)
 	return out(GrantBody{AppID: in.Body.AppID, CustomerID: in.Body.CustomerID}, err)
 }

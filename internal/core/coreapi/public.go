@@ -46,14 +46,14 @@ func RegisterPublic(s *httpapi.Server, bank *core.Bank) {
 
 type publicHandlers struct{ bank *core.Bank }
 
-// actor is the calling app; the gateway guarantees it on these routes, so
+// caller is the calling app; the gateway guarantees it on these routes, so
 // its absence is a wiring bug reported as 401, never a bank-wide view.
-func actor(ctx context.Context) (core.Actor, error) {
-	a, ok := auth.AppFrom(ctx)
-	if !ok || a.ID == "" {
-		return core.Actor{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+func caller(ctx context.Context) (auth.Caller, error) {
+	c := auth.CallerFrom(ctx)
+	if _, ok := c.App(); !ok {
+		return auth.Caller{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
 	}
-	return core.Actor{AppID: a.ID}, nil
+	return c, nil
 }
 
 // CustomerBody is the body of POST /v1/customers.
@@ -73,7 +73,7 @@ type CustomerBody struct {
 type createCustomerInput struct{ Body CustomerBody }
 
 func (h *publicHandlers) createCustomer(ctx context.Context, in *createCustomerInput) (*Out[*core.Customer], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (h *publicHandlers) createCustomer(ctx context.Context, in *createCustomerI
 }
 
 func (h *publicHandlers) listCustomers(ctx context.Context, in *PageInput) (*Out[*core.Page[*core.Customer]], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (h *publicHandlers) listCustomers(ctx context.Context, in *PageInput) (*Out
 }
 
 func (h *publicHandlers) getCustomer(ctx context.Context, in *IDInput) (*Out[*core.Customer], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ type openAccountInput struct {
 }
 
 func (h *publicHandlers) openAccount(ctx context.Context, in *openAccountInput) (*Out[*core.Account], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func (h *publicHandlers) openAccount(ctx context.Context, in *openAccountInput) 
 }
 
 func (h *publicHandlers) listAccounts(ctx context.Context, in *listAccountsInput) (*Out[*core.Page[*core.Account]], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +135,7 @@ func (h *publicHandlers) listAccounts(ctx context.Context, in *listAccountsInput
 }
 
 func (h *publicHandlers) getAccount(ctx context.Context, in *IDInput) (*Out[*core.Account], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func (h *publicHandlers) getAccount(ctx context.Context, in *IDInput) (*Out[*cor
 }
 
 func (h *publicHandlers) balances(ctx context.Context, in *IDInput) (*Out[*core.Balances], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (h *publicHandlers) balances(ctx context.Context, in *IDInput) (*Out[*core.
 }
 
 func (h *publicHandlers) transactions(ctx context.Context, in *TransactionsInput) (*Out[*core.Page[*core.Transaction]], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (h *publicHandlers) transactions(ctx context.Context, in *TransactionsInput
 }
 
 func (h *publicHandlers) createPayment(ctx context.Context, in *paymentInput) (*Out[*core.Payment], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func (h *publicHandlers) createPayment(ctx context.Context, in *paymentInput) (*
 }
 
 func (h *publicHandlers) getPayment(ctx context.Context, in *IDInput) (*Out[*core.Payment], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ type kycInput struct {
 }
 
 func (h *publicHandlers) createKYC(ctx context.Context, in *kycInput) (*Out[*core.KYCVerification], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func (h *publicHandlers) createKYC(ctx context.Context, in *kycInput) (*Out[*cor
 }
 
 func (h *publicHandlers) getKYC(ctx context.Context, in *IDInput) (*Out[*core.KYCVerification], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ type loanInput struct {
 }
 
 func (h *publicHandlers) applyLoan(ctx context.Context, in *loanInput) (*Out[*core.LoanApplication], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (h *publicHandlers) applyLoan(ctx context.Context, in *loanInput) (*Out[*co
 }
 
 func (h *publicHandlers) getLoan(ctx context.Context, in *IDInput) (*Out[*core.LoanApplication], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ type fundInput struct {
 }
 
 func (h *publicHandlers) fundLoan(ctx context.Context, in *fundInput) (*Out[*core.LoanApplication], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +262,7 @@ type offersInput struct {
 }
 
 func (h *publicHandlers) offers(ctx context.Context, in *offersInput) (*Out[OffersBody], error) {
-	a, err := actor(ctx)
+	a, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/datashare/agent"
@@ -60,7 +61,7 @@ func TestSandboxDatasetsArePseudonymized(t *testing.T) {
 			t.Fatal(err)
 		}
 		eur := func(s string) core.Money { m, _ := core.ParseMoney(s, "EUR"); return m }
-		if _, err := bank.ApplyForLoan(ctx, core.Actor{AppID: "app_x"}, core.NewLoanApplication{CustomerID: customerIDs[0],
+		if _, err := bank.ApplyForLoan(ctx, auth.AppCaller("app_x"), core.NewLoanApplication{CustomerID: customerIDs[0],
 			Amount: eur("5000"), TermMonths: 24, Purpose: "  New   Car for the family of Jane Doe and her three children", MonthlyIncome: eur("3000")}); err != nil {
 			t.Fatal(err)
 		}
