@@ -194,7 +194,7 @@ func (p *Portal) consoleHealth(w http.ResponseWriter, r *http.Request, s *consol
 		return err
 	}
 	traffic.Base = "/console/health"
-	subs, more, err := p.d.Webhooks.List(ctx, "", "", 200, "")
+	subs, more, err := p.d.Webhooks.List(ctx, s.Caller(), "", 200, "")
 	if err != nil {
 		return err
 	}

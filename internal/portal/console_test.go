@@ -245,7 +245,7 @@ func testConsoleShowsPlatformHealth(t *testing.T, n *platformtest.Node) {
 	defer gone.Close()
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
 	defer failing.Close()
-	sub, err := n.Webhooks.Create(bg, appID, webhooks.NewSubscription{URL: gone.URL, EventTypes: []string{"payment.*"}})
+	sub, err := n.Webhooks.Create(bg, auth.AppCaller(appID), webhooks.NewSubscription{URL: gone.URL, EventTypes: []string{"payment.*"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/identity"
 )
 
@@ -30,7 +31,7 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) error {
 	var rows []summary
 	for _, a := range apps.Data {
 		n := 0
-		if subs, _, err := p.d.Webhooks.List(ctx, a.ID, "", 200, ""); err == nil {
+		if subs, _, err := p.d.Webhooks.List(ctx, auth.AppCaller(a.ID), "", 200, ""); err == nil {
 			n = len(subs)
 		}
 		rows = append(rows, summary{App: a, Webhooks: n})

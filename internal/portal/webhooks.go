@@ -62,7 +62,7 @@ func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSe
 		return err
 	}
 	d := webhooksData{App: app, Deny: denied(app, auth.ScopeEventsRead), Form: f}
-	if d.Subs, _, err = p.d.Webhooks.List(ctx, app.ID, "", 200, ""); err != nil {
+	if d.Subs, _, err = p.d.Webhooks.List(ctx, auth.AppCaller(app.ID), "", 200, ""); err != nil {
 		return err
 	}
 	types, err := p.d.Events.Catalog(ctx)
@@ -95,7 +95,7 @@ func (p *Portal) createWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 	for _, pat := range strings.FieldsFunc(f.Patterns, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t' }) {
 		types = append(types, pat)
 	}
-	sub, err := p.d.Webhooks.Create(ctx, app.ID, webhooks.NewSubscription{URL: f.URL, EventTypes: types, Filter: f.Filter, Ordered: f.Ordered})
+	sub, err := p.d.Webhooks.Create(ctx, auth.AppCaller(app.ID), webhooks.NewSubscription{URL: f.URL, EventTypes: types, Filter: f.Filter, Ordered: f.Ordered})
 	if err != nil {
 		if !isFormError(err) {
 			return err
@@ -126,7 +126,7 @@ func (p *Portal) webhookPage(w http.ResponseWriter, r *http.Request, s *devSessi
 	if err != nil {
 		return err
 	}
-	sub, err := p.d.Webhooks.Get(ctx, app.ID, r.PathValue("wid"))
+	sub, err := p.d.Webhooks.Get(ctx, auth.AppCaller(app.ID), r.PathValue("wid"))
 	if err != nil {
 		return err
 	}
@@ -140,10 +140,10 @@ func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 	d := webhookData{App: app, Sub: sub, Secret: sub.Secret, Outcome: q.Get("outcome"),
 		Since: time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")}
 	var err error
-	d.Deliveries, d.Next, err = p.d.Webhooks.Deliveries(ctx, app.ID, sub.ID, webhooks.DeliveryFilter{
+	d.Deliveries, d.Next, err = p.d.Webhooks.Deliveries(ctx, auth.AppCaller(app.ID), sub.ID, webhooks.DeliveryFilter{
 		Outcome: d.Outcome, Limit: 50, Cursor: q.Get("cursor")})
 	if err != nil && isFormError(err) {
-		d.Deliveries, d.Next, err = p.d.Webhooks.Deliveries(ctx, app.ID, sub.ID, webhooks.DeliveryFilter{Limit: 50})
+		d.Deliveries, d.Next, err = p.d.Webhooks.Deliveries(ctx, auth.AppCaller(app.ID), sub.ID, webhooks.DeliveryFilter{Limit: 50})
 	}
 	if err != nil {
 		return err
@@ -177,7 +177,7 @@ func (p *Portal) webhookAction(w http.ResponseWriter, r *http.Request, s *devSes
 		if aerr != nil {
 			return aerr
 		}
-		sub, gerr := p.d.Webhooks.Get(ctx, a.ID, r.PathValue("wid"))
+		sub, gerr := p.d.Webhooks.Get(ctx, auth.AppCaller(a.ID), r.PathValue("wid"))
 		if gerr != nil {
 			return gerr
 		}
@@ -197,33 +197,33 @@ func (p *Portal) recoverWebhook(w http.ResponseWriter, r *http.Request, s *devSe
 		if err != nil {
 			return causeway.Errorf(causeway.EINVALID, "invalid_since", "give the time to recover from as YYYY-MM-DD HH:MM (UTC)")
 		}
-		return p.d.Webhooks.Recover(r.Context(), appID, id, since)
+		return p.d.Webhooks.Recover(r.Context(), auth.AppCaller(appID), id, since)
 	})
 }
 
 func (p *Portal) retryDelivery(w http.ResponseWriter, r *http.Request, s *devSession) error {
 	return p.webhookAction(w, r, s, "retrying", func(appID, id string) error {
-		return p.d.Webhooks.Retry(r.Context(), appID, id, r.PathValue("did"))
+		return p.d.Webhooks.Retry(r.Context(), auth.AppCaller(appID), id, r.PathValue("did"))
 	})
 }
 
 func (p *Portal) pauseWebhook(w http.ResponseWriter, r *http.Request, s *devSession) error {
 	return p.webhookAction(w, r, s, "paused", func(appID, id string) error {
-		_, err := p.d.Webhooks.Pause(r.Context(), appID, id)
+		_, err := p.d.Webhooks.Pause(r.Context(), auth.AppCaller(appID), id)
 		return err
 	})
 }
 
 func (p *Portal) resumeWebhook(w http.ResponseWriter, r *http.Request, s *devSession) error {
 	return p.webhookAction(w, r, s, "resumed", func(appID, id string) error {
-		_, err := p.d.Webhooks.Resume(r.Context(), appID, id)
+		_, err := p.d.Webhooks.Resume(r.Context(), auth.AppCaller(appID), id)
 		return err
 	})
 }
 
 func (p *Portal) deleteWebhook(w http.ResponseWriter, r *http.Request, s *devSession) error {
 	return p.webhookAction(w, r, s, "webhook-deleted", func(appID, id string) error {
-		return p.d.Webhooks.Delete(r.Context(), appID, id)
+		return p.d.Webhooks.Delete(r.Context(), auth.AppCaller(appID), id)
 	})
 }
 
@@ -235,7 +235,7 @@ func (p *Portal) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, s *
 	if err != nil {
 		return err
 	}
-	sub, err := p.d.Webhooks.RotateSecret(ctx, app.ID, r.PathValue("wid"))
+	sub, err := p.d.Webhooks.RotateSecret(ctx, auth.AppCaller(app.ID), r.PathValue("wid"))
 	if err != nil {
 		return err
 	}
@@ -270,7 +270,7 @@ func (p *Portal) webhookLive(w http.ResponseWriter, r *http.Request, s *devSessi
 	if err != nil {
 		return err
 	}
-	sub, err := p.d.Webhooks.Get(r.Context(), app.ID, r.PathValue("wid"))
+	sub, err := p.d.Webhooks.Get(r.Context(), auth.AppCaller(app.ID), r.PathValue("wid"))
 	if err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func (p *Portal) webhookLive(w http.ResponseWriter, r *http.Request, s *devSessi
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		ds, _, err := p.d.Webhooks.Deliveries(ctx, app.ID, sub.ID, webhooks.DeliveryFilter{Limit: 50})
+		ds, _, err := p.d.Webhooks.Deliveries(ctx, auth.AppCaller(app.ID), sub.ID, webhooks.DeliveryFilter{Limit: 50})
 		if err != nil {
 			// The page still shows the table; the browser reconnects.
 			return nil

@@ -60,14 +60,15 @@ type Page[T any] struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// appID is the calling app; the gateway guarantees one on these routes, so
-// its absence is a wiring bug answered 401, never a view of every app.
-func appID(ctx context.Context) (string, error) {
-	a, ok := auth.AppFrom(ctx)
-	if !ok || a.ID == "" {
-		return "", causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+// appCaller is the calling app; the gateway guarantees one on these
+// routes, so its absence is a wiring bug answered 401, never a view of
+// every app.
+func appCaller(ctx context.Context) (auth.Caller, error) {
+	c := auth.CallerFrom(ctx)
+	if _, ok := c.App(); !ok {
+		return auth.Caller{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
 	}
-	return a.ID, nil
+	return c, nil
 }
 
 // CreateBody is the body of POST /v1/webhooks.
@@ -81,7 +82,7 @@ type CreateBody struct {
 type createInput struct{ Body CreateBody }
 
 func (h *handlers) create(ctx context.Context, in *createInput) (*out[*Subscription], error) {
-	app, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +99,7 @@ type listInput struct {
 }
 
 func (h *handlers) list(ctx context.Context, in *listInput) (*out[Page[*Subscription]], error) {
-	app, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -132,8 +133,8 @@ func (h *handlers) rotate(ctx context.Context, in *idInput) (*out[*Subscription]
 	return h.one(ctx, in.ID, h.s.RotateSecret)
 }
 
-func (h *handlers) one(ctx context.Context, id string, fn func(ctx context.Context, appID, id string) (*Subscription, error)) (*out[*Subscription], error) {
-	app, err := appID(ctx)
+func (h *handlers) one(ctx context.Context, id string, fn func(ctx context.Context, caller auth.Caller, id string) (*Subscription, error)) (*out[*Subscription], error) {
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +156,7 @@ type updateInput struct {
 }
 
 func (h *handlers) update(ctx context.Context, in *updateInput) (*out[*Subscription], error) {
-	app, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +169,7 @@ func (h *handlers) update(ctx context.Context, in *updateInput) (*out[*Subscript
 }
 
 func (h *handlers) delete(ctx context.Context, in *idInput) (*struct{}, error) {
-	app, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +186,7 @@ type deliveriesInput struct {
 }
 
 func (h *handlers) deliveries(ctx context.Context, in *deliveriesInput) (*out[Page[*Delivery]], error) {
-	app, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +212,7 @@ type recoverInput struct {
 }
 
 func (h *handlers) recover(ctx context.Context, in *recoverInput) (*out[Accepted], error) {
-	app, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +229,7 @@ type retryInput struct {
 }
 
 func (h *handlers) retry(ctx context.Context, in *retryInput) (*out[Accepted], error) {
-	app, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +265,7 @@ type bankListInput struct {
 }
 
 func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*out[Page[BankSubscription]], error) {
-	subs, next, err := h.s.List(ctx, "", in.Status, in.Limit, in.Cursor)
+	subs, next, err := h.s.List(ctx, auth.CallerFrom(ctx), in.Status, in.Limit, in.Cursor)
 	if err != nil {
 		return nil, err
 	}

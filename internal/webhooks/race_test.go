@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/testkit"
 	"github.com/causewayhq/causeway/internal/webhooks"
@@ -30,7 +31,7 @@ func TestTwoCallersPausingAndResumingOneWebhookChangeItOnce(t *testing.T) {
 		sub := h.subscribe(appA, map[string]any{"url": "http://127.0.0.1:1/hook", "event_types": []string{"payment.*"}})
 
 		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
-			_, err := h.svc.Pause(ctx, appA, sub.ID)
+			_, err := h.svc.Pause(ctx, auth.AppCaller(appA), sub.ID)
 			return err
 		}), causeway.ECONFLICT, "webhook_already_paused")
 		if got := h.get(appA, sub.ID); got.Status != webhooks.StatusPaused {
@@ -45,7 +46,7 @@ func TestTwoCallersPausingAndResumingOneWebhookChangeItOnce(t *testing.T) {
 		}
 
 		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
-			_, err := h.svc.Resume(ctx, appA, sub.ID)
+			_, err := h.svc.Resume(ctx, auth.AppCaller(appA), sub.ID)
 			return err
 		}), causeway.ECONFLICT, "webhook_already_active")
 		if got := h.get(appA, sub.ID); got.Status != webhooks.StatusActive {
@@ -96,7 +97,7 @@ func TestTwoCallersDeletingOneWebhookDeleteItOnce(t *testing.T) {
 		sub := h.subscribe(appA, map[string]any{"url": "http://127.0.0.1:1/hook", "event_types": []string{"payment.*"}})
 		// The loser finds nothing to delete, as any later caller would.
 		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
-			return h.svc.Delete(ctx, appA, sub.ID)
+			return h.svc.Delete(ctx, auth.AppCaller(appA), sub.ID)
 		}), causeway.ENOTFOUND, "webhook_not_found")
 		if n := logged(h, "webhook subscription deleted"); n != 1 {
 			t.Errorf("%d delete audit lines, want 1", n)
@@ -141,7 +142,7 @@ func TestTwoNodesRecoveringOneWebhookRunOneRecover(t *testing.T) {
 			eventually(t, wait, "both delivered", func() bool { return rc.count("pay_1") == 1 && rc.count("pay_2") == 1 })
 
 			testkit.OneWinner(t, testkit.Race(racers, func(i int) error {
-				return nodes[i%2].svc.Recover(context.Background(), appA, sub.ID, since)
+				return nodes[i%2].svc.Recover(context.Background(), auth.AppCaller(appA), sub.ID, since)
 			}), causeway.ECONFLICT, "recover_in_progress")
 			var p problem
 			if code := nodes[1].call(http.MethodPost, "/v1/webhooks/"+sub.ID+"/recover", appA, map[string]any{"since": since}, &p); code != http.StatusConflict ||
@@ -162,7 +163,7 @@ func TestTwoNodesRecoveringOneWebhookRunOneRecover(t *testing.T) {
 				t.Errorf("the receiver got %d requests, want 4 (two deliveries, two re-sends)", got)
 			}
 			// The claim is free again: the next recover runs.
-			if err := nodes[1].svc.Recover(context.Background(), appA, sub.ID, since); err != nil {
+			if err := nodes[1].svc.Recover(context.Background(), auth.AppCaller(appA), sub.ID, since); err != nil {
 				t.Errorf("a recover after the first ended: %v", err)
 			}
 		})

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/events"
 	"github.com/causewayhq/causeway/internal/netguard"
@@ -229,7 +230,7 @@ func TestNodesReSealingWebhookSecretsAtOnceAgree(t *testing.T) {
 			const subscriptions = 130 // more than a batch, across two apps (at most 100 each)
 			values := 0
 			for i := range subscriptions {
-				app := []string{appA, appB}[i%2]
+				app := auth.AppCaller([]string{appA, appB}[i%2])
 				sub, err := old.Create(ctx, app, webhooks.NewSubscription{URL: fmt.Sprintf("http://127.0.0.1:9/%d", i), EventTypes: []string{"*"}})
 				if err != nil {
 					t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/events"
 	"github.com/causewayhq/causeway/internal/ids"
@@ -23,8 +24,8 @@ import (
 // recoverBatch is how many events a recover fetches at a time.
 const recoverBatch = 20
 
-func (s *Service) activeState(ctx context.Context, appID, id string) (*subState, error) {
-	r, err := getSubscription(ctx, s.db, appID, id)
+func (s *Service) activeState(ctx context.Context, caller auth.Caller, id string) (*subState, error) {
+	r, err := getSubscription(ctx, s.db, caller, id)
 	if err != nil {
 		return nil, err
 	}
@@ -52,8 +53,8 @@ func (s *Service) stream(ctx context.Context) (jetstream.Stream, error) {
 // ENOTFOUND webhook_not_found; EINVALID invalid_since; ECONFLICT
 // recover_in_progress, webhook_not_active (the subscription must be
 // active).
-func (s *Service) Recover(ctx context.Context, appID, id string, since time.Time) error {
-	st, err := s.activeState(ctx, appID, id)
+func (s *Service) Recover(ctx context.Context, caller auth.Caller, id string, since time.Time) error {
+	st, err := s.activeState(ctx, caller, id)
 	if err != nil {
 		return err
 	}
@@ -76,7 +77,7 @@ func (s *Service) Recover(ctx context.Context, appID, id string, since time.Time
 	if err != nil {
 		return bus.Classify(err)
 	}
-	c, err := s.claimRecover(ctx, appID, id)
+	c, err := s.claimRecover(ctx, caller, id)
 	if err != nil {
 		return err
 	}
@@ -169,8 +170,8 @@ func (s *Service) recover(ctx context.Context, stream jetstream.Stream, st *subS
 // background. The subscription must be active (ECONFLICT
 // webhook_not_active); an event the stream no longer holds is ENOTFOUND
 // event_expired.
-func (s *Service) Retry(ctx context.Context, appID, id, deliveryID string) error {
-	st, err := s.activeState(ctx, appID, id)
+func (s *Service) Retry(ctx context.Context, caller auth.Caller, id, deliveryID string) error {
+	st, err := s.activeState(ctx, caller, id)
 	if err != nil {
 		return err
 	}
@@ -235,24 +236,28 @@ func (s *Service) recoverLease() time.Duration {
 	return max(time.Minute, 2*s.opts.RequestTimeout)
 }
 
-// claimRecover claims an active subscription of appID for a recover. The
+// claimRecover claims an active subscription the caller may see for a
+// recover. The
 // UPDATE names the state it leaves (active, no recover running or the
 // last one's claim lapsed), so of concurrent claims on any nodes exactly
 // one succeeds. Errors: ENOTFOUND webhook_not_found; ECONFLICT
 // webhook_not_active, recover_in_progress.
-func (s *Service) claimRecover(ctx context.Context, appID, id string) (*recoverClaim, error) {
+func (s *Service) claimRecover(ctx context.Context, caller auth.Caller, id string) (*recoverClaim, error) {
+	if _, err := getSubscription(ctx, s.db, caller, id); err != nil {
+		return nil, err
+	}
 	now := s.opts.Now()
 	c := &recoverClaim{s: s, id: id, lease: ids.New("rcv"), renewed: now}
 	res, err := s.db.ExecContext(ctx, `UPDATE webhook_subscriptions SET recover_lease = $1, recover_until = $2
-		WHERE id = $3 AND app_id = $4 AND status = $5 AND recover_until < $6`,
-		c.lease, store.Micros(now.Add(s.recoverLease())), id, appID, StatusActive, store.Micros(now))
+		WHERE id = $3 AND status = $4 AND recover_until < $5`,
+		c.lease, store.Micros(now.Add(s.recoverLease())), id, StatusActive, store.Micros(now))
 	if err != nil {
 		return nil, store.Classify(err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
 		return c, nil
 	}
-	r, err := getSubscription(ctx, s.db, appID, id)
+	r, err := getSubscription(ctx, s.db, caller, id)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/events"
 	"github.com/causewayhq/causeway/internal/ids"
@@ -269,11 +270,15 @@ func (s *Service) checkURL(ctx context.Context, raw string) error {
 	return nil
 }
 
-// Create subscribes an app. The result carries the signing secret, which
+// Create subscribes the calling app (anyone else is EFORBIDDEN). The result carries the signing secret, which
 // is never shown again. Errors: EINVALID invalid_event_type,
 // invalid_filter, invalid_url or url_not_allowed; ECONFLICT
 // too_many_webhooks.
-func (s *Service) Create(ctx context.Context, appID string, n NewSubscription) (*Subscription, error) {
+func (s *Service) Create(ctx context.Context, caller auth.Caller, n NewSubscription) (*Subscription, error) {
+	appID, ok := caller.App()
+	if !ok {
+		return nil, causeway.Errorf(causeway.EFORBIDDEN, "forbidden", "webhooks are subscribed by an app, not %s", caller)
+	}
 	types, err := validateTypes(n.EventTypes)
 	if err != nil {
 		return nil, err
@@ -314,18 +319,19 @@ func (s *Service) Create(ctx context.Context, appID string, n NewSubscription) (
 
 // Get returns an app's subscription; another app's is ENOTFOUND
 // webhook_not_found.
-func (s *Service) Get(ctx context.Context, appID, id string) (*Subscription, error) {
-	r, err := getSubscription(ctx, s.db, appID, id)
+func (s *Service) Get(ctx context.Context, caller auth.Caller, id string) (*Subscription, error) {
+	r, err := getSubscription(ctx, s.db, caller, id)
 	if err != nil {
 		return nil, err
 	}
 	return &r.Subscription, nil
 }
 
-// List returns a page of an app's subscriptions (every app's when appID is
-// empty, for the bank), optionally of one status, in creation order.
-func (s *Service) List(ctx context.Context, appID, status string, limit int, cursor string) ([]*Subscription, string, error) {
-	recs, next, err := listSubscriptions(ctx, s.db, appID, status, pageSize(limit), cursor)
+// List returns a page of the subscriptions the caller may see (an app's
+// own, every app's for the bank, none for anyone else), optionally of one
+// status, in creation order.
+func (s *Service) List(ctx context.Context, caller auth.Caller, status string, limit int, cursor string) ([]*Subscription, string, error) {
+	recs, next, err := listSubscriptions(ctx, s.db, caller, status, pageSize(limit), cursor)
 	if err != nil {
 		return nil, "", err
 	}
@@ -343,19 +349,19 @@ func pageSize(limit int) int {
 	return min(limit, 200)
 }
 
-// modify runs change on an app's subscription in a transaction and writes
+// modify runs change on a subscription the caller may see in a transaction and writes
 // it back. The row is locked before it is read (PostgreSQL under READ
 // COMMITTED; SQLite serializes writers anyway), so concurrent changes of
 // one subscription queue behind each other and each judges what the one
 // before it left: of two callers pausing it at once, the second finds it
 // paused. The write also names the status it leaves.
-func (s *Service) modify(ctx context.Context, appID, id string, change func(r *record) error) (*record, error) {
+func (s *Service) modify(ctx context.Context, caller auth.Caller, id string, change func(r *record) error) (*record, error) {
 	var out *record
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "UPDATE webhook_subscriptions SET updated_at = updated_at WHERE id = $1", id); err != nil {
 			return err
 		}
-		r, err := getSubscription(ctx, tx, appID, id)
+		r, err := getSubscription(ctx, tx, caller, id)
 		if err != nil {
 			return err
 		}
@@ -379,7 +385,7 @@ func (s *Service) modify(ctx context.Context, appID, id string, change func(r *r
 
 // Update changes an app's subscription. Changed event types or ordering
 // apply to events not yet delivered.
-func (s *Service) Update(ctx context.Context, appID, id string, c SubscriptionChange) (*Subscription, error) {
+func (s *Service) Update(ctx context.Context, caller auth.Caller, id string, c SubscriptionChange) (*Subscription, error) {
 	var types []string
 	if c.EventTypes != nil {
 		var err error
@@ -397,7 +403,7 @@ func (s *Service) Update(ctx context.Context, appID, id string, c SubscriptionCh
 			return nil, err
 		}
 	}
-	r, err := s.modify(ctx, appID, id, func(r *record) error {
+	r, err := s.modify(ctx, caller, id, func(r *record) error {
 		if c.URL != nil {
 			r.URL = *c.URL
 		}
@@ -423,8 +429,8 @@ func (s *Service) Update(ctx context.Context, appID, id string, c SubscriptionCh
 // callers pausing one subscription at once exactly one succeeds. Errors:
 // ENOTFOUND webhook_not_found; ECONFLICT webhook_already_paused,
 // webhook_disabled.
-func (s *Service) Pause(ctx context.Context, appID, id string) (*Subscription, error) {
-	r, err := s.modify(ctx, appID, id, func(r *record) error {
+func (s *Service) Pause(ctx context.Context, caller auth.Caller, id string) (*Subscription, error) {
+	r, err := s.modify(ctx, caller, id, func(r *record) error {
 		switch r.Status {
 		case StatusPaused:
 			return causeway.Errorf(causeway.ECONFLICT, "webhook_already_paused", "the subscription is already paused")
@@ -438,7 +444,7 @@ func (s *Service) Pause(ctx context.Context, appID, id string) (*Subscription, e
 		return nil, err
 	}
 	s.stopWorker(id, false)
-	s.log.Info("webhook subscription paused", "webhook_id", id, "app_id", appID)
+	s.log.Info("webhook subscription paused", "webhook_id", id, "app_id", r.AppID, "by", caller.String())
 	return &r.Subscription, nil
 }
 
@@ -446,8 +452,8 @@ func (s *Service) Pause(ctx context.Context, appID, id string) (*Subscription, e
 // where they stopped, and forgets its run of failures. Of two callers
 // resuming one subscription at once exactly one succeeds. Errors:
 // ENOTFOUND webhook_not_found; ECONFLICT webhook_already_active.
-func (s *Service) Resume(ctx context.Context, appID, id string) (*Subscription, error) {
-	r, err := s.modify(ctx, appID, id, func(r *record) error {
+func (s *Service) Resume(ctx context.Context, caller auth.Caller, id string) (*Subscription, error) {
+	r, err := s.modify(ctx, caller, id, func(r *record) error {
 		if r.Status == StatusActive {
 			return causeway.Errorf(causeway.ECONFLICT, "webhook_already_active", "the subscription is already active")
 		}
@@ -459,16 +465,16 @@ func (s *Service) Resume(ctx context.Context, appID, id string) (*Subscription, 
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("webhook subscription resumed", "webhook_id", id, "app_id", appID)
+	s.log.Info("webhook subscription resumed", "webhook_id", id, "app_id", r.AppID, "by", caller.String())
 	return &r.Subscription, nil
 }
 
 // RotateSecret gives a subscription a new signing secret and returns it.
 // The previous one keeps signing too for Options.SecretOverlap, so a
 // receiver can switch without losing a delivery.
-func (s *Service) RotateSecret(ctx context.Context, appID, id string) (*Subscription, error) {
+func (s *Service) RotateSecret(ctx context.Context, caller auth.Caller, id string) (*Subscription, error) {
 	secret := stdwebhooks.NewSecret()
-	r, err := s.modify(ctx, appID, id, func(r *record) error {
+	r, err := s.modify(ctx, caller, id, func(r *record) error {
 		until := s.opts.Now().UTC().Add(s.opts.SecretOverlap)
 		r.sealedPrevious = r.sealedSecret
 		r.PreviousSecretExpiresAt = &until
@@ -488,9 +494,13 @@ func (s *Service) RotateSecret(ctx context.Context, appID, id string) (*Subscrip
 // two callers deleting one subscription at once exactly one succeeds; the
 // other, like any later one, finds nothing. Errors: ENOTFOUND
 // webhook_not_found.
-func (s *Service) Delete(ctx context.Context, appID, id string) error {
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM webhook_subscriptions WHERE id = $1 AND app_id = $2", id, appID)
+func (s *Service) Delete(ctx context.Context, caller auth.Caller, id string) error {
+	r, err := getSubscription(ctx, s.db, caller, id)
+	if err != nil {
+		return err
+	}
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM webhook_subscriptions WHERE id = $1", id)
 		if err != nil {
 			return err
 		}
@@ -511,14 +521,14 @@ func (s *Service) Delete(ctx context.Context, appID, id string) error {
 			"webhook_id", id, "error", err.Error())
 	}
 	s.apply()
-	s.log.Info("webhook subscription deleted", "webhook_id", id, "app_id", appID)
+	s.log.Info("webhook subscription deleted", "webhook_id", id, "app_id", r.AppID, "by", caller.String())
 	return nil
 }
 
 // Deliveries returns a page of a subscription's delivery attempts, newest
 // first.
-func (s *Service) Deliveries(ctx context.Context, appID, id string, f DeliveryFilter) ([]*Delivery, string, error) {
-	if _, err := getSubscription(ctx, s.db, appID, id); err != nil {
+func (s *Service) Deliveries(ctx context.Context, caller auth.Caller, id string, f DeliveryFilter) ([]*Delivery, string, error) {
+	if _, err := getSubscription(ctx, s.db, caller, id); err != nil {
 		return nil, "", err
 	}
 	f.Limit = pageSize(f.Limit)
@@ -529,7 +539,7 @@ func (s *Service) Deliveries(ctx context.Context, appID, id string, f DeliveryFi
 // writes a webhook.disabled event in the same transaction. It returns the
 // subscription as it was if this call disabled it, and nil otherwise.
 func (s *Service) disable(ctx context.Context, tx *sql.Tx, id, reason string) (*record, error) {
-	r, err := getSubscription(ctx, tx, "", id)
+	r, err := getSubscription(ctx, tx, auth.BankProcess(), id)
 	if err != nil {
 		if causeway.ErrorKind(err) == causeway.ENOTFOUND {
 			return nil, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -68,14 +69,28 @@ func insertSubscription(ctx context.Context, db *store.DB, r *record) error {
 	})
 }
 
-// getSubscription returns subscription id; with appID set, only if it
-// belongs to that app (another app's id is not found, never forbidden).
+// owner says whose subscriptions a caller may see and change: an app its
+// own (appID), the bank every one (all), anyone else none.
+func owner(c auth.Caller) (appID string, all, ok bool) {
+	if c.IsBank() {
+		return "", true, true
+	}
+	appID, ok = c.App()
+	return appID, false, ok
+}
+
+// getSubscription returns subscription id if the caller may see it;
+// another app's id is not found, never forbidden.
 func getSubscription(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, appID, id string) (*record, error) {
+}, caller auth.Caller, id string) (*record, error) {
+	appID, all, ok := owner(caller)
+	if !ok {
+		return nil, notFound(id)
+	}
 	query := "SELECT " + subColumns + " FROM webhook_subscriptions WHERE id = $1"
 	args := []any{id}
-	if appID != "" {
+	if !all {
 		query += " AND app_id = $2"
 		args = append(args, appID)
 	}
@@ -89,16 +104,20 @@ func getSubscription(ctx context.Context, q interface {
 	return r, nil
 }
 
-// listSubscriptions returns a page of subscriptions in id order, of one app
-// (appID set) or all, optionally of one status.
-func listSubscriptions(ctx context.Context, db *store.DB, appID, status string, limit int, cursor string) ([]*record, string, error) {
+// listSubscriptions returns a page of the subscriptions the caller may
+// see in id order, optionally of one status.
+func listSubscriptions(ctx context.Context, db *store.DB, caller auth.Caller, status string, limit int, cursor string) ([]*record, string, error) {
+	appID, all, ok := owner(caller)
+	if !ok {
+		return nil, "", nil
+	}
 	var where []string
 	var args []any
 	add := func(cond string, v any) {
 		args = append(args, v)
 		where = append(where, fmt.Sprintf(cond, len(args)))
 	}
-	if appID != "" {
+	if !all {
 		add("app_id = $%d", appID)
 	}
 	if status != "" {

@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/webhooks"
 )
@@ -694,4 +696,38 @@ func TestAddressRefusedAtConnectTimeIsAFailedAttempt(t *testing.T) {
 				t.Errorf("the receiver got %d requests", n)
 			}
 		})
+}
+
+// Whose subscriptions a caller may touch is decided from its Caller: an
+// app its own, the bank every one, and the zero Caller (a caller lost on
+// the way) none. An empty app id used to mean the bank.
+func TestOnlyItsAppAndTheBankReachASubscription(t *testing.T) {
+	each(t, webhooks.Options{}, func(t *testing.T, h *harness) {
+		ctx := context.Background()
+		sub := h.subscribe(appA, map[string]any{"url": newReceiver(t, nil).URL, "event_types": []string{"*"}})
+		for name, c := range map[string]auth.Caller{"nobody": {}, "an empty app id": auth.AppCaller(""), "another app": auth.AppCaller(appB),
+			"a developer": auth.DeveloperCaller("dev_1")} {
+			if _, err := h.svc.Get(ctx, c, sub.ID); causeway.ErrorKind(err) != causeway.ENOTFOUND {
+				t.Errorf("%s gets it: %v", name, err)
+			}
+			if _, err := h.svc.Pause(ctx, c, sub.ID); causeway.ErrorKind(err) != causeway.ENOTFOUND {
+				t.Errorf("%s pauses it: %v", name, err)
+			}
+			if err := h.svc.Delete(ctx, c, sub.ID); causeway.ErrorKind(err) != causeway.ENOTFOUND {
+				t.Errorf("%s deletes it: %v", name, err)
+			}
+			if subs, _, err := h.svc.List(ctx, c, "", 0, ""); err != nil || len(subs) != 0 {
+				t.Errorf("%s lists %d subscriptions, %v", name, len(subs), err)
+			}
+			if _, err := h.svc.Create(ctx, c, webhooks.NewSubscription{URL: "http://127.0.0.1:9/x", EventTypes: []string{"*"}}); err == nil && c.IsNobody() {
+				t.Errorf("%s subscribed", name)
+			}
+		}
+		if got, err := h.svc.Get(ctx, auth.OperatorCaller(auth.AdminTokenOperator), sub.ID); err != nil || got.ID != sub.ID {
+			t.Errorf("the bank gets it: %v %v", got, err)
+		}
+		if got, err := h.svc.Get(ctx, auth.AppCaller(appA), sub.ID); err != nil || got.ID != sub.ID {
+			t.Errorf("its app gets it: %v %v", got, err)
+		}
+	})
 }
