@@ -113,7 +113,7 @@ func spiBench(ctx context.Context, opts Options) (*Report, error) {
 	}
 
 	// The hanging endpoint alone at the point: the fast one steps aside.
-	if _, err := rig.svc.Deactivate(ctx, fast.ID); err != nil {
+	if _, err := rig.svc.Deactivate(ctx, auth.BankProcess(), fast.ID); err != nil {
 		return nil, fmt.Errorf("deactivate: %w", err)
 	}
 	if _, _, err := rig.register(ctx, rig.hangURL, spiDeadline); err != nil {
@@ -410,13 +410,13 @@ var loopbackGuard = netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("
 // point's default). It returns the registration and its signing secret.
 func (g *spiRig) register(ctx context.Context, url string, deadline time.Duration) (*spi.Registration, string, error) {
 	timeout := int(deadline / time.Millisecond)
-	r, secret, err := g.svc.CreateRegistration(ctx, spiBenchApp, spi.NewRegistration{
+	r, secret, err := g.svc.CreateRegistration(ctx, auth.AppCaller(spiBenchApp), spi.NewRegistration{
 		ExtensionPoint: core.PointFraudCheck, URL: url, Scope: spi.ScopeBank, TimeoutMS: timeout,
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("register %s: %w", url, err)
 	}
-	if r, err = g.svc.Activate(ctx, r.ID, spi.Activation{TimeoutMS: timeout, OnFailure: spi.OnFailureStandIn}); err != nil {
+	if r, err = g.svc.Activate(ctx, auth.BankProcess(), r.ID, spi.Activation{TimeoutMS: timeout, OnFailure: spi.OnFailureStandIn}); err != nil {
 		return nil, "", fmt.Errorf("activate %s: %w", url, err)
 	}
 	return r, secret, nil

@@ -28,7 +28,7 @@ func (p *Portal) consoleHome(w http.ResponseWriter, r *http.Request, s *consoleS
 	if err != nil {
 		return err
 	}
-	regs, err := p.d.SPI.Registrations(ctx, spi.RegistrationFilter{Status: spi.StatusPendingActivation, Limit: spi.MaxPageSize})
+	regs, err := p.d.SPI.Registrations(ctx, s.Caller(), spi.RegistrationFilter{Status: spi.StatusPendingActivation, Limit: spi.MaxPageSize})
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *con
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
-	page, err := p.d.SPI.Registrations(ctx, spi.RegistrationFilter{Status: q.Get("status"), Limit: 100, Cursor: q.Get("cursor")})
+	page, err := p.d.SPI.Registrations(ctx, s.Caller(), spi.RegistrationFilter{Status: q.Get("status"), Limit: 100, Cursor: q.Get("cursor")})
 	if err != nil {
 		return err
 	}
@@ -290,7 +290,7 @@ func (p *Portal) consoleConfigure(w http.ResponseWriter, r *http.Request, s *con
 // a bad value or a conflict (another operator came first) is shown on the
 // list.
 func (p *Portal) consoleSPIChange(w http.ResponseWriter, r *http.Request, s *consoleSession, done string,
-	change func(ctx context.Context, id string, a spi.Activation) (*spi.Registration, error)) error {
+	change func(ctx context.Context, caller auth.Caller, id string, a spi.Activation) (*spi.Registration, error)) error {
 	var a spi.Activation
 	var err error
 	if t := strings.TrimSpace(r.PostFormValue("timeout_ms")); t != "" {
@@ -309,7 +309,7 @@ func (p *Portal) consoleSPIChange(w http.ResponseWriter, r *http.Request, s *con
 	}
 	a.OnFailure = r.PostFormValue("on_failure")
 	if err == nil {
-		_, err = change(r.Context(), r.PathValue("id"), a)
+		_, err = change(r.Context(), s.Caller(), r.PathValue("id"), a)
 	}
 	if err != nil {
 		if !isFormError(err) {
@@ -322,7 +322,7 @@ func (p *Portal) consoleSPIChange(w http.ResponseWriter, r *http.Request, s *con
 }
 
 func (p *Portal) consoleDeactivate(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	if _, err := p.d.SPI.Deactivate(r.Context(), r.PathValue("id")); err != nil {
+	if _, err := p.d.SPI.Deactivate(r.Context(), s.Caller(), r.PathValue("id")); err != nil {
 		if !isFormError(err) {
 			return err
 		}

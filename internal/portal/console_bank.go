@@ -218,7 +218,7 @@ func (p *Portal) consoleHealth(w http.ResponseWriter, r *http.Request, s *consol
 		retrying = append(retrying, float64(q.Retrying))
 		deadCounts = append(deadCounts, float64(dead[sub.ID]))
 	}
-	regs, err := p.d.SPI.Registrations(ctx, spi.RegistrationFilter{Status: spi.StatusActive, Limit: spi.MaxPageSize})
+	regs, err := p.d.SPI.Registrations(ctx, s.Caller(), spi.RegistrationFilter{Status: spi.StatusActive, Limit: spi.MaxPageSize})
 	if err != nil {
 		return err
 	}

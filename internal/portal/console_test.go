@@ -249,7 +249,7 @@ func testConsoleShowsPlatformHealth(t *testing.T, n *platformtest.Node) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, _, err := n.SPI.CreateRegistration(bg, appID, spi.NewRegistration{ExtensionPoint: "payments.fraud-check", URL: failing.URL})
+	reg, _, err := n.SPI.CreateRegistration(bg, auth.AppCaller(appID), spi.NewRegistration{ExtensionPoint: "payments.fraud-check", URL: failing.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func testDeveloperRotatesAnSPISecret(t *testing.T, n *platformtest.Node) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, first, err := n.SPI.CreateRegistration(bg, app.ID, spi.NewRegistration{ExtensionPoint: "payments.fraud-check", URL: "http://127.0.0.1:9/causeway"})
+	reg, first, err := n.SPI.CreateRegistration(bg, auth.AppCaller(app.ID), spi.NewRegistration{ExtensionPoint: "payments.fraud-check", URL: "http://127.0.0.1:9/causeway"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func testDeveloperRotatesAnSPISecret(t *testing.T, n *platformtest.Node) {
 		t.Errorf("the page does not say the previous secret still signs:\n%s", got)
 	}
 	screenshot(t, ctx, "44-spi-secret-rotated")
-	got, err := n.SPI.Registration(bg, app.ID, reg.ID)
+	got, err := n.SPI.Registration(bg, auth.AppCaller(app.ID), reg.ID)
 	if err != nil || got.PreviousSecretExpiresAt == nil {
 		t.Errorf("after rotating in the portal: %+v, %v", got, err)
 	}

@@ -517,7 +517,7 @@ func TestBankApprovesAppsAndActivatesSPIsInTheConsole(t *testing.T) {
 		w.Write([]byte(`{"decision":"approve","score":1,"reason":"ok"}`))
 	}))
 	defer endpoint.Close()
-	reg, _, err := n.SPI.CreateRegistration(bg, app.ID, spi.NewRegistration{ExtensionPoint: "payments.fraud-check", URL: endpoint.URL, Scope: spi.ScopeBank})
+	reg, _, err := n.SPI.CreateRegistration(bg, auth.AppCaller(app.ID), spi.NewRegistration{ExtensionPoint: "payments.fraud-check", URL: endpoint.URL, Scope: spi.ScopeBank})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -580,7 +580,7 @@ func TestBankApprovesAppsAndActivatesSPIsInTheConsole(t *testing.T) {
 	if st := submit(t, ctx, `button[aria-label="Activate `+reg.ID+`"]`); st != 200 {
 		t.Fatalf("activate answered %d", st)
 	}
-	got, err := n.SPI.Registration(bg, "", reg.ID)
+	got, err := n.SPI.Registration(bg, auth.BankProcess(), reg.ID)
 	if err != nil || got.Status != spi.StatusActive || got.TimeoutMS != 800 || got.OnFailure != "reject" || got.Priority != 7 {
 		t.Errorf("after activation: %+v %v", got, err)
 	}
@@ -594,7 +594,7 @@ func TestBankApprovesAppsAndActivatesSPIsInTheConsole(t *testing.T) {
 	if got := text(t, ctx, ".notice"); !strings.Contains(got, "Updated") {
 		t.Errorf("notice after the update = %q", got)
 	}
-	got, err = n.SPI.Registration(bg, "", reg.ID)
+	got, err = n.SPI.Registration(bg, auth.BankProcess(), reg.ID)
 	if err != nil || got.Status != spi.StatusActive || got.TimeoutMS != 900 || got.Priority != 7 {
 		t.Errorf("after the update: %+v %v", got, err)
 	}

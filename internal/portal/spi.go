@@ -51,7 +51,7 @@ func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession
 	if d.Points, err = p.d.SPI.Points(ctx); err != nil {
 		return err
 	}
-	regs, err := p.d.SPI.Registrations(ctx, spi.RegistrationFilter{AppID: app.ID, Limit: spi.MaxPageSize})
+	regs, err := p.d.SPI.Registrations(ctx, auth.AppCaller(app.ID), spi.RegistrationFilter{Limit: spi.MaxPageSize})
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (p *Portal) createRegistration(w http.ResponseWriter, r *http.Request, s *d
 		if err == nil {
 			var reg *spi.Registration
 			var secret string
-			reg, secret, err = p.d.SPI.CreateRegistration(ctx, app.ID, spi.NewRegistration{
+			reg, secret, err = p.d.SPI.CreateRegistration(ctx, auth.AppCaller(app.ID), spi.NewRegistration{
 				ExtensionPoint: f.Point, URL: f.URL, Scope: f.Scope, TimeoutMS: timeout, OnFailure: f.OnFailure})
 			if err == nil {
 				return p.renderSPI(w, r, s, http.StatusCreated, "", registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, reg, secret)
@@ -103,7 +103,7 @@ func (p *Portal) registrationPage(w http.ResponseWriter, r *http.Request, s *dev
 	if err != nil {
 		return err
 	}
-	reg, err := p.d.SPI.Registration(ctx, app.ID, r.PathValue("rid"))
+	reg, err := p.d.SPI.Registration(ctx, auth.AppCaller(app.ID), r.PathValue("rid"))
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (p *Portal) registrationPage(w http.ResponseWriter, r *http.Request, s *dev
 // renderRegistration shows a registration and its invocation log, with a
 // new secret when one was just made (shown this once).
 func (p *Portal) renderRegistration(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, reg *spi.Registration, secret string) error {
-	inv, err := p.d.SPI.Invocations(r.Context(), app.ID, reg.ID, 100, r.URL.Query().Get("cursor"))
+	inv, err := p.d.SPI.Invocations(r.Context(), auth.AppCaller(app.ID), reg.ID, 100, r.URL.Query().Get("cursor"))
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func (p *Portal) rotateRegistrationSecret(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	reg, secret, err := p.d.SPI.RotateSecret(ctx, app.ID, r.PathValue("rid"))
+	reg, secret, err := p.d.SPI.RotateSecret(ctx, auth.AppCaller(app.ID), r.PathValue("rid"))
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (p *Portal) deleteRegistration(w http.ResponseWriter, r *http.Request, s *d
 	if err != nil {
 		return err
 	}
-	if err := p.d.SPI.DeleteRegistration(ctx, app.ID, r.PathValue("rid")); err != nil {
+	if err := p.d.SPI.DeleteRegistration(ctx, auth.AppCaller(app.ID), r.PathValue("rid")); err != nil {
 		return err
 	}
 	redirect(w, r, "/apps/"+app.ID+"/spi?done=spi-deleted")

@@ -74,14 +74,14 @@ func reply[T any](v T, err error) (*out[T], error) {
 	return &out[T]{Body: v}, nil
 }
 
-// appID is the calling app; the gateway guarantees it on /v1 routes, so its
-// absence is a wiring bug reported as 401, never the bank's view.
-func appID(ctx context.Context) (string, error) {
-	a, ok := auth.AppFrom(ctx)
-	if !ok || a.ID == "" {
-		return "", causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+// appCaller is the calling app; the gateway guarantees it on /v1 routes,
+// so its absence is a wiring bug reported as 401, never the bank's view.
+func appCaller(ctx context.Context) (auth.Caller, error) {
+	c := auth.CallerFrom(ctx)
+	if _, ok := c.App(); !ok {
+		return auth.Caller{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
 	}
-	return a.ID, nil
+	return c, nil
 }
 
 // PageInput is the shared list query.
@@ -126,12 +126,12 @@ type CreatedRegistration struct {
 type createInput struct{ Body RegistrationBody }
 
 func (h *handlers) create(ctx context.Context, in *createInput) (*out[*CreatedRegistration], error) {
-	id, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b := in.Body
-	r, secret, err := h.s.CreateRegistration(ctx, id, NewRegistration{
+	r, secret, err := h.s.CreateRegistration(ctx, app, NewRegistration{
 		ExtensionPoint: b.ExtensionPoint, URL: b.URL, Scope: b.Scope, TimeoutMS: b.TimeoutMS, OnFailure: b.OnFailure})
 	if err != nil {
 		return nil, err
@@ -140,11 +140,11 @@ func (h *handlers) create(ctx context.Context, in *createInput) (*out[*CreatedRe
 }
 
 func (h *handlers) rotate(ctx context.Context, in *idInput) (*out[*CreatedRegistration], error) {
-	id, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	r, secret, err := h.s.RotateSecret(ctx, id, in.ID)
+	r, secret, err := h.s.RotateSecret(ctx, app, in.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -157,27 +157,27 @@ type listInput struct {
 }
 
 func (h *handlers) list(ctx context.Context, in *listInput) (*out[*Page[*Registration]], error) {
-	id, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.Registrations(ctx, RegistrationFilter{AppID: id, ExtensionPoint: in.ExtensionPoint, Limit: in.Limit, Cursor: in.Cursor}))
+	return reply(h.s.Registrations(ctx, app, RegistrationFilter{ExtensionPoint: in.ExtensionPoint, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
 func (h *handlers) get(ctx context.Context, in *idInput) (*out[*Registration], error) {
-	id, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.Registration(ctx, id, in.ID))
+	return reply(h.s.Registration(ctx, app, in.ID))
 }
 
 func (h *handlers) delete(ctx context.Context, in *idInput) (*struct{}, error) {
-	id, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return nil, h.s.DeleteRegistration(ctx, id, in.ID)
+	return nil, h.s.DeleteRegistration(ctx, app, in.ID)
 }
 
 type invocationsInput struct {
@@ -186,11 +186,11 @@ type invocationsInput struct {
 }
 
 func (h *handlers) invocations(ctx context.Context, in *invocationsInput) (*out[*Page[*Invocation]], error) {
-	id, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.Invocations(ctx, id, in.ID, in.Limit, in.Cursor))
+	return reply(h.s.Invocations(ctx, app, in.ID, in.Limit, in.Cursor))
 }
 
 type bankListInput struct {
@@ -201,16 +201,16 @@ type bankListInput struct {
 }
 
 func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*out[*Page[*Registration]], error) {
-	return reply(h.s.Registrations(ctx, RegistrationFilter{AppID: in.AppID, ExtensionPoint: in.ExtensionPoint,
+	return reply(h.s.Registrations(ctx, auth.CallerFrom(ctx), RegistrationFilter{AppID: in.AppID, ExtensionPoint: in.ExtensionPoint,
 		Status: in.Status, IncludeDeleted: true, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
 func (h *handlers) bankGet(ctx context.Context, in *idInput) (*out[*Registration], error) {
-	return reply(h.s.Registration(ctx, "", in.ID))
+	return reply(h.s.Registration(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 func (h *handlers) bankInvocations(ctx context.Context, in *invocationsInput) (*out[*Page[*Invocation]], error) {
-	return reply(h.s.Invocations(ctx, "", in.ID, in.Limit, in.Cursor))
+	return reply(h.s.Invocations(ctx, auth.CallerFrom(ctx), in.ID, in.Limit, in.Cursor))
 }
 
 type activateInput struct {
@@ -227,7 +227,7 @@ func (h *handlers) activate(ctx context.Context, in *activateInput) (*out[*Regis
 	if in.Body != nil {
 		a = Activation{TimeoutMS: in.Body.TimeoutMS, OnFailure: in.Body.OnFailure, Priority: in.Body.Priority}
 	}
-	return reply(h.s.Activate(ctx, in.ID, a))
+	return reply(h.s.Activate(ctx, auth.CallerFrom(ctx), in.ID, a))
 }
 
 func (h *handlers) configure(ctx context.Context, in *activateInput) (*out[*Registration], error) {
@@ -235,11 +235,11 @@ func (h *handlers) configure(ctx context.Context, in *activateInput) (*out[*Regi
 	if in.Body != nil {
 		a = Activation{TimeoutMS: in.Body.TimeoutMS, OnFailure: in.Body.OnFailure, Priority: in.Body.Priority}
 	}
-	return reply(h.s.Configure(ctx, in.ID, a))
+	return reply(h.s.Configure(ctx, auth.CallerFrom(ctx), in.ID, a))
 }
 
 func (h *handlers) deactivate(ctx context.Context, in *idInput) (*out[*Registration], error) {
-	return reply(h.s.Deactivate(ctx, in.ID))
+	return reply(h.s.Deactivate(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 // PointBody is the body of POST /bank/v1/extension-points.

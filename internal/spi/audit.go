@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -178,13 +179,14 @@ func values(rows, cols int) string {
 }
 
 // Invocations lists the audited calls to a registration, newest first. An
-// app (appID != "") sees only its own registration's, and the app_id of a
-// call only when the call was its own process's; the bank (appID "") sees
-// every one.
-func (s *Service) Invocations(ctx context.Context, appID, registrationID string, limit int, cursor string) (*Page[*Invocation], error) {
-	if _, err := s.Registration(ctx, appID, registrationID); err != nil {
+// app sees only its own registration's, and the app_id of a call only when
+// the call was its own process's; the bank sees every one; anyone else
+// none (ENOTFOUND).
+func (s *Service) Invocations(ctx context.Context, caller auth.Caller, registrationID string, limit int, cursor string) (*Page[*Invocation], error) {
+	if _, err := s.Registration(ctx, caller, registrationID); err != nil {
 		return nil, err
 	}
+	appID, isApp := caller.App()
 	limit, before, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
@@ -212,7 +214,7 @@ func (s *Service) Invocations(ctx context.Context, appID, registrationID string,
 			return nil, store.Classify(err)
 		}
 		inv.StartedAt, inv.LatencyMS = store.FromMicros(started), float64(latency)/1000
-		if appID != "" && inv.AppID != appID {
+		if isApp && inv.AppID != appID {
 			// Another tenant's process: the provider learns that a call
 			// happened, not whose.
 			inv.AppID = ""

@@ -92,7 +92,7 @@ func decode(t testing.TB, raw []byte) fraud {
 func appReg(t testing.TB, s *spi.Service, app, point, url string, n spi.NewRegistration) (*spi.Registration, string) {
 	t.Helper()
 	n.ExtensionPoint, n.URL, n.Scope = point, url, spi.ScopeApp
-	r, secret, err := s.CreateRegistration(context.Background(), app, n)
+	r, secret, err := s.CreateRegistration(context.Background(), auth.AppCaller(app), n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,18 +104,18 @@ func appReg(t testing.TB, s *spi.Service, app, point, url string, n spi.NewRegis
 func bankReg(t testing.TB, s *spi.Service, app, point, url string, a spi.Activation) *spi.Registration {
 	t.Helper()
 	ctx := context.Background()
-	r, _, err := s.CreateRegistration(ctx, app, spi.NewRegistration{ExtensionPoint: point, URL: url, Scope: spi.ScopeBank})
+	r, _, err := s.CreateRegistration(ctx, auth.AppCaller(app), spi.NewRegistration{ExtensionPoint: point, URL: url, Scope: spi.ScopeBank})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Status != spi.StatusPendingActivation {
 		t.Fatalf("new bank-scope registration is %s", r.Status)
 	}
-	r, err = s.Activate(ctx, r.ID, a)
+	r, err = s.Activate(ctx, auth.BankProcess(), r.ID, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Deactivate(context.Background(), r.ID) })
+	t.Cleanup(func() { s.Deactivate(context.Background(), auth.BankProcess(), r.ID) })
 	return r
 }
 
@@ -132,7 +132,7 @@ func call(t testing.TB, s *spi.Service, app string) core.ExtensionAnswer {
 
 func invocations(t testing.TB, s *spi.Service, regID string) []*spi.Invocation {
 	t.Helper()
-	p, err := s.Invocations(context.Background(), "", regID, 200, "")
+	p, err := s.Invocations(context.Background(), auth.BankProcess(), regID, 200, "")
 	if err != nil {
 		t.Fatal(err)
 	}

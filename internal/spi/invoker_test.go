@@ -397,36 +397,36 @@ func TestInactivePendingAndDeletedRegistrationsAreNotCalled(t *testing.T) {
 		s := newService(t, db)
 		ctx := context.Background()
 		srv := spitest.New(t, approve(1, "x"))
-		pending, _, err := s.CreateRegistration(ctx, "app_a", spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: srv.URL, Scope: spi.ScopeBank})
+		pending, _, err := s.CreateRegistration(ctx, auth.AppCaller("app_a"), spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: srv.URL, Scope: spi.ScopeBank})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if a := call(t, s, "app_b"); a.Answered {
 			t.Errorf("a pending registration answered: %+v", a)
 		}
-		if _, err := s.Activate(ctx, pending.ID, spi.Activation{}); err != nil {
+		if _, err := s.Activate(ctx, auth.BankProcess(), pending.ID, spi.Activation{}); err != nil {
 			t.Fatal(err)
 		}
 		if a := call(t, s, "app_b"); a.Provider != pending.ID {
 			t.Errorf("after activation: %+v", a)
 		}
-		if _, err := s.Deactivate(ctx, pending.ID); err != nil {
+		if _, err := s.Deactivate(ctx, auth.BankProcess(), pending.ID); err != nil {
 			t.Fatal(err)
 		}
 		if a := call(t, s, "app_b"); a.Answered {
 			t.Errorf("a deactivated registration answered: %+v", a)
 		}
 		own, _ := appReg(t, s, "app_a", core.PointFraudCheck, srv.URL, spi.NewRegistration{})
-		if err := s.DeleteRegistration(ctx, "app_b", own.ID); causeway.ErrorKind(err) != causeway.ENOTFOUND {
+		if err := s.DeleteRegistration(ctx, auth.AppCaller("app_b"), own.ID); causeway.ErrorKind(err) != causeway.ENOTFOUND {
 			t.Errorf("another app deleted it: %v", err)
 		}
-		if err := s.DeleteRegistration(ctx, "app_a", own.ID); err != nil {
+		if err := s.DeleteRegistration(ctx, auth.AppCaller("app_a"), own.ID); err != nil {
 			t.Fatal(err)
 		}
 		if a := call(t, s, "app_a"); a.Answered {
 			t.Errorf("a deleted registration answered: %+v", a)
 		}
-		if _, err := s.Activate(ctx, own.ID, spi.Activation{}); causeway.ErrorCode(err) != "registration_deleted" {
+		if _, err := s.Activate(ctx, auth.BankProcess(), own.ID, spi.Activation{}); causeway.ErrorCode(err) != "registration_deleted" {
 			t.Errorf("activating a deleted registration: %v", err)
 		}
 		if srv.Hits() != 1 {
@@ -497,21 +497,21 @@ func TestRegistrationsRefuseBadInput(t *testing.T) {
 			{"timeout over max", s, spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: ok, TimeoutMS: 5001}, "invalid_timeout"},
 			{"bad policy", s, spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: ok, OnFailure: "retry"}, "invalid_on_failure"},
 		} {
-			if _, _, err := tt.svc.CreateRegistration(ctx, "app_a", tt.n); causeway.ErrorCode(err) != tt.code {
+			if _, _, err := tt.svc.CreateRegistration(ctx, auth.AppCaller("app_a"), tt.n); causeway.ErrorCode(err) != tt.code {
 				t.Errorf("%s: err = %v, want %s", tt.name, err, tt.code)
 			}
 		}
-		r, _, err := s.CreateRegistration(ctx, "app_a", spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: ok})
+		r, _, err := s.CreateRegistration(ctx, auth.AppCaller("app_a"), spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: ok})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.Scope != spi.ScopeApp || r.Status != spi.StatusActive || r.OnFailure != spi.OnFailureStandIn || r.TimeoutMS != 1500 {
 			t.Errorf("defaults: %+v", r)
 		}
-		if _, err := s.Activate(ctx, r.ID, spi.Activation{TimeoutMS: 5001}); causeway.ErrorCode(err) != "invalid_timeout" {
+		if _, err := s.Activate(ctx, auth.BankProcess(), r.ID, spi.Activation{TimeoutMS: 5001}); causeway.ErrorCode(err) != "invalid_timeout" {
 			t.Errorf("activate over the max: %v", err)
 		}
-		if _, err := s.Activate(ctx, r.ID, spi.Activation{Priority: priority(-1)}); causeway.ErrorCode(err) != "invalid_priority" {
+		if _, err := s.Activate(ctx, auth.BankProcess(), r.ID, spi.Activation{Priority: priority(-1)}); causeway.ErrorCode(err) != "invalid_priority" {
 			t.Errorf("negative priority: %v", err)
 		}
 	})
@@ -576,7 +576,7 @@ func TestTheBankUsesAnAppsFraudCheckOnlyForThatAppsPayments(t *testing.T) {
 		// A hanging provider with the default policy: the stand-in
 		// approves, and the payment says so.
 		srv.Set(spitest.Behaviour{Mode: spitest.Hang})
-		if _, err := s.Configure(ctx, r.ID, spi.Activation{TimeoutMS: 50}); err != nil {
+		if _, err := s.Configure(ctx, auth.BankProcess(), r.ID, spi.Activation{TimeoutMS: 50}); err != nil {
 			t.Fatal(err)
 		}
 		held := pay("app_a")
@@ -584,7 +584,7 @@ func TestTheBankUsesAnAppsFraudCheckOnlyForThatAppsPayments(t *testing.T) {
 			t.Errorf("payment with a hanging provider: %+v, fraud %+v", held, held.FraudCheck)
 		}
 		// Reject fails closed: the payment is denied.
-		if _, err := s.Configure(ctx, r.ID, spi.Activation{OnFailure: spi.OnFailureReject}); err != nil {
+		if _, err := s.Configure(ctx, auth.BankProcess(), r.ID, spi.Activation{OnFailure: spi.OnFailureReject}); err != nil {
 			t.Fatal(err)
 		}
 		denied := pay("app_a")
@@ -683,10 +683,10 @@ func TestRotatedSecretOverlapsForADay(t *testing.T) {
 		srv := spitest.New(t, approve(1, "ok"))
 		r, old := appReg(t, s, "app_a", core.PointFraudCheck, srv.URL, spi.NewRegistration{})
 		ctx := context.Background()
-		if _, _, err := s.RotateSecret(ctx, "app_b", r.ID); causeway.ErrorCode(err) != "registration_not_found" {
+		if _, _, err := s.RotateSecret(ctx, auth.AppCaller("app_b"), r.ID); causeway.ErrorCode(err) != "registration_not_found" {
 			t.Errorf("another app rotating: %v", err)
 		}
-		rotated, fresh, err := s.RotateSecret(ctx, "app_a", r.ID)
+		rotated, fresh, err := s.RotateSecret(ctx, auth.AppCaller("app_a"), r.ID)
 		if err != nil || fresh == old || !strings.HasPrefix(fresh, "whsec_") || rotated.PreviousSecretExpiresAt == nil {
 			t.Fatalf("rotate = %+v, %q, %v", rotated, fresh, err)
 		}
@@ -712,6 +712,50 @@ func TestRotatedSecretOverlapsForADay(t *testing.T) {
 		call(t, s, "app_a")
 		if !verifies(fresh, true) || verifies(old, true) {
 			t.Errorf("after the overlap: new secret verifies %v, old %v; want only the new", verifies(fresh, true), verifies(old, true))
+		}
+	})
+}
+
+// Who may reach a registration is decided from the Caller: its app (which
+// may not activate it, nor list another app's by naming it in the filter),
+// the bank, and nobody else. The zero Caller used to be the bank.
+func TestOnlyItsAppAndTheBankReachARegistration(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		s := newService(t, db)
+		ctx := context.Background()
+		srv := spitest.New(t, approve(1, "x"))
+		r, _ := appReg(t, s, "app_a", core.PointFraudCheck, srv.URL, spi.NewRegistration{Scope: spi.ScopeBank})
+		for name, c := range map[string]auth.Caller{"nobody": {}, "an empty app id": auth.AppCaller(""), "another app": auth.AppCaller("app_b"),
+			"a developer": auth.DeveloperCaller("dev_1")} {
+			if _, err := s.Registration(ctx, c, r.ID); causeway.ErrorKind(err) != causeway.ENOTFOUND {
+				t.Errorf("%s reads it: %v", name, err)
+			}
+			if _, err := s.Invocations(ctx, c, r.ID, 0, ""); causeway.ErrorKind(err) != causeway.ENOTFOUND {
+				t.Errorf("%s reads its calls: %v", name, err)
+			}
+			if _, _, err := s.RotateSecret(ctx, c, r.ID); causeway.ErrorKind(err) != causeway.ENOTFOUND {
+				t.Errorf("%s rotates its secret: %v", name, err)
+			}
+			if err := s.DeleteRegistration(ctx, c, r.ID); causeway.ErrorKind(err) != causeway.ENOTFOUND {
+				t.Errorf("%s deletes it: %v", name, err)
+			}
+			if pg, err := s.Registrations(ctx, c, spi.RegistrationFilter{AppID: "app_a"}); err != nil || len(pg.Data) != 0 {
+				t.Errorf("%s lists it: %v, %v", name, pg, err)
+			}
+		}
+		for name, c := range map[string]auth.Caller{"nobody": {}, "its own app": auth.AppCaller("app_a")} {
+			if _, err := s.Activate(ctx, c, r.ID, spi.Activation{}); causeway.ErrorKind(err) != causeway.EFORBIDDEN {
+				t.Errorf("%s activates it: %v, want forbidden", name, err)
+			}
+			if _, err := s.Configure(ctx, c, r.ID, spi.Activation{OnFailure: spi.OnFailureNext}); causeway.ErrorKind(err) != causeway.EFORBIDDEN {
+				t.Errorf("%s configures it: %v, want forbidden", name, err)
+			}
+		}
+		if _, _, err := s.CreateRegistration(ctx, auth.Caller{}, spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: srv.URL}); causeway.ErrorKind(err) != causeway.EFORBIDDEN {
+			t.Errorf("nobody registered: %v", err)
+		}
+		if got, err := s.Registration(ctx, auth.OperatorCaller(auth.AdminTokenOperator), r.ID); err != nil || got.AppID != "app_a" {
+			t.Errorf("the bank reads it: %v %v", got, err)
 		}
 	})
 }

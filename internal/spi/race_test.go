@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/store"
@@ -28,7 +29,7 @@ func TestTwoOperatorsActivatingOneSPIRegistrationActivateItOnce(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		s, logs := loggedService(t, db)
 		ctx := context.Background()
-		r, _, err := s.CreateRegistration(ctx, "app_a", spi.NewRegistration{ExtensionPoint: core.PointFraudCheck,
+		r, _, err := s.CreateRegistration(ctx, auth.AppCaller("app_a"), spi.NewRegistration{ExtensionPoint: core.PointFraudCheck,
 			URL: "http://127.0.0.1:1/spi", Scope: spi.ScopeBank})
 		if err != nil {
 			t.Fatal(err)
@@ -36,10 +37,10 @@ func TestTwoOperatorsActivatingOneSPIRegistrationActivateItOnce(t *testing.T) {
 		// Each operator gives its own priority, so the settings show whose
 		// activation was applied.
 		winner := testkit.OneWinner(t, testkit.Race(racers, func(i int) error {
-			_, err := s.Activate(ctx, r.ID, spi.Activation{Priority: priority(i)})
+			_, err := s.Activate(ctx, auth.BankProcess(), r.ID, spi.Activation{Priority: priority(i)})
 			return err
 		}), causeway.ECONFLICT, "registration_already_active")
-		got, err := s.Registration(ctx, "", r.ID)
+		got, err := s.Registration(ctx, auth.BankProcess(), r.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,14 +53,14 @@ func TestTwoOperatorsActivatingOneSPIRegistrationActivateItOnce(t *testing.T) {
 
 		// Settings change without a transition: every caller succeeds.
 		for _, err := range testkit.Race(racers, func(i int) error {
-			_, err := s.Configure(ctx, r.ID, spi.Activation{TimeoutMS: 100 + i})
+			_, err := s.Configure(ctx, auth.BankProcess(), r.ID, spi.Activation{TimeoutMS: 100 + i})
 			return err
 		}) {
 			if err != nil {
 				t.Errorf("configure: %v", err)
 			}
 		}
-		if got, _ := s.Registration(ctx, "", r.ID); got.Status != spi.StatusActive || got.Priority != winner {
+		if got, _ := s.Registration(ctx, auth.BankProcess(), r.ID); got.Status != spi.StatusActive || got.Priority != winner {
 			t.Errorf("configuring the timeout changed status or priority: %+v", got)
 		}
 	})
@@ -71,10 +72,10 @@ func TestTwoOperatorsDeactivatingOneSPIRegistrationDeactivateItOnce(t *testing.T
 		ctx := context.Background()
 		r, _ := appReg(t, s, "app_a", core.PointFraudCheck, "http://127.0.0.1:1/spi", spi.NewRegistration{})
 		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
-			_, err := s.Deactivate(ctx, r.ID)
+			_, err := s.Deactivate(ctx, auth.BankProcess(), r.ID)
 			return err
 		}), causeway.ECONFLICT, "registration_not_active")
-		if got, _ := s.Registration(ctx, "", r.ID); got.Status != spi.StatusInactive {
+		if got, _ := s.Registration(ctx, auth.BankProcess(), r.ID); got.Status != spi.StatusInactive {
 			t.Errorf("status after the race = %s", got.Status)
 		}
 		if n := strings.Count(logs.String(), `"msg":"spi registration deactivated"`); n != 1 {
@@ -82,7 +83,7 @@ func TestTwoOperatorsDeactivatingOneSPIRegistrationDeactivateItOnce(t *testing.T
 		}
 		// Activating it again races like the first activation.
 		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
-			_, err := s.Activate(ctx, r.ID, spi.Activation{})
+			_, err := s.Activate(ctx, auth.BankProcess(), r.ID, spi.Activation{})
 			return err
 		}), causeway.ECONFLICT, "registration_already_active")
 	})
@@ -96,18 +97,21 @@ func TestAnAppDeletingOneSPIRegistrationTwiceAtOnceDeletesItOnce(t *testing.T) {
 		ctx := context.Background()
 		r, _ := appReg(t, s, "app_a", core.PointFraudCheck, "http://127.0.0.1:1/spi", spi.NewRegistration{})
 		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
-			return s.DeleteRegistration(ctx, "app_a", r.ID)
+			return s.DeleteRegistration(ctx, auth.AppCaller("app_a"), r.ID)
 		}), causeway.ENOTFOUND, "registration_not_found")
-		if got, _ := s.Registration(ctx, "", r.ID); got.Status != spi.StatusDeleted {
+		if got, _ := s.Registration(ctx, auth.BankProcess(), r.ID); got.Status != spi.StatusDeleted {
 			t.Errorf("status after the race = %s", got.Status)
 		}
 		if n := strings.Count(logs.String(), `"msg":"spi registration deleted"`); n != 1 {
 			t.Errorf("%d deletion audit lines, want 1", n)
 		}
 		for name, err := range map[string]error{
-			"activate":   func() error { _, err := s.Activate(ctx, r.ID, spi.Activation{}); return err }(),
-			"deactivate": func() error { _, err := s.Deactivate(ctx, r.ID); return err }(),
-			"configure":  func() error { _, err := s.Configure(ctx, r.ID, spi.Activation{TimeoutMS: 10}); return err }(),
+			"activate":   func() error { _, err := s.Activate(ctx, auth.BankProcess(), r.ID, spi.Activation{}); return err }(),
+			"deactivate": func() error { _, err := s.Deactivate(ctx, auth.BankProcess(), r.ID); return err }(),
+			"configure": func() error {
+				_, err := s.Configure(ctx, auth.BankProcess(), r.ID, spi.Activation{TimeoutMS: 10})
+				return err
+			}(),
 		} {
 			if causeway.ErrorCode(err) != "registration_deleted" {
 				t.Errorf("%s a deleted registration: %v", name, err)
@@ -122,16 +126,16 @@ func TestActivationRacingTheAppsDeletionLeavesItDeleted(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		s := newService(t, db)
 		ctx := context.Background()
-		r, _, err := s.CreateRegistration(ctx, "app_a", spi.NewRegistration{ExtensionPoint: core.PointFraudCheck,
+		r, _, err := s.CreateRegistration(ctx, auth.AppCaller("app_a"), spi.NewRegistration{ExtensionPoint: core.PointFraudCheck,
 			URL: "http://127.0.0.1:1/spi", Scope: spi.ScopeBank})
 		if err != nil {
 			t.Fatal(err)
 		}
 		errs := testkit.Race(racers, func(i int) error {
 			if i == 0 {
-				return s.DeleteRegistration(ctx, "app_a", r.ID)
+				return s.DeleteRegistration(ctx, auth.AppCaller("app_a"), r.ID)
 			}
-			_, err := s.Activate(ctx, r.ID, spi.Activation{})
+			_, err := s.Activate(ctx, auth.BankProcess(), r.ID, spi.Activation{})
 			return err
 		})
 		if errs[0] != nil {
@@ -150,7 +154,7 @@ func TestActivationRacingTheAppsDeletionLeavesItDeleted(t *testing.T) {
 		if activated > 1 {
 			t.Errorf("%d activations won, want at most 1", activated)
 		}
-		if got, _ := s.Registration(ctx, "", r.ID); got.Status != spi.StatusDeleted {
+		if got, _ := s.Registration(ctx, auth.BankProcess(), r.ID); got.Status != spi.StatusDeleted {
 			t.Errorf("status after the race = %s, want deleted", got.Status)
 		}
 	})

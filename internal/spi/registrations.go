@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/stdwebhooks"
@@ -27,9 +28,10 @@ const (
 // instances; a bank-scope one waits for the bank to activate it. The URL
 // must pass the SSRF guard: a private address is EINVALID url_not_allowed
 // unless the operator allowed its range.
-func (s *Service) CreateRegistration(ctx context.Context, appID string, n NewRegistration) (*Registration, string, error) {
-	if appID == "" {
-		return nil, "", causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+func (s *Service) CreateRegistration(ctx context.Context, caller auth.Caller, n NewRegistration) (*Registration, string, error) {
+	appID, ok := caller.App()
+	if !ok {
+		return nil, "", causeway.Errorf(causeway.EFORBIDDEN, "forbidden", "SPI endpoints are registered by an app, not %s", caller)
 	}
 	p, err := s.Point(ctx, n.ExtensionPoint)
 	if causeway.ErrorKind(err) == causeway.ENOTFOUND {
@@ -125,11 +127,11 @@ const SecretOverlap = 24 * time.Hour
 // returns it (shown once). For SecretOverlap, calls carry signatures with
 // both the new and the previous secret, so the endpoint can switch to the
 // new one without refusing a call.
-func (s *Service) RotateSecret(ctx context.Context, appID, id string) (*Registration, string, error) {
+func (s *Service) RotateSecret(ctx context.Context, caller auth.Caller, id string) (*Registration, string, error) {
 	secret := stdwebhooks.NewSecret()
 	var out *Registration
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		r, err := getRegistration(ctx, tx, appID, id)
+		r, err := getRegistration(ctx, tx, caller, id)
 		if err != nil {
 			return err
 		}
@@ -153,17 +155,21 @@ func errNoRegistration(id string) error {
 	return causeway.Errorf(causeway.ENOTFOUND, "registration_not_found", "no SPI registration %s", id)
 }
 
-// Registration returns one registration. An app (appID != "") sees only
-// its own, and not the ones it deleted; anything else is ENOTFOUND. The
-// bank (appID "") sees every one.
-func (s *Service) Registration(ctx context.Context, appID, id string) (*Registration, error) {
-	return getRegistration(ctx, s.db, appID, id)
+// Registration returns one registration. An app sees only its own, and
+// not the ones it deleted; the bank sees every one; anything else is
+// ENOTFOUND registration_not_found.
+func (s *Service) Registration(ctx context.Context, caller auth.Caller, id string) (*Registration, error) {
+	return getRegistration(ctx, s.db, caller, id)
 }
 
 // getRegistration is Registration on the pool or in a transaction.
 func getRegistration(ctx context.Context, q interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, appID, id string) (*Registration, error) {
+}, caller auth.Caller, id string) (*Registration, error) {
+	appID, isApp := caller.App()
+	if !isApp && !caller.IsBank() {
+		return nil, errNoRegistration(id)
+	}
 	r, err := scanRegistration(q.QueryRowContext(ctx,
 		`SELECT `+registrationColumns+` FROM spi_registrations WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -172,17 +178,25 @@ func getRegistration(ctx context.Context, q interface {
 	if err != nil {
 		return nil, err
 	}
-	if appID != "" && (r.AppID != appID || r.Status == StatusDeleted) {
+	if isApp && (r.AppID != appID || r.Status == StatusDeleted) {
 		return nil, errNoRegistration(id)
 	}
 	return r, nil
 }
 
-// Registrations lists registrations, oldest first.
-func (s *Service) Registrations(ctx context.Context, f RegistrationFilter) (*Page[*Registration], error) {
+// Registrations lists the registrations the caller may see, oldest first:
+// an app its own (whatever f.AppID says, and never the ones it deleted),
+// the bank every one matching f, anyone else none.
+func (s *Service) Registrations(ctx context.Context, caller auth.Caller, f RegistrationFilter) (*Page[*Registration], error) {
 	limit, after, err := page.Args(f.Limit, f.Cursor)
 	if err != nil {
 		return nil, err
+	}
+	switch appID, isApp := caller.App(); {
+	case isApp:
+		f.AppID, f.IncludeDeleted = appID, false
+	case !caller.IsBank():
+		return &Page[*Registration]{Data: []*Registration{}}, nil
 	}
 	where := []string{"id > $1"}
 	args := []any{after}
@@ -232,12 +246,12 @@ func (s *Service) Registrations(ctx context.Context, f RegistrationFilter) (*Pag
 // concurrent deletions exactly one succeeds; the others, like a deletion
 // of a registration already deleted, find nothing. Errors: ENOTFOUND
 // registration_not_found (also for another app's registration).
-func (s *Service) DeleteRegistration(ctx context.Context, appID, id string) error {
-	if _, err := s.transition(ctx, appID, id, StatusDeleted, nil, func(*Registration) error { return nil }); err != nil {
+func (s *Service) DeleteRegistration(ctx context.Context, caller auth.Caller, id string) error {
+	if _, err := s.transition(ctx, caller, id, StatusDeleted, nil, func(*Registration) error { return nil }); err != nil {
 		return err
 	}
 	s.breakers.forget(id)
-	s.log.InfoContext(ctx, "spi registration deleted", "registration_id", id, "app_id", appID)
+	s.log.InfoContext(ctx, "spi registration deleted", "registration_id", id, "by", caller.String())
 	return nil
 }
 
@@ -251,8 +265,11 @@ func (s *Service) DeleteRegistration(ctx context.Context, appID, id string) erro
 // Errors: ENOTFOUND registration_not_found; EINVALID invalid_timeout,
 // invalid_on_failure, invalid_priority; ECONFLICT
 // registration_already_active, registration_deleted.
-func (s *Service) Activate(ctx context.Context, id string, a Activation) (*Registration, error) {
-	r, err := s.transition(ctx, "", id, StatusActive, &a, func(r *Registration) error {
+func (s *Service) Activate(ctx context.Context, caller auth.Caller, id string, a Activation) (*Registration, error) {
+	if !caller.IsBank() {
+		return nil, errNotBank(caller)
+	}
+	r, err := s.transition(ctx, caller, id, StatusActive, &a, func(r *Registration) error {
 		switch r.Status {
 		case StatusActive:
 			return causeway.Errorf(causeway.ECONFLICT, "registration_already_active",
@@ -265,7 +282,7 @@ func (s *Service) Activate(ctx context.Context, id string, a Activation) (*Regis
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "spi registration activated", "registration_id", id, "timeout_ms", r.TimeoutMS,
+	s.log.InfoContext(ctx, "spi registration activated", "registration_id", id, "by", caller.String(), "timeout_ms", r.TimeoutMS,
 		"on_failure", r.OnFailure, "priority", r.Priority)
 	return r, nil
 }
@@ -276,8 +293,11 @@ func (s *Service) Activate(ctx context.Context, id string, a Activation) (*Regis
 // fail closed. Errors: ENOTFOUND registration_not_found; EINVALID
 // invalid_timeout, invalid_on_failure, invalid_priority; ECONFLICT
 // registration_deleted.
-func (s *Service) Configure(ctx context.Context, id string, a Activation) (*Registration, error) {
-	r, err := s.transition(ctx, "", id, "", &a, func(r *Registration) error {
+func (s *Service) Configure(ctx context.Context, caller auth.Caller, id string, a Activation) (*Registration, error) {
+	if !caller.IsBank() {
+		return nil, errNotBank(caller)
+	}
+	r, err := s.transition(ctx, caller, id, "", &a, func(r *Registration) error {
 		if r.Status == StatusDeleted {
 			return errDeleted(id)
 		}
@@ -286,7 +306,7 @@ func (s *Service) Configure(ctx context.Context, id string, a Activation) (*Regi
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "spi registration configured", "registration_id", id, "timeout_ms", r.TimeoutMS,
+	s.log.InfoContext(ctx, "spi registration configured", "registration_id", id, "by", caller.String(), "timeout_ms", r.TimeoutMS,
 		"on_failure", r.OnFailure, "priority", r.Priority)
 	return r, nil
 }
@@ -297,8 +317,11 @@ func (s *Service) Configure(ctx context.Context, id string, a Activation) (*Regi
 // two operators deactivating one registration at once exactly one
 // succeeds. Errors: ENOTFOUND registration_not_found; ECONFLICT
 // registration_not_active, registration_deleted.
-func (s *Service) Deactivate(ctx context.Context, id string) (*Registration, error) {
-	r, err := s.transition(ctx, "", id, StatusInactive, nil, func(r *Registration) error {
+func (s *Service) Deactivate(ctx context.Context, caller auth.Caller, id string) (*Registration, error) {
+	if !caller.IsBank() {
+		return nil, errNotBank(caller)
+	}
+	r, err := s.transition(ctx, caller, id, StatusInactive, nil, func(r *Registration) error {
 		switch r.Status {
 		case StatusDeleted:
 			return errDeleted(id)
@@ -311,15 +334,20 @@ func (s *Service) Deactivate(ctx context.Context, id string) (*Registration, err
 		return nil, err
 	}
 	s.breakers.forget(id)
-	s.log.InfoContext(ctx, "spi registration deactivated", "registration_id", id)
+	s.log.InfoContext(ctx, "spi registration deactivated", "registration_id", id, "by", caller.String())
 	return r, nil
+}
+
+// errNotBank refuses a decision that is the bank's to anyone else.
+func errNotBank(c auth.Caller) error {
+	return causeway.Errorf(causeway.EFORBIDDEN, "bank_only", "only the bank may do this, not %s", c)
 }
 
 func errDeleted(id string) error {
 	return causeway.Errorf(causeway.ECONFLICT, "registration_deleted", "registration %s was deleted by its app", id)
 }
 
-// transition moves registration id (of appID, or any for "") to status to
+// transition moves registration id (if the caller may see it) to status to
 // ("": keep it) with the settings of a (nil: keep them), if allowed says
 // its current state permits it. The UPDATE names the status it read, so
 // of concurrent transitions on one registration exactly one applies; the
@@ -327,8 +355,8 @@ func errDeleted(id string) error {
 // the winner left (a change that keeps the status only needs the
 // registration not to be deleted). It returns the registration as
 // written.
-func (s *Service) transition(ctx context.Context, appID, id, to string, a *Activation, allowed func(*Registration) error) (*Registration, error) {
-	r, err := getRegistration(ctx, s.db, appID, id)
+func (s *Service) transition(ctx context.Context, caller auth.Caller, id, to string, a *Activation, allowed func(*Registration) error) (*Registration, error) {
+	r, err := getRegistration(ctx, s.db, caller, id)
 	if err != nil {
 		return nil, err
 	}
@@ -363,11 +391,11 @@ func (s *Service) transition(ctx context.Context, appID, id, to string, a *Activ
 				return err
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
-				out, err = getRegistration(ctx, tx, "", id)
+				out, err = getRegistration(ctx, tx, auth.BankProcess(), id)
 				return err
 			}
 			// Another transition came first: judge what it left.
-			if r, err = getRegistration(ctx, tx, appID, id); err != nil {
+			if r, err = getRegistration(ctx, tx, caller, id); err != nil {
 				return err
 			}
 			if err := allowed(r); err != nil {

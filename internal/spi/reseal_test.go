@@ -9,6 +9,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/spi"
@@ -96,12 +97,12 @@ func TestSecretKeyRotationReSealsSPISecretsAndCallsKeepVerifying(t *testing.T) {
 
 		old := newService(t, db, sealedWith(t, oldSecretKey))
 		r, first := appReg(t, old, "app_a", core.PointFraudCheck, srv.URL, spi.NewRegistration{})
-		_, current, err := old.RotateSecret(ctx, "app_a", r.ID)
+		_, current, err := old.RotateSecret(ctx, auth.AppCaller("app_a"), r.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		gone, goneSecret := appReg(t, old, "app_b", core.PointFraudCheck, srv.URL, spi.NewRegistration{})
-		if err := old.DeleteRegistration(ctx, "app_b", gone.ID); err != nil {
+		if err := old.DeleteRegistration(ctx, auth.AppCaller("app_b"), gone.ID); err != nil {
 			t.Fatal(err)
 		}
 		want := map[string]secrets{r.ID: {current, first}, gone.ID: {goneSecret, ""}}
