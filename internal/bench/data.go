@@ -140,7 +140,7 @@ func dataBench(ctx context.Context, opts Options, cfg DataConfig) (*Report, erro
 	if err != nil {
 		return nil, err
 	}
-	req, err := hub.svc.RequestAccess(ctx, hub.appID, datashare.NewAccessRequest{DatasetID: d.ID, Purpose: "benchmark", DurationDays: 1, Recipient: id.Recipient().String()})
+	req, err := hub.svc.RequestAccess(ctx, auth.AppCaller(hub.appID), datashare.NewAccessRequest{DatasetID: d.ID, Purpose: "benchmark", DurationDays: 1, Recipient: id.Recipient().String()})
 	if err != nil {
 		return nil, err
 	}

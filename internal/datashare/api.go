@@ -86,14 +86,14 @@ func reply[T any](v T, err error) (*out[T], error) {
 	return &out[T]{Body: v}, nil
 }
 
-// appID is the calling app; the gateway guarantees it on /v1 routes, so
+// appCaller is the calling app; the gateway guarantees it on /v1 routes, so
 // its absence is a wiring bug reported as 401, never the bank's view.
-func appID(ctx context.Context) (string, error) {
-	a, ok := auth.AppFrom(ctx)
-	if !ok || a.ID == "" {
-		return "", causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+func appCaller(ctx context.Context) (auth.Caller, error) {
+	c := auth.CallerFrom(ctx)
+	if _, ok := c.App(); !ok {
+		return auth.Caller{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
 	}
-	return a.ID, nil
+	return c, nil
 }
 
 // PageInput is the shared list query.
@@ -107,21 +107,21 @@ type idInput struct {
 }
 
 func (h *handlers) listDatasets(ctx context.Context, in *PageInput) (*out[*Page[*Dataset]], error) {
-	return reply(h.s.Datasets(ctx, in.Limit, in.Cursor, false))
+	return reply(h.s.Datasets(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
 }
 
 func (h *handlers) getDataset(ctx context.Context, in *idInput) (*out[*Dataset], error) {
-	return reply(h.s.Dataset(ctx, in.ID, false))
+	return reply(h.s.Dataset(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 type requestAccessInput struct{ Body NewAccessRequest }
 
 func (h *handlers) requestAccess(ctx context.Context, in *requestAccessInput) (*out[*AccessRequest], error) {
-	id, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.RequestAccess(ctx, id, in.Body))
+	return reply(h.s.RequestAccess(ctx, app, in.Body))
 }
 
 type listRequestsInput struct {
@@ -130,19 +130,19 @@ type listRequestsInput struct {
 }
 
 func (h *handlers) listRequests(ctx context.Context, in *listRequestsInput) (*out[*Page[*AccessRequest]], error) {
-	id, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.AccessRequests(ctx, RequestFilter{AppID: id, Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
+	return reply(h.s.AccessRequests(ctx, app, RequestFilter{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
 func (h *handlers) getRequest(ctx context.Context, in *idInput) (*out[*AccessRequest], error) {
-	id, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.AccessRequest(ctx, id, in.ID))
+	return reply(h.s.AccessRequest(ctx, app, in.ID))
 }
 
 type contentInput struct {
@@ -159,11 +159,11 @@ func (e retryProblem) GetHeaders() http.Header {
 }
 
 func (h *handlers) content(ctx context.Context, in *contentInput) (*huma.StreamResponse, error) {
-	id, err := appID(ctx)
+	app, err := appCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c, err := h.s.OpenContent(ctx, id, in.ID, in.Format)
+	c, err := h.s.OpenContent(ctx, app, in.ID, in.Format)
 	var re *RetryError
 	if errors.As(err, &re) {
 		return nil, retryProblem{re}
@@ -184,7 +184,7 @@ func (h *handlers) content(ctx context.Context, in *contentInput) (*huma.StreamR
 		// ServeContent answers Range (206, 416), If-Range against the ETag,
 		// and sets Content-Length and Accept-Ranges.
 		http.ServeContent(cw, r, "", c.Blob.ModTime(), c.Blob)
-		err := h.s.RecordDownload(ctx, id, c.RequestID, Download{
+		err := h.s.RecordDownload(ctx, app, c.RequestID, Download{
 			Format: c.Format, Range: r.Header.Get("Range"), Status: cw.statusCode(), Bytes: cw.n,
 			Duration: time.Since(start), HTTPID: httpapi.RequestID(ctx),
 		})
@@ -235,19 +235,19 @@ func (h *handlers) publish(ctx context.Context, in *publishInput) (*out[*Dataset
 }
 
 func (h *handlers) bankListDatasets(ctx context.Context, in *PageInput) (*out[*Page[*Dataset]], error) {
-	return reply(h.s.Datasets(ctx, in.Limit, in.Cursor, true))
+	return reply(h.s.Datasets(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
 }
 
 func (h *handlers) bankGetDataset(ctx context.Context, in *idInput) (*out[*Dataset], error) {
-	return reply(h.s.Dataset(ctx, in.ID, true))
+	return reply(h.s.Dataset(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 func (h *handlers) bankListRequests(ctx context.Context, in *listRequestsInput) (*out[*Page[*AccessRequest]], error) {
-	return reply(h.s.AccessRequests(ctx, RequestFilter{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
+	return reply(h.s.AccessRequests(ctx, auth.CallerFrom(ctx), RequestFilter{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
 func (h *handlers) bankGetRequest(ctx context.Context, in *idInput) (*out[*AccessRequest], error) {
-	return reply(h.s.AccessRequest(ctx, "", in.ID))
+	return reply(h.s.AccessRequest(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 type decisionInput struct {

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -431,7 +432,11 @@ func notGranted(id, why string) error {
 // unexpired; a *RetryError (ECONFLICT content_not_ready) while the agent
 // has not produced the content yet, queueing it if needed; ECONFLICT
 // content_failed when the agent gave up. Refusals are audited.
-func (s *Service) OpenContent(ctx context.Context, appID, requestID, format string) (*Content, error) {
+func (s *Service) OpenContent(ctx context.Context, caller auth.Caller, requestID, format string) (*Content, error) {
+	appID, isApp := caller.App()
+	if !isApp {
+		return nil, notGranted(requestID, "")
+	}
 	r, err := s.request(ctx, s.db.DB, requestID)
 	if causeway.ErrorKind(err) == causeway.ENOTFOUND {
 		return nil, notGranted(requestID, "")
@@ -440,7 +445,7 @@ func (s *Service) OpenContent(ctx context.Context, appID, requestID, format stri
 		return nil, err
 	}
 	refuse := func(reason, why string) error {
-		if err := s.recordAudit(ctx, r.ID, "app:"+appID, "download_refused", map[string]any{"reason": reason, "status": r.Status}); err != nil {
+		if err := s.recordAudit(ctx, r.ID, caller.String(), "download_refused", map[string]any{"reason": reason, "status": r.Status}); err != nil {
 			s.log.Warn("audit failed", "request_id", r.ID, "error", err.Error())
 		}
 		return notGranted(r.ID, why)
@@ -455,7 +460,7 @@ func (s *Service) OpenContent(ctx context.Context, appID, requestID, format stri
 		format = r.Format
 	}
 	if format != r.Format {
-		d, err := s.Dataset(ctx, r.DatasetID, false)
+		d, err := s.Dataset(ctx, caller, r.DatasetID)
 		if err != nil {
 			return nil, err
 		}
@@ -534,7 +539,7 @@ type Download struct {
 }
 
 // RecordDownload audits a download of the app's request.
-func (s *Service) RecordDownload(ctx context.Context, appID, requestID string, d Download) error {
+func (s *Service) RecordDownload(ctx context.Context, caller auth.Caller, requestID string, d Download) error {
 	detail := map[string]any{"format": d.Format, "status": d.Status, "bytes": d.Bytes, "duration_ms": d.Duration.Milliseconds()}
 	if d.Range != "" {
 		detail["range"] = d.Range
@@ -542,7 +547,7 @@ func (s *Service) RecordDownload(ctx context.Context, appID, requestID string, d
 	if d.HTTPID != "" {
 		detail["http_request_id"] = d.HTTPID
 	}
-	return s.recordAudit(context.WithoutCancel(ctx), requestID, "app:"+appID, "download", detail)
+	return s.recordAudit(context.WithoutCancel(ctx), requestID, caller.String(), "download", detail)
 }
 
 // ---- housekeeping ----

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
@@ -42,7 +43,7 @@ func TestTwoOfficersApprovingOneDataRequestGrantItOnce(t *testing.T) {
 			_, err := h.svc.Approve(context.Background(), r.ID, datashare.Decision{By: fmt.Sprintf("officer %d", i)})
 			return err
 		}), causeway.ECONFLICT, "invalid_transition")
-		got, err := h.svc.AccessRequest(context.Background(), "", r.ID)
+		got, err := h.svc.AccessRequest(context.Background(), auth.BankProcess(), r.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +79,7 @@ func TestOfficersApprovingAndRejectingOneDataRequestAtOnceTakeOneDecision(t *tes
 			}
 			return err
 		}), causeway.ECONFLICT, "invalid_transition")
-		got, err := h.svc.AccessRequest(context.Background(), "", r.ID)
+		got, err := h.svc.AccessRequest(context.Background(), auth.BankProcess(), r.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +104,7 @@ func TestTwoOfficersRevokingOneGrantRevokeItOnce(t *testing.T) {
 			_, err := h.svc.Revoke(context.Background(), r.ID, datashare.Decision{Reason: "contract ended"})
 			return err
 		}), causeway.ECONFLICT, "invalid_transition")
-		if got, _ := h.svc.AccessRequest(context.Background(), "", r.ID); got.Status != datashare.StatusRevoked {
+		if got, _ := h.svc.AccessRequest(context.Background(), auth.BankProcess(), r.ID); got.Status != datashare.StatusRevoked {
 			t.Errorf("status after the race = %s", got.Status)
 		}
 		if events, audits := decisionsOf(t, db, r.ID, "revoked"); events != 1 || audits != 1 {
@@ -154,6 +155,52 @@ func TestAnAgentFailingAJobWhileTheBankRevokesLeavesItRetired(t *testing.T) {
 		}
 		if jobs, err := h.svc.Jobs(ctx, 10); err != nil || len(jobs) != 0 {
 			t.Errorf("jobs after revocation = %v, %v", jobs, err)
+		}
+	})
+}
+
+// Who sees what of data partnering is decided from the Caller: the
+// catalog for every app and developer, where the data comes from only for
+// the bank, a request for its app and the bank; the zero Caller nothing.
+// A bank bool used to widen the dataset view.
+func TestEachCallerSeesItsShareOfDataPartnering(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		h := newHub(t, db)
+		d := h.publishSynthetic("s", 5)
+		r := h.request("app_a", d.ID, newIdentity(t).Recipient().String())
+		bank := auth.OperatorCaller(auth.AdminTokenOperator)
+		if got, err := h.svc.Dataset(ctx, bank, d.ID); err != nil || got.Source == nil {
+			t.Errorf("the bank's view of a dataset: %+v, %v", got, err)
+		}
+		for name, c := range map[string]auth.Caller{"an app": auth.AppCaller("app_b"), "a developer": auth.DeveloperCaller("dev_1")} {
+			if got, err := h.svc.Dataset(ctx, c, d.ID); err != nil || got.Source != nil {
+				t.Errorf("%s's view of a dataset: %+v, %v; want it without its source", name, got, err)
+			}
+		}
+		if _, err := h.svc.Dataset(ctx, auth.Caller{}, d.ID); causeway.ErrorKind(err) != causeway.ENOTFOUND {
+			t.Errorf("nobody reads a dataset: %v", err)
+		}
+		if pg, err := h.svc.Datasets(ctx, auth.Caller{}, 0, ""); err != nil || len(pg.Data) != 0 {
+			t.Errorf("nobody lists datasets: %v %v", pg, err)
+		}
+		for name, c := range map[string]auth.Caller{"nobody": {}, "another app": auth.AppCaller("app_b"), "a developer": auth.DeveloperCaller("dev_1")} {
+			if _, err := h.svc.AccessRequest(ctx, c, r.ID); causeway.ErrorKind(err) != causeway.ENOTFOUND {
+				t.Errorf("%s reads the request: %v", name, err)
+			}
+			if pg, err := h.svc.AccessRequests(ctx, c, datashare.RequestFilter{AppID: "app_a"}); err != nil || len(pg.Data) != 0 {
+				t.Errorf("%s lists the request by naming its app: %v %v", name, pg, err)
+			}
+			if _, err := h.svc.OpenContent(ctx, c, r.ID, ""); causeway.ErrorKind(err) != causeway.EFORBIDDEN {
+				t.Errorf("%s opens its content: %v", name, err)
+			}
+		}
+		if _, err := h.svc.RequestAccess(ctx, auth.Caller{}, datashare.NewAccessRequest{DatasetID: d.ID, Purpose: "x", DurationDays: 1,
+			Recipient: newIdentity(t).Recipient().String()}); causeway.ErrorKind(err) != causeway.EFORBIDDEN {
+			t.Errorf("nobody asks for data: %v", err)
+		}
+		if got, err := h.svc.AccessRequest(ctx, auth.AppCaller("app_a"), r.ID); err != nil || got.ID != r.ID {
+			t.Errorf("its app reads the request: %v %v", got, err)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/page"
@@ -19,14 +20,15 @@ import (
 
 // RequestAccess files an app's request for a dataset. The dataset must
 // exist (else EINVALID unknown_dataset) and offer the requested format.
-func (s *Service) RequestAccess(ctx context.Context, appID string, n NewAccessRequest) (*AccessRequest, error) {
-	if appID == "" {
-		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+func (s *Service) RequestAccess(ctx context.Context, caller auth.Caller, n NewAccessRequest) (*AccessRequest, error) {
+	appID, ok := caller.App()
+	if !ok {
+		return nil, causeway.Errorf(causeway.EFORBIDDEN, "forbidden", "datasets are requested by an app, not %s", caller)
 	}
 	if err := n.Validate(); err != nil {
 		return nil, err
 	}
-	d, err := s.Dataset(ctx, n.DatasetID, false)
+	d, err := s.Dataset(ctx, caller, n.DatasetID)
 	if causeway.ErrorKind(err) == causeway.ENOTFOUND {
 		return nil, invalid("unknown_dataset", "no dataset %s in the catalog; take an id from GET /v1/datasets", n.DatasetID)
 	}
@@ -50,7 +52,7 @@ func (s *Service) RequestAccess(ctx context.Context, appID string, n NewAccessRe
 		if err != nil {
 			return err
 		}
-		return audit(ctx, tx, r.ID, now, "app:"+appID, "requested", map[string]any{
+		return audit(ctx, tx, r.ID, now, caller.String(), "requested", map[string]any{
 			"dataset_id": d.ID, "dataset_version": d.Version, "format": r.Format, "duration_days": r.DurationDays, "purpose": r.Purpose,
 		})
 	})
@@ -102,15 +104,19 @@ func effectiveStatus(status string, expires *time.Time, now time.Time) string {
 	return status
 }
 
-// AccessRequest returns one request. With appID set, only that app's
-// request is found (another app's is ENOTFOUND, as if it did not exist);
-// with appID empty, any (the bank's view).
-func (s *Service) AccessRequest(ctx context.Context, appID, id string) (*AccessRequest, error) {
+// AccessRequest returns one request: an app finds only its own (another
+// app's is ENOTFOUND, as if it did not exist), the bank any, anyone else
+// none.
+func (s *Service) AccessRequest(ctx context.Context, caller auth.Caller, id string) (*AccessRequest, error) {
+	appID, isApp := caller.App()
+	if !isApp && !caller.IsBank() {
+		return nil, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such dataset access request")
+	}
 	r, err := s.request(ctx, s.db.DB, id)
 	if err != nil {
 		return nil, err
 	}
-	if appID != "" && r.AppID != appID {
+	if isApp && r.AppID != appID {
 		return nil, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such dataset access request")
 	}
 	if err := s.attachContent(ctx, []*AccessRequest{r}); err != nil {
@@ -129,17 +135,24 @@ func (s *Service) request(ctx context.Context, q querier, id string) (*AccessReq
 
 // RequestFilter selects access requests.
 type RequestFilter struct {
-	AppID  string // "" = every app's (the bank's view)
+	AppID  string // the bank's view: "" = every app's; an app sees its own whatever this says
 	Status string // "" = any; one of the Status constants
 	Limit  int
 	Cursor string
 }
 
-// AccessRequests lists requests, oldest first.
-func (s *Service) AccessRequests(ctx context.Context, f RequestFilter) (*Page[*AccessRequest], error) {
+// AccessRequests lists the requests the caller may see, oldest first: an
+// app its own, the bank every one matching f, anyone else none.
+func (s *Service) AccessRequests(ctx context.Context, caller auth.Caller, f RequestFilter) (*Page[*AccessRequest], error) {
 	limit, after, err := page.Args(f.Limit, f.Cursor)
 	if err != nil {
 		return nil, err
+	}
+	switch appID, isApp := caller.App(); {
+	case isApp:
+		f.AppID = appID
+	case !caller.IsBank():
+		return &Page[*AccessRequest]{Data: []*AccessRequest{}}, nil
 	}
 	now := store.Micros(s.nowUTC())
 	q := `SELECT ` + requestColumns + requestFrom + ` WHERE r.id > $1`
@@ -341,7 +354,7 @@ func (s *Service) decide(ctx context.Context, id, action string, d Decision) (*A
 	if action == "approved" {
 		s.signal()
 	}
-	return s.AccessRequest(ctx, "", id)
+	return s.AccessRequest(ctx, auth.BankProcess(), id)
 }
 
 // accessEvent is the dataset.access.* event for the requesting app.
@@ -417,7 +430,7 @@ func (s *Service) deleteBlob(ctx context.Context, key string) {
 
 // RetryContent puts a request's failed content back in the agents' queue.
 func (s *Service) RetryContent(ctx context.Context, id string) (*AccessRequest, error) {
-	r, err := s.AccessRequest(ctx, "", id)
+	r, err := s.AccessRequest(ctx, auth.BankProcess(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -433,7 +446,7 @@ func (s *Service) RetryContent(ctx context.Context, id string) (*AccessRequest, 
 		return nil, err
 	}
 	s.signal()
-	return s.AccessRequest(ctx, "", id)
+	return s.AccessRequest(ctx, auth.BankProcess(), id)
 }
 
 // ---- audit ----

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
@@ -242,17 +243,26 @@ func scanDataset(row scanner, bank bool) (*Dataset, error) {
 	return &d, nil
 }
 
-// Dataset returns one dataset; with bank set, its source too.
-func (s *Service) Dataset(ctx context.Context, id string, bank bool) (*Dataset, error) {
-	return scanDataset(s.db.QueryRowContext(ctx, `SELECT `+datasetColumns+` FROM datashare_datasets WHERE id = $1`, id), bank)
+// Dataset returns one dataset of the catalog, which every app and
+// developer may browse; the bank sees where its data comes from (Source)
+// too. The zero Caller sees nothing (ENOTFOUND).
+func (s *Service) Dataset(ctx context.Context, caller auth.Caller, id string) (*Dataset, error) {
+	if caller.IsNobody() {
+		return nil, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such dataset")
+	}
+	return scanDataset(s.db.QueryRowContext(ctx, `SELECT `+datasetColumns+` FROM datashare_datasets WHERE id = $1`, id), caller.IsBank())
 }
 
-// Datasets lists the catalog, oldest first; with bank set, sources too.
-func (s *Service) Datasets(ctx context.Context, limit int, cursor string, bank bool) (*Page[*Dataset], error) {
+// Datasets lists the catalog, oldest first, as Dataset shows each one.
+func (s *Service) Datasets(ctx context.Context, caller auth.Caller, limit int, cursor string) (*Page[*Dataset], error) {
 	limit, after, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
 	}
+	if caller.IsNobody() {
+		return &Page[*Dataset]{Data: []*Dataset{}}, nil
+	}
+	bank := caller.IsBank()
 	rows, err := s.db.QueryContext(ctx, `SELECT `+datasetColumns+` FROM datashare_datasets WHERE id > $1 ORDER BY id LIMIT $2`, after, limit+1)
 	if err != nil {
 		return nil, store.Classify(err)

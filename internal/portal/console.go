@@ -24,7 +24,7 @@ func (p *Portal) consoleHome(w http.ResponseWriter, r *http.Request, s *consoleS
 	if err != nil {
 		return err
 	}
-	reqs, err := p.d.Datashare.AccessRequests(ctx, datashare.RequestFilter{Status: datashare.StatusAwaitingApproval, Limit: datashare.MaxPageSize})
+	reqs, err := p.d.Datashare.AccessRequests(ctx, s.Caller(), datashare.RequestFilter{Status: datashare.StatusAwaitingApproval, Limit: datashare.MaxPageSize})
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,7 @@ func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *c
 	if !q.Has("status") {
 		st = datashare.StatusAwaitingApproval
 	}
-	page, err := p.d.Datashare.AccessRequests(ctx, datashare.RequestFilter{Status: st, Limit: 100, Cursor: q.Get("cursor")})
+	page, err := p.d.Datashare.AccessRequests(ctx, s.Caller(), datashare.RequestFilter{Status: st, Limit: 100, Cursor: q.Get("cursor")})
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ func (p *Portal) consoleDatasets(w http.ResponseWriter, r *http.Request, s *cons
 func (p *Portal) renderDatasets(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg string, f *datasetForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
-	page, err := p.d.Datashare.Datasets(ctx, datashare.MaxPageSize, r.URL.Query().Get("cursor"), true)
+	page, err := p.d.Datashare.Datasets(ctx, s.Caller(), datashare.MaxPageSize, r.URL.Query().Get("cursor"))
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 func (p *Portal) datasetsPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	sets, err := p.d.Datashare.Datasets(r.Context(), datashare.MaxPageSize, "", false)
+	sets, err := p.d.Datashare.Datasets(r.Context(), s.Caller(), datashare.MaxPageSize, "")
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (p *Portal) datasetPage(w http.ResponseWriter, r *http.Request, s *devSessi
 func (p *Portal) renderDataset(w http.ResponseWriter, r *http.Request, s *devSession, status int, errMsg string, f accessForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
-	ds, err := p.d.Datashare.Dataset(ctx, r.PathValue("id"), false)
+	ds, err := p.d.Datashare.Dataset(ctx, s.Caller(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (p *Portal) requestAccess(w http.ResponseWriter, r *http.Request, s *devSes
 			days = 0 // the service explains the allowed range
 		}
 		var req *datashare.AccessRequest
-		req, err = p.d.Datashare.RequestAccess(ctx, app.ID, datashare.NewAccessRequest{
+		req, err = p.d.Datashare.RequestAccess(ctx, auth.AppCaller(app.ID), datashare.NewAccessRequest{
 			DatasetID: r.PathValue("id"), Purpose: f.Purpose, DurationDays: days, Recipient: f.Recipient, Format: f.Format})
 		if err == nil {
 			redirect(w, r, "/apps/"+app.ID+"/data-requests/"+req.ID+"?done=requested")
@@ -117,7 +117,7 @@ func (p *Portal) requests(r *http.Request, s *devSession) ([]requestRow, error) 
 	}
 	var out []requestRow
 	for _, a := range apps.Data {
-		page, err := p.d.Datashare.AccessRequests(r.Context(), datashare.RequestFilter{AppID: a.ID, Limit: datashare.MaxPageSize})
+		page, err := p.d.Datashare.AccessRequests(r.Context(), auth.AppCaller(a.ID), datashare.RequestFilter{Limit: datashare.MaxPageSize})
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +146,7 @@ func (p *Portal) dataRequestPage(w http.ResponseWriter, r *http.Request, s *devS
 	if err != nil {
 		return err
 	}
-	req, err := p.d.Datashare.AccessRequest(ctx, app.ID, r.PathValue("rid"))
+	req, err := p.d.Datashare.AccessRequest(ctx, auth.AppCaller(app.ID), r.PathValue("rid"))
 	if err != nil {
 		return err
 	}

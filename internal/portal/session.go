@@ -125,6 +125,11 @@ type devSession struct {
 	CSRF  string
 }
 
+// Caller is the signed-in developer. On one of their apps' pages the
+// portal acts as that app instead (auth.AppCaller), once identity has
+// checked the app is theirs.
+func (s *devSession) Caller() auth.Caller { return auth.DeveloperCaller(s.Dev.ID) }
+
 // view starts a page view for the session.
 func (s *devSession) view(title, section string) *view {
 	return &view{Title: title, Section: section, Dev: s.Dev, CSRF: s.CSRF}
