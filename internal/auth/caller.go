@@ -1,6 +1,10 @@
 package auth
 
-import "context"
+import (
+	"context"
+
+	"github.com/causewayhq/causeway"
+)
 
 // Caller is who asks a service for something: an app, a developer, one of
 // the bank's operators, or the bank's own process (seeding, sweeps,
@@ -111,4 +115,15 @@ func CallerFrom(ctx context.Context) Caller {
 		return DeveloperCaller(d.ID)
 	}
 	return Caller{}
+}
+
+// AppCallerFrom returns the calling app, for routes the gateway lets in
+// only with an app's access token: its absence there is a wiring bug,
+// answered EUNAUTHORIZED and never taken for anyone else.
+func AppCallerFrom(ctx context.Context) (Caller, error) {
+	c := CallerFrom(ctx)
+	if _, ok := c.App(); !ok {
+		return Caller{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
+	}
+	return c, nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
-	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
 )
@@ -86,16 +85,6 @@ func reply[T any](v T, err error) (*out[T], error) {
 	return &out[T]{Body: v}, nil
 }
 
-// appCaller is the calling app; the gateway guarantees it on /v1 routes, so
-// its absence is a wiring bug reported as 401, never the bank's view.
-func appCaller(ctx context.Context) (auth.Caller, error) {
-	c := auth.CallerFrom(ctx)
-	if _, ok := c.App(); !ok {
-		return auth.Caller{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
-	}
-	return c, nil
-}
-
 // PageInput is the shared list query.
 type PageInput struct {
 	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
@@ -117,7 +106,7 @@ func (h *handlers) getDataset(ctx context.Context, in *idInput) (*out[*Dataset],
 type requestAccessInput struct{ Body NewAccessRequest }
 
 func (h *handlers) requestAccess(ctx context.Context, in *requestAccessInput) (*out[*AccessRequest], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +119,7 @@ type listRequestsInput struct {
 }
 
 func (h *handlers) listRequests(ctx context.Context, in *listRequestsInput) (*out[*Page[*AccessRequest]], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +127,7 @@ func (h *handlers) listRequests(ctx context.Context, in *listRequestsInput) (*ou
 }
 
 func (h *handlers) getRequest(ctx context.Context, in *idInput) (*out[*AccessRequest], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +148,7 @@ func (e retryProblem) GetHeaders() http.Header {
 }
 
 func (h *handlers) content(ctx context.Context, in *contentInput) (*huma.StreamResponse, error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
 )
@@ -74,16 +73,6 @@ func reply[T any](v T, err error) (*out[T], error) {
 	return &out[T]{Body: v}, nil
 }
 
-// appCaller is the calling app; the gateway guarantees it on /v1 routes,
-// so its absence is a wiring bug reported as 401, never the bank's view.
-func appCaller(ctx context.Context) (auth.Caller, error) {
-	c := auth.CallerFrom(ctx)
-	if _, ok := c.App(); !ok {
-		return auth.Caller{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
-	}
-	return c, nil
-}
-
 // PageInput is the shared list query.
 type PageInput struct {
 	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
@@ -126,7 +115,7 @@ type CreatedRegistration struct {
 type createInput struct{ Body RegistrationBody }
 
 func (h *handlers) create(ctx context.Context, in *createInput) (*out[*CreatedRegistration], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +129,7 @@ func (h *handlers) create(ctx context.Context, in *createInput) (*out[*CreatedRe
 }
 
 func (h *handlers) rotate(ctx context.Context, in *idInput) (*out[*CreatedRegistration], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +146,7 @@ type listInput struct {
 }
 
 func (h *handlers) list(ctx context.Context, in *listInput) (*out[*Page[*Registration]], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +154,7 @@ func (h *handlers) list(ctx context.Context, in *listInput) (*out[*Page[*Registr
 }
 
 func (h *handlers) get(ctx context.Context, in *idInput) (*out[*Registration], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +162,7 @@ func (h *handlers) get(ctx context.Context, in *idInput) (*out[*Registration], e
 }
 
 func (h *handlers) delete(ctx context.Context, in *idInput) (*struct{}, error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +175,7 @@ type invocationsInput struct {
 }
 
 func (h *handlers) invocations(ctx context.Context, in *invocationsInput) (*out[*Page[*Invocation]], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}

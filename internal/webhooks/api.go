@@ -7,7 +7,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
 )
@@ -60,17 +59,6 @@ type Page[T any] struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// appCaller is the calling app; the gateway guarantees one on these
-// routes, so its absence is a wiring bug answered 401, never a view of
-// every app.
-func appCaller(ctx context.Context) (auth.Caller, error) {
-	c := auth.CallerFrom(ctx)
-	if _, ok := c.App(); !ok {
-		return auth.Caller{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
-	}
-	return c, nil
-}
-
 // CreateBody is the body of POST /v1/webhooks.
 type CreateBody struct {
 	URL        string   `json:"url" minLength:"1" maxLength:"2048" example:"https://example.com/hooks/causeway"`
@@ -82,7 +70,7 @@ type CreateBody struct {
 type createInput struct{ Body CreateBody }
 
 func (h *handlers) create(ctx context.Context, in *createInput) (*out[*Subscription], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +87,7 @@ type listInput struct {
 }
 
 func (h *handlers) list(ctx context.Context, in *listInput) (*out[Page[*Subscription]], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +122,7 @@ func (h *handlers) rotate(ctx context.Context, in *idInput) (*out[*Subscription]
 }
 
 func (h *handlers) one(ctx context.Context, id string, fn func(ctx context.Context, caller auth.Caller, id string) (*Subscription, error)) (*out[*Subscription], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +144,7 @@ type updateInput struct {
 }
 
 func (h *handlers) update(ctx context.Context, in *updateInput) (*out[*Subscription], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +157,7 @@ func (h *handlers) update(ctx context.Context, in *updateInput) (*out[*Subscript
 }
 
 func (h *handlers) delete(ctx context.Context, in *idInput) (*struct{}, error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +174,7 @@ type deliveriesInput struct {
 }
 
 func (h *handlers) deliveries(ctx context.Context, in *deliveriesInput) (*out[Page[*Delivery]], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +200,7 @@ type recoverInput struct {
 }
 
 func (h *handlers) recover(ctx context.Context, in *recoverInput) (*out[Accepted], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +217,7 @@ type retryInput struct {
 }
 
 func (h *handlers) retry(ctx context.Context, in *retryInput) (*out[Accepted], error) {
-	app, err := appCaller(ctx)
+	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/httpapi"
@@ -46,16 +45,6 @@ func RegisterPublic(s *httpapi.Server, bank *core.Bank) {
 
 type publicHandlers struct{ bank *core.Bank }
 
-// caller is the calling app; the gateway guarantees it on these routes, so
-// its absence is a wiring bug reported as 401, never a bank-wide view.
-func caller(ctx context.Context) (auth.Caller, error) {
-	c := auth.CallerFrom(ctx)
-	if _, ok := c.App(); !ok {
-		return auth.Caller{}, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "an app access token is required")
-	}
-	return c, nil
-}
-
 // CustomerBody is the body of POST /v1/customers.
 type CustomerBody struct {
 	Type           string       `json:"type" enum:"person,business"`
@@ -73,7 +62,7 @@ type CustomerBody struct {
 type createCustomerInput struct{ Body CustomerBody }
 
 func (h *publicHandlers) createCustomer(ctx context.Context, in *createCustomerInput) (*Out[*core.Customer], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +82,7 @@ func (h *publicHandlers) createCustomer(ctx context.Context, in *createCustomerI
 }
 
 func (h *publicHandlers) listCustomers(ctx context.Context, in *PageInput) (*Out[*core.Page[*core.Customer]], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +90,7 @@ func (h *publicHandlers) listCustomers(ctx context.Context, in *PageInput) (*Out
 }
 
 func (h *publicHandlers) getCustomer(ctx context.Context, in *IDInput) (*Out[*core.Customer], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +107,7 @@ type openAccountInput struct {
 }
 
 func (h *publicHandlers) openAccount(ctx context.Context, in *openAccountInput) (*Out[*core.Account], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +116,7 @@ func (h *publicHandlers) openAccount(ctx context.Context, in *openAccountInput) 
 }
 
 func (h *publicHandlers) listAccounts(ctx context.Context, in *listAccountsInput) (*Out[*core.Page[*core.Account]], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +124,7 @@ func (h *publicHandlers) listAccounts(ctx context.Context, in *listAccountsInput
 }
 
 func (h *publicHandlers) getAccount(ctx context.Context, in *IDInput) (*Out[*core.Account], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +132,7 @@ func (h *publicHandlers) getAccount(ctx context.Context, in *IDInput) (*Out[*cor
 }
 
 func (h *publicHandlers) balances(ctx context.Context, in *IDInput) (*Out[*core.Balances], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +140,7 @@ func (h *publicHandlers) balances(ctx context.Context, in *IDInput) (*Out[*core.
 }
 
 func (h *publicHandlers) transactions(ctx context.Context, in *TransactionsInput) (*Out[*core.Page[*core.Transaction]], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +152,7 @@ func (h *publicHandlers) transactions(ctx context.Context, in *TransactionsInput
 }
 
 func (h *publicHandlers) createPayment(ctx context.Context, in *paymentInput) (*Out[*core.Payment], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +165,7 @@ func (h *publicHandlers) createPayment(ctx context.Context, in *paymentInput) (*
 }
 
 func (h *publicHandlers) getPayment(ctx context.Context, in *IDInput) (*Out[*core.Payment], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +179,7 @@ type kycInput struct {
 }
 
 func (h *publicHandlers) createKYC(ctx context.Context, in *kycInput) (*Out[*core.KYCVerification], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +187,7 @@ func (h *publicHandlers) createKYC(ctx context.Context, in *kycInput) (*Out[*cor
 }
 
 func (h *publicHandlers) getKYC(ctx context.Context, in *IDInput) (*Out[*core.KYCVerification], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +205,7 @@ type loanInput struct {
 }
 
 func (h *publicHandlers) applyLoan(ctx context.Context, in *loanInput) (*Out[*core.LoanApplication], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +224,7 @@ func (h *publicHandlers) applyLoan(ctx context.Context, in *loanInput) (*Out[*co
 }
 
 func (h *publicHandlers) getLoan(ctx context.Context, in *IDInput) (*Out[*core.LoanApplication], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +239,7 @@ type fundInput struct {
 }
 
 func (h *publicHandlers) fundLoan(ctx context.Context, in *fundInput) (*Out[*core.LoanApplication], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +251,7 @@ type offersInput struct {
 }
 
 func (h *publicHandlers) offers(ctx context.Context, in *offersInput) (*Out[OffersBody], error) {
-	a, err := caller(ctx)
+	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
