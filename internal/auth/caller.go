@@ -75,6 +75,15 @@ func (c Caller) Developer() (string, bool) { return c.id, c.kind == developerCal
 // bank's own process, and so may see every tenant's resources.
 func (c Caller) IsBank() bool { return c.kind == operatorCaller || c.kind == bankProcess }
 
+// RequireBank refuses what only the bank may do (its decisions on money,
+// access and controls) to anyone else: EFORBIDDEN bank_only.
+func (c Caller) RequireBank() error {
+	if c.IsBank() {
+		return nil
+	}
+	return causeway.Errorf(causeway.EFORBIDDEN, "bank_only", "only the bank may do this, not %s", c)
+}
+
 // IsNobody reports whether c is the zero Caller.
 func (c Caller) IsNobody() bool { return c.kind == nobody }
 

@@ -323,8 +323,8 @@ func (b *Bank) Transactions(ctx context.Context, caller auth.Caller, accountID s
 // counterpart. It is the bank's operation, and the sandbox's way to fund
 // accounts: anyone else is EFORBIDDEN bank_only.
 func (b *Bank) Deposit(ctx context.Context, caller auth.Caller, accountID string, amount Money, description string) (*Transaction, error) {
-	if !caller.IsBank() {
-		return nil, errNotBank(caller)
+	if err := caller.RequireBank(); err != nil {
+		return nil, err
 	}
 	if !amount.IsPositive() {
 		return nil, causeway.Errorf(causeway.EINVALID, "invalid_amount", "amount must be positive")

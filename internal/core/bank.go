@@ -17,7 +17,6 @@ import (
 	"io/fs"
 	"time"
 
-	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -151,11 +150,6 @@ var asBank = auth.BankProcess()
 func appOf(c auth.Caller) string {
 	id, _ := c.App()
 	return id
-}
-
-// errNotBank refuses a bank-only operation to anyone but the bank.
-func errNotBank(c auth.Caller) error {
-	return causeway.Errorf(causeway.EFORBIDDEN, "bank_only", "only the bank may do this, not %s", c)
 }
 
 // Bank is the sandbox bank service.

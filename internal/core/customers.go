@@ -169,8 +169,8 @@ func grantAccess(ctx context.Context, tx *sql.Tx, appID, customerID, source stri
 // GrantCustomer lets an app see a customer it did not create (the bank's
 // decision, e.g. for a partner; anyone else is EFORBIDDEN bank_only).
 func (b *Bank) GrantCustomer(ctx context.Context, caller auth.Caller, appID, customerID string) error {
-	if !caller.IsBank() {
-		return errNotBank(caller)
+	if err := caller.RequireBank(); err != nil {
+		return err
 	}
 	if appID == "" {
 		return causeway.Errorf(causeway.EINVALID, "invalid_app", "app_id is required")
@@ -186,8 +186,8 @@ func (b *Bank) GrantCustomer(ctx context.Context, caller auth.Caller, appID, cus
 // RevokeCustomer removes an app's access to a customer: the bank's
 // decision, like GrantCustomer.
 func (b *Bank) RevokeCustomer(ctx context.Context, caller auth.Caller, appID, customerID string) error {
-	if !caller.IsBank() {
-		return errNotBank(caller)
+	if err := caller.RequireBank(); err != nil {
+		return err
 	}
 	_, err := b.db.ExecContext(ctx, `DELETE FROM core_customer_access WHERE app_id = $1 AND customer_id = $2`, appID, customerID)
 	return store.Classify(err)

@@ -22,8 +22,8 @@ type Grant struct {
 // or was seeded with a customer is not a grant and is not listed. The
 // list is ordered by app, then customer. Only the bank may list them.
 func (b *Bank) Grants(ctx context.Context, caller auth.Caller, appID string, limit int, cursor string) (*Page[*Grant], error) {
-	if !caller.IsBank() {
-		return nil, errNotBank(caller)
+	if err := caller.RequireBank(); err != nil {
+		return nil, err
 	}
 	limit, err := page.Limit(limit)
 	if err != nil {

@@ -75,7 +75,7 @@ func lockAccounts(ctx context.Context, tx querier, accountIDs ...string) (map[st
 
 // MaxBalance bounds every account's booked balance, in minor units of its
 // currency, either side of zero: 10^15 (10,000,000,000,000.00 EUR). With
-// every amount at most MaxAmount (see ParseMoney), no balance or sum of two
+// every amount at most MaxMinor (see ParseMoney), no balance or sum of two
 // can overflow int64, and a posting that would cross the bound is refused
 // (EINVALID balance_limit_exceeded) instead of wrapping around.
 const MaxBalance int64 = 1_000_000_000_000_000

@@ -437,8 +437,8 @@ func (b *Bank) Payment(ctx context.Context, caller auth.Caller, id string) (*Pay
 // any decision on a payment no longer held, are ECONFLICT payment_not_held.
 // Only the bank decides (EFORBIDDEN bank_only).
 func (b *Bank) DecideHeldPayment(ctx context.Context, caller auth.Caller, id string, release bool, reason string) (*Payment, error) {
-	if !caller.IsBank() {
-		return nil, errNotBank(caller)
+	if err := caller.RequireBank(); err != nil {
+		return nil, err
 	}
 	var p *Payment
 	err := b.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -493,7 +493,6 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, caller auth.Caller, id str
 		if _, err := q.ExecContext(ctx, `UPDATE core_accounts SET held = held - $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
 			return err
 		}
-		d.Held -= p.Amount.Minor
 		var events []Event
 		if p.Status == PaymentCompleted {
 			entryID, txns, err := bookPayment(ctx, q, locked, p, d.IBAN, counterpart, now)

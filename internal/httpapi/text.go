@@ -306,7 +306,12 @@ func (s *Server) operation(pattern string) *huma.Operation {
 	if !ok {
 		return nil
 	}
-	item := s.API.OpenAPI().Paths[path]
+	return PathOperation(s.API.OpenAPI().Paths[path], method)
+}
+
+// PathOperation returns the operation of item for an HTTP method, or nil
+// (also for a nil item).
+func PathOperation(item *huma.PathItem, method string) *huma.Operation {
 	if item == nil {
 		return nil
 	}

@@ -70,7 +70,7 @@ func (p *Portal) buildReference() *reference {
 	for _, path := range paths {
 		item := doc.Paths[path]
 		for _, m := range methodOrder {
-			op := operation(item, m)
+			op := httpapi.PathOperation(item, m)
 			if op == nil || op.Hidden {
 				continue
 			}
@@ -139,22 +139,6 @@ func (p *Portal) buildReference() *reference {
 		return strings.Compare(a.Tag, b.Tag)
 	})
 	return ref
-}
-
-func operation(item *huma.PathItem, method string) *huma.Operation {
-	switch method {
-	case http.MethodGet:
-		return item.Get
-	case http.MethodPost:
-		return item.Post
-	case http.MethodPut:
-		return item.Put
-	case http.MethodPatch:
-		return item.Patch
-	case http.MethodDelete:
-		return item.Delete
-	}
-	return nil
 }
 
 // authText says in words what credential an operation takes.

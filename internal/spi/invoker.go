@@ -184,8 +184,7 @@ func (c *pointCall) first(cands []*Registration) core.ExtensionAnswer {
 			return core.ExtensionAnswer{}
 		}
 		if reply, ok := c.settle(r, inv, body); ok {
-			return core.ExtensionAnswer{Answered: true, Failed: reply.Failed, Provider: reply.Provider, StandIn: reply.StandIn,
-				Reason: reply.Reason, Body: reply.Body, Replies: []core.ExtensionReply{reply}}
+			return answerOf(reply, []core.ExtensionReply{reply})
 		}
 		// OnFailureNext: on to the next registration.
 	}
@@ -261,8 +260,7 @@ func (c *pointCall) standIn(cands []*Registration, last *Invocation) core.Extens
 func (c *pointCall) standInAfter(r *Registration, inv *Invocation, reason string) core.ExtensionAnswer {
 	c.markStandIn(inv)
 	reply := core.ExtensionReply{Provider: r.ID, Scope: r.Scope, StandIn: true, Reason: reason, Body: c.p.StandIn}
-	return core.ExtensionAnswer{Answered: true, StandIn: true, Provider: r.ID, Reason: reason, Body: c.p.StandIn,
-		Replies: []core.ExtensionReply{reply}}
+	return answerOf(reply, []core.ExtensionReply{reply})
 }
 
 // markStandIn records that the failed attempt inv made the bank use the

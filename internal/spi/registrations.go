@@ -266,8 +266,8 @@ func (s *Service) DeleteRegistration(ctx context.Context, caller auth.Caller, id
 // invalid_on_failure, invalid_priority; ECONFLICT
 // registration_already_active, registration_deleted.
 func (s *Service) Activate(ctx context.Context, caller auth.Caller, id string, a Activation) (*Registration, error) {
-	if !caller.IsBank() {
-		return nil, errNotBank(caller)
+	if err := caller.RequireBank(); err != nil {
+		return nil, err
 	}
 	r, err := s.transition(ctx, caller, id, StatusActive, &a, func(r *Registration) error {
 		switch r.Status {
@@ -294,8 +294,8 @@ func (s *Service) Activate(ctx context.Context, caller auth.Caller, id string, a
 // invalid_timeout, invalid_on_failure, invalid_priority; ECONFLICT
 // registration_deleted.
 func (s *Service) Configure(ctx context.Context, caller auth.Caller, id string, a Activation) (*Registration, error) {
-	if !caller.IsBank() {
-		return nil, errNotBank(caller)
+	if err := caller.RequireBank(); err != nil {
+		return nil, err
 	}
 	r, err := s.transition(ctx, caller, id, "", &a, func(r *Registration) error {
 		if r.Status == StatusDeleted {
@@ -318,8 +318,8 @@ func (s *Service) Configure(ctx context.Context, caller auth.Caller, id string, 
 // succeeds. Errors: ENOTFOUND registration_not_found; ECONFLICT
 // registration_not_active, registration_deleted.
 func (s *Service) Deactivate(ctx context.Context, caller auth.Caller, id string) (*Registration, error) {
-	if !caller.IsBank() {
-		return nil, errNotBank(caller)
+	if err := caller.RequireBank(); err != nil {
+		return nil, err
 	}
 	r, err := s.transition(ctx, caller, id, StatusInactive, nil, func(r *Registration) error {
 		switch r.Status {
@@ -336,11 +336,6 @@ func (s *Service) Deactivate(ctx context.Context, caller auth.Caller, id string)
 	s.breakers.forget(id)
 	s.log.InfoContext(ctx, "spi registration deactivated", "registration_id", id, "by", caller.String())
 	return r, nil
-}
-
-// errNotBank refuses a decision that is the bank's to anyone else.
-func errNotBank(c auth.Caller) error {
-	return causeway.Errorf(causeway.EFORBIDDEN, "bank_only", "only the bank may do this, not %s", c)
 }
 
 func errDeleted(id string) error {
