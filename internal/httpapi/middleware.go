@@ -123,7 +123,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		log := s.log.With("request_id", id)
+		_, pattern := s.mux.Handler(r)
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		ctx = context.WithValue(ctx, routeKey{}, pattern)
 		ctx = WithRequestLogger(ctx, log)
 		r = r.WithContext(ctx)
 		if r.ContentLength > s.maxBody {
@@ -167,7 +169,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				"status", status, "bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds())/1000)
 		}()
 		if err := s.checkText(rec, r); err != nil {
-			r.Pattern = s.Route(r)
+			r.Pattern = pattern
 			WriteProblem(rec, r, err)
 			return
 		}

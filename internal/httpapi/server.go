@@ -131,9 +131,17 @@ func (s *Server) Use(mw func(http.Handler) http.Handler) {
 	s.handler = s.instrument(s.router)
 }
 
+// routeKey carries, in a request's context, the pattern instrument found
+// for it, so the text rule and the gateway do not route it again.
+type routeKey struct{}
+
 // Route returns the ServeMux pattern that r would be routed to, such as
-// "GET /v1/accounts/{id}", or "/" when no route matches.
+// "GET /v1/accounts/{id}", or "/" when no route matches. It is found once
+// per request, as the request comes in.
 func (s *Server) Route(r *http.Request) string {
+	if pattern, ok := r.Context().Value(routeKey{}).(string); ok {
+		return pattern
+	}
 	_, pattern := s.mux.Handler(r)
 	return pattern
 }

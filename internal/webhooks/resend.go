@@ -236,16 +236,13 @@ func (s *Service) recoverLease() time.Duration {
 	return max(time.Minute, 2*s.opts.RequestTimeout)
 }
 
-// claimRecover claims an active subscription the caller may see for a
-// recover. The
+// claimRecover claims an active subscription for a recover; the caller
+// must have been found allowed to see it (Recover's activeState). The
 // UPDATE names the state it leaves (active, no recover running or the
 // last one's claim lapsed), so of concurrent claims on any nodes exactly
 // one succeeds. Errors: ENOTFOUND webhook_not_found; ECONFLICT
 // webhook_not_active, recover_in_progress.
 func (s *Service) claimRecover(ctx context.Context, caller auth.Caller, id string) (*recoverClaim, error) {
-	if _, err := getSubscription(ctx, s.db, caller, id); err != nil {
-		return nil, err
-	}
 	now := s.opts.Now()
 	c := &recoverClaim{s: s, id: id, lease: ids.New("rcv"), renewed: now}
 	res, err := s.db.ExecContext(ctx, `UPDATE webhook_subscriptions SET recover_lease = $1, recover_until = $2

@@ -495,19 +495,22 @@ func (s *Service) RotateSecret(ctx context.Context, caller auth.Caller, id strin
 // other, like any later one, finds nothing. Errors: ENOTFOUND
 // webhook_not_found.
 func (s *Service) Delete(ctx context.Context, caller auth.Caller, id string) error {
-	r, err := getSubscription(ctx, s.db, caller, id)
-	if err != nil {
-		return err
+	appID, all, ok := owner(caller)
+	if !ok {
+		return notFound(id)
 	}
-	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM webhook_subscriptions WHERE id = $1", id)
-		if err != nil {
+	query, args := "DELETE FROM webhook_subscriptions WHERE id = $1", []any{id}
+	if !all {
+		query, args = query+" AND app_id = $2", append(args, appID)
+	}
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, query+" RETURNING app_id", args...).Scan(&appID); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return notFound(id)
+			}
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound(id)
-		}
-		_, err = tx.ExecContext(ctx, "DELETE FROM webhook_deliveries WHERE subscription_id = $1", id)
+		_, err := tx.ExecContext(ctx, "DELETE FROM webhook_deliveries WHERE subscription_id = $1", id)
 		return err
 	})
 	if err != nil {
@@ -521,7 +524,7 @@ func (s *Service) Delete(ctx context.Context, caller auth.Caller, id string) err
 			"webhook_id", id, "error", err.Error())
 	}
 	s.apply()
-	s.log.Info("webhook subscription deleted", "webhook_id", id, "app_id", r.AppID, "by", caller.String())
+	s.log.Info("webhook subscription deleted", "webhook_id", id, "app_id", appID, "by", caller.String())
 	return nil
 }
 
