@@ -185,7 +185,7 @@ type createUpstreamInput struct {
 // CreatedUpstream is an upstream with its signing secret, shown this once.
 type CreatedUpstream struct {
 	Upstream
-	SigningSecret string `json:"signing_secret" doc:"whsec_ followed by base64 key bytes; verify Causeway-Signature with it. Shown once."`
+	SigningSecret string `json:"signing_secret" doc:"whsec_ followed by the base64 of the hmac-sha256 key that signs the calls forwarded to the upstream (HTTP Message Signatures, RFC 9421, keyid = the upstream's id). Shown once."`
 }
 
 func (h *handlers) createUpstream(ctx context.Context, in *createUpstreamInput) (*out[CreatedUpstream], error) {

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"github.com/causewayhq/causeway/internal/bus/bustest"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 	"github.com/causewayhq/causeway/internal/testkit"
@@ -189,6 +191,19 @@ func (a *app) register(s *httpapi.Server) {
 		func(ctx context.Context, _ *struct{}) (*whoOutput, error) { return &whoOutput{}, nil })
 }
 
+// testSecretKey is the --secret-key of the test nodes.
+var testSecretKey = bytes.Repeat([]byte{7}, 32)
+
+// testSealer seals with testSecretKey.
+func testSealer(t testing.TB) *seal.Sealer {
+	t.Helper()
+	s, err := seal.New(testSecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // node is one Causeway node: an httpapi server with the gateway in front of
 // the test API.
 type node struct {
@@ -262,6 +277,7 @@ func (e *env) newNodeOn(t testing.TB, b *bus.Bus) *node {
 	s := httpapi.New(httpapi.Config{Version: "test", AdminToken: adminToken, Logger: log, Registerer: reg})
 	opts := gateway.Options{
 		Auth:       testAuth{},
+		Sealer:     testSealer(t),
 		Logger:     log,
 		Registerer: reg,
 		Now:        e.clock.Now,

@@ -1,8 +1,7 @@
 package gateway_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway/internal/gateway"
+	"github.com/causewayhq/causeway/internal/httpsig"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 )
@@ -69,20 +69,47 @@ func (e *env) createUpstream(t *testing.T, name, baseURL, prefix, scope string) 
 	return up
 }
 
-// verifySignature checks Causeway-Signature the way an upstream would,
-// from the documented recipe alone.
-func verifySignature(t *testing.T, secret string, r *http.Request) {
+// verification is how an upstream checks the gateway's signature, from
+// the documented recipe: the label, the tag, the components, the keyid (its
+// own id) and the key (the bytes of its whsec_ secret).
+func verification(t *testing.T, up createdUpstream, now time.Time) httpsig.Verification {
 	t.Helper()
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
-	if err != nil || !strings.HasPrefix(secret, "whsec_") || len(key) < 24 {
-		t.Fatalf("signing secret %q is not whsec_<base64>", secret)
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(up.SigningSecret, "whsec_"))
+	if err != nil || !strings.HasPrefix(up.SigningSecret, "whsec_") || len(key) < 24 {
+		t.Fatalf("signing secret %q is not whsec_<base64>", up.SigningSecret)
 	}
-	ts := r.Header.Get("Causeway-Timestamp")
-	mac := hmac.New(sha256.New, key)
-	fmt.Fprintf(mac, "%s.%s.%s.%s", ts, r.Header.Get("Causeway-App-Id"), r.Method, r.URL.EscapedPath())
-	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
-	if got := r.Header.Get("Causeway-Signature"); !hmac.Equal([]byte(got), []byte(want)) {
-		t.Errorf("Causeway-Signature %q, want %q", got, want)
+	return httpsig.Verification{
+		Label:    "causeway",
+		Tag:      "causeway-upstream",
+		Required: []string{"@method", "@target-uri", "content-digest", "causeway-app-id"},
+		MaxAge:   5 * time.Minute,
+		Now:      func() time.Time { return now },
+		Key: func(keyID, alg string) (*httpsig.Key, error) {
+			if keyID != up.ID || alg != "hmac-sha256" {
+				return nil, fmt.Errorf("unknown key %q (%s)", keyID, alg)
+			}
+			return httpsig.HMACKey(up.ID, key), nil
+		},
+	}
+}
+
+// received is the request the upstream got, with its body to read again.
+func received(r *http.Request, body string) *http.Request {
+	r = r.Clone(context.Background())
+	r.Body = io.NopCloser(strings.NewReader(body))
+	return r
+}
+
+// verifySignature checks the gateway's signature on the last request the
+// bank API got, the way an upstream would.
+func verifySignature(t *testing.T, e *env, up createdUpstream, b *bankAPI) {
+	t.Helper()
+	r, body := b.lastRequest()
+	if r == nil {
+		t.Fatal("the upstream got no request")
+	}
+	if _, err := httpsig.Verify(received(r, body), verification(t, up, e.clock.Now())); err != nil {
+		t.Errorf("the signature of %s %s does not verify: %v\nSignature-Input: %s", r.Method, r.RequestURI, err, r.Header.Get("Signature-Input"))
 	}
 }
 
@@ -118,18 +145,27 @@ func TestUpstreamProxyForwardsSignedRequestsWithoutTheAppsCredentials(t *testing
 		if r.Header.Get("X-Custom") != "kept" || r.Header.Get("X-Request-Id") == "" {
 			t.Errorf("headers lost: X-Custom %q X-Request-Id %q", r.Header.Get("X-Custom"), r.Header.Get("X-Request-Id"))
 		}
-		if ts := r.Header.Get("Causeway-Timestamp"); ts != fmt.Sprint(e.clock.Now().Unix()) {
-			t.Errorf("Causeway-Timestamp %q", ts)
+		if r.Header.Get("Causeway-Timestamp") != "" || r.Header.Get("Causeway-Signature") != "" {
+			t.Errorf("the old signature headers are still sent: %v", r.Header)
 		}
-		verifySignature(t, up.SigningSecret, r)
+		wantInput := fmt.Sprintf(`causeway=("@method" "@target-uri" "content-digest" "causeway-app-id");created=%d;keyid=%q;alg="hmac-sha256";tag="causeway-upstream"`,
+			e.clock.Now().Unix(), up.ID)
+		if got := r.Header.Get("Signature-Input"); got != wantInput {
+			t.Errorf("Signature-Input %s\nwant %s", got, wantInput)
+		}
+		if got, want := r.Header.Get("Content-Digest"), httpsig.ContentDigest([]byte(`{"until":"2026-04-01"}`)); got != want {
+			t.Errorf("Content-Digest %q, want %q", got, want)
+		}
+		verifySignature(t, e, up, bank)
 
-		// Escaped segments reach the upstream as sent.
-		e.do("GET", "/v1/ext/cards/a%2Fb/c%20d", tokenA, "")
+		// Escaped segments other than dots and slashes reach the upstream
+		// as sent; a call without a body is signed too.
+		e.do("GET", "/v1/ext/cards/a%20b/c%3Fd?x=1", tokenA, "")
 		r, _ = bank.lastRequest()
-		if r.URL.EscapedPath() != "/api/a%2Fb/c%20d" {
+		if r.URL.EscapedPath() != "/api/a%20b/c%3Fd" || r.Method != "GET" {
 			t.Errorf("escaped path %q", r.URL.EscapedPath())
 		}
-		verifySignature(t, up.SigningSecret, r)
+		verifySignature(t, e, up, bank)
 	})
 }
 

@@ -1,13 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -20,24 +19,33 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/httpsig"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/page"
+	"github.com/causewayhq/causeway/internal/stdwebhooks"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
 // ProxyPattern is the route of the upstream proxy.
 const ProxyPattern = "/v1/ext/{prefix}/{path...}"
 
-// Headers the gateway adds to every proxied request. The signature is
-// "v1," followed by the standard base64 HMAC-SHA256, keyed with the
-// upstream's signing secret (the bytes the base64 after "whsec_" encodes,
-// as in Standard Webhooks), of "<timestamp>.<app id>.<method>.<path>",
-// where path is the escaped path the upstream receives, without the query.
+// How the gateway signs what it proxies: an HTTP Message Signature (RFC
+// 9421) labelled SignatureLabel, by hmac-sha256 keyed with the upstream's
+// signing secret (the bytes the base64 after "whsec_" encodes, as in
+// Standard Webhooks) under the upstream's id as keyid, with the tag
+// SignatureTag. It covers SignedComponents: the method, the target URI
+// with its query, the Content-Digest (RFC 9530, sha-256) of the body,
+// empty or not, and the calling app. docs/apis.md shows an upstream how
+// to verify it.
 const (
-	HeaderAppID     = "Causeway-App-Id"
-	HeaderTimestamp = "Causeway-Timestamp" // Unix seconds
-	HeaderSignature = "Causeway-Signature"
+	HeaderAppID    = "Causeway-App-Id"
+	SignatureLabel = "causeway"
+	SignatureTag   = "causeway-upstream"
 )
+
+// SignedComponents are the components every proxied request's signature
+// covers, in order.
+var SignedComponents = []string{"@method", "@target-uri", "content-digest", "causeway-app-id"}
 
 // Upstream is an API of the bank published to apps through the gateway at
 // /v1/ext/{PathPrefix}/: a call to /v1/ext/{PathPrefix}/x goes to
@@ -95,8 +103,6 @@ func (g *Gateway) CreateUpstream(ctx context.Context, n NewUpstream) (*Upstream,
 	if err != nil {
 		return nil, "", err
 	}
-	key := make([]byte, 32)
-	rand.Read(key)
 	up := &Upstream{
 		ID:         ids.New("ups"),
 		Name:       strings.TrimSpace(n.Name),
@@ -104,13 +110,13 @@ func (g *Gateway) CreateUpstream(ctx context.Context, n NewUpstream) (*Upstream,
 		PathPrefix: n.PathPrefix,
 		Scope:      n.Scope,
 		CreatedAt:  g.now().UTC().Truncate(time.Microsecond),
-		secret:     "whsec_" + base64.StdEncoding.EncodeToString(key),
+		secret:     stdwebhooks.NewSecret(),
 	}
 	err = g.db.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO gateway_upstreams (id, name, base_url, path_prefix, scope, signing_secret, created_at)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			up.ID, up.Name, up.BaseURL, up.PathPrefix, up.Scope, up.secret, store.Micros(up.CreatedAt))
+			up.ID, up.Name, up.BaseURL, up.PathPrefix, up.Scope, g.sealer.Seal(up.secret), store.Micros(up.CreatedAt))
 		return err
 	})
 	if store.IsUniqueViolation(err) {
@@ -223,10 +229,11 @@ func (g *Gateway) upstream(ctx context.Context, prefix string) (*proxiedUpstream
 	}
 	var up Upstream
 	var created int64
+	var stored string
 	err := g.db.QueryRowContext(ctx,
 		`SELECT id, name, base_url, path_prefix, scope, signing_secret, created_at
 		 FROM gateway_upstreams WHERE path_prefix = $1`, prefix).
-		Scan(&up.ID, &up.Name, &up.BaseURL, &up.PathPrefix, &up.Scope, &up.secret, &created)
+		Scan(&up.ID, &up.Name, &up.BaseURL, &up.PathPrefix, &up.Scope, &stored, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		c.forget(prefix)
 		return nil, notFound
@@ -239,6 +246,9 @@ func (g *Gateway) upstream(ctx context.Context, prefix string) (*proxiedUpstream
 			return p, nil
 		}
 		return nil, store.Classify(err)
+	}
+	if up.secret, err = g.openSecret(stored); err != nil {
+		return nil, fmt.Errorf("gateway: the signing secret of upstream %s: %w", up.ID, err)
 	}
 	up.CreatedAt = store.FromMicros(created)
 	next := &proxiedUpstream{up: &up, loaded: time.Now()}
@@ -258,19 +268,21 @@ func (g *Gateway) newProxy(up *Upstream) (*httputil.ReverseProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := signingKey(up.secret)
+	secret, err := stdwebhooks.Key(up.secret)
 	if err != nil {
 		return nil, err
 	}
+	key := httpsig.HMACKey(up.ID, secret)
 	return &httputil.ReverseProxy{
 		Transport: g.transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Path = "/" + pr.In.PathValue("path")
-			pr.Out.URL.RawPath = "/" + escapedRest(pr.In.URL.EscapedPath())
+			call := pr.In.Context().Value(proxyCallKey{}).(*proxyCall)
+			pr.Out.URL.Path, pr.Out.URL.RawPath = call.path, call.rawPath
 			pr.SetURL(target)
 			h := pr.Out.Header
 			// The app's credentials are for Causeway, not for the upstream;
-			// and the Causeway-* headers are ours alone to set.
+			// the Causeway-* headers, the signature and the digest are ours
+			// alone to set.
 			h.Del("Authorization")
 			h.Del("Proxy-Authorization")
 			h.Del("Cookie")
@@ -279,13 +291,21 @@ func (g *Gateway) newProxy(up *Upstream) (*httputil.ReverseProxy, error) {
 					h.Del(name)
 				}
 			}
+			h.Del(httpsig.HeaderSignature)
+			h.Del(httpsig.HeaderSignatureInput)
+			h.Del(httpsig.HeaderContentDigest)
 			app, _ := auth.AppFrom(pr.In.Context())
-			ts := strconv.FormatInt(g.now().Unix(), 10)
 			h.Set(HeaderAppID, app.ID)
-			h.Set(HeaderTimestamp, ts)
-			h.Set(HeaderSignature, sign(key, ts, app.ID, pr.Out.Method, pr.Out.URL.EscapedPath()))
+			h.Set(httpsig.HeaderContentDigest, call.digest)
 			if id := httpapi.RequestID(pr.In.Context()); id != "" {
 				h.Set("X-Request-Id", id)
+			}
+			err := httpsig.Sign(pr.Out, SignatureLabel, "", httpsig.Params{
+				Components: SignedComponents, Created: g.now(), Alg: httpsig.AlgHMACSHA256, Tag: SignatureTag}, key)
+			if err != nil {
+				// Every covered field was set above: this is a bug. The
+				// upstream refuses the unsigned call.
+				g.log.Error("gateway: signing a proxied call failed", "upstream", up.ID, "error", err.Error())
 			}
 		},
 		ModifyResponse: func(res *http.Response) error {
@@ -300,23 +320,14 @@ func (g *Gateway) newProxy(up *Upstream) (*httputil.ReverseProxy, error) {
 	}, nil
 }
 
-// escapedRest is the part of an escaped /v1/ext/{prefix}/{path...} path
-// after the prefix, still escaped.
-func escapedRest(escaped string) string {
-	rest := strings.TrimPrefix(escaped, "/v1/ext/")
-	_, rest, _ = strings.Cut(rest, "/")
-	return rest
+// proxyCall is what proxy has checked and read of a call for the
+// upstream's Rewrite: the path to forward, decoded and escaped, and the
+// Content-Digest of the body.
+type proxyCall struct {
+	path, rawPath, digest string
 }
 
-func signingKey(secret string) ([]byte, error) {
-	return base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
-}
-
-func sign(key []byte, timestamp, appID, method, path string) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(timestamp + "." + appID + "." + method + "." + path))
-	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
-}
+type proxyCallKey struct{}
 
 // proxy serves /v1/ext/{prefix}/{path...}: the middleware has
 // authenticated the app; the upstream decides the scope it needs.
@@ -324,6 +335,11 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request) {
 	app, ok := auth.AppFrom(r.Context())
 	if !ok {
 		httpapi.WriteProblem(w, r, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "this route needs an app access token"))
+		return
+	}
+	path, rawPath, err := proxiedPath(escapedRest(r.URL.EscapedPath()))
+	if err != nil {
+		g.reject(w, r, err)
 		return
 	}
 	p, err := g.upstream(r.Context(), r.PathValue("prefix"))
@@ -337,9 +353,45 @@ func (g *Gateway) proxy(w http.ResponseWriter, r *http.Request) {
 			"this upstream API needs the scope %s, which the access token does not carry", p.up.Scope))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), g.upstreamTimeout)
+	// The signature covers the body's digest, which must be known before
+	// the headers go out: the body is read whole (httpapi caps its size).
+	body, err := proxiedBody(r)
+	if err != nil {
+		httpapi.WriteProblem(w, r, err)
+		return
+	}
+	call := &proxyCall{path: path, rawPath: rawPath, digest: httpsig.ContentDigest(body)}
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), proxyCallKey{}, call), g.upstreamTimeout)
 	defer cancel()
 	p.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// proxiedBody reads r's body and puts it back, as bytes of a known length.
+func proxiedBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, httpapi.NewProblem(http.StatusRequestEntityTooLarge, "body_too_large",
+				"request body exceeds "+strconv.FormatInt(tooBig.Limit, 10)+" bytes")
+		}
+		return nil, causeway.Errorf(causeway.EBADREQUEST, "unreadable_body", "the request body could not be read")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	r.Header.Del("Transfer-Encoding")
+	return b, nil
+}
+
+// escapedRest is the part of an escaped /v1/ext/{prefix}/{path...} path
+// after the prefix, still escaped.
+func escapedRest(escaped string) string {
+	rest := strings.TrimPrefix(escaped, "/v1/ext/")
+	_, rest, _ = strings.Cut(rest, "/")
+	return rest
 }
 
 // upstreamError answers a call the upstream did not: 504 if it was too

@@ -175,9 +175,10 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	return p, nil
 }
 
-// resealSecrets re-seals with the first key of --secret-key the webhook and
-// SPI signing secrets sealed with an older one (identity.New does the same
-// for the token signing keys). It fails when a stored secret opens with no
+// resealSecrets re-seals with the first key of --secret-key the webhook,
+// SPI and upstream signing secrets sealed with an older one, and seals the
+// upstream secrets earlier versions stored in the clear (identity.New does
+// the same for the token signing keys). It fails when a stored secret opens with no
 // key given: such a node would fail its deliveries and SPI calls, and is
 // better refused than added to the load balancer.
 func (p *Platform) resealSecrets(ctx context.Context) error {
@@ -185,6 +186,9 @@ func (p *Platform) resealSecrets(ctx context.Context) error {
 		return err
 	}
 	if _, err := p.SPI.ResealSecrets(ctx); err != nil {
+		return err
+	}
+	if _, err := p.Gateway.ResealSecrets(ctx); err != nil {
 		return err
 	}
 	if n := p.Sealer.Keys(); n > 1 {

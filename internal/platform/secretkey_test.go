@@ -5,14 +5,17 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/causewayhq/causeway/internal/httpapi/openapitest"
+	"github.com/causewayhq/causeway/internal/httpsig"
 	"github.com/causewayhq/causeway/internal/platform"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
 	"github.com/causewayhq/causeway/internal/seal"
@@ -65,6 +68,14 @@ func TestSecretKeyRotatesWithoutLosingSecrets(t *testing.T) {
 		res.decode(t, &reg)
 		var accounts page
 		a.do("GET", "/v1/accounts", "", nil).decode(t, &accounts)
+		upstream := signedUpstream(t)
+		upstream.mu.Lock()
+		status := bankCall(t, n, "POST", "/upstreams", map[string]any{"name": "Cards", "base_url": upstream.URL,
+			"path_prefix": "cards", "scope": "accounts:read"}, &upstream.up)
+		upstream.mu.Unlock()
+		if status != 201 {
+			t.Fatalf("publish an upstream: %d", status)
+		}
 
 		// works pays through node n with the token issued on the first
 		// node, and checks the SPI call and the webhook delivery verify.
@@ -81,6 +92,9 @@ func TestSecretKeyRotatesWithoutLosingSecrets(t *testing.T) {
 			res.decode(t, &pay)
 			if pay.Status != "completed" || fraud.Hits() != hits+1 {
 				t.Errorf("%s: payment %+v, fraud checks %d, want completed after one", name, pay, fraud.Hits()-hits)
+			}
+			if res := a.do("POST", "/v1/ext/cards/x?y=1", "", map[string]any{"a": 1}); res.status != 200 {
+				t.Errorf("%s: the upstream answered %d %s, want its signature to verify", name, res.status, res.body)
 			}
 			call, _ := fraud.Last()
 			if v, err := standardwebhooks.NewWebhook(reg.Secret); err != nil || v.Verify(call.Body, call.Header) != nil {
@@ -122,7 +136,7 @@ func TestSecretKeyRotatesWithoutLosingSecrets(t *testing.T) {
 		for _, q := range []string{
 			`SELECT secret FROM webhook_subscriptions`, `SELECT previous_secret FROM webhook_subscriptions WHERE previous_secret <> ''`,
 			`SELECT secret FROM spi_registrations`, `SELECT previous_secret FROM spi_registrations WHERE previous_secret <> ''`,
-			`SELECT private_key FROM identity_signing_keys`,
+			`SELECT private_key FROM identity_signing_keys`, `SELECT signing_secret FROM gateway_upstreams`,
 		} {
 			for _, v := range column(t, n, q) {
 				if _, err := onlyNew.Open(v); err != nil {
@@ -146,6 +160,40 @@ func TestSecretKeyRotatesWithoutLosingSecrets(t *testing.T) {
 			t.Errorf("a node with OLD alone after the rotation: %v, want one line naming --secret-key", err)
 		}
 	})
+}
+
+// upstream is an upstream API that answers 200 to calls whose signature
+// verifies with the secret it was published with (up), 401 to others.
+type upstream struct {
+	*httptest.Server
+	mu sync.Mutex
+	up struct {
+		ID            string `json:"id"`
+		SigningSecret string `json:"signing_secret"`
+	}
+}
+
+func signedUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		id, secret := u.up.ID, u.up.SigningSecret
+		u.mu.Unlock()
+		key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+		_, err := httpsig.Verify(r, httpsig.Verification{Label: "causeway", Tag: "causeway-upstream", MaxAge: 5 * time.Minute,
+			Required: []string{"@method", "@target-uri", "content-digest", "causeway-app-id"},
+			Key: func(keyID, alg string) (*httpsig.Key, error) {
+				if keyID != id {
+					return nil, errors.New("unknown keyid " + keyID)
+				}
+				return httpsig.HMACKey(keyID, key), nil
+			}})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+		}
+	}))
+	t.Cleanup(u.Close)
+	return u
 }
 
 // randomKey returns a secret key, and how --secret-key gives it.
