@@ -92,7 +92,7 @@ func TestUpstreamSigningSecretIsSealedAtRest(t *testing.T) {
 // it (once), and after a --secret-key rotation NEW,OLD re-seals it with
 // NEW, which alone then opens it. Calls verify throughout.
 func TestUpstreamSecretsOfAnUpgradedDatabaseAreSealedAtStart(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
+	eachStore(t, func(t *testing.T, db *store.DB, dir string) {
 		ctx := context.Background()
 		oldKey, newKey := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
 		sealedWith := func(keys ...[]byte) func(*gateway.Options) {
@@ -135,9 +135,18 @@ func TestUpstreamSecretsOfAnUpgradedDatabaseAreSealedAtStart(t *testing.T) {
 
 		call("in the clear", e.node)
 		reseal("OLD", e.node, 1)
-		// (SQLite keeps the old page in its WAL and free pages until they
-		// are reused: docs/operations.md says to VACUUM after upgrading.)
 		opensWith("sealed", oldKey)
+		if dir != "" {
+			// SQLite keeps the old page in its WAL and free pages until
+			// they are reused; docs/operations.md has the operator VACUUM
+			// and checkpoint once after the upgrade.
+			for _, q := range []string{"VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"} {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			notOnDisk(t, dir, strings.TrimPrefix(up.SigningSecret, "whsec_"))
+		}
 		reseal("OLD again", e.node, 0)
 		call("sealed with OLD", e.newNode(t))
 
