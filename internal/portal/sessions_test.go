@@ -439,9 +439,23 @@ func TestDeveloperPortalCookieIsNotTheAPIToken(t *testing.T) {
 		if tokens != 0 {
 			t.Errorf("signing up through the portal issued %d developer tokens", tokens)
 		}
+		// The reference's try-it form still calls developer operations:
+		// with a token made for the one call and revoked after it.
+		_, body := send(t, "GET", n.URL+"/apps", nil, c)
+		_, body = send(t, "POST", n.URL+"/reference/try", url.Values{"csrf": {formToken(t, body)}, "op": {"list-apps"}}, c)
+		if !strings.Contains(body, `id="try-status">200 OK<`) {
+			t.Errorf("trying list-apps from the reference did not answer 200 OK:\n%s", body)
+		}
+		if err := n.DB.QueryRowContext(context.Background(), `SELECT count(*) FROM identity_developer_tokens t
+			JOIN identity_developers d ON d.id = t.developer_id WHERE d.email = $1 AND t.revoked_at IS NULL`, email).Scan(&tokens); err != nil {
+			t.Fatal(err)
+		}
+		if tokens != 0 {
+			t.Errorf("after trying an operation, %d developer tokens are still valid", tokens)
+		}
 
 		// Logging out ends the session; the copy opens nothing.
-		_, body := send(t, "GET", n.URL+"/apps", nil, c)
+		_, body = send(t, "GET", n.URL+"/apps", nil, c)
 		res, _ := send(t, "POST", n.URL+"/logout", url.Values{"csrf": {formToken(t, body)}}, c)
 		if res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("logout answered %d", res.StatusCode)
