@@ -48,6 +48,18 @@ func normalizeEmail(email string) (string, string, error) {
 // characters), invalid_organization; ECONFLICT email_taken when the email
 // (in any letter case) already has an account.
 func (s *Service) SignUp(ctx context.Context, email, password, organization string) (*auth.Developer, DeveloperToken, error) {
+	return s.signUp(ctx, email, password, organization, true)
+}
+
+// CreateDeveloper signs a developer up like SignUp, with the same rules
+// and errors, but issues no developer token: the portal keeps a session of
+// its own instead of handing a 30-day API token to the browser.
+func (s *Service) CreateDeveloper(ctx context.Context, email, password, organization string) (*auth.Developer, error) {
+	dev, _, err := s.signUp(ctx, email, password, organization, false)
+	return dev, err
+}
+
+func (s *Service) signUp(ctx context.Context, email, password, organization string, issue bool) (*auth.Developer, DeveloperToken, error) {
 	email, key, err := normalizeEmail(email)
 	if err != nil {
 		return nil, DeveloperToken{}, err
@@ -71,7 +83,10 @@ func (s *Service) SignUp(ctx context.Context, email, password, organization stri
 
 	dev := &auth.Developer{ID: ids.New("dev"), OrganizationID: ids.New("org"), Email: email}
 	now := s.now()
-	token := DeveloperToken{Token: newDeveloperToken(), ExpiresAt: now.Add(DeveloperTokenTTL)}
+	var token DeveloperToken
+	if issue {
+		token = DeveloperToken{Token: newDeveloperToken(), ExpiresAt: now.Add(DeveloperTokenTTL)}
+	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO identity_organizations (id, name, created_at) VALUES ($1, $2, $3)`,
 			dev.OrganizationID, organization, store.Micros(now)); err != nil {
@@ -83,6 +98,9 @@ func (s *Service) SignUp(ctx context.Context, email, password, organization stri
 				return causeway.Errorf(causeway.ECONFLICT, "email_taken", "an account with this email already exists; log in instead")
 			}
 			return err
+		}
+		if !issue {
+			return nil
 		}
 		return insertDeveloperToken(ctx, tx, dev.ID, token, now)
 	})
@@ -103,59 +121,130 @@ func insertDeveloperToken(ctx context.Context, tx *sql.Tx, developerID string, t
 // valid for DeveloperTokenTTL. A wrong email and a wrong password give the
 // same EUNAUTHORIZED invalid_credentials error, after the same work.
 func (s *Service) LogIn(ctx context.Context, email, password string) (DeveloperToken, error) {
+	dev, rehash, err := s.credentials(ctx, email, password)
+	if err != nil {
+		return DeveloperToken{}, err
+	}
+	now := s.now()
+	token := DeveloperToken{Token: newDeveloperToken(), ExpiresAt: now.Add(DeveloperTokenTTL)}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := storeRehash(ctx, tx, dev.ID, rehash); err != nil {
+			return err
+		}
+		// Expired tokens are of no use to anyone; drop them while here.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM identity_developer_tokens WHERE developer_id = $1 AND expires_at < $2`,
+			dev.ID, store.Micros(now)); err != nil {
+			return err
+		}
+		return insertDeveloperToken(ctx, tx, dev.ID, token, now)
+	})
+	if err != nil {
+		return DeveloperToken{}, dbErr(err)
+	}
+	s.log.InfoContext(ctx, "developer logged in", "developer_id", dev.ID)
+	return token, nil
+}
+
+// CheckPassword checks a developer's email and password like LogIn, with
+// the same errors, and returns the developer without issuing a token: the
+// portal keeps a session of its own.
+func (s *Service) CheckPassword(ctx context.Context, email, password string) (*auth.Developer, error) {
+	dev, rehash, err := s.credentials(ctx, email, password)
+	if err != nil {
+		return nil, err
+	}
+	if rehash != "" {
+		if err := s.tx(ctx, func(tx *sql.Tx) error { return storeRehash(ctx, tx, dev.ID, rehash) }); err != nil {
+			return nil, dbErr(err)
+		}
+	}
+	s.log.InfoContext(ctx, "developer logged in to the portal", "developer_id", dev.ID)
+	return dev, nil
+}
+
+// credentials checks an email and password. With them right it returns
+// the developer and, when the stored hash was made at another cost, the
+// password hashed at the current one (the password is at hand only now).
+// A wrong email and a wrong password give the same error after the same
+// work.
+func (s *Service) credentials(ctx context.Context, email, password string) (*auth.Developer, string, error) {
 	key := strings.ToLower(strings.TrimSpace(email))
 	if len(key) > 254 || len(password) > maxPasswordLength {
-		return DeveloperToken{}, errInvalidCredentials()
+		return nil, "", errInvalidCredentials()
 	}
-	var devID, hash string
-	err := s.db.QueryRowContext(ctx, `SELECT id, password_hash FROM identity_developers WHERE email_key = $1`, key).Scan(&devID, &hash)
+	var dev auth.Developer
+	var hash string
+	err := s.db.QueryRowContext(ctx, `SELECT id, organization_id, email, password_hash FROM identity_developers WHERE email_key = $1`,
+		key).Scan(&dev.ID, &dev.OrganizationID, &dev.Email, &hash)
 	found := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return DeveloperToken{}, store.Classify(err)
+		return nil, "", store.Classify(err)
 	}
 	if !found {
 		hash = s.dummyHash
 	}
 	release, err := s.acquireHashing(ctx)
 	if err != nil {
-		return DeveloperToken{}, err
+		return nil, "", err
 	}
 	ok, stale, err := verifyPassword(password, hash, s.opts.PasswordCost)
 	release()
 	if err != nil {
-		return DeveloperToken{}, err
+		return nil, "", err
 	}
 	if !found || !ok {
-		return DeveloperToken{}, errInvalidCredentials()
+		return nil, "", errInvalidCredentials()
 	}
-
-	now := s.now()
-	token := DeveloperToken{Token: newDeveloperToken(), ExpiresAt: now.Add(DeveloperTokenTTL)}
 	var rehash string
 	if stale {
-		// The password is at hand only now: move it to the current cost.
 		if rehash, err = hashPassword(password, s.opts.PasswordCost); err != nil {
-			return DeveloperToken{}, err
+			return nil, "", err
 		}
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if rehash != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE identity_developers SET password_hash = $1 WHERE id = $2`, rehash, devID); err != nil {
-				return err
-			}
-		}
-		// Expired tokens are of no use to anyone; drop them while here.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM identity_developer_tokens WHERE developer_id = $1 AND expires_at < $2`,
-			devID, store.Micros(now)); err != nil {
-			return err
-		}
-		return insertDeveloperToken(ctx, tx, devID, token, now)
-	})
+	return &dev, rehash, nil
+}
+
+// storeRehash stores a password hash made at the current cost, if any.
+func storeRehash(ctx context.Context, tx *sql.Tx, developerID, rehash string) error {
+	if rehash == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE identity_developers SET password_hash = $1 WHERE id = $2`, rehash, developerID)
+	return err
+}
+
+// IssueDeveloperToken issues a developer token valid for ttl (at most
+// DeveloperTokenTTL) to a developer already authenticated some other way:
+// the portal's "try it" form calls a developer operation with one and
+// revokes it right after.
+func (s *Service) IssueDeveloperToken(ctx context.Context, dev *auth.Developer, ttl time.Duration) (DeveloperToken, error) {
+	if dev == nil || dev.ID == "" {
+		return DeveloperToken{}, errUnauthenticated()
+	}
+	if ttl <= 0 || ttl > DeveloperTokenTTL {
+		ttl = DeveloperTokenTTL
+	}
+	now := s.now()
+	token := DeveloperToken{Token: newDeveloperToken(), ExpiresAt: now.Add(ttl)}
+	err := s.tx(ctx, func(tx *sql.Tx) error { return insertDeveloperToken(ctx, tx, dev.ID, token, now) })
 	if err != nil {
 		return DeveloperToken{}, dbErr(err)
 	}
-	s.log.InfoContext(ctx, "developer logged in", "developer_id", devID)
 	return token, nil
+}
+
+// Developer returns the developer with id. Errors: ENOTFOUND.
+func (s *Service) Developer(ctx context.Context, id string) (*auth.Developer, error) {
+	var dev auth.Developer
+	err := s.db.QueryRowContext(ctx, `SELECT id, organization_id, email FROM identity_developers WHERE id = $1`, id).
+		Scan(&dev.ID, &dev.OrganizationID, &dev.Email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, causeway.Errorf(causeway.ENOTFOUND, "developer_not_found", "no such developer")
+	}
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	return &dev, nil
 }
 
 // LogOut revokes a developer token. Revoking an unknown or already revoked

@@ -77,6 +77,10 @@ type Config struct {
 	// PasswordCost sets the argon2id cost of developer passwords; tests make
 	// it cheap. Zero means the identity package's default.
 	PasswordCost identity.PasswordCost
+	// PortalClock is the clock the portal's and the console's sessions
+	// expire by; tests move it past the idle timeout and the lifetime.
+	// Nil means time.Now.
+	PortalClock func() time.Time
 }
 
 // ParseMode checks a --mode value.

@@ -169,7 +169,7 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if err := p.startDatashare(ctx); err != nil {
 		return nil, err
 	}
-	if err := p.startPortal(); err != nil {
+	if err := p.startPortal(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -1,6 +1,8 @@
 package platform
 
 import (
+	"context"
+	"fmt"
 	"strings"
 
 	"github.com/causewayhq/causeway/internal/portal"
@@ -8,7 +10,10 @@ import (
 
 // startPortal serves the developer portal at / and the bank console under
 // /console. It drives the services started before it, so it starts last.
-func (p *Platform) startPortal() error {
+func (p *Platform) startPortal(ctx context.Context) error {
+	if err := portal.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
 	portal.New(portal.Deps{
 		Identity:   p.Identity,
 		Gateway:    p.Gateway,
@@ -18,6 +23,8 @@ func (p *Platform) startPortal() error {
 		SPI:        p.SPI,
 		Datashare:  p.Datashare,
 		AdminToken: p.adminToken, // the console's password
+		DB:         p.DB,         // the sessions, shared by every node
+		Now:        p.cfg.PortalClock,
 		Logger:     p.log.With("component", "portal"),
 		Secure:     strings.HasPrefix(p.cfg.PublicURL, "https://"),
 	}).Register(p.HTTP)

@@ -3,6 +3,8 @@ package platform
 import (
 	"context"
 	"time"
+
+	"github.com/causewayhq/causeway/internal/portal"
 )
 
 // How long the platform keeps records that only grow: SPI invocation
@@ -10,7 +12,7 @@ import (
 // bank's audit) and per-minute API analytics (charts reach back 31 days).
 // Webhook delivery records, published outbox rows and idempotency keys
 // have retention of their own in their packages; the data-partnering audit
-// trail is kept.
+// trail is kept. Portal and console sessions are deleted once they end.
 const (
 	InvocationRetention = 90 * 24 * time.Hour
 	AnalyticsRetention  = 400 * 24 * time.Hour
@@ -44,5 +46,10 @@ func (p *Platform) pruneRecords(ctx context.Context, now time.Time) {
 		p.log.Warn("pruning API analytics failed", "error", err.Error())
 	} else if n > 0 {
 		p.log.Info("pruned API analytics", "rows", n)
+	}
+	if n, err := portal.PruneSessions(ctx, p.DB, now); err != nil && ctx.Err() == nil {
+		p.log.Warn("pruning ended portal sessions failed", "error", err.Error())
+	} else if n > 0 {
+		p.log.Info("pruned ended portal sessions", "rows", n)
 	}
 }

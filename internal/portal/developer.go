@@ -62,7 +62,7 @@ func (p *Portal) signup(w http.ResponseWriter, r *http.Request) error {
 	password := r.PostFormValue("password")
 	ctx, cancel := bounded(r)
 	defer cancel()
-	_, token, err := p.d.Identity.SignUp(ctx, f.Email, password, f.Organization)
+	dev, err := p.d.Identity.CreateDeveloper(ctx, f.Email, password, f.Organization)
 	if err != nil {
 		if !isFormError(err) {
 			return err
@@ -71,7 +71,9 @@ func (p *Portal) signup(w http.ResponseWriter, r *http.Request) error {
 		p.render(w, r, http.StatusUnprocessableEntity, "signup", v)
 		return nil
 	}
-	p.startSession(w, r, token.Token, token.ExpiresAt)
+	if err := p.startSession(w, r, dev); err != nil {
+		return err
+	}
 	redirect(w, r, "/apps")
 	return nil
 }
@@ -91,7 +93,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	f := credentialsForm{Email: strings.TrimSpace(r.PostFormValue("email")), Next: safeNext(r.PostFormValue("next"))}
 	ctx, cancel := bounded(r)
 	defer cancel()
-	token, err := p.d.Identity.LogIn(ctx, f.Email, r.PostFormValue("password"))
+	dev, err := p.d.Identity.CheckPassword(ctx, f.Email, r.PostFormValue("password"))
 	if err != nil {
 		if causeway.ErrorKind(err) != causeway.EUNAUTHORIZED && !isFormError(err) {
 			return err
@@ -100,15 +102,17 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 		p.render(w, r, http.StatusUnauthorized, "login", v)
 		return nil
 	}
-	p.startSession(w, r, token.Token, token.ExpiresAt)
+	if err := p.startSession(w, r, dev); err != nil {
+		return err
+	}
 	redirect(w, r, f.Next)
 	return nil
 }
 
-// logout revokes the developer token (so a copied cookie is useless too)
-// and clears the cookie.
+// logout ends the session on every node (so a copied cookie is useless
+// too) and clears the cookie.
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	if err := p.d.Identity.LogOut(r.Context(), s.token); err != nil {
+	if err := p.sessions.end(r.Context(), s.id); err != nil {
 		return err
 	}
 	http.SetCookie(w, p.cookie(r, sessionCookie, "", "/", time.Time{}, http.SameSiteLaxMode))

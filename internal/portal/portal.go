@@ -6,10 +6,13 @@
 // method the API calls (identity, gateway, webhooks, spi, datashare, the
 // sandbox bank), so a form and its API twin cannot disagree; the portal only
 // translates forms to calls and errors to pages. The one thing it adds is
-// the session: developers log in with email and password (the identity
-// service's developer token, kept in an HttpOnly cookie), the bank with its
-// admin token (a separate, signed, SameSite=Strict cookie). Every POST
-// carries a CSRF token derived from the session; one without is 403.
+// the session: developers log in with email and password, the bank with
+// its admin token, and each gets a session kept in the database (its own
+// table, sessions.go) whose random id is the HttpOnly cookie (SameSite=Lax
+// for developers, SameSite=Strict and /console only for the bank). The
+// cookie is never a credential of the API, and a logout ends the session
+// on every node. Every POST carries a CSRF token derived from the session;
+// one without is 403.
 //
 // JavaScript is optional: a few lines copy values to the clipboard, forget
 // a one-time secret from the address bar, and follow the delivery log live.
@@ -39,6 +42,7 @@ import (
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/textrule"
 	"github.com/causewayhq/causeway/internal/webhooks"
 )
@@ -58,11 +62,16 @@ type Deps struct {
 	Webhooks  *webhooks.Service
 	SPI       *spi.Service
 	Datashare *datashare.Service
-	// AdminToken is the bank's admin token: the console's password, and
-	// the key its session cookies are signed with. During a rotation it
-	// is "new,old" and both log in.
+	// AdminToken is the bank's admin token: the console's password.
+	// During a rotation it is "new,old" and both log in; a console session
+	// lasts only while the token it logged in with is accepted.
 	AdminToken string
-	Logger     *slog.Logger
+	// DB holds the sessions (see Migrate); every node sharing it sees
+	// every session.
+	DB *store.DB
+	// Now is the clock sessions expire by; default time.Now. Tests move it.
+	Now    func() time.Time
+	Logger *slog.Logger
 	// Secure marks cookies Secure even on plain HTTP requests, for a node
 	// behind a TLS-terminating proxy. Requests that arrive over TLS get
 	// Secure cookies regardless.
@@ -71,13 +80,14 @@ type Deps struct {
 
 // Portal serves the developer portal and the bank console.
 type Portal struct {
-	d     Deps
-	log   *slog.Logger
-	pages map[string]*template.Template
-	// consoleKey signs console sessions; it is derived from the admin
-	// token, so every node agrees on it and a new token ends every session.
-	consoleKey []byte
-	srv        *httpapi.Server
+	d        Deps
+	log      *slog.Logger
+	pages    map[string]*template.Template
+	sessions *sessions
+	// adminFingerprints are the fingerprints of the accepted admin tokens,
+	// in their order: a console session made with another is refused.
+	adminFingerprints []string
+	srv               *httpapi.Server
 	// cop refuses cross-site form posts from browsers on their own, before
 	// the CSRF token is even looked at (defence in depth).
 	cop *http.CrossOriginProtection
@@ -91,13 +101,14 @@ func New(d Deps) *Portal {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	// Sessions are signed with a key from the current token (the first,
-	// when an old one is still accepted during a rotation).
-	current := ""
-	if tokens := httpapi.AdminTokens(d.AdminToken); len(tokens) > 0 {
-		current = tokens[0]
+	if d.Now == nil {
+		d.Now = time.Now
 	}
-	p := &Portal{d: d, log: d.Logger, consoleKey: deriveKey(current, "console-session"), cop: http.NewCrossOriginProtection()}
+	p := &Portal{d: d, log: d.Logger, cop: http.NewCrossOriginProtection(),
+		sessions: newSessions(d.DB, d.Now)}
+	for _, t := range httpapi.AdminTokens(d.AdminToken) {
+		p.adminFingerprints = append(p.adminFingerprints, adminFingerprint(t))
+	}
 	p.pages = parsePages()
 	return p
 }

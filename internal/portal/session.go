@@ -1,41 +1,36 @@
 package portal
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
 	"net/url"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/httpapi"
 )
 
-// Cookies. The developer session holds the identity service's developer
-// token itself (HttpOnly, so no script reads it); the console session is a
-// signed, expiring nonce (the admin token never leaves the login form);
-// the pre-session cookie binds the CSRF token of the login and sign-up
-// forms, which are posted before there is a session.
+// Cookies. The developer and console cookies each hold the random id of a
+// session kept in the database (sessions.go), never a credential: the
+// developer's API token and the admin token stay out of the browser. The
+// pre-session cookie binds the CSRF token of the login and sign-up forms,
+// which are posted before there is a session.
 const (
 	sessionCookie = "cw_session"
 	consoleCookie = "cw_console"
 	preCookie     = "cw_pre"
 	csrfField     = "csrf"
 
-	consoleSessionTTL = 8 * time.Hour
+	// tryTokenTTL bounds the developer token a "try it" call of a
+	// developer operation carries; it is revoked right after the call.
+	tryTokenTTL = time.Minute
 )
-
-// deriveKey makes a purpose-bound key from a secret.
-func deriveKey(secret, purpose string) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte("causeway portal " + purpose))
-	return m.Sum(nil)
-}
 
 // csrfToken derives a form token from a session secret: anyone who can
 // read the page can post its forms, and only they, since the secret sits
@@ -67,7 +62,7 @@ func (p *Portal) cookie(r *http.Request, name, value, path string, expires time.
 		c.MaxAge = -1
 	} else {
 		c.Expires = expires
-		c.MaxAge = int(time.Until(expires).Seconds())
+		c.MaxAge = int(expires.Sub(p.sessions.now()).Seconds())
 	}
 	return c
 }
@@ -120,9 +115,10 @@ func (p *Portal) anon(h func(http.ResponseWriter, *http.Request) error) http.Han
 
 // devSession is a logged-in developer.
 type devSession struct {
-	Dev   *auth.Developer
-	token string
-	CSRF  string
+	Dev *auth.Developer
+	// id is the session id of the cookie.
+	id   string
+	CSRF string
 }
 
 // Caller is the signed-in developer. On one of their apps' pages the
@@ -143,11 +139,26 @@ func (p *Portal) developer(r *http.Request) *devSession {
 	if err != nil || c.Value == "" {
 		return nil
 	}
-	dev, err := p.d.Identity.AuthenticateDeveloper(r.Context(), c.Value)
+	ss := p.session(r, kindDeveloper, c.Value)
+	if ss == nil {
+		return nil
+	}
+	dev, err := p.d.Identity.Developer(r.Context(), ss.developerID)
 	if err != nil {
 		return nil
 	}
-	return &devSession{Dev: dev, token: c.Value, CSRF: csrfToken("dev", c.Value)}
+	return &devSession{Dev: dev, id: c.Value, CSRF: csrfToken("dev", c.Value)}
+}
+
+// session finds a live session of kind; a database failure is logged and
+// reads as no session.
+func (p *Portal) session(r *http.Request, kind, id string) *session {
+	ss, err := p.sessions.find(r.Context(), kind, id)
+	if err != nil {
+		p.logger(r).Warn("portal: reading a session failed", "kind", kind, "error", err.Error())
+		return nil
+	}
+	return ss
 }
 
 // dev serves a page for logged-in developers. A POST's CSRF token is
@@ -177,9 +188,14 @@ func (p *Portal) dev(h devHandler) http.Handler {
 	})
 }
 
-// startSession sets the developer's session cookie.
-func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
-	http.SetCookie(w, p.cookie(r, sessionCookie, token, "/", expires, http.SameSiteLaxMode))
+// startSession starts a developer's session and sets its cookie.
+func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, dev *auth.Developer) error {
+	id, expires, err := p.sessions.start(r.Context(), kindDeveloper, dev.ID, "")
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, p.cookie(r, sessionCookie, id, "/", expires, http.SameSiteLaxMode))
+	return nil
 }
 
 // safeNext keeps a post-login redirect on this site: a path, never a
@@ -196,6 +212,8 @@ func safeNext(next string) string {
 
 // consoleSession is the bank logged in to the console.
 type consoleSession struct {
+	// id is the session id of the cookie.
+	id   string
 	CSRF string
 }
 
@@ -209,34 +227,19 @@ func (s *consoleSession) view(title, section string) *view {
 
 type consoleHandler func(w http.ResponseWriter, r *http.Request, s *consoleSession) error
 
-// consoleValue is a console session: a nonce and an expiry, signed with a
-// key derived from the admin token.
-func (p *Portal) consoleValue(nonce string, expires time.Time) string {
-	exp := strconv.FormatInt(expires.Unix(), 10)
-	m := hmac.New(sha256.New, p.consoleKey)
-	m.Write([]byte(nonce + "." + exp))
-	return nonce + "." + exp + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// consoleFrom returns the console session of the request, or nil.
+// consoleFrom returns the console session of the request, or nil. A
+// session made with an admin token this node no longer accepts (a
+// rotation dropped it) is refused.
 func (p *Portal) consoleFrom(r *http.Request) *consoleSession {
 	c, err := r.Cookie(consoleCookie)
 	if err != nil {
 		return nil
 	}
-	parts := strings.Split(c.Value, ".")
-	if len(parts) != 3 {
+	ss := p.session(r, kindConsole, c.Value)
+	if ss == nil || !slices.Contains(p.adminFingerprints, ss.adminToken) {
 		return nil
 	}
-	exp, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil || time.Now().Unix() >= exp {
-		return nil
-	}
-	want := p.consoleValue(parts[0], time.Unix(exp, 0))
-	if !hmac.Equal([]byte(c.Value), []byte(want)) {
-		return nil
-	}
-	return &consoleSession{CSRF: csrfToken("console", c.Value)}
+	return &consoleSession{id: c.Value, CSRF: csrfToken("console", c.Value)}
 }
 
 // console serves a bank console page.
@@ -260,9 +263,20 @@ func (p *Portal) console(h consoleHandler) http.Handler {
 	})
 }
 
-// adminTokenMatches checks a typed token with the HTTP layer's admin check.
-func (p *Portal) adminTokenMatches(token string) bool {
-	return p.d.AdminToken != "" && p.srv.IsAdminToken(token)
+// adminTokenMatches checks a typed token with the HTTP layer's admin check
+// and returns the fingerprint of the accepted token it is.
+func (p *Portal) adminTokenMatches(token string) (string, bool) {
+	if p.d.AdminToken == "" || !p.srv.IsAdminToken(token) {
+		return "", false
+	}
+	// Fixed-length hashes, compared in constant time, as IsAdminToken does.
+	typed := sha256.Sum256([]byte(token))
+	for i, t := range httpapi.AdminTokens(p.d.AdminToken) {
+		if sum := sha256.Sum256([]byte(t)); subtle.ConstantTimeCompare(sum[:], typed[:]) == 1 {
+			return p.adminFingerprints[i], true
+		}
+	}
+	return "", false
 }
 
 func (p *Portal) consoleLoginForm(w http.ResponseWriter, r *http.Request) error {
@@ -276,20 +290,30 @@ func (p *Portal) consoleLoginForm(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (p *Portal) consoleLogin(w http.ResponseWriter, r *http.Request) error {
-	if !p.adminTokenMatches(strings.TrimSpace(r.PostFormValue("token"))) {
+	fingerprint, ok := p.adminTokenMatches(strings.TrimSpace(r.PostFormValue("token")))
+	if !ok {
 		p.log.Warn("portal: console login refused", "remote", r.RemoteAddr)
 		v := &view{Title: "Bank console", Console: true, CSRF: p.preSession(w, r), Error: "That is not the bank's admin token."}
 		p.render(w, r, http.StatusUnauthorized, "console_login", v)
 		return nil
 	}
-	expires := time.Now().Add(consoleSessionTTL)
-	http.SetCookie(w, p.cookie(r, consoleCookie, p.consoleValue(randomToken(), expires), "/console", expires, http.SameSiteStrictMode))
+	id, expires, err := p.sessions.start(r.Context(), kindConsole, "", fingerprint)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, p.cookie(r, consoleCookie, id, "/console", expires, http.SameSiteStrictMode))
 	p.log.Info("portal: console login", "remote", r.RemoteAddr)
 	redirect(w, r, "/console")
 	return nil
 }
 
-func (p *Portal) consoleLogout(w http.ResponseWriter, r *http.Request, _ *consoleSession) error {
+// consoleLogout ends the session on every node at once: a copy of the
+// cookie opens nothing afterwards.
+func (p *Portal) consoleLogout(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
+	if err := p.sessions.end(r.Context(), s.id); err != nil {
+		return err
+	}
+	p.log.Info("portal: console logout", "remote", r.RemoteAddr)
 	http.SetCookie(w, p.cookie(r, consoleCookie, "", "/console", time.Time{}, http.SameSiteStrictMode))
 	redirect(w, r, "/console/login?done=logged-out")
 	return nil

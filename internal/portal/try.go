@@ -19,7 +19,7 @@ import (
 
 // How an operation of the reference can be tried from the portal: with an
 // app's access token (issued from its client credentials, as the app
-// itself would get one), or with the developer's own session token.
+// itself would get one), or with a developer token made for the call.
 const (
 	tryApp       = "app"
 	tryDeveloper = "developer"
@@ -166,6 +166,11 @@ func (p *Portal) call(r *http.Request, s *devSession, op *refOp, f *tryForm, sec
 	if err != nil {
 		return nil, err
 	}
+	if op.Try == tryDeveloper {
+		// The token was made for this one call: revoke it after, even
+		// when the page's deadline has passed.
+		defer p.d.Identity.LogOut(context.WithoutCancel(ctx), token)
+	}
 	path := op.Path
 	query := url.Values{}
 	header := http.Header{}
@@ -222,10 +227,12 @@ func (p *Portal) call(r *http.Request, s *devSession, op *refOp, f *tryForm, sec
 
 // tryToken is the bearer token the call carries: an access token for the
 // developer's app, issued from its client credentials by the token
-// endpoint's own method, or the developer's session token.
+// endpoint's own method, or a developer token made for this call (the
+// session holds none: its cookie is not an API credential).
 func (p *Portal) tryToken(ctx context.Context, r *http.Request, s *devSession, op *refOp, appID, secret string) (string, error) {
 	if op.Try == tryDeveloper {
-		return s.token, nil
+		tok, err := p.d.Identity.IssueDeveloperToken(ctx, s.Dev, tryTokenTTL)
+		return tok.Token, err
 	}
 	if appID == "" {
 		return "", causeway.Errorf(causeway.EINVALID, "missing_app", "choose the app to call as")
