@@ -18,6 +18,7 @@ import (
 	"github.com/causewayhq/causeway/internal/events"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 )
 
@@ -52,7 +53,11 @@ func TestRoutesThroughTheRealGateway(t *testing.T) {
 	e.access.grant("app_a", "cus_a")
 	log := slog.New(slog.DiscardHandler)
 	srv := httpapi.New(httpapi.Config{Version: "test", AdminToken: adminToken, Logger: log, Registerer: prometheus.NewRegistry()})
-	g, err := gateway.New(db, gateway.Options{Auth: tokenAuth{}, Logger: log})
+	sealer, err := seal.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(db, gateway.Options{Auth: tokenAuth{}, Sealer: sealer, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

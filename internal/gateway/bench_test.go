@@ -60,6 +60,7 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			}
 			gw, err := gateway.New(db, gateway.Options{
 				Auth:          testAuth{},
+				Sealer:        newSealer(b),
 				Bus:           nats,
 				Logger:        log,
 				DefaultLimits: gateway.Limits{RequestsPerSecond: 1e9, Burst: 1e9, DailyQuota: 1e15},

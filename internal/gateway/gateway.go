@@ -37,6 +37,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/bus"
+	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -71,9 +72,13 @@ type Limits struct {
 // DefaultLimits apply to apps the bank has not given limits of their own.
 var DefaultLimits = Limits{RequestsPerSecond: 50, Burst: 100, DailyQuota: 100000}
 
-// Options configure a Gateway. Auth is required; the rest have defaults.
+// Options configure a Gateway. Auth and Sealer are required; the rest have
+// defaults.
 type Options struct {
-	Auth   Authenticator
+	Auth Authenticator
+	// Sealer seals the response bodies kept for Idempotency-Key replays:
+	// one can carry a secret shown once, such as an app's client secret.
+	Sealer *seal.Sealer
 	Logger *slog.Logger
 	// Bus holds the rate-limit and quota budgets every node shares (see
 	// budget.go); New creates its key-value bucket. Without a bus each
@@ -108,6 +113,7 @@ type Options struct {
 type Gateway struct {
 	db      *store.DB
 	auth    Authenticator
+	sealer  *seal.Sealer
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
@@ -152,9 +158,13 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 	if opts.Auth == nil {
 		return nil, errors.New("gateway: an Authenticator is required")
 	}
+	if opts.Sealer == nil {
+		return nil, errors.New("gateway: a Sealer is required to keep stored responses")
+	}
 	g := &Gateway{
 		db:              db,
 		auth:            opts.Auth,
+		sealer:          opts.Sealer,
 		log:             opts.Logger,
 		now:             opts.Now,
 		defaults:        opts.DefaultLimits,

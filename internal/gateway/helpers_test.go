@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/causewayhq/causeway/internal/bus/bustest"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 	"github.com/causewayhq/causeway/internal/testkit"
@@ -205,6 +207,8 @@ type env struct {
 	clock *clock
 	app   *app
 	opts  func(*gateway.Options)
+	// sealer is every node's: they share the stored responses.
+	sealer *seal.Sealer
 }
 
 // newEnv starts a node on db, with its shared budgets on an embedded NATS
@@ -223,9 +227,22 @@ func newEnvOn(t testing.TB, db *store.DB, b *bus.Bus, opts func(*gateway.Options
 	if err := gateway.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{db: db, bus: b, clock: newClock(), app: &app{entered: make(chan struct{}, 16), release: make(chan struct{})}, opts: opts}
+	e := &env{db: db, bus: b, clock: newClock(), app: &app{entered: make(chan struct{}, 16), release: make(chan struct{})}, opts: opts,
+		sealer: newSealer(t)}
 	e.node = e.newNode(t)
 	return e
+}
+
+// newSealer returns a Sealer with a fresh key.
+func newSealer(t testing.TB) *seal.Sealer {
+	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
+	s, err := seal.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // eachRuntime runs fn per runtime, as the platform pairs them: "embedded"
@@ -262,6 +279,7 @@ func (e *env) newNodeOn(t testing.TB, b *bus.Bus) *node {
 	s := httpapi.New(httpapi.Config{Version: "test", AdminToken: adminToken, Logger: log, Registerer: reg})
 	opts := gateway.Options{
 		Auth:       testAuth{},
+		Sealer:     e.sealer,
 		Logger:     log,
 		Registerer: reg,
 		Now:        e.clock.Now,

@@ -35,6 +35,7 @@ func (p *Platform) startAPI(ctx context.Context) error {
 	}
 	p.Gateway, err = gateway.New(p.DB, gateway.Options{
 		Auth:       p.Identity,
+		Sealer:     p.Sealer,
 		Bus:        p.Bus,
 		Leader:     p.Relay.HoldsLease,
 		Logger:     p.log.With("component", "gateway"),
