@@ -67,13 +67,16 @@ func (g *Gateway) sealBody(principal, key, claim string, body []byte) string {
 	return g.sealer.Seal(bodyLabel(principal, key, claim) + string(body))
 }
 
-// storedBody reads back a stored body: from sealed, or from inClear (the
-// standard base64 an older version stored, until a start seals it; see
-// ResealResponses). ok is false when the body cannot be read back: sealed
-// with a key the Sealer does not have, or for another row. The replay
-// then gives the status alone, as for a body too large to keep.
+// storedBody reads back a stored body: from inClear, the standard base64
+// an older version stores in body (this one leaves it empty, and a start
+// seals it; see ResealResponses), else from sealed. inClear comes first:
+// an older node taking over an expired key during a rolling upgrade
+// leaves the previous sealed body beside its own. ok is false when the
+// body cannot be read back: sealed with a key the Sealer does not have,
+// or for another row or claim. The replay then gives the status alone, as
+// for a body too large to keep.
 func (g *Gateway) storedBody(principal, key, claim, inClear, sealed string) (body []byte, ok bool) {
-	if sealed == "" {
+	if inClear != "" || sealed == "" {
 		b, err := base64.StdEncoding.DecodeString(inClear)
 		return b, err == nil
 	}
