@@ -182,14 +182,17 @@ func postgresDumps(t *testing.T, n *platformtest.Node) []namedDump {
 		q := u.Query()
 		q.Del("search_path") // a pgx parameter libpq does not know
 		u.RawQuery = q.Encode()
+		// A pg_dump older than the server refuses to dump it; the rows
+		// below are read either way.
 		b, err := exec.Command(pgDump, "--data-only", "--schema="+schema, u.String()).Output()
-		if err != nil {
-			t.Fatalf("pg_dump: %v", err)
-		}
-		if !bytes.Contains(b, []byte("gateway_idempotency")) {
+		switch {
+		case err != nil:
+			t.Logf("pg_dump: %v; reading the rows alone", err)
+		case !bytes.Contains(b, []byte("gateway_idempotency")):
 			t.Fatalf("pg_dump of schema %s holds no gateway_idempotency", schema)
+		default:
+			out = append(out, namedDump{name: "pg_dump of " + schema, data: b})
 		}
-		out = append(out, namedDump{name: "pg_dump of " + schema, data: b})
 	}
 	rows, err := n.DB.QueryContext(ctx, `SELECT table_name FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`)
@@ -205,6 +208,9 @@ func postgresDumps(t *testing.T, n *platformtest.Node) []namedDump {
 		tables = append(tables, name)
 	}
 	rows.Close()
+	if !slices.Contains(tables, "gateway_idempotency") {
+		t.Fatalf("schema %s has no gateway_idempotency: %v", schema, tables)
+	}
 	for _, table := range tables {
 		var buf bytes.Buffer
 		func() {
