@@ -31,7 +31,7 @@ func (g *Gateway) Register(s *httpapi.Server) {
 
 	create := op("bank-create-upstream", http.MethodPost, "/upstreams", "Publish an upstream API to apps under /v1/ext/{path_prefix}/")
 	create.DefaultStatus = http.StatusCreated
-	huma.Register(s.Bank, create, h.createUpstream)
+	huma.Register(s.Bank, httpapi.NoStore(create), h.createUpstream)
 	huma.Register(s.Bank, op("bank-list-upstreams", http.MethodGet, "/upstreams", "List upstream APIs"), h.listUpstreams)
 	del := op("bank-delete-upstream", http.MethodDelete, "/upstreams/{id}", "Unpublish an upstream API")
 	del.DefaultStatus = http.StatusNoContent

@@ -72,12 +72,15 @@ type Limits struct {
 // DefaultLimits apply to apps the bank has not given limits of their own.
 var DefaultLimits = Limits{RequestsPerSecond: 50, Burst: 100, DailyQuota: 100000}
 
-// Options configure a Gateway. Auth and Sealer are required; the rest
-// have defaults.
+// Options configure a Gateway. Auth and Sealer are required; the rest have
+// defaults.
 type Options struct {
 	Auth Authenticator
-	// Sealer encrypts the upstreams' signing secrets at rest (see
-	// ResealSecrets).
+	// Sealer encrypts what the gateway keeps that could reveal a secret:
+	// the upstreams' signing secrets (see ResealSecrets) and the response
+	// bodies kept for Idempotency-Key replays, one of which can carry a
+	// secret shown once, such as an app's client secret (see
+	// ResealResponses).
 	Sealer *seal.Sealer
 	Logger *slog.Logger
 	// Bus holds the rate-limit and quota budgets every node shares (see
@@ -159,7 +162,7 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 		return nil, errors.New("gateway: an Authenticator is required")
 	}
 	if opts.Sealer == nil {
-		return nil, errors.New("gateway: a Sealer is required to keep the upstreams' signing secrets")
+		return nil, errors.New("gateway: a Sealer is required to keep upstream secrets and stored responses")
 	}
 	g := &Gateway{
 		db:              db,

@@ -220,6 +220,8 @@ type env struct {
 	clock *clock
 	app   *app
 	opts  func(*gateway.Options)
+	// sealer is every node's: they share the stored responses.
+	sealer *seal.Sealer
 }
 
 // newEnv starts a node on db, with its shared budgets on an embedded NATS
@@ -238,7 +240,8 @@ func newEnvOn(t testing.TB, db *store.DB, b *bus.Bus, opts func(*gateway.Options
 	if err := gateway.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{db: db, bus: b, clock: newClock(), app: &app{entered: make(chan struct{}, 16), release: make(chan struct{})}, opts: opts}
+	e := &env{db: db, bus: b, clock: newClock(), app: &app{entered: make(chan struct{}, 16), release: make(chan struct{})}, opts: opts,
+		sealer: testSealer(t)}
 	e.node = e.newNode(t)
 	return e
 }
@@ -277,7 +280,7 @@ func (e *env) newNodeOn(t testing.TB, b *bus.Bus) *node {
 	s := httpapi.New(httpapi.Config{Version: "test", AdminToken: adminToken, Logger: log, Registerer: reg})
 	opts := gateway.Options{
 		Auth:       testAuth{},
-		Sealer:     testSealer(t),
+		Sealer:     e.sealer,
 		Logger:     log,
 		Registerer: reg,
 		Now:        e.clock.Now,

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/seal/sealstore"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -40,6 +42,56 @@ const (
 	// still better than running the request twice.
 	maxStoredResponse = 1 << 20
 )
+
+// A stored response body is sealed (package seal) with the row it belongs
+// to: the sealed text is bodyLabel(principal, key, claim) followed by the
+// body. A response can carry a secret shown once (an app's client secret,
+// a webhook or SPI signing secret), which a copy of the database must not
+// reveal; and since the label is sealed with it, a sealed body copied into
+// another row (another app's key, or a later request under the same key)
+// does not open there, so whoever can write the table cannot have a
+// response replayed to someone it was not for.
+
+// bodyLabel names the row and claim a sealed body belongs to. Keys are
+// printable ASCII and principals and claims have no line breaks, so the
+// label is unambiguous.
+func bodyLabel(principal, key, claim string) string {
+	return principal + "\n" + key + "\n" + claim + "\n"
+}
+
+// sealBody is what completeKey stores for body: "" for an empty body.
+func (g *Gateway) sealBody(principal, key, claim string, body []byte) string {
+	if len(body) == 0 {
+		return ""
+	}
+	return g.sealer.Seal(bodyLabel(principal, key, claim) + string(body))
+}
+
+// storedBody reads back a stored body: from inClear, the standard base64
+// an older version stores in body (this one leaves it empty, and a start
+// seals it; see ResealResponses), else from sealed. inClear comes first:
+// an older node taking over an expired key during a rolling upgrade
+// leaves the previous sealed body beside its own. ok is false when the
+// body cannot be read back: sealed with a key the Sealer does not have,
+// or for another row or claim. The replay then gives the status alone, as
+// for a body too large to keep.
+func (g *Gateway) storedBody(principal, key, claim, inClear, sealed string) (body []byte, ok bool) {
+	if inClear != "" || sealed == "" {
+		b, err := base64.StdEncoding.DecodeString(inClear)
+		return b, err == nil
+	}
+	plain, err := g.sealer.Open(sealed)
+	if err == nil {
+		rest, found := strings.CutPrefix(plain, bodyLabel(principal, key, claim))
+		if found {
+			return []byte(rest), true
+		}
+		err = errors.New("the sealed body belongs to another row")
+	}
+	g.log.Error("gateway: a stored response cannot be read back; replaying its status alone",
+		"principal", principal, "error", err.Error())
+	return nil, false
+}
 
 // parseIdempotencyKey reads the Idempotency-Key header values. The key is
 // either a bare run of printable ASCII or, as the IETF draft writes it, a
@@ -172,15 +224,15 @@ func (g *Gateway) claimKey(ctx context.Context, principal, key, fp string) (outc
 				return nil
 			}
 			var (
-				rowFP, rowClaim, state, contentType, body string
-				status                                    int
-				omitted                                   bool
-				createdAt, expiresAt                      int64
+				rowFP, rowClaim, state, contentType, inClear, sealed string
+				status                                               int
+				omitted                                              bool
+				createdAt, expiresAt                                 int64
 			)
 			err = tx.QueryRowContext(ctx,
-				`SELECT fingerprint, claim, state, status, content_type, body, body_omitted, created_at, expires_at
+				`SELECT fingerprint, claim, state, status, content_type, body, sealed_body, body_omitted, created_at, expires_at
 				 FROM gateway_idempotency WHERE principal = $1 AND idem_key = $2`, principal, key).
-				Scan(&rowFP, &rowClaim, &state, &status, &contentType, &body, &omitted, &createdAt, &expiresAt)
+				Scan(&rowFP, &rowClaim, &state, &status, &contentType, &inClear, &sealed, &omitted, &createdAt, &expiresAt)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
@@ -192,7 +244,7 @@ func (g *Gateway) claimKey(ctx context.Context, principal, key, fp string) (outc
 			if expired || stale {
 				res, err := tx.ExecContext(ctx,
 					`UPDATE gateway_idempotency SET fingerprint = $3, claim = $4, state = 'running', status = 0,
-					   content_type = '', body = '', body_omitted = FALSE, created_at = $5, expires_at = $6
+					   content_type = '', body = '', sealed_body = '', body_omitted = FALSE, created_at = $5, expires_at = $6
 					 WHERE principal = $1 AND idem_key = $2 AND claim = $7`,
 					principal, key, fp, claim, store.Micros(now), store.Micros(now.Add(IdempotencyKeyTTL)), rowClaim)
 				if err != nil {
@@ -212,12 +264,9 @@ func (g *Gateway) claimKey(ctx context.Context, principal, key, fp string) (outc
 			case state == "running":
 				outcome = inProgress
 			default:
-				raw, err := base64.StdEncoding.DecodeString(body)
-				if err != nil {
-					return err
-				}
+				body, ok := g.storedBody(principal, key, rowClaim, inClear, sealed)
 				outcome = replay
-				resp = &storedResponse{status: status, contentType: contentType, body: raw, omitted: omitted}
+				resp = &storedResponse{status: status, contentType: contentType, body: body, omitted: omitted || !ok}
 			}
 			return nil
 		}
@@ -228,13 +277,15 @@ func (g *Gateway) claimKey(ctx context.Context, principal, key, fp string) (outc
 	return outcome, claim, resp, err
 }
 
-// completeKey stores the response of the request holding the claim.
+// completeKey stores the response of the request holding the claim, its
+// body sealed.
 func (g *Gateway) completeKey(ctx context.Context, principal, key, claim string, resp storedResponse) error {
+	sealed := g.sealBody(principal, key, claim, resp.body)
 	return g.db.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
-			`UPDATE gateway_idempotency SET state = 'done', status = $4, content_type = $5, body = $6, body_omitted = $7
+			`UPDATE gateway_idempotency SET state = 'done', status = $4, content_type = $5, body = '', sealed_body = $6, body_omitted = $7
 			 WHERE principal = $1 AND idem_key = $2 AND claim = $3`,
-			principal, key, claim, resp.status, resp.contentType, base64.StdEncoding.EncodeToString(resp.body), resp.omitted)
+			principal, key, claim, resp.status, resp.contentType, sealed, resp.omitted)
 		return err
 	})
 }
@@ -262,6 +313,98 @@ func (g *Gateway) PruneIdempotencyKeys(ctx context.Context) (int64, error) {
 		return err
 	})
 	return n, err
+}
+
+// ResealResponses keeps every stored response sealed with the Sealer's
+// current key, and returns how many bodies it sealed or re-sealed. It
+// seals the bodies an older version stored in the clear (any node of one
+// may still be writing them during a rolling upgrade, so it runs at every
+// start), and, while the Sealer has more than one key (a --secret-key
+// rotation), re-seals those an older key sealed (see sealstore.Reseal), so
+// that once every node has started with "NEW,OLD" no stored response needs
+// OLD. Expired keys are pruned first, so their bodies cost nothing. Like
+// sealstore.Reseal it fails, with seal.ErrWrongKey, on a body none of the
+// keys opens.
+func (g *Gateway) ResealResponses(ctx context.Context) (int, error) {
+	if _, err := g.PruneIdempotencyKeys(ctx); err != nil {
+		return 0, fmt.Errorf("gateway: %w", err)
+	}
+	n, err := g.sealClearBodies(ctx)
+	if err == nil && g.sealer.Keys() > 1 {
+		var m int
+		m, err = sealstore.Reseal(ctx, g.db, g.sealer, sealstore.Table{
+			Name: "gateway_idempotency", Key: "principal, idem_key", Columns: []string{"sealed_body"}})
+		n += m
+	}
+	if n > 0 {
+		g.log.Info("sealed stored idempotent responses with the current secret key", "responses", n)
+	}
+	if err != nil {
+		return n, fmt.Errorf("gateway: %w", err)
+	}
+	return n, nil
+}
+
+// sealClearBodies moves the bodies older versions stored in the clear (in
+// body, standard base64) into sealed_body, a batch at a time. A row is
+// rewritten only if it still holds what was read. A body that is not
+// base64 is dropped, and its replay gives the status alone.
+func (g *Gateway) sealClearBodies(ctx context.Context) (int, error) {
+	type clearRow struct{ principal, key, claim, body string }
+	total := 0
+	for after := (clearRow{}); ; {
+		var batch []clearRow
+		err := func() error {
+			rows, err := g.db.QueryContext(ctx,
+				`SELECT principal, idem_key, claim, body FROM gateway_idempotency
+				 WHERE body <> '' AND (principal, idem_key) > ($1, $2) ORDER BY principal, idem_key LIMIT 100`,
+				after.principal, after.key)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var r clearRow
+				if err := rows.Scan(&r.principal, &r.key, &r.claim, &r.body); err != nil {
+					return err
+				}
+				batch = append(batch, r)
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			return total, store.Classify(err)
+		}
+		if len(batch) == 0 {
+			return total, nil
+		}
+		n := 0
+		err = g.db.Tx(ctx, func(tx *sql.Tx) error {
+			n = 0 // again if the transaction is retried
+			for _, r := range batch {
+				raw, bad := base64.StdEncoding.DecodeString(r.body)
+				if bad != nil {
+					raw = nil
+				}
+				res, err := tx.ExecContext(ctx,
+					`UPDATE gateway_idempotency SET body = '', sealed_body = $1, body_omitted = (body_omitted OR $2)
+					 WHERE principal = $3 AND idem_key = $4 AND claim = $5 AND body = $6`,
+					g.sealBody(r.principal, r.key, r.claim, raw), bad != nil, r.principal, r.key, r.claim, r.body)
+				if err != nil {
+					return err
+				}
+				if k, _ := res.RowsAffected(); k == 1 {
+					n++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		after = batch[len(batch)-1]
+	}
 }
 
 func newClaimToken() string {

@@ -109,8 +109,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// instrument wraps the router: request id, per-request logger, body limit,
-// panic recovery, access log, metrics, and the text rule (checkText), so
+// instrument wraps the router: request id, per-request logger, the
+// no-store headers of routes that answer with secrets (NoStore), body
+// limit, panic recovery, access log, metrics, and the text rule (checkText), so
 // bad text is refused before the gateway or any handler reads it. It must
 // sit directly around the ServeMux, because the mux records the matched
 // pattern on the request it is given, and the metrics read it from there.
@@ -124,6 +125,11 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		log := s.log.With("request_id", id)
 		_, pattern := s.mux.Handler(r)
+		if s.noStore[pattern] {
+			// Before anything answers: the gateway's refusals and
+			// replays, and the handler's errors, carry it too.
+			setNoStore(w.Header())
+		}
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		ctx = context.WithValue(ctx, routeKey{}, pattern)
 		ctx = WithRequestLogger(ctx, log)

@@ -57,6 +57,9 @@ type Server struct {
 	// security holds the security requirements of routes outside huma (e.g.
 	// the upstream proxy), keyed by ServeMux pattern.
 	security map[string][]map[string][]string
+	// noStore holds the routes whose answers carry a secret or a token
+	// (see NoStore), keyed by ServeMux pattern.
+	noStore map[string]bool
 	// notFoundPage answers browsers for routes that do not exist.
 	notFoundPage http.Handler
 }
@@ -75,6 +78,8 @@ func New(cfg Config) *Server {
 		maxBody:     cfg.MaxBodyBytes,
 		adminTokens: hashTokens(AdminTokens(cfg.AdminToken)),
 		metrics:     newMetrics(cfg.Registerer),
+		security:    map[string][]map[string][]string{},
+		noStore:     map[string]bool{},
 	}
 	hc := huma.DefaultConfig("Causeway", cfg.Version)
 	hc.OpenAPIPath = "/openapi"
@@ -109,7 +114,7 @@ func New(cfg Config) *Server {
 		},
 	}
 	s.API = humago.New(s.mux, hc)
-	s.API.OpenAPI().OnAddOperation = append(s.API.OpenAPI().OnAddOperation, markMultiline)
+	s.API.OpenAPI().OnAddOperation = append(s.API.OpenAPI().OnAddOperation, markMultiline, s.markNoStore)
 	s.Bank = huma.NewGroup(s.API, "/bank/v1")
 	s.Bank.UseSimpleModifier(func(op *huma.Operation) {
 		op.Security = []map[string][]string{{SchemeBankAdmin: {}}}
@@ -119,7 +124,6 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("/", s.notFound)
 	s.router = s.mux
 	s.handler = s.instrument(s.router)
-	s.security = map[string][]map[string][]string{}
 	return s
 }
 

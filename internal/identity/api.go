@@ -30,10 +30,10 @@ func (s *Service) Register(srv *httpapi.Server) {
 	signUp := op("sign-up", http.MethodPost, "/v1/developers", "Sign up as a developer", "Developers")
 	signUp.DefaultStatus = http.StatusCreated
 	signUp.Description = "Creates a developer in a new organization and returns a developer token (valid 30 days)."
-	huma.Register(api, signUp, h.signUp)
+	huma.Register(api, httpapi.NoStore(signUp), h.signUp)
 	logIn := op("log-in", http.MethodPost, "/v1/developers/login", "Log in and get a developer token", "Developers")
 	logIn.Errors = []int{http.StatusUnauthorized}
-	huma.Register(api, logIn, h.logIn)
+	huma.Register(api, httpapi.NoStore(logIn), h.logIn)
 	logOut := op("log-out", http.MethodPost, "/v1/developers/logout", "Revoke the developer token of this request", "Developers")
 	logOut.Security = developer
 	logOut.DefaultStatus = http.StatusNoContent
@@ -44,7 +44,7 @@ func (s *Service) Register(srv *httpapi.Server) {
 		"In sandbox mode the app is active at once; in production mode it waits for the bank's approval."
 	create.DefaultStatus = http.StatusCreated
 	create.Security = developer
-	huma.Register(api, create, h.createApp)
+	huma.Register(api, httpapi.NoStore(create), h.createApp)
 	list := op("list-apps", http.MethodGet, "/v1/apps", "List your organization's apps", "Apps")
 	list.Security = developer
 	huma.Register(api, list, h.listApps)
@@ -54,7 +54,7 @@ func (s *Service) Register(srv *httpapi.Server) {
 	rotate := op("rotate-app-secret", http.MethodPost, "/v1/apps/{id}/rotate-secret", "Replace an app's client secret", "Apps")
 	rotate.Description = "The old secret stops working at once; access tokens already issued stay valid until they expire."
 	rotate.Security = developer
-	huma.Register(api, rotate, h.rotateSecret)
+	huma.Register(api, httpapi.NoStore(rotate), h.rotateSecret)
 	del := op("delete-app", http.MethodDelete, "/v1/apps/{id}", "Delete an app", "Apps")
 	del.Description = "The app's credentials and access tokens stop working at once."
 	del.Security = developer
@@ -73,7 +73,7 @@ func (s *Service) Register(srv *httpapi.Server) {
 	huma.Register(bank, suspend, h.suspend)
 	huma.Register(bank, op("bank-rotate-signing-key", http.MethodPost, "/signing-keys/rotate", "Sign new access tokens with a new key", "Apps"), h.rotateSigningKey)
 
-	srv.Handle("POST "+TokenPath, http.HandlerFunc(s.token))
+	srv.HandleNoStore("POST "+TokenPath, http.HandlerFunc(s.token))
 	srv.Handle("GET "+JWKSPath, http.HandlerFunc(s.jwks))
 	srv.Handle("GET "+MetadataPath, http.HandlerFunc(s.metadata))
 }

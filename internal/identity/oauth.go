@@ -124,11 +124,9 @@ func strconvQuote(s string) string {
 	return string(b)
 }
 
-// token serves POST /oauth2/token.
+// token serves POST /oauth2/token. Its answers, errors included, are not
+// to be cached (RFC 6749 §5.1): Register marks the route NoStore.
 func (s *Service) token(w http.ResponseWriter, r *http.Request) {
-	// RFC 6749 §5.1: token responses, errors included, are not cached.
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
 	req, oerr := parseTokenRequest(w, r)
 	if oerr != nil {
 		writeOAuthError(w, oerr)

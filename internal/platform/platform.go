@@ -176,9 +176,10 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 }
 
 // resealSecrets re-seals with the first key of --secret-key the webhook,
-// SPI and upstream signing secrets sealed with an older one, and seals the
-// upstream secrets earlier versions stored in the clear (identity.New does
-// the same for the token signing keys). It fails when a stored secret opens with no
+// SPI and upstream signing secrets and the stored idempotent responses
+// sealed with an older one (identity.New does the same for the token
+// signing keys), and seals the upstream secrets and responses an older
+// version stored in the clear. It fails when a stored secret opens with no
 // key given: such a node would fail its deliveries and SPI calls, and is
 // better refused than added to the load balancer.
 func (p *Platform) resealSecrets(ctx context.Context) error {
@@ -189,6 +190,9 @@ func (p *Platform) resealSecrets(ctx context.Context) error {
 		return err
 	}
 	if _, err := p.Gateway.ResealSecrets(ctx); err != nil {
+		return err
+	}
+	if _, err := p.Gateway.ResealResponses(ctx); err != nil {
 		return err
 	}
 	if n := p.Sealer.Keys(); n > 1 {

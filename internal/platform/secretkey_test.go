@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -50,11 +51,15 @@ func TestSecretKeyRotatesWithoutLosingSecrets(t *testing.T) {
 		hooks := httptest.NewServer(rec)
 		defer hooks.Close()
 		var wh struct{ Secret string }
-		res := a.do("POST", "/v1/webhooks", "/v1/webhooks", map[string]any{"url": hooks.URL, "event_types": []string{"payment.*"}})
+		// With an Idempotency-Key: its stored answer, secret and all, is
+		// sealed too, and must replay after the rotation.
+		whBody := map[string]any{"url": hooks.URL, "event_types": []string{"payment.*"}}
+		res := a.do("POST", "/v1/webhooks", "/v1/webhooks", whBody, "Idempotency-Key", "rotation-webhook")
 		if res.status != 201 {
 			t.Fatalf("create webhook: %d %s", res.status, res.body)
 		}
 		res.decode(t, &wh)
+		whAnswer := res.body
 		rec.mu.Lock()
 		rec.secret = wh.Secret
 		rec.mu.Unlock()
@@ -137,6 +142,7 @@ func TestSecretKeyRotatesWithoutLosingSecrets(t *testing.T) {
 			`SELECT secret FROM webhook_subscriptions`, `SELECT previous_secret FROM webhook_subscriptions WHERE previous_secret <> ''`,
 			`SELECT secret FROM spi_registrations`, `SELECT previous_secret FROM spi_registrations WHERE previous_secret <> ''`,
 			`SELECT private_key FROM identity_signing_keys`, `SELECT signing_secret FROM gateway_upstreams`,
+			`SELECT sealed_body FROM gateway_idempotency WHERE sealed_body <> ''`,
 		} {
 			for _, v := range column(t, n, q) {
 				if _, err := onlyNew.Open(v); err != nil {
@@ -148,6 +154,10 @@ func TestSecretKeyRotatesWithoutLosingSecrets(t *testing.T) {
 
 		n = start(newEnc)
 		works("NEW", n)
+		if again := a.do("POST", "/v1/webhooks", "/v1/webhooks", whBody, "Idempotency-Key", "rotation-webhook"); again.status != 201 ||
+			again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(again.body, whAnswer) {
+			t.Errorf("NEW: the webhook creation's retry: %d %s, want the first answer %s", again.status, again.body, whAnswer)
+		}
 		n.Close()
 
 		stale := cfg

@@ -33,11 +33,11 @@ func (s *Service) Register(srv *httpapi.Server) {
 	// The catalog is readable with any valid app token.
 	huma.Register(srv.API, app(op("list-extension-points", http.MethodGet, "/extension-points", "List extension points", 0)), h.listPoints)
 	huma.Register(srv.API, app(op("get-extension-point", http.MethodGet, "/extension-points/{name}", "Get an extension point", 0)), h.getPoint)
-	huma.Register(srv.API, app(op("create-spi-registration", http.MethodPost, "/spi-registrations", "Register an endpoint at an extension point", http.StatusCreated), auth.ScopeSPIWrite), h.create)
+	huma.Register(srv.API, httpapi.NoStore(app(op("create-spi-registration", http.MethodPost, "/spi-registrations", "Register an endpoint at an extension point", http.StatusCreated), auth.ScopeSPIWrite)), h.create)
 	huma.Register(srv.API, app(op("list-spi-registrations", http.MethodGet, "/spi-registrations", "List the app's SPI registrations", 0), auth.ScopeSPIWrite), h.list)
 	huma.Register(srv.API, app(op("get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0), auth.ScopeSPIWrite), h.get)
 	huma.Register(srv.API, app(op("delete-spi-registration", http.MethodDelete, "/spi-registrations/{id}", "Delete an SPI registration", http.StatusNoContent), auth.ScopeSPIWrite), h.delete)
-	huma.Register(srv.API, app(op("rotate-spi-secret", http.MethodPost, "/spi-registrations/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0), auth.ScopeSPIWrite), h.rotate)
+	huma.Register(srv.API, httpapi.NoStore(app(op("rotate-spi-secret", http.MethodPost, "/spi-registrations/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0), auth.ScopeSPIWrite)), h.rotate)
 	huma.Register(srv.API, app(op("list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0), auth.ScopeSPIWrite), h.invocations)
 
 	b := srv.Bank

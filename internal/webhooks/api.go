@@ -24,7 +24,7 @@ func (s *Service) Register(srv *httpapi.Server) {
 			Security: []map[string][]string{{httpapi.SchemeAppOAuth2: {auth.ScopeEventsRead}}},
 		}
 	}
-	huma.Register(srv.API, op("create-webhook", http.MethodPost, "", "Subscribe a URL to events", http.StatusCreated), h.create)
+	huma.Register(srv.API, httpapi.NoStore(op("create-webhook", http.MethodPost, "", "Subscribe a URL to events", http.StatusCreated)), h.create)
 	huma.Register(srv.API, op("list-webhooks", http.MethodGet, "", "List the app's webhook subscriptions", 0), h.list)
 	huma.Register(srv.API, op("get-webhook", http.MethodGet, "/{id}", "Get a webhook subscription", 0), h.get)
 	huma.Register(srv.API, op("update-webhook", http.MethodPatch, "/{id}", "Change a webhook subscription", 0), h.update)
@@ -35,7 +35,7 @@ func (s *Service) Register(srv *httpapi.Server) {
 	resume := op("resume-webhook", http.MethodPost, "/{id}/resume", "Resume a paused or disabled subscription", 0)
 	resume.Description = "Moves a paused or disabled subscription to active. An active one is 409 webhook_already_active."
 	huma.Register(srv.API, resume, h.resume)
-	huma.Register(srv.API, op("rotate-webhook-secret", http.MethodPost, "/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0), h.rotate)
+	huma.Register(srv.API, httpapi.NoStore(op("rotate-webhook-secret", http.MethodPost, "/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0)), h.rotate)
 	huma.Register(srv.API, op("list-webhook-deliveries", http.MethodGet, "/{id}/deliveries", "Delivery attempts, newest first", 0), h.deliveries)
 	recoverOp := op("recover-webhook", http.MethodPost, "/{id}/recover", "Re-send every event since a time", http.StatusAccepted)
 	recoverOp.Description = "Starts re-sending in the background. One recover per subscription runs at a time, across all nodes: " +

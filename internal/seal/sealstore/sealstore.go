@@ -16,7 +16,9 @@ import (
 
 // Table names a table's sealed columns.
 type Table struct {
-	// Name is the table; Key is its primary key, a text column.
+	// Name is the table; Key is its primary key: a text column, or
+	// several separated by commas as in a PRIMARY KEY clause
+	// ("principal, idem_key").
 	Name, Key string
 	// Columns hold sealed values; an empty value means none and stays.
 	Columns []string
@@ -47,19 +49,35 @@ func Reseal(ctx context.Context, db *store.DB, sealer *seal.Sealer, t Table) (in
 // rewriting it.
 func reseal(ctx context.Context, db *store.DB, sealer *seal.Sealer, t Table, afterRead func()) (int, error) {
 	cols := len(t.Columns)
-	query := fmt.Sprintf("SELECT %s, %s FROM %s WHERE %s > $1 ORDER BY %s LIMIT %d",
-		t.Key, strings.Join(t.Columns, ", "), t.Name, t.Key, t.Key, Batch)
+	keys := strings.Split(t.Key, ",")
+	for i := range keys {
+		keys[i] = strings.TrimSpace(keys[i])
+	}
+	nk := len(keys)
+	// Rows are read in key order, a batch at a time after the last key
+	// read; a composite key compares as a row value, which SQLite and
+	// PostgreSQL both order column by column.
+	params := make([]string, nk)
+	for i := range params {
+		params[i] = fmt.Sprintf("$%d", i+1)
+	}
+	keyList := strings.Join(keys, ", ")
+	query := fmt.Sprintf("SELECT %s, %s FROM %s WHERE (%s) > (%s) ORDER BY %s LIMIT %d",
+		keyList, strings.Join(t.Columns, ", "), t.Name, keyList, strings.Join(params, ", "), keyList, Batch)
 	set := make([]string, cols)
-	where := []string{fmt.Sprintf("%s = $%d", t.Key, cols+1)}
+	var where []string
+	for i, k := range keys {
+		where = append(where, fmt.Sprintf("%s = $%d", k, cols+1+i))
+	}
 	for i, c := range t.Columns {
 		set[i] = fmt.Sprintf("%s = $%d", c, i+1)
-		where = append(where, fmt.Sprintf("%s = $%d", c, cols+2+i))
+		where = append(where, fmt.Sprintf("%s = $%d", c, cols+nk+1+i))
 	}
 	update := fmt.Sprintf("UPDATE %s SET %s WHERE %s", t.Name, strings.Join(set, ", "), strings.Join(where, " AND "))
 
 	total := 0
-	for after := ""; ; {
-		batch, err := readBatch(ctx, db, query, after, cols)
+	for after := make([]string, nk); ; {
+		batch, err := readBatch(ctx, db, query, after, nk, cols)
 		if err != nil {
 			return total, err
 		}
@@ -73,11 +91,12 @@ func reseal(ctx context.Context, db *store.DB, sealer *seal.Sealer, t Table, aft
 		}
 		var rewrites []rewrite
 		for _, row := range batch {
-			r := rewrite{args: make([]any, 0, 2*cols+1)}
-			for i, v := range row[1:] {
+			key, values := row[:nk], row[nk:]
+			r := rewrite{args: make([]any, 0, 2*cols+nk)}
+			for i, v := range values {
 				nv, changed, err := resealValue(sealer, v, t.SealPlain)
 				if err != nil {
-					return total, fmt.Errorf("%s.%s of %s: %w", t.Name, t.Columns[i], row[0], err)
+					return total, fmt.Errorf("%s.%s of %s: %w", t.Name, t.Columns[i], strings.Join(key, " "), err)
 				}
 				if changed {
 					r.values++
@@ -85,8 +104,10 @@ func reseal(ctx context.Context, db *store.DB, sealer *seal.Sealer, t Table, aft
 				r.args = append(r.args, nv)
 			}
 			if r.values > 0 {
-				r.args = append(r.args, row[0])
-				for _, v := range row[1:] {
+				for _, k := range key {
+					r.args = append(r.args, k)
+				}
+				for _, v := range values {
 					r.args = append(r.args, v)
 				}
 				rewrites = append(rewrites, r)
@@ -115,21 +136,25 @@ func reseal(ctx context.Context, db *store.DB, sealer *seal.Sealer, t Table, aft
 		if len(batch) < Batch {
 			return total, nil
 		}
-		after = batch[len(batch)-1][0]
+		after = batch[len(batch)-1][:nk]
 	}
 }
 
-// readBatch returns up to Batch rows after the key after, each as its key
-// and then its cols values.
-func readBatch(ctx context.Context, db *store.DB, query, after string, cols int) ([][]string, error) {
-	rows, err := db.QueryContext(ctx, query, after)
+// readBatch returns up to Batch rows after the key after, each as its nk
+// key columns and then its cols values.
+func readBatch(ctx context.Context, db *store.DB, query string, after []string, nk, cols int) ([][]string, error) {
+	args := make([]any, len(after))
+	for i, a := range after {
+		args[i] = a
+	}
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
 	var out [][]string
 	for rows.Next() {
-		row := make([]string, cols+1)
+		row := make([]string, nk+cols)
 		dest := make([]any, len(row))
 		for i := range row {
 			dest[i] = &row[i]

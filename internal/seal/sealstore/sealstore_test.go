@@ -147,6 +147,49 @@ func TestResealRewritesEveryValueOfAnOlderKeyOnce(t *testing.T) {
 	})
 }
 
+func TestResealPagesThroughACompositeKey(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		if _, err := db.ExecContext(ctx, `CREATE TABLE pairs (a TEXT NOT NULL, b TEXT NOT NULL, v TEXT NOT NULL,
+			PRIMARY KEY (a, b))`); err != nil {
+			t.Fatal(err)
+		}
+		// More rows than a batch under one a, so a batch ends inside it
+		// and the next must go on from its b.
+		old := sealer(t, oldKey)
+		plain := map[string]string{}
+		for i := range Batch + 50 {
+			a, b := "a0", fmt.Sprintf("b%04d", i)
+			if i >= Batch+20 {
+				a = "a1"
+			}
+			plain[a+" "+b] = "secret " + a + b
+			if _, err := db.ExecContext(ctx, `INSERT INTO pairs (a, b, v) VALUES ($1, $2, $3)`, a, b, old.Seal(plain[a+" "+b])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		table := Table{Name: "pairs", Key: "a, b", Columns: []string{"v"}}
+		if n, err := Reseal(ctx, db, sealer(t, newKey, oldKey), table); n != len(plain) || err != nil {
+			t.Fatalf("Reseal = %d, %v; want %d", n, err, len(plain))
+		}
+		rows, err := db.QueryContext(ctx, `SELECT a, b, v FROM pairs`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		onlyNew := sealer(t, newKey)
+		for rows.Next() {
+			var a, b, v string
+			if err := rows.Scan(&a, &b, &v); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := onlyNew.Open(v); err != nil || got != plain[a+" "+b] {
+				t.Errorf("%s %s: %q, %v", a, b, got, err)
+			}
+		}
+	})
+}
+
 func TestResealRefusesAValueNoKeyOpens(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
