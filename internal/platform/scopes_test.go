@@ -1,7 +1,9 @@
 package platform_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -14,7 +16,8 @@ import (
 )
 
 // Issue 15's findings, on both runtimes: a scope means one thing (events:read
-// reads, webhooks:write manages subscriptions).
+// reads, webhooks:write manages subscriptions), and an access token dies
+// with a suspension of its app, also after the bank reinstates it.
 
 // scopedApp signs a developer up on n and creates an app with scopes. It
 // returns the developer's client and the app's client credentials.
@@ -126,5 +129,43 @@ func TestEventsReadReadsAndWebhooksWriteManagesSubscriptions(t *testing.T) {
 		writer.must(200, "GET", "/v1/webhooks/"+id+"/deliveries", nil, nil)
 		wantProblem(t, writer.do("GET", "/v1/events", "/v1/events", nil), 403, "insufficient_scope", "webhooks:write GET /v1/events")
 		writer.must(204, "DELETE", "/v1/webhooks/"+id, nil, nil)
+	})
+}
+
+// TestATokenMintedBeforeASuspensionIsDeadAfterReinstatement: the bank
+// suspends an app and reinstates it; the token the app held before is 401
+// for good, a token minted after the reinstatement works. On the scale-out
+// runtime a second node, which had accepted the old token just before,
+// refuses it as soon as the reinstatement has been answered.
+func TestATokenMintedBeforeASuspensionIsDeadAfterReinstatement(t *testing.T) {
+	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
+		cfg := rt.Config(t)
+		cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+		n := platformtest.Start(t, cfg)
+		nodes := []*platformtest.Node{n}
+		if rt.Name == platformtest.ScaleOut.Name {
+			second := cfg
+			second.DataDir = t.TempDir()
+			nodes = append(nodes, platformtest.Start(t, second))
+		}
+		doc := openapitest.Fetch(t, n.URL)
+		_, appID, cc := scopedApp(t, n, doc, "suspended@solarworld.example", "accounts:read")
+		old := tokenFor(t, n.URL, cc)
+		for _, node := range nodes {
+			app := &client{t: t, base: node.URL, doc: doc, token: old}
+			app.must(200, "GET", "/v1/accounts", nil, nil)
+		}
+		bank := &client{t: t, base: n.URL, doc: doc, token: platformtest.AdminToken}
+		bank.must(200, "POST", "/bank/v1/apps/"+appID+"/suspend", nil, nil)
+		wantProblem(t, (&client{t: t, base: n.URL, doc: doc, token: old}).do("GET", "/v1/accounts", "/v1/accounts", nil), 401, "app_inactive", "old token while suspended")
+		bank.must(200, "POST", "/bank/v1/apps/"+appID+"/approve", nil, nil)
+
+		fresh := tokenFor(t, n.URL, cc)
+		for _, node := range nodes {
+			app := &client{t: t, base: node.URL, doc: doc, token: old}
+			wantProblem(t, app.do("GET", "/v1/accounts", "/v1/accounts", nil), 401, "token_revoked", "old token after reinstatement on "+node.URL)
+			app.token = fresh
+			app.must(200, "GET", "/v1/accounts", nil, nil)
+		}
 	})
 }
