@@ -11,7 +11,7 @@ import (
 
 var allScopes = []string{
 	client.ScopeAccountsRead, client.ScopeCustomersWrite, client.ScopePaymentsWrite, client.ScopeKYCWrite,
-	client.ScopeLoansWrite, client.ScopeEventsRead, client.ScopeSPIWrite, client.ScopeDataRead,
+	client.ScopeLoansWrite, client.ScopeEventsRead, client.ScopeWebhooksWrite, client.ScopeSPIWrite, client.ScopeDataRead,
 }
 
 // newApp signs a developer up and creates an app with every scope, all

@@ -10,9 +10,13 @@ const (
 	ScopePaymentsWrite  = "payments:write"
 	ScopeKYCWrite       = "kyc:write"
 	ScopeLoansWrite     = "loans:write"
-	ScopeEventsRead     = "events:read"
-	ScopeSPIWrite       = "spi:write"
-	ScopeDataRead       = "data:read"
+	// ScopeEventsRead reads events and the app's webhook subscriptions.
+	ScopeEventsRead = "events:read"
+	// ScopeWebhooksWrite creates, changes and deletes webhook
+	// subscriptions and re-sends their events.
+	ScopeWebhooksWrite = "webhooks:write"
+	ScopeSPIWrite      = "spi:write"
+	ScopeDataRead      = "data:read"
 )
 
 // Customer types and account products.

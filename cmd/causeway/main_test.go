@@ -185,7 +185,7 @@ func TestServeReadsEnvironment(t *testing.T) {
 var interrupt = syscall.SIGTERM
 
 // paymentScopes are what an app that pays and follows its events holds.
-var paymentScopes = []string{"accounts:read", "payments:write", "events:read"}
+var paymentScopes = []string{"accounts:read", "payments:write", "events:read", "webhooks:write"}
 
 // newTenant signs up a developer organization named name with one app
 // holding scopes, whose rate limit is out of the way (the sandbox default

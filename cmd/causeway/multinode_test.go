@@ -48,7 +48,7 @@ func TestTwoNodesBehaveAsOnePlatform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := dev.CreateApp(ctx, "two nodes", []string{"accounts:read", "payments:write", "events:read"})
+	app, err := dev.CreateApp(ctx, "two nodes", []string{"accounts:read", "payments:write", "events:read", "webhooks:write"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,15 +16,21 @@ const (
 	ScopePaymentsWrite  = "payments:write"
 	ScopeKYCWrite       = "kyc:write"
 	ScopeLoansWrite     = "loans:write"
-	ScopeEventsRead     = "events:read"
-	ScopeSPIWrite       = "spi:write"
-	ScopeDataRead       = "data:read"
+	// ScopeEventsRead reads events: the catalog, the pull API and the
+	// stream, and the app's webhook subscriptions and their deliveries.
+	ScopeEventsRead = "events:read"
+	// ScopeWebhooksWrite manages webhook subscriptions: create, change,
+	// pause, resume, delete, rotate the secret, and trigger deliveries
+	// (recover, retry). It reads them too.
+	ScopeWebhooksWrite = "webhooks:write"
+	ScopeSPIWrite      = "spi:write"
+	ScopeDataRead      = "data:read"
 )
 
 // AllScopes lists every scope, in the order the docs show them.
 var AllScopes = []string{
 	ScopeAccountsRead, ScopeCustomersWrite, ScopePaymentsWrite, ScopeKYCWrite,
-	ScopeLoansWrite, ScopeEventsRead, ScopeSPIWrite, ScopeDataRead,
+	ScopeLoansWrite, ScopeEventsRead, ScopeWebhooksWrite, ScopeSPIWrite, ScopeDataRead,
 }
 
 // ValidScope reports whether s is a known scope.

@@ -164,7 +164,7 @@ type eventsRig struct {
 }
 
 // eventsScopes are what the events benchmark's app may do.
-var eventsScopes = []string{auth.ScopeAccountsRead, auth.ScopeEventsRead, auth.ScopePaymentsWrite}
+var eventsScopes = []string{auth.ScopeAccountsRead, auth.ScopeEventsRead, auth.ScopeWebhooksWrite, auth.ScopePaymentsWrite}
 
 // startEventsRig starts a node on the database and bus opts name (see
 // startBenchNode) and the receiver, signs up an app, and subscribes it

@@ -65,7 +65,7 @@ func (s *baas) signUpAndSubscribe() error {
 	var err error
 	s.solar, err = s.signUp("SolarWorld", "dev", "solarworld.example", "SolarWorld Energy app", []string{
 		client.ScopeAccountsRead, client.ScopeCustomersWrite, client.ScopePaymentsWrite, client.ScopeKYCWrite,
-		client.ScopeLoansWrite, client.ScopeEventsRead, client.ScopeSPIWrite})
+		client.ScopeLoansWrite, client.ScopeEventsRead, client.ScopeWebhooksWrite, client.ScopeSPIWrite})
 	if err != nil {
 		return err
 	}

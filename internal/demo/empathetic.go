@@ -94,7 +94,7 @@ func (s *empathetic) setUp() error {
 	// platform, like any fintech's.
 	var err error
 	s.officer, err = s.signUp("Causeway Bank branch systems", "officer-app", "bank.example", "Branch officer app",
-		[]string{client.ScopeAccountsRead, client.ScopeEventsRead, client.ScopeDataRead})
+		[]string{client.ScopeAccountsRead, client.ScopeEventsRead, client.ScopeWebhooksWrite, client.ScopeDataRead})
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func (s *empathetic) setUp() error {
 	// The customer's devices: a car and a home assistant, two webhook
 	// subscribers of a connected-devices app the customer uses.
 	s.devices, err = s.signUp("HomeCar Connect", "dev", "homecar.example", "Car and home assistant",
-		[]string{client.ScopeAccountsRead, client.ScopeEventsRead})
+		[]string{client.ScopeAccountsRead, client.ScopeEventsRead, client.ScopeWebhooksWrite})
 	if err != nil {
 		return err
 	}

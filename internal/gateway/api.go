@@ -178,7 +178,7 @@ type createUpstreamInput struct {
 		Name       string `json:"name" minLength:"1" maxLength:"100" example:"Card controls"`
 		BaseURL    string `json:"base_url" format:"uri" maxLength:"2048" example:"https://cards.bank.internal/api" doc:"http or https; calls to /v1/ext/{path_prefix}/x go to {base_url}/x"`
 		PathPrefix string `json:"path_prefix" maxLength:"63" pattern:"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$" example:"cards"`
-		Scope      string `json:"scope" enum:"accounts:read,customers:write,payments:write,kyc:write,loans:write,events:read,spi:write,data:read" doc:"The scope an app's token needs to call it"`
+		Scope      string `json:"scope" enum:"accounts:read,customers:write,payments:write,kyc:write,loans:write,events:read,webhooks:write,spi:write,data:read" doc:"The scope an app's token needs to call it"`
 	}
 }
 

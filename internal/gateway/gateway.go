@@ -49,7 +49,7 @@ var migrationFiles embed.FS
 type Authenticator interface {
 	// AuthenticateApp verifies an access token (a JWT) and returns the app
 	// it was issued to, with the token's scopes. It fails with EUNAUTHORIZED
-	// (codes invalid_token, token_expired, app_inactive).
+	// (codes invalid_token, token_expired, app_inactive, token_revoked).
 	AuthenticateApp(ctx context.Context, bearer string) (*auth.App, error)
 	// AuthenticateDeveloper verifies a developer token. It fails with
 	// EUNAUTHORIZED invalid_token.

@@ -65,9 +65,11 @@ func (s *Service) Register(srv *httpapi.Server) {
 	huma.Register(bank, op("bank-list-apps", http.MethodGet, "/apps", "List every app with its status", "Apps"), h.bankListApps)
 	approve := op("bank-approve-app", http.MethodPost, "/apps/{id}/approve", "Approve (or reinstate) an app", "Apps")
 	approve.Description = "Moves an app pending approval, or a suspended one, to active. " +
-		"An app that is already active (for example because another operator approved it a moment earlier) is 409 app_already_active."
+		"An app that is already active (for example because another operator approved it a moment earlier) is 409 app_already_active. " +
+		"A reinstated app's tokens from before its suspension stay refused (401 token_revoked); reinstating takes about a second, " +
+		"so that no node still holds the app's status from before the suspension."
 	huma.Register(bank, approve, h.approve)
-	suspend := op("bank-suspend-app", http.MethodPost, "/apps/{id}/suspend", "Suspend an app; its tokens stop working at once", "Apps")
+	suspend := op("bank-suspend-app", http.MethodPost, "/apps/{id}/suspend", "Suspend an app; its tokens stop working at once, for good", "Apps")
 	suspend.Description = "Moves an active app, or one pending approval, to suspended. " +
 		"An app that is already suspended is 409 app_already_suspended."
 	huma.Register(bank, suspend, h.suspend)
@@ -163,7 +165,7 @@ func (h *handlers) logOut(ctx context.Context, in *logOutInput) (*struct{}, erro
 type createAppInput struct {
 	Body struct {
 		Name   string   `json:"name" maxLength:"100" example:"SolarWorld lending"`
-		Scopes []string `json:"scopes" maxItems:"16" maxLength:"64" example:"[\"accounts:read\",\"payments:write\"]" doc:"One or more of accounts:read, customers:write, payments:write, kyc:write, loans:write, events:read, spi:write, data:read"`
+		Scopes []string `json:"scopes" maxItems:"16" maxLength:"64" example:"[\"accounts:read\",\"payments:write\"]" doc:"One or more of accounts:read, customers:write, payments:write, kyc:write, loans:write, events:read, webhooks:write, spi:write, data:read"`
 	}
 }
 

@@ -320,10 +320,41 @@ func (s *Service) listApps(ctx context.Context, where, arg string, limit int, cu
 // an app that is already active, gets ECONFLICT app_already_active.
 // OnAppActivated runs once, for the approval that won; if it fails, the
 // app goes back to its previous status (unless the bank changed it
-// meanwhile) and the hook's error is returned. Errors: ENOTFOUND
-// app_not_found; ECONFLICT app_already_active.
+// meanwhile) and the hook's error is returned.
+//
+// Reinstating a suspended app takes reinstateWait (about a second): every
+// node caches an app's status for up to appStatusTTL, and one that read
+// the status just before the suspension would otherwise accept, after
+// the reinstatement, a token from before the suspension until its cache
+// expired. Waiting after seeing the suspension, and reinstating only if
+// no other suspension came in between, makes the refusal exact on every
+// node. Errors: ENOTFOUND app_not_found; ECONFLICT app_already_active,
+// app_status_changed.
 func (s *Service) Approve(ctx context.Context, id string) (*App, error) {
-	app, prev, err := s.setStatus(ctx, id, auth.AppActive)
+	var status string
+	var generation int64
+	err := s.db.QueryRowContext(ctx, `SELECT status, token_generation FROM identity_apps WHERE id = $1 AND deleted_at IS NULL`, id).
+		Scan(&status, &generation)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errAppNotFound(id)
+	}
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	var app *App
+	var prev string
+	if status == auth.AppSuspended {
+		t := time.NewTimer(reinstateWait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		app, prev, err = s.moveStatusIn(ctx, id, auth.AppSuspended, generation, auth.AppActive)
+	} else {
+		app, prev, err = s.setStatus(ctx, id, auth.AppActive)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -340,8 +371,9 @@ func (s *Service) Approve(ctx context.Context, id string) (*App, error) {
 }
 
 // Suspend suspends an app, active or pending approval: its access tokens
-// stop working at once and it gets no new ones until the bank approves it
-// again. Of two operators suspending one app at once exactly one succeeds;
+// stop working at once, for good (a new token generation begins, and the
+// tokens of the old one stay refused after a reinstatement), and it gets
+// no new ones until the bank approves it again. Of two operators suspending one app at once exactly one succeeds;
 // the other, like anyone suspending a suspended app, gets ECONFLICT
 // app_already_suspended. Errors: ENOTFOUND app_not_found; ECONFLICT
 // app_already_suspended.
@@ -378,6 +410,13 @@ func (s *Service) setStatus(ctx context.Context, id, status string) (*App, strin
 // concurrent moves on one app exactly one finds the status it expects;
 // the others get ECONFLICT.
 func (s *Service) moveStatus(ctx context.Context, id, from, to string) (*App, string, error) {
+	return s.moveStatusIn(ctx, id, from, -1, to)
+}
+
+// moveStatusIn is moveStatus that also requires the app's token generation
+// to be generation (-1: any); another one is ECONFLICT
+// app_status_changed. A move to suspended starts a new generation.
+func (s *Service) moveStatusIn(ctx context.Context, id, from string, generation int64, to string) (*App, string, error) {
 	var app *App
 	var prev string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -396,16 +435,27 @@ func (s *Service) moveStatus(ctx context.Context, id, from, to string) (*App, st
 		if err != nil {
 			return err
 		}
+		var current int64
+		if err := tx.QueryRowContext(ctx, `SELECT token_generation FROM identity_apps WHERE id = $1`, id).Scan(&current); err != nil {
+			return err
+		}
 		prev = a.Status
 		switch {
 		case prev == to:
 			return errAppAlready(id, to)
 		case from != "" && prev != from:
 			return causeway.Errorf(causeway.ECONFLICT, "app_status_changed", "app %s is %s now, not %s", id, prev, from)
+		case generation >= 0 && current != generation:
+			return causeway.Errorf(causeway.ECONFLICT, "app_status_changed", "app %s was suspended again meanwhile; read it again", id)
+		}
+		next := current
+		if to == auth.AppSuspended {
+			next++
 		}
 		now := s.now()
-		res, err = tx.ExecContext(ctx, `UPDATE identity_apps SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4 AND deleted_at IS NULL`,
-			to, store.Micros(now), id, prev)
+		res, err = tx.ExecContext(ctx, `UPDATE identity_apps SET status = $1, updated_at = $2, token_generation = $3
+			WHERE id = $4 AND status = $5 AND token_generation = $6 AND deleted_at IS NULL`,
+			to, store.Micros(now), next, id, prev, current)
 		if err != nil {
 			return err
 		}

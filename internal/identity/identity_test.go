@@ -228,12 +228,16 @@ func TestSuspendedAndDeletedAppsLoseTheirTokensAtOnce(t *testing.T) {
 			t.Errorf("suspended apps = %+v", listed.Data)
 		}
 
-		// Reinstated: the same token works again.
+		// Reinstated: the token from before the suspension stays dead; a
+		// new one works.
 		if code := e.bank("POST", "/apps/"+app.ID+"/approve", nil); code != 200 {
 			t.Fatalf("approve = %d", code)
 		}
+		_, err = e.svc.AuthenticateApp(ctx, tok.AccessToken)
+		wantCode(t, err, "token_revoked")
+		tok = e.accessToken(app)
 		if _, err := e.svc.AuthenticateApp(ctx, tok.AccessToken); err != nil {
-			t.Errorf("after reinstatement: %v", err)
+			t.Errorf("a token minted after reinstatement: %v", err)
 		}
 
 		if code := e.call("DELETE", "/v1/apps/"+app.ID, dev.Token, nil, nil); code != 204 {

@@ -14,23 +14,32 @@ import (
 //
 //   - verified tokens by their SHA-256, until they expire: a token's
 //     signature and claims cannot change, so this is exact;
-//   - app status for appStatusTTL: a suspension or deletion on this node
-//     clears the cache at once; other nodes see it within appStatusTTL.
+//   - app status and token generation for appStatusTTL: a suspension or
+//     deletion on this node clears the cache at once; other nodes see it
+//     within appStatusTTL. A reinstatement waits reinstateWait after it
+//     saw the suspension (Approve), so that no node still holds a status
+//     read before the suspension, with the old generation, once the app
+//     is active again.
 const (
 	verifiedCacheSize = 16384
 	appCacheSize      = 4096
 	appStatusTTL      = time.Second
+	// reinstateWait is appStatusTTL and a tenth more, for clocks of other
+	// nodes that run a little faster or slower than ours.
+	reinstateWait = appStatusTTL + appStatusTTL/10
 )
 
 type verifiedToken struct {
-	clientID string
-	scope    string
-	expires  time.Time
+	clientID   string
+	scope      string
+	generation int64 // the app's token generation at issue
+	expires    time.Time
 }
 
 type appRow struct {
 	id, developerID, scopes, status string
 	deleted                         bool
+	generation                      int64 // raised by every suspension
 	fetched                         time.Time
 }
 

@@ -22,6 +22,19 @@ import (
 // other JWT signed by the same key can pass for one.
 const accessTokenType = "at+jwt"
 
+// generationClaim is the private claim that carries the app's token
+// generation at issue. Every suspension raises the app's generation, and a
+// token of another generation is refused: that is what keeps a token from
+// before a suspension dead after the bank reinstates the app.
+//
+// A generation, not a time: "iat" has whole seconds, so a token minted
+// just before a suspension and one minted just after a reinstatement in
+// the same second would look alike, and each node's clock differs from
+// the others'. The generation is read in the same statement as the app's
+// status when a token is issued, so a token is either refused (the app is
+// suspended) or carries the generation from before the suspension.
+const generationClaim = "gen"
+
 // TokenRequest is a client-credentials grant: the app's credentials and
 // the scopes it asks for.
 type TokenRequest struct {
@@ -59,8 +72,9 @@ func (s *Service) IssueToken(ctx context.Context, req TokenRequest) (*AccessToke
 	}
 	var appID, developerID, hash, scopes, status string
 	var deleted sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT id, developer_id, secret_hash, scopes, status, deleted_at FROM identity_apps WHERE client_id = $1`,
-		req.ClientID).Scan(&appID, &developerID, &hash, &scopes, &status, &deleted)
+	var generation int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, developer_id, secret_hash, scopes, status, deleted_at, token_generation FROM identity_apps WHERE client_id = $1`,
+		req.ClientID).Scan(&appID, &developerID, &hash, &scopes, &status, &deleted, &generation)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Compare anyway, so an unknown client id takes as long as a wrong
 		// secret.
@@ -115,6 +129,7 @@ func (s *Service) IssueToken(ctx context.Context, req TokenRequest) (*AccessToke
 		JwtID(ids.New("jti")).
 		Claim("client_id", req.ClientID).
 		Claim("scope", strings.Join(granted, " ")).
+		Claim(generationClaim, generation).
 		Build()
 	if err != nil {
 		return nil, err
@@ -146,8 +161,10 @@ func errInvalidToken(msg string) error {
 // JWT from a key of this installation, unexpired (within a small clock
 // leeway), for Audience, and from Options.Issuer when that is set; and its
 // app must still be active, so suspending or deleting an app stops its
-// tokens at once (one indexed read per call). Errors, all EUNAUTHORIZED:
-// invalid_token, token_expired, app_inactive.
+// tokens at once (one indexed read per call), and of the token generation
+// the token was issued in, so a token from before a suspension stays dead
+// after the app is reinstated. Errors, all EUNAUTHORIZED: invalid_token,
+// token_expired, app_inactive, token_revoked.
 func (s *Service) AuthenticateApp(ctx context.Context, bearer string) (*auth.App, error) {
 	if !looksLikeJWS(bearer) {
 		return nil, errInvalidToken("not a compact JWS")
@@ -172,11 +189,11 @@ func (s *Service) AuthenticateApp(ctx context.Context, bearer string) (*auth.App
 	if !ok {
 		var deleted sql.NullInt64
 		row = appRow{fetched: time.Now()}
-		stmt, err := s.db.Stmt(ctx, `SELECT id, developer_id, scopes, status, deleted_at FROM identity_apps WHERE client_id = $1`)
+		stmt, err := s.db.Stmt(ctx, `SELECT id, developer_id, scopes, status, deleted_at, token_generation FROM identity_apps WHERE client_id = $1`)
 		if err != nil {
 			return nil, err
 		}
-		err = stmt.QueryRowContext(ctx, clientID).Scan(&row.id, &row.developerID, &row.scopes, &row.status, &deleted)
+		err = stmt.QueryRowContext(ctx, clientID).Scan(&row.id, &row.developerID, &row.scopes, &row.status, &deleted, &row.generation)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, errInvalidToken("unknown client")
 		}
@@ -188,6 +205,10 @@ func (s *Service) AuthenticateApp(ctx context.Context, bearer string) (*auth.App
 	}
 	if row.deleted || row.status != auth.AppActive {
 		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "app_inactive", "the app is not active")
+	}
+	if cached.generation != row.generation {
+		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "token_revoked",
+			"the access token was issued before the app was suspended; get a new one from /oauth2/token")
 	}
 	app := auth.App{ID: row.id, DeveloperID: row.developerID, ClientID: clientID}
 	// The token's scopes, as far as the app still holds them.
@@ -252,8 +273,16 @@ func (s *Service) verifyToken(ctx context.Context, bearer string) (verifiedToken
 	if err := tok.Get("scope", &scope); err != nil {
 		return verifiedToken{}, errInvalidToken("no scope claim")
 	}
+	// Tokens issued before generations existed have no claim: generation
+	// 0, which the upgrade left to every app that was not suspended.
+	var generation float64
+	if tok.Has(generationClaim) {
+		if err := tok.Get(generationClaim, &generation); err != nil || generation < 0 || generation != float64(int64(generation)) {
+			return verifiedToken{}, errInvalidToken("malformed token generation")
+		}
+	}
 	exp, _ := tok.Expiration()
-	return verifiedToken{clientID: clientID, scope: scope, expires: exp.Add(clockLeeway)}, nil
+	return verifiedToken{clientID: clientID, scope: scope, generation: int64(generation), expires: exp.Add(clockLeeway)}, nil
 }
 
 // looksLikeJWS is a cheap first filter: a bounded compact serialization,

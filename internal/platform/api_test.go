@@ -87,7 +87,7 @@ func developerApp(t *testing.T, n *platformtest.Node, doc *openapitest.Validator
 	res.decode(t, &dev)
 	c.token = dev.Token
 	res = c.do("POST", "/v1/apps", "/v1/apps", map[string]any{"name": "Solar app", "scopes": []string{
-		"accounts:read", "customers:write", "payments:write", "kyc:write", "loans:write", "events:read", "spi:write", "data:read"}})
+		"accounts:read", "customers:write", "payments:write", "kyc:write", "loans:write", "events:read", "webhooks:write", "spi:write", "data:read"}})
 	if res.status != 201 {
 		t.Fatalf("create app: %d %s", res.status, res.body)
 	}

@@ -75,7 +75,7 @@ type appsData struct {
 }
 
 func (p *Portal) appsPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	return p.renderApps(w, r, s, http.StatusOK, "", appsData{Picked: []string{auth.ScopeAccountsRead, auth.ScopePaymentsWrite, auth.ScopeEventsRead}})
+	return p.renderApps(w, r, s, http.StatusOK, "", appsData{Picked: []string{auth.ScopeAccountsRead, auth.ScopePaymentsWrite, auth.ScopeEventsRead, auth.ScopeWebhooksWrite}})
 }
 
 func (p *Portal) renderApps(w http.ResponseWriter, r *http.Request, s *devSession, status int, errMsg string, d appsData) error {

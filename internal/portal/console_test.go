@@ -240,7 +240,7 @@ func testBankPublishesADatasetInTheConsole(t *testing.T, n *platformtest.Node) {
 func testConsoleShowsPlatformHealth(t *testing.T, n *platformtest.Node) {
 	ctx := tab(t, 2*time.Minute)
 	bg := context.Background()
-	_, appID, client, secret := sandboxApp(t, n, "health@solarworld.example", "accounts:read", "payments:write", "events:read", "spi:write")
+	_, appID, client, secret := sandboxApp(t, n, "health@solarworld.example", "accounts:read", "payments:write", "events:read", "webhooks:write", "spi:write")
 	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusGone) }))
 	defer gone.Close()
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))

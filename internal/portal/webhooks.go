@@ -61,7 +61,7 @@ func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSe
 	if err != nil {
 		return err
 	}
-	d := webhooksData{App: app, Deny: denied(app, auth.ScopeEventsRead), Form: f}
+	d := webhooksData{App: app, Deny: denied(app, auth.ScopeWebhooksWrite), Form: f}
 	if d.Subs, _, err = p.d.Webhooks.List(ctx, auth.AppCaller(app.ID), "", 200, ""); err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (p *Portal) createWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 		URL: strings.TrimSpace(r.PostFormValue("url")), Filter: r.PostFormValue("filter"),
 		Patterns: r.PostFormValue("patterns"), Types: r.PostForm["type"], Ordered: r.PostFormValue("ordered") != "",
 	}
-	app, err := p.appFor(ctx, s, r.PathValue("id"), auth.ScopeEventsRead)
+	app, err := p.appFor(ctx, s, r.PathValue("id"), auth.ScopeWebhooksWrite)
 	if err != nil {
 		if causeway.ErrorKind(err) == causeway.EFORBIDDEN {
 			return p.renderWebhooks(w, r, s, http.StatusForbidden, formError(err), f)
@@ -106,7 +106,10 @@ func (p *Portal) createWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 }
 
 type webhookData struct {
-	App        *identity.App
+	App *identity.App
+	// Deny says why the app cannot change the subscription or re-send its
+	// events (no webhooks:write, say); the page then only shows it.
+	Deny       string
 	Sub        *webhooks.Subscription
 	Secret     string
 	Deliveries []*webhooks.Delivery
@@ -137,7 +140,7 @@ func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
-	d := webhookData{App: app, Sub: sub, Secret: sub.Secret, Outcome: q.Get("outcome"),
+	d := webhookData{App: app, Deny: denied(app, auth.ScopeWebhooksWrite), Sub: sub, Secret: sub.Secret, Outcome: q.Get("outcome"),
 		Since: time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")}
 	var err error
 	d.Deliveries, d.Next, err = p.d.Webhooks.Deliveries(ctx, auth.AppCaller(app.ID), sub.ID, webhooks.DeliveryFilter{
@@ -165,7 +168,7 @@ func (p *Portal) webhookAction(w http.ResponseWriter, r *http.Request, s *devSes
 	act func(appID, id string) error) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
-	app, err := p.appFor(ctx, s, r.PathValue("id"), auth.ScopeEventsRead)
+	app, err := p.appFor(ctx, s, r.PathValue("id"), auth.ScopeWebhooksWrite)
 	if err == nil {
 		err = act(app.ID, r.PathValue("wid"))
 	}
@@ -231,7 +234,7 @@ func (p *Portal) deleteWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 func (p *Portal) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, s *devSession) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
-	app, err := p.appFor(ctx, s, r.PathValue("id"), auth.ScopeEventsRead)
+	app, err := p.appFor(ctx, s, r.PathValue("id"), auth.ScopeWebhooksWrite)
 	if err != nil {
 		return err
 	}
@@ -254,7 +257,7 @@ type liveDelivery struct {
 	Status    int    `json:"status_code"`
 	Latency   string `json:"latency"`
 	Error     string `json:"error"`
-	RetryURL  string `json:"retry_url"`
+	RetryURL  string `json:"retry_url,omitempty"` // empty when the app may not retry
 }
 
 // liveFor is how long one live-log stream lasts; the browser's
@@ -274,6 +277,8 @@ func (p *Portal) webhookLive(w http.ResponseWriter, r *http.Request, s *devSessi
 	if err != nil {
 		return err
 	}
+	// Without webhooks:write the log offers no retry.
+	deny := denied(app, auth.ScopeWebhooksWrite)
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
 		last = r.URL.Query().Get("after")
@@ -302,12 +307,15 @@ func (p *Portal) webhookLive(w http.ResponseWriter, r *http.Request, s *devSessi
 			if d.ID <= last {
 				continue
 			}
-			b, _ := json.Marshal(liveDelivery{
+			ld := liveDelivery{
 				ID: d.ID, Time: fmtTime(d.CreatedAt), EventType: d.EventType, EventID: d.EventID,
 				Attempt: d.Attempt, Origin: d.Origin, Outcome: d.Outcome, Status: d.StatusCode,
 				Latency: fmtMS(d.LatencyMS), Error: d.Error,
-				RetryURL: "/apps/" + app.ID + "/webhooks/" + sub.ID + "/deliveries/" + d.ID + "/retry",
-			})
+			}
+			if deny == "" {
+				ld.RetryURL = "/apps/" + app.ID + "/webhooks/" + sub.ID + "/deliveries/" + d.ID + "/retry"
+			}
+			b, _ := json.Marshal(ld)
 			fmt.Fprintf(w, "id: %s\nevent: delivery\ndata: %s\n\n", d.ID, b)
 			last = d.ID
 		}

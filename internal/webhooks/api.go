@@ -11,17 +11,30 @@ import (
 	"github.com/causewayhq/causeway/internal/httpapi"
 )
 
-// Register adds the webhook routes: /v1/webhooks for apps (scope
-// events:read; each app sees only its own subscriptions, another app's id
-// is 404 webhook_not_found) and GET /bank/v1/webhooks for the bank's
-// console.
+// Register adds the webhook routes: /v1/webhooks for apps (each app sees
+// only its own subscriptions, another app's id is 404 webhook_not_found)
+// and GET /bank/v1/webhooks for the bank's console.
+//
+// Reading a subscription and its deliveries needs events:read or
+// webhooks:write; anything that changes a subscription or sends events
+// (create, update, delete, pause, resume, rotate-secret, recover, retry)
+// needs webhooks:write. The gateway enforces both from the operations'
+// security requirements.
 func (s *Service) Register(srv *httpapi.Server) {
 	h := &handlers{s: s}
 	op := func(id, method, path, summary string, status int) huma.Operation {
+		// Every route that is not a read manages the subscription.
+		security := []map[string][]string{{httpapi.SchemeAppOAuth2: {auth.ScopeWebhooksWrite}}}
+		if method == http.MethodGet {
+			// Alternatives: either scope reads.
+			security = []map[string][]string{
+				{httpapi.SchemeAppOAuth2: {auth.ScopeEventsRead}},
+				{httpapi.SchemeAppOAuth2: {auth.ScopeWebhooksWrite}},
+			}
+		}
 		return huma.Operation{
 			OperationID: id, Method: method, Path: "/v1/webhooks" + path, Summary: summary,
-			Tags: []string{"Webhooks"}, DefaultStatus: status,
-			Security: []map[string][]string{{httpapi.SchemeAppOAuth2: {auth.ScopeEventsRead}}},
+			Tags: []string{"Webhooks"}, DefaultStatus: status, Security: security,
 		}
 	}
 	huma.Register(srv.API, httpapi.NoStore(op("create-webhook", http.MethodPost, "", "Subscribe a URL to events", http.StatusCreated)), h.create)

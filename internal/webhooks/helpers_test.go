@@ -161,7 +161,7 @@ func newSealedHarness(t testing.TB, db *store.DB, b *bus.Bus, opts webhooks.Opti
 	srv.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if app := r.Header.Get("X-Test-App"); app != "" {
-				r = r.WithContext(auth.WithApp(r.Context(), &auth.App{ID: app, Scopes: []string{auth.ScopeEventsRead}}))
+				r = r.WithContext(auth.WithApp(r.Context(), &auth.App{ID: app, Scopes: []string{auth.ScopeEventsRead, auth.ScopeWebhooksWrite}}))
 			}
 			next.ServeHTTP(w, r)
 		})

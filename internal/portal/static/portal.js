@@ -77,6 +77,7 @@
       td(d.latency, "num");
       td(d.error, "break");
       var act = td();
+      if (!d.retry_url) { tbody.insertBefore(tr, tbody.firstChild); return; }
       var form = document.createElement("form");
       form.method = "post";
       form.action = d.retry_url;
