@@ -51,7 +51,7 @@ func TestAnswersCarryingSecretsAreNeverCached(t *testing.T) {
 		seen("app creation refused by the gateway", anon.do("POST", "/v1/apps", "", map[string]any{"name": "x", "scopes": []string{"events:read"}}), 401)
 
 		d := &client{t: t, base: n.URL, token: dev.Token, doc: doc}
-		body := map[string]any{"name": "Cache", "scopes": []string{"events:read", "spi:write"}}
+		body := map[string]any{"name": "Cache", "scopes": []string{"events:read", "webhooks:write", "spi:write"}}
 		var app struct {
 			ID           string
 			ClientID     string `json:"client_id"`
@@ -217,7 +217,7 @@ func portalSecretPages(t *testing.T, n *platformtest.Node) []cachedAnswer {
 		}
 		return string(m[1])
 	}
-	app := post("app creation", "/apps", url.Values{"name": {"Cache"}, "scope": {"events:read", "spi:write"}}, 201, appLink)
+	app := post("app creation", "/apps", url.Values{"name": {"Cache"}, "scope": {"events:read", "webhooks:write", "spi:write"}}, 201, appLink)
 	post("client secret rotation", "/apps/"+app+"/rotate-secret", url.Values{}, 200, nil)
 	hooks := httptest.NewServer(&rawReceiver{})
 	t.Cleanup(hooks.Close)

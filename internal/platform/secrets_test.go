@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/oauth2/clientcredentials"
@@ -82,7 +83,7 @@ func TestNoSecretIsStoredInTheClear(t *testing.T) {
 			ClientID     string `json:"client_id"`
 			ClientSecret string `json:"client_secret"`
 		}
-		once(d, "/v1/apps", map[string]any{"name": "Keeper", "scopes": []string{"events:read", "spi:write", "accounts:read"}}, 201, &app)
+		once(d, "/v1/apps", map[string]any{"name": "Keeper", "scopes": []string{"events:read", "webhooks:write", "spi:write", "accounts:read"}}, 201, &app)
 		keep("client secret", app.ClientSecret)
 		var rotated struct {
 			ClientSecret string `json:"client_secret"`
@@ -112,6 +113,13 @@ func TestNoSecretIsStoredInTheClear(t *testing.T) {
 		var regRotated struct{ Secret string }
 		once(a, "/v1/spi-registrations/"+reg.ID+"/rotate-secret", nil, 200, &regRotated)
 		keep("rotated SPI secret", regRotated.Secret)
+		bank := &client{t: t, base: n.URL, token: platformtest.AdminToken, doc: doc}
+		var up struct {
+			SigningSecret string `json:"signing_secret"`
+		}
+		bank.do("POST", "/bank/v1/upstreams", "", map[string]any{"name": "Cards", "base_url": hooks.URL, "path_prefix": "cards",
+			"scope": "accounts:read"}).decode(t, &up)
+		keep("upstream signing secret", strings.TrimPrefix(up.SigningSecret, "whsec_"))
 
 		var dumps []namedDump
 		if rt.Name == platformtest.ScaleOut.Name {
