@@ -46,7 +46,9 @@ func normalizeEmail(email string) (string, string, error) {
 // SignUp creates a developer in a new organization and logs them in.
 // Errors: EINVALID invalid_email, weak_password (under MinPasswordLength
 // characters), invalid_organization; ECONFLICT email_taken when the email
-// (in any letter case) already has an account.
+// (in any letter case) already has an account; ERATELIMIT
+// too_many_sign_ups beyond Limits.SignUpsPerHour from the caller's address
+// (httpapi.ClientAddr).
 func (s *Service) SignUp(ctx context.Context, email, password, organization string) (*auth.Developer, DeveloperToken, error) {
 	email, key, err := normalizeEmail(email)
 	if err != nil {
@@ -57,6 +59,12 @@ func (s *Service) SignUp(ctx context.Context, email, password, organization stri
 		return nil, DeveloperToken{}, causeway.Errorf(causeway.EINVALID, "invalid_organization", "organization must be 1 to 200 characters")
 	}
 	if err := checkPassword(password, email); err != nil {
+		return nil, DeveloperToken{}, err
+	}
+	// Counted once the input is valid, whatever comes of it: an attempt
+	// answered email_taken counts too, so the answer cannot be used to
+	// find out in bulk who has an account.
+	if err := s.takeSignUp(ctx); err != nil {
 		return nil, DeveloperToken{}, err
 	}
 	release, err := s.acquireHashing(ctx)
@@ -101,11 +109,18 @@ func insertDeveloperToken(ctx context.Context, tx *sql.Tx, developerID string, t
 
 // LogIn checks a developer's email and password and returns a new token,
 // valid for DeveloperTokenTTL. A wrong email and a wrong password give the
-// same EUNAUTHORIZED invalid_credentials error, after the same work.
+// same EUNAUTHORIZED invalid_credentials error, after the same work. Too
+// many failures for the email, or from the caller's address, are
+// ERATELIMIT too_many_login_attempts with a RetryAfter (see Limits); the
+// attempt is then refused before the password is looked at.
 func (s *Service) LogIn(ctx context.Context, email, password string) (DeveloperToken, error) {
 	key := strings.ToLower(strings.TrimSpace(email))
 	if len(key) > 254 || len(password) > maxPasswordLength {
 		return DeveloperToken{}, errInvalidCredentials()
+	}
+	account, address := loginKeys(ctx, key)
+	if err := s.takeLogin(ctx, account, address); err != nil {
+		return DeveloperToken{}, err
 	}
 	var devID, hash string
 	err := s.db.QueryRowContext(ctx, `SELECT id, password_hash FROM identity_developers WHERE email_key = $1`, key).Scan(&devID, &hash)
@@ -128,6 +143,7 @@ func (s *Service) LogIn(ctx context.Context, email, password string) (DeveloperT
 	if !found || !ok {
 		return DeveloperToken{}, errInvalidCredentials()
 	}
+	s.loggedIn(ctx, account, address)
 
 	now := s.now()
 	token := DeveloperToken{Token: newDeveloperToken(), ExpiresAt: now.Add(DeveloperTokenTTL)}
