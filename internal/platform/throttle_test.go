@@ -320,7 +320,9 @@ func TestAppsPerDeveloperAreCappedEvenWhenCreatedAtOnce(t *testing.T) {
 		var dev struct{ Token string }
 		res.decode(t, &dev)
 		c.token = dev.Token
-		create := func(i int) any { return map[string]any{"name": fmt.Sprintf("app %d", i), "scopes": []string{"accounts:read"}} }
+		create := func(i int) any {
+			return map[string]any{"name": fmt.Sprintf("app %d", i), "scopes": []string{"accounts:read"}}
+		}
 		var first string
 		for i := range 19 {
 			res := c.do("POST", "/v1/apps", "/v1/apps", create(i))
@@ -477,4 +479,3 @@ func TestEventStreamCapHoldsAcrossTwoNodes(t *testing.T) {
 		t.Fatalf("4th sign-up on the other node: %d %s, want 429", res.status, res.body)
 	}
 }
-
