@@ -60,9 +60,9 @@ type Streams struct {
 }
 
 // OpenStreams creates (or opens) the stream slots' bucket. node names this
-// node uniquely (a restart is a new node); max is the cap per app.
-func OpenStreams(ctx context.Context, b *bus.Bus, node string, max int, log *slog.Logger) (*Streams, error) {
-	if max < 1 {
+// node uniquely (a restart is a new node); perApp is the cap per app.
+func OpenStreams(ctx context.Context, b *bus.Bus, node string, perApp int, log *slog.Logger) (*Streams, error) {
+	if perApp < 1 {
 		return nil, errors.New("throttle: the stream cap must be at least 1")
 	}
 	if log == nil {
@@ -80,7 +80,7 @@ func OpenStreams(ctx context.Context, b *bus.Bus, node string, max int, log *slo
 	if err != nil {
 		return nil, bus.Classify(fmt.Errorf("throttle bucket %s: %w", b.Stream(StreamBucket), err))
 	}
-	return &Streams{kv: kv, node: node, max: max, log: log, held: map[string]int{}}, nil
+	return &Streams{kv: kv, node: node, max: perApp, log: log, held: map[string]int{}}, nil
 }
 
 // Max is the cap of streams per app.

@@ -112,9 +112,12 @@ func (c *Counters) Take(ctx context.Context, key string, r Rule) error {
 	err := c.update(ctx, key, func(cur counter, ok bool) (counter, bool) {
 		now := c.now().UnixNano()
 		refusal = nil
-		if !ok || now >= cur.Start+int64(r.Window) || now < cur.Start {
+		if !ok || now >= cur.Start+int64(r.Window) {
 			cur = counter{Start: now}
 		}
+		// A node whose clock is behind the one that opened the window
+		// must not reopen it, nor wait less.
+		now = max(now, cur.Start)
 		end := cur.Start + int64(r.Window)
 		switch {
 		case cur.N >= int64(r.Limit):
