@@ -415,7 +415,11 @@ func TestEventStreamsPerAppAreCapped(t *testing.T) {
 				t.Fatalf("stream %d: %d %s", i+1, res.status, res.body)
 			}
 		}
-		res := stream(t, context.Background(), n.URL, app.token)
+		// Should it be served after all, the test's end closes it, so the
+		// server's shutdown does not wait on it.
+		over, cancelOver := context.WithCancel(context.Background())
+		t.Cleanup(cancelOver)
+		res := stream(t, over, n.URL, app.token)
 		if res.status != 429 || problemCode(t, res) != "too_many_streams" {
 			t.Fatalf("11th stream: %d %s, want 429 too_many_streams", res.status, res.body)
 		}
@@ -457,8 +461,10 @@ func TestEventStreamCapHoldsAcrossTwoNodes(t *testing.T) {
 			t.Fatalf("stream %d: %d %s", i+1, res.status, res.body)
 		}
 	}
+	over, cancelOver := context.WithCancel(context.Background())
+	t.Cleanup(cancelOver)
 	for _, node := range []*platformtest.Node{a, b} {
-		if res := stream(t, context.Background(), node.URL, app.token); res.status != 429 {
+		if res := stream(t, over, node.URL, app.token); res.status != 429 {
 			t.Fatalf("11th stream: %d %s, want 429", res.status, res.body)
 		}
 	}
