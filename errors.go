@@ -6,6 +6,7 @@ package causeway
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind is the class of a domain error. The HTTP layer maps each kind to one
@@ -31,6 +32,9 @@ type Error struct {
 	Kind    Kind
 	Code    string
 	Message string
+	// RetryAfter, when positive, is how long the caller should wait before
+	// trying again; the HTTP layer sends it as Retry-After (ERATELIMIT).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

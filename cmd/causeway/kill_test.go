@@ -47,7 +47,7 @@ func startNode(t *testing.T, args []string) *node {
 	t.Helper()
 	addr := testkit.FreePort(t)
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr}, args...)...)
-	cmd.Env = cleanEnv("CAUSEWAY_ADMIN_TOKEN=" + killTestToken)
+	cmd.Env = cleanEnv(append(throttlesOff(), "CAUSEWAY_ADMIN_TOKEN="+killTestToken)...)
 	n := &node{cmd: cmd, base: "http://" + addr, logs: &testkit.SyncBuffer{}}
 	cmd.Stderr = n.logs
 	if err := cmd.Start(); err != nil {

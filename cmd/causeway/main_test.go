@@ -66,6 +66,10 @@ func TestServeFailsWithOneClearLine(t *testing.T) {
 		{"bad allow list", []string{"serve", "--allow-private-targets", "10.0.0.0/99"}, "allow-private-targets"},
 		{"short event retention", []string{"serve", "--event-retention", "5m"}, "event retention must be at least 1h0m0s"},
 		{"replicas on the embedded bus", []string{"serve", "--event-replicas", "3"}, "event-replicas 3 needs --nats-url"},
+		{"no sign-ups", []string{"serve", "--signup-rate", "0"}, "signup-rate 0: must be at least 1"},
+		{"no apps", []string{"serve", "--max-apps-per-developer", "-1"}, "max-apps-per-developer -1: must be at least 1"},
+		{"no login window", []string{"serve", "--login-window", "0s"}, "login-window 0s: must be positive"},
+		{"bad trusted proxy", []string{"serve", "--trusted-proxies", "10.0.0.300"}, "trusted-proxies"},
 		{"data dir is a file", []string{"serve", "--data-dir", file, "--addr", "127.0.0.1:0"}, "data dir"},
 		{"unreachable postgres", []string{"serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0",
 			"--database-url", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"}, "database: postgres 127.0.0.1:1/test"},
@@ -100,11 +104,20 @@ func TestServeFailsWithOneClearLine(t *testing.T) {
 	}
 }
 
+// throttlesOff raises the sign-up, login, app and stream limits of a
+// `causeway serve` far beyond what a test does from 127.0.0.1; earlier
+// settings in an env list are overridden by later ones.
+func throttlesOff() []string {
+	return []string{"CAUSEWAY_SIGNUP_RATE=1000000", "CAUSEWAY_LOGIN_FAILURES_PER_ACCOUNT=1000000",
+		"CAUSEWAY_LOGIN_FAILURES_PER_ADDRESS=1000000", "CAUSEWAY_MAX_APPS_PER_DEVELOPER=1000000",
+		"CAUSEWAY_MAX_STREAMS_PER_APP=1000000"}
+}
+
 func startServe(t *testing.T, dataDir string, env ...string) (*exec.Cmd, string, *testkit.SyncBuffer) {
 	t.Helper()
 	addr := testkit.FreePort(t)
 	cmd := exec.Command(binary, "serve", "--data-dir", dataDir)
-	cmd.Env = cleanEnv(append(env, "CAUSEWAY_ADDR="+addr)...)
+	cmd.Env = cleanEnv(append(append(throttlesOff(), env...), "CAUSEWAY_ADDR="+addr)...)
 	var logs testkit.SyncBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/platform"
 )
 
@@ -15,6 +16,8 @@ func newServeCommand() *cobra.Command {
 		allowList string
 		logLevel  string
 		dataAgent string
+		// trustedProxies is --trusted-proxies before parsing.
+		trustedProxies string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -39,7 +42,20 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 				return err
 			}
 			if cfg.AllowPrivateTargets, err = platform.ParseCIDRs(allowList); err != nil {
-				return err
+				return fmt.Errorf("allow-private-targets: %w", err)
+			}
+			if cfg.TrustedProxies, err = platform.ParseCIDRs(trustedProxies); err != nil {
+				return fmt.Errorf("trusted-proxies: %w", err)
+			}
+			for name, v := range map[string]int{"signup-rate": cfg.SignupRate, "max-apps-per-developer": cfg.MaxAppsPerDeveloper,
+				"max-streams-per-app": cfg.MaxStreamsPerApp, "login-failures-per-account": cfg.LoginFailuresPerAccount,
+				"login-failures-per-address": cfg.LoginFailuresPerAddress} {
+				if v < 1 {
+					return fmt.Errorf("%s %d: must be at least 1", name, v)
+				}
+			}
+			if cfg.LoginWindow <= 0 {
+				return fmt.Errorf("login-window %s: must be positive", cfg.LoginWindow)
 			}
 			if err := cfg.EventStream.Validate(); err != nil {
 				return err
@@ -72,6 +88,13 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.DurationVar(&cfg.EventStream.MaxAge, "event-retention", 0, "how long the events stream keeps events for replay, recovery and /v1/events, e.g. 2160h; 0 keeps every event")
 	f.IntVar(&cfg.EventStream.Replicas, "event-replicas", 1, "how many servers of a NATS cluster keep the events stream (1, 3 or 5)")
 	f.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz answering 503 before draining, e.g. 10s (longer than the load balancer's health-check interval)")
+	f.IntVar(&cfg.SignupRate, "signup-rate", identity.DefaultSignUpsPerHour, "sign-ups one client address may make per hour (429 beyond)")
+	f.IntVar(&cfg.LoginFailuresPerAccount, "login-failures-per-account", identity.DefaultLoginFailuresPerAccount, "failed logins one email may see per --login-window, from all addresses, before logins to it answer 429 until the window ends (slowed down from half of it)")
+	f.IntVar(&cfg.LoginFailuresPerAddress, "login-failures-per-address", identity.DefaultLoginFailuresPerAddress, "failed logins one client address may make per --login-window, over all emails (slowed down from half of it)")
+	f.DurationVar(&cfg.LoginWindow, "login-window", identity.DefaultLoginWindow, "the window failed logins are counted over, from the first failure")
+	f.IntVar(&cfg.MaxAppsPerDeveloper, "max-apps-per-developer", identity.DefaultMaxAppsPerDeveloper, "apps one developer may have (409 too_many_apps beyond; a deleted app counts for 24 h)")
+	f.IntVar(&cfg.MaxStreamsPerApp, "max-streams-per-app", platform.DefaultMaxStreamsPerApp, "event streams (GET /v1/events/stream) one app may hold open at once, over all nodes (429 beyond)")
+	f.StringVar(&trustedProxies, "trusted-proxies", "", "CIDR ranges of load balancers whose X-Forwarded-For names the client for the sign-up and login throttles; empty means the connection's address")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

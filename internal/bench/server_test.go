@@ -266,7 +266,7 @@ func TestBenchmarksSayHowToAllowTheirLoopbackTargets(t *testing.T) {
 	ctx := context.Background()
 	p, err := platform.New(ctx, platform.Config{
 		DataDir: t.TempDir(), Mode: platform.ModeSandbox, Version: "test", AdminToken: "cwadm_strict",
-		Logger: slog.New(slog.DiscardHandler), PasswordCost: benchPasswordCost,
+		Logger: slog.New(slog.DiscardHandler), PasswordCost: benchPasswordCost, SignupRate: 1 << 20,
 	})
 	if err != nil {
 		t.Fatal(err)

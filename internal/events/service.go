@@ -48,6 +48,18 @@ type Options struct {
 	// Stream is the installation's limits for the events stream, used if
 	// the service has to create it (the platform creates it at start).
 	Stream outbox.StreamLimits
+	// StreamSlots caps the event streams (GET /v1/events/stream) an app
+	// may hold open at once, across nodes; nil means no cap.
+	StreamSlots StreamSlots
+}
+
+// StreamSlots counts open event streams per app (the throttle package's
+// Streams implements it over the bus, for every node).
+type StreamSlots interface {
+	// Acquire takes one of the app's slots, or fails with ERATELIMIT
+	// (RetryAfter set) when the app holds the most it may. release gives
+	// the slot back when the stream ends.
+	Acquire(ctx context.Context, appID string) (release func(), err error)
 }
 
 func (o *Options) setDefaults() {

@@ -28,13 +28,25 @@ const writeTimeout = 30 * time.Second
 // It resumes after the Last-Event-ID header or the after parameter (an
 // event id or a pull cursor); without either it starts with the events
 // published from now on. A ": ping" comment goes out every Heartbeat so
-// proxies keep the connection open and dead clients are noticed.
+// proxies keep the connection open and dead clients are noticed. An app
+// holding Options.StreamSlots' cap of streams is refused 429
+// too_many_streams.
 func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	app, ok := auth.AppFrom(ctx)
 	if !ok || app.ID == "" {
 		httpapi.WriteProblem(w, r, errNoApp)
 		return
+	}
+	if s.opts.StreamSlots != nil {
+		// Each stream holds a bus consumer and a goroutine for as long as
+		// the client likes: an app gets a few, not as many as it opens.
+		release, err := s.opts.StreamSlots.Acquire(ctx, app.ID)
+		if err != nil {
+			httpapi.WriteProblem(w, r, err)
+			return
+		}
+		defer release()
 	}
 	st, err := s.eventStream(ctx)
 	if err != nil {

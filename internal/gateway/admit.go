@@ -410,7 +410,7 @@ func (v verdict) setHeaders(h http.Header) {
 func (v verdict) err() error {
 	if v.code == "quota_exceeded" {
 		return causeway.Errorf(causeway.ERATELIMIT, v.code,
-			"the app used its daily quota of %d requests; it resets at midnight UTC, in %d s", v.limit, v.retryAfter)
+			"the daily quota of %d requests is used; it resets at midnight UTC, in %d s", v.limit, v.retryAfter)
 	}
 	return causeway.Errorf(causeway.ERATELIMIT, v.code, "too many requests; retry in %d s", v.retryAfter)
 }

@@ -5,7 +5,9 @@
 // under /v1/ext/{prefix}/.
 //
 // The order for an app request is fixed: token -> scope -> rate limit ->
-// daily quota -> idempotency key -> handler -> analytics.
+// daily quota -> idempotency key -> handler -> analytics. A developer's
+// request (developer token) goes token -> rate limit -> daily quota ->
+// idempotency key -> handler.
 //
 // What lives where, with several nodes behind a load balancer:
 //

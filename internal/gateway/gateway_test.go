@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/causewayhq/causeway/internal/bus"
+	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 )
@@ -65,8 +67,32 @@ func TestAuthenticatedCallerReachesTheHandler(t *testing.T) {
 		if who.DeveloperID != "dev_1" {
 			t.Errorf("handler saw developer %q", who.DeveloperID)
 		}
-		if res.header.Get("RateLimit-Limit") != "" {
-			t.Error("developer routes are not rate limited, yet got RateLimit headers")
+		if res.header.Get("RateLimit-Limit") == "" {
+			t.Error("a developer route without RateLimit headers: developers must meet the rate limiter too")
+		}
+	})
+}
+
+// Issue 15: developer-token routes (creating apps, rotating secrets)
+// never reached the rate limiter. A developer has a budget of its own
+// under the default limits.
+func TestDeveloperRoutesAreRateLimited(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, db *store.DB, b *bus.Bus) {
+		e := newEnvOn(t, db, b, func(o *gateway.Options) {
+			o.DefaultLimits = gateway.Limits{RequestsPerSecond: 0.001, Burst: 2, DailyQuota: 1000}
+		})
+		for i := range 2 {
+			if res := e.do("GET", "/v1/me", tokenDevOrg, ""); res.status != 200 {
+				t.Fatalf("call %d: %d %s", i+1, res.status, res.body)
+			}
+		}
+		res := e.do("GET", "/v1/me", tokenDevOrg, "")
+		if res.status != 429 || res.header.Get("Retry-After") == "" {
+			t.Fatalf("3rd call over a burst of 2: %d (Retry-After %q) %s", res.status, res.header.Get("Retry-After"), res.body)
+		}
+		// An app's budget is its own.
+		if res := e.do("GET", "/v1/things", tokenA, ""); res.status != 200 {
+			t.Fatalf("an app call: %d %s", res.status, res.body)
 		}
 	})
 }

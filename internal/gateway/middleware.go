@@ -21,7 +21,8 @@ import (
 //   - none, or only the bank's admin token: passed through (the bank group
 //     checks the admin token itself);
 //   - developerToken: the developer is authenticated and put in the context
-//     (auth.DeveloperFrom);
+//     (auth.DeveloperFrom), then its own rate limit and daily quota apply
+//     (the default limits, shared by all nodes like an app's);
 //   - oauth2: the app is authenticated and put in the context
 //     (auth.AppFrom), its token's scopes are checked, then its rate limit
 //     and daily quota, and its call is counted in the analytics.
@@ -59,8 +60,7 @@ func (g *Gateway) Middleware(s *httpapi.Server) func(http.Handler) http.Handler 
 				g.serveApp(w, r, next, pattern, pol, app)
 				return
 			}
-			rec := &recorder{ResponseWriter: w}
-			g.serve(rec, r.WithContext(auth.WithDeveloper(r.Context(), dev)), next, "developer:"+dev.ID)
+			g.serveDeveloper(w, r, next, dev)
 		})
 	}
 }
@@ -225,6 +225,22 @@ func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 	g.serve(rec, r.WithContext(auth.WithApp(r.Context(), app)), next, "app:"+app.ID)
+}
+
+// serveDeveloper runs a developer's part of the pipeline: rate limit and
+// quota, idempotency, handler. A developer has a budget of its own, under
+// its id, with the default limits: its routes (creating apps, rotating
+// secrets) are as open to abuse as an app's, and a developer's and an
+// app's ids never collide (dev_ and app_ prefixes).
+func (g *Gateway) serveDeveloper(w http.ResponseWriter, r *http.Request, next http.Handler, dev *auth.Developer) {
+	v := g.admit(r.Context(), dev.ID, g.now())
+	v.setHeaders(w.Header())
+	if !v.allowed {
+		g.reject(w, r, v.err())
+		return
+	}
+	rec := &recorder{ResponseWriter: w}
+	g.serve(rec, r.WithContext(auth.WithDeveloper(r.Context(), dev)), next, "developer:"+dev.ID)
 }
 
 // serve runs the handler, under the request's idempotency key if it is a

@@ -133,6 +133,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		ctx = context.WithValue(ctx, routeKey{}, pattern)
 		ctx = WithRequestLogger(ctx, log)
+		ctx = WithClientAddr(ctx, s.clientAddr(r))
 		r = r.WithContext(ctx)
 		if r.ContentLength > s.maxBody {
 			WriteProblem(w, r, NewProblem(http.StatusRequestEntityTooLarge, "body_too_large",

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -99,7 +101,14 @@ func ProblemFor(err error) *Problem {
 	}
 	var ce *causeway.Error
 	if errors.As(err, &ce) {
-		return NewProblem(kindStatus[ce.Kind], ce.Code, ce.Message)
+		p := NewProblem(kindStatus[ce.Kind], ce.Code, ce.Message)
+		if ce.RetryAfter > 0 {
+			// Whole seconds, rounded up: a client that waits this long is
+			// not refused again for the same reason.
+			secs := int64((ce.RetryAfter + time.Second - 1) / time.Second)
+			p.headers = http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}
+		}
+		return p
 	}
 	return NewProblem(http.StatusInternalServerError, "internal", "an internal error occurred; the request id identifies it in the logs")
 }
@@ -178,6 +187,18 @@ func init() {
 	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
 		return newError(context.Background(), status, msg, errs...)
 	}
+}
+
+// HandlerError is err as a huma handler should return it when it may
+// carry a Retry-After (causeway.Error.RetryAfter): huma sends the headers
+// of the error a handler returns, not of the problem it turns it into.
+// Other errors come back as they are.
+func HandlerError(ctx context.Context, err error) error {
+	var ce *causeway.Error
+	if errors.As(err, &ce) && ce.RetryAfter > 0 {
+		return newError(ctx, http.StatusInternalServerError, "", err)
+	}
+	return err
 }
 
 // WriteProblem writes err as a problem+json response, for handlers outside

@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -38,6 +39,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// MaxBodyBytes caps request bodies; default 1 MiB.
 	MaxBodyBytes int64
+	// TrustedProxies are the load balancers and proxies whose
+	// X-Forwarded-For is believed when they connect (see ClientAddr). Empty:
+	// the client is the connection's remote address.
+	TrustedProxies []netip.Prefix
 }
 
 // Server routes every HTTP request of the platform.
@@ -52,8 +57,10 @@ type Server struct {
 	metrics     *metrics
 	maxBody     int64
 	adminTokens [][sha256.Size]byte
-	router      http.Handler // the mux, wrapped by Use
-	handler     http.Handler
+	// trustedProxies may say, in X-Forwarded-For, whom they forward for.
+	trustedProxies []netip.Prefix
+	router         http.Handler // the mux, wrapped by Use
+	handler        http.Handler
 	// security holds the security requirements of routes outside huma (e.g.
 	// the upstream proxy), keyed by ServeMux pattern.
 	security map[string][]map[string][]string
@@ -73,13 +80,14 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		mux:         http.NewServeMux(),
-		log:         cfg.Logger,
-		maxBody:     cfg.MaxBodyBytes,
-		adminTokens: hashTokens(AdminTokens(cfg.AdminToken)),
-		metrics:     newMetrics(cfg.Registerer),
-		security:    map[string][]map[string][]string{},
-		noStore:     map[string]bool{},
+		mux:            http.NewServeMux(),
+		log:            cfg.Logger,
+		maxBody:        cfg.MaxBodyBytes,
+		adminTokens:    hashTokens(AdminTokens(cfg.AdminToken)),
+		trustedProxies: cfg.TrustedProxies,
+		metrics:        newMetrics(cfg.Registerer),
+		security:       map[string][]map[string][]string{},
+		noStore:        map[string]bool{},
 	}
 	hc := huma.DefaultConfig("Causeway", cfg.Version)
 	hc.OpenAPIPath = "/openapi"

@@ -29,10 +29,15 @@ func (s *Service) Register(srv *httpapi.Server) {
 
 	signUp := op("sign-up", http.MethodPost, "/v1/developers", "Sign up as a developer", "Developers")
 	signUp.DefaultStatus = http.StatusCreated
-	signUp.Description = "Creates a developer in a new organization and returns a developer token (valid 30 days)."
+	signUp.Description = "Creates a developer in a new organization and returns a developer token (valid 30 days). " +
+		"One client address may sign up --signup-rate times an hour (default 20), failed attempts such as email_taken " +
+		"included; beyond, 429 too_many_sign_ups with Retry-After."
 	huma.Register(api, httpapi.NoStore(signUp), h.signUp)
 	logIn := op("log-in", http.MethodPost, "/v1/developers/login", "Log in and get a developer token", "Developers")
-	logIn.Errors = []int{http.StatusUnauthorized}
+	logIn.Description = "Failed logins are counted per email and per client address over a window (15 minutes by default): " +
+		"beyond half the limit attempts must be spaced by a doubling delay, at the limit every attempt, the right password " +
+		"included, is 429 too_many_login_attempts with Retry-After until the window ends. A successful login clears the email's count."
+	logIn.Errors = []int{http.StatusUnauthorized, http.StatusTooManyRequests}
 	huma.Register(api, httpapi.NoStore(logIn), h.logIn)
 	logOut := op("log-out", http.MethodPost, "/v1/developers/logout", "Revoke the developer token of this request", "Developers")
 	logOut.Security = developer
@@ -41,7 +46,8 @@ func (s *Service) Register(srv *httpapi.Server) {
 
 	create := op("create-app", http.MethodPost, "/v1/apps", "Create an app", "Apps")
 	create.Description = "Creates an app with client credentials. The client secret is in this response only. " +
-		"In sandbox mode the app is active at once; in production mode it waits for the bank's approval."
+		"In sandbox mode the app is active at once; in production mode it waits for the bank's approval. " +
+		"A developer may have --max-apps-per-developer apps (default 20; a deleted app counts for 24 hours); beyond, 409 too_many_apps."
 	create.DefaultStatus = http.StatusCreated
 	create.Security = developer
 	huma.Register(api, httpapi.NoStore(create), h.createApp)
@@ -122,7 +128,7 @@ type SignUpBody struct {
 func (h *handlers) signUp(ctx context.Context, in *signUpInput) (*out[SignUpBody], error) {
 	dev, tok, err := h.s.SignUp(ctx, in.Body.Email, in.Body.Password, in.Body.Organization)
 	if err != nil {
-		return nil, err
+		return nil, httpapi.HandlerError(ctx, err)
 	}
 	return respond(SignUpBody{ID: dev.ID, OrganizationID: dev.OrganizationID, Email: dev.Email, Token: tok.Token, ExpiresAt: tok.ExpiresAt}, nil)
 }
@@ -142,7 +148,7 @@ type TokenBody struct {
 
 func (h *handlers) logIn(ctx context.Context, in *logInInput) (*out[TokenBody], error) {
 	tok, err := h.s.LogIn(ctx, in.Body.Email, in.Body.Password)
-	return respond(TokenBody{Token: tok.Token, ExpiresAt: tok.ExpiresAt}, err)
+	return respond(TokenBody{Token: tok.Token, ExpiresAt: tok.ExpiresAt}, httpapi.HandlerError(ctx, err))
 }
 
 // logOutInput picks up the bearer token itself, without declaring an

@@ -89,7 +89,8 @@ func scanApp(row interface{ Scan(...any) error }) (*App, error) {
 // with its client secret, which is never shown again. In sandbox mode the
 // app is active at once (and OnAppActivated runs); in production mode it
 // waits for the bank's approval. Errors: EINVALID invalid_name,
-// invalid_scope (no scope, or one not in auth.AllScopes).
+// invalid_scope (no scope, or one not in auth.AllScopes); ECONFLICT
+// too_many_apps when the developer has Limits.MaxAppsPerDeveloper apps.
 func (s *Service) CreateApp(ctx context.Context, dev *auth.Developer, name string, scopes []string) (*App, string, error) {
 	if dev == nil {
 		return nil, "", errUnauthenticated()
@@ -113,6 +114,9 @@ func (s *Service) CreateApp(ctx context.Context, dev *auth.Developer, name strin
 	}
 	secret := newClientSecret()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkAppCap(ctx, tx, dev.ID, now); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO identity_apps (`+appColumns+`, secret_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			app.ID, app.Name, app.OrganizationID, app.DeveloperID, app.ClientID, strings.Join(app.Scopes, " "), app.Status,
 			store.Micros(now), store.Micros(now), secretHash(secret))

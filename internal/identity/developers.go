@@ -46,7 +46,9 @@ func normalizeEmail(email string) (string, string, error) {
 // SignUp creates a developer in a new organization and logs them in.
 // Errors: EINVALID invalid_email, weak_password (under MinPasswordLength
 // characters), invalid_organization; ECONFLICT email_taken when the email
-// (in any letter case) already has an account.
+// (in any letter case) already has an account; ERATELIMIT
+// too_many_sign_ups beyond Limits.SignUpsPerHour from the caller's address
+// (httpapi.ClientAddr).
 func (s *Service) SignUp(ctx context.Context, email, password, organization string) (*auth.Developer, DeveloperToken, error) {
 	return s.signUp(ctx, email, password, organization, true)
 }
@@ -69,6 +71,12 @@ func (s *Service) signUp(ctx context.Context, email, password, organization stri
 		return nil, DeveloperToken{}, causeway.Errorf(causeway.EINVALID, "invalid_organization", "organization must be 1 to 200 characters")
 	}
 	if err := checkPassword(password, email); err != nil {
+		return nil, DeveloperToken{}, err
+	}
+	// Counted once the input is valid, whatever comes of it: an attempt
+	// answered email_taken counts too, so the answer cannot be used to
+	// find out in bulk who has an account.
+	if err := s.takeSignUp(ctx); err != nil {
 		return nil, DeveloperToken{}, err
 	}
 	release, err := s.acquireHashing(ctx)
@@ -119,7 +127,10 @@ func insertDeveloperToken(ctx context.Context, tx *sql.Tx, developerID string, t
 
 // LogIn checks a developer's email and password and returns a new token,
 // valid for DeveloperTokenTTL. A wrong email and a wrong password give the
-// same EUNAUTHORIZED invalid_credentials error, after the same work.
+// same EUNAUTHORIZED invalid_credentials error, after the same work. Too
+// many failures for the email, or from the caller's address, are
+// ERATELIMIT too_many_login_attempts with a RetryAfter (see Limits); the
+// attempt is then refused before the password is looked at.
 func (s *Service) LogIn(ctx context.Context, email, password string) (DeveloperToken, error) {
 	dev, rehash, err := s.credentials(ctx, email, password)
 	if err != nil {
@@ -172,6 +183,10 @@ func (s *Service) credentials(ctx context.Context, email, password string) (*aut
 	if len(key) > 254 || len(password) > maxPasswordLength {
 		return nil, "", errInvalidCredentials()
 	}
+	account, address := loginKeys(ctx, key)
+	if err := s.takeLogin(ctx, account, address); err != nil {
+		return nil, "", err
+	}
 	var dev auth.Developer
 	var hash string
 	err := s.db.QueryRowContext(ctx, `SELECT id, organization_id, email, password_hash FROM identity_developers WHERE email_key = $1`,
@@ -195,6 +210,7 @@ func (s *Service) credentials(ctx context.Context, email, password string) (*aut
 	if !found || !ok {
 		return nil, "", errInvalidCredentials()
 	}
+	s.loggedIn(ctx, account, address)
 	var rehash string
 	if stale {
 		if rehash, err = hashPassword(password, s.opts.PasswordCost); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
+	"github.com/causewayhq/causeway/internal/throttle"
 )
 
 //go:embed migrations/*.sql
@@ -87,6 +88,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now. Tests move it.
 	Now func() time.Time
+	// Counters keep the failed logins and sign-ups every node counts
+	// against Limits; nil means logins and sign-ups are not throttled
+	// (tests of other things). The platform always gives them.
+	Counters *throttle.Counters
+	// Limits are the brakes on login, sign-up and app creation.
+	Limits Limits
 }
 
 // Service is the identity capability: developers, apps, credentials and
@@ -98,6 +105,8 @@ type Service struct {
 	log  *slog.Logger
 	now  func() time.Time
 	keys *keyring
+	// limits are Options.Limits with the defaults filled in.
+	limits Limits
 	// cache holds verified tokens and recent app statuses (tokencache.go).
 	cache *tokenCache
 	// hashing bounds concurrent argon2id computations: each takes
@@ -145,6 +154,7 @@ func New(db *store.DB, opts Options) (*Service, error) {
 		log:     opts.Logger,
 		now:     opts.Now,
 		keys:    newKeyring(),
+		limits:  opts.Limits.withDefaults(),
 		cache:   newTokenCache(),
 		hashing: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 	}

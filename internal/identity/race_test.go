@@ -95,3 +95,28 @@ func TestAFailedActivationUndoesOnlyItsOwnApproval(t *testing.T) {
 		}
 	})
 }
+
+func TestDevelopersCreatingAppsAtOnceAtTheCapGetOneMore(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db, Options{Mode: ModeProduction, Limits: Limits{MaxAppsPerDeveloper: 3}})
+		signed := e.signUp("race-cap@example.com")
+		dev, err := e.svc.AuthenticateDeveloper(context.Background(), signed.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			e.createApp(signed.Token, auth.ScopeAccountsRead)
+		}
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
+			_, _, err := e.svc.CreateApp(context.Background(), dev, "racing app", []string{auth.ScopeAccountsRead})
+			return err
+		}), causeway.ECONFLICT, "too_many_apps")
+		page, err := e.svc.Apps(context.Background(), dev, 50, "")
+		if err != nil || len(page.Data) != 3 {
+			t.Fatalf("apps after the race: %d, %v; want 3", len(page.Data), err)
+		}
+		// Another developer has a cap of its own.
+		other := e.signUp("race-cap-other@example.com")
+		e.createApp(other.Token, auth.ScopeAccountsRead)
+	})
+}

@@ -29,6 +29,8 @@ func (p *Platform) startAPI(ctx context.Context) error {
 		Logger:         p.log.With("component", "identity"),
 		OnAppActivated: p.seedApp,
 		PasswordCost:   p.cfg.PasswordCost,
+		Counters:       p.Counters,
+		Limits:         p.identityLimits(),
 	})
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)

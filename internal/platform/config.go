@@ -81,7 +81,32 @@ type Config struct {
 	// expire by; tests move it past the idle timeout and the lifetime.
 	// Nil means time.Now.
 	PortalClock func() time.Time
+	// SignupRate is how many sign-ups one client address may make per
+	// hour. Zero means identity.DefaultSignUpsPerHour (20).
+	SignupRate int
+	// LoginFailuresPerAccount and LoginFailuresPerAddress are the failed
+	// logins one email, and one client address, may see per LoginWindow
+	// (see identity.Limits). Zero means the defaults: 10, 50, 15 minutes.
+	LoginFailuresPerAccount int
+	LoginFailuresPerAddress int
+	LoginWindow             time.Duration
+	// MaxAppsPerDeveloper caps a developer's apps. Zero means
+	// identity.DefaultMaxAppsPerDeveloper (20).
+	MaxAppsPerDeveloper int
+	// MaxStreamsPerApp caps the event streams an app holds open at once,
+	// over all nodes. Zero means DefaultMaxStreamsPerApp (10).
+	MaxStreamsPerApp int
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client the sign-up and login throttles count (see
+	// httpapi.ClientAddr). Empty: the connection's remote address.
+	TrustedProxies []netip.Prefix
+	// ThrottleClock is the clock of the login and sign-up windows; tests
+	// move it. Nil means time.Now.
+	ThrottleClock func() time.Time
 }
+
+// DefaultMaxStreamsPerApp is the default of Config.MaxStreamsPerApp.
+const DefaultMaxStreamsPerApp = 10
 
 // ParseMode checks a --mode value.
 func ParseMode(s string) (Mode, error) {
@@ -116,7 +141,7 @@ func ParseCIDRs(s string) ([]netip.Prefix, error) {
 		}
 		a, err := netip.ParseAddr(part)
 		if err != nil {
-			return nil, fmt.Errorf("allow-private-targets: %q is not a CIDR range or address", part)
+			return nil, fmt.Errorf("%q is not a CIDR range or address", part)
 		}
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}

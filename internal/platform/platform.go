@@ -37,6 +37,7 @@ import (
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/store"
+	"github.com/causewayhq/causeway/internal/throttle"
 	"github.com/causewayhq/causeway/internal/webhooks"
 )
 
@@ -69,6 +70,10 @@ type Platform struct {
 	// Guard refuses webhook and SPI URLs on private networks unless the
 	// operator's allow-list covers them.
 	Guard netguard.Guard
+	// Counters count failed logins and sign-ups, and StreamSlots the open
+	// event streams per app, for every node (package throttle).
+	Counters    *throttle.Counters
+	StreamSlots *throttle.Streams
 
 	registry *prometheus.Registry
 	// Sealer encrypts secrets stored in the database that must be read back.
@@ -147,16 +152,20 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	p.registry = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.HTTP = httpapi.New(httpapi.Config{
-		Version:    cfg.Version,
-		AdminToken: token,
-		Logger:     p.log,
-		Registerer: reg,
+		Version:        cfg.Version,
+		AdminToken:     token,
+		Logger:         p.log,
+		Registerer:     reg,
+		TrustedProxies: cfg.TrustedProxies,
 	})
 	p.HTTP.Handle("GET /healthz", http.HandlerFunc(p.healthz))
 	p.HTTP.Handle("GET /readyz", http.HandlerFunc(p.readyz))
 	p.HTTP.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	p.registerStatus()
 
+	if err := p.openThrottles(ctx); err != nil {
+		return nil, err
+	}
 	if err := p.startBank(ctx); err != nil {
 		return nil, err
 	}
@@ -230,7 +239,8 @@ func (p *Platform) startBank(ctx context.Context) error {
 	}
 	var err error
 	p.Events, err = events.New(p.DB, p.Bus, events.Visibility{Customers: p.Bank},
-		events.Options{Logger: p.log.With("component", "events"), Notify: p.Relay.Notify, Stream: p.cfg.EventStream})
+		events.Options{Logger: p.log.With("component", "events"), Notify: p.Relay.Notify, Stream: p.cfg.EventStream,
+			StreamSlots: p.StreamSlots})
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
@@ -255,6 +265,38 @@ func (p *Platform) startBank(ctx context.Context) error {
 	p.Webhooks.Register(p.HTTP)
 	p.background(p.Webhooks.Run)
 	return nil
+}
+
+// openThrottles opens the brakes every node shares through the bus: the
+// failed-login and sign-up counters, and the event stream slots.
+func (p *Platform) openThrottles(ctx context.Context) error {
+	var err error
+	p.Counters, err = throttle.OpenCounters(ctx, p.Bus, p.identityLimits().MaxWindow(), p.cfg.ThrottleClock)
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	streams := p.cfg.MaxStreamsPerApp
+	if streams <= 0 {
+		streams = DefaultMaxStreamsPerApp
+	}
+	p.StreamSlots, err = throttle.OpenStreams(ctx, p.Bus, p.nodeID, streams, p.log.With("component", "throttle"))
+	if err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	p.background(p.StreamSlots.Run)
+	return nil
+}
+
+// identityLimits are the brakes on login, sign-up and app creation, as
+// configured.
+func (p *Platform) identityLimits() identity.Limits {
+	return identity.Limits{
+		LoginFailuresPerAccount: p.cfg.LoginFailuresPerAccount,
+		LoginFailuresPerAddress: p.cfg.LoginFailuresPerAddress,
+		LoginWindow:             p.cfg.LoginWindow,
+		SignUpsPerHour:          p.cfg.SignupRate,
+		MaxAppsPerDeveloper:     p.cfg.MaxAppsPerDeveloper,
+	}
 }
 
 // background runs fn until Close.

@@ -1,7 +1,9 @@
 package portal
 
 import (
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,11 +66,12 @@ func (p *Portal) signup(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	dev, err := p.d.Identity.CreateDeveloper(ctx, f.Email, password, f.Organization)
 	if err != nil {
-		if !isFormError(err) {
+		status := throttled(w, err, http.StatusUnprocessableEntity)
+		if !isFormError(err) && status != http.StatusTooManyRequests {
 			return err
 		}
 		v := &view{Title: "Sign up", Section: "signup", CSRF: p.preSession(w, r), Error: formError(err), D: f}
-		p.render(w, r, http.StatusUnprocessableEntity, "signup", v)
+		p.render(w, r, status, "signup", v)
 		return nil
 	}
 	if err := p.startSession(w, r, dev); err != nil {
@@ -76,6 +79,19 @@ func (p *Portal) signup(w http.ResponseWriter, r *http.Request) error {
 	}
 	redirect(w, r, "/apps")
 	return nil
+}
+
+// throttled is the status of a form refused with err: 429, with its
+// Retry-After, when a throttle refused it, otherwise status.
+func throttled(w http.ResponseWriter, err error, status int) int {
+	var ce *causeway.Error
+	if !errors.As(err, &ce) || ce.Kind != causeway.ERATELIMIT {
+		return status
+	}
+	if ce.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((ce.RetryAfter+time.Second-1)/time.Second), 10))
+	}
+	return http.StatusTooManyRequests
 }
 
 func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
@@ -93,13 +109,16 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) error {
 	f := credentialsForm{Email: strings.TrimSpace(r.PostFormValue("email")), Next: safeNext(r.PostFormValue("next"))}
 	ctx, cancel := bounded(r)
 	defer cancel()
+	// The same credentials check as the API's LogIn: the failed-login
+	// counters are one, whichever door the attempts come through.
 	dev, err := p.d.Identity.CheckPassword(ctx, f.Email, r.PostFormValue("password"))
 	if err != nil {
-		if causeway.ErrorKind(err) != causeway.EUNAUTHORIZED && !isFormError(err) {
+		status := throttled(w, err, http.StatusUnauthorized)
+		if causeway.ErrorKind(err) != causeway.EUNAUTHORIZED && !isFormError(err) && status != http.StatusTooManyRequests {
 			return err
 		}
 		v := &view{Title: "Log in", Section: "login", CSRF: p.preSession(w, r), Error: formError(err), D: f}
-		p.render(w, r, http.StatusUnauthorized, "login", v)
+		p.render(w, r, status, "login", v)
 		return nil
 	}
 	if err := p.startSession(w, r, dev); err != nil {

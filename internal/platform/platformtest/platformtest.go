@@ -61,6 +61,14 @@ func baseConfig(t testing.TB) platform.Config {
 		AllowPrivateTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		// Cheap password hashing: tests sign up many developers under -race.
 		PasswordCost: identity.PasswordCost{Time: 1, Memory: 64, Threads: 1},
+		// Every test signs up, logs in and streams from 127.0.0.1: the
+		// throttles' defaults would refuse a suite. Tests of the throttles
+		// set their own.
+		SignupRate:              1 << 20,
+		LoginFailuresPerAccount: 1 << 20,
+		LoginFailuresPerAddress: 1 << 20,
+		MaxAppsPerDeveloper:     1 << 20,
+		MaxStreamsPerApp:        1 << 20,
 	}
 }
 
