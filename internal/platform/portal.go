@@ -19,7 +19,7 @@ func (p *Platform) startPortal() error {
 		Datashare:  p.Datashare,
 		AdminToken: p.adminToken, // the console's password
 		Logger:     p.log.With("component", "portal"),
-		Secure:     strings.HasPrefix(p.cfg.PublicURL, "https://"),
+		Secure:     strings.HasPrefix(p.issuer, "https://"),
 	}).Register(p.HTTP)
 	return nil
 }
