@@ -75,13 +75,23 @@ func TestServeFailsWithOneClearLine(t *testing.T) {
 			"--database-url", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2"}, "database: postgres 127.0.0.1:1/test"},
 		{"unreachable nats", []string{"serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0",
 			"--nats-url", "nats://127.0.0.1:1"}, "bus: nats 127.0.0.1:1"},
+		{"production without a public URL", []string{"serve", "--mode", "production", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"},
+			"production mode needs --public-url"},
+		{"production with an http public URL", []string{"serve", "--mode", "production", "--public-url", "http://api.bank.example",
+			"--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"}, "needs an https:// URL"},
+		{"production with a weak admin token", []string{"serve", "--mode", "production", "--public-url", "https://api.bank.example",
+			"--admin-token", "from-env-token", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"}, "admin-token: a token of 14 characters is too short"},
+		{"public URL with a path", []string{"serve", "--public-url", "https://bank.example/api", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"},
+			"scheme and host only"},
+		{"missing target CA file", []string{"serve", "--target-ca-file", filepath.Join(t.TempDir(), "none.pem")}, "target-ca-file"},
+		{"target CA file without a certificate", []string{"serve", "--target-ca-file", file}, "no PEM certificate"},
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
 		tests = append(tests, struct {
 			name string
 			args []string
 			want string
-		}{"read-only data dir", []string{"serve", "--data-dir", readOnly}, "not writable"})
+		}{"read-only data dir", []string{"serve", "--data-dir", readOnly, "--addr", "127.0.0.1:0"}, "not writable"})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,6 +175,9 @@ func TestServeStartsStopsOnSIGTERMAndKeepsData(t *testing.T) {
 	if code != 200 || st["mode"] != "sandbox" {
 		t.Fatalf("status = %d %v", code, st)
 	}
+	if strings.Contains(logs.String(), strings.TrimSpace(string(token))) {
+		t.Errorf("the generated admin token is in the log:\n%s", logs.String())
+	}
 	first := st["instance_id"]
 
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -188,11 +201,82 @@ func TestServeStartsStopsOnSIGTERMAndKeepsData(t *testing.T) {
 }
 
 func TestServeReadsEnvironment(t *testing.T) {
-	_, base, _ := startServe(t, t.TempDir(), "CAUSEWAY_ADMIN_TOKEN=from-env-token", "CAUSEWAY_MODE=production")
-	code, st := status(t, base, "from-env-token")
+	const token = "cwadm_from-env-7Qm3vX8pL2rT9wK4nB7yH1cF"
+	_, base, _ := startServe(t, t.TempDir(), "CAUSEWAY_ADMIN_TOKEN="+token, "CAUSEWAY_MODE=production",
+		"CAUSEWAY_PUBLIC_URL=https://api.bank.example", "CAUSEWAY_METRICS_TOKEN=scraper-token")
+	code, st := status(t, base, token)
 	if code != 200 || st["mode"] != "production" {
 		t.Errorf("status with env token = %d %v", code, st)
 	}
+	var meta struct{ Issuer string }
+	if code := getJSON(t, base+"/.well-known/oauth-authorization-server", "", &meta); code != 200 || meta.Issuer != "https://api.bank.example" {
+		t.Errorf("metadata = %d %+v, want the issuer from CAUSEWAY_PUBLIC_URL", code, meta)
+	}
+	if code := getJSON(t, base+"/metrics", "", nil); code != 401 {
+		t.Errorf("/metrics without CAUSEWAY_METRICS_TOKEN's token = %d, want 401", code)
+	}
+	if code := getJSON(t, base+"/metrics", "scraper-token", nil); code != 200 {
+		t.Errorf("/metrics with CAUSEWAY_METRICS_TOKEN's token = %d, want 200", code)
+	}
+}
+
+// TestServeIssuerIsTheListenAddress: without --public-url the issuer is
+// http://localhost:PORT for an unspecified host, with the port actually
+// bound when --addr asks for port 0.
+func TestServeIssuerIsTheListenAddress(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(binary, "serve", "--data-dir", dir, "--addr", ":0")
+	cmd.Env = cleanEnv()
+	var logs testkit.SyncBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// The serving line names the address bound and the issuer.
+	var line struct {
+		Addr      string
+		PublicURL string `json:"public_url"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for line.Addr == "" {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `"msg":"causeway serving"`) {
+				json.Unmarshal([]byte(l), &line)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no serving line in 30s; logs:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, port, _ := strings.Cut(strings.TrimPrefix(line.Addr, "[::]"), ":")
+	if want := "http://localhost:" + port; line.PublicURL != want || port == "0" || port == "" {
+		t.Fatalf("serving on %s with issuer %q, want %q", line.Addr, line.PublicURL, want)
+	}
+	var meta struct{ Issuer string }
+	if code := getJSON(t, "http://127.0.0.1:"+port+"/.well-known/oauth-authorization-server", "", &meta); code != 200 || meta.Issuer != line.PublicURL {
+		t.Errorf("metadata = %d %+v, want issuer %s", code, meta, line.PublicURL)
+	}
+}
+
+// getJSON sends a GET with an optional bearer token and decodes a JSON
+// answer into into.
+func getJSON(t *testing.T, url, token string, into any) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if into != nil {
+		json.NewDecoder(res.Body).Decode(into)
+	}
+	return res.StatusCode
 }
 
 var interrupt = syscall.SIGTERM

@@ -40,7 +40,10 @@ func TestTwoNodesBehaveAsOnePlatform(t *testing.T) {
 	t.Cleanup(func() { nats.JetStream().DeleteKeyValue(context.Background(), nats.Stream(gateway.BudgetBucket)) })
 	shared := []string{"--database-url", storetest.PostgresURL(t), "--nats-url", natsURL,
 		"--bus-prefix", prefix, "--secret-key", base64.StdEncoding.EncodeToString(key),
-		"--allow-private-targets", "127.0.0.0/8"}
+		"--allow-private-targets", "127.0.0.0/8",
+		// One issuer for both, as behind a load balancer: each node's own
+		// listen address would make it refuse the other's tokens.
+		"--public-url", "http://causeway.nodes.test"}
 	a := startNode(t, append([]string{"--data-dir", t.TempDir()}, shared...))
 	b := startNode(t, append([]string{"--data-dir", t.TempDir()}, shared...))
 

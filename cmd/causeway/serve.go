@@ -18,6 +18,7 @@ func newServeCommand() *cobra.Command {
 		dataAgent string
 		// trustedProxies is --trusted-proxies before parsing.
 		trustedProxies string
+		caFile         string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -57,6 +58,11 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 			if cfg.LoginWindow <= 0 {
 				return fmt.Errorf("login-window %s: must be positive", cfg.LoginWindow)
 			}
+			if caFile != "" {
+				if cfg.TargetRootCAs, err = platform.ReadCertificates(caFile); err != nil {
+					return err
+				}
+			}
 			if err := cfg.EventStream.Validate(); err != nil {
 				return err
 			}
@@ -71,20 +77,23 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Addr, "addr", ":8080", "HTTP listen address")
+	f.StringVar(&cfg.Addr, "addr", platform.DefaultAddr, "HTTP listen address")
 	f.StringVar(&cfg.DataDir, "data-dir", "./causeway-data", "directory for the SQLite file, the embedded NATS store and the admin token")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...); empty means the embedded SQLite file")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "NATS URL with JetStream (nats://...); empty means the embedded server")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "host:port on which the embedded NATS also accepts clients; empty means in-process only")
-	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients use, e.g. https://api.bank.example (the OAuth2 issuer); empty means taken from each request")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients use, e.g. https://api.bank.example: the OAuth2 issuer and the base of every absolute URL the platform writes; empty means http://localhost:PORT from --addr (a specific host is kept); production mode requires an https one")
 	f.StringVar(&cfg.BusPrefix, "bus-prefix", "causeway", "namespace of streams and subjects, for installations sharing one NATS")
-	f.StringVar(&mode, "mode", "sandbox", "sandbox (apps active at once, seeded data) or production (apps wait for approval)")
-	f.StringVar(&cfg.AdminToken, "admin-token", "", "bank admin token (NEW,OLD accepts both during a rotation); empty means read or generate <data-dir>/admin-token")
+	f.StringVar(&mode, "mode", "sandbox", "sandbox (apps active at once, seeded data) or production (apps wait for approval; needs an https --public-url and a strong admin token, calls webhooks and SPIs over https only, /metrics only with --metrics-token)")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "bank admin token (NEW,OLD accepts both during a rotation), at least 32 random characters (production refuses a weak one); empty means read or generate <data-dir>/admin-token")
 	f.StringVar(&cfg.SecretKey, "secret-key", "", "base64 32-byte key sealing webhook and SPI secrets and token signing keys at rest (during a rotation NEW,OLD: the first seals, all open, and a start re-seals with the first); empty means <data-dir>/secret-key (give all nodes the same)")
 	f.StringVar(&dataAgent, "data-agent", "inprocess", "where the data agent runs: inprocess, or external (`causeway agent` on the bank's premises)")
 	f.StringVar(&cfg.DataAgentToken, "data-agent-token", "", "token that lets an external data agent call only the agent routes (default: the admin token)")
 	f.StringVar(&cfg.DataAgentKey, "data-agent-key", "", "base64 key pseudonymizing customer ids in shared datasets; empty means <data-dir>/datashare-pseudonym-key")
 	f.StringVar(&allowList, "allow-private-targets", "", "CIDR ranges that webhook and SPI URLs may target although private or loopback")
+	f.StringVar(&caFile, "target-ca-file", "", "PEM file of CA certificates trusted, besides the system's, for https webhook and SPI URLs (e.g. the bank's internal CA)")
+	f.StringVar(&cfg.MetricsToken, "metrics-token", "", "bearer token /metrics requires; without it /metrics is open in sandbox and not served on --addr in production")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port of a listener serving only /metrics (then --addr serves it only with --metrics-token)")
 	f.DurationVar(&cfg.EventStream.MaxAge, "event-retention", 0, "how long the events stream keeps events for replay, recovery and /v1/events, e.g. 2160h; 0 keeps every event")
 	f.IntVar(&cfg.EventStream.Replicas, "event-replicas", 1, "how many servers of a NATS cluster keep the events stream (1, 3 or 5)")
 	f.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz answering 503 before draining, e.g. 10s (longer than the load balancer's health-check interval)")

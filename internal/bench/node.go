@@ -89,15 +89,19 @@ func startBenchNode(ctx context.Context, opts Options, name string, idleConns in
 		cfg.NATSURL, cfg.BusPrefix = natsURL, prefix
 		n.closers = append(n.closers, func() error { return deleteStreams(ctx, natsURL, prefix) })
 	}
-	n.Platform, err = platform.New(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("start node: %w", err)
-	}
-	n.closers = append(n.closers, func() error { n.Platform.Close(); return nil })
-	url, stop, err := serveLoopback(n.Handler())
+	// Listen first: the node's issuer is the address it is reached at.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	cfg.Addr = ln.Addr().String()
+	n.Platform, err = platform.New(ctx, cfg)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	n.closers = append(n.closers, func() error { n.Platform.Close(); return nil })
+	url, stop := serveOn(ln, n.Handler())
 	n.URL = url
 	n.closers = append(n.closers, stop)
 	return n, nil
@@ -121,6 +125,13 @@ func serveLoopback(h http.Handler) (url string, stop func() error, err error) {
 	if err != nil {
 		return "", nil, err
 	}
+	url, stop = serveOn(ln, h)
+	return url, stop, nil
+}
+
+// serveOn serves h on ln with the server settings of platform.Serve,
+// until stop, and returns its base URL.
+func serveOn(ln net.Listener, h http.Handler) (url string, stop func() error) {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -128,7 +139,7 @@ func serveLoopback(h http.Handler) (url string, stop func() error, err error) {
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
 	go srv.Serve(ln)
-	return "http://" + ln.Addr().String(), srv.Close, nil
+	return "http://" + ln.Addr().String(), srv.Close
 }
 
 // api is a Causeway node as developers and the bank reach it: over HTTP at

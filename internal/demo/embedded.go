@@ -35,7 +35,15 @@ func StartEmbedded(ctx context.Context, version string, log *slog.Logger) (*Embe
 	raw := make([]byte, 24)
 	rand.Read(raw)
 	token := "cwadm_demo-" + base64.RawURLEncoding.EncodeToString(raw)
+	// Listen first: the node's issuer (and the portal's links) name the
+	// address it is reached at.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	p, err := platform.New(ctx, platform.Config{
+		Addr:       ln.Addr().String(),
 		DataDir:    dir,
 		Mode:       platform.ModeSandbox,
 		AdminToken: token,
@@ -46,12 +54,7 @@ func StartEmbedded(ctx context.Context, version string, log *slog.Logger) (*Embe
 		AllowPrivateTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 	})
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		p.Close()
+		ln.Close()
 		os.RemoveAll(dir)
 		return nil, err
 	}

@@ -20,7 +20,7 @@ func FuzzTokenRequest(f *testing.F) {
 	if err := Migrate(ctx, db); err != nil {
 		f.Fatal(err)
 	}
-	s, err := New(db, Options{PasswordCost: cheapCost, Logger: discardLogger()})
+	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -109,6 +109,10 @@ type env struct {
 	activated *activations
 }
 
+// testIssuer is the issuer of every test service that does not set its
+// own; nodes on one database share it, as an installation's nodes do.
+const testIssuer = "http://identity.test"
+
 // newEnv starts a node on db. opts may set Mode, Issuer and TokenTTL; the
 // clock, logger, password cost and hook are the test's.
 func newEnv(t *testing.T, db *store.DB, opts Options) *env {
@@ -124,6 +128,9 @@ func newEnv(t *testing.T, db *store.DB, opts Options) *env {
 	opts.OnAppActivated = e.activated.hook
 	if opts.Sealer == nil {
 		opts.Sealer = testSealer(t, 1)
+	}
+	if opts.Issuer == "" {
+		opts.Issuer = testIssuer
 	}
 	svc, err := New(db, opts)
 	if err != nil {

@@ -61,10 +61,12 @@ const (
 type Options struct {
 	// Mode is ModeSandbox (default) or ModeProduction.
 	Mode string
-	// Issuer is the "iss" of access tokens and the issuer of the metadata
-	// document, e.g. "https://api.bank.example". Empty means derive it from
-	// each request (X-Forwarded-Proto or TLS, and Host); tokens' "iss" is
-	// then not checked, since every node may be reached under another name.
+	// Issuer is the "iss" of access tokens, the issuer of the metadata
+	// document and the base of its URLs, e.g. "https://api.bank.example".
+	// It is required, and never taken from a request: a Host or
+	// X-Forwarded-Proto header chosen by the caller would otherwise decide
+	// where verifiers fetch keys and which "iss" tokens carry. Every node
+	// of an installation needs the same one.
 	Issuer string
 	// TokenTTL is the lifetime of access tokens; default 15 minutes.
 	TokenTTL time.Duration
@@ -138,6 +140,9 @@ func New(db *store.DB, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("identity: mode %q: must be %s or %s", opts.Mode, ModeSandbox, ModeProduction)
 	}
 	opts.Issuer = strings.TrimSuffix(opts.Issuer, "/")
+	if opts.Issuer == "" {
+		return nil, errors.New("identity: an issuer is required (the base URL clients reach the platform at)")
+	}
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = DefaultTokenTTL
 	}
@@ -173,6 +178,10 @@ func New(db *store.DB, opts Options) (*Service, error) {
 
 // Mode returns the mode the service runs in.
 func (s *Service) Mode() string { return s.opts.Mode }
+
+// Issuer returns the OAuth2 issuer: the base URL of the platform as its
+// clients reach it, without a trailing slash.
+func (s *Service) Issuer() string { return s.opts.Issuer }
 
 // tx runs fn in a write transaction.
 func (s *Service) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {

@@ -7,7 +7,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -133,7 +132,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, err := s.IssueToken(r.Context(), TokenRequest{
-		ClientID: req.clientID, ClientSecret: req.clientSecret, Scopes: req.scopes, Issuer: RequestIssuer(r),
+		ClientID: req.clientID, ClientSecret: req.clientSecret, Scopes: req.scopes,
 	})
 	if err != nil {
 		var ce *causeway.Error
@@ -217,6 +216,10 @@ type Metadata struct {
 	// ResponseTypesSupported is required by RFC 8414; there is no
 	// authorization endpoint, so it is empty.
 	ResponseTypesSupported []string `json:"response_types_supported"`
+	// AccessTokenAudience is the "aud" of every access token (Audience):
+	// a verifier checks it beside "iss". RFC 8414 has no member for it
+	// and allows extensions, so it is named for what it is.
+	AccessTokenAudience string `json:"access_token_audience"`
 }
 
 // MetadataFor returns the metadata document for an issuer.
@@ -229,39 +232,13 @@ func MetadataFor(issuer string) Metadata {
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 		ScopesSupported:                   append([]string(nil), auth.AllScopes...),
 		ResponseTypesSupported:            []string{},
+		AccessTokenAudience:               Audience,
 	}
 }
 
 func (s *Service) metadata(w http.ResponseWriter, r *http.Request) {
-	issuer := s.opts.Issuer
-	if issuer == "" {
-		issuer = RequestIssuer(r)
-	}
+	// The document is the same whoever asks and under whatever Host: it
+	// comes from the configured issuer only, so a cache may share it.
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, MetadataFor(strings.TrimSuffix(issuer, "/")))
-}
-
-// validHost accepts a host name or address with an optional port; anything
-// else in Host is not echoed into documents and tokens.
-var validHost = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$`)
-
-// RequestIssuer derives the issuer from the request when Options.Issuer is
-// not set: scheme from TLS or X-Forwarded-Proto (a proxy in front), and
-// Host.
-func RequestIssuer(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); p != "" {
-		switch p = strings.ToLower(strings.TrimSpace(p)); p {
-		case "http", "https":
-			scheme = p
-		}
-	}
-	host := r.Host
-	if !validHost.MatchString(host) {
-		host = "localhost"
-	}
-	return scheme + "://" + host
+	writeJSON(w, http.StatusOK, MetadataFor(s.opts.Issuer))
 }

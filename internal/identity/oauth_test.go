@@ -85,15 +85,16 @@ func TestDeveloperSignsUpCreatesAppAndCallsWithAStandardOAuth2Client(t *testing.
 		if code := e.call("GET", MetadataPath, "", nil, &meta); code != 200 {
 			t.Fatalf("metadata = %d", code)
 		}
-		if meta.Issuer != e.url || meta.TokenEndpoint != e.url+TokenPath || meta.JWKSURI != e.url+JWKSPath ||
+		if meta.Issuer != testIssuer || meta.TokenEndpoint != testIssuer+TokenPath || meta.JWKSURI != testIssuer+JWKSPath ||
 			!slices.Equal(meta.GrantTypesSupported, []string{"client_credentials"}) ||
 			!slices.Equal(meta.TokenEndpointAuthMethodsSupported, []string{"client_secret_basic", "client_secret_post"}) ||
-			!slices.Equal(meta.ScopesSupported, auth.AllScopes) {
+			!slices.Equal(meta.ScopesSupported, auth.AllScopes) || meta.AccessTokenAudience != Audience {
 			t.Errorf("metadata = %+v", meta)
 		}
 
-		// The JWKS, fetched over HTTP, verifies the token with jwx.
-		set := fetchJWKS(t, meta.JWKSURI)
+		// The JWKS, fetched over HTTP, verifies the token with jwx. (The
+		// test's issuer names no server: fetch it from the one at hand.)
+		set := fetchJWKS(t, e.url+JWKSPath)
 		parsed, err := jwt.ParseString(raw, jwt.WithKeySet(set), jwt.WithValidate(true),
 			jwt.WithAudience(Audience), jwt.WithIssuer(meta.Issuer), jwt.WithClock(jwt.ClockFunc(e.clock.Now)))
 		if err != nil {
@@ -124,7 +125,7 @@ func TestDeveloperSignsUpCreatesAppAndCallsWithAStandardOAuth2Client(t *testing.
 		if err := json.Unmarshal(msg.Payload(), &claims); err != nil {
 			t.Fatal(err)
 		}
-		if claims["aud"] != Audience || claims["iss"] != e.url || claims["client_id"] != app.ClientID {
+		if claims["aud"] != Audience || claims["iss"] != testIssuer || claims["client_id"] != app.ClientID {
 			t.Errorf("raw claims = %v", claims)
 		}
 		if _, ok := set.LookupKeyID(kid); !ok {
@@ -309,7 +310,7 @@ func TestForgedExpiredAndMisdirectedTokensAreRejected(t *testing.T) {
 		now := e.clock.Now()
 		claims := func(over map[string]any) map[string]any {
 			c := map[string]any{
-				"iss": "http://forger", "sub": app.ClientID, "aud": []string{Audience}, "iat": now.Unix(),
+				"iss": testIssuer, "sub": app.ClientID, "aud": []string{Audience}, "iat": now.Unix(),
 				"exp": now.Add(10 * time.Minute).Unix(), "jti": "jti_x", "scope": "accounts:read",
 			}
 			for k, v := range over {
@@ -337,6 +338,8 @@ func TestForgedExpiredAndMisdirectedTokensAreRejected(t *testing.T) {
 			{"HS256 keyed with the public key", forge(t, []byte(real.public), jwa.HS256(), real.KID, "at+jwt", claims(nil)), "invalid_token"},
 			{"another audience", forge(t, real.private, jwa.EdDSA(), real.KID, "at+jwt", claims(map[string]any{"aud": []string{"other-api"}})), "invalid_token"},
 			{"no audience", forge(t, real.private, jwa.EdDSA(), real.KID, "at+jwt", claims(map[string]any{"aud": nil})), "invalid_token"},
+			{"another issuer", forge(t, real.private, jwa.EdDSA(), real.KID, "at+jwt", claims(map[string]any{"iss": "http://forger"})), "invalid_token"},
+			{"no issuer", forge(t, real.private, jwa.EdDSA(), real.KID, "at+jwt", claims(map[string]any{"iss": nil})), "invalid_token"},
 			{"not an access token", forge(t, real.private, jwa.EdDSA(), real.KID, "JWT", claims(nil)), "invalid_token"},
 			{"unknown kid", forge(t, real.private, jwa.EdDSA(), "key_01jd3k7m9q6x4t2w8y5z0abcde", "at+jwt", claims(nil)), "invalid_token"},
 			{"no exp", forge(t, real.private, jwa.EdDSA(), real.KID, "at+jwt", claims(map[string]any{"exp": nil})), "invalid_token"},
@@ -400,23 +403,61 @@ func TestIssuerIsCheckedWhenConfigured(t *testing.T) {
 	})
 }
 
-func TestIssuerFollowsTheProxyWhenDerived(t *testing.T) {
+// TestIssuerIgnoresHostAndForwardedHeaders: whatever Host and
+// X-Forwarded-Proto a caller sends, the metadata (served cacheable) and the
+// tokens' "iss" are the configured issuer's. Derived from the request, they
+// let anyone point a shared cache's verifiers at a host of their choosing.
+func TestIssuerIgnoresHostAndForwardedHeaders(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		e := newEnv(t, db, Options{})
-		req, _ := http.NewRequest("GET", e.url+MetadataPath, nil)
-		req.Host = "api.bank.example"
-		req.Header.Set("X-Forwarded-Proto", "https")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var meta Metadata
-		json.NewDecoder(res.Body).Decode(&meta)
-		if meta.Issuer != "https://api.bank.example" || meta.JWKSURI != "https://api.bank.example/.well-known/jwks.json" {
-			t.Errorf("metadata behind a proxy = %+v", meta)
+		e := newEnv(t, db, Options{Issuer: "https://api.bank.example"})
+		dev := e.signUp("host@example.com")
+		app := e.createApp(dev.Token, auth.ScopeAccountsRead)
+		for _, host := range []string{"evil.example", "localhost", "127.0.0.1:1"} {
+			req, _ := http.NewRequest("GET", e.url+MetadataPath, nil)
+			req.Host = host
+			req.Header.Set("X-Forwarded-Proto", "https")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var meta Metadata
+			json.NewDecoder(res.Body).Decode(&meta)
+			res.Body.Close()
+			if meta.Issuer != "https://api.bank.example" || meta.TokenEndpoint != "https://api.bank.example/oauth2/token" ||
+				meta.JWKSURI != "https://api.bank.example/.well-known/jwks.json" {
+				t.Errorf("metadata asked as Host %s = %+v", host, meta)
+			}
+
+			req, _ = http.NewRequest("POST", e.url+TokenPath, strings.NewReader("grant_type=client_credentials"))
+			req.Host = host
+			req.Header.Set("X-Forwarded-Proto", "http")
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(app.ClientID, app.ClientSecret)
+			res, err = http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body struct {
+				AccessToken string `json:"access_token"`
+			}
+			json.NewDecoder(res.Body).Decode(&body)
+			res.Body.Close()
+			parsed, err := jwt.ParseString(body.AccessToken, jwt.WithVerify(false))
+			if err != nil {
+				t.Fatalf("token asked as Host %s: %d %v", host, res.StatusCode, err)
+			}
+			if iss, _ := parsed.Issuer(); iss != meta.Issuer {
+				t.Errorf("token asked as Host %s: iss = %q, metadata's issuer %q", host, iss, meta.Issuer)
+			}
 		}
 	})
+}
+
+func TestServiceNeedsAnIssuer(t *testing.T) {
+	_, err := New(storetest.OpenSQLite(t), Options{PasswordCost: cheapCost, Logger: discardLogger()})
+	if err == nil || !strings.Contains(err.Error(), "issuer is required") {
+		t.Errorf("New without an issuer = %v", err)
+	}
 }
 
 func TestSigningKeyRotationKeepsOldTokensValid(t *testing.T) {
@@ -500,7 +541,7 @@ func TestSigningKeysAreSealedAtRest(t *testing.T) {
 			return out
 		}
 		// An earlier version: no sealer, the key in the clear.
-		legacy, err := New(db, Options{PasswordCost: cheapCost, Logger: discardLogger()})
+		legacy, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -522,7 +563,7 @@ func TestSigningKeysAreSealedAtRest(t *testing.T) {
 		}
 
 		sealer := testSealer(t, 7)
-		s, err := New(db, Options{PasswordCost: cheapCost, Logger: discardLogger(), Sealer: sealer})
+		s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: sealer})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -553,7 +594,7 @@ func TestSigningKeysAreSealedAtRest(t *testing.T) {
 			sealer *seal.Sealer
 			want   string
 		}{{"another secret key", testSealer(t, 8), "secret-key"}, {"no secret key", nil, "no secret key"}} {
-			_, err := New(db, Options{PasswordCost: cheapCost, Logger: discardLogger(), Sealer: tt.sealer})
+			_, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: tt.sealer})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("a node with %s: err = %v, want one naming %q", tt.name, err, tt.want)
 			}
@@ -580,7 +621,7 @@ func TestNodesStartingTogetherCreateOneSigningKey(t *testing.T) {
 		errs := make(chan error, nodes)
 		for range nodes {
 			go func() {
-				_, err := New(db, Options{PasswordCost: cheapCost})
+				_, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost})
 				errs <- err
 			}()
 		}
@@ -604,7 +645,7 @@ func BenchmarkAuthenticateApp(b *testing.B) {
 	if err := Migrate(ctx, db); err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(db, Options{PasswordCost: cheapCost, Logger: discardLogger()})
+	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}

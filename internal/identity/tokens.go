@@ -43,9 +43,6 @@ type TokenRequest struct {
 	// Scopes narrows the token to a subset of the app's scopes; empty
 	// means all of them.
 	Scopes []string
-	// Issuer is the "iss" claim; Options.Issuer, when set, takes
-	// precedence.
-	Issuer string
 }
 
 // AccessToken is an issued access token.
@@ -107,21 +104,13 @@ func (s *Service) IssueToken(ctx context.Context, req TokenRequest) (*AccessToke
 			}
 		}
 	}
-	issuer := s.opts.Issuer
-	if issuer == "" {
-		issuer = req.Issuer
-	}
-
 	key, err := s.currentKey(ctx)
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
-	b := jwt.NewBuilder()
-	if issuer != "" {
-		b = b.Issuer(issuer)
-	}
-	tok, err := b.
+	tok, err := jwt.NewBuilder().
+		Issuer(s.opts.Issuer).
 		Subject(req.ClientID).
 		Audience([]string{Audience}).
 		IssuedAt(now).
@@ -159,7 +148,7 @@ func errInvalidToken(msg string) error {
 // AuthenticateApp verifies an access token and returns the app it was
 // issued to, with the token's scopes. The token must be an EdDSA-signed
 // JWT from a key of this installation, unexpired (within a small clock
-// leeway), for Audience, and from Options.Issuer when that is set; and its
+// leeway), for Audience, and from Options.Issuer; and its
 // app must still be active, so suspending or deleting an app stops its
 // tokens at once (one indexed read per call), and of the token generation
 // the token was issued in, so a token from before a suspension stays dead
@@ -255,9 +244,7 @@ func (s *Service) verifyToken(ctx context.Context, bearer string) (verifiedToken
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.IssuedAtKey),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
-	}
-	if s.opts.Issuer != "" {
-		opts = append(opts, jwt.WithIssuer(s.opts.Issuer))
+		jwt.WithIssuer(s.opts.Issuer),
 	}
 	tok, err := jwt.ParseString(bearer, opts...)
 	switch {

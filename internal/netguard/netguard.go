@@ -15,12 +15,15 @@ package netguard
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,6 +37,9 @@ const (
 	CodeInvalidURL = "invalid_url"
 	// CodeNotAllowed: the host resolves to an address the guard refuses.
 	CodeNotAllowed = "url_not_allowed"
+	// CodeHTTPSRequired: the URL is plain http:// and the guard requires
+	// https:// (production mode).
+	CodeHTTPSRequired = "https_required"
 )
 
 // maxURLLength bounds the URLs CheckURL accepts.
@@ -57,6 +63,16 @@ type Guard struct {
 	Allow []netip.Prefix
 	// Resolver resolves host names; nil means net.DefaultResolver.
 	Resolver Resolver
+	// RequireHTTPS refuses plain http:// URLs, at registration and on
+	// every request the guard's transport sends: in production, webhook
+	// payloads and SPI calls carry customers' personal data (a fraud
+	// check's date of birth and document number) that must not cross a
+	// network in the clear.
+	RequireHTTPS bool
+	// RootCAs, when set, are the certificate authorities the transport
+	// trusts for https targets instead of the system's, e.g. the system
+	// pool plus a bank's internal CA for its SPI providers.
+	RootCAs *x509.CertPool
 }
 
 // CheckURL reports whether raw is a URL the platform may call: scheme http
@@ -64,12 +80,16 @@ type Guard struct {
 // address is allowed. A host with one public and one private address is
 // refused: which one a later connection uses is not up to us.
 //
-// Errors are causeway EINVALID errors with code CodeInvalidURL or
-// CodeNotAllowed; a DNS failure that may be temporary is EUNAVAILABLE.
+// Errors are causeway EINVALID errors with code CodeInvalidURL,
+// CodeHTTPSRequired or CodeNotAllowed; a DNS failure that may be temporary
+// is EUNAVAILABLE.
 func (g Guard) CheckURL(ctx context.Context, raw string) error {
 	host, err := parseURL(raw)
 	if err != nil {
 		return err
+	}
+	if g.RequireHTTPS && !strings.HasPrefix(strings.ToLower(raw), "https://") {
+		return errHTTPSRequired()
 	}
 	addrs, err := g.resolve(ctx, host)
 	if err != nil {
@@ -123,7 +143,7 @@ func (g Guard) Transport() *http.Transport {
 			return nil
 		},
 	}
-	return &http.Transport{
+	t := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            g.dialContext(d),
 		ForceAttemptHTTP2:      true,
@@ -135,6 +155,32 @@ func (g Guard) Transport() *http.Transport {
 		ResponseHeaderTimeout:  30 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
+	if g.RootCAs != nil {
+		t.TLSClientConfig = &tls.Config{RootCAs: g.RootCAs}
+	}
+	if g.RequireHTTPS {
+		// A URL stored before https was required (a sandbox installation
+		// switched to production) is refused when used, not only when
+		// registered.
+		t.RegisterProtocol("http", refuseHTTP{})
+	}
+	return t
+}
+
+// refuseHTTP answers every plain-http request of a guard that requires
+// https with an error, before anything is sent.
+type refuseHTTP struct{}
+
+func (refuseHTTP) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	return nil, errHTTPSRequired()
+}
+
+func errHTTPSRequired() error {
+	return causeway.Errorf(causeway.EINVALID, CodeHTTPSRequired,
+		"the URL must start with https://: in production mode the platform sends customers' data only over TLS")
 }
 
 // dialContext resolves the host itself and dials the checked addresses, so

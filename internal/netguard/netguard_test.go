@@ -2,6 +2,7 @@ package netguard_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -289,4 +290,47 @@ func TestHTTPClientIgnoresProxyEnvironment(t *testing.T) {
 		t.Fatalf("Get with a proxy in the environment: %v", err)
 	}
 	res.Body.Close()
+}
+
+// TestRequireHTTPSRefusesPlainHTTP: a guard that requires https refuses an
+// http:// URL when it is registered and again when its client would send
+// to one (a URL stored before the guard required https), and reaches an
+// https:// one whose certificate comes from RootCAs.
+func TestRequireHTTPSRefusesPlainHTTP(t *testing.T) {
+	var hits sync.Map
+	plain, _ := server(t, func(w http.ResponseWriter, r *http.Request) { hits.Store("plain", true) })
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(tlsSrv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(tlsSrv.Certificate())
+	g := netguard.Guard{Allow: prefixes("127.0.0.0/8"), RequireHTTPS: true, RootCAs: roots}
+	ctx := context.Background()
+
+	for _, raw := range []string{plain.URL, "HTTP://127.0.0.1/hook"} {
+		if err := g.CheckURL(ctx, raw); causeway.ErrorCode(err) != netguard.CodeHTTPSRequired || causeway.ErrorKind(err) != causeway.EINVALID {
+			t.Errorf("CheckURL(%s) = %v, want %s", raw, err, netguard.CodeHTTPSRequired)
+		}
+	}
+	if err := g.CheckURL(ctx, tlsSrv.URL); err != nil {
+		t.Errorf("CheckURL(%s) = %v", tlsSrv.URL, err)
+	}
+	c := g.HTTPClient(5 * time.Second)
+	if _, err := c.Post(plain.URL, "application/json", strings.NewReader("{}")); causeway.ErrorCode(err) != netguard.CodeHTTPSRequired {
+		t.Errorf("Post(%s) = %v, want %s", plain.URL, err, netguard.CodeHTTPSRequired)
+	}
+	if _, ok := hits.Load("plain"); ok {
+		t.Error("the plain-http server was reached")
+	}
+	res, err := c.Get(tlsSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if body, _ := io.ReadAll(res.Body); res.StatusCode != 200 || string(body) != "ok" {
+		t.Errorf("got %d %q, want 200 ok", res.StatusCode, body)
+	}
+	// Without RootCAs the test certificate is not trusted.
+	if _, err := (netguard.Guard{Allow: prefixes("127.0.0.0/8")}).HTTPClient(5 * time.Second).Get(tlsSrv.URL); err == nil {
+		t.Error("a certificate outside the system's roots was trusted without RootCAs")
+	}
 }

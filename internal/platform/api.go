@@ -24,7 +24,7 @@ func (p *Platform) startAPI(ctx context.Context) error {
 	var err error
 	p.Identity, err = identity.New(p.DB, identity.Options{
 		Mode:           string(p.cfg.Mode),
-		Issuer:         p.cfg.PublicURL,
+		Issuer:         p.issuer,
 		Sealer:         p.Sealer,
 		Logger:         p.log.With("component", "identity"),
 		OnAppActivated: p.seedApp,

@@ -5,16 +5,21 @@ import (
 	"github.com/causewayhq/causeway/internal/outbox"
 
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Mode decides how new apps start: at once with seeded sandbox data, or
@@ -45,9 +50,22 @@ type Config struct {
 	// BusPrefix namespaces streams and subjects on a shared NATS; tests set
 	// it to keep apart. Default "causeway".
 	BusPrefix string
-	// PublicURL is the base URL clients use (e.g. https://api.bank.example);
-	// it is the OAuth2 issuer. Empty: derived from each request's Host.
+	// PublicURL is the base URL clients use (e.g. https://api.bank.example):
+	// the OAuth2 issuer, and the base of every absolute URL the platform
+	// writes (the OAuth2 metadata, the portal's token URL and examples).
+	// Empty: derived from Addr (see Issuer), never from a request. Production
+	// mode requires it, with https.
 	PublicURL string
+	// MetricsToken, when set, is the bearer token every /metrics request
+	// must carry.
+	MetricsToken string
+	// MetricsAddr, when set, is a listener of its own for /metrics (for a
+	// network only the monitoring reaches); the main listener then serves
+	// /metrics only with MetricsToken. Run opens it.
+	MetricsAddr string
+	// TargetRootCAs are certificates trusted, besides the system's roots,
+	// for https webhook and SPI URLs: a bank's internal CA, or a test's.
+	TargetRootCAs []*x509.Certificate
 	// SecretKey (base64, 32 bytes) seals secrets the platform must read back,
 	// such as webhook signing secrets. Empty: <data-dir>/secret-key, made on
 	// first start. Give every node of a scaled-out installation the same key.
@@ -108,6 +126,172 @@ type Config struct {
 // DefaultMaxStreamsPerApp is the default of Config.MaxStreamsPerApp.
 const DefaultMaxStreamsPerApp = 10
 
+// DefaultAddr is the listen address when Config.Addr is empty.
+const DefaultAddr = ":8080"
+
+// MinAdminTokenLength and MinAdminTokenDistinct are the least length and
+// the least number of different characters of an admin token (see
+// CheckAdminToken).
+const (
+	MinAdminTokenLength   = 32
+	MinAdminTokenDistinct = 8
+)
+
+// Validate checks the configuration before anything starts: the public
+// URL's form, and what production mode requires (an https public URL, a
+// strong admin token when one is given). It is the one place these rules
+// live; New calls it.
+func (c Config) Validate() error {
+	if _, err := ParseMode(string(c.modeOrDefault())); err != nil {
+		return err
+	}
+	if c.PublicURL != "" {
+		if err := checkPublicURL(c.PublicURL); err != nil {
+			return err
+		}
+	}
+	if c.Addr != "" {
+		// A port 0 is fine here: Run binds it, then New derives the issuer.
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			return fmt.Errorf("addr %q: %w", c.Addr, err)
+		}
+	}
+	if c.modeOrDefault() != ModeProduction {
+		return nil
+	}
+	if c.PublicURL == "" {
+		return errors.New("public-url: production mode needs --public-url, the https URL clients reach the platform at " +
+			"(it is the OAuth2 issuer; taken from the listen address it would name this host, not the service)")
+	}
+	if !strings.HasPrefix(c.PublicURL, "https://") {
+		return fmt.Errorf("public-url %q: production mode needs an https:// URL", c.PublicURL)
+	}
+	if c.AdminToken != "" {
+		if err := CheckAdminToken(c.AdminToken); err != nil {
+			return fmt.Errorf("admin-token: %w (production mode refuses a weak one)", err)
+		}
+	}
+	return nil
+}
+
+func (c Config) modeOrDefault() Mode {
+	if c.Mode == "" {
+		return ModeSandbox
+	}
+	return c.Mode
+}
+
+// checkPublicURL accepts an absolute http(s) URL with a host and nothing
+// after it: the platform serves its routes at the root, so a path would
+// make every URL built on it wrong.
+func checkPublicURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("public-url %q: must be an absolute http(s) URL such as https://api.bank.example", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
+		return fmt.Errorf("public-url %q: must be a scheme and host only (no user, path, query or fragment), such as https://api.bank.example", raw)
+	}
+	return nil
+}
+
+// Issuer is the platform's base URL and OAuth2 issuer: PublicURL without
+// a trailing slash, or else http://HOST:PORT from Addr, where an empty or
+// unspecified host (":8080", "0.0.0.0:8080", "[::]:8080") becomes
+// "localhost". It never depends on a request. Addr must carry the real
+// port: Run replaces a port 0 with the one it bound before New runs.
+func (c Config) Issuer() (string, error) {
+	if c.PublicURL != "" {
+		return strings.TrimSuffix(c.PublicURL, "/"), nil
+	}
+	addr := c.Addr
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("addr %q: %w", addr, err)
+	}
+	if port == "0" || port == "" {
+		return "", fmt.Errorf("addr %q: without --public-url the issuer is taken from the listen address, "+
+			"which needs its port (listen first, or give --public-url)", addr)
+	}
+	if a, err := netip.ParseAddr(host); host == "" || (err == nil && a.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// CheckAdminToken refuses an obviously weak admin token: each token of a
+// "NEW,OLD" pair must have at least MinAdminTokenLength characters, at
+// least MinAdminTokenDistinct different ones, and not be one short
+// sequence repeated. It cannot measure randomness; it catches the tokens a
+// person types (`openssl rand -base64 32` passes, as does the generated
+// one).
+func CheckAdminToken(value string) error {
+	tokens := strings.Split(value, ",")
+	for _, t := range tokens {
+		t = strings.TrimSpace(t)
+		n := utf8.RuneCountInString(t)
+		switch {
+		case n < MinAdminTokenLength:
+			return fmt.Errorf("a token of %d characters is too short: use at least %d random ones (openssl rand -base64 32)", n, MinAdminTokenLength)
+		case distinct(t) < MinAdminTokenDistinct:
+			return fmt.Errorf("a token of %d different characters is too uniform: use at least %d random ones (openssl rand -base64 32)", distinct(t), MinAdminTokenLength)
+		case repeated(t):
+			return errors.New("a token that repeats one short sequence is guessable: use random characters (openssl rand -base64 32)")
+		}
+	}
+	return nil
+}
+
+func distinct(s string) int {
+	seen := map[rune]bool{}
+	for _, r := range s {
+		seen[r] = true
+	}
+	return len(seen)
+}
+
+// repeated reports whether s is a shorter sequence repeated (the last copy
+// may be cut short).
+func repeated(s string) bool {
+	for unit := 1; unit <= len(s)/2; unit++ {
+		if strings.HasPrefix(strings.Repeat(s[:unit], len(s)/unit+1), s) {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadCertificates reads the PEM certificates of a --target-ca-file.
+func ReadCertificates(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("target-ca-file: %w", err)
+	}
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("target-ca-file %s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("target-ca-file %s: no PEM certificate in it", path)
+	}
+	return out, nil
+}
+
 // ParseMode checks a --mode value.
 func ParseMode(s string) (Mode, error) {
 	switch Mode(s) {
@@ -152,7 +336,8 @@ const adminTokenFile = "admin-token"
 
 // adminToken returns the configured admin token, or the one stored in the
 // data dir, or generates and stores a new one. generated is true only when
-// this call created it, so it is logged exactly once.
+// this call created it, so its file is named in the log exactly once (the
+// token itself never is: logs travel further than the data dir).
 func adminToken(cfg Config) (token string, generated bool, err error) {
 	if cfg.AdminToken != "" {
 		return cfg.AdminToken, false, nil

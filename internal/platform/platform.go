@@ -22,7 +22,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/core"
@@ -54,7 +53,9 @@ type Platform struct {
 	// draining is set while a stopping node waits out ShutdownDelay.
 	draining   atomic.Bool
 	adminToken string
-	runCtx     context.Context
+	// issuer is the base URL and OAuth2 issuer (Config.Issuer).
+	issuer string
+	runCtx context.Context
 
 	DB        *store.DB
 	Bus       *bus.Bus
@@ -96,7 +97,14 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = "causeway-data"
 	}
-	p := &Platform{cfg: cfg, log: cfg.Logger, started: time.Now(), nodeID: newNodeID()}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	issuer, err := cfg.Issuer()
+	if err != nil {
+		return nil, err
+	}
+	p := &Platform{cfg: cfg, log: cfg.Logger, started: time.Now(), nodeID: newNodeID(), issuer: issuer}
 	p.runCtx, p.stop = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -130,15 +138,12 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	}
 	p.closers = append(p.closers, p.Bus.Close)
 
-	token, generated, err := adminToken(cfg)
-	if err != nil {
+	// After the database and the bus, so a start that fails on them says
+	// only that.
+	if err := p.loadAdminToken(); err != nil {
 		return nil, err
 	}
-	p.adminToken = token
-	if generated {
-		p.log.Warn("generated a bank admin token; it is shown this once and kept in the data dir",
-			"admin_token", token, "file", cfg.DataDir+"/"+adminTokenFile)
-	}
+	p.warnings()
 
 	keys, err := seal.LoadKeys(cfg.SecretKey, cfg.DataDir)
 	if err != nil {
@@ -153,14 +158,16 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.HTTP = httpapi.New(httpapi.Config{
 		Version:        cfg.Version,
-		AdminToken:     token,
+		AdminToken:     p.adminToken,
 		Logger:         p.log,
 		Registerer:     reg,
 		TrustedProxies: cfg.TrustedProxies,
 	})
 	p.HTTP.Handle("GET /healthz", http.HandlerFunc(p.healthz))
 	p.HTTP.Handle("GET /readyz", http.HandlerFunc(p.readyz))
-	p.HTTP.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if p.metricsOnMainListener() {
+		p.HTTP.Handle("GET /metrics", p.MetricsHandler())
+	}
 	p.registerStatus()
 
 	if err := p.openThrottles(ctx); err != nil {
@@ -245,7 +252,7 @@ func (p *Platform) startBank(ctx context.Context) error {
 		return fmt.Errorf("events: %w", err)
 	}
 	p.Events.Register(p.HTTP)
-	p.Guard = netguard.Guard{Allow: p.cfg.AllowPrivateTargets}
+	p.Guard = p.guard()
 
 	if err := webhooks.Migrate(ctx, p.DB); err != nil {
 		return fmt.Errorf("database: %w", err)
@@ -365,19 +372,55 @@ func (p *Platform) Close() {
 	p.closers = nil
 }
 
-// Run starts a node, serves HTTP on cfg.Addr until ctx is done, then drains
-// in-flight requests (up to 25 s) and closes everything.
+// Run starts a node, serves HTTP on cfg.Addr (and /metrics on
+// cfg.MetricsAddr, when set) until ctx is done, then drains in-flight
+// requests (up to 25 s) and closes everything. It listens before New, so
+// that with port 0 the issuer names the port actually bound.
 func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	cfg.Addr = boundAddr(cfg.Addr, ln.Addr())
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listen %s (metrics-addr): %w", cfg.MetricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
 	p, err := New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	if metricsLn != nil {
+		stop := p.serveMetrics(metricsLn)
+		defer stop()
 	}
 	return p.Serve(ctx, ln)
+}
+
+// boundAddr is addr with a port 0 replaced by the port bound, keeping the
+// host as configured (":0" stays unspecified, so the issuer says
+// localhost).
+func boundAddr(addr string, bound net.Addr) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr
+	}
+	_, boundPort, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(host, boundPort)
 }
 
 // Serve serves HTTP on ln until ctx is done, then shuts down gracefully.
@@ -388,7 +431,7 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}
-	p.log.Info("causeway serving", "addr", ln.Addr().String(), "mode", p.cfg.Mode,
+	p.log.Info("causeway serving", "addr", ln.Addr().String(), "public_url", p.issuer, "mode", p.cfg.Mode,
 		"database", string(p.DB.Dialect)+" "+p.DB.Location, "bus", p.Bus.Location(), "version", p.cfg.Version)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -26,7 +26,7 @@ func (p *Platform) startPortal(ctx context.Context) error {
 		DB:         p.DB,         // the sessions, shared by every node
 		Now:        p.cfg.PortalClock,
 		Logger:     p.log.With("component", "portal"),
-		Secure:     strings.HasPrefix(p.cfg.PublicURL, "https://"),
+		Secure:     strings.HasPrefix(p.issuer, "https://"),
 	}).Register(p.HTTP)
 	return nil
 }

@@ -264,6 +264,8 @@ func TestConcurrentTransitionsOverHTTPHaveOneWinner(t *testing.T) {
 func TestTwoNodesPausingAndRecoveringOneWebhookAtOnce(t *testing.T) {
 	cfg := platformtest.ScaleOut.Config(t)
 	cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+	// One issuer for both nodes, as behind a load balancer.
+	cfg.PublicURL = "http://causeway.nodes.test"
 	n1 := platformtest.Start(t, cfg)
 	second := cfg
 	second.DataDir = t.TempDir()

@@ -37,6 +37,9 @@ func TestSecretKeyRotatesWithoutLosingSecrets(t *testing.T) {
 		_, oldKey := randomKey()
 		newKey, newEnc := randomKey()
 		cfg := rt.Config(t)
+		// The restarted nodes listen on other ports; their issuer stays,
+		// so tokens from before a restart still verify.
+		cfg.PublicURL = "http://causeway.nodes.test"
 		start := func(keys string) *platformtest.Node {
 			t.Helper()
 			c := cfg

@@ -134,7 +134,7 @@ type appData struct {
 func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, secret string, status int, errMsg string) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
-	d := appData{App: app, Secret: secret, Sandbox: p.d.Identity.Mode() == identity.ModeSandbox, TokenURL: baseURL(r) + "/oauth2/token"}
+	d := appData{App: app, Secret: secret, Sandbox: p.d.Identity.Mode() == identity.ModeSandbox, TokenURL: p.baseURL() + "/oauth2/token"}
 	if l, custom, err := p.d.Gateway.AppLimits(ctx, app.ID); err == nil {
 		d.Limits, d.Custom = l, custom
 	}
@@ -228,14 +228,10 @@ func (p *Portal) testPayment(w http.ResponseWriter, r *http.Request, s *devSessi
 	return p.renderApp(w, r, s, app, "", http.StatusUnprocessableEntity, formError(err))
 }
 
-// baseURL is the origin the browser reached the portal at.
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
-}
+// baseURL is the platform's configured base URL (the OAuth2 issuer), never
+// the request's Host: a page showing a token URL of the caller's choosing
+// would send developers' client secrets there.
+func (p *Portal) baseURL() string { return p.d.Identity.Issuer() }
 
 // analytics ranges: how far back, and how wide one bar is.
 var ranges = []struct {

@@ -54,7 +54,7 @@ func (p *Portal) renderDataset(w http.ResponseWriter, r *http.Request, s *devSes
 	if err != nil {
 		return err
 	}
-	d := datasetData{Dataset: ds, Form: f, Server: baseURL(r)}
+	d := datasetData{Dataset: ds, Form: f, Server: p.baseURL()}
 	rows, err := p.requests(r, s)
 	if err != nil {
 		return err
@@ -152,7 +152,7 @@ func (p *Portal) dataRequestPage(w http.ResponseWriter, r *http.Request, s *devS
 	}
 	v := s.view("Data request "+req.ID, "data")
 	v.Notice = notice(r)
-	v.D = map[string]any{"App": app, "Req": req, "Server": baseURL(r)}
+	v.D = map[string]any{"App": app, "Req": req, "Server": p.baseURL()}
 	p.render(w, r, http.StatusOK, "data_request", v)
 	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/causewayhq/causeway/internal/auth"
-	"github.com/causewayhq/causeway/internal/platform"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
 	"github.com/causewayhq/causeway/internal/spi"
 )
@@ -501,9 +500,12 @@ func testPortalPagesCarryASecurityPolicy(t *testing.T, n *platformtest.Node) {
 // policy and a priority, all from the console.
 func TestBankApprovesAppsAndActivatesSPIsInTheConsole(t *testing.T) {
 	ctx := tab(t, 2*time.Minute)
-	cfg := platformtest.Embedded.Config(t)
-	cfg.Mode = platform.ModeProduction
-	n := platformtest.Start(t, cfg)
+	// Production mode calls SPIs over https only.
+	endpoint := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"decision":"approve","score":1,"reason":"ok"}`))
+	}))
+	defer endpoint.Close()
+	n := platformtest.Start(t, platformtest.Production(platformtest.Embedded.Config(t), endpoint))
 	bg := context.Background()
 	dev, _, err := n.Identity.SignUp(bg, "fraud@solarworld.example", "a long enough password", "SolarWorld")
 	if err != nil {
@@ -513,10 +515,6 @@ func TestBankApprovesAppsAndActivatesSPIsInTheConsole(t *testing.T) {
 	if err != nil || app.Status != auth.AppPendingApproval {
 		t.Fatalf("app: %v %+v", err, app)
 	}
-	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(`{"decision":"approve","score":1,"reason":"ok"}`))
-	}))
-	defer endpoint.Close()
 	reg, _, err := n.SPI.CreateRegistration(bg, auth.AppCaller(app.ID), spi.NewRegistration{ExtensionPoint: "payments.fraud-check", URL: endpoint.URL, Scope: spi.ScopeBank})
 	if err != nil {
 		t.Fatal(err)

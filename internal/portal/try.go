@@ -208,9 +208,6 @@ func (p *Portal) call(r *http.Request, s *devSession, op *refOp, f *tryForm, sec
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Host, req.RemoteAddr, req.TLS = r.Host, r.RemoteAddr, r.TLS
-	if fp := r.Header.Get("X-Forwarded-Proto"); fp != "" {
-		req.Header.Set("X-Forwarded-Proto", fp)
-	}
 	rec := &captured{header: http.Header{}}
 	p.srv.ServeHTTP(rec, req)
 
@@ -221,7 +218,7 @@ func (p *Portal) call(r *http.Request, s *devSession, op *refOp, f *tryForm, sec
 			res.Headers = append(res.Headers, [2]string{name, v})
 		}
 	}
-	res.Curl = curlLine(identity.RequestIssuer(r), req, f.Body)
+	res.Curl = curlLine(p.d.Identity.Issuer(), req, f.Body)
 	return res, nil
 }
 
@@ -244,7 +241,7 @@ func (p *Portal) tryToken(ctx context.Context, r *http.Request, s *devSession, o
 	if secret == "" {
 		return "", causeway.Errorf(causeway.EINVALID, "missing_secret", "enter the app's client secret (shown once when the app was created or its secret rotated)")
 	}
-	tok, err := p.d.Identity.IssueToken(ctx, identity.TokenRequest{ClientID: app.ClientID, ClientSecret: secret, Issuer: identity.RequestIssuer(r)})
+	tok, err := p.d.Identity.IssueToken(ctx, identity.TokenRequest{ClientID: app.ClientID, ClientSecret: secret})
 	if err != nil {
 		if causeway.ErrorKind(err) == causeway.EUNAUTHORIZED {
 			return "", causeway.Errorf(causeway.EINVALID, "invalid_client", "the client secret is not this app's")

@@ -27,7 +27,8 @@ const (
 // An app-scope registration is active at once for the app's own process
 // instances; a bank-scope one waits for the bank to activate it. The URL
 // must pass the SSRF guard: a private address is EINVALID url_not_allowed
-// unless the operator allowed its range.
+// unless the operator allowed its range, and an http:// URL is EINVALID
+// https_required when the guard requires https (production mode).
 func (s *Service) CreateRegistration(ctx context.Context, caller auth.Caller, n NewRegistration) (*Registration, string, error) {
 	appID, ok := caller.App()
 	if !ok {

@@ -272,8 +272,9 @@ func (s *Service) checkURL(ctx context.Context, raw string) error {
 
 // Create subscribes the calling app (anyone else is EFORBIDDEN). The result carries the signing secret, which
 // is never shown again. Errors: EINVALID invalid_event_type,
-// invalid_filter, invalid_url or url_not_allowed; ECONFLICT
-// too_many_webhooks.
+// invalid_filter, invalid_url, url_not_allowed or https_required (an
+// http:// URL when the guard requires https, in production mode);
+// ECONFLICT too_many_webhooks.
 func (s *Service) Create(ctx context.Context, caller auth.Caller, n NewSubscription) (*Subscription, error) {
 	appID, ok := caller.App()
 	if !ok {

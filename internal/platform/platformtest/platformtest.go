@@ -19,8 +19,9 @@ import (
 	"github.com/causewayhq/causeway/internal/testkit"
 )
 
-// AdminToken is the bank admin token of every test node.
-const AdminToken = "cwadm_test-admin-token"
+// AdminToken is the bank admin token of every test node: strong enough
+// for production mode (see platform.CheckAdminToken).
+const AdminToken = "cwadm_test-admin-token-5f0c9e1b7a2d4386"
 
 // Node is a running platform with an HTTP server on loopback.
 type Node struct {
@@ -80,17 +81,36 @@ func Each(t *testing.T, fn func(t *testing.T, rt Runtime)) {
 	}
 }
 
-// Start starts a node with cfg and stops it when t ends.
+// Start starts a node with cfg and stops it when t ends. Its listener is
+// open before the node starts, and cfg.Addr is set to it, so that without
+// a PublicURL the node's issuer is the URL the test calls.
 func Start(t testing.TB, cfg platform.Config) *Node {
 	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	cfg.Addr = srv.Listener.Addr().String()
 	p, err := platform.New(context.Background(), cfg)
 	if err != nil {
+		srv.Close()
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(p.Handler())
+	srv.Config.Handler = p.Handler()
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		p.Close()
 	})
 	return &Node{Platform: p, URL: srv.URL, Config: cfg}
+}
+
+// Production turns cfg into a production-mode configuration that starts:
+// an https public URL (the issuer is only a string; tests call the node at
+// its loopback URL) and, so that webhook and SPI targets may be https test
+// servers, their certificates trusted.
+func Production(cfg platform.Config, targets ...*httptest.Server) platform.Config {
+	cfg.Mode = platform.ModeProduction
+	cfg.PublicURL = "https://api.bank.test"
+	for _, srv := range targets {
+		cfg.TargetRootCAs = append(cfg.TargetRootCAs, srv.Certificate())
+	}
+	return cfg
 }
