@@ -254,3 +254,23 @@ func Classify(err error) error {
 	}
 	return err
 }
+
+// ErrLostRace is what CompareAndPut returns when another writer changed
+// the key since it was read at rev: read it again and decide again.
+var ErrLostRace = errors.New("bus: the key changed since it was read")
+
+// CompareAndPut writes data at key of kv only if the key is still at
+// revision rev, 0 meaning absent, and returns the new revision. It is the
+// compare-and-set every shared counter on a bucket is built on.
+func CompareAndPut(ctx context.Context, kv jetstream.KeyValue, key string, data []byte, rev uint64) (uint64, error) {
+	var err error
+	if rev == 0 {
+		rev, err = kv.Create(ctx, key, data)
+	} else {
+		rev, err = kv.Update(ctx, key, data, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, ErrLostRace
+	}
+	return rev, err
+}

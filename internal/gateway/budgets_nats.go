@@ -97,12 +97,7 @@ func (s *sharedBudgets) update(ctx context.Context, appID string, cur *storedBud
 		if err != nil {
 			return err
 		}
-		var rev uint64
-		if cur.rev == 0 {
-			rev, err = s.kv.Create(ctx, key, data)
-		} else {
-			rev, err = s.kv.Update(ctx, key, data, cur.rev)
-		}
+		rev, err := bus.CompareAndPut(ctx, s.kv, key, data, cur.rev)
 		if err == nil {
 			cur.budget, cur.rev, cur.known = next, rev, true
 			return nil
@@ -110,7 +105,7 @@ func (s *sharedBudgets) update(ctx context.Context, appID string, cur *storedBud
 		// Another node wrote first (read and decide again), or the bucket
 		// did not answer.
 		cur.known = false
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if !errors.Is(err, bus.ErrLostRace) {
 			return err
 		}
 		lost++

@@ -236,15 +236,11 @@ func (s *Streams) update(ctx context.Context, appID string, fn func(streamSlots,
 			return nil
 		}
 		data, _ := json.Marshal(slots)
-		if rev == 0 {
-			_, err = s.kv.Create(ctx, key, data)
-		} else {
-			_, err = s.kv.Update(ctx, key, data, rev)
-		}
+		_, err = bus.CompareAndPut(ctx, s.kv, key, data, rev)
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if !errors.Is(err, bus.ErrLostRace) {
 			return unavailable(err)
 		}
 	}

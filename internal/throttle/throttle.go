@@ -204,15 +204,11 @@ func (c *Counters) update(ctx context.Context, key string, fn func(counter, bool
 			return nil
 		}
 		data, _ := json.Marshal(next)
-		if rev == 0 {
-			_, err = c.kv.Create(ctx, key, data)
-		} else {
-			_, err = c.kv.Update(ctx, key, data, rev)
-		}
+		_, err = bus.CompareAndPut(ctx, c.kv, key, data, rev)
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if !errors.Is(err, bus.ErrLostRace) {
 			return unavailable(err)
 		}
 	}
