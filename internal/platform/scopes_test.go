@@ -141,6 +141,8 @@ func TestATokenMintedBeforeASuspensionIsDeadAfterReinstatement(t *testing.T) {
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+		// One issuer for every node, as a scaled-out installation has.
+		cfg.PublicURL = "http://causeway.nodes.test"
 		n := platformtest.Start(t, cfg)
 		nodes := []*platformtest.Node{n}
 		if rt.Name == platformtest.ScaleOut.Name {

@@ -315,7 +315,7 @@ func TestProductionCallsWebhooksAndSPIsOverHTTPSOnly(t *testing.T) {
 
 		t.Run("production", func(t *testing.T) {
 			n := platformtest.Start(t, platformtest.Production(rt.Config(t), secure))
-			app, secret := activeApp(t, n, "https@solarworld.example", auth.ScopeEventsRead, auth.ScopeSPIWrite, auth.ScopeCustomersWrite)
+			app, secret := activeApp(t, n, "https@solarworld.example", auth.ScopeEventsRead, auth.ScopeWebhooksWrite, auth.ScopeSPIWrite, auth.ScopeCustomersWrite)
 			token, _ := tokenAs(t, n.URL, "127.0.0.1", app.ClientID, secret)
 
 			for _, path := range []string{"/v1/webhooks", "/v1/spi-registrations"} {
@@ -357,7 +357,7 @@ func TestProductionCallsWebhooksAndSPIsOverHTTPSOnly(t *testing.T) {
 
 		t.Run("sandbox keeps http", func(t *testing.T) {
 			n := platformtest.Start(t, rt.Config(t))
-			app, secret := activeApp(t, n, "http@solarworld.example", auth.ScopeEventsRead)
+			app, secret := activeApp(t, n, "http@solarworld.example", auth.ScopeEventsRead, auth.ScopeWebhooksWrite)
 			token, _ := tokenAs(t, n.URL, "127.0.0.1", app.ClientID, secret)
 			if code, _, raw := call(t, "POST", n.URL+"/v1/webhooks", token, map[string]any{"url": plain.URL + "/hook", "event_types": []string{"*"}}); code != 201 {
 				t.Errorf("sandbox refused an http webhook: %d %s", code, raw)

@@ -444,6 +444,9 @@ func TestEventStreamCapHoldsAcrossTwoNodes(t *testing.T) {
 	cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	cfg.MaxStreamsPerApp = 10
 	cfg.SignupRate = 3
+	// One issuer for both, as a scaled-out installation has: a token of
+	// one node is good on the other.
+	cfg.PublicURL = "http://causeway.nodes.test"
 	a := platformtest.Start(t, cfg)
 	second := cfg
 	second.DataDir = t.TempDir()

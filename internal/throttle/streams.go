@@ -2,11 +2,9 @@ package throttle
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -198,33 +196,15 @@ func (s *Streams) renew(ctx context.Context) {
 	}
 }
 
-// update applies fn to the app's slots with compare-and-swap until it
-// sticks; expired leases of other nodes are dropped on the way. fn says
-// whether to write.
+// update applies fn to the app's slots with compare-and-set until it
+// sticks (see updateJSON); expired leases of other nodes are dropped on
+// the way. fn says whether to write.
 func (s *Streams) update(ctx context.Context, appID string, fn func(streamSlots, int64) bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kvTimeout)
 	defer cancel()
-	key := "app." + Key("id", appID)
-	for lost := 0; lost < casAttempts; lost++ {
-		if lost > 0 {
-			select {
-			case <-time.After(rand.N(casBackoff * time.Duration(lost))):
-			case <-ctx.Done():
-				return unavailable(ctx.Err())
-			}
-		}
-		slots := streamSlots{}
-		var rev uint64
-		e, err := s.kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return unavailable(err)
-		default:
-			rev = e.Revision()
-			if json.Unmarshal(e.Value(), &slots) != nil || slots == nil {
-				slots = streamSlots{}
-			}
+	return updateJSON(ctx, s.kv, "app."+Key("id", appID), func(slots streamSlots, _ bool) (streamSlots, bool) {
+		if slots == nil {
+			slots = streamSlots{}
 		}
 		now := time.Now().UnixNano()
 		for node, n := range slots {
@@ -232,17 +212,6 @@ func (s *Streams) update(ctx context.Context, appID string, fn func(streamSlots,
 				delete(slots, node)
 			}
 		}
-		if !fn(slots, now) {
-			return nil
-		}
-		data, _ := json.Marshal(slots)
-		_, err = bus.CompareAndPut(ctx, s.kv, key, data, rev)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, bus.ErrLostRace) {
-			return unavailable(err)
-		}
-	}
-	return causeway.Errorf(causeway.EUNAVAILABLE, "throttle_contended", "too many concurrent stream openings; try again")
+		return slots, fn(slots, now)
+	})
 }

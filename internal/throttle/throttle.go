@@ -171,13 +171,21 @@ func refuse(r Rule, wait time.Duration) error {
 		Message: fmt.Sprintf("%s; retry in %d s", r.Message, int64((wait+time.Second-1)/time.Second))}
 }
 
-// update applies fn to key's counter with compare-and-swap until it sticks.
-// fn gets whether the key exists and says whether to write.
+// update applies fn to the counter at key (see updateJSON). Not cut
+// short by the request's cancellation: a counted attempt must be recorded
+// even if the client hung up.
 func (c *Counters) update(ctx context.Context, key string, fn func(counter, bool) (counter, bool)) error {
-	// Not cut short by the request's cancellation: a counted attempt must
-	// be recorded even if the client hung up.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kvTimeout)
 	defer cancel()
+	return updateJSON(ctx, c.kv, key, fn)
+}
+
+// updateJSON applies fn to the JSON value at key with compare-and-set,
+// reading again after another node wrote first, until it sticks. fn gets
+// the current value (the zero T when the key is absent, or unreadable:
+// start afresh rather than refuse for good) and whether the key exists,
+// and says whether to write.
+func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur T, exists bool) (T, bool)) error {
 	for lost := 0; lost < casAttempts; lost++ {
 		if lost > 0 {
 			select {
@@ -186,9 +194,9 @@ func (c *Counters) update(ctx context.Context, key string, fn func(counter, bool
 				return unavailable(ctx.Err())
 			}
 		}
-		var cur counter
+		var cur T
 		var rev uint64
-		e, err := c.kv.Get(ctx, key)
+		e, err := kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
@@ -196,7 +204,8 @@ func (c *Counters) update(ctx context.Context, key string, fn func(counter, bool
 		default:
 			rev = e.Revision()
 			if json.Unmarshal(e.Value(), &cur) != nil {
-				cur = counter{} // unreadable: start afresh rather than refuse for good
+				var zero T
+				cur = zero
 			}
 		}
 		next, write := fn(cur, rev != 0)
@@ -204,7 +213,7 @@ func (c *Counters) update(ctx context.Context, key string, fn func(counter, bool
 			return nil
 		}
 		data, _ := json.Marshal(next)
-		_, err = bus.CompareAndPut(ctx, c.kv, key, data, rev)
+		_, err = bus.CompareAndPut(ctx, kv, key, data, rev)
 		if err == nil {
 			return nil
 		}
