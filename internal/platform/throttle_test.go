@@ -313,7 +313,10 @@ func TestDeveloperRoutesPassTheRateLimiter(t *testing.T) {
 func TestAppsPerDeveloperAreCappedEvenWhenCreatedAtOnce(t *testing.T) {
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
-		cfg.MaxAppsPerDeveloper = 20 // the default
+		// A small cap: each sandbox app seeds its bank, which is slow on
+		// SQLite under -race; the rule is the same at the default 20.
+		const maxApps = 3
+		cfg.MaxAppsPerDeveloper = maxApps
 		n := platformtest.Start(t, cfg)
 		c := &client{t: t, base: n.URL, doc: openapitest.Fetch(t, n.URL)}
 		res := signUp(t, c, "many@solarworld.example")
@@ -324,7 +327,7 @@ func TestAppsPerDeveloperAreCappedEvenWhenCreatedAtOnce(t *testing.T) {
 			return map[string]any{"name": fmt.Sprintf("app %d", i), "scopes": []string{"accounts:read"}}
 		}
 		var first string
-		for i := range 19 {
+		for i := range maxApps - 1 {
 			res := c.do("POST", "/v1/apps", "/v1/apps", create(i))
 			if res.status != 201 {
 				t.Fatalf("app %d: %d %s", i+1, res.status, res.body)
@@ -337,21 +340,21 @@ func TestAppsPerDeveloperAreCappedEvenWhenCreatedAtOnce(t *testing.T) {
 		}
 		// Ten creations at once for the last place: one wins.
 		oneWinner(t, race(t, "POST", n.URL+"/v1/apps", dev.Token, create), 201, "too_many_apps")
-		res = c.do("POST", "/v1/apps", "/v1/apps", create(21))
+		res = c.do("POST", "/v1/apps", "/v1/apps", create(maxApps+1))
 		if res.status != 409 || problemCode(t, res) != "too_many_apps" {
-			t.Fatalf("21st app: %d %s, want 409 too_many_apps", res.status, res.body)
+			t.Fatalf("app %d: %d %s, want 409 too_many_apps", maxApps+1, res.status, res.body)
 		}
 		// Deleting does not make room at once: delete-and-create would
 		// seed sandbox data without end.
 		if res := c.do("DELETE", "/v1/apps/"+first, "/v1/apps/{id}", nil); res.status != 204 {
 			t.Fatalf("delete: %d %s", res.status, res.body)
 		}
-		if res := c.do("POST", "/v1/apps", "/v1/apps", create(22)); res.status != 409 {
+		if res := c.do("POST", "/v1/apps", "/v1/apps", create(maxApps+2)); res.status != 409 {
 			t.Fatalf("app right after a delete: %d %s, want 409", res.status, res.body)
 		}
 		if got := countRows(t, n, "SELECT COUNT(*) FROM identity_apps WHERE developer_id = (SELECT id FROM identity_developers WHERE email = $1)",
-			"many@solarworld.example"); got != 20 {
-			t.Errorf("%d apps stored, want 20", got)
+			"many@solarworld.example"); got != maxApps {
+			t.Errorf("%d apps stored, want %d", got, maxApps)
 		}
 	})
 }
