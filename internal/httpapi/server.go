@@ -228,12 +228,22 @@ func (s *Server) IsAdmin(r *http.Request) bool {
 // the time does not say which matched). The bank console's login uses it
 // too, so there is one admin check.
 func (s *Server) IsAdminToken(token string) bool {
+	_, ok := s.AdminTokenIndex(token)
+	return ok
+}
+
+// AdminTokenIndex reports which of the accepted admin tokens (in the order
+// of AdminTokens) token is, with the same constant-time comparison as
+// IsAdminToken; the console records which token a session logged in with.
+func (s *Server) AdminTokenIndex(token string) (int, bool) {
 	sum := sha256.Sum256([]byte(token))
-	match := 0
-	for _, t := range s.adminTokens {
-		match |= subtle.ConstantTimeCompare(sum[:], t[:])
+	index := -1
+	for i, t := range s.adminTokens {
+		if subtle.ConstantTimeCompare(sum[:], t[:]) == 1 {
+			index = i
+		}
 	}
-	return match == 1
+	return index, index >= 0
 }
 
 // AdminTokens splits a configured admin token into the tokens accepted:
