@@ -3,8 +3,6 @@ package core
 import (
 	"context"
 	"database/sql"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/causewayhq/causeway"
@@ -60,6 +58,7 @@ func (b *Bank) SeedApp(ctx context.Context, appID string, seed uint64, customers
 // batch collects rows for multi-row INSERTs, which are many times faster
 // than one statement per row on both engines.
 type batch struct {
+	dialect store.Dialect
 	head    string // INSERT INTO t (a, b, c) VALUES
 	columns int
 	rows    int
@@ -75,25 +74,7 @@ func (bt *batch) flush(ctx context.Context, tx *sql.Tx) error {
 	if bt.rows == 0 {
 		return nil
 	}
-	var sb strings.Builder
-	sb.WriteString(bt.head)
-	n := 1
-	for r := range bt.rows {
-		if r > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteByte('(')
-		for c := range bt.columns {
-			if c > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteByte('$')
-			sb.WriteString(strconv.Itoa(n))
-			n++
-		}
-		sb.WriteByte(')')
-	}
-	_, err := tx.ExecContext(ctx, sb.String(), bt.args...)
+	_, err := tx.ExecContext(ctx, bt.head+bt.dialect.Values(bt.rows, bt.columns), bt.args...)
 	bt.rows, bt.args = 0, bt.args[:0]
 	return err
 }
@@ -113,8 +94,8 @@ func (b *Bank) seed(ctx context.Context, tx *sql.Tx, appID string, seed uint64, 
 	if err != nil {
 		return nil, err
 	}
-	entries := &batch{head: "INSERT INTO core_entries (id, kind, reference, created_at) VALUES ", columns: 4}
-	postings := &batch{head: `INSERT INTO core_postings (id, entry_id, account_id, amount, currency, balance_after,
+	entries := &batch{dialect: b.db.Dialect, head: "INSERT INTO core_entries (id, kind, reference, created_at) VALUES ", columns: 4}
+	postings := &batch{dialect: b.db.Dialect, head: `INSERT INTO core_postings (id, entry_id, account_id, amount, currency, balance_after,
 		description, counterparty_name, counterparty_iban, booked_at) VALUES `, columns: 10}
 	var cashTotal int64
 	var customerIDs []string

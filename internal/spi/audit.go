@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -135,7 +134,7 @@ func (s *Service) write(invs []*Invocation) {
 			int64(inv.LatencyMS*1000), inv.Outcome, inv.FailureReason, inv.StandIn, inv.StatusCode)
 	}
 	query := `INSERT INTO spi_invocations (id, registration_id, app_id, extension_point, started_at,
-		latency_us, outcome, failure_reason, stand_in, status_code) VALUES ` + values(len(invs), auditColumns)
+		latency_us, outcome, failure_reason, stand_in, status_code) VALUES ` + s.db.Dialect.Values(len(invs), auditColumns)
 	// A quiet node writes one row at a time: that insert is prepared once.
 	var st *sql.Stmt
 	if len(invs) == 1 {
@@ -157,25 +156,6 @@ func (s *Service) write(invs []*Invocation) {
 	if err != nil {
 		s.log.Error("spi: recording invocations failed", "error", err, "rows", len(invs), "first", invs[0].ID)
 	}
-}
-
-// values returns the VALUES list of a multi-row INSERT: ($1, $2), ($3, $4).
-func values(rows, cols int) string {
-	var sb strings.Builder
-	for r := range rows {
-		if r > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteByte('(')
-		for c := range cols {
-			if c > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("$" + strconv.Itoa(r*cols+c+1))
-		}
-		sb.WriteByte(')')
-	}
-	return sb.String()
 }
 
 // Invocations lists the audited calls to a registration, newest first. An

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -403,4 +404,43 @@ func TestPostgresRefusalsOfAValueAreInvalidInput(t *testing.T) {
 	if store.IsUnavailable(err) {
 		t.Errorf("a refused value is not unavailability: %v", err)
 	}
+}
+
+// A multi-row INSERT built with Values binds every argument to its own
+// column and row on both engines, also past SQLite's old limit of 999
+// parameters.
+func TestValuesBindsEachArgumentInOrder(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		if _, err := db.Exec(`CREATE TABLE pairs (k INTEGER PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		const rows = 1500
+		args := make([]any, 0, 2*rows)
+		for i := range rows {
+			args = append(args, i, fmt.Sprintf("v%d", i))
+		}
+		if _, err := db.Exec(`INSERT INTO pairs (k, v) VALUES `+db.Dialect.Values(rows, 2), args...); err != nil {
+			t.Fatal(err)
+		}
+		r, err := db.Query(`SELECT k, v FROM pairs ORDER BY k`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		n := 0
+		for r.Next() {
+			var k int
+			var v string
+			if err := r.Scan(&k, &v); err != nil {
+				t.Fatal(err)
+			}
+			if k != n || v != fmt.Sprintf("v%d", n) {
+				t.Fatalf("row %d = (%d, %q)", n, k, v)
+			}
+			n++
+		}
+		if n != rows {
+			t.Fatalf("%d rows, want %d", n, rows)
+		}
+	})
 }

@@ -54,7 +54,7 @@ var ScaleOut = Runtime{Name: "scaleout", Config: func(t testing.TB) platform.Con
 
 func baseConfig(t testing.TB) platform.Config {
 	return platform.Config{
-		DataDir:             t.TempDir(),
+		DataDir:             testkit.DataDir(t),
 		Mode:                platform.ModeSandbox,
 		AdminToken:          AdminToken,
 		Version:             "test",

@@ -30,7 +30,7 @@ func Each(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 // ends.
 func OpenSQLite(t testing.TB) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir()})
+	db, err := store.Open(context.Background(), store.Config{DataDir: testkit.DataDir(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
