@@ -36,7 +36,7 @@ func (p *Portal) consoleHome(w http.ResponseWriter, r *http.Request, s *consoleS
 	if err != nil {
 		return err
 	}
-	v := s.view("Bank console", "console")
+	v := s.view("Overview", "console")
 	v.Notice = notice(r)
 	v.D = map[string]any{
 		"PendingApps": apps.Data, "PendingRequests": reqs.Data, "PendingSPI": regs.Data,
@@ -68,10 +68,10 @@ type limitsForm struct {
 }
 
 func (p *Portal) consoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderConsoleApp(w, r, s, http.StatusOK, "", nil)
+	return p.renderConsoleApp(w, r, s, http.StatusOK, nil, nil)
 }
 
-func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg string, f *limitsForm) error {
+func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg *formErr, f *limitsForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	id := r.PathValue("id")
@@ -192,10 +192,10 @@ var requestStatuses = []string{datashare.StatusAwaitingApproval, datashare.Statu
 	datashare.StatusRevoked, datashare.StatusExpired}
 
 func (p *Portal) consoleDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderDataRequests(w, r, s, http.StatusOK, "")
+	return p.renderDataRequests(w, r, s, http.StatusOK, nil)
 }
 
-func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg string) error {
+func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -248,10 +248,10 @@ func (p *Portal) consoleDecide(w http.ResponseWriter, r *http.Request, s *consol
 var spiStatuses = []string{spi.StatusPendingActivation, spi.StatusActive, spi.StatusInactive}
 
 func (p *Portal) consoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderConsoleSPI(w, r, s, http.StatusOK, "")
+	return p.renderConsoleSPI(w, r, s, http.StatusOK, nil)
 }
 
-func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg string) error {
+func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
