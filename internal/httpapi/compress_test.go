@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // compressServer serves a few answers through the platform's Server (so
@@ -64,27 +65,6 @@ func compressServer(t *testing.T) (*httptest.Server, chan struct{}) {
 	return srv, release
 }
 
-// get sends a GET with the given headers; the transport's own gzip
-// handling is off, so the test sees the body as sent.
-func get(t *testing.T, url string, header map[string]string) (*http.Response, []byte) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, b
-}
-
 func gunzip(t *testing.T, b []byte) []byte {
 	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(b))
@@ -100,8 +80,8 @@ func gunzip(t *testing.T, b []byte) []byte {
 
 func TestTextAnswersAreGzippedAndDecodeToTheSameBytes(t *testing.T) {
 	srv, _ := compressServer(t)
-	_, plain := get(t, srv.URL+"/page", nil)
-	res, body := get(t, srv.URL+"/page", map[string]string{"Accept-Encoding": "gzip, deflate, br"})
+	_, plain := testkit.Fetch(t, srv.URL+"/page", nil)
+	res, body := testkit.Fetch(t, srv.URL+"/page", map[string]string{"Accept-Encoding": "gzip, deflate, br"})
 	if res.Header.Get("Content-Encoding") != "gzip" || res.Header.Get("Vary") != "Accept-Encoding" {
 		t.Fatalf("headers = %v", res.Header)
 	}
@@ -112,7 +92,7 @@ func TestTextAnswersAreGzippedAndDecodeToTheSameBytes(t *testing.T) {
 	// A handler's Content-Length is of the plain body: it goes (net/http
 	// may count the compressed one), and a strong ETag turns weak, since
 	// the bytes sent differ.
-	res, body = get(t, srv.URL+"/sized", map[string]string{"Accept-Encoding": "gzip"})
+	res, body = testkit.Fetch(t, srv.URL+"/sized", map[string]string{"Accept-Encoding": "gzip"})
 	if res.Header.Get("Content-Encoding") != "gzip" || (res.ContentLength != -1 && res.ContentLength != int64(len(body))) || res.Header.Get("ETag") != `W/"v1"` {
 		t.Errorf("sized answer headers = %v (length %d)", res.Header, res.ContentLength)
 	}
@@ -121,7 +101,7 @@ func TestTextAnswersAreGzippedAndDecodeToTheSameBytes(t *testing.T) {
 	}
 
 	// The OpenAPI document, a JSON answer of the API itself.
-	res, body = get(t, srv.URL+"/openapi.json", map[string]string{"Accept-Encoding": "gzip"})
+	res, body = testkit.Fetch(t, srv.URL+"/openapi.json", map[string]string{"Accept-Encoding": "gzip"})
 	if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" || !bytes.HasPrefix(gunzip(t, body), []byte("{")) {
 		t.Errorf("openapi.json: %d %v", res.StatusCode, res.Header)
 	}
@@ -140,7 +120,7 @@ func TestAnswersStayPlainWhenCompressionWouldNotHelpOrIsNotAsked(t *testing.T) {
 		{"a request another site made", "/page", map[string]string{"Accept-Encoding": "gzip", "Sec-Fetch-Site": "cross-site"}, true},
 		{"an age blob", "/blob", map[string]string{"Accept-Encoding": "gzip"}, false},
 	} {
-		res, body := get(t, srv.URL+tc.path, tc.header)
+		res, body := testkit.Fetch(t, srv.URL+tc.path, tc.header)
 		if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "" || bytes.HasPrefix(body, []byte{0x1f, 0x8b}) {
 			t.Errorf("%s: %d, Content-Encoding %q", tc.name, res.StatusCode, res.Header.Get("Content-Encoding"))
 		}
@@ -155,11 +135,11 @@ func TestAnswersStayPlainWhenCompressionWouldNotHelpOrIsNotAsked(t *testing.T) {
 // the ciphertext.
 func TestDownloadsKeepTheirLengthAndRanges(t *testing.T) {
 	srv, _ := compressServer(t)
-	res, body := get(t, srv.URL+"/blob", map[string]string{"Accept-Encoding": "gzip"})
+	res, body := testkit.Fetch(t, srv.URL+"/blob", map[string]string{"Accept-Encoding": "gzip"})
 	if res.ContentLength != 10000 || len(body) != 10000 || res.Header.Get("ETag") != `"blob"` || res.Header.Get("Accept-Ranges") != "bytes" {
 		t.Errorf("whole blob: length %d, body %d, headers %v", res.ContentLength, len(body), res.Header)
 	}
-	res, body = get(t, srv.URL+"/blob", map[string]string{"Accept-Encoding": "gzip", "Range": "bytes=4000-"})
+	res, body = testkit.Fetch(t, srv.URL+"/blob", map[string]string{"Accept-Encoding": "gzip", "Range": "bytes=4000-"})
 	if res.StatusCode != http.StatusPartialContent || res.Header.Get("Content-Range") != "bytes 4000-9999/10000" ||
 		res.ContentLength != 6000 || len(body) != 6000 || res.Header.Get("Content-Encoding") != "" {
 		t.Errorf("ranged blob: %d, %v, body %d", res.StatusCode, res.Header, len(body))

@@ -14,29 +14,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
-
-// fetch GETs url with the given headers, with the transport's own gzip
-// handling off and redirects not followed, and returns the body as sent.
-func fetch(t *testing.T, url string, header map[string]string) (*http.Response, []byte) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableCompression: true},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, b
-}
 
 var assetLink = regexp.MustCompile(`(?:href|src)="(/static/([a-z]+)\.([0-9a-f]{10})\.([a-z]+))"`)
 
@@ -45,7 +24,7 @@ var assetLink = regexp.MustCompile(`(?:href|src)="(/static/([a-z]+)\.([0-9a-f]{1
 // year's immutable caching; plain or stale names redirect to the current
 // file, unknown ones are 404, and /favicon.ico is an icon.
 func testStaticFilesAreHashedAndCachedForAYear(t *testing.T, n *platformtest.Node) {
-	_, page := fetch(t, n.URL+"/", nil)
+	_, page := testkit.Fetch(t, n.URL+"/", nil)
 	links := assetLink.FindAllStringSubmatch(string(page), -1)
 	kinds := map[string]string{}
 	for _, l := range links {
@@ -57,7 +36,7 @@ func testStaticFilesAreHashedAndCachedForAYear(t *testing.T, n *platformtest.Nod
 		}
 	}
 	for name, path := range kinds {
-		res, body := fetch(t, n.URL+path, nil)
+		res, body := testkit.Fetch(t, n.URL+path, nil)
 		if res.StatusCode != 200 || res.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" || len(body) == 0 {
 			t.Errorf("GET %s: %d, Cache-Control %q", path, res.StatusCode, res.Header.Get("Cache-Control"))
 		}
@@ -68,16 +47,16 @@ func testStaticFilesAreHashedAndCachedForAYear(t *testing.T, n *platformtest.Nod
 		// The old name and a stale hash lead to the current file.
 		stem, ext, _ := strings.Cut(name, ".")
 		for _, old := range []string{"/static/" + name, "/static/" + stem + ".0123456789." + ext} {
-			res, _ := fetch(t, n.URL+old, nil)
+			res, _ := testkit.Fetch(t, n.URL+old, nil)
 			if res.StatusCode != http.StatusFound || res.Header.Get("Location") != path || strings.Contains(res.Header.Get("Cache-Control"), "max-age") {
 				t.Errorf("GET %s: %d to %q (Cache-Control %q), want 302 to %s", old, res.StatusCode, res.Header.Get("Location"), res.Header.Get("Cache-Control"), path)
 			}
 		}
 	}
-	if res, _ := fetch(t, n.URL+"/static/nothing.css", nil); res.StatusCode != http.StatusNotFound {
+	if res, _ := testkit.Fetch(t, n.URL+"/static/nothing.css", nil); res.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /static/nothing.css answered %d", res.StatusCode)
 	}
-	res, icon := fetch(t, n.URL+"/favicon.ico", nil)
+	res, icon := testkit.Fetch(t, n.URL+"/favicon.ico", nil)
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/x-icon" || !bytes.HasPrefix(icon, []byte{0, 0, 1, 0}) {
 		t.Errorf("GET /favicon.ico: %d %q % x", res.StatusCode, res.Header.Get("Content-Type"), icon[:min(len(icon), 4)])
 	}
@@ -85,8 +64,8 @@ func testStaticFilesAreHashedAndCachedForAYear(t *testing.T, n *platformtest.Nod
 	// Pages and the stylesheet travel gzipped, and decode to the bytes
 	// sent to a client that does not ask for it.
 	for _, path := range []string{"/", "/reference", kinds["portal.css"]} {
-		_, plain := fetch(t, n.URL+path, nil)
-		res, body := fetch(t, n.URL+path, map[string]string{"Accept-Encoding": "gzip"})
+		_, plain := testkit.Fetch(t, n.URL+path, nil)
+		res, body := testkit.Fetch(t, n.URL+path, map[string]string{"Accept-Encoding": "gzip"})
 		if res.Header.Get("Content-Encoding") != "gzip" || !strings.Contains(res.Header.Get("Vary"), "Accept-Encoding") {
 			t.Errorf("GET %s with gzip: %v", path, res.Header)
 			continue
@@ -119,7 +98,7 @@ func testPagesHaveTheirOwnTitlesAndDescriptions(t *testing.T, n *platformtest.No
 		"/console/login": "Log in · Causeway bank console",
 		"/no-such-page":  "Not Found · Causeway",
 	} {
-		_, body := fetch(t, n.URL+path, map[string]string{"Accept": "text/html"})
+		_, body := testkit.Fetch(t, n.URL+path, map[string]string{"Accept": "text/html"})
 		title, desc := titleTag.FindSubmatch(body), metaDesc.FindSubmatch(body)
 		if title == nil || string(title[1]) != want {
 			t.Errorf("GET %s: title %q, want %q", path, title, want)
