@@ -78,7 +78,7 @@ func (p *Portal) appsPage(w http.ResponseWriter, r *http.Request, s *devSession)
 	return p.renderApps(w, r, s, http.StatusOK, nil, appsData{Picked: []string{auth.ScopeAccountsRead, auth.ScopePaymentsWrite, auth.ScopeEventsRead, auth.ScopeWebhooksWrite}})
 }
 
-func (p *Portal) renderApps(w http.ResponseWriter, r *http.Request, s *devSession, status int, errMsg *formErr, d appsData) error {
+func (p *Portal) renderApps(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, d appsData) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	apps, err := p.d.Identity.Apps(ctx, s.Dev, identity.MaxPageSize, "")
@@ -87,7 +87,7 @@ func (p *Portal) renderApps(w http.ResponseWriter, r *http.Request, s *devSessio
 	}
 	d.Apps, d.Scopes, d.Mode = apps.Data, p.scopes(), p.d.Identity.Mode()
 	v := s.view("Apps", "apps")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	p.render(w, r, status, "apps", v)
 	return nil
 }
@@ -131,7 +131,7 @@ type appData struct {
 	TokenURL    string
 }
 
-func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, secret string, status int, errMsg *formErr) error {
+func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, secret string, status int, failed *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	d := appData{App: app, Secret: secret, Sandbox: p.d.Identity.Mode() == identity.ModeSandbox, TokenURL: p.baseURL() + "/oauth2/token"}
@@ -150,7 +150,7 @@ func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession
 		}
 	}
 	v := s.view(app.Name, "apps")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	if v.Notice == "" && r.URL.Query().Get("payment") != "" {
 		if pay, err := p.d.Bank.Payment(ctx, auth.AppCaller(app.ID), r.URL.Query().Get("payment")); err == nil {
 			d.Payment = pay

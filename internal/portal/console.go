@@ -71,7 +71,7 @@ func (p *Portal) consoleApp(w http.ResponseWriter, r *http.Request, s *consoleSe
 	return p.renderConsoleApp(w, r, s, http.StatusOK, nil, nil)
 }
 
-func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg *formErr, f *limitsForm) error {
+func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr, f *limitsForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	id := r.PathValue("id")
@@ -96,7 +96,7 @@ func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *con
 	a.App = app
 	a.Base = "/console/apps/" + id
 	v := s.view(app.Name, "console-apps")
-	v.Error, v.Notice = errMsg, notice(r)
+	v.Error, v.Notice = failed, notice(r)
 	v.D = map[string]any{"App": app, "Limits": limits, "Custom": custom, "Form": f, "Analytics": a}
 	p.render(w, r, status, "console_app", v)
 	return nil
@@ -195,7 +195,7 @@ func (p *Portal) consoleDataRequests(w http.ResponseWriter, r *http.Request, s *
 	return p.renderDataRequests(w, r, s, http.StatusOK, nil)
 }
 
-func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg *formErr) error {
+func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -208,7 +208,7 @@ func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *c
 		return err
 	}
 	v := s.view("Data-access requests", "console-data")
-	v.Error, v.Notice = errMsg, notice(r)
+	v.Error, v.Notice = failed, notice(r)
 	v.D = map[string]any{"Requests": page.Data, "Next": page.NextCursor, "Status": st, "Statuses": requestStatuses,
 		"Self": r.URL.RequestURI()}
 	p.render(w, r, status, "console_data", v)
@@ -251,7 +251,7 @@ func (p *Portal) consoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSe
 	return p.renderConsoleSPI(w, r, s, http.StatusOK, nil)
 }
 
-func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg *formErr) error {
+func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -268,7 +268,7 @@ func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *con
 		maxTimeout[pt.Name] = pt.MaxTimeoutMS
 	}
 	v := s.view("SPI registrations", "console-spi")
-	v.Error, v.Notice = errMsg, notice(r)
+	v.Error, v.Notice = failed, notice(r)
 	v.D = map[string]any{"Regs": page.Data, "Next": page.NextCursor, "Status": q.Get("status"), "Statuses": spiStatuses,
 		"MaxTimeout": maxTimeout, "MinPriority": spi.MinPriority, "MaxPriority": spi.MaxPriority,
 		"Policies": []string{spi.OnFailureReject, spi.OnFailureStandIn, spi.OnFailureNext}, "Self": r.URL.RequestURI()}

@@ -16,6 +16,8 @@
 //
 // JavaScript is optional: a few lines copy values to the clipboard, forget
 // a one-time secret from the address bar, and follow the delivery log live.
+// Static files are served under content-hashed names and cached for a year
+// (assets.go); the server gzips pages (httpapi.Compress).
 package portal
 
 import (

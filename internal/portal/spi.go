@@ -40,7 +40,7 @@ func (p *Portal) spiPage(w http.ResponseWriter, r *http.Request, s *devSession) 
 	return p.renderSPI(w, r, s, http.StatusOK, nil, registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, nil, "")
 }
 
-func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession, status int, errMsg *formErr, f registrationForm, created *spi.Registration, secret string) error {
+func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, f registrationForm, created *spi.Registration, secret string) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	app, err := p.d.Identity.App(ctx, s.Dev, r.PathValue("id"))
@@ -57,7 +57,7 @@ func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession
 	}
 	d.Regs = regs.Data
 	v := s.view("SPIs: "+app.Name, "apps")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	if secret != "" {
 		w.Header().Set("Cache-Control", "no-store")
 	}

@@ -54,7 +54,7 @@ func (p *Portal) webhooksPage(w http.ResponseWriter, r *http.Request, s *devSess
 	return p.renderWebhooks(w, r, s, http.StatusOK, nil, webhookForm{})
 }
 
-func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSession, status int, errMsg *formErr, f webhookForm) error {
+func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, f webhookForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	app, err := p.d.Identity.App(ctx, s.Dev, r.PathValue("id"))
@@ -71,7 +71,7 @@ func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSe
 	}
 	d.Groups = groupTypes(types)
 	v := s.view("Webhooks: "+app.Name, "apps")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	p.render(w, r, status, "webhooks", v)
 	return nil
 }
@@ -136,7 +136,7 @@ func (p *Portal) webhookPage(w http.ResponseWriter, r *http.Request, s *devSessi
 	return p.renderWebhook(w, r, s, app, sub, http.StatusOK, nil)
 }
 
-func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, sub *webhooks.Subscription, status int, errMsg *formErr) error {
+func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, sub *webhooks.Subscription, status int, failed *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -156,7 +156,7 @@ func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 	}
 	d.Live = d.Outcome == "" && q.Get("cursor") == "" && sub.Status == webhooks.StatusActive
 	v := s.view("Webhook "+sub.ID, "apps")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	p.render(w, r, status, "webhook", v)
 	return nil
 }
