@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -54,5 +56,67 @@ func TestHelpShowsEachFlagWithItsTypeAndBooleansPlain(t *testing.T) {
 		if l := lines[flag]; !strings.Contains(l, prefix) {
 			t.Errorf("serve --help shows %s as %q, want %q", flag, strings.TrimSpace(l), prefix)
 		}
+	}
+}
+
+// TestConfigurationTableListsEveryServeFlag keeps the operators' table in
+// docs/operations.md complete and true: one row per flag of `serve`, with
+// its environment variable and, where the flag has one, its default.
+func TestConfigurationTableListsEveryServeFlag(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## Configuration\n")
+	if !ok {
+		t.Fatal("docs/operations.md has no ## Configuration section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	type row struct{ env, def string }
+	rows := map[string]row{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`--") {
+			continue
+		}
+		name := strings.Trim(strings.TrimSpace(cells[1]), "`-")
+		if _, dup := rows[name]; dup {
+			t.Errorf("--%s has two rows", name)
+		}
+		rows[name] = row{env: strings.Trim(strings.TrimSpace(cells[2]), "`"), def: strings.TrimSpace(cells[3])}
+	}
+
+	serve := newServeCommand()
+	serve.Flags().VisitAll(func(f *pflag.Flag) {
+		r, ok := rows[f.Name]
+		delete(rows, f.Name)
+		if !ok {
+			t.Errorf("--%s is missing from the configuration table", f.Name)
+			return
+		}
+		if want := "CAUSEWAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")); r.env != want {
+			t.Errorf("--%s: the table says %s, the variable is %s", f.Name, r.env, want)
+		}
+		switch f.DefValue {
+		case "", "0", "0s", "false":
+			return // the table words "none" its own way
+		}
+		shown := ""
+		if _, rest, ok := strings.Cut(r.def, "`"); ok {
+			shown, _, _ = strings.Cut(rest, "`")
+		}
+		if f.Value.Type() == "duration" {
+			a, errA := time.ParseDuration(shown)
+			b, errB := time.ParseDuration(f.DefValue)
+			if errA == nil && errB == nil && a == b {
+				return
+			}
+		}
+		if shown != f.DefValue {
+			t.Errorf("--%s: the table's default is %q, the flag's %q", f.Name, r.def, f.DefValue)
+		}
+	})
+	for name := range rows {
+		t.Errorf("the configuration table lists --%s, which serve does not have", name)
 	}
 }
