@@ -41,22 +41,22 @@ func (s *Server) IsNoStore(pattern string) bool { return s.noStore[pattern] }
 // markNoStore is an OnAddOperation hook: it records the route of an
 // operation NoStore marked, for instrument, and documents the headers on
 // its responses.
-func (s *Server) markNoStore(_ *huma.OpenAPI, op *huma.Operation) {
+func (s *Server) markNoStore(oapi *huma.OpenAPI, op *huma.Operation) {
 	if marked, _ := op.Metadata[noStoreKey].(bool); !marked {
 		return
 	}
 	s.noStore[op.Method+" "+op.Path] = true
-	for _, res := range op.Responses {
+	for status, res := range op.Responses {
+		// A shared answer is copied, so that the headers are this
+		// operation's alone.
+		res = inline(oapi, res)
+		op.Responses[status] = res
 		if res.Headers == nil {
 			res.Headers = map[string]*huma.Param{}
 		}
-		res.Headers["Cache-Control"] = &huma.Param{
-			Description: "no-store: the answer carries a secret or a token; do not keep a copy.",
-			Schema:      &huma.Schema{Type: huma.TypeString, Enum: []any{"no-store"}},
-		}
-		res.Headers["Pragma"] = &huma.Param{
-			Description: "no-cache, for HTTP/1.0 caches.",
-			Schema:      &huma.Schema{Type: huma.TypeString, Enum: []any{"no-cache"}},
+		for _, name := range []string{headerCacheControl, headerPragma} {
+			res.Headers[name] = headerRef(name)
+			useHeader(oapi, name)
 		}
 	}
 }

@@ -179,8 +179,11 @@ func newError(ctx context.Context, status int, msg string, errs ...error) *Probl
 }
 
 func init() {
-	// huma keeps its error constructor in a package variable; this package
-	// is the only one that sets it.
+	// huma keeps its error constructor and its array schemas' nullability
+	// in package variables; this package is the only one that sets them.
+	// Arrays are not nullable: generated clients get []T, not *[]T, and
+	// fillNilSlices keeps the promise.
+	huma.DefaultArrayNullable = false
 	huma.NewErrorWithContext = func(hctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
 		return newError(hctx.Context(), status, msg, errs...)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -26,6 +27,9 @@ const (
 	SchemeBankAdmin = "bankAdmin"      // the bank's admin token
 	SchemeAppOAuth2 = "oauth2"         // an app's client-credentials access token
 	SchemeDeveloper = "developerToken" // a developer's session token
+	// SchemeClientBasic is an app's client id and secret as HTTP Basic
+	// credentials: only the OAuth2 token endpoint takes them.
+	SchemeClientBasic = "clientBasic"
 )
 
 // Config configures a Server.
@@ -43,6 +47,9 @@ type Config struct {
 	// X-Forwarded-For is believed when they connect (see ClientAddr). Empty:
 	// the client is the connection's remote address.
 	TrustedProxies []netip.Prefix
+	// PublicURL is the node's base URL (the OAuth2 issuer): the document
+	// names it as its server, and the token URL under it.
+	PublicURL string
 }
 
 // Server routes every HTTP request of the platform.
@@ -99,15 +106,20 @@ func New(cfg Config) *Server {
 	hc.Info.Description = "Causeway: APIs, events, SPIs and data partnering between a bank and the developers who build on it.\n\n" +
 		"Text in requests (JSON members and their names, path and query parameters, headers) is UTF-8 without " +
 		"control characters; a body field marked " + MultilineExtension + " may also hold tab and line breaks. " +
-		"Other text is refused with 422 and the code invalid_text. Every text field has a maxLength."
+		"Other text is refused with 422 and the code invalid_text. Every text field has a maxLength.\n\n" +
+		"Every error is an RFC 9457 problem (application/problem+json) with a stable code to branch on, and every answer " +
+		"carries X-Request-Id. The calls of apps and developers are rate limited (RateLimit-* headers; 429 with " +
+		"Retry-After beyond), and their POSTs take an Idempotency-Key that makes a retry safe."
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		SchemeBankAdmin: {Type: "http", Scheme: "bearer", Description: "The bank's admin token."},
 		SchemeDeveloper: {Type: "http", Scheme: "bearer", Description: "A developer token from sign-up or login."},
+		SchemeClientBasic: {Type: "http", Scheme: "basic", Description: "An app's client id and secret, each " +
+			"form-urlencoded, as the user and password of HTTP Basic (client_secret_basic). Only the token endpoint takes them."},
 		SchemeAppOAuth2: {
 			Type:        "oauth2",
 			Description: "An app's access token from the client-credentials grant.",
 			Flows: &huma.OAuthFlows{ClientCredentials: &huma.OAuthFlow{
-				TokenURL: "/oauth2/token",
+				TokenURL: cfg.PublicURL + "/oauth2/token",
 				Scopes: map[string]string{
 					"accounts:read":   "Read accounts, balances and transactions",
 					"customers:write": "Create customers and open accounts",
@@ -122,8 +134,16 @@ func New(cfg Config) *Server {
 			}},
 		},
 	}
+	// Every array is documented as an array, never null: fillNilSlices
+	// sends [] for a nil slice.
+	hc.Transformers = append(hc.Transformers, fillNilSlices)
 	s.API = humago.New(s.mux, hc)
-	s.API.OpenAPI().OnAddOperation = append(s.API.OpenAPI().OnAddOperation, markMultiline, s.markNoStore)
+	oapi := s.API.OpenAPI()
+	describeDocument(oapi, cfg.PublicURL)
+	oapi.Components.Schemas.Schema(reflect.TypeFor[Problem](), true, "")
+	// describe runs before markNoStore, which adds its headers to the
+	// answers describe made.
+	oapi.OnAddOperation = append(oapi.OnAddOperation, markMultiline, describe, s.markNoStore)
 	s.Bank = huma.NewGroup(s.API, "/bank/v1")
 	s.Bank.UseSimpleModifier(func(op *huma.Operation) {
 		op.Security = []map[string][]string{{SchemeBankAdmin: {}}}

@@ -197,7 +197,9 @@ func (s *Server) checkText(rec *statusRecorder, r *http.Request) error {
 		}
 		form, _ := url.ParseQuery(string(body))
 		return textrule.Values("body", form, nil)
-	case op != nil && op.RequestBody != nil && isJSON(mt):
+	case op != nil && takesJSON(op) && isJSON(mt):
+		// Only an operation that takes JSON: the token endpoint documents
+		// a form, and answers a JSON body with its own error.
 		body, err := bufferBody(rec, r)
 		if err != nil {
 			return err
@@ -258,6 +260,19 @@ func wildcard(want []string, i int) string {
 // body of this media type as JSON; no media type means JSON to huma.
 func isJSON(mt string) bool {
 	return mt == "" || mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+// takesJSON reports whether op's request body may be JSON.
+func takesJSON(op *huma.Operation) bool {
+	if op.RequestBody == nil {
+		return false
+	}
+	for mt := range op.RequestBody.Content {
+		if isJSON(mt) {
+			return true
+		}
+	}
+	return false
 }
 
 // bodySchema is the operation's request schema for media type mt, or its

@@ -166,6 +166,7 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		Logger:         p.log,
 		Registerer:     reg,
 		TrustedProxies: cfg.TrustedProxies,
+		PublicURL:      issuer,
 	})
 	p.HTTP.Handle("GET /healthz", http.HandlerFunc(p.healthz))
 	p.HTTP.Handle("GET /readyz", http.HandlerFunc(p.readyz))

@@ -78,7 +78,13 @@ func (v *Validator) check(method, pathTemplate string, status int, contentType s
 			return fmt.Errorf("status %d not documented", status)
 		}
 	}
+	ptr := "#/paths/" + escape(pathTemplate) + "/" + strings.ToLower(method) + "/responses/" + code
 	resp, _ := responses[code].(map[string]any)
+	// A shared answer is a reference to components/responses.
+	if ref, ok := resp["$ref"].(string); ok {
+		ptr = ref
+		resp, _ = v.resolve(ref).(map[string]any)
+	}
 	content, _ := resp["content"].(map[string]any)
 	if len(body) == 0 && len(content) == 0 {
 		return nil
@@ -87,8 +93,7 @@ func (v *Validator) check(method, pathTemplate string, status int, contentType s
 	if _, ok := content[mediaType]; !ok {
 		return fmt.Errorf("content type %q not documented for %s", mediaType, code)
 	}
-	ptr := "#/paths/" + escape(pathTemplate) + "/" + strings.ToLower(method) + "/responses/" + code +
-		"/content/" + escape(mediaType) + "/schema"
+	ptr += "/content/" + escape(mediaType) + "/schema"
 	schema, err := v.schema(ptr)
 	if err != nil {
 		return err
@@ -112,6 +117,20 @@ func (v *Validator) schema(ptr string) (*jsonschema.Schema, error) {
 	}
 	v.cache[ptr] = s
 	return s, nil
+}
+
+// resolve returns the value a local reference ("#/components/...") points
+// to, or nil.
+func (v *Validator) resolve(ref string) any {
+	var node any = v.doc
+	for _, tok := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		m, ok := node.(map[string]any)
+		if !ok {
+			return nil
+		}
+		node = m[strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")]
+	}
+	return node
 }
 
 // escape makes a JSON pointer token (RFC 6901).
