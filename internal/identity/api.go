@@ -31,7 +31,8 @@ func (s *Service) Register(srv *httpapi.Server) {
 	signUp.DefaultStatus = http.StatusCreated
 	signUp.Description = "Creates a developer in a new organization and returns a developer token (valid 30 days). " +
 		"One client address may sign up --signup-rate times an hour (default 20), failed attempts such as email_taken " +
-		"included; beyond, 429 too_many_sign_ups with Retry-After."
+		"included; beyond, 429 too_many_sign_ups with Retry-After. An email that already has an account is 409 email_taken."
+	signUp.Errors = []int{http.StatusConflict, http.StatusTooManyRequests}
 	huma.Register(api, httpapi.NoStore(signUp), h.signUp)
 	logIn := op("log-in", http.MethodPost, "/v1/developers/login", "Log in and get a developer token", "Developers")
 	logIn.Description = "Failed logins are counted per email and per client address over a window (15 minutes by default): " +
@@ -40,6 +41,8 @@ func (s *Service) Register(srv *httpapi.Server) {
 	logIn.Errors = []int{http.StatusUnauthorized, http.StatusTooManyRequests}
 	huma.Register(api, httpapi.NoStore(logIn), h.logIn)
 	logOut := op("log-out", http.MethodPost, "/v1/developers/logout", "Revoke the developer token of this request", "Developers")
+	logOut.Description = "Revokes the developer token this request carries; the other tokens of the " +
+		"developer (other sessions) stay valid. Apps and their access tokens are not affected."
 	logOut.Security = developer
 	logOut.DefaultStatus = http.StatusNoContent
 	huma.Register(api, logOut, h.logOut)
@@ -52,9 +55,13 @@ func (s *Service) Register(srv *httpapi.Server) {
 	create.Security = developer
 	huma.Register(api, httpapi.NoStore(create), h.createApp)
 	list := op("list-apps", http.MethodGet, "/v1/apps", "List your organization's apps", "Apps")
+	list.Description = "Every app of the developer's organization, whoever created it, oldest first, with its client id, " +
+		"scopes and status (never its secret). Deleted apps are not listed."
 	list.Security = developer
 	huma.Register(api, list, h.listApps)
 	get := op("get-app", http.MethodGet, "/v1/apps/{id}", "Get an app", "Apps")
+	get.Description = "One app of the developer's organization: client id, scopes and status (active, pending_approval " +
+		"or suspended). Another organization's app is 404."
 	get.Security = developer
 	huma.Register(api, get, h.getApp)
 	rotate := op("rotate-app-secret", http.MethodPost, "/v1/apps/{id}/rotate-secret", "Replace an app's client secret", "Apps")
@@ -68,7 +75,10 @@ func (s *Service) Register(srv *httpapi.Server) {
 	huma.Register(api, del, h.deleteApp)
 
 	bank := srv.Bank
-	huma.Register(bank, op("bank-list-apps", http.MethodGet, "/apps", "List every app with its status", "Apps"), h.bankListApps)
+	bankList := op("bank-list-apps", http.MethodGet, "/apps", "List every app with its status", "Apps")
+	bankList.Description = "Every live app of every organization, oldest first; status narrows to active, " +
+		"pending_approval (what waits for a decision in production mode) or suspended."
+	huma.Register(bank, bankList, h.bankListApps)
 	approve := op("bank-approve-app", http.MethodPost, "/apps/{id}/approve", "Approve (or reinstate) an app", "Apps")
 	approve.Description = "Moves an app pending approval, or a suspended one, to active. " +
 		"An app that is already active (for example because another operator approved it a moment earlier) is 409 app_already_active. " +
@@ -79,9 +89,14 @@ func (s *Service) Register(srv *httpapi.Server) {
 	suspend.Description = "Moves an active app, or one pending approval, to suspended. " +
 		"An app that is already suspended is 409 app_already_suspended."
 	huma.Register(bank, suspend, h.suspend)
-	huma.Register(bank, op("bank-rotate-signing-key", http.MethodPost, "/signing-keys/rotate", "Sign new access tokens with a new key", "Apps"), h.rotateSigningKey)
+	rotateKey := op("bank-rotate-signing-key", http.MethodPost, "/signing-keys/rotate", "Sign new access tokens with a new key", "Apps")
+	rotateKey.Description = "Makes a new Ed25519 key the one that signs access tokens. Tokens already issued " +
+		"keep working: the keys replaced stay in /.well-known/jwks.json for as long as tokens they signed can live, and " +
+		"a rotation retires the keys replaced longer ago than that."
+	huma.Register(bank, rotateKey, h.rotateSigningKey)
 
 	srv.HandleNoStore("POST "+TokenPath, http.HandlerFunc(s.token))
+	srv.API.OpenAPI().AddOperation(tokenOperation(srv.API.OpenAPI().Components.Schemas))
 	srv.Handle("GET "+JWKSPath, http.HandlerFunc(s.jwks))
 	srv.Handle("GET "+MetadataPath, http.HandlerFunc(s.metadata))
 }

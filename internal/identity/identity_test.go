@@ -398,7 +398,6 @@ func TestRoutesDeclareTheirSecurity(t *testing.T) {
 		"POST /bank/v1/apps/{id}/approve":   httpapi.SchemeBankAdmin,
 		"POST /bank/v1/apps/{id}/suspend":   httpapi.SchemeBankAdmin,
 		"POST /bank/v1/signing-keys/rotate": httpapi.SchemeBankAdmin,
-		"POST " + TokenPath:                 "",
 		"GET " + JWKSPath:                   "",
 		"GET " + MetadataPath:               "",
 	} {
@@ -416,6 +415,12 @@ func TestRoutesDeclareTheirSecurity(t *testing.T) {
 		if _, ok := sec[0][want]; !ok {
 			t.Errorf("%s declares %v, want %s", pattern, sec, want)
 		}
+	}
+	// The token endpoint takes HTTP Basic, or nothing in the header (the
+	// credentials in the form): the {} alternative, which the gateway
+	// reads as public.
+	if sec := e.http.Security("POST " + TokenPath); len(sec) != 2 || len(sec[0]) != 1 || sec[0][httpapi.SchemeClientBasic] == nil || len(sec[1]) != 0 {
+		t.Errorf("POST %s declares %v, want HTTP Basic or nothing", TokenPath, sec)
 	}
 	if e.http.API.OpenAPI().Paths["/v1/developers"].Post == nil {
 		t.Error("sign-up missing from the OpenAPI document")

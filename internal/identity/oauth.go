@@ -7,8 +7,10 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 
+	"github.com/danielgtaylor/huma/v2"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
@@ -28,19 +30,82 @@ const (
 // outside huma, and a client-credentials request is a few hundred bytes.
 const maxTokenRequestBytes = 16 << 10
 
-// oauthError is an RFC 6749 §5.2 error response.
-type oauthError struct {
+// OAuthError is the token endpoint's error response (RFC 6749 §5.2).
+type OAuthError struct {
 	status      int
-	Code        string `json:"error"`
-	Description string `json:"error_description,omitempty"`
+	Code        string `json:"error" enum:"invalid_request,invalid_client,unauthorized_client,unsupported_grant_type,invalid_scope" doc:"invalid_client (401): client authentication failed; unauthorized_client: the app is pending approval or suspended; invalid_scope: a scope the app does not hold; invalid_request, unsupported_grant_type: the request itself"`
+	Description string `json:"error_description,omitempty" doc:"What went wrong, for a person to read"`
 }
 
-func badRequest(code, desc string) *oauthError {
-	return &oauthError{status: http.StatusBadRequest, Code: code, Description: desc}
+// TokenResponse is the token endpoint's answer (RFC 6749 §5.1). Its
+// fields are in the order the endpoint has always written them.
+type TokenResponse struct {
+	AccessToken string `json:"access_token" doc:"The access token: an EdDSA-signed JWT (RFC 9068) whose iss is the issuer and aud causeway-api; send it as a Bearer token"`
+	ExpiresIn   int64  `json:"expires_in" doc:"Seconds until it expires"`
+	Scope       string `json:"scope" doc:"The scopes it carries, space-separated"`
+	TokenType   string `json:"token_type" enum:"Bearer"`
 }
 
-func invalidClient(desc string) *oauthError {
-	return &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: desc}
+// tokenForm documents the token endpoint's form (it is parsed by
+// parseTokenRequest, not decoded into this).
+type tokenForm struct {
+	GrantType    string `json:"grant_type" enum:"client_credentials"`
+	Scope        string `json:"scope,omitempty" maxLength:"1024" doc:"The scopes to ask for, space-separated, each one the app holds; without it the token carries every scope of the app"`
+	ClientID     string `json:"client_id,omitempty" maxLength:"128" doc:"client_secret_post: the app's client id, when it does not authenticate with HTTP Basic"`
+	ClientSecret string `json:"client_secret,omitempty" maxLength:"256" doc:"client_secret_post: the app's client secret, with client_id"`
+}
+
+func badRequest(code, desc string) *OAuthError {
+	return &OAuthError{status: http.StatusBadRequest, Code: code, Description: desc}
+}
+
+func invalidClient(desc string) *OAuthError {
+	return &OAuthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: desc}
+}
+
+// tokenOperation documents POST /oauth2/token, which is served outside
+// huma (its errors are OAuth's, not problems).
+func tokenOperation(reg huma.Registry) *huma.Operation {
+	schema := func(t reflect.Type) *huma.Schema { return reg.Schema(t, true, "") }
+	oauthError := func(description string) *huma.Response {
+		return &huma.Response{Description: description,
+			Content: map[string]*huma.MediaType{"application/json": {Schema: schema(reflect.TypeFor[OAuthError]())}}}
+	}
+	unauthorized := oauthError("invalid_client: client authentication failed (an unknown client id, a wrong secret, " +
+		"a deleted app, or no credentials at all).")
+	unauthorized.Headers = map[string]*huma.Param{"WWW-Authenticate": {
+		Description: `Basic realm="causeway", charset="UTF-8": authenticate with HTTP Basic.`,
+		Schema:      &huma.Schema{Type: huma.TypeString},
+	}}
+	op := httpapi.NoStore(huma.Operation{
+		OperationID: "get-access-token", Method: http.MethodPost, Path: TokenPath,
+		Summary: "Get an access token (client credentials)",
+		Description: "The OAuth2 client-credentials grant (RFC 6749 section 4.4): exchanges an app's client id and secret " +
+			"for an access token to the /v1 API, valid 15 minutes by default (expires_in). Any OAuth2 client library " +
+			"does this given the token URL, the client id and the secret; fetch a new token when it expires rather than " +
+			"one per call.\n\nSend the form with grant_type=client_credentials, and authenticate either with HTTP Basic " +
+			"(client_secret_basic: client id and secret, each form-urlencoded, as user and password) or with client_id " +
+			"and client_secret in the form (client_secret_post), never both and never in the URL. Errors are OAuth " +
+			"errors, not problems. An app pending the bank's approval or suspended gets 400 unauthorized_client. " +
+			"The token is a JWT verifiable with the keys at /.well-known/jwks.json; /.well-known/oauth-authorization-server " +
+			"describes this server (RFC 8414).",
+		Tags: []string{"OAuth2"},
+		// HTTP Basic, or no header at all with the credentials in the form.
+		Security: []map[string][]string{{httpapi.SchemeClientBasic: {}}, {}},
+		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+			"application/x-www-form-urlencoded": {Schema: schema(reflect.TypeFor[tokenForm]())},
+		}},
+		Responses: map[string]*huma.Response{
+			"200": {Description: "An access token", Content: map[string]*huma.MediaType{
+				"application/json": {Schema: schema(reflect.TypeFor[TokenResponse]())},
+			}},
+			"400": oauthError("invalid_request (not a form, a parameter repeated, grant_type missing, credentials in the " +
+				"URL or sent both ways), unsupported_grant_type (only client_credentials), unauthorized_client (the app " +
+				"is not active) or invalid_scope (a scope the app does not hold)."),
+			"401": unauthorized,
+		},
+	})
+	return &op
 }
 
 // tokenRequest is a parsed, well-formed token request.
@@ -55,7 +120,7 @@ type tokenRequest struct {
 // every parameter at most once (RFC 6749 §3.2), and exactly one client
 // authentication method: HTTP Basic with form-urlencoded id and secret
 // (client_secret_basic, §2.3.1) or both in the body (client_secret_post).
-func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, *oauthError) {
+func parseTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, *OAuthError) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, badRequest("invalid_request", "the body must be application/x-www-form-urlencoded")
@@ -150,15 +215,15 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": tok.Token,
-		"token_type":   "Bearer",
-		"expires_in":   int64(tok.ExpiresIn.Seconds()),
-		"scope":        strings.Join(tok.Scopes, " "),
+	writeJSON(w, http.StatusOK, TokenResponse{
+		AccessToken: tok.Token,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(tok.ExpiresIn.Seconds()),
+		Scope:       strings.Join(tok.Scopes, " "),
 	})
 }
 
-func writeOAuthError(w http.ResponseWriter, e *oauthError) {
+func writeOAuthError(w http.ResponseWriter, e *OAuthError) {
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="causeway", charset="UTF-8"`)
 	}

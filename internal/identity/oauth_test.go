@@ -252,8 +252,9 @@ func TestTokenEndpointAnswersRFC6749Errors(t *testing.T) {
 			})
 		}
 
-		// A form that is not a form.
-		req, _ := http.NewRequest("POST", e.url+TokenPath, strings.NewReader(`{"grant_type":"client_credentials"}`))
+		// A form that is not a form, even JSON that the text rule would
+		// refuse: the endpoint documents a form, and answers OAuth's error.
+		req, _ := http.NewRequest("POST", e.url+TokenPath, strings.NewReader(`{"grant_type":"client_credentials\u0000"}`))
 		req.Header.Set("Content-Type", "application/json")
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
