@@ -46,7 +46,9 @@ func (s *Service) Register(srv *httpapi.Server) {
 	bank := srv.Bank
 	huma.Register(bank, huma.Operation{
 		OperationID: "bank-list-event-types", Method: http.MethodGet, Path: "/event-types",
-		Summary: "The event catalog", Tags: tags,
+		Summary:     "The event catalog",
+		Description: "Every event type, built-in and the bank's own, with its description, the JSON Schema of its data and an example.",
+		Tags:        tags,
 	}, h.listTypes)
 	huma.Register(bank, huma.Operation{
 		OperationID: "bank-register-event-type", Method: http.MethodPost, Path: "/event-types",

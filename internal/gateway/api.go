@@ -17,23 +17,40 @@ import (
 // and the upstream proxy at ProxyPattern.
 func (g *Gateway) Register(s *httpapi.Server) {
 	h := &handlers{g: g}
-	op := func(id, method, path, summary string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: []string{"Gateway"}}
+	op := func(id, method, path, summary, description string) huma.Operation {
+		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Description: description,
+			Tags: []string{"Gateway"}}
 	}
-	huma.Register(s.Bank, op("bank-put-app-limits", http.MethodPut, "/apps/{id}/limits", "Set an app's rate limit and daily quota"), h.putLimits)
-	huma.Register(s.Bank, op("bank-get-app-limits", http.MethodGet, "/apps/{id}/limits", "Get an app's rate limit and daily quota"), h.getLimits)
-	huma.Register(s.Bank, op("bank-get-app-analytics", http.MethodGet, "/apps/{id}/analytics", "An app's API calls, errors and latencies"), h.bankAnalytics)
-	huma.Register(s.Bank, op("bank-get-analytics", http.MethodGet, "/analytics", "Every app's API calls, errors and latencies together"), h.platformAnalytics)
+	const analytics = "Calls, 4xx and 5xx answers and latency percentiles between from and to (at most 31 days; by " +
+		"default the last 24 hours), in total, per route pattern (GET /v1/accounts/{id}) and per minute with calls."
+	huma.Register(s.Bank, op("bank-put-app-limits", http.MethodPut, "/apps/{id}/limits", "Set an app's rate limit and daily quota",
+		"Gives the app its own token bucket (requests_per_second, burst) and daily quota (requests per UTC day) instead "+
+			"of the platform's defaults; every node applies them within seconds. The app's RateLimit-* headers show them."), h.putLimits)
+	huma.Register(s.Bank, op("bank-get-app-limits", http.MethodGet, "/apps/{id}/limits", "Get an app's rate limit and daily quota",
+		"The limits that apply to the app: its own, or the platform's defaults (default: true)."), h.getLimits)
+	huma.Register(s.Bank, op("bank-get-app-analytics", http.MethodGet, "/apps/{id}/analytics", "An app's API calls, errors and latencies",
+		analytics+" Of one app of any organization."), h.bankAnalytics)
+	huma.Register(s.Bank, op("bank-get-analytics", http.MethodGet, "/analytics", "Every app's API calls, errors and latencies together",
+		analytics+" Of every app's calls together: the platform's traffic."), h.platformAnalytics)
 
-	dev := op("get-app-analytics", http.MethodGet, "/v1/apps/{id}/analytics", "Your app's API calls, errors and latencies")
+	dev := op("get-app-analytics", http.MethodGet, "/v1/apps/{id}/analytics", "Your app's API calls, errors and latencies",
+		analytics+" Of an app of the developer's organization, as the gateway measured them; another organization's app is 404.")
 	dev.Security = []map[string][]string{{httpapi.SchemeDeveloper: {}}}
 	huma.Register(s.API, dev, h.developerAnalytics)
 
-	create := op("bank-create-upstream", http.MethodPost, "/upstreams", "Publish an upstream API to apps under /v1/ext/{path_prefix}/")
+	create := op("bank-create-upstream", http.MethodPost, "/upstreams", "Publish an upstream API to apps under /v1/ext/{path_prefix}/",
+		"Puts one of the bank's internal APIs behind the gateway: an app's call to /v1/ext/{path_prefix}/x?y goes to "+
+			"{base_url}/x?y with the app's credentials removed, after the gateway checked the token, the scope, the "+
+			"limits and counted the call. Each forwarded call is signed (RFC 9421 HTTP Message Signatures with the "+
+			"signing_secret, shown in this answer only) so the upstream can tell it came through the gateway. A path "+
+			"prefix in use is 409 upstream_prefix_taken.")
 	create.DefaultStatus = http.StatusCreated
 	huma.Register(s.Bank, httpapi.NoStore(create), h.createUpstream)
-	huma.Register(s.Bank, op("bank-list-upstreams", http.MethodGet, "/upstreams", "List upstream APIs"), h.listUpstreams)
-	del := op("bank-delete-upstream", http.MethodDelete, "/upstreams/{id}", "Unpublish an upstream API")
+	huma.Register(s.Bank, op("bank-list-upstreams", http.MethodGet, "/upstreams", "List upstream APIs",
+		"The published upstream APIs with their path prefix, base URL and scope (never their signing secret), oldest first."), h.listUpstreams)
+	del := op("bank-delete-upstream", http.MethodDelete, "/upstreams/{id}", "Unpublish an upstream API",
+		"Stops forwarding /v1/ext/{path_prefix}/ to the upstream; every node stops within seconds, and calls there "+
+			"then get 404.")
 	del.DefaultStatus = http.StatusNoContent
 	huma.Register(s.Bank, del, h.deleteUpstream)
 

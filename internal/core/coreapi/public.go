@@ -18,29 +18,69 @@ import (
 func RegisterPublic(s *httpapi.Server, bank *core.Bank) {
 	RegisterSchemas(s.API)
 	h := &publicHandlers{bank: bank}
-	op := func(id, method, path, scope, summary string, status int) huma.Operation {
+	op := func(id, method, path, scope, summary string, status int, description string) huma.Operation {
 		return huma.Operation{
-			OperationID: id, Method: method, Path: "/v1" + path, Summary: summary,
+			OperationID: id, Method: method, Path: "/v1" + path, Summary: summary, Description: description,
 			Tags: []string{"Banking"}, DefaultStatus: status,
 			Security: []map[string][]string{{httpapi.SchemeAppOAuth2: {scope}}},
 		}
 	}
-	huma.Register(s.API, op("create-customer", http.MethodPost, "/customers", auth.ScopeCustomersWrite, "Onboard a customer", 201), h.createCustomer)
-	huma.Register(s.API, op("list-customers", http.MethodGet, "/customers", auth.ScopeAccountsRead, "List the app's customers", 0), h.listCustomers)
-	huma.Register(s.API, op("get-customer", http.MethodGet, "/customers/{id}", auth.ScopeAccountsRead, "Get a customer", 0), h.getCustomer)
-	huma.Register(s.API, op("open-account", http.MethodPost, "/accounts", auth.ScopeCustomersWrite, "Open an account for a customer", 201), h.openAccount)
-	huma.Register(s.API, op("list-accounts", http.MethodGet, "/accounts", auth.ScopeAccountsRead, "List accounts", 0), h.listAccounts)
-	huma.Register(s.API, op("get-account", http.MethodGet, "/accounts/{id}", auth.ScopeAccountsRead, "Get an account", 0), h.getAccount)
-	huma.Register(s.API, op("get-balances", http.MethodGet, "/accounts/{id}/balances", auth.ScopeAccountsRead, "Booked and available balance", 0), h.balances)
-	huma.Register(s.API, op("list-transactions", http.MethodGet, "/accounts/{id}/transactions", auth.ScopeAccountsRead, "Transactions, newest first", 0), h.transactions)
-	huma.Register(s.API, op("create-payment", http.MethodPost, "/payments", auth.ScopePaymentsWrite, "Make a payment", 201), h.createPayment)
-	huma.Register(s.API, op("get-payment", http.MethodGet, "/payments/{id}", auth.ScopePaymentsWrite, "Get a payment", 0), h.getPayment)
-	huma.Register(s.API, op("create-kyc-check", http.MethodPost, "/kyc-checks", auth.ScopeKYCWrite, "Run a KYC check on a customer", 201), h.createKYC)
-	huma.Register(s.API, op("get-kyc-check", http.MethodGet, "/kyc-checks/{id}", auth.ScopeKYCWrite, "Get a KYC check", 0), h.getKYC)
-	huma.Register(s.API, op("create-loan-application", http.MethodPost, "/loan-applications", auth.ScopeLoansWrite, "Apply for a loan", 201), h.applyLoan)
-	huma.Register(s.API, op("get-loan-application", http.MethodGet, "/loan-applications/{id}", auth.ScopeLoansWrite, "Get a loan application", 0), h.getLoan)
-	huma.Register(s.API, op("fund-loan-application", http.MethodPost, "/loan-applications/{id}/funding", auth.ScopeLoansWrite, "Disburse an approved loan into an account", 0), h.fundLoan)
-	huma.Register(s.API, op("list-offers", http.MethodGet, "/offers", auth.ScopeAccountsRead, "Product offers for a customer", 0), h.offers)
+	huma.Register(s.API, op("create-customer", http.MethodPost, "/customers", auth.ScopeCustomersWrite, "Onboard a customer", 201,
+		"Creates a person (date_of_birth required) or a business as a customer of the bank, visible to this app from now on. "+
+			"Its kyc_status is pending until a KYC check runs; lending needs a passed one. document_number feeds the KYC check; "+
+			"homeowner, geo and monthly_income tailor the offers. Emits customer.created."), h.createCustomer)
+	huma.Register(s.API, op("list-customers", http.MethodGet, "/customers", auth.ScopeAccountsRead, "List the app's customers", 0,
+		"The customers this app may see, oldest first: those it created, its seeded sandbox customers and those the bank "+
+			"granted it. Pass next_cursor as cursor for the next page; an empty next_cursor is the last page."), h.listCustomers)
+	huma.Register(s.API, op("get-customer", http.MethodGet, "/customers/{id}", auth.ScopeAccountsRead, "Get a customer", 0,
+		"One customer with its contact details and KYC status. An id this app may not see is 404 customer_not_found."), h.getCustomer)
+	huma.Register(s.API, op("open-account", http.MethodPost, "/accounts", auth.ScopeCustomersWrite, "Open an account for a customer", 201,
+		"Opens a current or savings account in a supported currency for a customer this app may see, with an IBAN and a "+
+			"zero balance. Emits account.opened. Fund it with a payment into it (sandbox: the bank's deposits)."), h.openAccount)
+	huma.Register(s.API, op("list-accounts", http.MethodGet, "/accounts", auth.ScopeAccountsRead, "List accounts", 0,
+		"The accounts of the customers this app may see, oldest first; customer_id narrows to one customer. Paged with "+
+			"limit and cursor."), h.listAccounts)
+	huma.Register(s.API, op("get-account", http.MethodGet, "/accounts/{id}", auth.ScopeAccountsRead, "Get an account", 0,
+		"One account: product, currency, IBAN, status and owner. An account of a customer this app may not see is 404 "+
+			"account_not_found."), h.getAccount)
+	huma.Register(s.API, op("get-balances", http.MethodGet, "/accounts/{id}/balances", auth.ScopeAccountsRead, "Booked and available balance", 0,
+		"booked is the sum of the account's booked transactions; available is booked minus the amounts held by payments "+
+			"waiting for the bank's review, so it is what the customer can spend now."), h.balances)
+	huma.Register(s.API, op("list-transactions", http.MethodGet, "/accounts/{id}/transactions", auth.ScopeAccountsRead, "Transactions, newest first", 0,
+		"The account's booked transactions, newest first, each a credit or a debit with its amount, description and the "+
+			"balance after it. from and to (RFC 3339 or YYYY-MM-DD) narrow to [from, to); from after to is 422 invalid_range."), h.transactions)
+	huma.Register(s.API, op("create-payment", http.MethodPost, "/payments", auth.ScopePaymentsWrite, "Make a payment", 201,
+		"Pays from a current or savings account this app may see to another account of the bank (creditor.account_id) "+
+			"or to an IBAN elsewhere (creditor.iban with creditor.name). The payments.fraud-check extension point is asked "+
+			"first. A payment the bank refuses is not an error: it comes back 201 with status rejected and a rejection "+
+			"saying why (insufficient_funds, fraud_denied); a review decision holds it (status held, the amount held on "+
+			"the account) until the bank releases or rejects it. Send an Idempotency-Key: a retry then returns the first "+
+			"payment instead of paying twice. Emits payment.completed, payment.rejected or payment.held."), h.createPayment)
+	huma.Register(s.API, op("get-payment", http.MethodGet, "/payments/{id}", auth.ScopePaymentsWrite, "Get a payment", 0,
+		"One payment with its status (completed, rejected, held), its fraud check and, when rejected, why. A payment "+
+			"from an account this app may not see is 404 payment_not_found."), h.getPayment)
+	huma.Register(s.API, op("create-kyc-check", http.MethodPost, "/kyc-checks", auth.ScopeKYCWrite, "Run a KYC check on a customer", 201,
+		"Runs the bank's KYC rules (required fields, age, sanctions, document number, email, country) and asks the kyc.verify providers, the bank's "+
+			"and this app's own; the worst result wins (fail, then refer, then pass), so no provider can clear what "+
+			"another flagged. The result becomes the customer's kyc_status; every check is listed with its outcome. "+
+			"Lending needs a passed KYC. Emits kyc.check.completed."), h.createKYC)
+	huma.Register(s.API, op("get-kyc-check", http.MethodGet, "/kyc-checks/{id}", auth.ScopeKYCWrite, "Get a KYC check", 0,
+		"One KYC check with its result, each check that led to it and the provider whose answer decided."), h.getKYC)
+	huma.Register(s.API, op("create-loan-application", http.MethodPost, "/loan-applications", auth.ScopeLoansWrite, "Apply for a loan", 201,
+		"Applies for a loan for a customer this app may see and decides it at once: through the loans.credit-decision "+
+			"extension point, or the bank's scorecard when no provider is active. The answer is 201 whatever the "+
+			"decision: status approved (with the limit and rate decided), declined or referred (a person decides). "+
+			"A customer whose KYC has not passed is never approved. Emits loan.application.decided."), h.applyLoan)
+	huma.Register(s.API, op("get-loan-application", http.MethodGet, "/loan-applications/{id}", auth.ScopeLoansWrite, "Get a loan application", 0,
+		"One loan application with its decision and, once funded, the account it was paid into and its repayment schedule."), h.getLoan)
+	huma.Register(s.API, op("fund-loan-application", http.MethodPost, "/loan-applications/{id}/funding", auth.ScopeLoansWrite, "Disburse an approved loan into an account", 0,
+		"Pays an approved loan into a current account of the borrower in the loan's currency and fixes the annuity "+
+			"schedule from today. A loan is funded once: again is 409 loan_already_funded; one not approved is 409 "+
+			"loan_not_approved. The bank checks again what it lends on: an amount above the decided limit is 409 "+
+			"loan_exceeds_limit, a customer whose KYC no longer passes 409 kyc_not_passed. Emits loan.funded."), h.fundLoan)
+	huma.Register(s.API, op("list-offers", http.MethodGet, "/offers", auth.ScopeAccountsRead, "Product offers for a customer", 0,
+		"Products that fit a customer this app may see, best first, each with a score (0 to 100) and the reason, from "+
+			"what the bank knows: home ownership and location, balances, income and loans. An empty list is a valid answer."), h.offers)
 }
 
 type publicHandlers struct{ bank *core.Bank }
