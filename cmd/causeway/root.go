@@ -39,6 +39,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newAgentCommand())
 	root.AddCommand(newDataCommand())
 	root.AddCommand(newDemoCommand())
+	root.AddCommand(newOpenAPICommand())
 	return root
 }
 
