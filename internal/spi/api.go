@@ -58,7 +58,8 @@ func (s *Service) Register(srv *httpapi.Server) {
 		"Stops calling the endpoint for good; the bank keeps its audit. Deleting it again is 404 registration_not_found."), h.delete)
 	huma.Register(srv.API, httpapi.NoStore(describe(app(op("rotate-spi-secret", http.MethodPost, "/spi-registrations/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0), auth.ScopeSPIWrite),
 		"Gives the registration a new signing secret, shown in this answer only. For 24 hours the bank's calls carry a "+
-			"signature with each secret, so the endpoint keeps verifying with the old one until it switches.")), h.rotate)
+			"signature with each secret, so the endpoint keeps verifying with the old one until it switches. Of two "+
+			"rotations at once one wins; the other is 409 secret_changed.")), h.rotate)
 	huma.Register(srv.API, describe(app(op("list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0), auth.ScopeSPIWrite),
 		"Every call the bank made to the registration, newest first: when, the latency, the outcome (answered, "+
 			"failed, stand_in, skipped_breaker_open) and why a stand-in answer was used."), h.invocations)
