@@ -26,6 +26,10 @@ const (
 	SchemeBankAdmin = "bankAdmin"      // the bank's admin token
 	SchemeAppOAuth2 = "oauth2"         // an app's client-credentials access token
 	SchemeDeveloper = "developerToken" // a developer's session token
+	// SchemeStreamTicket is a single-use stream ticket in the query
+	// parameter ticket, for the event stream only (browsers' EventSource
+	// cannot send an Authorization header).
+	SchemeStreamTicket = "streamTicket"
 )
 
 // Config configures a Server.
@@ -69,6 +73,8 @@ type Server struct {
 	noStore map[string]bool
 	// notFoundPage answers browsers for routes that do not exist.
 	notFoundPage http.Handler
+	// streams are the open event streams (stream.go).
+	streams streams
 }
 
 // New returns a Server with its OpenAPI document at /openapi.json.
@@ -88,6 +94,7 @@ func New(cfg Config) *Server {
 		metrics:        newMetrics(cfg.Registerer),
 		security:       map[string][]map[string][]string{},
 		noStore:        map[string]bool{},
+		streams:        streams{open: map[*EventStream]struct{}{}, stopping: make(chan struct{})},
 	}
 	hc := huma.DefaultConfig("Causeway", cfg.Version)
 	hc.OpenAPIPath = "/openapi"
@@ -103,6 +110,9 @@ func New(cfg Config) *Server {
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		SchemeBankAdmin: {Type: "http", Scheme: "bearer", Description: "The bank's admin token."},
 		SchemeDeveloper: {Type: "http", Scheme: "bearer", Description: "A developer token from sign-up or login."},
+		SchemeStreamTicket: {Type: "apiKey", In: "query", Name: "ticket",
+			Description: "A single-use stream ticket from POST /v1/events/stream-tickets, for GET /v1/events/stream from a browser's " +
+				"EventSource, which cannot send an Authorization header. It expires a minute after it is issued and works once."},
 		SchemeAppOAuth2: {
 			Type:        "oauth2",
 			Description: "An app's access token from the client-credentials grant.",
