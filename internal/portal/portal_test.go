@@ -66,6 +66,8 @@ func TestPortal(t *testing.T) {
 		{"ConsoleShowsPlatformHealth", testConsoleShowsPlatformHealth},
 		{"UnknownPagesAreAnHTMLPageForBrowsers", testUnknownPagesAreAnHTMLPageForBrowsers},
 		{"DeveloperRotatesAnSPISecret", testDeveloperRotatesAnSPISecret},
+		{"BrowserPageStreamsEventsWithATicket", testBrowserPageStreamsEventsWithATicket},
+		{"BrowserReconnectsAfterAnExpiredLastEventID", testBrowserReconnectsAfterAnExpiredLastEventID},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, n) })
 	}
