@@ -390,6 +390,7 @@ func everyOperationWithForeignIDs(t *testing.T, n *platformtest.Node, doc *opena
 		"GET /v1/extension-points/{name}":  "the public catalog",
 		"GET /v1/events":                   "the caller's feed (see the lists subtest)",
 		"GET /v1/events/stream":            "the caller's stream (see the lists subtest)",
+		"POST /v1/events/stream-tickets":   "a ticket for the caller's own stream (TestStreamTicketOpensOneStreamOnceOnAnyNode)",
 	}
 	// Bodies for operations that take one: the attacker's own ids where
 	// the path already names the victim's, the victim's where the body
