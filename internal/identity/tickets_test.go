@@ -25,6 +25,16 @@ func (e *env) ticketApp(email string, scopes ...string) *auth.App {
 	return a
 }
 
+// issue issues a stream ticket to app or fails the test.
+func (e *env) issue(app *auth.App) string {
+	e.t.Helper()
+	ticket, _, err := e.svc.IssueStreamTicket(context.Background(), app)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ticket
+}
+
 // TestStreamTicketWorksOnceOnlyForItsApp: a ticket is stored as its
 // SHA-256 only; of ten requests presenting it at once exactly one is let
 // in, as the app that asked for it with events:read alone; every later
@@ -42,10 +52,7 @@ func TestStreamTicketWorksOnceOnlyForItsApp(t *testing.T) {
 		if !strings.HasPrefix(ticket, "cwst_") || !expires.Equal(e.clock.Now().Add(StreamTicketTTL)) {
 			t.Errorf("ticket %q expires %v, want cwst_… expiring in %v", ticket, expires, StreamTicketTTL)
 		}
-		theirs, _, err := e.svc.IssueStreamTicket(ctx, other)
-		if err != nil {
-			t.Fatal(err)
-		}
+		theirs := e.issue(other)
 
 		var rows []string
 		r, err := db.QueryContext(ctx, `SELECT hash, app_id, client_id FROM identity_stream_tickets`)
@@ -95,22 +102,13 @@ func TestStreamTicketExpiresAndIsPruned(t *testing.T) {
 	e := newEnv(t, storetest.OpenSQLite(t), Options{})
 	ctx := context.Background()
 	app := e.ticketApp("expiry@example.com", auth.ScopeEventsRead)
-	late, _, err := e.svc.IssueStreamTicket(ctx, app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unused, _, err := e.svc.IssueStreamTicket(ctx, app)
-	if err != nil {
-		t.Fatal(err)
-	}
+	late := e.issue(app)
+	unused := e.issue(app)
 	e.clock.Advance(StreamTicketTTL)
-	_, err = e.svc.AuthenticateTicket(ctx, late)
+	_, err := e.svc.AuthenticateTicket(ctx, late)
 	wantCode(t, err, "ticket_expired")
 
-	fresh, _, err := e.svc.IssueStreamTicket(ctx, app)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fresh := e.issue(app)
 	if n, err := e.svc.PruneStreamTickets(ctx, e.clock.Now()); err != nil || n != 1 {
 		t.Errorf("pruned %d, %v; want the one expired ticket left", n, err)
 	}
@@ -129,18 +127,12 @@ func TestStreamTicketDiesWithItsAppsSuspension(t *testing.T) {
 	e := newEnv(t, storetest.OpenSQLite(t), Options{})
 	ctx := context.Background()
 	app := e.ticketApp("suspended@example.com", auth.ScopeEventsRead)
-	before, _, err := e.svc.IssueStreamTicket(ctx, app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	beforeToo, _, err := e.svc.IssueStreamTicket(ctx, app)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := e.issue(app)
+	beforeToo := e.issue(app)
 	if code := e.bank("POST", "/apps/"+app.ID+"/suspend", nil); code != 200 {
 		t.Fatalf("suspend = %d", code)
 	}
-	_, err = e.svc.AuthenticateTicket(ctx, before)
+	_, err := e.svc.AuthenticateTicket(ctx, before)
 	wantCode(t, err, "app_inactive")
 	if code := e.bank("POST", "/apps/"+app.ID+"/approve", nil); code != 200 {
 		t.Fatalf("approve = %d", code)

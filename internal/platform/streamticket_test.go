@@ -1,15 +1,12 @@
 package platform_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -35,44 +32,6 @@ func (c *client) ticket() string {
 		c.t.Fatalf("stream ticket: %d %s %v", res.status, res.body, res.header)
 	}
 	return tk.Ticket
-}
-
-// ticketStream opens GET /v1/events/stream?ticket= without any other
-// credential; a 200 stream is read in the background until ctx ends, its
-// frames kept in the sseStream.
-func ticketStream(t *testing.T, ctx context.Context, base, query string) (response, *sseStream) {
-	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events/stream"+query, nil)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != 200 {
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return response{status: res.StatusCode, header: res.Header, body: b}, nil
-	}
-	s := &sseStream{}
-	br := bufio.NewReader(res.Body)
-	if first, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(first, "retry: ") {
-		t.Fatalf("stream opened with %q, %v", first, err)
-	}
-	go func() {
-		defer res.Body.Close()
-		sc := bufio.NewScanner(br)
-		var frame strings.Builder
-		for sc.Scan() {
-			if sc.Text() == "" {
-				s.mu.Lock()
-				s.frames = append(s.frames, frame.String())
-				s.mu.Unlock()
-				frame.Reset()
-				continue
-			}
-			frame.WriteString(sc.Text() + "\n")
-		}
-	}()
-	return response{status: 200, header: res.Header}, s
 }
 
 // TestStreamTicketOpensOneStreamOnceOnAnyNode: on two nodes sharing
@@ -114,7 +73,7 @@ func TestStreamTicketOpensOneStreamOnceOnAnyNode(t *testing.T) {
 		base := []string{n1.URL, n2.URL}[i%2]
 		wg.Go(func() {
 			<-start
-			res, s := ticketStream(t, ctx, base, "?ticket="+url.QueryEscape(ticket))
+			res, s := openSSE(t, ctx, base, "?ticket="+url.QueryEscape(ticket), nil)
 			mu.Lock()
 			defer mu.Unlock()
 			if s != nil {
@@ -159,10 +118,10 @@ func TestStreamTicketOpensOneStreamOnceOnAnyNode(t *testing.T) {
 	if res := anon.do("GET", "/v1/accounts?ticket="+url.QueryEscape(other), "", nil); res.status != 401 {
 		t.Errorf("GET /v1/accounts with a ticket = %d, want 401", res.status)
 	}
-	if res, _ := ticketStream(t, ctx, n2.URL, "?access_token="+url.QueryEscape(a.token)); res.status != 401 {
+	if res, _ := openSSE(t, ctx, n2.URL, "?access_token="+url.QueryEscape(a.token), nil); res.status != 401 {
 		t.Errorf("the stream with ?access_token= = %d, want 401", res.status)
 	}
-	if res, s := ticketStream(t, ctx, n2.URL, "?ticket="+url.QueryEscape(other)); s == nil {
+	if res, s := openSSE(t, ctx, n2.URL, "?ticket="+url.QueryEscape(other), nil); s == nil {
 		t.Errorf("the ticket offered to another route first: %d %s", res.status, res.body)
 	}
 
@@ -176,7 +135,7 @@ func TestStreamTicketOpensOneStreamOnceOnAnyNode(t *testing.T) {
 			t.Fatalf("suspend: %d", code)
 		}
 	}
-	if res, _ := ticketStream(t, ctx, n1.URL, "?ticket="+url.QueryEscape(unused)); res.status != 401 || problemCode(t, res) != "app_inactive" {
+	if res, _ := openSSE(t, ctx, n1.URL, "?ticket="+url.QueryEscape(unused), nil); res.status != 401 || problemCode(t, res) != "app_inactive" {
 		t.Errorf("a ticket of a suspended app: %d %s, want 401 app_inactive", res.status, res.body)
 	}
 }

@@ -37,7 +37,13 @@ es.addEventListener("reset", function (e) { window.resets.push(JSON.parse(e.data
 es.onerror = function () { window.errors++; };
 </script></body></html>`))
 
-// received reports whether the page's EventSource got, through onmessage,
+// servePage answers with the page, its EventSource on streamURL.
+func servePage(w http.ResponseWriter, streamURL string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fintechPage.Execute(w, map[string]string{"URL": streamURL})
+}
+
+// receivedJS says whether the page's EventSource got, through onmessage,
 // a CloudEvent of type typ about subject, under its own id.
 func receivedJS(typ, subject string) string {
 	return fmt.Sprintf(`window.received.some(function (m) { return m.event.type === %q && m.event.subject === %q && m.lastEventId === m.event.id; })`, typ, subject)
@@ -51,8 +57,7 @@ func receivedJS(typ, subject string) string {
 // reset message and then the events, instead of a fatal error.
 func testBrowserPageStreamsEventsWithATicket(t *testing.T, n *platformtest.Node) {
 	ctx := tab(t, 2*time.Minute)
-	_, _, clientID, secret := sandboxApp(t, n, "eventsource@solarworld.example", "customers:write", "events:read")
-	tok := appToken(t, n.URL, clientID, secret)
+	tok := eventsApp(t, n, "eventsource@solarworld.example")
 
 	var mu sync.Mutex
 	var tickets []string
@@ -69,8 +74,7 @@ func testBrowserPageStreamsEventsWithATicket(t *testing.T, n *platformtest.Node)
 		if after := r.URL.Query().Get("after"); after != "" {
 			u += "&after=" + url.QueryEscape(after)
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fintechPage.Execute(w, map[string]string{"URL": u})
+		servePage(w, u)
 	}))
 	defer fintech.Close()
 	if fintech.URL == n.URL {
@@ -108,8 +112,7 @@ func testBrowserPageStreamsEventsWithATicket(t *testing.T, n *platformtest.Node)
 // receiving.
 func testBrowserReconnectsAfterAnExpiredLastEventID(t *testing.T, n *platformtest.Node) {
 	ctx := tab(t, 2*time.Minute)
-	_, _, clientID, secret := sandboxApp(t, n, "reconnect@solarworld.example", "customers:write", "events:read")
-	tok := appToken(t, n.URL, clientID, secret)
+	tok := eventsApp(t, n, "reconnect@solarworld.example")
 
 	var mu sync.Mutex
 	var lastIDs []string
@@ -118,8 +121,7 @@ func testBrowserReconnectsAfterAnExpiredLastEventID(t *testing.T, n *platformtes
 	fintech := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/":
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			fintechPage.Execute(w, map[string]string{"URL": "/events"})
+			servePage(w, "/events")
 			return
 		case "/events":
 		default:
@@ -226,6 +228,14 @@ func forgetEvent(t *testing.T, n *platformtest.Node, id string) {
 		}
 	}
 	t.Fatalf("event %s is not in the event log", id)
+}
+
+// eventsApp is an access token of a new sandbox app that onboards
+// customers and reads events.
+func eventsApp(t *testing.T, n *platformtest.Node, email string) string {
+	t.Helper()
+	_, _, clientID, secret := sandboxApp(t, n, email, "customers:write", "events:read")
+	return appToken(t, n.URL, clientID, secret)
 }
 
 // createCustomer onboards a customer as the app and returns its id.
