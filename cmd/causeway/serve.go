@@ -78,7 +78,7 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", platform.DefaultAddr, "HTTP listen address")
-	f.StringVar(&cfg.DataDir, "data-dir", "./causeway-data", "directory for the SQLite file, the embedded NATS store and the admin token")
+	f.StringVar(&cfg.DataDir, "data-dir", "./causeway-data", "directory for the SQLite file, the embedded NATS store and the key files; locked to one process while it holds either")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...); empty means the embedded SQLite file")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "NATS URL with JetStream (nats://...); empty means the embedded server")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "host:port on which the embedded NATS also accepts clients; empty means in-process only")
@@ -87,7 +87,7 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.StringVar(&mode, "mode", "sandbox", "sandbox (apps active at once, seeded data) or production (apps wait for approval; needs an https --public-url and a strong admin token, calls webhooks and SPIs over https only, /metrics only with --metrics-token)")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "bank admin token (NEW,OLD accepts both during a rotation), at least 32 random characters (production refuses a weak one); empty means read or generate <data-dir>/admin-token")
 	f.StringVar(&cfg.SecretKey, "secret-key", "", "base64 32-byte key sealing webhook and SPI secrets and token signing keys at rest (during a rotation NEW,OLD: the first seals, all open, and a start re-seals with the first); empty means <data-dir>/secret-key (give all nodes the same)")
-	f.StringVar(&dataAgent, "data-agent", "inprocess", "where the data agent runs: inprocess, or external (`causeway agent` on the bank's premises)")
+	f.StringVar(&dataAgent, "data-agent", "inprocess", "where the data agent runs: inprocess, or external (a causeway agent process on the bank's premises)")
 	f.StringVar(&cfg.DataAgentToken, "data-agent-token", "", "token that lets an external data agent call only the agent routes (default: the admin token)")
 	f.StringVar(&cfg.DataAgentKey, "data-agent-key", "", "base64 key pseudonymizing customer ids in shared datasets; empty means <data-dir>/datashare-pseudonym-key")
 	f.StringVar(&allowList, "allow-private-targets", "", "CIDR ranges that webhook and SPI URLs may target although private or loopback")

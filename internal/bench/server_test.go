@@ -265,7 +265,7 @@ func TestBenchmarksSayHowToAllowTheirLoopbackTargets(t *testing.T) {
 	// receiver or the SPI endpoints of the benchmarks.
 	ctx := context.Background()
 	p, err := platform.New(ctx, platform.Config{
-		DataDir: t.TempDir(), Mode: platform.ModeSandbox, Version: "test", AdminToken: "cwadm_strict",
+		DataDir: testkit.DataDir(t), Mode: platform.ModeSandbox, Version: "test", AdminToken: "cwadm_strict",
 		Logger: slog.New(slog.DiscardHandler), PasswordCost: benchPasswordCost, SignupRate: 1 << 20,
 	})
 	if err != nil {

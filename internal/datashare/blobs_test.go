@@ -17,6 +17,7 @@ import (
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 const chunk = datashare.BlobChunkBytes
@@ -57,7 +58,7 @@ func eachShared(t *testing.T, fn func(t *testing.T, db1, db2 *store.DB)) {
 		return db
 	}
 	t.Run("sqlite", func(t *testing.T) {
-		cfg := store.Config{DataDir: t.TempDir()}
+		cfg := store.Config{DataDir: testkit.DataDir(t)}
 		fn(t, open(t, cfg), open(t, cfg))
 	})
 	t.Run("postgres", func(t *testing.T) {

@@ -2,9 +2,12 @@ package datashare_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
+	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/datashare/agent"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 )
@@ -118,4 +121,59 @@ func TestEnsureDatasetIsIdempotentAndRefreshesRowCount(t *testing.T) {
 
 func ids(id, prefix string) bool {
 	return len(id) == len(prefix)+27 && id[:len(prefix)+1] == prefix+"_"
+}
+
+// TestCatalogRowCountIsWhatADownloadDelivers: the sandbox's datasets grow
+// as the bank runs, so the catalog counts their rows when it is read, and
+// a download made then holds that many; a synthetic dataset shows the rows
+// it makes.
+func TestCatalogRowCountIsWhatADownloadDelivers(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		h := newHub(t, db, func(o *datashare.Options) { o.Rows = agent.RowCounter{DB: db} })
+		if err := core.Migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		bank := core.New(db, core.Options{})
+		if _, err := bank.SeedApp(ctx, "app_first", 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		sets, err := agent.SandboxDatasets(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _, err := h.svc.EnsureDataset(ctx, sets[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bank.SeedApp(ctx, "app_second", 2, 1); err != nil {
+			t.Fatal(err)
+		}
+
+		var one datashare.Dataset
+		h.json("GET", "/v1/datasets/"+d.ID, "app_a", nil, 200, &one)
+		if one.RowCount <= d.RowCount {
+			t.Fatalf("row_count %d after the bank grew, %d when published", one.RowCount, d.RowCount)
+		}
+		var list datashare.Page[*datashare.Dataset]
+		h.json("GET", "/bank/v1/datasets", adminToken, nil, 200, &list)
+		if len(list.Data) != 1 || list.Data[0].RowCount != one.RowCount {
+			t.Errorf("the list shows %+v, the dataset %d rows", list.Data, one.RowCount)
+		}
+
+		h.runProducer(newAgent(t, db))
+		id := newIdentity(t)
+		r := h.request("app_a", d.ID, id.Recipient().String())
+		h.approve(r.ID)
+		ciphertext, _ := h.waitReady("app_a", r.ID, "jsonl")
+		if rows := strings.Count(string(decrypt(t, ciphertext, id)), "\n"); int64(rows) != one.RowCount {
+			t.Errorf("the download holds %d rows, the catalog says %d", rows, one.RowCount)
+		}
+
+		s := h.publishSynthetic("synthetic-rows", 123)
+		h.json("GET", "/v1/datasets/"+s.ID, "app_a", nil, 200, &one)
+		if one.RowCount != 123 {
+			t.Errorf("a synthetic dataset of 123 rows shows row_count %d", one.RowCount)
+		}
+	})
 }

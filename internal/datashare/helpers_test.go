@@ -70,7 +70,7 @@ func newHub(t *testing.T, db *store.DB, opts ...hubOption) *hub {
 	if err := datashare.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	h := &hub{t: t, db: db, dataDir: t.TempDir(), clock: &clock{}, logs: &testkit.SyncBuffer{}}
+	h := &hub{t: t, db: db, dataDir: testkit.DataDir(t), clock: &clock{}, logs: &testkit.SyncBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o := datashare.Options{DataDir: h.dataDir, Logger: logger, Now: h.clock.Now}
 	for _, f := range opts {

@@ -68,6 +68,21 @@ type Options struct {
 	Leader func() bool
 	// Now is the clock; default time.Now. Tests move it.
 	Now func() time.Time
+	// Rows, when set, counts the rows of the built-in generators that read
+	// the bank's data, each time the catalog is read (see RowCounter).
+	// Without it those datasets show the count stored when they were
+	// published or last ensured.
+	Rows RowCounter
+}
+
+// RowCounter counts the rows a built-in generator would write if a
+// download were produced now, so the catalog's row_count is what a
+// requester receives, not what the bank held when the dataset was
+// published (the sandbox's datasets grow as the bank runs). It counts
+// only: no row leaves the bank side. ok is false for a generator it does
+// not know. Package datashare/agent implements it over the sandbox bank.
+type RowCounter interface {
+	CountRows(ctx context.Context, generator string) (n int64, ok bool, err error)
 }
 
 // Service is data partnering's hub: catalog, access requests, decisions,
@@ -84,6 +99,7 @@ type Service struct {
 	leaseTTL   time.Duration
 	leader     func() bool
 	now        func() time.Time
+	rows       RowCounter
 
 	wake chan struct{} // new work for in-process producers
 }
@@ -112,6 +128,7 @@ func New(db *store.DB, opts Options) (*Service, error) {
 		leaseTTL:   cmp.Or(opts.LeaseTTL, 2*time.Minute),
 		leader:     opts.Leader,
 		now:        opts.Now,
+		rows:       opts.Rows,
 		wake:       make(chan struct{}, 1),
 	}
 	if s.now == nil {
@@ -211,7 +228,7 @@ func (s *Service) EnsureDataset(ctx context.Context, n NewDataset) (*Dataset, bo
 		}
 	}
 	row := s.db.QueryRowContext(ctx, `SELECT `+datasetColumns+` FROM datashare_datasets WHERE name = $1`, n.Name)
-	d, err = scanDataset(row, true)
+	d, _, err = scanDataset(row, true)
 	return d, false, err
 }
 
@@ -219,28 +236,65 @@ const datasetColumns = `id, name, description, columns, sample, formats, row_cou
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanDataset(row scanner, bank bool) (*Dataset, error) {
+// scanDataset reads a dataset row. The source is parsed always (it
+// decides how rows are counted) but shown only to the bank.
+func scanDataset(row scanner, bank bool) (*Dataset, *Source, error) {
 	var d Dataset
 	var cols, sample, formats, src string
 	var created, updated int64
 	if err := row.Scan(&d.ID, &d.Name, &d.Description, &cols, &sample, &formats, &d.RowCount, &d.Licence, &d.Version, &src, &created, &updated); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such dataset")
+			return nil, nil, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such dataset")
 		}
-		return nil, store.Classify(err)
+		return nil, nil, store.Classify(err)
 	}
 	d.CreatedAt, d.UpdatedAt = store.FromMicros(created), store.FromMicros(updated)
+	var source Source
 	if err := errors.Join(json.Unmarshal([]byte(cols), &d.Columns), json.Unmarshal([]byte(sample), &d.Sample),
-		json.Unmarshal([]byte(formats), &d.Formats)); err != nil {
-		return nil, fmt.Errorf("dataset %s: %w", d.ID, err)
+		json.Unmarshal([]byte(formats), &d.Formats), json.Unmarshal([]byte(src), &source)); err != nil {
+		return nil, nil, fmt.Errorf("dataset %s: %w", d.ID, err)
 	}
 	if bank {
-		d.Source = &Source{}
-		if err := json.Unmarshal([]byte(src), d.Source); err != nil {
-			return nil, fmt.Errorf("dataset %s: %w", d.ID, err)
-		}
+		d.Source = &source
 	}
-	return &d, nil
+	return &d, &source, nil
+}
+
+// countRows sets d.RowCount to what a download produced now would hold,
+// where that is known: the synthetic generator makes exactly the rows it
+// is asked for, and the RowCounter counts the generators over the bank's
+// data. A file's count is the one the bank declared.
+func (s *Service) countRows(ctx context.Context, d *Dataset, src *Source) error {
+	if src.Kind != SourceGenerator {
+		return nil
+	}
+	if src.Generator == GenSynthetic {
+		d.RowCount = src.Rows
+		return nil
+	}
+	if s.rows == nil {
+		return nil
+	}
+	n, ok, err := s.rows.CountRows(ctx, src.Generator)
+	if err != nil {
+		return fmt.Errorf("dataset %s: counting rows: %w", d.ID, err)
+	}
+	if ok {
+		d.RowCount = n
+	}
+	return nil
+}
+
+// scanCounted reads a dataset row and counts its rows (countRows).
+func (s *Service) scanCounted(ctx context.Context, row scanner, bank bool) (*Dataset, error) {
+	d, src, err := scanDataset(row, bank)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.countRows(ctx, d, src); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // Dataset returns one dataset of the catalog, which every app and
@@ -250,7 +304,7 @@ func (s *Service) Dataset(ctx context.Context, caller auth.Caller, id string) (*
 	if caller.IsNobody() {
 		return nil, causeway.Errorf(causeway.ENOTFOUND, "not_found", "no such dataset")
 	}
-	return scanDataset(s.db.QueryRowContext(ctx, `SELECT `+datasetColumns+` FROM datashare_datasets WHERE id = $1`, id), caller.IsBank())
+	return s.scanCounted(ctx, s.db.QueryRowContext(ctx, `SELECT `+datasetColumns+` FROM datashare_datasets WHERE id = $1`, id), caller.IsBank())
 }
 
 // Datasets lists the catalog, oldest first, as Dataset shows each one.
@@ -269,19 +323,27 @@ func (s *Service) Datasets(ctx context.Context, caller auth.Caller, limit int, c
 	}
 	defer rows.Close()
 	pg := &Page[*Dataset]{Data: []*Dataset{}}
+	var sources []*Source
 	for rows.Next() {
-		d, err := scanDataset(rows, bank)
+		d, src, err := scanDataset(rows, bank)
 		if err != nil {
 			return nil, err
 		}
 		pg.Data = append(pg.Data, d)
+		sources = append(sources, src)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, store.Classify(err)
 	}
+	rows.Close() // the counts below need connections of their own
 	if len(pg.Data) > limit {
 		pg.Data = pg.Data[:limit]
 		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
+	}
+	for i, d := range pg.Data {
+		if err := s.countRows(ctx, d, sources[i]); err != nil {
+			return nil, err
+		}
 	}
 	return pg, nil
 }

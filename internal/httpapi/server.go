@@ -142,7 +142,7 @@ func New(cfg Config) *Server {
 	s.Bank.UseMiddleware(s.requireAdmin)
 	s.mux.HandleFunc("/", s.notFound)
 	s.router = s.mux
-	s.handler = s.instrument(s.router)
+	s.handler = Compress(s.instrument(s.router))
 	return s
 }
 
@@ -151,7 +151,7 @@ func New(cfg Config) *Server {
 // Call it before serving.
 func (s *Server) Use(mw func(http.Handler) http.Handler) {
 	s.router = mw(s.router)
-	s.handler = s.instrument(s.router)
+	s.handler = Compress(s.instrument(s.router))
 }
 
 // routeKey carries, in a request's context, the pattern instrument found

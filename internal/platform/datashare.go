@@ -31,6 +31,9 @@ func (p *Platform) startDatashare(ctx context.Context) error {
 		Notify:     p.Relay.Notify,
 		Leader:     p.Relay.HoldsLease,
 		AgentToken: p.cfg.DataAgentToken,
+		// The catalog counts the sandbox generators' rows when it is read:
+		// they read the sandbox bank, which lives in this database.
+		Rows: agent.RowCounter{DB: p.DB},
 	})
 	if err != nil {
 		return fmt.Errorf("datashare: %w", err)

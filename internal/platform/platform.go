@@ -27,6 +27,7 @@ import (
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
 	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/dirlock"
 	"github.com/causewayhq/causeway/internal/events"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
@@ -121,6 +122,9 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	if err := checkWritable(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := p.lockDataDir(); err != nil {
 		return nil, err
 	}
 	p.DB, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, DataDir: cfg.DataDir})
@@ -315,6 +319,34 @@ func (p *Platform) background(fn func(context.Context) error) {
 			p.log.Error("background worker stopped", "error", err.Error())
 		}
 	}()
+}
+
+// lockDataDir keeps the data dir to this process while it holds live
+// state: the SQLite file, or the embedded NATS store (or ciphertext of
+// data partnering, which is there only on SQLite). Two processes on them
+// would both run an outbox relay and deliver events twice, and the
+// embedded NATS stores would diverge. With PostgreSQL and an external NATS
+// the data dir holds at most the key files, each written once (O_EXCL)
+// and then only read, which nodes on one machine may share. The lock is
+// the first thing opened and the last released (Close).
+func (p *Platform) lockDataDir() error {
+	if p.cfg.DatabaseURL != "" && p.cfg.NATSURL != "" {
+		return nil
+	}
+	l, err := dirlock.Acquire(p.cfg.DataDir)
+	var held *dirlock.HeldError
+	if errors.As(err, &held) {
+		return fmt.Errorf("data dir %s is in use by another node: %w; stop it first or give this one another --data-dir", p.cfg.DataDir, err)
+	}
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	p.closers = append(p.closers, func() {
+		if err := l.Release(); err != nil {
+			p.log.Warn("releasing the data dir lock", "error", err.Error())
+		}
+	})
+	return nil
 }
 
 func checkWritable(dir string) error {

@@ -72,7 +72,7 @@ func TestOneNodeLeadsAndAnotherTakesOver(t *testing.T) {
 	cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	a := platformtest.Start(t, cfg)
 	second := cfg
-	second.DataDir = t.TempDir()
+	second.DataDir = testkit.DataDir(t)
 	b := platformtest.Start(t, second)
 	leaders := func() (bool, bool) {
 		var sa, sb status

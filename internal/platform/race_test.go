@@ -14,6 +14,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/httpapi/openapitest"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // racers is how many callers fire the same request at once.
@@ -268,7 +269,7 @@ func TestTwoNodesPausingAndRecoveringOneWebhookAtOnce(t *testing.T) {
 	cfg.PublicURL = "http://causeway.nodes.test"
 	n1 := platformtest.Start(t, cfg)
 	second := cfg
-	second.DataDir = t.TempDir()
+	second.DataDir = testkit.DataDir(t)
 	n2 := platformtest.Start(t, second)
 	a, _ := developerApp(t, n1, nil, "two-nodes@solarworld.example")
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/httpapi/openapitest"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // Issue 15's findings, on both runtimes: a scope means one thing (events:read
@@ -147,7 +148,7 @@ func TestATokenMintedBeforeASuspensionIsDeadAfterReinstatement(t *testing.T) {
 		nodes := []*platformtest.Node{n}
 		if rt.Name == platformtest.ScaleOut.Name {
 			second := cfg
-			second.DataDir = t.TempDir()
+			second.DataDir = testkit.DataDir(t)
 			nodes = append(nodes, platformtest.Start(t, second))
 		}
 		doc := openapitest.Fetch(t, n.URL)

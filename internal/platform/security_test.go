@@ -224,7 +224,7 @@ func TestProductionRefusesToStartUnsafe(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := base
-			cfg.DataDir = t.TempDir()
+			cfg.DataDir = testkit.DataDir(t)
 			tt.change(&cfg)
 			p, err := platform.New(context.Background(), cfg)
 			if err == nil {

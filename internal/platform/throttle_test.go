@@ -18,6 +18,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/httpapi/openapitest"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // Issue 15: the open doors had no brakes. 40 wrong passwords took 1.6 s
@@ -433,7 +434,7 @@ func TestEventStreamCapHoldsAcrossTwoNodes(t *testing.T) {
 	cfg.PublicURL = "http://causeway.nodes.test"
 	a := platformtest.Start(t, cfg)
 	second := cfg
-	second.DataDir = t.TempDir()
+	second.DataDir = testkit.DataDir(t)
 	b := platformtest.Start(t, second)
 	app, _ := developerApp(t, a, nil, "two-nodes@solarworld.example")
 	var onB []context.CancelFunc

@@ -75,10 +75,10 @@ type appsData struct {
 }
 
 func (p *Portal) appsPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	return p.renderApps(w, r, s, http.StatusOK, "", appsData{Picked: []string{auth.ScopeAccountsRead, auth.ScopePaymentsWrite, auth.ScopeEventsRead, auth.ScopeWebhooksWrite}})
+	return p.renderApps(w, r, s, http.StatusOK, nil, appsData{Picked: []string{auth.ScopeAccountsRead, auth.ScopePaymentsWrite, auth.ScopeEventsRead, auth.ScopeWebhooksWrite}})
 }
 
-func (p *Portal) renderApps(w http.ResponseWriter, r *http.Request, s *devSession, status int, errMsg string, d appsData) error {
+func (p *Portal) renderApps(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, d appsData) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	apps, err := p.d.Identity.Apps(ctx, s.Dev, identity.MaxPageSize, "")
@@ -87,7 +87,7 @@ func (p *Portal) renderApps(w http.ResponseWriter, r *http.Request, s *devSessio
 	}
 	d.Apps, d.Scopes, d.Mode = apps.Data, p.scopes(), p.d.Identity.Mode()
 	v := s.view("Apps", "apps")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	p.render(w, r, status, "apps", v)
 	return nil
 }
@@ -104,7 +104,7 @@ func (p *Portal) createApp(w http.ResponseWriter, r *http.Request, s *devSession
 		}
 		return p.renderApps(w, r, s, http.StatusUnprocessableEntity, formError(err), appsData{Name: name, Picked: scopes})
 	}
-	return p.renderApp(w, r, s, app, secret, http.StatusCreated, "")
+	return p.renderApp(w, r, s, app, secret, http.StatusCreated, nil)
 }
 
 func (p *Portal) appPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
@@ -112,7 +112,7 @@ func (p *Portal) appPage(w http.ResponseWriter, r *http.Request, s *devSession) 
 	if err != nil {
 		return err
 	}
-	return p.renderApp(w, r, s, app, "", http.StatusOK, "")
+	return p.renderApp(w, r, s, app, "", http.StatusOK, nil)
 }
 
 type appData struct {
@@ -131,7 +131,7 @@ type appData struct {
 	TokenURL    string
 }
 
-func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, secret string, status int, errMsg string) error {
+func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, secret string, status int, failed *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	d := appData{App: app, Secret: secret, Sandbox: p.d.Identity.Mode() == identity.ModeSandbox, TokenURL: p.baseURL() + "/oauth2/token"}
@@ -150,7 +150,7 @@ func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession
 		}
 	}
 	v := s.view(app.Name, "apps")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	if v.Notice == "" && r.URL.Query().Get("payment") != "" {
 		if pay, err := p.d.Bank.Payment(ctx, auth.AppCaller(app.ID), r.URL.Query().Get("payment")); err == nil {
 			d.Payment = pay
@@ -173,7 +173,7 @@ func (p *Portal) rotateSecret(w http.ResponseWriter, r *http.Request, s *devSess
 	if err != nil {
 		return err
 	}
-	return p.renderApp(w, r, s, app, secret, http.StatusOK, "")
+	return p.renderApp(w, r, s, app, secret, http.StatusOK, nil)
 }
 
 func (p *Portal) deleteApp(w http.ResponseWriter, r *http.Request, s *devSession) error {
@@ -198,13 +198,13 @@ func (p *Portal) testPayment(w http.ResponseWriter, r *http.Request, s *devSessi
 		return causeway.Errorf(causeway.ENOTFOUND, "not_found", "test payments exist in sandbox mode only")
 	}
 	if why := denied(app, auth.ScopePaymentsWrite); why != "" {
-		return p.renderApp(w, r, s, app, "", http.StatusForbidden, why)
+		return p.renderApp(w, r, s, app, "", http.StatusForbidden, formMessage(why))
 	}
 	caller := auth.AppCaller(app.ID)
 	debtor, err := p.d.Bank.Account(ctx, caller, r.PostFormValue("from"))
 	if err != nil {
 		if causeway.ErrorKind(err) == causeway.ENOTFOUND {
-			return p.renderApp(w, r, s, app, "", http.StatusUnprocessableEntity, "Pick an account to pay from.")
+			return p.renderApp(w, r, s, app, "", http.StatusUnprocessableEntity, formMessage("Pick an account to pay from.", "from"))
 		}
 		return err
 	}

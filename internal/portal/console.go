@@ -36,7 +36,7 @@ func (p *Portal) consoleHome(w http.ResponseWriter, r *http.Request, s *consoleS
 	if err != nil {
 		return err
 	}
-	v := s.view("Bank console", "console")
+	v := s.view("Overview", "console")
 	v.Notice = notice(r)
 	v.D = map[string]any{
 		"PendingApps": apps.Data, "PendingRequests": reqs.Data, "PendingSPI": regs.Data,
@@ -68,10 +68,10 @@ type limitsForm struct {
 }
 
 func (p *Portal) consoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderConsoleApp(w, r, s, http.StatusOK, "", nil)
+	return p.renderConsoleApp(w, r, s, http.StatusOK, nil, nil)
 }
 
-func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg string, f *limitsForm) error {
+func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr, f *limitsForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	id := r.PathValue("id")
@@ -96,7 +96,7 @@ func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *con
 	a.App = app
 	a.Base = "/console/apps/" + id
 	v := s.view(app.Name, "console-apps")
-	v.Error, v.Notice = errMsg, notice(r)
+	v.Error, v.Notice = failed, notice(r)
 	v.D = map[string]any{"App": app, "Limits": limits, "Custom": custom, "Form": f, "Analytics": a}
 	p.render(w, r, status, "console_app", v)
 	return nil
@@ -192,10 +192,10 @@ var requestStatuses = []string{datashare.StatusAwaitingApproval, datashare.Statu
 	datashare.StatusRevoked, datashare.StatusExpired}
 
 func (p *Portal) consoleDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderDataRequests(w, r, s, http.StatusOK, "")
+	return p.renderDataRequests(w, r, s, http.StatusOK, nil)
 }
 
-func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg string) error {
+func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -208,7 +208,7 @@ func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *c
 		return err
 	}
 	v := s.view("Data-access requests", "console-data")
-	v.Error, v.Notice = errMsg, notice(r)
+	v.Error, v.Notice = failed, notice(r)
 	v.D = map[string]any{"Requests": page.Data, "Next": page.NextCursor, "Status": st, "Statuses": requestStatuses,
 		"Self": r.URL.RequestURI()}
 	p.render(w, r, status, "console_data", v)
@@ -248,10 +248,10 @@ func (p *Portal) consoleDecide(w http.ResponseWriter, r *http.Request, s *consol
 var spiStatuses = []string{spi.StatusPendingActivation, spi.StatusActive, spi.StatusInactive}
 
 func (p *Portal) consoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderConsoleSPI(w, r, s, http.StatusOK, "")
+	return p.renderConsoleSPI(w, r, s, http.StatusOK, nil)
 }
 
-func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, errMsg string) error {
+func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -268,7 +268,7 @@ func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *con
 		maxTimeout[pt.Name] = pt.MaxTimeoutMS
 	}
 	v := s.view("SPI registrations", "console-spi")
-	v.Error, v.Notice = errMsg, notice(r)
+	v.Error, v.Notice = failed, notice(r)
 	v.D = map[string]any{"Regs": page.Data, "Next": page.NextCursor, "Status": q.Get("status"), "Statuses": spiStatuses,
 		"MaxTimeout": maxTimeout, "MinPriority": spi.MinPriority, "MaxPriority": spi.MaxPriority,
 		"Policies": []string{spi.OnFailureReject, spi.OnFailureStandIn, spi.OnFailureNext}, "Self": r.URL.RequestURI()}

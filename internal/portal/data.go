@@ -44,10 +44,10 @@ type requestRow struct {
 }
 
 func (p *Portal) datasetPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	return p.renderDataset(w, r, s, http.StatusOK, "", accessForm{Days: "30", Format: datashare.FormatCSV})
+	return p.renderDataset(w, r, s, http.StatusOK, nil, accessForm{Days: "30", Format: datashare.FormatCSV})
 }
 
-func (p *Portal) renderDataset(w http.ResponseWriter, r *http.Request, s *devSession, status int, errMsg string, f accessForm) error {
+func (p *Portal) renderDataset(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, f accessForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	ds, err := p.d.Datashare.Dataset(ctx, s.Caller(), r.PathValue("id"))
@@ -74,7 +74,7 @@ func (p *Portal) renderDataset(w http.ResponseWriter, r *http.Request, s *devSes
 		}
 	}
 	v := s.view(ds.Name, "data")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	p.render(w, r, status, "dataset", v)
 	return nil
 }

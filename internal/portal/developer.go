@@ -3,6 +3,7 @@ package portal
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +17,7 @@ import (
 func (p *Portal) home(w http.ResponseWriter, r *http.Request) error {
 	s := p.developer(r)
 	if s == nil {
-		v := &view{Title: "Causeway", Section: "home", Notice: notice(r)}
+		v := &view{Section: "home", Notice: notice(r)}
 		p.render(w, r, http.StatusOK, "landing", v)
 		return nil
 	}
@@ -70,7 +71,12 @@ func (p *Portal) signup(w http.ResponseWriter, r *http.Request) error {
 		if !isFormError(err) && status != http.StatusTooManyRequests {
 			return err
 		}
-		v := &view{Title: "Sign up", Section: "signup", CSRF: p.preSession(w, r), Error: formError(err), D: f}
+		fe := formError(err)
+		if causeway.ErrorCode(err) == "email_taken" {
+			fe.Message = "An account with this email already exists."
+			fe.Action = &link{Href: "/login?email=" + url.QueryEscape(f.Email), Text: "Log in instead"}
+		}
+		v := &view{Title: "Sign up", Section: "signup", CSRF: p.preSession(w, r), Error: fe, D: f}
 		p.render(w, r, status, "signup", v)
 		return nil
 	}
@@ -100,7 +106,7 @@ func (p *Portal) loginForm(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	v := &view{Title: "Log in", Section: "login", CSRF: p.preSession(w, r), Notice: notice(r),
-		D: credentialsForm{Next: safeNext(r.URL.Query().Get("next"))}}
+		D: credentialsForm{Email: strings.TrimSpace(r.URL.Query().Get("email")), Next: safeNext(r.URL.Query().Get("next"))}}
 	p.render(w, r, http.StatusOK, "login", v)
 	return nil
 }

@@ -16,6 +16,8 @@
 //
 // JavaScript is optional: a few lines copy values to the clipboard, forget
 // a one-time secret from the address bar, and follow the delivery log live.
+// Static files are served under content-hashed names and cached for a year
+// (assets.go); the server gzips pages (httpapi.Compress).
 package portal
 
 import (
@@ -29,6 +31,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +56,15 @@ var templateFiles embed.FS
 
 //go:embed static
 var staticFiles embed.FS
+
+// static are the embedded static files under their content-hashed names.
+var static = func() *assets {
+	sub, err := fs.Sub(staticFiles, "static")
+	if err != nil {
+		panic(err)
+	}
+	return loadAssets(sub)
+}()
 
 // Deps are the services the portal drives, and how it runs.
 type Deps struct {
@@ -122,8 +134,8 @@ func New(d Deps) *Portal {
 // its own sessions.
 func (p *Portal) Register(srv *httpapi.Server) {
 	p.srv = srv
-	static, _ := fs.Sub(staticFiles, "static")
-	srv.Handle("GET /static/", p.secure(http.StripPrefix("/static/", staticHandler(static))))
+	srv.Handle("GET /static/", p.secure(static))
+	srv.Handle("GET /favicon.ico", p.secure(http.HandlerFunc(static.favicon)))
 
 	anon := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 		srv.Handle(pattern, p.secure(p.anon(h)))
@@ -203,9 +215,13 @@ type view struct {
 	Dev     *auth.Developer
 	Console bool
 	CSRF    string
-	// Notice is a confirmation, Error a failure, shown above the content.
+	// Description is the page's meta description; render fills in the
+	// page's own (descriptions) when it is empty.
+	Description string
+	// Notice is a confirmation, Error a failed form, shown above the
+	// content.
 	Notice string
-	Error  string
+	Error  *formErr
 	D      any
 }
 
@@ -234,6 +250,9 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page
 	if !ok {
 		panic("portal: no page template " + page)
 	}
+	if v.Description == "" {
+		v.Description = descriptions[page]
+	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
 		p.logger(r).Error("portal: rendering failed", "page", page, "error", err.Error())
@@ -245,6 +264,40 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
+}
+
+// descriptions are the pages' meta descriptions, by template: what a
+// search result or a shared link says about the page.
+var descriptions = map[string]string{
+	"landing":          "Causeway is the bank's developer platform: call its APIs, receive its events as they happen, plug your logic into its processes and work with its data, encrypted end to end.",
+	"signup":           "Create a free Causeway developer account to build on the bank's APIs, events, SPIs and datasets.",
+	"login":            "Log in to the Causeway developer portal.",
+	"reference":        "The Causeway API reference: every operation of the public and bank APIs, with its parameters, bodies and scopes, and a form to try it.",
+	"try":              "Try an operation of the Causeway API from the browser and see its request and answer.",
+	"dashboard":        "Your apps on Causeway at a glance: their status and webhooks.",
+	"apps":             "Create and manage your Causeway apps and their client credentials.",
+	"app":              "An app's client credentials, rate limit and sandbox test payments.",
+	"analytics":        "An app's API calls, errors and latency over time.",
+	"webhooks":         "An app's webhook subscriptions: which events go to which endpoint.",
+	"webhook":          "A webhook subscription: its signing secret and its live delivery log.",
+	"spi":              "An app's SPI registrations: the endpoints the bank calls inside its processes.",
+	"registration":     "An SPI registration: its endpoint, signing secret and settings.",
+	"events":           "The catalog of bank events: each type with its description, JSON Schema and an example.",
+	"points":           "The bank's extension points: where its processes call a developer's endpoint, with the request and answer each expects.",
+	"datasets":         "The bank's datasets: schema and sample of each, and access on request, delivered encrypted to your key.",
+	"dataset":          "A dataset's schema and sample rows, and the form to request access to it.",
+	"data_requests":    "Your data-access requests and the bank's decisions.",
+	"data_request":     "A data-access request: its status, and how to pull the data once the bank approves it.",
+	"error":            "Causeway could not show this page.",
+	"console_login":    "The Causeway bank console, for the bank's staff: log in with the admin token.",
+	"console_home":     "The bank console: apps awaiting approval, data requests to decide and SPIs to activate.",
+	"console_apps":     "Every app on the platform, with its status, and approval and suspension.",
+	"console_app":      "An app as the bank sees it: its details, rate limit, quota and usage.",
+	"console_data":     "Data-access requests to approve, reject or revoke.",
+	"console_spi":      "SPI registrations to activate, configure and deactivate.",
+	"console_grants":   "Customer grants: which app may see which customer.",
+	"console_datasets": "The dataset catalog, and the form to publish a dataset.",
+	"console_health":   "Platform health: request traffic, event delivery backlogs and SPI circuit breakers.",
 }
 
 // fail renders err as an error page: its status comes from the one
@@ -341,14 +394,6 @@ var textareas = func() map[string]bool {
 	return names
 }()
 
-func staticHandler(fsys fs.FS) http.Handler {
-	files := http.FileServerFS(fsys)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		files.ServeHTTP(w, r)
-	})
-}
-
 // redirect sends the browser to url after a POST (see other: the next
 // request is a GET, so a reload does not repeat the action).
 func redirect(w http.ResponseWriter, r *http.Request, url string) {
@@ -383,14 +428,69 @@ var notices = map[string]string{
 
 func notice(r *http.Request) string { return notices[r.URL.Query().Get("done")] }
 
-// formError is a failed form: the error's message is for the person
-// filling the form in (a domain error's message says what to change).
-func formError(err error) string {
+// formErr is a failed form as its page shows it: a message for the
+// person filling it in, the fields it is about and, sometimes, what to do
+// instead. The layout shows it in the error summary, which takes the focus;
+// each field it names carries aria-invalid and points at the summary
+// (see fieldAttrs).
+type formErr struct {
+	Message string
+	// Fields are the names of the form fields the message is about.
+	Fields []string
+	// Action is a link the message suggests following.
+	Action *link
+}
+
+type link struct{ Href, Text string }
+
+// formError is a failed form: a domain error's message says what to
+// change (its code names the field, see fieldsByCode); anything else is
+// our fault.
+func formError(err error) *formErr {
 	var ce *causeway.Error
-	if errors.As(err, &ce) && ce.Kind != causeway.EINTERNAL {
-		return ce.Message
+	if !errors.As(err, &ce) || ce.Kind == causeway.EINTERNAL {
+		return &formErr{Message: "Something went wrong on our side. Try again in a moment."}
 	}
-	return "Something went wrong on our side. Try again in a moment."
+	return &formErr{Message: ce.Message, Fields: fieldsByCode[ce.Code]}
+}
+
+// formMessage is a failed form the portal itself refuses.
+func formMessage(msg string, fields ...string) *formErr {
+	return &formErr{Message: msg, Fields: fields}
+}
+
+// fieldsByCode are the form fields (by name) a domain error's code is
+// about. Forms name their fields as the API names its members, so one
+// table serves every form.
+var fieldsByCode = map[string][]string{
+	"invalid_email":        {"email"},
+	"email_taken":          {"email"},
+	"weak_password":        {"password"},
+	"invalid_organization": {"organization"},
+	"invalid_credentials":  {"email", "password"},
+	"invalid_name":         {"name"},
+	"invalid_url":          {"url"},
+	"invalid_filter":       {"filter"},
+	"invalid_purpose":      {"purpose"},
+	"invalid_recipient":    {"recipient"},
+	"invalid_duration":     {"duration_days"},
+	"invalid_amount":       {"amount"},
+	"customer_not_found":   {"customer_id"},
+}
+
+// fieldAttrs are the attributes of a form field: aria-invalid and a
+// pointer to the error summary when the failed form is about it, and its
+// own hints (ids) in aria-describedby.
+func fieldAttrs(v *view, name string, hints ...string) template.HTMLAttr {
+	var attrs string
+	if v != nil && v.Error != nil && slices.Contains(v.Error.Fields, name) {
+		attrs = `aria-invalid="true" `
+		hints = append([]string{"form-error"}, hints...)
+	}
+	if len(hints) > 0 {
+		attrs += `aria-describedby="` + template.HTMLEscapeString(strings.Join(hints, " ")) + `"`
+	}
+	return template.HTMLAttr(strings.TrimSpace(attrs))
 }
 
 // isFormError reports whether err is the caller's to fix (a 4xx other than
@@ -410,6 +510,8 @@ func bounded(r *http.Request) (context.Context, context.CancelFunc) {
 }
 
 var funcs = template.FuncMap{
+	"asset": static.url,
+	"field": fieldAttrs,
 	"time":  fmtTime,
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"ms":    fmtMS,

@@ -66,6 +66,9 @@ func TestPortal(t *testing.T) {
 		{"ConsoleShowsPlatformHealth", testConsoleShowsPlatformHealth},
 		{"UnknownPagesAreAnHTMLPageForBrowsers", testUnknownPagesAreAnHTMLPageForBrowsers},
 		{"DeveloperRotatesAnSPISecret", testDeveloperRotatesAnSPISecret},
+		{"StaticFilesAreHashedAndCachedForAYear", testStaticFilesAreHashedAndCachedForAYear},
+		{"PagesHaveTheirOwnTitlesAndDescriptions", testPagesHaveTheirOwnTitlesAndDescriptions},
+		{"FailedFormsMarkTheirFieldsAndTakeTheFocus", testFailedFormsMarkTheirFieldsAndTakeTheFocus},
 		{"BrowserPageStreamsEventsWithATicket", testBrowserPageStreamsEventsWithATicket},
 		{"BrowserReconnectsAfterAnExpiredLastEventID", testBrowserReconnectsAfterAnExpiredLastEventID},
 	} {
@@ -120,6 +123,9 @@ func testDeveloperGoesFromSignUpToADeliveredWebhook(t *testing.T, n *platformtes
 	if len(secret) < 20 {
 		t.Fatalf("client secret = %q", secret)
 	}
+	// The one-time secret takes the focus, so a screen reader announces
+	// its heading.
+	waitFor(t, ctx, "the focus on the secret", `document.activeElement && document.activeElement.id === "secret-panel"`, 10*time.Second)
 	screenshot(t, ctx, "03-app-secret-once")
 	appPath := location(t, ctx).Path
 	if !strings.HasPrefix(appPath, "/apps/app_") {
@@ -248,10 +254,17 @@ func testDeveloperGoesFromSignUpToADeliveredWebhook(t *testing.T, n *platformtes
 	}
 	screenshot(t, ctx, "15-dataset")
 
-	// At phone width the app page still fits: nothing scrolls sideways.
+	// At phone width the app page still fits: nothing scrolls sideways,
+	// every tab is in view, and the header stays compact.
 	do(t, ctx, "phone width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(n.URL+"/apps/"+appID))
 	if eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`) {
 		t.Error("the app page scrolls sideways at phone width")
+	}
+	if hidden := eval[[]string](t, ctx, `[...document.querySelectorAll(".tabs a")].filter(a => { const r = a.getBoundingClientRect(); return r.right > window.innerWidth || r.left < 0 }).map(a => a.textContent)`); len(hidden) > 0 {
+		t.Errorf("tabs out of view at phone width: %q", hidden)
+	}
+	if h := eval[float64](t, ctx, `document.querySelector("header.top").getBoundingClientRect().height`); h > 96 {
+		t.Errorf("the header is %.0f px high at phone width", h)
 	}
 	screenshot(t, ctx, "16-app-phone")
 
@@ -370,6 +383,24 @@ func testBankApprovesADataRequestInTheConsole(t *testing.T, n *platformtest.Node
 	screenshot(t, ctx, "34-console-app")
 	navigate(t, ctx, n.URL+"/console/spi")
 	screenshot(t, ctx, "35-console-spi")
+
+	// On a phone the console's tables are cards: no table scrolls inside
+	// a narrow box, and the page does not scroll sideways.
+	do(t, ctx, "phone width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(n.URL+"/console/apps"))
+	if eval[int](t, ctx, `document.querySelectorAll("#console-apps tbody tr").length`) == 0 {
+		t.Fatal("the console's app table is empty")
+	}
+	if boxed := eval[int](t, ctx, `[...document.querySelectorAll(".table-wrap")].filter(w => w.scrollWidth > w.clientWidth + 1).length`); boxed > 0 {
+		t.Errorf("%d tables scroll inside their box at phone width", boxed)
+	}
+	if eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`) {
+		t.Error("the console's apps page scrolls sideways at phone width")
+	}
+	if h := eval[float64](t, ctx, `document.querySelector("header.top").getBoundingClientRect().height`); h > 96 {
+		t.Errorf("the console header is %.0f px high at phone width", h)
+	}
+	screenshot(t, ctx, "37-console-apps-phone")
+	do(t, ctx, "back to desktop", chromedp.EmulateViewport(1280, 900))
 
 	// The developer's view of the approved request has the pull command.
 	c := formClient(t)

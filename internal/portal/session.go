@@ -277,7 +277,7 @@ func (p *Portal) consoleLoginForm(w http.ResponseWriter, r *http.Request) error 
 		redirect(w, r, "/console")
 		return nil
 	}
-	v := &view{Title: "Bank console", Console: true, CSRF: p.preSession(w, r), Notice: notice(r)}
+	v := &view{Title: "Log in", Console: true, CSRF: p.preSession(w, r), Notice: notice(r)}
 	p.render(w, r, http.StatusOK, "console_login", v)
 	return nil
 }
@@ -286,7 +286,7 @@ func (p *Portal) consoleLogin(w http.ResponseWriter, r *http.Request) error {
 	fingerprint, ok := p.adminTokenMatches(strings.TrimSpace(r.PostFormValue("token")))
 	if !ok {
 		p.log.Warn("portal: console login refused", "remote", r.RemoteAddr)
-		v := &view{Title: "Bank console", Console: true, CSRF: p.preSession(w, r), Error: "That is not the bank's admin token."}
+		v := &view{Title: "Log in", Console: true, CSRF: p.preSession(w, r), Error: formMessage("That is not the bank's admin token.", "token")}
 		p.render(w, r, http.StatusUnauthorized, "console_login", v)
 		return nil
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/causewayhq/causeway/internal/platform"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
 	"github.com/causewayhq/causeway/internal/portal"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // clock is a test clock the nodes' sessions expire by; a test moves it
@@ -261,7 +262,7 @@ func TestConsoleCookieReplayedAfterLogoutIsRefused(t *testing.T) {
 		var b *platformtest.Node
 		if rt.Name == platformtest.ScaleOut.Name {
 			second := cfg
-			second.DataDir = t.TempDir()
+			second.DataDir = testkit.DataDir(t)
 			b = platformtest.Start(t, second)
 		}
 		c := consoleLogInAs(t, a.URL, platformtest.AdminToken)

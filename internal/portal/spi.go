@@ -37,10 +37,10 @@ func (p *Portal) pointsPage(w http.ResponseWriter, r *http.Request, s *devSessio
 }
 
 func (p *Portal) spiPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	return p.renderSPI(w, r, s, http.StatusOK, "", registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, nil, "")
+	return p.renderSPI(w, r, s, http.StatusOK, nil, registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, nil, "")
 }
 
-func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession, status int, errMsg string, f registrationForm, created *spi.Registration, secret string) error {
+func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, f registrationForm, created *spi.Registration, secret string) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	app, err := p.d.Identity.App(ctx, s.Dev, r.PathValue("id"))
@@ -57,7 +57,7 @@ func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession
 	}
 	d.Regs = regs.Data
 	v := s.view("SPIs: "+app.Name, "apps")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	if secret != "" {
 		w.Header().Set("Cache-Control", "no-store")
 	}
@@ -86,7 +86,7 @@ func (p *Portal) createRegistration(w http.ResponseWriter, r *http.Request, s *d
 			reg, secret, err = p.d.SPI.CreateRegistration(ctx, auth.AppCaller(app.ID), spi.NewRegistration{
 				ExtensionPoint: f.Point, URL: f.URL, Scope: f.Scope, TimeoutMS: timeout, OnFailure: f.OnFailure})
 			if err == nil {
-				return p.renderSPI(w, r, s, http.StatusCreated, "", registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, reg, secret)
+				return p.renderSPI(w, r, s, http.StatusCreated, nil, registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, reg, secret)
 			}
 		}
 	}

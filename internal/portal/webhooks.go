@@ -51,10 +51,10 @@ type webhooksData struct {
 }
 
 func (p *Portal) webhooksPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	return p.renderWebhooks(w, r, s, http.StatusOK, "", webhookForm{})
+	return p.renderWebhooks(w, r, s, http.StatusOK, nil, webhookForm{})
 }
 
-func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSession, status int, errMsg string, f webhookForm) error {
+func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, f webhookForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	app, err := p.d.Identity.App(ctx, s.Dev, r.PathValue("id"))
@@ -71,7 +71,7 @@ func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSe
 	}
 	d.Groups = groupTypes(types)
 	v := s.view("Webhooks: "+app.Name, "apps")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	p.render(w, r, status, "webhooks", v)
 	return nil
 }
@@ -102,7 +102,7 @@ func (p *Portal) createWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 		}
 		return p.renderWebhooks(w, r, s, http.StatusUnprocessableEntity, formError(err), f)
 	}
-	return p.renderWebhook(w, r, s, app, sub, http.StatusCreated, "")
+	return p.renderWebhook(w, r, s, app, sub, http.StatusCreated, nil)
 }
 
 type webhookData struct {
@@ -133,10 +133,10 @@ func (p *Portal) webhookPage(w http.ResponseWriter, r *http.Request, s *devSessi
 	if err != nil {
 		return err
 	}
-	return p.renderWebhook(w, r, s, app, sub, http.StatusOK, "")
+	return p.renderWebhook(w, r, s, app, sub, http.StatusOK, nil)
 }
 
-func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, sub *webhooks.Subscription, status int, errMsg string) error {
+func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, sub *webhooks.Subscription, status int, failed *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -156,7 +156,7 @@ func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 	}
 	d.Live = d.Outcome == "" && q.Get("cursor") == "" && sub.Status == webhooks.StatusActive
 	v := s.view("Webhook "+sub.ID, "apps")
-	v.Error, v.Notice, v.D = errMsg, notice(r), d
+	v.Error, v.Notice, v.D = failed, notice(r), d
 	p.render(w, r, status, "webhook", v)
 	return nil
 }
@@ -242,7 +242,7 @@ func (p *Portal) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, s *
 	if err != nil {
 		return err
 	}
-	return p.renderWebhook(w, r, s, app, sub, http.StatusOK, "")
+	return p.renderWebhook(w, r, s, app, sub, http.StatusOK, nil)
 }
 
 // liveDelivery is one delivery as the live log shows it.

@@ -6,10 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/spi/spitest"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 	"github.com/causewayhq/causeway/internal/testkit"
@@ -158,4 +161,64 @@ func TestActivationRacingTheAppsDeletionLeavesItDeleted(t *testing.T) {
 			t.Errorf("status after the race = %s, want deleted", got.Status)
 		}
 	})
+}
+
+// An app rotating one registration's secret from two places at once, on
+// PostgreSQL with both rotations made to read the same secret before
+// either writes (a row lock held until both wait on it): without a
+// compare-and-set both would answer 200, and the second would keep the
+// first one's new secret out of the overlap, so an endpoint configured
+// with it would refuse every call. One wins; the other is told its
+// rotation lost; the overlap keeps the secret the winner replaced.
+func TestConcurrentSecretRotationsKeepTheOverlapHonest(t *testing.T) {
+	db := storetest.OpenPostgres(t)
+	s := newService(t, db)
+	srv := spitest.New(t, approve(1, "ok"))
+	r, original := appReg(t, s, "app_a", core.PointFraudCheck, srv.URL, spi.NewRegistration{})
+	ctx := context.Background()
+
+	lock, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	var lockPID int
+	if err := lock.QueryRowContext(ctx, `SELECT pg_backend_pid() FROM spi_registrations WHERE id = $1 FOR UPDATE`, r.ID).Scan(&lockPID); err != nil {
+		t.Fatal(err)
+	}
+	secrets := make([]string, 2)
+	done := make(chan []error)
+	go func() {
+		done <- testkit.Race(2, func(i int) error {
+			_, secret, err := s.RotateSecret(ctx, auth.AppCaller("app_a"), r.ID)
+			secrets[i] = secret
+			return err
+		})
+	}()
+	testkit.WaitFor(t, "both rotations waiting on the row lock", func() bool {
+		var waiting int
+		// The first waits on the lock, the second on the first.
+		err := db.QueryRowContext(ctx, `WITH first AS (SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)))
+			SELECT count(*) FROM pg_stat_activity
+			WHERE pid IN (SELECT pid FROM first) OR pg_blocking_pids(pid) && ARRAY(SELECT pid FROM first)`, lockPID).Scan(&waiting)
+		return err == nil && waiting == 2
+	})
+	lock.Rollback()
+	winner := testkit.OneWinner(t, <-done, causeway.ECONFLICT, "secret_changed")
+
+	call(t, s, "app_a")
+	req, ok := srv.Last()
+	if !ok {
+		t.Fatal("no call")
+	}
+	verifies := func(secret string) bool {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wh.Verify(req.Body, req.Header) == nil
+	}
+	if !verifies(secrets[winner]) || !verifies(original) {
+		t.Errorf("after the race: the winner's secret verifies %v, the one it replaced %v; want both", verifies(secrets[winner]), verifies(original))
+	}
 }

@@ -127,7 +127,8 @@ const SecretOverlap = 24 * time.Hour
 // RotateSecret gives an app's registration a new signing secret and
 // returns it (shown once). For SecretOverlap, calls carry signatures with
 // both the new and the previous secret, so the endpoint can switch to the
-// new one without refusing a call.
+// new one without refusing a call. Of rotations at once, one wins; the
+// others are ECONFLICT secret_changed.
 func (s *Service) RotateSecret(ctx context.Context, caller auth.Caller, id string) (*Registration, string, error) {
 	secret := stdwebhooks.NewSecret()
 	var out *Registration
@@ -140,10 +141,20 @@ func (s *Service) RotateSecret(ctx context.Context, caller auth.Caller, id strin
 		until := now.Add(SecretOverlap)
 		r.sealedPrevious, r.sealedSecret = r.sealedSecret, s.sealer.Seal(secret)
 		r.PreviousSecretExpiresAt, r.UpdatedAt = &until, now
-		_, err = tx.ExecContext(ctx, `UPDATE spi_registrations SET secret = $1, previous_secret = $2, previous_expires_at = $3, updated_at = $4
-			WHERE id = $5`, r.sealedSecret, r.sealedPrevious, store.Micros(until), store.Micros(now), id)
+		// Compare-and-set on the secret read: of two rotations at once,
+		// the second would otherwise keep the first one's new secret out
+		// of the overlap, and the endpoint configured with it would refuse
+		// every call.
+		res, err := tx.ExecContext(ctx, `UPDATE spi_registrations SET secret = $1, previous_secret = $2, previous_expires_at = $3, updated_at = $4
+			WHERE id = $5 AND secret = $6`, r.sealedSecret, r.sealedPrevious, store.Micros(until), store.Micros(now), id, r.sealedPrevious)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return causeway.Errorf(causeway.ECONFLICT, "secret_changed", "the secret of SPI registration %s was rotated meanwhile; rotate again if you need a secret of your own", id)
+		}
 		out = r
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, "", err

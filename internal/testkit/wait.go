@@ -23,3 +23,14 @@ func WaitStatus(t testing.TB, url string, want int) {
 		}
 	}
 }
+
+// WaitFor polls cond until it holds and fails t if it does not within 30 s
+// (a bound against a hang, not a timing assertion).
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+	}
+}

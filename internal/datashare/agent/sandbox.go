@@ -18,14 +18,21 @@ import (
 // only. That is the agent's privilege: it is the bank-side component; the
 // hub's packages go through the bank's API.
 
+// transactionRows and loanRows say which rows the two generators write;
+// RowCounter counts the same.
+const (
+	transactionRows = `FROM core_postings p
+		JOIN core_accounts a ON a.id = p.account_id
+		JOIN core_entries e ON e.id = p.entry_id
+		WHERE a.customer_id IS NOT NULL`
+	loanRows = `FROM core_loans`
+)
+
 // transactions writes pseudonymized-transactions: every posting on a
 // customer account, with ids hashed and no names, IBANs or free text.
 func (a *Agent) transactions(ctx context.Context, w io.Writer, format string) error {
 	rows, err := a.db.QueryContext(ctx, `SELECT p.account_id, a.customer_id, a.product, p.amount, p.currency, p.description, p.booked_at, e.kind
-		FROM core_postings p
-		JOIN core_accounts a ON a.id = p.account_id
-		JOIN core_entries e ON e.id = p.entry_id
-		WHERE a.customer_id IS NOT NULL
+		`+transactionRows+`
 		ORDER BY p.booked_at, p.id`)
 	if err != nil {
 		return fmt.Errorf("reading transactions: %w", err)
@@ -97,7 +104,7 @@ func category(kind, description string) string {
 // loans writes loan-performance.
 func (a *Agent) loans(ctx context.Context, w io.Writer, format string) error {
 	rows, err := a.db.QueryContext(ctx, `SELECT id, customer_id, amount, currency, term_months, purpose, status, rate_bp, monthly_payment, score, created_at, funded_at
-		FROM core_loans ORDER BY created_at, id`)
+		`+loanRows+` ORDER BY created_at, id`)
 	if err != nil {
 		return fmt.Errorf("reading loans: %w", err)
 	}
@@ -175,16 +182,44 @@ func purposeCategory(s string) string {
 	return "other"
 }
 
-// SandboxDatasets are the catalog entries of the sandbox's built-in
-// datasets, with row counts read from db (counts only: no row leaves the
-// agent). The platform publishes them with datashare.Service.EnsureDataset.
-func SandboxDatasets(ctx context.Context, db *store.DB) ([]datashare.NewDataset, error) {
-	var txns, loans int64
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM core_postings p JOIN core_accounts a ON a.id = p.account_id WHERE a.customer_id IS NOT NULL`).Scan(&txns); err != nil {
-		return nil, fmt.Errorf("counting transactions: %w", err)
+// RowCounter counts the rows the sandbox generators would write now, for
+// the hub's catalog (datashare.Options.Rows): counts only, no row leaves
+// the agent.
+type RowCounter struct {
+	// DB is the bank's database, the one the generators read.
+	DB *store.DB
+}
+
+// CountRows implements datashare.RowCounter.
+func (c RowCounter) CountRows(ctx context.Context, generator string) (int64, bool, error) {
+	var from string
+	switch generator {
+	case datashare.GenPseudonymizedTransactions:
+		from = transactionRows
+	case datashare.GenLoanPerformance:
+		from = loanRows
+	default:
+		return 0, false, nil
 	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM core_loans`).Scan(&loans); err != nil {
-		return nil, fmt.Errorf("counting loans: %w", err)
+	var n int64
+	if err := c.DB.QueryRowContext(ctx, `SELECT count(*) `+from).Scan(&n); err != nil {
+		return 0, false, fmt.Errorf("counting %s: %w", generator, err)
+	}
+	return n, true, nil
+}
+
+// SandboxDatasets are the catalog entries of the sandbox's built-in
+// datasets, with row counts read from db (RowCounter). The platform
+// publishes them with datashare.Service.EnsureDataset.
+func SandboxDatasets(ctx context.Context, db *store.DB) ([]datashare.NewDataset, error) {
+	count := RowCounter{DB: db}
+	txns, _, err := count.CountRows(ctx, datashare.GenPseudonymizedTransactions)
+	if err != nil {
+		return nil, err
+	}
+	loans, _, err := count.CountRows(ctx, datashare.GenLoanPerformance)
+	if err != nil {
+		return nil, err
 	}
 	const licence = "Sandbox data for development and model training only. Pseudonymized: do not attempt to re-identify customers. " +
 		"Access ends at the grant's expiry; delete copies then."

@@ -24,6 +24,24 @@
     }
   });
 
+  // A page that answers a form moves the focus to what the person must act
+  // on: the error summary, or a one-time secret with its heading. The
+  // autofocus attribute does it; this covers browsers that ignore it on an
+  // element that is not a form field.
+  var focus = document.querySelector("[autofocus]");
+  if (focus && document.activeElement !== focus) focus.focus();
+
+  // Stacked tables (.table-wrap.stack) are laid out as blocks on phones;
+  // explicit roles keep them tables for screen readers whatever the CSS.
+  document.querySelectorAll(".table-wrap.stack table").forEach(function (t) {
+    t.setAttribute("role", "table");
+    t.querySelectorAll("thead, tbody").forEach(function (g) { g.setAttribute("role", "rowgroup"); });
+    t.querySelectorAll("tr").forEach(function (r) { r.setAttribute("role", "row"); });
+    t.querySelectorAll("thead th").forEach(function (c) { c.setAttribute("role", "columnheader"); });
+    t.querySelectorAll("tbody th").forEach(function (c) { c.setAttribute("role", "rowheader"); });
+    t.querySelectorAll("td").forEach(function (c) { c.setAttribute("role", "cell"); });
+  });
+
   // A one-time secret is the answer to a POST. Point the address bar at the
   // page's own URL, so a reload is a GET that no longer shows the secret
   // (and does not repeat the action).

@@ -1,0 +1,34 @@
+package testkit
+
+import (
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// Fetch GETs url with the given request headers and returns the answer
+// with its body as the server sent it: the transport does not ask for or
+// decode gzip on its own, and redirects are not followed.
+func Fetch(t testing.TB, url string, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableCompression: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, b
+}
