@@ -50,6 +50,9 @@ type App struct {
 	DeveloperID string
 	// Scopes are the scopes of the access token (at most the app's).
 	Scopes []string
+	// Generation is the app's token generation the credential was issued
+	// in; every suspension starts a new one (see package identity).
+	Generation int64
 }
 
 // HasScope reports whether the token carries scope.

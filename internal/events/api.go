@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -15,9 +16,10 @@ import (
 
 // Register adds the events routes:
 //
-//   - GET /v1/event-types, GET /v1/events, GET /v1/events/stream: for apps
-//     with the events:read scope; the gateway authenticates them and puts
-//     the app in the context;
+//   - GET /v1/event-types, GET /v1/events, GET /v1/events/stream, POST
+//     /v1/events/stream-tickets: for apps with the events:read scope; the
+//     gateway authenticates them and puts the app in the context (for the
+//     stream, also from a stream ticket);
 //   - GET and POST /bank/v1/event-types, POST /bank/v1/events: for the bank
 //     (admin token).
 func (s *Service) Register(srv *httpapi.Server) {
@@ -40,8 +42,23 @@ func (s *Service) Register(srv *httpapi.Server) {
 			"even when more events follow.",
 		Tags: tags, Security: read,
 	}, h.listEvents)
-	srv.HandleSecured("GET /v1/events/stream", read, http.HandlerFunc(s.serveStream))
-	srv.API.OpenAPI().AddOperation(streamOperation(read, tags))
+	huma.Register(srv.API, httpapi.NoStore(huma.Operation{
+		OperationID: "create-stream-ticket", Method: http.MethodPost, Path: "/v1/events/stream-tickets",
+		Summary: "Get a ticket to open the event stream from a browser",
+		Description: "A browser's EventSource cannot send an Authorization header, and an access token does not belong " +
+			"in a URL (proxy logs, browser history). Your back end calls this with the app's access token and hands " +
+			"the ticket to the web page, which opens `new EventSource(\"/v1/events/stream?ticket=\" + ticket)`. " +
+			"The ticket is bound to this app, carries the events:read scope only, expires a minute after it is issued " +
+			"and works once: any later use, on any node, is 401 invalid_ticket. EventSource reconnects to the same " +
+			"URL, so when a ticket stream ends the page gets a new ticket and opens a new EventSource with " +
+			"after=<the last event id it received>. Only a hash of the ticket is stored.",
+		Tags: tags, Security: read, DefaultStatus: http.StatusCreated,
+		Errors: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests},
+	}), h.createTicket)
+	// The stream also takes a stream ticket, for browsers.
+	stream := []map[string][]string{read[0], {httpapi.SchemeStreamTicket: {}}}
+	srv.HandleSecured("GET /v1/events/stream", stream, http.HandlerFunc(s.serveStream))
+	srv.API.OpenAPI().AddOperation(streamOperation(stream, tags))
 
 	bank := srv.Bank
 	huma.Register(bank, huma.Operation{
@@ -72,6 +89,34 @@ func (s *Service) Register(srv *httpapi.Server) {
 }
 
 type handlers struct{ s *Service }
+
+// StreamTicket is a ticket for GET /v1/events/stream?ticket=.
+type StreamTicket struct {
+	Ticket    string    `json:"ticket" doc:"Pass as the query parameter ticket of GET /v1/events/stream; shown once, works once"`
+	ExpiresAt time.Time `json:"expires_at" doc:"Unused after this, the ticket is refused"`
+	ExpiresIn int       `json:"expires_in" doc:"Seconds until expires_at"`
+}
+
+type ticketOutput struct {
+	Status int
+	Body   StreamTicket
+}
+
+func (h *handlers) createTicket(ctx context.Context, _ *struct{}) (*ticketOutput, error) {
+	app, ok := auth.AppFrom(ctx)
+	if !ok {
+		return nil, errNoApp
+	}
+	if h.s.tickets == nil {
+		return nil, causeway.Errorf(causeway.EUNAVAILABLE, "tickets_unavailable", "this node issues no stream tickets")
+	}
+	ticket, expires, err := h.s.tickets.IssueStreamTicket(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	return &ticketOutput{Status: http.StatusCreated, Body: StreamTicket{
+		Ticket: ticket, ExpiresAt: expires.UTC(), ExpiresIn: max(0, int(time.Until(expires).Round(time.Second).Seconds()))}}, nil
+}
 
 // EventTypeList is the catalog.
 type EventTypeList struct {
@@ -297,15 +342,34 @@ var maxAfter = 512
 // streamOperation documents GET /v1/events/stream, which is served outside
 // huma.
 func streamOperation(security []map[string][]string, tags []string) *huma.Operation {
+	problem := func(what string) *huma.Response {
+		return &huma.Response{Description: what, Content: map[string]*huma.MediaType{"application/problem+json": {
+			Schema: &huma.Schema{Ref: "#/components/schemas/Problem"},
+		}}}
+	}
+	maxTicket := 128
 	return &huma.Operation{
 		OperationID: "stream-events", Method: http.MethodGet, Path: "/v1/events/stream",
 		Summary: "Stream events (Server-Sent Events)",
-		Description: "The events this app may see as Server-Sent Events: id (the event id), event (its type) and data " +
-			"(the CloudEvent as JSON). Resumes after the Last-Event-ID header or the after parameter (an event id or a " +
-			"pull cursor); without either it starts with new events. A comment line (: ping) is sent every 15 seconds.",
+		Description: "The events this app may see as Server-Sent Events, for EventSource and every other SSE client. " +
+			"Each event is a message with an id (the event id) and data (the CloudEvent as JSON, whose type says what it " +
+			"is) and no event field, so EventSource's onmessage receives it. A comment line (: ping) is sent every 15 " +
+			"seconds.\n\n" +
+			"Resumes after the Last-Event-ID header (EventSource sends it when it reconnects) or the after parameter " +
+			"(an event id or a pull cursor); without either it starts with new events. When it cannot resume there " +
+			"(the event expired, or is not one this app may see) it still answers 200, and starts at the oldest " +
+			"retained event after a message named reset, without an id, whose data is " +
+			"{\"reason\": \"unknown_event\" or \"events_expired\", \"detail\": \"…\"}: the client may have missed " +
+			"events, and will see some again (de-duplicate on the event id).\n\n" +
+			"From a browser, authenticate with a ticket from POST /v1/events/stream-tickets in the ticket parameter " +
+			"(EventSource cannot send an Authorization header; access tokens in the query are refused). The answer " +
+			"carries Access-Control-Allow-Origin: *, so a page on the app's own origin can read it. A node that shuts " +
+			"down ends its streams with a last message holding only a retry field (1 to 4 seconds): reconnect then, " +
+			"with Last-Event-ID, to reach another node.",
 		Tags: tags, Security: security,
 		Parameters: []*huma.Param{
 			{Name: "after", In: "query", Description: "An event id or a pull cursor to resume after", Schema: &huma.Schema{Type: huma.TypeString, MaxLength: &maxAfter}},
+			{Name: "ticket", In: "query", Description: "A stream ticket from POST /v1/events/stream-tickets, instead of an Authorization header", Schema: &huma.Schema{Type: huma.TypeString, MaxLength: &maxTicket}},
 			{Name: "Last-Event-ID", In: "header", Description: "The id of the last event received, sent by EventSource on reconnect", Schema: &huma.Schema{Type: huma.TypeString, MaxLength: &maxAfter}},
 		},
 		Responses: map[string]*huma.Response{
@@ -313,12 +377,11 @@ func streamOperation(security []map[string][]string, tags []string) *huma.Operat
 				Description: "A stream of events",
 				Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
 			},
-			"default": {
-				Description: "Error",
-				Content: map[string]*huma.MediaType{"application/problem+json": {
-					Schema: &huma.Schema{Ref: "#/components/schemas/Problem"},
-				}},
-			},
+			"401":     problem("No valid access token or stream ticket (invalid_ticket: unknown or used already; ticket_expired)"),
+			"403":     problem("The access token lacks the events:read scope"),
+			"429":     problem("Rate limited, or too_many_streams: the app holds the most open streams it may"),
+			"503":     problem("The event log cannot be reached; try again"),
+			"default": problem("Error"),
 		},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/outbox"
@@ -53,6 +54,16 @@ type Options struct {
 	StreamSlots StreamSlots
 }
 
+// StreamTickets issue stream tickets: short-lived, single-use credentials
+// with which a browser's EventSource opens the stream (GET
+// /v1/events/stream?ticket=…), as it cannot send an Authorization header.
+// The gateway redeems them.
+type StreamTickets interface {
+	// IssueStreamTicket issues a ticket to app, to be shown once, and
+	// says when it expires.
+	IssueStreamTicket(ctx context.Context, app *auth.App) (ticket string, expiresAt time.Time, err error)
+}
+
 // StreamSlots counts open event streams per app (the throttle package's
 // Streams implements it over the bus, for every node).
 type StreamSlots interface {
@@ -92,7 +103,14 @@ type Service struct {
 	builtin map[string]*compiledType
 	schemas schemaCache
 	public  publicCache
+	// tickets issue stream tickets (SetTickets); nil: none are issued.
+	tickets StreamTickets
 }
+
+// SetTickets plugs in the issuer of stream tickets after construction, for
+// the composition root (identity, which issues them, starts after events).
+// Until then POST /v1/events/stream-tickets answers 503.
+func (s *Service) SetTickets(t StreamTickets) { s.tickets = t }
 
 // New returns the service on a database that Migrate (and outbox.Migrate)
 // prepared. vis decides which app sees which event in the feeds; when

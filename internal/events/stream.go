@@ -2,6 +2,8 @@ package events
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,29 +11,50 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/httpapi"
 )
 
-// writeTimeout bounds one write to a stream client; a client that does not
-// read for that long is dropped.
-const writeTimeout = 30 * time.Second
+// streamRetry is the pause EventSource clients wait before reconnecting
+// after a dropped connection.
+const streamRetry = 3 * time.Second
+
+// resetEvent is the name of the control message the stream sends first
+// when it cannot resume where the client asked (see serveStream).
+const resetEvent = "reset"
 
 // serveStream is GET /v1/events/stream: the events the calling app may see,
 // as Server-Sent Events, until the client goes away. Each event is
 //
 //	id: <event id>
-//	event: <event type>
 //	data: <the CloudEvent, structured JSON>
+//
+// without an event field, so that EventSource's onmessage receives it; the
+// CloudEvent's type says what it is. A ": ping" comment goes out every
+// Heartbeat so proxies keep the connection open and dead clients are
+// noticed.
 //
 // It resumes after the Last-Event-ID header or the after parameter (an
 // event id or a pull cursor); without either it starts with the events
-// published from now on. A ": ping" comment goes out every Heartbeat so
-// proxies keep the connection open and dead clients are noticed. An app
-// holding Options.StreamSlots' cap of streams is refused 429
-// too_many_streams.
+// published from now on. A position it cannot resume from (an id that is
+// not among the retained events the app may see, or a cursor older than
+// the oldest of them) is not an error, which EventSource clients treat as
+// fatal: the stream starts at the oldest retained event, after a "reset"
+// message saying so (see resetFrame).
+//
+// An app holding Options.StreamSlots' cap of streams is refused 429
+// too_many_streams. A stopping node ends the stream with a last frame
+// asking the client to reconnect after a pause (httpapi.EventStream).
 func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
+	// The stream may be read from any web page that holds a credential
+	// for it: a stream ticket in the URL, as EventSource sends no
+	// Authorization header. Browsers send no ambient credential here (the
+	// API takes no cookies), so allowing every origin lets a fintech's
+	// page, served from its own origin, read the stream its back end got
+	// a ticket for, and nothing else.
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	ctx := r.Context()
 	app, ok := auth.AppFrom(ctx)
 	if !ok || app.ID == "" {
@@ -57,14 +80,10 @@ func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
 	if after == "" {
 		after = r.URL.Query().Get("after")
 	}
-	start := st.CachedInfo().State.LastSeq + 1
-	if after != "" {
-		pos, err := s.position(ctx, st, app.ID, after)
-		if err != nil {
-			httpapi.WriteProblem(w, r, err)
-			return
-		}
-		start = pos + 1
+	start, reset, err := s.streamStart(ctx, st, app.ID, after)
+	if err != nil {
+		httpapi.WriteProblem(w, r, err)
+		return
 	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
@@ -100,16 +119,9 @@ func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	sse := &sseWriter{w: w, rc: rc}
-	defer sse.done()
-	// retry: tells EventSource how long to wait before reconnecting.
-	if !sse.write([]byte("retry: 3000\n\n")) {
+	sse := httpapi.OpenEventStream(w, r, streamRetry)
+	defer sse.Close()
+	if reset != "" && !sse.Send(resetFrame(reset)) {
 		return
 	}
 	log := s.log.With("app_id", app.ID)
@@ -119,13 +131,15 @@ func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-sse.Stopping():
+			return
 		case err := <-failed:
 			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				log.Warn("events: stream ended: the bus consumer failed", "error", err.Error())
 			}
 			return
 		case <-heartbeat.C:
-			if !sse.write([]byte(": ping\n\n")) {
+			if !sse.Send([]byte(": ping\n\n")) {
 				return
 			}
 		case m := <-msgs:
@@ -140,20 +154,70 @@ func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
 				log.Warn("events: stream ended: visibility check failed", "event_id", env.ID, "error", err.Error())
 				return
 			}
-			if ok && !sse.write(frame(env)) {
+			if ok && !sse.Send(frame(env)) {
 				return
 			}
 		}
 	}
 }
 
-// frame encodes one event as a Server-Sent Events message.
+// Reasons a reset message gives.
+const (
+	resetUnknownEvent = "unknown_event"
+	resetExpired      = "events_expired"
+)
+
+// streamStart is the stream sequence a stream resuming after after starts
+// at, and why it starts at the oldest retained event instead, if it does:
+// after names no retained event the app may see (resetUnknownEvent; the
+// answer is the same whether the id expired, is another app's or never
+// existed), or is a cursor from before the oldest retained event
+// (resetExpired).
+func (s *Service) streamStart(ctx context.Context, st jetstream.Stream, appID, after string) (uint64, string, error) {
+	state := st.CachedInfo().State
+	oldest := max(state.FirstSeq, 1)
+	if after == "" {
+		return state.LastSeq + 1, "", nil
+	}
+	pos, err := s.position(ctx, st, appID, after)
+	if causeway.ErrorCode(err) == "unknown_event" {
+		return oldest, resetUnknownEvent, nil
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	if pos+1 < state.FirstSeq {
+		return oldest, resetExpired, nil
+	}
+	return pos + 1, "", nil
+}
+
+// resetFrame is the message a stream sends first when it starts at the
+// oldest retained event instead of where the client asked: a named event
+// (EventSource's onmessage does not fire for it; listen for "reset"), with
+// no id, so the client's last event id stays until an event arrives. The
+// client may have missed events and will see some again: a client that
+// keeps state reconciles it (GET /v1/events, or the resources
+// themselves), and de-duplicates on event ids.
+func resetFrame(reason string) []byte {
+	detail := "the position to resume from is not among the retained events this app may see " +
+		"(it expired, or it is not one of this app's events); the stream starts at the oldest retained event"
+	if reason == resetExpired {
+		detail = "events after the position to resume from have expired; the stream starts at the oldest retained event"
+	}
+	b, _ := json.Marshal(struct {
+		Reason string `json:"reason"`
+		Detail string `json:"detail"`
+	}{reason, detail})
+	return fmt.Appendf(nil, "event: %s\ndata: %s\n\n", resetEvent, b)
+}
+
+// frame encodes one event as a Server-Sent Events message without an event
+// field: EventSource dispatches it to onmessage.
 func frame(e *Envelope) []byte {
 	var b bytes.Buffer
 	b.WriteString("id: ")
 	b.WriteString(e.ID)
-	b.WriteString("\nevent: ")
-	b.WriteString(e.Type)
 	b.WriteByte('\n')
 	// The body is compact JSON on one line; should it ever hold a line
 	// break, each line becomes a data field and the client joins them.
@@ -165,24 +229,3 @@ func frame(e *Envelope) []byte {
 	b.WriteByte('\n')
 	return b.Bytes()
 }
-
-// sseWriter writes and flushes stream messages, each within writeTimeout.
-type sseWriter struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
-}
-
-// write sends p at once and reports whether the client took it.
-func (s *sseWriter) write(p []byte) bool {
-	// Deadlines are not supported by every ResponseWriter (httptest's
-	// recorder); then writes simply block as long as the client does.
-	_ = s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := s.w.Write(p); err != nil {
-		return false
-	}
-	return s.rc.Flush() == nil
-}
-
-// done clears the write deadline, so that it does not outlive the stream
-// on a connection the server may reuse.
-func (s *sseWriter) done() { _ = s.rc.SetWriteDeadline(time.Time{}) }

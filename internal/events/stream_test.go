@@ -3,12 +3,16 @@ package events_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/causewayhq/causeway/internal/events"
 )
@@ -126,11 +130,13 @@ func TestStreamDeliversEventsAndResumesAfterLastEventID(t *testing.T) {
 			got = append(got, c.nextEvent())
 		}
 		for i, m := range got {
-			if m.id != want[i] || m.event != "branch.customer.arrived" {
-				t.Errorf("message %d = id %q event %q, want %s", i, m.id, m.event, want[i])
+			// No event field: EventSource's onmessage gets it, and the
+			// CloudEvent says its type.
+			if m.id != want[i] || m.event != "" {
+				t.Errorf("message %d = id %q event %q, want %s without an event name", i, m.id, m.event, want[i])
 			}
 			var ce received
-			if err := json.Unmarshal([]byte(m.data), &ce); err != nil || ce.ID != m.id || ce.SpecVersion != "1.0" {
+			if err := json.Unmarshal([]byte(m.data), &ce); err != nil || ce.ID != m.id || ce.SpecVersion != "1.0" || ce.Type != "branch.customer.arrived" {
 				t.Errorf("message %d data is not its CloudEvent: %s (%v)", i, m.data, err)
 			}
 			if m.id == old[0] {
@@ -166,15 +172,96 @@ func TestStreamSendsHeartbeats(t *testing.T) {
 	}
 }
 
-func TestStreamRefusesUnknownLastEventIDAndMissingApp(t *testing.T) {
-	e := sqliteEnv(t, events.Options{})
-	publishMix(t, e, 1)
-	res := e.request(t, http.MethodGet, "/v1/events/stream", http.Header{testAppHeader: {"app_a"}, "Last-Event-ID": {"evt_01jqz8s0d6e8f0g2h4j6k8m0n2"}}, nil)
-	if code, _ := res.problem(t); res.status != http.StatusNotFound || code != "unknown_event" {
-		t.Errorf("unknown Last-Event-ID = %d %s, want 404 unknown_event", res.status, res.body)
+// TestStreamResumesFromTheOldestEventWhenItCannotResume: EventSource
+// clients give up for good on any answer but 200, so a Last-Event-ID the
+// stream cannot resume after (unknown, another app's, or a cursor from
+// before the oldest retained event) starts the stream at the oldest
+// retained event, after a "reset" message that says so.
+func TestStreamResumesFromTheOldestEventWhenItCannotResume(t *testing.T) {
+	e := sqliteEnv(t, events.Options{Heartbeat: time.Hour})
+	e.access.grant("app_a", "cus_a")
+	e.access.grant("app_b", "cus_b")
+	want := publishMix(t, e, 3)
+	theirs := e.waitFor(t, "app_b", 3)
+
+	for name, lastID := range map[string]string{
+		"unknown id":      "evt_01jqz8s0d6e8f0g2h4j6k8m0n2",
+		"another app's":   theirs[0].ID,
+		"not an event id": strings.Repeat("x", 600),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := e.connect(t, "app_a", http.Header{"Last-Event-ID": {lastID}}, "")
+			reset := c.next()
+			var why struct{ Reason, Detail string }
+			if reset.event != "reset" || reset.id != "" || json.Unmarshal([]byte(reset.data), &why) != nil || why.Reason != "unknown_event" {
+				t.Fatalf("first message = %+v, want a reset event without an id", reset)
+			}
+			for _, id := range want {
+				if m := c.nextEvent(); m.id != id {
+					t.Fatalf("after the reset: %q, want %s (the oldest events first)", m.id, id)
+				}
+			}
+		})
 	}
+
+	t.Run("expired cursor", func(t *testing.T) {
+		st, err := e.bus.JetStream().Stream(context.Background(), e.bus.Stream("events"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Retention drops the first two messages (want[0] and app_b's).
+		if err := st.Purge(context.Background(), jetstream.WithPurgeSequence(3)); err != nil {
+			t.Fatal(err)
+		}
+		cursor := e.pull(t, "app_a", "?limit=1").NextCursor // now after want[1]
+		c := e.connect(t, "app_a", nil, "?after="+cursor)
+		if m := c.nextEvent(); m.id != want[2] {
+			t.Errorf("a cursor still retained resumes at %q, want %s", m.id, want[2])
+		}
+		c.close()
+
+		expired := base64.RawURLEncoding.EncodeToString([]byte("events:1")) // after the purged first message
+		c = e.connect(t, "app_a", http.Header{"Last-Event-ID": {expired}}, "")
+		reset := c.next()
+		if reset.event != "reset" || !strings.Contains(reset.data, `"events_expired"`) {
+			t.Fatalf("first message = %+v, want a reset for expired events", reset)
+		}
+		if m := c.nextEvent(); m.id != want[1] {
+			t.Errorf("after the reset: %q, want %s, the oldest retained", m.id, want[1])
+		}
+	})
+
 	if res := e.request(t, http.MethodGet, "/v1/events/stream", nil, nil); res.status != http.StatusUnauthorized {
 		t.Errorf("without an app = %d, want 401", res.status)
+	}
+}
+
+// TestStoppingNodeEndsStreamsWithARetryHint: when the node stops
+// (EndStreams, called as its HTTP server shuts down), an open stream gets
+// a last frame asking the client to reconnect after a pause, and ends; a
+// stream opened while the node stops ends the same way at once.
+func TestStoppingNodeEndsStreamsWithARetryHint(t *testing.T) {
+	e := sqliteEnv(t, events.Options{Heartbeat: time.Hour})
+	open := e.connect(t, "app_a", nil, "")
+	if first := <-open.lines; first != "retry: 3000" {
+		t.Fatalf("first line = %q", first)
+	}
+	if n := len(e.srv.OpenStreams()); n != 1 {
+		t.Errorf("open streams = %d, want 1", n)
+	}
+	e.srv.EndStreams()
+	for _, c := range []*sseClient{open, e.connect(t, "app_a", nil, "")} {
+		var rest []string
+		for l := range c.lines {
+			rest = append(rest, l)
+		}
+		last := strings.Join(rest, "\n")
+		if !regexp.MustCompile(`(?m)^retry: [1-4][0-9]{3}$`).MatchString(last) || !strings.Contains(last, ": this node is shutting down") {
+			t.Errorf("the stream ended with:\n%s\nwant a last frame with a retry of 1 to 4 seconds", last)
+		}
+	}
+	if n := len(e.srv.OpenStreams()); n != 0 {
+		t.Errorf("open streams after the node stopped = %d", n)
 	}
 }
 

@@ -34,15 +34,25 @@ const buckets = 14 // len(latencyColumns)
 // database cannot take them.
 const maxPendingRows = 100000
 
-// Stats are call counts and latency percentiles.
+// Stats are call counts and latency percentiles. Calls answered with an
+// event stream are counted in Calls and Streams, and their duration in
+// StreamSeconds; the percentiles leave them out, as a stream lasts as long
+// as its client stays.
 type Stats struct {
 	Calls        int64   `json:"calls"`
 	ClientErrors int64   `json:"client_errors" doc:"Responses with a 4xx status"`
 	ServerErrors int64   `json:"server_errors" doc:"Responses with a 5xx status"`
-	P50          float64 `json:"p50_ms" doc:"Median latency in milliseconds, estimated from a histogram"`
+	P50          float64 `json:"p50_ms" doc:"Median latency in milliseconds, estimated from a histogram; event streams are left out"`
 	P95          float64 `json:"p95_ms"`
 	P99          float64 `json:"p99_ms"`
+	Streams      int64   `json:"streams" doc:"Calls answered with an event stream that ended, counted in the minute they ended"`
+	// StreamSeconds is the time those streams stayed open, in total.
+	StreamSeconds float64 `json:"stream_seconds" doc:"How long those streams stayed open, in total"`
 }
+
+// Timed is how many calls the percentiles are over: the calls that were
+// not event streams.
+func (s Stats) Timed() int64 { return s.Calls - s.Streams }
 
 // RouteStats are the stats of one route pattern, such as
 // "GET /v1/accounts/{id}".
@@ -79,12 +89,15 @@ type aggKey struct {
 type counts struct {
 	calls, clientErrors, serverErrors int64
 	latency                           [buckets]int64
+	streams, streamMS                 int64
 }
 
 func (c *counts) merge(o *counts) {
 	c.calls += o.calls
 	c.clientErrors += o.clientErrors
 	c.serverErrors += o.serverErrors
+	c.streams += o.streams
+	c.streamMS += o.streamMS
 	for i := range c.latency {
 		c.latency[i] += o.latency[i]
 	}
@@ -107,7 +120,9 @@ func bucketOf(d time.Duration) int {
 	return buckets - 1
 }
 
-func (a *aggregator) add(app, route string, at time.Time, status int, d time.Duration) {
+// add counts one call of d; streamed says it was answered with an event
+// stream, whose duration is not latency.
+func (a *aggregator) add(app, route string, at time.Time, status int, d time.Duration, streamed bool) {
 	k := aggKey{app: app, route: route, minute: store.Micros(at.Truncate(time.Minute))}
 	b := bucketOf(d)
 	a.mu.Lock()
@@ -123,7 +138,12 @@ func (a *aggregator) add(app, route string, at time.Time, status int, d time.Dur
 	case status >= 400:
 		c.clientErrors++
 	}
-	c.latency[b]++
+	if streamed {
+		c.streams++
+		c.streamMS += d.Milliseconds()
+	} else {
+		c.latency[b]++
+	}
 	a.mu.Unlock()
 }
 
@@ -160,7 +180,7 @@ func (a *aggregator) putBack(m map[aggKey]*counts) (dropped int) {
 // upsertAnalytics adds a node's counts to the shared row, so every node's
 // flushes sum up.
 var upsertAnalytics = func() string {
-	cols := append([]string{"app_id", "minute", "route", "calls", "client_errors", "server_errors"}, latencyColumns...)
+	cols := append(append([]string{"app_id", "minute", "route", "calls", "client_errors", "server_errors"}, latencyColumns...), "streams", "stream_ms")
 	params := make([]string, len(cols))
 	var sets []string
 	for i, c := range cols {
@@ -189,13 +209,14 @@ func (g *Gateway) Flush(ctx context.Context) error {
 			return err
 		}
 		defer stmt.Close()
-		args := make([]any, 6+buckets)
+		args := make([]any, 6+buckets+2)
 		for k, c := range m {
 			args[0], args[1], args[2] = k.app, k.minute, k.route
 			args[3], args[4], args[5] = c.calls, c.clientErrors, c.serverErrors
 			for i, n := range c.latency {
 				args[6+i] = n
 			}
+			args[6+buckets], args[7+buckets] = c.streams, c.streamMS
 			if _, err := stmt.ExecContext(ctx, args...); err != nil {
 				return err
 			}
@@ -230,8 +251,8 @@ func (g *Gateway) Analytics(ctx context.Context, appID string, from, to time.Tim
 	to = to.UTC()
 	out := &Analytics{AppID: appID, From: from, To: to, Routes: []RouteStats{}, Series: []MinuteStats{}}
 
-	sums := make([]string, 0, 3+buckets)
-	for _, c := range append([]string{"calls", "client_errors", "server_errors"}, latencyColumns...) {
+	sums := make([]string, 0, 3+buckets+2)
+	for _, c := range append(append([]string{"calls", "client_errors", "server_errors"}, latencyColumns...), "streams", "stream_ms") {
 		sums = append(sums, "CAST(SUM("+c+") AS BIGINT)")
 	}
 	where, args := `minute >= $1 AND minute < $2`, []any{store.Micros(from), store.Micros(to)}
@@ -253,6 +274,7 @@ func (g *Gateway) Analytics(ctx context.Context, appID string, from, to time.Tim
 		for i := range c.latency {
 			dest = append(dest, &c.latency[i])
 		}
+		dest = append(dest, &c.streams, &c.streamMS)
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
@@ -286,12 +308,14 @@ func (g *Gateway) Analytics(ctx context.Context, appID string, from, to time.Tim
 
 func (c *counts) stats() Stats {
 	return Stats{
-		Calls:        c.calls,
-		ClientErrors: c.clientErrors,
-		ServerErrors: c.serverErrors,
-		P50:          c.percentile(0.50),
-		P95:          c.percentile(0.95),
-		P99:          c.percentile(0.99),
+		Calls:         c.calls,
+		ClientErrors:  c.clientErrors,
+		ServerErrors:  c.serverErrors,
+		P50:           c.percentile(0.50),
+		P95:           c.percentile(0.95),
+		P99:           c.percentile(0.99),
+		Streams:       c.streams,
+		StreamSeconds: float64(c.streamMS) / 1000,
 	}
 }
 

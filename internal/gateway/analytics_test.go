@@ -32,6 +32,8 @@ type stats struct {
 	P50          float64 `json:"p50_ms"`
 	P95          float64 `json:"p95_ms"`
 	P99          float64 `json:"p99_ms"`
+	Streams      int64   `json:"streams"`
+	StreamSecs   float64 `json:"stream_seconds"`
 }
 
 const analyticsRange = "?from=2026-03-10T00:00:00Z&to=2026-03-11T00:00:00Z"
@@ -118,6 +120,45 @@ func TestAnalyticsCountCallsErrorsAndLatencyPerRoute(t *testing.T) {
 			t.Errorf("after pruning the first minute: %d calls, series %+v; want the 2 calls of the second", kept.Totals.Calls, kept.Series)
 		}
 	})
+}
+
+// TestAnalyticsCountStreamsApartFromLatency: a call answered with an event
+// stream is a call, but how long its client stayed is not latency: it is
+// counted as a stream, and the percentiles leave it out.
+func TestAnalyticsCountStreamsApartFromLatency(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	for range 2 {
+		if res := e.do("GET", "/v1/stream", tokenA, ""); res.status != 200 || res.header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("stream: %d %s", res.status, res.header.Get("Content-Type"))
+		}
+	}
+	e.do("GET", "/v1/stream", "app:app_a:payments:write", "") // refused 403: a call with a latency
+	e.do("GET", "/v1/things", tokenA, "")
+	e.flush()
+
+	var a analyticsBody
+	e.admin("GET", "/bank/v1/apps/app_a/analytics"+analyticsRange, "").json(t, &a)
+	routes := map[string]stats{}
+	for _, r := range a.Routes {
+		routes[r.Route] = r.stats
+	}
+	if r := routes["GET /v1/stream"]; r.Calls != 3 || r.Streams != 2 || r.ClientErrors != 1 || r.P99 == 0 {
+		t.Errorf("GET /v1/stream: %+v, want 3 calls, 2 of them streams, and the refusal's latency", r)
+	}
+	if r := routes["GET /v1/things"]; r.Streams != 0 || r.P50 == 0 {
+		t.Errorf("GET /v1/things: %+v", r)
+	}
+	if a.Totals.Calls != 4 || a.Totals.Streams != 2 || a.Totals.StreamSecs < 0 {
+		t.Errorf("totals %+v, want 4 calls, 2 streams", a.Totals)
+	}
+
+	// Only streams: no latency at all.
+	e.do("GET", "/v1/stream", tokenB, "")
+	e.flush()
+	e.admin("GET", "/bank/v1/apps/app_b/analytics"+analyticsRange, "").json(t, &a)
+	if got := a.Totals; got.Calls != 1 || got.Streams != 1 || got.P50 != 0 || got.P95 != 0 || got.P99 != 0 {
+		t.Errorf("an app that only streamed: %+v, want one stream and no latency", got)
+	}
 }
 
 func TestAnalyticsQueryValidation(t *testing.T) {

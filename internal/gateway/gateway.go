@@ -61,6 +61,16 @@ type Authenticator interface {
 	AppOrganization(ctx context.Context, appID string) (string, error)
 }
 
+// TicketAuthenticator consumes the single-use stream tickets that routes
+// declaring httpapi.SchemeStreamTicket accept. The identity package
+// implements it.
+type TicketAuthenticator interface {
+	// AuthenticateTicket consumes a ticket and returns the app it was
+	// issued to, with the scopes it carries. It fails with EUNAUTHORIZED
+	// (codes invalid_ticket, ticket_expired, app_inactive, token_revoked).
+	AuthenticateTicket(ctx context.Context, ticket string) (*auth.App, error)
+}
+
 // Limits are an app's rate limit and daily quota.
 type Limits struct {
 	// RequestsPerSecond is the token bucket's refill rate.
@@ -78,6 +88,9 @@ var DefaultLimits = Limits{RequestsPerSecond: 50, Burst: 100, DailyQuota: 100000
 // defaults.
 type Options struct {
 	Auth Authenticator
+	// Tickets redeem stream tickets (the query parameter ticket) on the
+	// routes that accept them; nil means no route does.
+	Tickets TicketAuthenticator
 	// Sealer encrypts what the gateway keeps that could reveal a secret:
 	// the upstreams' signing secrets (see ResealSecrets) and the response
 	// bodies kept for Idempotency-Key replays, one of which can carry a
@@ -118,6 +131,7 @@ type Options struct {
 type Gateway struct {
 	db      *store.DB
 	auth    Authenticator
+	tickets TicketAuthenticator
 	sealer  *seal.Sealer
 	log     *slog.Logger
 	now     func() time.Time
@@ -169,6 +183,7 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 	g := &Gateway{
 		db:              db,
 		auth:            opts.Auth,
+		tickets:         opts.Tickets,
 		sealer:          opts.Sealer,
 		log:             opts.Logger,
 		now:             opts.Now,

@@ -160,6 +160,12 @@ func (a *app) register(s *httpapi.Server) {
 			out.Body.N, out.Body.AppID, out.Body.Name = n, app.ID, in.Body.Name
 			return out, nil
 		})
+	// An event stream: one event, then it ends.
+	s.HandleSecured("GET /v1/stream", oauth2(auth.ScopeAccountsRead), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sse := httpapi.OpenEventStream(w, r, time.Second)
+		defer sse.Close()
+		sse.Send([]byte("data: {}\n\n"))
+	}))
 	huma.Register(s.API, huma.Operation{OperationID: "me", Method: http.MethodGet, Path: "/v1/me",
 		Security: []map[string][]string{{httpapi.SchemeDeveloper: {}}}},
 		func(ctx context.Context, _ *struct{}) (*whoOutput, error) {

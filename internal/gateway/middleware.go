@@ -25,7 +25,10 @@ import (
 //     (the default limits, shared by all nodes like an app's);
 //   - oauth2: the app is authenticated and put in the context
 //     (auth.AppFrom), its token's scopes are checked, then its rate limit
-//     and daily quota, and its call is counted in the analytics.
+//     and daily quota, and its call is counted in the analytics;
+//   - streamTicket: without an Authorization header, the query parameter
+//     ticket is consumed (Options.Tickets) and the app it was issued to is
+//     treated as above.
 //
 // POST requests of apps and developers honour Idempotency-Key.
 func (g *Gateway) Middleware(s *httpapi.Server) func(http.Handler) http.Handler {
@@ -72,6 +75,7 @@ type policy struct {
 	admin     bool       // the bank's admin token is one alternative
 	developer bool       // a developer token is one alternative
 	app       bool       // an app access token is one alternative
+	ticket    bool       // a stream ticket (query parameter) is one alternative
 	appScopes [][]string // the scopes each app alternative needs
 }
 
@@ -87,6 +91,9 @@ func parsePolicy(sec []map[string][]string) *policy {
 		if _, ok := req[httpapi.SchemeDeveloper]; ok {
 			p.developer = true
 		}
+		if _, ok := req[httpapi.SchemeStreamTicket]; ok {
+			p.ticket = true
+		}
 		if scopes, ok := req[httpapi.SchemeAppOAuth2]; ok {
 			p.app = true
 			p.appScopes = append(p.appScopes, scopes)
@@ -98,7 +105,7 @@ func parsePolicy(sec []map[string][]string) *policy {
 // passThrough reports whether the gateway has nothing to check: the route
 // is public or only for the bank, whose group checks the admin token.
 func (p *policy) passThrough() bool {
-	return p.public || (p.admin && !p.app && !p.developer)
+	return p.public || (p.admin && !p.app && !p.developer && !p.ticket)
 }
 
 // missingScopes returns the scopes app lacks for the route, or nil. With
@@ -123,19 +130,30 @@ func (p *policy) missingScopes(app *auth.App) []string {
 }
 
 // authenticate finds the caller the route accepts: an app first, then a
-// developer. The error is the first failure.
+// developer; a stream ticket only when there is no Authorization header.
+// The error is the first failure.
 func (g *Gateway) authenticate(r *http.Request, pol *policy) (*auth.App, *auth.Developer, error) {
 	token, ok := httpapi.BearerToken(r.Header.Get("Authorization"))
+	if !ok && pol.ticket && g.tickets != nil && r.Header.Get("Authorization") == "" {
+		if ticket := r.URL.Query().Get("ticket"); ticket != "" {
+			app, err := g.tickets.AuthenticateTicket(r.Context(), ticket)
+			if err != nil {
+				return nil, nil, err
+			}
+			return app, nil, nil
+		}
+	}
 	if !ok || (!pol.app && !pol.developer) {
 		what := "a credential the gateway does not know" // a scheme this package does not handle: refuse
 		switch {
+		case pol.app && pol.ticket:
+			what = "an app access token in the Authorization header (Bearer), or a stream ticket in the query parameter ticket"
 		case pol.app:
-			what = "an app access token"
+			what = "an app access token in the Authorization header (Bearer)"
 		case pol.developer:
-			what = "a developer token"
+			what = "a developer token in the Authorization header (Bearer)"
 		}
-		return nil, nil, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized",
-			"this route needs %s in the Authorization header (Bearer)", what)
+		return nil, nil, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "this route needs %s", what)
 	}
 	ctx := r.Context()
 	var firstErr error
@@ -206,10 +224,15 @@ func (g *Gateway) serveApp(w http.ResponseWriter, r *http.Request, next http.Han
 			if status == 0 {
 				status = http.StatusInternalServerError
 			}
-			g.analytics.add(app.ID, pattern, now, status, time.Since(start))
+			g.analytics.add(app.ID, pattern, now, status, time.Since(start), false)
 			panic(p)
 		}
-		g.analytics.add(app.ID, pattern, now, rec.statusCode(), time.Since(start))
+		if httpapi.Streamed(r.Context()) {
+			// A stream is counted when it ends, and not as latency.
+			g.analytics.add(app.ID, pattern, g.now(), rec.statusCode(), time.Since(start), true)
+			return
+		}
+		g.analytics.add(app.ID, pattern, now, rec.statusCode(), time.Since(start), false)
 	}()
 	if missing := pol.missingScopes(app); missing != nil {
 		w.Header().Set("WWW-Authenticate",

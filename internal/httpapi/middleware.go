@@ -91,6 +91,10 @@ func (r *statusRecorder) Flush() {
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// Event streams last as long as their clients stay: they have a
+	// gauge and a histogram of their own, and are not in duration.
+	streamsOpen    *prometheus.GaugeVec
+	streamDuration *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -101,15 +105,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"route", "method", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "causeway_http_request_duration_seconds",
-			Help:    "HTTP request latency by route and method.",
+			Help:    "HTTP request latency by route and method; event streams are in causeway_http_stream_duration_seconds instead.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method"}),
+		streamsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "causeway_http_streams_open",
+			Help: "Event streams (Server-Sent Events) this node serves now, by route.",
+		}, []string{"route"}),
+		streamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "causeway_http_stream_duration_seconds",
+			Help:    "How long event streams (Server-Sent Events) stayed open, by route.",
+			Buckets: []float64{1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600},
+		}, []string{"route"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m.requests, m.duration, m.streamsOpen, m.streamDuration)
 	return m
 }
 
 // instrument wraps the router: request id, per-request logger, the
+// request's state (see Streamed), the
 // no-store headers of routes that answer with secrets (NoStore), body
 // limit, panic recovery, access log, metrics, and the text rule (checkText), so
 // bad text is refused before the gateway or any handler reads it. It must
@@ -130,7 +144,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			// replays, and the handler's errors, carry it too.
 			setNoStore(w.Header())
 		}
+		state := &requestState{srv: s}
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		ctx = context.WithValue(ctx, requestStateKey{}, state)
 		ctx = context.WithValue(ctx, routeKey{}, pattern)
 		ctx = WithRequestLogger(ctx, log)
 		ctx = WithClientAddr(ctx, s.clientAddr(r))
@@ -166,7 +182,11 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			}
 			elapsed := time.Since(start)
 			s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-			s.metrics.duration.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			if state.streamed.Load() {
+				s.metrics.streamDuration.WithLabelValues(route).Observe(elapsed.Seconds())
+			} else {
+				s.metrics.duration.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			}
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError

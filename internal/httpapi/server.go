@@ -30,6 +30,10 @@ const (
 	// SchemeClientBasic is an app's client id and secret as HTTP Basic
 	// credentials: only the OAuth2 token endpoint takes them.
 	SchemeClientBasic = "clientBasic"
+	// SchemeStreamTicket is a single-use stream ticket in the query
+	// parameter ticket, for the event stream only (browsers' EventSource
+	// cannot send an Authorization header).
+	SchemeStreamTicket = "streamTicket"
 )
 
 // Config configures a Server.
@@ -76,6 +80,8 @@ type Server struct {
 	noStore map[string]bool
 	// notFoundPage answers browsers for routes that do not exist.
 	notFoundPage http.Handler
+	// streams are the open event streams (stream.go).
+	streams streams
 }
 
 // New returns a Server with its OpenAPI document at /openapi.json.
@@ -95,6 +101,7 @@ func New(cfg Config) *Server {
 		metrics:        newMetrics(cfg.Registerer),
 		security:       map[string][]map[string][]string{},
 		noStore:        map[string]bool{},
+		streams:        streams{open: map[*EventStream]struct{}{}, stopping: make(chan struct{})},
 	}
 	hc := huma.DefaultConfig("Causeway", cfg.Version)
 	hc.OpenAPIPath = "/openapi"
@@ -115,6 +122,9 @@ func New(cfg Config) *Server {
 		SchemeDeveloper: {Type: "http", Scheme: "bearer", Description: "A developer token from sign-up or login."},
 		SchemeClientBasic: {Type: "http", Scheme: "basic", Description: "An app's client id and secret, each " +
 			"form-urlencoded, as the user and password of HTTP Basic (client_secret_basic). Only the token endpoint takes them."},
+		SchemeStreamTicket: {Type: "apiKey", In: "query", Name: "ticket",
+			Description: "A single-use stream ticket from POST /v1/events/stream-tickets, for GET /v1/events/stream from a browser's " +
+				"EventSource, which cannot send an Authorization header. It expires a minute after it is issued and works once."},
 		SchemeAppOAuth2: {
 			Type:        "oauth2",
 			Description: "An app's access token from the client-credentials grant.",

@@ -172,8 +172,15 @@ func (s *Service) AuthenticateApp(ctx context.Context, bearer string) (*auth.App
 		s.cache.verified.Add(cacheKey, v)
 		cached = v
 	}
-	clientID, scope := cached.clientID, cached.scope
+	return s.appOf(ctx, cached.clientID, cached.generation, strings.Fields(cached.scope))
+}
 
+// appOf returns the app with the given client id as a credential of it
+// presents it, with the scopes the credential carries as far as the app
+// still holds them. The app must be active, and of the given token
+// generation (the credential's: a suspension since makes it
+// token_revoked).
+func (s *Service) appOf(ctx context.Context, clientID string, generation int64, scopes []string) (*auth.App, error) {
 	row, ok := s.cache.app(clientID, time.Now())
 	if !ok {
 		var deleted sql.NullInt64
@@ -195,15 +202,15 @@ func (s *Service) AuthenticateApp(ctx context.Context, bearer string) (*auth.App
 	if row.deleted || row.status != auth.AppActive {
 		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "app_inactive", "the app is not active")
 	}
-	if cached.generation != row.generation {
+	if generation != row.generation {
 		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "token_revoked",
-			"the access token was issued before the app was suspended; get a new one from /oauth2/token")
+			"the credential was issued before the app was suspended; get a new access token from /oauth2/token")
 	}
-	app := auth.App{ID: row.id, DeveloperID: row.developerID, ClientID: clientID}
-	// The token's scopes, as far as the app still holds them.
+	app := auth.App{ID: row.id, DeveloperID: row.developerID, ClientID: clientID, Generation: generation}
+	// The credential's scopes, as far as the app still holds them.
 	held := strings.Fields(row.scopes)
 	app.Scopes = []string{}
-	for _, sc := range strings.Fields(scope) {
+	for _, sc := range scopes {
 		if slices.Contains(held, sc) && !slices.Contains(app.Scopes, sc) {
 			app.Scopes = append(app.Scopes, sc)
 		}

@@ -35,8 +35,10 @@ func (p *Platform) startAPI(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
+	p.Events.SetTickets(p.Identity)
 	p.Gateway, err = gateway.New(p.DB, gateway.Options{
 		Auth:       p.Identity,
+		Tickets:    p.Identity,
 		Sealer:     p.Sealer,
 		Bus:        p.Bus,
 		Leader:     p.Relay.HoldsLease,

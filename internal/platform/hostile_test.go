@@ -390,6 +390,7 @@ func everyOperationWithForeignIDs(t *testing.T, n *platformtest.Node, doc *opena
 		"GET /v1/extension-points/{name}":  "the public catalog",
 		"GET /v1/events":                   "the caller's feed (see the lists subtest)",
 		"GET /v1/events/stream":            "the caller's stream (see the lists subtest)",
+		"POST /v1/events/stream-tickets":   "a ticket for the caller's own stream (TestStreamTicketOpensOneStreamOnceOnAnyNode)",
 	}
 	// Bodies for operations that take one: the attacker's own ids where
 	// the path already names the victim's, the victim's where the body
@@ -560,25 +561,36 @@ func (s *sseStream) contains(sub string) bool {
 	return false
 }
 
-// openStream connects to the event stream and collects its frames until
-// ctx ends.
-func openStream(t *testing.T, ctx context.Context, base, token string) *sseStream {
+// openSSE opens GET /v1/events/stream with query and header on base. A
+// 200 stream (it must open with its retry field) is read in the
+// background until ctx ends, its frames collected in the sseStream; any
+// other answer comes back whole, with a nil sseStream.
+func openSSE(t *testing.T, ctx context.Context, base, query string, header http.Header) (response, *sseStream) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events/stream", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events/stream"+query, nil)
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
 	req.Header.Set("Accept", "text/event-stream")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.StatusCode != 200 {
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return response{status: res.StatusCode, header: res.Header, body: b}, nil
+	}
+	br := bufio.NewReader(res.Body)
+	// The first frame (retry:) says the server holds the stream.
+	if first, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(first, "retry: ") {
 		res.Body.Close()
-		t.Fatalf("stream: %d", res.StatusCode)
+		t.Fatalf("stream opened with %q, %v", first, err)
 	}
 	s := &sseStream{}
 	go func() {
 		defer res.Body.Close()
-		sc := bufio.NewScanner(res.Body)
+		sc := bufio.NewScanner(br)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		var frame strings.Builder
 		for sc.Scan() {
@@ -592,6 +604,17 @@ func openStream(t *testing.T, ctx context.Context, base, token string) *sseStrea
 			frame.WriteString(sc.Text() + "\n")
 		}
 	}()
+	return response{status: 200, header: res.Header}, s
+}
+
+// openStream connects to the event stream with an app's access token and
+// collects its frames until ctx ends.
+func openStream(t *testing.T, ctx context.Context, base, token string) *sseStream {
+	t.Helper()
+	res, s := openSSE(t, ctx, base, "", http.Header{"Authorization": {"Bearer " + token}})
+	if s == nil {
+		t.Fatalf("stream: %d %s", res.status, res.body)
+	}
 	return s
 }
 

@@ -89,6 +89,7 @@ func TestAnswersCarryingSecretsAreNeverCached(t *testing.T) {
 		var wh struct{ ID string }
 		seen("webhook creation", a.do("POST", "/v1/webhooks", "/v1/webhooks", map[string]any{"url": hooks.URL, "event_types": []string{"payment.*"}}), 201).decode(t, &wh)
 		seen("webhook secret rotation", a.do("POST", "/v1/webhooks/"+wh.ID+"/rotate-secret", "/v1/webhooks/{id}/rotate-secret", nil), 200)
+		seen("stream ticket", a.do("POST", "/v1/events/stream-tickets", "/v1/events/stream-tickets", nil), 201)
 		spi := spitest.New(t, map[string]any{"insights": []any{}})
 		var reg struct{ ID string }
 		seen("SPI registration", a.do("POST", "/v1/spi-registrations", "/v1/spi-registrations", map[string]any{
@@ -118,7 +119,7 @@ func TestAnswersCarryingSecretsAreNeverCached(t *testing.T) {
 		if err := json.Unmarshal(res.body, &openapi); err != nil {
 			t.Fatal(err)
 		}
-		secretish := regexp.MustCompile(`(^|_)(secret|token)$`)
+		secretish := regexp.MustCompile(`(^|_)(secret|token|ticket)$`)
 		for path, ops := range openapi.Paths {
 			for method, op := range ops {
 				for status, r := range op.Responses {

@@ -406,8 +406,8 @@ func (p *Platform) Close() {
 }
 
 // Run starts a node, serves HTTP on cfg.Addr (and /metrics on
-// cfg.MetricsAddr, when set) until ctx is done, then drains in-flight
-// requests (up to 25 s) and closes everything. It listens before New, so
+// cfg.MetricsAddr, when set) until ctx is done, then ends the open event
+// streams, drains in-flight requests (up to 25 s) and closes everything. It listens before New, so
 // that with port 0 the issuer names the port actually bound.
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
@@ -466,6 +466,10 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	p.log.Info("causeway serving", "addr", ln.Addr().String(), "public_url", p.issuer, "mode", p.cfg.Mode,
 		"database", string(p.DB.Dialect)+" "+p.DB.Location, "bus", p.Bus.Location(), "version", p.cfg.Version)
+	// Event streams never end by themselves: Shutdown ends them at once,
+	// each with a last frame that sends its client to another node, and
+	// then waits only for requests that do end.
+	srv.RegisterOnShutdown(p.HTTP.EndStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -484,7 +488,7 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 		case <-time.After(d):
 		}
 	}
-	p.log.Info("shutting down: draining in-flight requests")
+	p.log.Info("shutting down: ending event streams, draining in-flight requests", "streams", len(p.HTTP.OpenStreams()))
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

@@ -15,18 +15,19 @@ func (p *Platform) startPortal(ctx context.Context) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	portal.New(portal.Deps{
-		Identity:   p.Identity,
-		Gateway:    p.Gateway,
-		Bank:       p.Bank,
-		Events:     p.Events,
-		Webhooks:   p.Webhooks,
-		SPI:        p.SPI,
-		Datashare:  p.Datashare,
-		AdminToken: p.adminToken, // the console's password
-		DB:         p.DB,         // the sessions, shared by every node
-		Now:        p.cfg.PortalClock,
-		Logger:     p.log.With("component", "portal"),
-		Secure:     strings.HasPrefix(p.issuer, "https://"),
+		Identity:    p.Identity,
+		Gateway:     p.Gateway,
+		Bank:        p.Bank,
+		Events:      p.Events,
+		Webhooks:    p.Webhooks,
+		SPI:         p.SPI,
+		Datashare:   p.Datashare,
+		StreamSlots: p.StreamSlots,
+		AdminToken:  p.adminToken, // the console's password
+		DB:          p.DB,         // the sessions, shared by every node
+		Now:         p.cfg.PortalClock,
+		Logger:      p.log.With("component", "portal"),
+		Secure:      strings.HasPrefix(p.issuer, "https://"),
 	}).Register(p.HTTP)
 	return nil
 }

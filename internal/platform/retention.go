@@ -12,7 +12,8 @@ import (
 // bank's audit) and per-minute API analytics (charts reach back 31 days).
 // Webhook delivery records, published outbox rows and idempotency keys
 // have retention of their own in their packages; the data-partnering audit
-// trail is kept. Portal and console sessions are deleted once they end.
+// trail is kept. Portal and console sessions, and stream tickets, are
+// deleted once they end.
 const (
 	InvocationRetention = 90 * 24 * time.Hour
 	AnalyticsRetention  = 400 * 24 * time.Hour
@@ -46,6 +47,11 @@ func (p *Platform) pruneRecords(ctx context.Context, now time.Time) {
 		p.log.Warn("pruning API analytics failed", "error", err.Error())
 	} else if n > 0 {
 		p.log.Info("pruned API analytics", "rows", n)
+	}
+	if n, err := p.Identity.PruneStreamTickets(ctx, now); err != nil && ctx.Err() == nil {
+		p.log.Warn("pruning expired stream tickets failed", "error", err.Error())
+	} else if n > 0 {
+		p.log.Info("pruned expired stream tickets", "rows", n)
 	}
 	if n, err := portal.PruneSessions(ctx, p.DB, now); err != nil && ctx.Err() == nil {
 		p.log.Warn("pruning ended portal sessions failed", "error", err.Error())

@@ -361,30 +361,11 @@ func TestAppsPerDeveloperAreCappedEvenWhenCreatedAtOnce(t *testing.T) {
 }
 
 // stream opens GET /v1/events/stream on base and returns its status and
-// problem; a 200 stream stays open, read and discarded, until ctx ends.
+// problem; a 200 stream stays open until ctx ends.
 func stream(t *testing.T, ctx context.Context, base, token string) response {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events/stream", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != 200 {
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return response{status: res.StatusCode, header: res.Header, body: b}
-	}
-	// The first frame (retry:) says the server holds the stream.
-	first := make([]byte, 5)
-	if _, err := io.ReadFull(res.Body, first); err != nil || !bytes.Equal(first, []byte("retry")) {
-		t.Fatalf("stream opened with %q, %v", first, err)
-	}
-	go func() {
-		defer res.Body.Close()
-		io.Copy(io.Discard, res.Body)
-	}()
-	return response{status: 200, header: res.Header}
+	res, _ := openSSE(t, ctx, base, "", http.Header{"Authorization": {"Bearer " + token}})
+	return res
 }
 
 // eventually retries open until it answers 200, for up to 30 s: a closed

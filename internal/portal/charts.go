@@ -78,6 +78,9 @@ func (p *Portal) analytics(ctx context.Context, appID, key string) (*analyticsDa
 	var names []string
 	var series [3][]float64
 	for _, rs := range a.Routes {
+		if rs.Timed() == 0 {
+			continue // only event streams: no latency to draw
+		}
 		names = append(names, rs.Route)
 		series[0] = append(series[0], rs.P50)
 		series[1] = append(series[1], rs.P95)

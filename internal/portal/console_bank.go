@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -180,12 +181,48 @@ type breakerRow struct {
 	State string
 }
 
+// streamHealth is the health page's row of event streams (GET
+// /v1/events/stream). A stream lasts as long as its client stays, so it is
+// apart from the request latency: how many are open, and for how long.
+type streamHealth struct {
+	Open     int // on every node; -1 when the count could not be read
+	OpenHere int // on the node that serves the page
+	Longest  time.Duration
+	Ended    int64 // in the page's range, on every node
+	Mean     time.Duration
+}
+
+// eventStreamRoute is the route of the event stream.
+const eventStreamRoute = "GET /v1/events/stream"
+
+// streamHealth counts the open event streams and those that ended in
+// traffic's range.
+func (p *Portal) streamHealth(ctx context.Context, traffic *analyticsData) streamHealth {
+	h := streamHealth{Open: -1, Ended: traffic.Totals.Streams}
+	if p.d.StreamSlots != nil {
+		if n, err := p.d.StreamSlots.Open(ctx); err == nil {
+			h.Open = n
+		}
+	}
+	now := time.Now()
+	for _, s := range p.srv.OpenStreams() {
+		if s.Route == eventStreamRoute {
+			h.OpenHere++
+			h.Longest = max(h.Longest, now.Sub(s.Since))
+		}
+	}
+	if h.Ended > 0 {
+		h.Mean = time.Duration(traffic.Totals.StreamSeconds / float64(h.Ended) * float64(time.Second))
+	}
+	return h
+}
+
 // deadWindow is how far back the health page counts dead letters.
 const deadWindow = 24 * time.Hour
 
-// consoleHealth shows the platform's health: request rates, the event
-// backlog and dead letters of each webhook subscription, and the state of
-// this node's SPI circuit breakers.
+// consoleHealth shows the platform's health: request rates, the open event
+// streams, the event backlog and dead letters of each webhook
+// subscription, and the state of this node's SPI circuit breakers.
 func (p *Portal) consoleHealth(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
@@ -237,7 +274,7 @@ func (p *Portal) consoleHealth(w http.ResponseWriter, r *http.Request, s *consol
 	stateCounts := []float64{count[spi.BreakerClosed], count[spi.BreakerHalfOpen], count[spi.BreakerOpen]}
 	v := s.view("Platform health", "console-health")
 	v.D = map[string]any{
-		"Traffic": traffic, "Subs": rows, "MoreSubs": more != "", "Unknown": unknown,
+		"Traffic": traffic, "Streams": p.streamHealth(ctx, traffic), "Subs": rows, "MoreSubs": more != "", "Unknown": unknown,
 		"BacklogChart":  hbarChart("Events waiting per subscription", labels, [][]float64{backlog, retrying}, []string{"backlog", "retrying"}, "events"),
 		"DeadChart":     hbarChart("Dead letters per subscription, last 24 hours", labels, [][]float64{deadCounts}, []string{"dead"}, "events"),
 		"Breakers":      breakers,

@@ -287,12 +287,27 @@ func testConsoleShowsPlatformHealth(t *testing.T, n *platformtest.Node) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := n.Gateway.Flush(bg); err != nil {
-		t.Fatal(err)
-	}
+	// One event stream that ended, and one still open: streams have a row
+	// of their own, and are not request latency.
+	ended := openStream(t, n.URL, "?ticket="+streamTicket(t, n.URL, tok))
+	ended.close()
+	open := openStream(t, n.URL, "?ticket="+streamTicket(t, n.URL, tok))
+	defer open.close()
+	waitUntil(t, "the ended stream is counted", func() bool {
+		if err := n.Gateway.Flush(bg); err != nil {
+			t.Fatal(err)
+		}
+		a, err := n.Gateway.Analytics(bg, appID, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+		return err == nil && a.Totals.Streams == 1
+	})
 
 	consoleLogIn(t, ctx, n.URL)
 	navigate(t, ctx, n.URL+"/console/health")
+	for sel, want := range map[string]string{"#stream-stats .open": "1", "#stream-stats .open-here": "1", "#stream-stats .ended": "1"} {
+		if got := text(t, ctx, sel); got != want {
+			t.Errorf("%s = %q, want %s", sel, got, want)
+		}
+	}
 	if got := text(t, ctx, `#subscription-health tr[data-id="`+sub.ID+`"] .dead`); got == "0" || got == "" {
 		t.Errorf("dead letters of the gone endpoint = %q", got)
 	}

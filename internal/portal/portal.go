@@ -47,6 +47,7 @@ import (
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/textrule"
+	"github.com/causewayhq/causeway/internal/throttle"
 	"github.com/causewayhq/causeway/internal/webhooks"
 )
 
@@ -74,6 +75,9 @@ type Deps struct {
 	Webhooks  *webhooks.Service
 	SPI       *spi.Service
 	Datashare *datashare.Service
+	// StreamSlots count the open event streams of every node, for the
+	// health page; nil shows them as unknown.
+	StreamSlots *throttle.Streams
 	// AdminToken is the bank's admin token: the console's password.
 	// During a rotation it is "new,old" and both log in; a console session
 	// lasts only while the token it logged in with is accepted.
@@ -511,6 +515,7 @@ var funcs = template.FuncMap{
 	"time":  fmtTime,
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"ms":    fmtMS,
+	"dur":   fmtDuration,
 	"join":  strings.Join,
 	"badge": badge,
 	"has": func(list []string, s string) bool {
@@ -568,6 +573,20 @@ func fmtMS(f float64) string {
 		return fmt.Sprintf("%.1f ms", f)
 	}
 	return fmt.Sprintf("%.0f ms", f)
+}
+
+// fmtDuration is a duration as people say it: "45 s", "12 min", "3 h 5 min";
+// "—" for none.
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "—"
+	case d < time.Minute:
+		return fmt.Sprintf("%.0f s", max(d.Seconds(), 1))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
 }
 
 // badge is the CSS class of a status word, so colour is consistent (and

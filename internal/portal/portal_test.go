@@ -69,6 +69,8 @@ func TestPortal(t *testing.T) {
 		{"StaticFilesAreHashedAndCachedForAYear", testStaticFilesAreHashedAndCachedForAYear},
 		{"PagesHaveTheirOwnTitlesAndDescriptions", testPagesHaveTheirOwnTitlesAndDescriptions},
 		{"FailedFormsMarkTheirFieldsAndTakeTheFocus", testFailedFormsMarkTheirFieldsAndTakeTheFocus},
+		{"BrowserPageStreamsEventsWithATicket", testBrowserPageStreamsEventsWithATicket},
+		{"BrowserReconnectsAfterAnExpiredLastEventID", testBrowserReconnectsAfterAnExpiredLastEventID},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, n) })
 	}

@@ -160,6 +160,8 @@ func authText(sec []map[string][]string) string {
 					s += " with " + strings.Join(scopes, ", ")
 				}
 				alts = append(alts, s)
+			case httpapi.SchemeStreamTicket:
+				alts = append(alts, "a stream ticket in ?ticket= (for browsers)")
 			}
 		}
 		if len(req) == 0 {

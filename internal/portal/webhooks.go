@@ -283,14 +283,8 @@ func (p *Portal) webhookLive(w http.ResponseWriter, r *http.Request, s *devSessi
 	if last == "" {
 		last = r.URL.Query().Get("after")
 	}
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 2000\n\n")
-	rc.Flush()
+	sse := httpapi.OpenEventStream(w, r, 2*time.Second)
+	defer sse.Close()
 
 	ctx := r.Context()
 	stop := time.After(liveFor)
@@ -302,6 +296,7 @@ func (p *Portal) webhookLive(w http.ResponseWriter, r *http.Request, s *devSessi
 			// The page still shows the table; the browser reconnects.
 			return nil
 		}
+		var batch []byte
 		for i := len(ds) - 1; i >= 0; i-- {
 			d := ds[i]
 			if d.ID <= last {
@@ -316,14 +311,16 @@ func (p *Portal) webhookLive(w http.ResponseWriter, r *http.Request, s *devSessi
 				ld.RetryURL = "/apps/" + app.ID + "/webhooks/" + sub.ID + "/deliveries/" + d.ID + "/retry"
 			}
 			b, _ := json.Marshal(ld)
-			fmt.Fprintf(w, "id: %s\nevent: delivery\ndata: %s\n\n", d.ID, b)
+			batch = fmt.Appendf(batch, "id: %s\nevent: delivery\ndata: %s\n\n", d.ID, b)
 			last = d.ID
 		}
-		if err := rc.Flush(); err != nil {
+		if len(batch) > 0 && !sse.Send(batch) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-sse.Stopping():
 			return nil
 		case <-stop:
 			return nil

@@ -2,6 +2,7 @@ package throttle
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -153,6 +154,40 @@ func (s *Streams) release(appID string) {
 	})
 	if err != nil {
 		s.log.Warn("throttle: could not give a stream slot back; it frees with the lease", "app_id", appID, "error", err.Error())
+	}
+}
+
+// Open counts the event streams open now on every node: the counts whose
+// lease has not run out, over every app. It fails with EUNAVAILABLE when
+// the bucket cannot be read.
+func (s *Streams) Open(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
+	defer cancel()
+	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	defer w.Stop()
+	now := time.Now().UnixNano()
+	total := 0
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil { // every current value has been seen
+				return total, nil
+			}
+			var slots streamSlots
+			if json.Unmarshal(e.Value(), &slots) != nil {
+				continue
+			}
+			for _, n := range slots {
+				if n.Until > now {
+					total += n.N
+				}
+			}
+		case <-ctx.Done():
+			return 0, unavailable(ctx.Err())
+		}
 	}
 }
 

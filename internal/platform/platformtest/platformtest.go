@@ -96,6 +96,9 @@ func Start(t testing.TB, cfg platform.Config) *Node {
 	srv.Config.Handler = p.Handler()
 	srv.Start()
 	t.Cleanup(func() {
+		// Like a stopping node: end the event streams a test left open,
+		// which srv.Close would otherwise wait for.
+		p.HTTP.EndStreams()
 		srv.Close()
 		p.Close()
 	})
