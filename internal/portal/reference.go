@@ -162,9 +162,13 @@ func authText(sec []map[string][]string) string {
 				alts = append(alts, s)
 			case httpapi.SchemeStreamTicket:
 				alts = append(alts, "a stream ticket in ?ticket= (for browsers)")
+			case httpapi.SchemeClientBasic:
+				// Its empty alternative is the same credentials in the
+				// form, not "no credentials".
+				alts = append(alts, "an app's client id and secret (HTTP Basic or form fields)")
 			}
 		}
-		if len(req) == 0 {
+		if len(req) == 0 && !slices.ContainsFunc(sec, func(r map[string][]string) bool { _, ok := r[httpapi.SchemeClientBasic]; return ok }) {
 			alts = append(alts, "none")
 		}
 	}
