@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/causewayhq/causeway/internal/foureyes"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/platform"
 )
@@ -19,6 +20,8 @@ func newServeCommand() *cobra.Command {
 		// trustedProxies is --trusted-proxies before parsing.
 		trustedProxies string
 		caFile         string
+		// fourEyes is --four-eyes before parsing.
+		fourEyes string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -47,6 +50,12 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 			}
 			if cfg.TrustedProxies, err = platform.ParseCIDRs(trustedProxies); err != nil {
 				return fmt.Errorf("trusted-proxies: %w", err)
+			}
+			if cfg.FourEyes, err = platform.ParseFourEyes(fourEyes); err != nil {
+				return err
+			}
+			if cfg.FourEyesRateAbove <= 0 || cfg.FourEyesQuotaAbove <= 0 || cfg.FourEyesPaymentAbove <= 0 || cfg.ProposalTTL <= 0 {
+				return fmt.Errorf("four-eyes-rate-above, four-eyes-quota-above, four-eyes-payment-above and proposal-ttl must be positive")
 			}
 			for name, v := range map[string]int{"signup-rate": cfg.SignupRate, "max-apps-per-developer": cfg.MaxAppsPerDeveloper,
 				"max-streams-per-app": cfg.MaxStreamsPerApp, "login-failures-per-account": cfg.LoginFailuresPerAccount,
@@ -103,6 +112,11 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.DurationVar(&cfg.LoginWindow, "login-window", identity.DefaultLoginWindow, "the window failed logins are counted over, from the first failure")
 	f.IntVar(&cfg.MaxAppsPerDeveloper, "max-apps-per-developer", identity.DefaultMaxAppsPerDeveloper, "apps one developer may have (409 too_many_apps beyond; a deleted app counts for 24 h)")
 	f.IntVar(&cfg.MaxStreamsPerApp, "max-streams-per-app", platform.DefaultMaxStreamsPerApp, "event streams (GET /v1/events/stream) one app may hold open at once, over all nodes (429 beyond)")
+	f.StringVar(&fourEyes, "four-eyes", "", "bank decisions that need a second operator: all, none, or some of spi.activate, dataset_access.approve, grant.create, app.limits, payment.release (comma-separated); empty means all in production mode, none in sandbox mode")
+	f.Float64Var(&cfg.FourEyesRateAbove, "four-eyes-rate-above", platform.DefaultFourEyesRateAbove, "app limits above this many requests per second need a second operator (with app.limits in --four-eyes)")
+	f.Int64Var(&cfg.FourEyesQuotaAbove, "four-eyes-quota-above", platform.DefaultFourEyesQuotaAbove, "app daily quotas above this need a second operator (with app.limits in --four-eyes)")
+	f.Int64Var(&cfg.FourEyesPaymentAbove, "four-eyes-payment-above", platform.DefaultFourEyesPaymentAbove, "releasing a held payment above this many minor units needs a second operator (with payment.release in --four-eyes)")
+	f.DurationVar(&cfg.ProposalTTL, "proposal-ttl", foureyes.DefaultTTL, "how long a four-eyes proposal waits for a second operator")
 	f.StringVar(&trustedProxies, "trusted-proxies", "", "CIDR ranges of load balancers whose X-Forwarded-For names the client for the sign-up and login throttles; empty means the connection's address")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd

@@ -54,6 +54,11 @@ var bankRoles = map[string]auth.Role{
 	"bank-list-operators":      auth.RoleAdmin,
 	"bank-get-operator":        auth.RoleAdmin,
 
+	// Four-eyes decisions: the role is the proposal's, checked by package
+	// foureyes.
+	"bank-confirm-proposal": auth.RoleViewer,
+	"bank-reject-proposal":  auth.RoleViewer,
+
 	// An operator's own tokens: any role.
 	"bank-create-operator-token": auth.RoleViewer,
 	"bank-revoke-operator-token": auth.RoleViewer,
@@ -92,4 +97,12 @@ func RequiredRole(security []map[string][]string) (auth.Role, bool) {
 func BankRole(op huma.Operation, role auth.Role) huma.Operation {
 	op.Security = []map[string][]string{{SchemeBankAdmin: {string(role)}}}
 	return op
+}
+
+// OperationRole returns the role the bank operation with id needs, for
+// callers that act on an operation outside HTTP (the console's four-eyes
+// proposals). Reads not in bankRoles are not known here.
+func OperationRole(operationID string) (auth.Role, bool) {
+	role, ok := bankRoles[operationID]
+	return role, ok
 }

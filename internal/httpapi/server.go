@@ -82,6 +82,9 @@ type Server struct {
 	// operatorToken checks operators' personal tokens (see
 	// AuthenticateOperators).
 	operatorToken func(ctx context.Context, token string) (*auth.Operator, error)
+	// hold may hold a bank operation back for a second operator (see
+	// HoldDecisions).
+	hold func(ctx huma.Context, next func(huma.Context))
 	// notFoundPage answers browsers for routes that do not exist.
 	notFoundPage http.Handler
 	// streams are the open event streams (stream.go).
@@ -166,7 +169,7 @@ func New(cfg Config) *Server {
 		op.Description = strings.TrimSpace(op.Description + "\n\nNeeds the operator role `" + string(role) + "`.")
 		op.Tags = append(op.Tags, "Bank")
 	})
-	s.Bank.UseMiddleware(s.requireOperator)
+	s.Bank.UseMiddleware(s.requireOperator, s.holdDecision)
 	s.mux.HandleFunc("/", s.notFound)
 	s.router = s.mux
 	s.handler = Compress(s.instrument(s.router))
@@ -328,10 +331,14 @@ func (s *Server) Operator(r *http.Request) (*auth.Operator, error) {
 
 // requireOperator lets in a bank route's caller who holds the role the
 // route declares (see bankRoles): 401 without a valid operator or admin
-// token, 403 role_required without the role.
+// token, 403 role_required without the role. A decision a second
+// operator confirmed (see ConfirmDecision) acts as that operator.
 func (s *Server) requireOperator(ctx huma.Context, next func(huma.Context)) {
 	r, _ := humago.Unwrap(ctx)
 	op, err := s.Operator(r)
+	if d, ok := ConfirmedDecision(ctx.Context()); ok {
+		op, err = d.Operator, nil
+	}
 	if err == nil {
 		if role, ok := RequiredRole(ctx.Operation().Security); ok && !op.Roles.Allow(role) {
 			err = causeway.Errorf(causeway.EFORBIDDEN, "role_required", "this operation needs the operator role %s", role)

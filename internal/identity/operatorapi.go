@@ -58,7 +58,7 @@ type createOperatorInput struct {
 		Email    string      `json:"email" maxLength:"254" example:"ana@bank.example"`
 		Name     string      `json:"display_name,omitempty" maxLength:"200" example:"Ana Lima"`
 		Password string      `json:"password,omitempty" maxLength:"1024" doc:"10 to 1024 characters; omit for single sign-on only"`
-		Roles    []auth.Role `json:"roles" minItems:"1" maxItems:"5" example:"[\"risk-officer\"]"`
+		Roles    []auth.Role `json:"roles" minItems:"1" maxItems:"5" enum:"viewer,app-manager,risk-officer,data-steward,admin"`
 	}
 }
 
@@ -66,7 +66,7 @@ type changeOperatorInput struct {
 	ID   string `path:"id" maxLength:"64"`
 	Body struct {
 		Name   *string     `json:"display_name,omitempty" maxLength:"200"`
-		Roles  []auth.Role `json:"roles,omitempty" maxItems:"5"`
+		Roles  []auth.Role `json:"roles,omitempty" maxItems:"5" enum:"viewer,app-manager,risk-officer,data-steward,admin"`
 		Status *string     `json:"status,omitempty" enum:"active,disabled"`
 	}
 }
@@ -86,7 +86,7 @@ type MeBody struct {
 type createOperatorTokenInput struct {
 	Body struct {
 		Name    string      `json:"name" maxLength:"100" example:"nightly limits report"`
-		Roles   []auth.Role `json:"roles,omitempty" maxItems:"5"`
+		Roles   []auth.Role `json:"roles,omitempty" maxItems:"5" enum:"viewer,app-manager,risk-officer,data-steward,admin"`
 		TTLDays int         `json:"ttl_days,omitempty" minimum:"0" maximum:"365" doc:"Days until it expires; default 30"`
 	}
 }

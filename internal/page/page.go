@@ -64,3 +64,25 @@ func Limit(limit int) (int, error) {
 	}
 	return limit, nil
 }
+
+// Page is one page of a list: its items, oldest or newest first as the
+// list says, and the cursor of the next page ("" on the last page).
+type Page[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// Of makes a page from up to limit+1 items read in the list's order: an
+// item beyond limit says there is a next page, which starts after the
+// key of the last item kept.
+func Of[T any](items []T, limit int, key func(T) string) *Page[T] {
+	p := &Page[T]{Data: items}
+	if len(items) > limit {
+		p.Data = items[:limit]
+		p.NextCursor = Cursor(key(p.Data[limit-1]))
+	}
+	if p.Data == nil {
+		p.Data = []T{}
+	}
+	return p
+}

@@ -1,11 +1,14 @@
 package platform
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
+	"github.com/causewayhq/causeway/internal/foureyes"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/spi"
@@ -51,6 +54,9 @@ func (p *Platform) startAPI(ctx context.Context) error {
 	p.closers = append(p.closers, p.Gateway.Close)
 	p.HTTP.Use(p.Gateway.Middleware(p.HTTP))
 	p.Identity.Register(p.HTTP)
+	if err := p.startFourEyes(ctx); err != nil {
+		return err
+	}
 	p.Gateway.Register(p.HTTP)
 	coreapi.RegisterPublic(p.HTTP, p.Bank)
 	return p.startSPI(ctx)
@@ -76,6 +82,42 @@ func (p *Platform) startSPI(ctx context.Context) error {
 	p.Bank.SetExtensions(svc)
 	svc.Register(p.HTTP)
 	p.background(p.retention)
+	return nil
+}
+
+// startFourEyes holds back the bank decisions that need a second
+// operator (Config.FourEyes).
+func (p *Platform) startFourEyes(ctx context.Context) error {
+	if err := foureyes.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	actions := p.cfg.FourEyes
+	if actions == nil && p.cfg.Mode == ModeProduction {
+		actions = foureyes.Actions
+	}
+	var err error
+	p.FourEyes, err = foureyes.New(p.DB, foureyes.Config{
+		Actions:      actions,
+		TTL:          p.cfg.ProposalTTL,
+		RateAbove:    cmp.Or(p.cfg.FourEyesRateAbove, DefaultFourEyesRateAbove),
+		QuotaAbove:   cmp.Or(p.cfg.FourEyesQuotaAbove, DefaultFourEyesQuotaAbove),
+		PaymentAbove: cmp.Or(p.cfg.FourEyesPaymentAbove, DefaultFourEyesPaymentAbove),
+		PaymentAmount: func(ctx context.Context, id string) (int64, error) {
+			pay, err := p.Bank.Payment(ctx, auth.BankProcess(), id)
+			if err != nil {
+				return 0, err
+			}
+			return pay.Amount.Minor, nil
+		},
+		// In production the admin token, which names no person, never
+		// confirms: a second named operator must.
+		AdminTokenConfirms: p.cfg.Mode != ModeProduction,
+		Logger:             p.log.With("component", "foureyes"),
+	})
+	if err != nil {
+		return err
+	}
+	p.FourEyes.Register(p.HTTP)
 	return nil
 }
 

@@ -1,9 +1,6 @@
 package platform
 
 import (
-	"github.com/causewayhq/causeway/internal/identity"
-	"github.com/causewayhq/causeway/internal/outbox"
-
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
@@ -17,9 +14,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/causewayhq/causeway/internal/foureyes"
+	"github.com/causewayhq/causeway/internal/identity"
+	"github.com/causewayhq/causeway/internal/outbox"
 )
 
 // Mode decides how new apps start: at once with seeded sandbox data, or
@@ -121,6 +123,51 @@ type Config struct {
 	// ThrottleClock is the clock of the login and sign-up windows; tests
 	// move it. Nil means time.Now.
 	ThrottleClock func() time.Time
+	// FourEyes are the bank decisions that need a second operator
+	// (foureyes.Actions). Nil means the mode's default: every one in
+	// production mode, none in sandbox mode; empty means none.
+	FourEyes []string
+	// FourEyesRateAbove and FourEyesQuotaAbove: app limits above them need
+	// a second operator (when app.limits is in FourEyes). Zero means the
+	// defaults (DefaultFourEyesRateAbove, DefaultFourEyesQuotaAbove).
+	FourEyesRateAbove  float64
+	FourEyesQuotaAbove int64
+	// FourEyesPaymentAbove: releasing a held payment of more minor units
+	// needs a second operator (when payment.release is in FourEyes). Zero
+	// means DefaultFourEyesPaymentAbove.
+	FourEyesPaymentAbove int64
+	// ProposalTTL is how long a four-eyes proposal waits; zero means
+	// foureyes.DefaultTTL (72 hours).
+	ProposalTTL time.Duration
+}
+
+// Four-eyes thresholds by default.
+const (
+	DefaultFourEyesRateAbove    = 100
+	DefaultFourEyesQuotaAbove   = 100_000
+	DefaultFourEyesPaymentAbove = 1_000_000 // 10,000.00 in a currency of two decimals
+)
+
+// ParseFourEyes reads --four-eyes: "" for the mode's default (nil),
+// "none", "all", or actions separated by commas.
+func ParseFourEyes(s string) ([]string, error) {
+	switch s = strings.TrimSpace(s); s {
+	case "":
+		return nil, nil
+	case "none":
+		return []string{}, nil
+	case "all":
+		return slices.Clone(foureyes.Actions), nil
+	}
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		a = strings.TrimSpace(a)
+		if !slices.Contains(foureyes.Actions, a) {
+			return nil, fmt.Errorf("four-eyes: unknown action %q; actions are %s, or all or none", a, strings.Join(foureyes.Actions, ", "))
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // DefaultMaxStreamsPerApp is the default of Config.MaxStreamsPerApp.

@@ -29,6 +29,7 @@ import (
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/dirlock"
 	"github.com/causewayhq/causeway/internal/events"
+	"github.com/causewayhq/causeway/internal/foureyes"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/identity"
@@ -69,6 +70,8 @@ type Platform struct {
 	SPI       *spi.Service
 	Webhooks  *webhooks.Service
 	Datashare *datashare.Service
+	// FourEyes holds back the decisions that need a second operator.
+	FourEyes *foureyes.Service
 	// Guard refuses webhook and SPI URLs on private networks unless the
 	// operator's allow-list covers them.
 	Guard netguard.Guard

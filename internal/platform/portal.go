@@ -22,6 +22,7 @@ func (p *Platform) startPortal(ctx context.Context) error {
 		Webhooks:    p.Webhooks,
 		SPI:         p.SPI,
 		Datashare:   p.Datashare,
+		FourEyes:    p.FourEyes,
 		StreamSlots: p.StreamSlots,
 		AdminToken:  p.adminToken, // the console's password
 		DB:          p.DB,         // the sessions, shared by every node

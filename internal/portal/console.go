@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -176,7 +177,13 @@ func (p *Portal) consoleLimits(w http.ResponseWriter, r *http.Request, s *consol
 	} else if l.DailyQuota, err = strconv.ParseInt(f.Quota, 10, 64); err != nil {
 		err = causeway.Errorf(causeway.EINVALID, "invalid_limits", "the daily quota is a whole number")
 	} else {
-		_, err = p.d.Gateway.SetLimits(r.Context(), r.PathValue("id"), l)
+		id := r.PathValue("id")
+		held, herr := p.proposed(w, r, s, "bank-put-app-limits", http.MethodPut, "/bank/v1/apps/"+url.PathEscape(id)+"/limits", id,
+			map[string]any{"requests_per_second": l.RequestsPerSecond, "burst": l.Burst, "daily_quota": l.DailyQuota})
+		if held || herr != nil {
+			return herr
+		}
+		_, err = p.d.Gateway.SetLimits(r.Context(), id, l)
 	}
 	if err != nil {
 		if !isFormError(err) {
@@ -224,6 +231,11 @@ func (p *Portal) consoleDecide(w http.ResponseWriter, r *http.Request, s *consol
 	done := ""
 	switch r.PathValue("action") {
 	case "approve":
+		held, herr := p.proposed(w, r, s, "bank-approve-dataset-access-request", http.MethodPost,
+			"/bank/v1/dataset-access-requests/"+url.PathEscape(id)+"/approve", id, map[string]any{"reason": d.Reason})
+		if held || herr != nil {
+			return herr
+		}
 		_, err = p.d.Datashare.Approve(r.Context(), id, d)
 		done = "approved"
 	case "reject":
@@ -308,6 +320,24 @@ func (p *Portal) consoleSPIChange(w http.ResponseWriter, r *http.Request, s *con
 		}
 	}
 	a.OnFailure = r.PostFormValue("on_failure")
+	if err == nil && done == "activated" {
+		id := r.PathValue("id")
+		body := map[string]any{}
+		if a.TimeoutMS != 0 {
+			body["timeout_ms"] = a.TimeoutMS
+		}
+		if a.OnFailure != "" {
+			body["on_failure"] = a.OnFailure
+		}
+		if a.Priority != nil {
+			body["priority"] = *a.Priority
+		}
+		held, herr := p.proposed(w, r, s, "bank-activate-spi-registration", http.MethodPost, "/bank/v1/spi-registrations/"+url.PathEscape(id)+"/activate",
+			id, body)
+		if held || herr != nil {
+			return herr
+		}
+	}
 	if err == nil {
 		_, err = change(r.Context(), s.Caller(), r.PathValue("id"), a)
 	}

@@ -52,6 +52,10 @@ func (p *Portal) renderGrants(w http.ResponseWriter, r *http.Request, s *console
 // consoleGrant lets an app see a customer it did not create.
 func (p *Portal) consoleGrant(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
 	f := &grantForm{AppID: strings.TrimSpace(r.PostFormValue("app_id")), CustomerID: strings.TrimSpace(r.PostFormValue("customer_id"))}
+	if held, err := p.proposed(w, r, s, "bank-create-grant", http.MethodPost, "/bank/v1/grants", "",
+		map[string]any{"app_id": f.AppID, "customer_id": f.CustomerID}); held || err != nil {
+		return err
+	}
 	err := p.d.Bank.GrantCustomer(r.Context(), s.Caller(), f.AppID, f.CustomerID)
 	if causeway.ErrorKind(err) == causeway.ENOTFOUND {
 		// The form's own field, not the page, was not found.

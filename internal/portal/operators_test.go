@@ -260,3 +260,60 @@ func testAdminAddsAnOperatorWhoSetsUpTOTPInTheBrowser(t *testing.T, n *platformt
 		t.Errorf("the login with a code answered %d at %s", st, location(t, ctx).Path)
 	}
 }
+
+// TestConsoleDecisionsWaitForASecondOperator: with four-eyes on, a grant
+// made on the console's grants page is a proposal; its proposer cannot
+// confirm it, and another app manager confirms it on the approvals page,
+// which carries it out.
+func TestConsoleDecisionsWaitForASecondOperator(t *testing.T) {
+	cfg := platformtest.Embedded.Config(t)
+	cfg.FourEyes = []string{"grant.create"}
+	n := platformtest.Start(t, cfg)
+	newOperator(t, n, "maker.console@bank.example", auth.RoleAppManager)
+	newOperator(t, n, "checker.console@bank.example", auth.RoleAppManager)
+	_, appID, _, _ := sandboxApp(t, n, "foureyes-console@example.com", "accounts:read")
+	customers, err := n.Bank.Customers(context.Background(), auth.BankProcess(), 1, "")
+	if err != nil || len(customers.Data) == 0 {
+		t.Fatal(err)
+	}
+	granted := func() bool {
+		grants, err := n.Bank.Grants(context.Background(), auth.BankProcess(), appID, 10, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(grants.Data) > 0
+	}
+
+	maker, _, _ := operatorLogIn(t, n.URL, "maker.console@bank.example", operatorPassword, "")
+	res, _ := consolePost(t, n.URL, "/console/grants", "/console/grants", url.Values{"app_id": {appID}, "customer_id": {customers.Data[0].ID}}, maker)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/proposals?done=proposed" {
+		t.Fatalf("granting with four-eyes on = %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if granted() {
+		t.Fatal("the grant took effect before a second operator confirmed it")
+	}
+	props, err := n.FourEyes.Proposals(context.Background(), auth.BankProcess(), true, 10, "")
+	if err != nil || len(props.Data) != 1 {
+		t.Fatalf("pending proposals: %v, %v", props, err)
+	}
+	id := props.Data[0].ID
+	_, body := send(t, "GET", n.URL+"/console/proposals", nil, maker)
+	if strings.Contains(body, `action="/console/proposals/`+id+`/confirm"`) {
+		t.Error("the proposer is offered to confirm their own proposal")
+	}
+	if res, _ := consolePost(t, n.URL, "/console/proposals", "/console/proposals/"+id+"/confirm", nil, maker); res.StatusCode != http.StatusForbidden {
+		t.Errorf("the proposer confirming = %d, want 403", res.StatusCode)
+	}
+	checker, _, _ := operatorLogIn(t, n.URL, "checker.console@bank.example", operatorPassword, "")
+	_, body = send(t, "GET", n.URL+"/console/proposals", nil, checker)
+	if !strings.Contains(body, `action="/console/proposals/`+id+`/confirm"`) {
+		t.Fatalf("the second operator is not offered to confirm:\n%.400s", body)
+	}
+	res, _ = consolePost(t, n.URL, "/console/proposals", "/console/proposals/"+id+"/confirm", nil, checker)
+	if res.StatusCode != http.StatusSeeOther || !strings.Contains(res.Header.Get("Location"), "done=confirmed") {
+		t.Errorf("the second operator confirming = %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if !granted() {
+		t.Error("the confirmed grant did not take effect")
+	}
+}

@@ -41,6 +41,7 @@ import (
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/events"
+	"github.com/causewayhq/causeway/internal/foureyes"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/identity"
@@ -75,6 +76,9 @@ type Deps struct {
 	Webhooks  *webhooks.Service
 	SPI       *spi.Service
 	Datashare *datashare.Service
+	// FourEyes holds back the console's decisions that need a second
+	// operator, as it holds back the bank API's; nil holds back none.
+	FourEyes *foureyes.Service
 	// StreamSlots count the open event streams of every node, for the
 	// health page; nil shows them as unknown.
 	StreamSlots *throttle.Streams
@@ -211,6 +215,8 @@ func (p *Portal) Register(srv *httpapi.Server) {
 	con("POST /console/account/password", auth.RoleViewer, p.consoleChangePassword)
 	con("POST /console/account/tokens", auth.RoleViewer, p.consoleCreateToken)
 	con("POST /console/account/tokens/{id}/revoke", auth.RoleViewer, p.consoleRevokeToken)
+	con("GET /console/proposals", auth.RoleViewer, p.consoleProposals)
+	con("POST /console/proposals/{id}/{decision}", auth.RoleViewer, p.consoleDecideProposal)
 	con("GET /console/operators", auth.RoleAdmin, p.consoleOperators)
 	con("POST /console/operators", auth.RoleAdmin, p.consoleCreateOperator)
 	con("POST /console/operators/{id}", auth.RoleAdmin, p.consoleChangeOperator)
@@ -314,6 +320,7 @@ var descriptions = map[string]string{
 	"console_health":    "Platform health: request traffic, event delivery backlogs and SPI circuit breakers.",
 	"console_account":   "Your operator account: second factor, password and personal API tokens.",
 	"console_operators": "The bank's operators, their roles and status.",
+	"console_proposals": "Decisions waiting for a second operator: confirm or reject them.",
 }
 
 // fail renders err as an error page: its status comes from the one
@@ -419,33 +426,37 @@ func redirect(w http.ResponseWriter, r *http.Request, url string) {
 // notices are the confirmations a redirect may ask for with ?done=; a
 // fixed list, so a link cannot put arbitrary text on the page.
 var notices = map[string]string{
-	"deleted":          "The app was deleted. Its credentials stopped working.",
-	"webhook-deleted":  "The webhook subscription was deleted.",
-	"paused":           "Deliveries are paused; events wait until you resume.",
-	"resumed":          "Deliveries resumed.",
-	"recovering":       "Recovering: the events since that time are being re-sent in the background.",
-	"retrying":         "The event is being re-sent; its attempt appears below in a moment.",
-	"spi-deleted":      "The SPI registration was deleted.",
-	"approved":         "Approved.",
-	"suspended":        "Suspended.",
-	"limits":           "The new limits apply to the app's next request.",
-	"rejected":         "Rejected.",
-	"revoked":          "Revoked. Downloads stopped and the stored ciphertext is being deleted.",
-	"activated":        "Activated.",
-	"spi-updated":      "Updated: calls use the new settings.",
-	"deactivated":      "Deactivated: the bank no longer calls this endpoint.",
-	"requested":        "Your request was sent to the bank.",
-	"logged-out":       "You are logged out.",
-	"payment":          "A test payment was made; its events are on their way to your webhooks.",
-	"granted":          "Granted: the app sees the customer from its next request.",
-	"grant-revoked":    "The grant was revoked; the app no longer sees the customer.",
-	"published":        "Published: the dataset is in the catalog.",
-	"enroll-first":     "Set up your second factor first: the console opens once it is on.",
-	"password-changed": "Your password was changed, and every session of yours ended. Log in with the new one.",
-	"token-revoked":    "The token was revoked; it stops working at once.",
-	"operator-created": "The operator was created. They log in with the password you gave and set up their second factor.",
-	"operator-changed": "Saved. The operator's sessions ended, and their tokens hold only the new roles.",
-	"totp-reset":       "The second factor was removed; the operator sets up a new one at their next login.",
+	"deleted":           "The app was deleted. Its credentials stopped working.",
+	"webhook-deleted":   "The webhook subscription was deleted.",
+	"paused":            "Deliveries are paused; events wait until you resume.",
+	"resumed":           "Deliveries resumed.",
+	"recovering":        "Recovering: the events since that time are being re-sent in the background.",
+	"retrying":          "The event is being re-sent; its attempt appears below in a moment.",
+	"spi-deleted":       "The SPI registration was deleted.",
+	"approved":          "Approved.",
+	"suspended":         "Suspended.",
+	"limits":            "The new limits apply to the app's next request.",
+	"rejected":          "Rejected.",
+	"revoked":           "Revoked. Downloads stopped and the stored ciphertext is being deleted.",
+	"activated":         "Activated.",
+	"spi-updated":       "Updated: calls use the new settings.",
+	"deactivated":       "Deactivated: the bank no longer calls this endpoint.",
+	"requested":         "Your request was sent to the bank.",
+	"logged-out":        "You are logged out.",
+	"payment":           "A test payment was made; its events are on their way to your webhooks.",
+	"granted":           "Granted: the app sees the customer from its next request.",
+	"grant-revoked":     "The grant was revoked; the app no longer sees the customer.",
+	"published":         "Published: the dataset is in the catalog.",
+	"enroll-first":      "Set up your second factor first: the console opens once it is on.",
+	"password-changed":  "Your password was changed, and every session of yours ended. Log in with the new one.",
+	"token-revoked":     "The token was revoked; it stops working at once.",
+	"operator-created":  "The operator was created. They log in with the password you gave and set up their second factor.",
+	"operator-changed":  "Saved. The operator's sessions ended, and their tokens hold only the new roles.",
+	"totp-reset":        "The second factor was removed; the operator sets up a new one at their next login.",
+	"proposed":          "Proposed: the decision takes effect once a second operator confirms it.",
+	"confirmed":         "Confirmed and carried out.",
+	"confirm-failed":    "Confirmed, but the operation refused; see its answer below.",
+	"proposal-rejected": "Rejected: the decision will not be carried out.",
 }
 
 func notice(r *http.Request) string { return notices[r.URL.Query().Get("done")] }

@@ -1,0 +1,214 @@
+package platform_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/identity"
+	"github.com/causewayhq/causeway/internal/platform"
+	"github.com/causewayhq/causeway/internal/platform/platformtest"
+	"github.com/causewayhq/causeway/internal/testkit"
+)
+
+// operatorClient creates an operator with roles and returns a client
+// calling with a token of theirs.
+func operatorClient(t *testing.T, n *platformtest.Node, email string, roles ...auth.Role) *client {
+	t.Helper()
+	ctx := auth.WithOperator(context.Background(), auth.AdminTokenHolder())
+	op, err := n.Identity.CreateOperator(ctx, auth.CallerFrom(ctx), identity.NewOperator{Email: email, Roles: roles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := n.Identity.IssueOperatorToken(ctx, op.Caller(), "test", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client{t: t, base: n.URL, token: tok.Token}
+}
+
+type proposal struct {
+	ID, Status, Role, Action string
+	ProposedBy               string `json:"proposed_by"`
+	DecidedBy                string `json:"decided_by"`
+	Result                   *struct {
+		Status int
+		Body   json.RawMessage
+	}
+}
+
+// TestFourEyesHoldsADecisionUntilASecondOperatorConfirmsIt: with
+// four-eyes on, a grant proposed by one app manager takes effect only when
+// another confirms it, exactly as proposed; the proposer, a viewer and a
+// second confirmation are refused, a rejected proposal changes nothing,
+// limits within the threshold need no second operator, and of operators
+// confirming one proposal at once exactly one carries it out.
+func TestFourEyesHoldsADecisionUntilASecondOperatorConfirmsIt(t *testing.T) {
+	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
+		cfg := rt.Config(t)
+		cfg.FourEyes = []string{"grant.create", "app.limits"}
+		n := platformtest.Start(t, cfg)
+		maker := operatorClient(t, n, "maker@bank.example", auth.RoleAppManager)
+		checker := operatorClient(t, n, "checker@bank.example", auth.RoleAppManager)
+		viewer := operatorClient(t, n, "viewer@bank.example", auth.RoleViewer)
+		admin := &client{t: t, base: n.URL, token: platformtest.AdminToken}
+		_, _ = developerApp(t, n, nil, "foureyes@solar.example")
+		var apps struct{ Data []struct{ ID string } }
+		admin.do("GET", "/bank/v1/apps", "", nil).decode(t, &apps)
+		appID := apps.Data[0].ID
+		customers, err := n.Bank.Customers(context.Background(), auth.BankProcess(), 3, "")
+		if err != nil || len(customers.Data) < 3 {
+			t.Fatalf("bank customers: %v", err)
+		}
+		grants := func() int {
+			var g struct{ Data []any }
+			admin.do("GET", "/bank/v1/grants?app_id="+appID, "", nil).decode(t, &g)
+			return len(g.Data)
+		}
+		before := grants()
+
+		res := maker.do("POST", "/bank/v1/grants", "", map[string]any{"app_id": appID, "customer_id": customers.Data[0].ID})
+		var p proposal
+		res.decode(t, &p)
+		if res.status != http.StatusAccepted || p.Status != "pending_second_approval" || p.Role != "app-manager" ||
+			res.header.Get("Location") != "/bank/v1/proposals/"+p.ID {
+			t.Fatalf("proposing a grant = %d %s", res.status, res.body)
+		}
+		if grants() != before {
+			t.Fatal("the grant took effect before a second operator confirmed it")
+		}
+		var problem struct{ Code string }
+		for _, c := range []struct {
+			who  *client
+			code string
+		}{{maker, "same_operator"}, {viewer, "role_required"}} {
+			if res := c.who.do("POST", "/bank/v1/proposals/"+p.ID+"/confirm", "", nil); res.status != http.StatusForbidden {
+				t.Errorf("confirming as %s = %d %s", c.code, res.status, res.body)
+			} else if res.decode(t, &problem); problem.Code != c.code {
+				t.Errorf("confirming: code %s, want %s", problem.Code, c.code)
+			}
+		}
+		res = checker.do("POST", "/bank/v1/proposals/"+p.ID+"/confirm", "", nil)
+		res.decode(t, &p)
+		if res.status != http.StatusOK || p.Status != "confirmed" || p.Result == nil || p.Result.Status != http.StatusCreated {
+			t.Fatalf("the second operator confirming = %d %s", res.status, res.body)
+		}
+		if grants() != before+1 {
+			t.Error("the confirmed grant did not take effect")
+		}
+		if res := checker.do("POST", "/bank/v1/proposals/"+p.ID+"/confirm", "", nil); res.status != http.StatusConflict {
+			t.Errorf("confirming twice = %d", res.status)
+		}
+
+		// Rejected: nothing happens.
+		res = maker.do("POST", "/bank/v1/grants", "", map[string]any{"app_id": appID, "customer_id": customers.Data[1].ID})
+		res.decode(t, &p)
+		if res := checker.do("POST", "/bank/v1/proposals/"+p.ID+"/reject", "", map[string]any{"reason": "not this customer"}); res.status != http.StatusOK {
+			t.Fatalf("rejecting = %d %s", res.status, res.body)
+		}
+		if res := checker.do("POST", "/bank/v1/proposals/"+p.ID+"/confirm", "", nil); res.status != http.StatusConflict {
+			t.Errorf("confirming a rejected proposal = %d", res.status)
+		}
+		if grants() != before+1 {
+			t.Error("a rejected grant took effect")
+		}
+
+		// Limits: within the thresholds at once, above them held back.
+		if res := maker.do("PUT", "/bank/v1/apps/"+appID+"/limits", "", map[string]any{"requests_per_second": 10, "burst": 20, "daily_quota": 1000}); res.status != http.StatusOK {
+			t.Errorf("limits within the thresholds = %d %s", res.status, res.body)
+		}
+		if res := maker.do("PUT", "/bank/v1/apps/"+appID+"/limits", "", map[string]any{"requests_per_second": platform.DefaultFourEyesRateAbove + 1,
+			"burst": 200, "daily_quota": 1000}); res.status != http.StatusAccepted {
+			t.Errorf("limits above the rate threshold = %d %s", res.status, res.body)
+		}
+
+		// Operators racing to confirm one proposal: one carries it out.
+		res = maker.do("POST", "/bank/v1/grants", "", map[string]any{"app_id": appID, "customer_id": customers.Data[2].ID})
+		res.decode(t, &p)
+		checkers := make([]*client, 6)
+		for i := range checkers {
+			checkers[i] = operatorClient(t, n, "racer"+string(rune('a'+i))+"@bank.example", auth.RoleAppManager)
+		}
+		statuses := testkit.Race(len(checkers), func(i int) error {
+			if res := checkers[i].do("POST", "/bank/v1/proposals/"+p.ID+"/confirm", "", nil); res.status != http.StatusOK {
+				return &statusError{res.status}
+			}
+			return nil
+		})
+		won := 0
+		for _, err := range statuses {
+			switch e := err.(type) {
+			case nil:
+				won++
+			case *statusError:
+				if e.status != http.StatusConflict {
+					t.Errorf("a losing confirmer got %d, want 409", e.status)
+				}
+			}
+		}
+		if won != 1 || grants() != before+2 {
+			t.Errorf("%d confirmations won and the app has %d grants, want 1 and %d", won, grants(), before+2)
+		}
+	})
+}
+
+type statusError struct{ status int }
+
+func (e *statusError) Error() string { return http.StatusText(e.status) }
+
+// TestInProductionTheAdminTokenProposesButNeverConfirms: four-eyes is on
+// by default in production mode, and the admin token, which names no
+// person, may propose and reject but not confirm.
+func TestInProductionTheAdminTokenProposesButNeverConfirms(t *testing.T) {
+	cfg := platformtest.Embedded.Config(t)
+	cfg.Mode = platform.ModeProduction
+	cfg.PublicURL = "https://api.bank.test"
+	n := platformtest.Start(t, cfg)
+	admin := &client{t: t, base: n.URL, token: platformtest.AdminToken}
+	steward := operatorClient(t, n, "steward@bank.example", auth.RoleDataSteward, auth.RoleRiskOfficer, auth.RoleAppManager)
+	customers, err := n.Bank.Customers(context.Background(), auth.BankProcess(), 1, "")
+	if err != nil || len(customers.Data) == 0 {
+		t.Fatal(err)
+	}
+	dev, _, err := n.Identity.SignUp(context.Background(), "prod-foureyes@solar.example", "a long enough password", "Solar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, _, err := n.Identity.CreateApp(context.Background(), dev, "Solar", []string{"accounts:read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := steward.do("POST", "/bank/v1/grants", "", map[string]any{"app_id": app.ID, "customer_id": customers.Data[0].ID})
+	var p proposal
+	res.decode(t, &p)
+	if res.status != http.StatusAccepted {
+		t.Fatalf("a grant in production without a second operator = %d %s", res.status, res.body)
+	}
+	var problem struct{ Code string }
+	if res := admin.do("POST", "/bank/v1/proposals/"+p.ID+"/confirm", "", nil); res.status != http.StatusForbidden {
+		t.Errorf("the admin token confirming = %d", res.status)
+	} else if res.decode(t, &problem); problem.Code != "operator_only" {
+		t.Errorf("the admin token confirming: %s", problem.Code)
+	}
+	if res := admin.do("POST", "/bank/v1/proposals/"+p.ID+"/reject", "", map[string]any{"reason": "wrong app"}); res.status != http.StatusOK {
+		t.Errorf("the admin token rejecting = %d %s", res.status, res.body)
+	}
+	// The admin token proposes; a named operator confirms.
+	res = admin.do("POST", "/bank/v1/grants", "", map[string]any{"app_id": app.ID, "customer_id": customers.Data[0].ID})
+	res.decode(t, &p)
+	if res.status != http.StatusAccepted || p.ProposedBy != "operator:admin-token" {
+		t.Fatalf("the admin token proposing = %d %s", res.status, res.body)
+	}
+	res = steward.do("POST", "/bank/v1/proposals/"+p.ID+"/confirm", "", nil)
+	res.decode(t, &p)
+	if res.status != http.StatusOK || p.Status != "confirmed" {
+		t.Errorf("a named operator confirming the admin token's proposal = %d %s", res.status, res.body)
+	}
+	var pending struct{ Data []proposal }
+	admin.do("GET", "/bank/v1/proposals?pending=true", "", nil).decode(t, &pending)
+	if len(pending.Data) != 0 {
+		t.Errorf("%d proposals still pending", len(pending.Data))
+	}
+}
