@@ -36,6 +36,7 @@ import (
 	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/sso"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/throttle"
 	"github.com/causewayhq/causeway/internal/webhooks"
@@ -69,6 +70,9 @@ type Platform struct {
 	SPI       *spi.Service
 	Webhooks  *webhooks.Service
 	Datashare *datashare.Service
+	// SSO logs operators in to the console with the bank's OpenID
+	// Connect provider; nil without --oidc-issuer.
+	SSO *sso.Login
 	// Guard refuses webhook and SPI URLs on private networks unless the
 	// operator's allow-list covers them.
 	Guard netguard.Guard
@@ -188,6 +192,9 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		return nil, err
 	}
 	if err := p.startDatashare(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.startSSO(ctx); err != nil {
 		return nil, err
 	}
 	if err := p.startPortal(ctx); err != nil {
