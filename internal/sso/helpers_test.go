@@ -11,31 +11,13 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/store"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
-
-// clock is a test clock that a test moves forward.
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
 
 // env is a provider, a Login on db against it, and a stand-in for the
 // console on 127.0.0.1 that does with the Login what the console does:
@@ -48,7 +30,7 @@ type env struct {
 	idp     *testIdP
 	login   *Login
 	console *httptest.Server
-	clock   *clock
+	clock   *testkit.Clock
 }
 
 // result is what the console stand-in answers.
@@ -67,7 +49,7 @@ func newEnv(t *testing.T, db *store.DB, edit func(*Config)) *env {
 	if err := Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, clock: &clock{}}
+	e := &env{t: t, db: db, clock: &testkit.Clock{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /console/sso/start", func(w http.ResponseWriter, r *http.Request) {
 		authURL, key, err := e.login.Begin(r.Context())
@@ -206,7 +188,7 @@ func (b *browser) key() string {
 	return ""
 }
 
-// wantError fails t unless r (or err) is the causeway error kind/code.
+// wantCode fails t unless the kind and code got are kind and code.
 func wantCode(t *testing.T, what string, gotKind causeway.Kind, gotCode string, kind causeway.Kind, code string) {
 	t.Helper()
 	if gotKind != kind || gotCode != code {
@@ -214,6 +196,7 @@ func wantCode(t *testing.T, what string, gotKind causeway.Kind, gotCode string, 
 	}
 }
 
+// wantErr fails t unless err is a causeway error of kind and code.
 func wantErr(t *testing.T, what string, err error, kind causeway.Kind, code string) {
 	t.Helper()
 	if err == nil {
