@@ -125,6 +125,8 @@ func (l *Login) Begin(ctx context.Context) (authURL, browserKey string, err erro
 //     EUNAUTHORIZED sso_idp_error: it answered another error;
 //     EBADREQUEST sso_code_missing: neither code nor error;
 //   - EUNAUTHORIZED sso_code_refused: the token endpoint refused the code;
+//     EUNAVAILABLE sso_client_refused: it refused Causeway's client id
+//     and secret (a configuration to fix);
 //     sso_token_invalid: the ID token is missing or fails a check;
 //   - EFORBIDDEN role_claim_invalid: the claim is not strings;
 //     no_role: no value maps to a role;
@@ -172,11 +174,18 @@ func (l *Login) finish(ctx context.Context, query url.Values, browserKey string)
 	tok, err := p.oauth.Exchange(hctx, cb.Code, oauth2.VerifierOption(verifierFor(browserKey)))
 	if err != nil {
 		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
+		switch {
+		case errors.As(err, &re) && (re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client"):
+			// Not the operator's doing: no sign-in works until the
+			// settings are fixed.
+			return Identity{}, fail(err, causeway.EUNAVAILABLE, "sso_client_refused",
+				"the bank's identity provider does not accept Causeway's client credentials (%s); an administrator must check --oidc-client-id and --oidc-client-secret", re.ErrorCode)
+		case errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500:
 			return Identity{}, fail(err, causeway.EUNAUTHORIZED, "sso_code_refused",
 				"the identity provider refused the sign-in code (%s); start the sign-in again", oauthCode(re.ErrorCode))
+		default:
+			return Identity{}, fail(err, causeway.EUNAVAILABLE, "sso_unavailable", "the bank's identity provider cannot be reached; try again shortly")
 		}
-		return Identity{}, fail(err, causeway.EUNAVAILABLE, "sso_unavailable", "the bank's identity provider cannot be reached; try again shortly")
 	}
 	claims, subject, err := l.verify(hctx, p, tok, nonce)
 	if err != nil {

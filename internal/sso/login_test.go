@@ -240,7 +240,8 @@ func TestTamperedIDTokensAreRefused(t *testing.T) {
 // TestBadCallbacksAreRefused: a code the provider does not know, an
 // answer naming another issuer (RFC 9207 iss), one with neither code nor
 // error, and malformed queries each have their code; none is a server
-// error.
+// error. A client secret the provider refuses is sso_client_refused, a
+// 503 for the administrators to fix, not the operator's fault.
 func TestBadCallbacksAreRefused(t *testing.T) {
 	e := newEnv(t, storetest.OpenSQLite(t), nil)
 	edit := func(f func(q url.Values)) result {
@@ -264,6 +265,10 @@ func TestBadCallbacksAreRefused(t *testing.T) {
 
 	_, err := e.login.Finish(context.Background(), url.Values{"code": {"x"}}, "")
 	wantErr(t, "no state", err, causeway.EBADREQUEST, "sso_callback_invalid")
+
+	wrong := newEnv(t, e.db, func(c *Config) { c.ClientSecret = "not-the-secret" })
+	r = wrong.browser().signIn()
+	wantCode(t, "a wrong client secret", r.Kind, r.Code, causeway.EUNAVAILABLE, "sso_client_refused")
 }
 
 // TestProviderDownIsRetried: a node starts (New) whatever the provider's
