@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/platform"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
 	"github.com/causewayhq/causeway/internal/sso"
@@ -49,7 +50,7 @@ func TestNodeStartsWithSingleSignOnWhileTheProviderIsDown(t *testing.T) {
 // issuer that is no URL are refused; production wants an https issuer.
 func TestSingleSignOnSettingsAreCheckedBeforeStart(t *testing.T) {
 	good := sso.Config{Issuer: "https://login.bank.example/realms/staff", ClientID: "causeway-console", RoleClaim: "groups",
-		RoleMap: map[string]string{"CN=Risk,OU=Groups": sso.RoleRiskOfficer}}
+		RoleMap: map[string]auth.Role{"CN=Risk,OU=Groups": auth.RoleRiskOfficer}}
 	prod := func(c platform.Config) platform.Config {
 		c.Mode, c.PublicURL = platform.ModeProduction, "https://api.bank.example"
 		return c
@@ -72,7 +73,7 @@ func TestSingleSignOnSettingsAreCheckedBeforeStart(t *testing.T) {
 		"issuer alone":       {platform.Config{SSO: sso.Config{Issuer: good.Issuer}}, "oidc-issuer and oidc-client-id"},
 		"client id alone":    {platform.Config{SSO: sso.Config{ClientID: "c"}}, "oidc-issuer and oidc-client-id"},
 		"secret alone":       {platform.Config{SSO: sso.Config{ClientSecret: "s"}}, "need --oidc-issuer"},
-		"unknown role":       {platform.Config{SSO: with(good, func(c *sso.Config) { c.RoleMap = map[string]string{"ops": "root"} })}, "not a role"},
+		"unknown role":       {platform.Config{SSO: with(good, func(c *sso.Config) { c.RoleMap = map[string]auth.Role{"ops": "root"} })}, "not a role"},
 		"issuer not a URL":   {platform.Config{SSO: with(good, func(c *sso.Config) { c.Issuer = "login.bank.example" })}, "oidc-issuer"},
 		"http in production": {prod(platform.Config{SSO: with(good, func(c *sso.Config) { c.Issuer = "http://login.bank.example" })}), "https:// issuer"},
 	} {

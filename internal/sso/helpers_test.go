@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/testkit"
 )
@@ -84,7 +85,7 @@ func newEnv(t *testing.T, db *store.DB, edit func(*Config)) *env {
 	cfg := Config{
 		Issuer: e.idp.URL, ClientID: e.idp.ClientID, ClientSecret: e.idp.Secret,
 		RedirectURL: e.console.URL + CallbackPath, RoleClaim: "groups",
-		RoleMap: map[string]string{"bank-risk": RoleRiskOfficer, "bank-data": RoleDataSteward},
+		RoleMap: map[string]auth.Role{"bank-risk": auth.RoleRiskOfficer, "bank-data": auth.RoleDataSteward},
 	}
 	if edit != nil {
 		edit(&cfg)

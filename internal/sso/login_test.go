@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 	"github.com/causewayhq/causeway/internal/testkit"
@@ -57,7 +58,7 @@ func TestLoginMapsProviderGroupsToRoles(t *testing.T) {
 
 		r := b.open(cb)
 		want := Identity{Issuer: e.idp.URL, Subject: "ada", Email: "ada@bank.example", EmailVerified: true,
-			Name: "Ada Lovelace", Roles: []string{RoleViewer, RoleRiskOfficer}}
+			Name: "Ada Lovelace", Roles: auth.Roles{auth.RoleRiskOfficer, auth.RoleViewer}}
 		if r.Identity == nil || !equalIdentity(*r.Identity, want) {
 			t.Errorf("ada (groups bank-risk, viewer, staff): %v, want %+v", r, want)
 		}
@@ -70,7 +71,7 @@ func TestLoginMapsProviderGroupsToRoles(t *testing.T) {
 		}
 
 		// A single string, and a claim only the userinfo endpoint sends.
-		for who, roles := range map[string][]string{"erin": {RoleAdmin}, "carol": {RoleDataSteward}} {
+		for who, roles := range map[string]auth.Roles{"erin": {auth.RoleAdmin}, "carol": {auth.RoleDataSteward}} {
 			e.idp.signInAs(who)
 			r := e.browser().signIn()
 			if r.Identity == nil || r.Identity.Subject != who || !slices.Equal(r.Identity.Roles, roles) {

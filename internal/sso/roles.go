@@ -3,39 +3,49 @@ package sso
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 )
 
 // roleMapEntry matches one "value=role" of a role map and the comma after
 // it. The value is the shortest text before "=role", so a value may itself
 // hold commas and equals signs, as a directory group's distinguished name
 // does (CN=Risk,OU=Groups,DC=bank=risk-officer).
-var roleMapEntry = regexp.MustCompile(`^\s*(.+?)\s*=\s*(` + strings.Join(quoted(Roles), "|") + `)\s*(?:,|$)`)
+var roleMapEntry = regexp.MustCompile(`^\s*(.+?)\s*=\s*(` + roleAlternatives() + `)\s*(?:,|$)`)
 
-func quoted(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = regexp.QuoteMeta(s)
+// roleAlternatives is the roles' names as alternatives of a pattern.
+func roleAlternatives() string {
+	quoted := make([]string, len(auth.AllRoles))
+	for i, r := range auth.AllRoles {
+		quoted[i] = regexp.QuoteMeta(string(r))
 	}
-	return out
+	return strings.Join(quoted, "|")
+}
+
+// roleNames lists the roles' names for a message.
+func roleNames() string {
+	names := make([]string, len(auth.AllRoles))
+	for i, r := range auth.AllRoles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
 }
 
 // ParseRoleMap reads a --oidc-role-map: "value=role,value=role", where
-// each role is one of Roles. A value may contain commas and equals signs;
+// each role is one of auth.AllRoles. A value may contain commas and equals signs;
 // an entry ends at "=role" followed by a comma or the end. An empty text
 // is an empty map.
-func ParseRoleMap(s string) (map[string]string, error) {
-	out := map[string]string{}
+func ParseRoleMap(s string) (map[string]auth.Role, error) {
+	out := map[string]auth.Role{}
 	rest := s
 	for strings.TrimSpace(rest) != "" {
 		m := roleMapEntry.FindStringSubmatchIndex(rest)
 		if m == nil {
-			return nil, fmt.Errorf("oidc-role-map: %q is not value=role, with role one of %s", rest, strings.Join(Roles, ", "))
+			return nil, fmt.Errorf("oidc-role-map: %q is not value=role, with role one of %s", rest, roleNames())
 		}
-		value, role := rest[m[2]:m[3]], rest[m[4]:m[5]]
+		value, role := rest[m[2]:m[3]], auth.Role(rest[m[4]:m[5]])
 		if prev, dup := out[value]; dup && prev != role {
 			return nil, fmt.Errorf("oidc-role-map: %q maps to both %s and %s", value, prev, role)
 		}
@@ -98,21 +108,15 @@ func errRoleClaimInvalid(claim string) error {
 
 // mapRoles turns claim values into roles: through RoleMap first, else a
 // value that is a role's name is that role; others are ignored. The result
-// is sorted as Roles, without repeats.
-func (c Config) mapRoles(values []string) []string {
-	held := map[string]bool{}
+// is sorted, without repeats.
+func (c Config) mapRoles(values []string) auth.Roles {
+	var held []auth.Role
 	for _, v := range values {
 		if role, ok := c.RoleMap[v]; ok {
-			held[role] = true
-		} else if slices.Contains(Roles, v) {
-			held[v] = true
+			held = append(held, role)
+		} else if auth.ValidRole(auth.Role(v)) {
+			held = append(held, auth.Role(v))
 		}
 	}
-	var out []string
-	for _, r := range Roles {
-		if held[r] {
-			out = append(out, r)
-		}
-	}
-	return out
+	return auth.NewRoles(held...)
 }

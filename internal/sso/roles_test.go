@@ -9,16 +9,17 @@ import (
 	"testing"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 )
 
 func TestParseRoleMapReadsValuesWithCommasAndEquals(t *testing.T) {
-	for in, want := range map[string]map[string]string{
+	for in, want := range map[string]map[string]auth.Role{
 		"":                                       {},
-		"bank-risk=risk-officer":                 {"bank-risk": RoleRiskOfficer},
-		" bank-risk = risk-officer , ops=admin ": {"bank-risk": RoleRiskOfficer, "ops": RoleAdmin},
+		"bank-risk=risk-officer":                 {"bank-risk": auth.RoleRiskOfficer},
+		" bank-risk = risk-officer , ops=admin ": {"bank-risk": auth.RoleRiskOfficer, "ops": auth.RoleAdmin},
 		"CN=Risk,OU=Groups,DC=bank=risk-officer,CN=Ops,OU=Groups,DC=bank=app-manager": {
-			"CN=Risk,OU=Groups,DC=bank": RoleRiskOfficer, "CN=Ops,OU=Groups,DC=bank": RoleAppManager},
-		"a=viewer,a=viewer": {"a": RoleViewer},
+			"CN=Risk,OU=Groups,DC=bank": auth.RoleRiskOfficer, "CN=Ops,OU=Groups,DC=bank": auth.RoleAppManager},
+		"a=viewer,a=viewer": {"a": auth.RoleViewer},
 	} {
 		got, err := ParseRoleMap(in)
 		if err != nil || !maps.Equal(got, want) {
@@ -33,11 +34,11 @@ func TestParseRoleMapReadsValuesWithCommasAndEquals(t *testing.T) {
 }
 
 func TestRolesComeFromNamesAndTheMapOnly(t *testing.T) {
-	c := Config{RoleMap: map[string]string{"bank-risk": RoleRiskOfficer, "viewer": RoleAppManager}}
+	c := Config{RoleMap: map[string]auth.Role{"bank-risk": auth.RoleRiskOfficer, "viewer": auth.RoleAppManager}}
 	got := c.mapRoles([]string{"admin", "bank-risk", "staff", "viewer", "Admin", "admin"})
 	// "viewer" is remapped, so it is not the viewer role; "Admin" is no
 	// role's name (names are exact).
-	if want := []string{RoleAppManager, RoleRiskOfficer, RoleAdmin}; !slices.Equal(got, want) {
+	if want := (auth.Roles{auth.RoleAdmin, auth.RoleAppManager, auth.RoleRiskOfficer}); !slices.Equal(got, want) {
 		t.Errorf("roles = %q, want %q", got, want)
 	}
 }
@@ -59,7 +60,7 @@ func TestClaimValueReadsNamesThenNestedPaths(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	ok := Config{Issuer: "https://login.bank.example/realms/staff", ClientID: "causeway", RedirectURL: "https://api.bank.example/console/sso/callback",
-		RoleMap: map[string]string{"bank-risk": RoleRiskOfficer}}
+		RoleMap: map[string]auth.Role{"bank-risk": auth.RoleRiskOfficer}}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("a good config: %v", err)
 	}
@@ -69,8 +70,8 @@ func TestConfigValidate(t *testing.T) {
 		"relative issuer":    func(c *Config) { c.Issuer = "login.bank.example" },
 		"issuer with query":  func(c *Config) { c.Issuer += "?x=1" },
 		"ftp redirect":       func(c *Config) { c.RedirectURL = "ftp://api.bank.example/cb" },
-		"unknown role":       func(c *Config) { c.RoleMap = map[string]string{"ops": "root"} },
-		"empty value":        func(c *Config) { c.RoleMap = map[string]string{"": RoleAdmin} },
+		"unknown role":       func(c *Config) { c.RoleMap = map[string]auth.Role{"ops": "root"} },
+		"empty value":        func(c *Config) { c.RoleMap = map[string]auth.Role{"": auth.RoleAdmin} },
 		"scope with a space": func(c *Config) { c.Scopes = []string{"openid email"} },
 		"client id line":     func(c *Config) { c.ClientID = "a\nb" },
 	} {

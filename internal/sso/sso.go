@@ -39,28 +39,13 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/textrule"
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
-
-// Causeway's operator roles, as a provider's claim may name them.
-//
-// TODO(issue 17): replace with the role constants of internal/auth once the
-// operators work is merged; these are plain strings so that sso does not
-// import the operators package.
-const (
-	RoleViewer      = "viewer"
-	RoleAppManager  = "app-manager"
-	RoleRiskOfficer = "risk-officer"
-	RoleDataSteward = "data-steward"
-	RoleAdmin       = "admin"
-)
-
-// Roles lists every role, in the order an Identity's Roles are sorted.
-var Roles = []string{RoleViewer, RoleAppManager, RoleRiskOfficer, RoleDataSteward, RoleAdmin}
 
 // Defaults and bounds.
 const (
@@ -106,7 +91,7 @@ type Config struct {
 	// RoleMap maps claim values to roles (bank-risk -> risk-officer). A
 	// value that is itself a role name maps to that role unless RoleMap
 	// maps it elsewhere; other values are ignored.
-	RoleMap map[string]string
+	RoleMap map[string]auth.Role
 	// Scopes are requested at the provider; "openid" is added when
 	// missing. Default DefaultScopes.
 	Scopes []string
@@ -143,8 +128,8 @@ func (c Config) Validate() error {
 		if value == "" {
 			return fmt.Errorf("oidc-role-map: an empty claim value maps to %q", role)
 		}
-		if !slices.Contains(Roles, role) {
-			return fmt.Errorf("oidc-role-map: %q maps to %q, which is not a role (%s)", value, role, strings.Join(Roles, ", "))
+		if !auth.ValidRole(role) {
+			return fmt.Errorf("oidc-role-map: %q maps to %q, which is not a role (%s)", value, role, roleNames())
 		}
 	}
 	for _, s := range c.Scopes {
@@ -181,8 +166,8 @@ type Identity struct {
 	// Name is the name claim, or else preferred_username.
 	Name string
 	// Roles are the Causeway roles the role claim maps to: never empty,
-	// sorted as Roles, without repeats.
-	Roles []string
+	// sorted, without repeats.
+	Roles auth.Roles
 }
 
 // Options are what a Login needs besides its Config.
