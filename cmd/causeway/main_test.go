@@ -85,6 +85,14 @@ func TestServeFailsWithOneClearLine(t *testing.T) {
 			"scheme and host only"},
 		{"missing target CA file", []string{"serve", "--target-ca-file", filepath.Join(t.TempDir(), "none.pem")}, "target-ca-file"},
 		{"target CA file without a certificate", []string{"serve", "--target-ca-file", file}, "no PEM certificate"},
+		{"oidc issuer without a client id", []string{"serve", "--oidc-issuer", "https://login.bank.example"}, "oidc-issuer and oidc-client-id"},
+		{"oidc role map to no role", []string{"serve", "--oidc-issuer", "https://login.bank.example", "--oidc-client-id", "c",
+			"--oidc-role-map", "ops=root"}, "oidc-role-map"},
+		{"oidc secret and its file", []string{"serve", "--oidc-client-secret", "s", "--oidc-client-secret-file", file}, "not both"},
+		{"missing oidc secret file", []string{"serve", "--oidc-client-secret-file", filepath.Join(t.TempDir(), "none")}, "oidc-client-secret-file"},
+		{"oidc over http in production", []string{"serve", "--mode", "production", "--public-url", "https://api.bank.example",
+			"--oidc-issuer", "http://login.bank.example", "--oidc-client-id", "c", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"},
+			"production mode needs an https:// issuer"},
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
 		tests = append(tests, struct {
@@ -217,6 +225,37 @@ func TestServeReadsEnvironment(t *testing.T) {
 	}
 	if code := getJSON(t, base+"/metrics", "scraper-token", nil); code != 200 {
 		t.Errorf("/metrics with CAUSEWAY_METRICS_TOKEN's token = %d, want 200", code)
+	}
+}
+
+// TestServeTakesSingleSignOnSettingsFromTheEnvironment: with the
+// CAUSEWAY_OIDC_* variables (the secret from its file) a node starts,
+// though nothing answers at the provider's address, and logs its single
+// sign-on settings with the redirect URL to register, never the secret.
+func TestServeTakesSingleSignOnSettingsFromTheEnvironment(t *testing.T) {
+	const secret = "oidc-client-secret-4c1d9e"
+	secretFile := filepath.Join(t.TempDir(), "oidc-secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, base, logs := startServe(t, t.TempDir(), "CAUSEWAY_OIDC_ISSUER=http://127.0.0.1:1/realms/staff",
+		"CAUSEWAY_OIDC_CLIENT_ID=causeway-console", "CAUSEWAY_OIDC_CLIENT_SECRET_FILE="+secretFile,
+		"CAUSEWAY_OIDC_ROLE_CLAIM=realm_access.roles", "CAUSEWAY_OIDC_ROLE_MAP=CN=Risk,OU=Groups=risk-officer,ops=admin")
+	var line struct {
+		Issuer      string
+		RedirectURL string `json:"redirect_url"`
+		RoleClaim   string `json:"role_claim"`
+	}
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"single sign-on for the console"`) {
+			json.Unmarshal([]byte(l), &line)
+		}
+	}
+	if line.Issuer != "http://127.0.0.1:1/realms/staff" || line.RedirectURL != base+"/console/sso/callback" || line.RoleClaim != "realm_access.roles" {
+		t.Errorf("single sign-on log line = %+v, want the issuer, %s/console/sso/callback and the role claim", line, base)
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Error("the logs hold the OpenID Connect client secret")
 	}
 }
 

@@ -2,12 +2,15 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/causewayhq/causeway/internal/foureyes"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/platform"
+	"github.com/causewayhq/causeway/internal/sso"
 )
 
 func newServeCommand() *cobra.Command {
@@ -22,6 +25,8 @@ func newServeCommand() *cobra.Command {
 		caFile         string
 		// fourEyes is --four-eyes before parsing.
 		fourEyes string
+		// The --oidc-* flags that need parsing.
+		oidcSecretFile, oidcRoleMap, oidcScopes string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -72,6 +77,9 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 					return err
 				}
 			}
+			if err := oidcSettings(&cfg.SSO, oidcSecretFile, oidcRoleMap, oidcScopes); err != nil {
+				return err
+			}
 			if err := cfg.EventStream.Validate(); err != nil {
 				return err
 			}
@@ -100,7 +108,7 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.StringVar(&cfg.DataAgentToken, "data-agent-token", "", "token that lets an external data agent call only the agent routes (default: the admin token)")
 	f.StringVar(&cfg.DataAgentKey, "data-agent-key", "", "base64 key pseudonymizing customer ids in shared datasets; empty means <data-dir>/datashare-pseudonym-key")
 	f.StringVar(&allowList, "allow-private-targets", "", "CIDR ranges that webhook and SPI URLs may target although private or loopback")
-	f.StringVar(&caFile, "target-ca-file", "", "PEM file of CA certificates trusted, besides the system's, for https webhook and SPI URLs (e.g. the bank's internal CA)")
+	f.StringVar(&caFile, "target-ca-file", "", "PEM file of CA certificates trusted, besides the system's, for https webhook and SPI URLs and the OpenID Connect provider (e.g. the bank's internal CA)")
 	f.StringVar(&cfg.MetricsToken, "metrics-token", "", "bearer token /metrics requires; without it /metrics is open in sandbox and not served on --addr in production")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port of a listener serving only /metrics (then --addr serves it only with --metrics-token)")
 	f.DurationVar(&cfg.EventStream.MaxAge, "event-retention", 0, "how long the events stream keeps events for replay, recovery and /v1/events, e.g. 2160h; 0 keeps every event")
@@ -118,6 +126,41 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	f.Int64Var(&cfg.FourEyesPaymentAbove, "four-eyes-payment-above", platform.DefaultFourEyesPaymentAbove, "releasing a held payment above this many minor units needs a second operator (with payment.release in --four-eyes)")
 	f.DurationVar(&cfg.ProposalTTL, "proposal-ttl", foureyes.DefaultTTL, "how long a four-eyes proposal waits for a second operator")
 	f.StringVar(&trustedProxies, "trusted-proxies", "", "CIDR ranges of load balancers whose X-Forwarded-For names the client for the sign-up and login throttles; empty means the connection's address")
+	f.StringVar(&cfg.SSO.Issuer, "oidc-issuer", "", "issuer URL of the bank's OpenID Connect provider, for single sign-on to the console (with --oidc-client-id); the provider sends browsers back to <public URL>/console/sso/callback")
+	f.StringVar(&cfg.SSO.ClientID, "oidc-client-id", "", "Causeway's client id at the OpenID Connect provider")
+	f.StringVar(&cfg.SSO.ClientSecret, "oidc-client-secret", "", "Causeway's client secret at the OpenID Connect provider (or --oidc-client-secret-file)")
+	f.StringVar(&oidcSecretFile, "oidc-client-secret-file", "", "file holding the OpenID Connect client secret, instead of --oidc-client-secret")
+	f.StringVar(&cfg.SSO.RoleClaim, "oidc-role-claim", sso.DefaultRoleClaim, "claim of the ID token (or userinfo) whose values map to console roles: a string or an array of strings; a dotted name reads a nested claim, e.g. realm_access.roles")
+	f.StringVar(&oidcRoleMap, "oidc-role-map", "", "value=role,value=role: claim values mapped to roles (viewer, app-manager, risk-officer, data-steward, admin); a value equal to a role name maps to that role unless mapped here")
+	f.StringVar(&oidcScopes, "oidc-scopes", strings.Join(sso.DefaultScopes, ","), "scopes asked of the OpenID Connect provider, comma-separated (openid is always asked)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+// oidcSettings completes the single sign-on settings from the flags that
+// need reading: the secret's file, the role map and the scopes.
+func oidcSettings(c *sso.Config, secretFile, roleMap, scopes string) error {
+	if secretFile != "" {
+		if c.ClientSecret != "" {
+			return fmt.Errorf("oidc-client-secret-file: give the secret or its file, not both")
+		}
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return fmt.Errorf("oidc-client-secret-file: %w", err)
+		}
+		if c.ClientSecret = strings.TrimSpace(string(b)); c.ClientSecret == "" {
+			return fmt.Errorf("oidc-client-secret-file %s is empty", secretFile)
+		}
+	}
+	var err error
+	if c.RoleMap, err = sso.ParseRoleMap(roleMap); err != nil {
+		return err
+	}
+	c.Scopes = nil
+	for _, s := range strings.Split(scopes, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.Scopes = append(c.Scopes, s)
+		}
+	}
+	return nil
 }

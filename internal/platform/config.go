@@ -22,6 +22,7 @@ import (
 	"github.com/causewayhq/causeway/internal/foureyes"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/sso"
 )
 
 // Mode decides how new apps start: at once with seeded sandbox data, or
@@ -139,6 +140,11 @@ type Config struct {
 	// ProposalTTL is how long a four-eyes proposal waits; zero means
 	// foureyes.DefaultTTL (72 hours).
 	ProposalTTL time.Duration
+	// SSO turns on the console's single sign-on with the bank's OpenID
+	// Connect provider when its Issuer and ClientID are set (both or
+	// neither). Its RedirectURL is left empty: the platform makes it
+	// <public URL>/console/sso/callback.
+	SSO sso.Config
 }
 
 // Four-eyes thresholds by default.
@@ -203,6 +209,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("addr %q: %w", c.Addr, err)
 		}
 	}
+	if err := c.validateSSO(); err != nil {
+		return err
+	}
 	if c.modeOrDefault() != ModeProduction {
 		return nil
 	}
@@ -217,6 +226,25 @@ func (c Config) Validate() error {
 		if err := CheckAdminToken(c.AdminToken); err != nil {
 			return fmt.Errorf("admin-token: %w (production mode refuses a weak one)", err)
 		}
+	}
+	return nil
+}
+
+// validateSSO checks the --oidc-* settings: none, or an issuer and a
+// client id with the rest valid; in production the issuer must be https
+// (the code and the ID token travel to and from it).
+func (c Config) validateSSO() error {
+	if !c.SSO.Configured() {
+		if c.SSO.ClientSecret != "" || len(c.SSO.RoleMap) > 0 {
+			return errors.New("oidc-client-secret and oidc-role-map need --oidc-issuer and --oidc-client-id")
+		}
+		return nil
+	}
+	if err := c.SSO.Validate(); err != nil {
+		return err
+	}
+	if c.modeOrDefault() == ModeProduction && !strings.HasPrefix(c.SSO.Issuer, "https://") {
+		return fmt.Errorf("oidc-issuer %q: production mode needs an https:// issuer", c.SSO.Issuer)
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/sso"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/throttle"
 	"github.com/causewayhq/causeway/internal/webhooks"
@@ -72,6 +73,9 @@ type Platform struct {
 	Datashare *datashare.Service
 	// FourEyes holds back the decisions that need a second operator.
 	FourEyes *foureyes.Service
+	// SSO logs operators in to the console with the bank's OpenID
+	// Connect provider; nil without --oidc-issuer.
+	SSO *sso.Login
 	// Guard refuses webhook and SPI URLs on private networks unless the
 	// operator's allow-list covers them.
 	Guard netguard.Guard
@@ -191,6 +195,9 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		return nil, err
 	}
 	if err := p.startDatashare(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.startSSO(ctx); err != nil {
 		return nil, err
 	}
 	if err := p.startPortal(ctx); err != nil {

@@ -12,8 +12,8 @@ import (
 // bank's audit) and per-minute API analytics (charts reach back 31 days).
 // Webhook delivery records, published outbox rows and idempotency keys
 // have retention of their own in their packages; the data-partnering audit
-// trail is kept. Portal and console sessions, and stream tickets, are
-// deleted once they end.
+// trail is kept. Portal and console sessions, stream tickets and single
+// sign-on logins in flight are deleted once they end.
 const (
 	InvocationRetention = 90 * 24 * time.Hour
 	AnalyticsRetention  = 400 * 24 * time.Hour
@@ -52,6 +52,13 @@ func (p *Platform) pruneRecords(ctx context.Context, now time.Time) {
 		p.log.Warn("pruning expired stream tickets failed", "error", err.Error())
 	} else if n > 0 {
 		p.log.Info("pruned expired stream tickets", "rows", n)
+	}
+	if p.SSO != nil {
+		if n, err := p.SSO.Prune(ctx, now); err != nil && ctx.Err() == nil {
+			p.log.Warn("pruning expired single sign-on logins failed", "error", err.Error())
+		} else if n > 0 {
+			p.log.Info("pruned expired single sign-on logins", "rows", n)
+		}
 	}
 	if n, err := portal.PruneSessions(ctx, p.DB, now); err != nil && ctx.Err() == nil {
 		p.log.Warn("pruning ended portal sessions failed", "error", err.Error())

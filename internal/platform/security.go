@@ -115,16 +115,21 @@ func (p *Platform) serveMetrics(ln net.Listener) (stop func()) {
 // guard is the SSRF guard of webhook and SPI targets, which in production
 // also requires https: their payloads carry customers' personal data.
 func (p *Platform) guard() netguard.Guard {
-	g := netguard.Guard{Allow: p.cfg.AllowPrivateTargets, RequireHTTPS: p.cfg.Mode == ModeProduction}
-	if len(p.cfg.TargetRootCAs) > 0 {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		for _, c := range p.cfg.TargetRootCAs {
-			pool.AddCert(c)
-		}
-		g.RootCAs = pool
+	return netguard.Guard{Allow: p.cfg.AllowPrivateTargets, RequireHTTPS: p.cfg.Mode == ModeProduction, RootCAs: p.targetRoots()}
+}
+
+// targetRoots is the system's certificate pool with --target-ca-file's
+// certificates added, or nil (the system's alone) without them.
+func (p *Platform) targetRoots() *x509.CertPool {
+	if len(p.cfg.TargetRootCAs) == 0 {
+		return nil
 	}
-	return g
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	for _, c := range p.cfg.TargetRootCAs {
+		pool.AddCert(c)
+	}
+	return pool
 }
