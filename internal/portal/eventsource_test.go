@@ -317,13 +317,3 @@ func (s *goStream) close() {
 	s.cancel()
 	<-s.done
 }
-
-// waitUntil polls cond for up to 30 seconds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s", what)
-		}
-	}
-}
