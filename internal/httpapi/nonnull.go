@@ -59,6 +59,7 @@ func fillerOf(t reflect.Type) filler {
 	for bt, bf := range building {
 		fillers.LoadOrStore(bt, *bf)
 	}
+	fillers.LoadOrStore(t, f) // also a nil one: t holds no nil slice
 	return f
 }
 

@@ -105,3 +105,18 @@ func BenchmarkFillNilSlicesOnAPageOfItemsWithSlices(b *testing.B) {
 		fillNilSlices(nil, "200", p)
 	}
 }
+
+// BenchmarkFillNilSlicesOnAValueWithoutSlices: most single resources hold
+// no slice at all; they should cost one lookup.
+func BenchmarkFillNilSlicesOnAValueWithoutSlices(b *testing.B) {
+	type payment struct {
+		ID, Status, Currency string
+		Amount               int64
+		CreatedAt            time.Time
+	}
+	v := &payment{ID: "pay_1", Status: "completed", Currency: "EUR", Amount: 1234}
+	b.ReportAllocs()
+	for b.Loop() {
+		fillNilSlices(nil, "200", v)
+	}
+}
