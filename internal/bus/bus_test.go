@@ -145,7 +145,7 @@ func TestLostNATSConnectionIsUnavailableThenRecovers(t *testing.T) {
 	ctx := context.Background()
 
 	proxy.Cut()
-	waitFor(t, func() bool { return b.Health(ctx) != nil })
+	testkit.WaitFor(t, "health reports the cut", func() bool { return b.Health(ctx) != nil })
 	if err := b.Health(ctx); causeway.ErrorKind(err) != causeway.EUNAVAILABLE {
 		t.Errorf("Health while cut = %v, want unavailable", err)
 	}
@@ -157,20 +157,9 @@ func TestLostNATSConnectionIsUnavailableThenRecovers(t *testing.T) {
 	}
 
 	proxy.Restore()
-	waitFor(t, func() bool { return b.Health(ctx) == nil })
+	testkit.WaitFor(t, "health recovers", func() bool { return b.Health(ctx) == nil })
 	if err := b.Publish(ctx, b.Subject("events", "x"), "evt_back", []byte("x")); err != nil {
 		t.Errorf("Publish after recovery: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 20s")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -342,11 +342,6 @@ var maxAfter = 512
 // streamOperation documents GET /v1/events/stream, which is served outside
 // huma.
 func streamOperation(security []map[string][]string, tags []string) *huma.Operation {
-	problem := func(what string) *huma.Response {
-		return &huma.Response{Description: what, Content: map[string]*huma.MediaType{"application/problem+json": {
-			Schema: &huma.Schema{Ref: "#/components/schemas/Problem"},
-		}}}
-	}
 	maxTicket := 128
 	return &huma.Operation{
 		OperationID: "stream-events", Method: http.MethodGet, Path: "/v1/events/stream",
@@ -377,11 +372,10 @@ func streamOperation(security []map[string][]string, tags []string) *huma.Operat
 				Description: "A stream of events",
 				Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
 			},
-			"401":     problem("No valid access token or stream ticket (invalid_ticket: unknown or used already; ticket_expired)"),
-			"403":     problem("The access token lacks the events:read scope"),
-			"429":     problem("Rate limited, or too_many_streams: the app holds the most open streams it may"),
-			"503":     problem("The event log cannot be reached; try again"),
-			"default": problem("Error"),
+			"401": httpapi.ProblemResponse("No valid access token or stream ticket (invalid_ticket: unknown or used already; ticket_expired)"),
+			"403": httpapi.ProblemResponse("The access token lacks the events:read scope"),
+			"429": httpapi.ProblemResponse("Rate limited, or too_many_streams: the app holds the most open streams it may"),
+			"503": httpapi.ProblemResponse("The event log cannot be reached; try again"),
 		},
 	}
 }

@@ -177,10 +177,23 @@ func (a *aggregator) putBack(m map[aggKey]*counts) (dropped int) {
 	return dropped
 }
 
+// countColumns are a row's counts, in the order of counts' fields as
+// Flush writes them and Analytics reads them.
+var countColumns = append(append([]string{"calls", "client_errors", "server_errors"}, latencyColumns...), "streams", "stream_ms")
+
+// sumCounts sums countColumns over the rows a query groups.
+var sumCounts = func() string {
+	sums := make([]string, len(countColumns))
+	for i, c := range countColumns {
+		sums[i] = "CAST(SUM(" + c + ") AS BIGINT)"
+	}
+	return strings.Join(sums, ", ")
+}()
+
 // upsertAnalytics adds a node's counts to the shared row, so every node's
 // flushes sum up.
 var upsertAnalytics = func() string {
-	cols := append(append([]string{"app_id", "minute", "route", "calls", "client_errors", "server_errors"}, latencyColumns...), "streams", "stream_ms")
+	cols := append([]string{"app_id", "minute", "route"}, countColumns...)
 	params := make([]string, len(cols))
 	var sets []string
 	for i, c := range cols {
@@ -251,16 +264,12 @@ func (g *Gateway) Analytics(ctx context.Context, appID string, from, to time.Tim
 	to = to.UTC()
 	out := &Analytics{AppID: appID, From: from, To: to, Routes: []RouteStats{}, Series: []MinuteStats{}}
 
-	sums := make([]string, 0, 3+buckets+2)
-	for _, c := range append(append([]string{"calls", "client_errors", "server_errors"}, latencyColumns...), "streams", "stream_ms") {
-		sums = append(sums, "CAST(SUM("+c+") AS BIGINT)")
-	}
 	where, args := `minute >= $1 AND minute < $2`, []any{store.Micros(from), store.Micros(to)}
 	if appID != "" {
 		where, args = where+` AND app_id = $3`, append(args, appID)
 	}
 	rows, err := g.db.QueryContext(ctx,
-		`SELECT route, `+strings.Join(sums, ", ")+` FROM gateway_analytics
+		`SELECT route, `+sumCounts+` FROM gateway_analytics
 		 WHERE `+where+` GROUP BY route ORDER BY route`, args...)
 	if err != nil {
 		return nil, store.Classify(err)

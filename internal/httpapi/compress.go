@@ -68,10 +68,10 @@ func mayCompress(r *http.Request) bool {
 func AcceptsGzip(values []string) bool {
 	gzipQ, anyQ := -1.0, -1.0
 	for _, v := range values {
-		for _, item := range strings.Split(v, ",") {
+		for item := range strings.SplitSeq(v, ",") {
 			name, params, _ := strings.Cut(item, ";")
 			q := 1.0
-			for _, p := range strings.Split(params, ";") {
+			for p := range strings.SplitSeq(params, ";") {
 				k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
 				if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
 					f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
@@ -174,7 +174,7 @@ func (c *compressWriter) candidate() bool {
 
 func varies(h http.Header) bool {
 	for _, v := range h.Values("Vary") {
-		for _, f := range strings.Split(v, ",") {
+		for f := range strings.SplitSeq(v, ",") {
 			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, "Accept-Encoding") {
 				return true
 			}

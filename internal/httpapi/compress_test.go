@@ -224,3 +224,13 @@ func FuzzAcceptsGzip(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAcceptsGzip reads a browser's Accept-Encoding, as Compress
+// does for every request.
+func BenchmarkAcceptsGzip(b *testing.B) {
+	header := []string{"gzip, deflate, br, zstd"}
+	b.ReportAllocs()
+	for b.Loop() {
+		httpapi.AcceptsGzip(header)
+	}
+}

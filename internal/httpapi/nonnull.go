@@ -21,79 +21,176 @@ import (
 // element, a map value, at any depth) replaced by an empty one. v itself is
 // never modified: what holds a nil slice is copied, so values a handler
 // shares (a cached catalog) are safe.
+//
+// It runs on every answer, so the walk is planned once per type (fillerOf):
+// a type that cannot hold a nil slice is not walked at all, and a struct's
+// walk visits only the fields that can.
 func fillNilSlices(_ huma.Context, _ string, v any) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
-	if filled, changed := fill(reflect.ValueOf(v)); changed {
+	f := fillerOf(reflect.TypeOf(v))
+	if f == nil {
+		return v, nil
+	}
+	if filled, changed := f(reflect.ValueOf(v)); changed {
 		return filled.Interface(), nil
 	}
 	return v, nil
 }
 
-// fill returns v with its nil slices filled, and whether it had any.
-func fill(v reflect.Value) (reflect.Value, bool) {
-	if !mayHoldNilSlice(v.Type()) {
+// A filler returns v, a value of the type it was built for, with its nil
+// slices filled, and whether it had any. A nil filler stands for a type
+// whose values never hold a slice JSON writes as null.
+type filler func(v reflect.Value) (reflect.Value, bool)
+
+var fillers sync.Map // reflect.Type -> filler
+
+// fillerOf returns the filler of t, building it on first use.
+func fillerOf(t reflect.Type) filler {
+	if f, ok := fillers.Load(t); ok {
+		return f.(filler)
+	}
+	building := map[reflect.Type]*filler{}
+	f := build(t, building)
+	// Every filler built on the way is complete now; none is published
+	// before, since a recursive type's filler calls itself through the
+	// pointer it is assigned to.
+	for bt, bf := range building {
+		fillers.LoadOrStore(bt, *bf)
+	}
+	fillers.LoadOrStore(t, f) // also a nil one: t holds no nil slice
+	return f
+}
+
+// build returns the filler of t, or nil when values of t cannot hold a
+// nil slice. building holds the fillers under construction, so a
+// recursive type refers to its own.
+func build(t reflect.Type, building map[reflect.Type]*filler) filler {
+	if f, ok := fillers.Load(t); ok {
+		return f.(filler)
+	}
+	if !mayHoldNilSlice(t) {
+		return nil
+	}
+	if f, ok := building[t]; ok {
+		return func(v reflect.Value) (reflect.Value, bool) { return (*f)(v) }
+	}
+	f := new(filler)
+	building[t] = f
+	switch t.Kind() {
+	case reflect.Interface:
+		*f = fillInterface
+	case reflect.Pointer:
+		*f = fillPointer(build(t.Elem(), building))
+	case reflect.Struct:
+		*f = fillStruct(t, building)
+	case reflect.Slice, reflect.Array:
+		*f = fillList(t, build(t.Elem(), building))
+	case reflect.Map:
+		*f = fillMap(t, build(t.Elem(), building))
+	}
+	return *f
+}
+
+// fillInterface fills what an interface holds, by the filler of its
+// dynamic type.
+func fillInterface(v reflect.Value) (reflect.Value, bool) {
+	if v.IsNil() {
 		return v, false
 	}
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
+	f := fillerOf(v.Elem().Type())
+	if f == nil {
+		return v, false
+	}
+	elem, changed := f(v.Elem())
+	if !changed {
+		return v, false
+	}
+	out := reflect.New(v.Type()).Elem()
+	out.Set(elem)
+	return out, true
+}
+
+func fillPointer(elem filler) filler {
+	return func(v reflect.Value) (reflect.Value, bool) {
 		if v.IsNil() {
 			return v, false
 		}
-		elem, changed := fill(v.Elem())
+		filled, changed := elem(v.Elem())
 		if !changed {
 			return v, false
 		}
-		if v.Kind() == reflect.Interface {
-			out := reflect.New(v.Type()).Elem()
-			out.Set(elem)
-			return out, true
-		}
 		out := reflect.New(v.Type().Elem())
-		out.Elem().Set(elem)
+		out.Elem().Set(filled)
 		return out, true
-	case reflect.Struct:
+	}
+}
+
+// fieldFiller fills one struct field that can hold a nil slice.
+type fieldFiller struct {
+	index   int
+	fill    filler
+	omitNil bool // a nil slice here is left out (omitempty, omitzero), not null
+}
+
+func fillStruct(t reflect.Type, building map[reflect.Type]*filler) filler {
+	var fields []fieldFiller
+	for i, info := range structFields(t) {
+		if !info.encoded {
+			continue
+		}
+		ft := t.Field(i).Type
+		if fill := build(ft, building); fill != nil {
+			fields = append(fields, fieldFiller{index: i, fill: fill, omitNil: ft.Kind() == reflect.Slice && info.omitted})
+		}
+	}
+	return func(v reflect.Value) (reflect.Value, bool) {
 		var out reflect.Value
-		for i, f := range structFields(v.Type()) {
-			if !f.encoded {
-				continue
-			}
-			field := v.Field(i)
-			if field.Kind() == reflect.Slice && field.IsNil() && f.omitted {
+		for _, f := range fields {
+			field := v.Field(f.index)
+			if f.omitNil && field.IsNil() {
 				continue // left out, not null
 			}
-			filled, changed := fill(field)
-			if changed {
-				if !out.IsValid() {
-					out = reflect.New(v.Type()).Elem()
-					out.Set(v)
-				}
-				out.Field(i).Set(filled)
+			filled, changed := f.fill(field)
+			if !changed {
+				continue
 			}
+			if !out.IsValid() {
+				out = reflect.New(t).Elem()
+				out.Set(v)
+			}
+			out.Field(f.index).Set(filled)
 		}
 		if out.IsValid() {
 			return out, true
 		}
 		return v, false
-	case reflect.Slice, reflect.Array:
-		if v.Kind() == reflect.Slice && v.IsNil() {
-			return reflect.MakeSlice(v.Type(), 0, 0), true
+	}
+}
+
+// fillList fills a slice or an array: a nil slice becomes an empty one,
+// and each element is filled by elem (nil: the elements hold none).
+func fillList(t reflect.Type, elem filler) filler {
+	isSlice := t.Kind() == reflect.Slice
+	return func(v reflect.Value) (reflect.Value, bool) {
+		if isSlice && v.IsNil() {
+			return reflect.MakeSlice(t, 0, 0), true
 		}
-		if !mayHoldNilSlice(v.Type().Elem()) {
+		if elem == nil {
 			return v, false
 		}
 		var out reflect.Value
 		for i := range v.Len() {
-			filled, changed := fill(v.Index(i))
+			filled, changed := elem(v.Index(i))
 			if !changed {
 				continue
 			}
 			if !out.IsValid() {
-				if v.Kind() == reflect.Slice {
-					out = reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+				if isSlice {
+					out = reflect.MakeSlice(t, v.Len(), v.Len())
 				} else {
-					out = reflect.New(v.Type()).Elem()
+					out = reflect.New(t).Elem()
 				}
 				reflect.Copy(out, v)
 			}
@@ -103,18 +200,22 @@ func fill(v reflect.Value) (reflect.Value, bool) {
 			return out, true
 		}
 		return v, false
-	case reflect.Map:
+	}
+}
+
+func fillMap(t reflect.Type, elem filler) filler {
+	return func(v reflect.Value) (reflect.Value, bool) {
 		if v.IsNil() {
 			return v, false
 		}
 		var out reflect.Value
 		for it := v.MapRange(); it.Next(); {
-			filled, changed := fill(it.Value())
+			filled, changed := elem(it.Value())
 			if !changed {
 				continue
 			}
 			if !out.IsValid() {
-				out = reflect.MakeMapWithSize(v.Type(), v.Len())
+				out = reflect.MakeMapWithSize(t, v.Len())
 				for c := v.MapRange(); c.Next(); {
 					out.SetMapIndex(c.Key(), c.Value())
 				}
@@ -126,7 +227,6 @@ func fill(v reflect.Value) (reflect.Value, bool) {
 		}
 		return v, false
 	}
-	return v, false
 }
 
 // fieldInfo is how encoding/json treats one struct field.
@@ -135,12 +235,8 @@ type fieldInfo struct {
 	omitted bool // omitempty or omitzero: a nil slice is left out, not null
 }
 
-var fieldCache sync.Map // reflect.Type -> []fieldInfo
-
+// structFields describes t's fields; it runs only while fillers are built.
 func structFields(t reflect.Type) []fieldInfo {
-	if fs, ok := fieldCache.Load(t); ok {
-		return fs.([]fieldInfo)
-	}
 	fs := make([]fieldInfo, t.NumField())
 	for i := range fs {
 		f := t.Field(i)
@@ -150,7 +246,6 @@ func structFields(t reflect.Type) []fieldInfo {
 		fs[i].encoded = f.IsExported() && name != "-"
 		fs[i].omitted = strings.Contains(","+opts+",", ",omitempty,") || strings.Contains(","+opts+",", ",omitzero,")
 	}
-	fieldCache.Store(t, fs)
 	return fs
 }
 
@@ -169,7 +264,7 @@ func marshals(t reflect.Type) bool {
 var holdsCache sync.Map // reflect.Type -> bool
 
 // mayHoldNilSlice reports whether a value of t can hold a slice that JSON
-// writes as null, so that fill walks only values that can. An interface
+// writes as null, so that only such types get a filler. An interface
 // may hold anything.
 func mayHoldNilSlice(t reflect.Type) bool {
 	if h, ok := holdsCache.Load(t); ok {

@@ -80,3 +80,43 @@ func BenchmarkFillNilSlicesOnAPage(b *testing.B) {
 		fillNilSlices(nil, "200", p)
 	}
 }
+
+// BenchmarkFillNilSlicesOnAPageOfItemsWithSlices: a page whose items hold
+// slices of their own (a subscription's event types), none of them nil,
+// so every item is visited and none is copied.
+func BenchmarkFillNilSlicesOnAPageOfItemsWithSlices(b *testing.B) {
+	type subscription struct {
+		ID         string    `json:"id"`
+		URL        string    `json:"url"`
+		EventTypes []string  `json:"event_types"`
+		Filter     string    `json:"filter,omitempty"`
+		CreatedAt  time.Time `json:"created_at"`
+	}
+	type page struct {
+		Data       []*subscription `json:"data"`
+		NextCursor string          `json:"next_cursor"`
+	}
+	p := &page{Data: make([]*subscription, 200)}
+	for i := range p.Data {
+		p.Data[i] = &subscription{ID: "wh_1", URL: "https://example.com/hooks", EventTypes: []string{"payment.*"}}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		fillNilSlices(nil, "200", p)
+	}
+}
+
+// BenchmarkFillNilSlicesOnAValueWithoutSlices: most single resources hold
+// no slice at all; they should cost one lookup.
+func BenchmarkFillNilSlicesOnAValueWithoutSlices(b *testing.B) {
+	type payment struct {
+		ID, Status, Currency string
+		Amount               int64
+		CreatedAt            time.Time
+	}
+	v := &payment{ID: "pay_1", Status: "completed", Currency: "EUR", Amount: 1234}
+	b.ReportAllocs()
+	for b.Loop() {
+		fillNilSlices(nil, "200", v)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/causewayhq/causeway/internal/httpapi/openapitest"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
 	"github.com/causewayhq/causeway/internal/spi/spitest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // The hostile-tenant suite: a malicious app and developer, and operators
@@ -244,9 +245,9 @@ func payingForeignIBANsRevealsNothing(t *testing.T, n *platformtest.Node, a, v *
 	// Wait until the attacker has everything about its own payments: then
 	// whatever was going to leak has arrived.
 	last := paid[len(paid)-1]
-	waitFor(t, "the attacker's webhook gets its last payment", func() bool { return a.hooks.contains(last) })
-	waitFor(t, "the attacker's stream gets its last payment", func() bool { return stream.contains(last) })
-	waitFor(t, "the victim's webhook gets its credit legs", func() bool { return v.hooks.contains(foreign[1]) })
+	testkit.WaitFor(t, "the attacker's webhook gets its last payment", func() bool { return a.hooks.contains(last) })
+	testkit.WaitFor(t, "the attacker's stream gets its last payment", func() bool { return stream.contains(last) })
+	testkit.WaitFor(t, "the victim's webhook gets its credit legs", func() bool { return v.hooks.contains(foreign[1]) })
 
 	feed := readFeed(t, a.app)
 	for where, bodies := range map[string][]string{"webhook": a.hooks.all(), "GET /v1/events": feed, "stream": stream.all()} {
@@ -520,7 +521,7 @@ func listsHoldNothingForeign(t *testing.T, n *platformtest.Node, a, v *tenant) {
 	var p struct{ ID string }
 	a.app.must(201, "POST", "/v1/payments", map[string]any{"debtor_account_id": a.accounts[0].ID, "amount": money("0.02"),
 		"creditor": map[string]any{"iban": "FR1420041010050500013M02606", "name": "Shop"}}, &p)
-	waitFor(t, "the attacker's stream gets its own payment", func() bool { return stream.contains(p.ID) })
+	testkit.WaitFor(t, "the attacker's stream gets its own payment", func() bool { return stream.contains(p.ID) })
 	answers := map[string][]string{"stream": stream.all(), "GET /v1/events": readFeed(t, a.app), "webhook": a.hooks.all()}
 	for _, path := range []string{"/v1/accounts?limit=200", "/v1/customers?limit=200", "/v1/webhooks", "/v1/spi-registrations",
 		"/v1/dataset-access-requests", "/v1/datasets"} {

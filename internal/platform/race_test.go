@@ -320,30 +320,18 @@ func TestTwoNodesPausingAndRecoveringOneWebhookAtOnce(t *testing.T) {
 	if res.status != 201 {
 		t.Fatalf("create customer: %d %s", res.status, res.body)
 	}
-	waitFor(t, "the customer.created delivery", func() bool { ids, _ := requests(); return ids == 1 })
+	testkit.WaitFor(t, "the customer.created delivery", func() bool { ids, _ := requests(); return ids == 1 })
 
 	recovers := raceOn(t, "POST", urls("/v1/webhooks/"+wh.ID+"/recover"), a.token, func(int) any { return map[string]any{"since": since} })
 	oneWinner(t, recovers, http.StatusAccepted, "recover_in_progress")
 	open()
-	waitFor(t, "the re-send", func() bool { _, total := requests(); return total == 2 })
+	testkit.WaitFor(t, "the re-send", func() bool { _, total := requests(); return total == 2 })
 	// The recover's claim is released once it ends; then nothing more
 	// arrives from it.
-	waitFor(t, "the recover's claim released", func() bool {
+	testkit.WaitFor(t, "the recover's claim released", func() bool {
 		return countRows(t, n1, `SELECT count(*) FROM webhook_subscriptions WHERE id = $1 AND recover_until = 0`, wh.ID) == 1
 	})
 	if ids, total := requests(); ids != 1 || total != 2 {
 		t.Errorf("the receiver got %d requests for %d events, want 2 for 1 (one delivery, one re-send)", total, ids)
-	}
-}
-
-// waitFor polls cond until it holds; the deadline only bounds a hung test.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 30s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

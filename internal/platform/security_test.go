@@ -349,7 +349,7 @@ func TestProductionCallsWebhooksAndSPIsOverHTTPSOnly(t *testing.T) {
 			}); code != 201 {
 				t.Fatalf("customer: %d %s", code, raw)
 			}
-			waitFor(t, "a delivery to the https receiver", func() bool { return recv.count() > 0 })
+			testkit.WaitFor(t, "a delivery to the https receiver", func() bool { return recv.count() > 0 })
 			if n := plainRecv.count(); n != 0 {
 				t.Errorf("the plain-http receiver was called %d times", n)
 			}
@@ -439,7 +439,7 @@ func TestMetricsAddrServesMetricsOnItsOwnListener(t *testing.T) {
 		}
 	})
 	main, metrics := "http://"+cfg.Addr, "http://"+cfg.MetricsAddr
-	waitFor(t, "the node to serve", func() bool {
+	testkit.WaitFor(t, "the node to serve", func() bool {
 		res, err := http.Get(main + "/readyz")
 		if err != nil {
 			return false

@@ -15,6 +15,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/httpapi/openapitest"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // ticket asks for a stream ticket as c's app.
@@ -101,7 +102,7 @@ func TestStreamTicketOpensOneStreamOnceOnAnyNode(t *testing.T) {
 	// EventSource's onmessage (no event field).
 	theirs := createCustomer(t, b)
 	mine := createCustomer(t, a)
-	waitFor(t, "a's customer on the ticket's stream", func() bool { return won[0].contains(`"subject":"` + mine + `"`) })
+	testkit.WaitFor(t, "a's customer on the ticket's stream", func() bool { return won[0].contains(`"subject":"` + mine + `"`) })
 	for _, f := range won[0].all() {
 		if strings.Contains(f, theirs) {
 			t.Errorf("a's stream shows b's customer: %s", f)

@@ -17,6 +17,7 @@ import (
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
 	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/testkit"
 	"github.com/causewayhq/causeway/internal/webhooks"
 )
 
@@ -301,7 +302,7 @@ func testConsoleShowsPlatformHealth(t *testing.T, n *platformtest.Node) {
 	ended.close()
 	open := openStream(t, n.URL, "?ticket="+streamTicket(t, n.URL, tok))
 	defer open.close()
-	waitUntil(t, "the ended stream is counted", func() bool {
+	testkit.WaitFor(t, "the ended stream is counted", func() bool {
 		if err := n.Gateway.Flush(bg); err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // These tests drive the event stream with the EventSource of a real
@@ -89,7 +90,7 @@ func testBrowserPageStreamsEventsWithATicket(t *testing.T, n *platformtest.Node)
 	mu.Lock()
 	used := tickets[0]
 	mu.Unlock()
-	if res := get(t, n.URL+"/v1/events/stream?ticket="+url.QueryEscape(used), nil); res.StatusCode != http.StatusUnauthorized {
+	if res, _ := testkit.Fetch(t, n.URL+"/v1/events/stream?ticket="+url.QueryEscape(used), nil); res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the page's ticket a second time = %d, want 401", res.StatusCode)
 	}
 
@@ -261,22 +262,6 @@ func streamTicket(t *testing.T, base, token string) string {
 	return tk.Ticket
 }
 
-// get sends a GET with headers and returns the answer, its body read.
-func get(t *testing.T, url string, header http.Header) *http.Response {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	return res
-}
-
 // goStream is an open event stream read by a Go client.
 type goStream struct {
 	cancel context.CancelFunc
@@ -316,14 +301,4 @@ func openStream(t *testing.T, base, query string) *goStream {
 func (s *goStream) close() {
 	s.cancel()
 	<-s.done
-}
-
-// waitUntil polls cond for up to 30 seconds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30s", what)
-		}
-	}
 }

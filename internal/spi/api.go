@@ -18,8 +18,8 @@ import (
 // context before a handler runs.
 func (s *Service) Register(srv *httpapi.Server) {
 	h := &handlers{s: s}
-	op := func(id, method, path, summary string, status int) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary,
+	op := func(id, method, path, summary string, status int, description string) huma.Operation {
+		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Description: description,
 			Tags: []string{"SPIs"}, DefaultStatus: status}
 	}
 	app := func(o huma.Operation, scopes ...string) huma.Operation {
@@ -30,71 +30,64 @@ func (s *Service) Register(srv *httpapi.Server) {
 		o.Security = []map[string][]string{{httpapi.SchemeAppOAuth2: scopes}}
 		return o
 	}
-	describe := func(o huma.Operation, description string) huma.Operation {
-		o.Description = description
-		return o
-	}
 	// The catalog is readable with any valid app token.
-	huma.Register(srv.API, describe(app(op("list-extension-points", http.MethodGet, "/extension-points", "List extension points", 0)),
+	huma.Register(srv.API, app(op("list-extension-points", http.MethodGet, "/extension-points", "List extension points", 0,
 		"Every extension point with the JSON Schema of the request an endpoint receives and of the answer the bank "+
 			"accepts, its default and maximum deadlines, the stand-in answer used when nobody answers, and how several "+
-			"answers combine. Any valid access token reads it."), h.listPoints)
-	huma.Register(srv.API, describe(app(op("get-extension-point", http.MethodGet, "/extension-points/{name}", "Get an extension point", 0)),
+			"answers combine. Any valid access token reads it.")), h.listPoints)
+	huma.Register(srv.API, app(op("get-extension-point", http.MethodGet, "/extension-points/{name}", "Get an extension point", 0,
 		"One extension point by name (payments.fraud-check, loans.credit-decision, kyc.verify, accounts.lookup, or one "+
-			"the bank defined): its schemas, deadlines, stand-in answer and combination rule."), h.getPoint)
-	huma.Register(srv.API, httpapi.NoStore(describe(app(op("create-spi-registration", http.MethodPost, "/spi-registrations", "Register an endpoint at an extension point", http.StatusCreated), auth.ScopeSPIWrite),
+			"the bank defined): its schemas, deadlines, stand-in answer and combination rule.")), h.getPoint)
+	huma.Register(srv.API, httpapi.NoStore(app(op("create-spi-registration", http.MethodPost, "/spi-registrations", "Register an endpoint at an extension point", http.StatusCreated,
 		"Registers an endpoint of the app at an extension point. The bank calls it with a signed POST (Standard Webhooks "+
 			"headers, with the secret in this answer, shown once) and waits for a valid answer until the deadline. "+
 			"Scope app: active at once, for this app's own traffic, and its answer can only tighten the bank's "+
 			"controls. Scope bank: asked for every app's traffic once the bank activates it. A private address is 422 "+
 			"url_not_allowed unless the bank allows its range; a node in production mode takes https URLs only (422 "+
-			"https_required).")), h.create)
-	huma.Register(srv.API, describe(app(op("list-spi-registrations", http.MethodGet, "/spi-registrations", "List the app's SPI registrations", 0), auth.ScopeSPIWrite),
+			"https_required)."), auth.ScopeSPIWrite)), h.create)
+	huma.Register(srv.API, app(op("list-spi-registrations", http.MethodGet, "/spi-registrations", "List the app's SPI registrations", 0,
 		"This app's registrations, oldest first, with their status (active, pending_activation, inactive), deadline "+
-			"and failure policy; extension_point narrows to one point. Deleted ones are not listed."), h.list)
-	huma.Register(srv.API, describe(app(op("get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0), auth.ScopeSPIWrite),
-		"One of this app's registrations. Another app's is 404 registration_not_found."), h.get)
-	huma.Register(srv.API, describe(app(op("delete-spi-registration", http.MethodDelete, "/spi-registrations/{id}", "Delete an SPI registration", http.StatusNoContent), auth.ScopeSPIWrite),
-		"Stops calling the endpoint for good; the bank keeps its audit. Deleting it again is 404 registration_not_found."), h.delete)
-	huma.Register(srv.API, httpapi.NoStore(describe(app(op("rotate-spi-secret", http.MethodPost, "/spi-registrations/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0), auth.ScopeSPIWrite),
+			"and failure policy; extension_point narrows to one point. Deleted ones are not listed."), auth.ScopeSPIWrite), h.list)
+	huma.Register(srv.API, app(op("get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0,
+		"One of this app's registrations. Another app's is 404 registration_not_found."), auth.ScopeSPIWrite), h.get)
+	huma.Register(srv.API, app(op("delete-spi-registration", http.MethodDelete, "/spi-registrations/{id}", "Delete an SPI registration", http.StatusNoContent,
+		"Stops calling the endpoint for good; the bank keeps its audit. Deleting it again is 404 registration_not_found."), auth.ScopeSPIWrite), h.delete)
+	huma.Register(srv.API, httpapi.NoStore(app(op("rotate-spi-secret", http.MethodPost, "/spi-registrations/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0,
 		"Gives the registration a new signing secret, shown in this answer only. For 24 hours the bank's calls carry a "+
 			"signature with each secret, so the endpoint keeps verifying with the old one until it switches. Of two "+
-			"rotations at once one wins; the other is 409 secret_changed.")), h.rotate)
-	huma.Register(srv.API, describe(app(op("list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0), auth.ScopeSPIWrite),
+			"rotations at once one wins; the other is 409 secret_changed."), auth.ScopeSPIWrite)), h.rotate)
+	huma.Register(srv.API, app(op("list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0,
 		"Every call the bank made to the registration, newest first: when, the latency, the outcome (answered, "+
-			"failed, stand_in, skipped_breaker_open) and why a stand-in answer was used."), h.invocations)
+			"failed, stand_in, skipped_breaker_open) and why a stand-in answer was used."), auth.ScopeSPIWrite), h.invocations)
 
 	b := srv.Bank
-	huma.Register(b, describe(op("bank-list-extension-points", http.MethodGet, "/extension-points", "List extension points", 0),
+	huma.Register(b, op("bank-list-extension-points", http.MethodGet, "/extension-points", "List extension points", 0,
 		"Every extension point, built-in and defined by the bank, with its schemas, deadlines, stand-in answer and "+
 			"combination rule."), h.listPoints)
-	huma.Register(b, describe(op("bank-define-extension-point", http.MethodPost, "/extension-points", "Define a new extension point", http.StatusCreated),
+	huma.Register(b, op("bank-define-extension-point", http.MethodPost, "/extension-points", "Define a new extension point", http.StatusCreated,
 		"Defines a point where bank processes can ask apps' endpoints: the JSON Schemas of request and answer (compiled "+
 			"and self-contained), the default and maximum deadlines, the stand-in answer (valid under the answer schema), "+
 			"and how answers combine: first (the default), strictest over a field, or merge of an array field. A point "+
 			"cannot be redefined: a taken name is 409 point_exists."), h.definePoint)
-	huma.Register(b, describe(op("bank-invoke-extension-point", http.MethodPost, "/extension-points/{name}/invoke", "Call an extension point from a bank process", 0),
+	huma.Register(b, op("bank-invoke-extension-point", http.MethodPost, "/extension-points/{name}/invoke", "Call an extension point from a bank process", 0,
 		"Asks the point's active registrations (the bank-scope ones by priority and, with app_id, that app's own) "+
 			"and answers with the combined answer, or answered false (use the bank's own rules), or failed true (a "+
 			"policy said fail closed), with every registration's reply. The payload must match the point's request schema."), h.invoke)
-	huma.Register(b, describe(op("bank-list-spi-registrations", http.MethodGet, "/spi-registrations", "List every SPI registration", 0),
+	huma.Register(b, op("bank-list-spi-registrations", http.MethodGet, "/spi-registrations", "List every SPI registration", 0,
 		"Every app's registrations, oldest first; status=pending_activation lists what waits for the bank, and "+
 			"extension_point and app_id narrow the list."), h.bankList)
-	huma.Register(b, describe(op("bank-get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0),
+	huma.Register(b, op("bank-get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0,
 		"One registration of any app, deleted ones included, with its status, deadline, failure policy and priority."), h.bankGet)
-	activate := op("bank-activate-spi-registration", http.MethodPost, "/spi-registrations/{id}/activate", "Activate an SPI registration with a deadline, failure policy and priority", 0)
-	activate.Description = "Moves a registration pending activation, or an inactive one, to active. " +
-		"An active registration is 409 registration_already_active (change its settings with PATCH); a deleted one 409 registration_deleted."
-	huma.Register(b, activate, h.activate)
-	configure := op("bank-configure-spi-registration", http.MethodPatch, "/spi-registrations/{id}", "Change an SPI registration's deadline, failure policy or priority", 0)
-	configure.Description = "Changes the given settings and keeps the others and the status; for example, makes an app-scope fraud check fail closed. " +
-		"A deleted registration is 409 registration_deleted."
-	huma.Register(b, configure, h.configure)
-	deactivate := op("bank-deactivate-spi-registration", http.MethodPost, "/spi-registrations/{id}/deactivate", "Stop calling an SPI registration", 0)
-	deactivate.Description = "Moves an active registration to inactive. " +
-		"One that is not active is 409 registration_not_active; a deleted one 409 registration_deleted."
-	huma.Register(b, deactivate, h.deactivate)
-	huma.Register(b, describe(op("bank-list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0),
+	huma.Register(b, op("bank-activate-spi-registration", http.MethodPost, "/spi-registrations/{id}/activate", "Activate an SPI registration with a deadline, failure policy and priority", 0,
+		"Moves a registration pending activation, or an inactive one, to active. "+
+			"An active registration is 409 registration_already_active (change its settings with PATCH); a deleted one 409 registration_deleted."), h.activate)
+	huma.Register(b, op("bank-configure-spi-registration", http.MethodPatch, "/spi-registrations/{id}", "Change an SPI registration's deadline, failure policy or priority", 0,
+		"Changes the given settings and keeps the others and the status; for example, makes an app-scope fraud check fail closed. "+
+			"A deleted registration is 409 registration_deleted."), h.configure)
+	huma.Register(b, op("bank-deactivate-spi-registration", http.MethodPost, "/spi-registrations/{id}/deactivate", "Stop calling an SPI registration", 0,
+		"Moves an active registration to inactive. "+
+			"One that is not active is 409 registration_not_active; a deleted one 409 registration_deleted."), h.deactivate)
+	huma.Register(b, op("bank-list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0,
 		"Every call made to the registration, newest first, with the app whose process asked, the latency, the "+
 			"outcome and why a stand-in answer was used."), h.bankInvocations)
 }

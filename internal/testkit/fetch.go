@@ -7,6 +7,12 @@ import (
 	"time"
 )
 
+// fetchClient is Fetch's: one transport for every call (net/http keeps
+// its connections for reuse), which neither asks for nor decodes gzip, and
+// follows no redirect.
+var fetchClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableCompression: true},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 // Fetch GETs url with the given request headers and returns the answer
 // with its body as the server sent it: the transport does not ask for or
 // decode gzip on its own, and redirects are not followed.
@@ -19,9 +25,7 @@ func Fetch(t testing.TB, url string, header map[string]string) (*http.Response, 
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableCompression: true},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := c.Do(req)
+	res, err := fetchClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
