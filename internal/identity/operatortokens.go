@@ -166,10 +166,10 @@ func (s *Service) AuthenticateOperatorToken(ctx context.Context, token string) (
 	var tokenRoles, operatorRoles, status string
 	var expires int64
 	var revoked sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT o.id, o.email, o.display_name, o.roles, o.status, t.roles, t.expires_at, t.revoked_at
+	err := s.db.QueryRowContext(ctx, `SELECT o.id, o.bank_id, o.email, o.display_name, o.roles, o.status, t.roles, t.expires_at, t.revoked_at
 		FROM identity_operator_tokens t JOIN identity_operators o ON o.id = t.operator_id
 		WHERE t.token_hash = $1`, secretHash(token)).
-		Scan(&op.ID, &op.Email, &op.Name, &operatorRoles, &status, &tokenRoles, &expires, &revoked)
+		Scan(&op.ID, &op.BankID, &op.Email, &op.Name, &operatorRoles, &status, &tokenRoles, &expires, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errInvalidOperatorToken()
 	}

@@ -171,7 +171,7 @@ func (s *Service) ResetTOTP(ctx context.Context, caller auth.Caller, operatorID 
 	}
 	return dbErr(s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE identity_operators SET totp_secret = NULL, totp_enabled = $1, generation = generation + 1, updated_at = $2
-			WHERE id = $3`, false, store.Micros(s.now()), operatorID)
+			WHERE id = $3 AND bank_id = $4`, false, store.Micros(s.now()), operatorID, bankOf(ctx))
 		if err != nil {
 			return err
 		}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/platform"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
@@ -211,4 +214,45 @@ func TestInProductionTheAdminTokenProposesButNeverConfirms(t *testing.T) {
 	if len(pending.Data) != 0 {
 		t.Errorf("%d proposals still pending", len(pending.Data))
 	}
+}
+
+// TestAViewerCannotChangeAnything walks every /bank/v1 operation in the
+// document a node serves: each one that changes something answers a
+// viewer's token 403 role_required naming the role it needs, before
+// looking at the request, and changes nothing.
+func TestAViewerCannotChangeAnything(t *testing.T) {
+	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
+		n := platformtest.Start(t, rt.Config(t))
+		viewer := operatorClient(t, n, "only.viewer@bank.example", auth.RoleViewer)
+		var doc struct {
+			Paths map[string]map[string]struct {
+				OperationID string `json:"operationId"`
+				Security    []map[string][]string
+			}
+		}
+		(&client{t: t, base: n.URL}).do("GET", "/openapi.json", "", nil).decode(t, &doc)
+		checked := 0
+		for path, ops := range doc.Paths {
+			if !strings.HasPrefix(path, "/bank/v1/") {
+				continue
+			}
+			for method, op := range ops {
+				role, ok := httpapi.RequiredRole(op.Security)
+				if method == "get" || !ok || role == auth.RoleViewer {
+					continue
+				}
+				concrete := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, "x")
+				res := viewer.do(strings.ToUpper(method), concrete, "", map[string]any{})
+				var problem struct{ Code, Detail string }
+				_ = json.Unmarshal(res.body, &problem)
+				if res.status != http.StatusForbidden || problem.Code != "role_required" || !strings.Contains(problem.Detail, string(role)) {
+					t.Errorf("%s %s as a viewer = %d %s, want 403 role_required naming %s", method, path, res.status, res.body, role)
+				}
+				checked++
+			}
+		}
+		if checked < 25 {
+			t.Errorf("only %d operations checked", checked)
+		}
+	})
 }

@@ -1,7 +1,9 @@
 package portal_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 const operatorPassword = "an operator's password 2231"
@@ -316,4 +319,47 @@ func TestConsoleDecisionsWaitForASecondOperator(t *testing.T) {
 	if !granted() {
 		t.Error("the confirmed grant did not take effect")
 	}
+}
+
+// TestOperatorSessionsEndOnEveryNodeAtOnce: an operator's console session
+// opens the console on every node of the database, and logging out on one
+// node, or being disabled through another, ends it on all of them at once.
+func TestOperatorSessionsEndOnEveryNodeAtOnce(t *testing.T) {
+	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
+		cfg := rt.Config(t)
+		// Nodes of one installation share the secret key.
+		cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+		a := platformtest.Start(t, cfg)
+		b := a
+		if rt.Name == platformtest.ScaleOut.Name {
+			second := cfg
+			second.DataDir = testkit.DataDir(t)
+			b = platformtest.Start(t, second)
+		}
+		op := newOperator(t, a, "two.nodes@bank.example", auth.RoleViewer)
+		c, status, _ := operatorLogIn(t, a.URL, op.Email, operatorPassword, "")
+		if c == nil || !consoleOpens(t, b.URL, c) {
+			t.Fatalf("the session (login %d) does not open the console on the other node", status)
+		}
+		consoleLogOut(t, a.URL, c)
+		if consoleOpens(t, b.URL, c) {
+			t.Error("the cookie opens the other node's console after logging out")
+		}
+
+		c, _, _ = operatorLogIn(t, a.URL, op.Email, operatorPassword, "")
+		disable, _ := http.NewRequest("PATCH", b.URL+"/bank/v1/operators/"+op.ID, strings.NewReader(`{"status":"disabled"}`))
+		disable.Header.Set("Authorization", "Bearer "+platformtest.AdminToken)
+		disable.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(disable)
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("disabling through the other node: %v %v", res, err)
+		}
+		res.Body.Close()
+		if consoleOpens(t, a.URL, c) {
+			t.Error("a disabled operator's session still opens the console")
+		}
+		if c, _, _ := operatorLogIn(t, a.URL, op.Email, operatorPassword, ""); c != nil {
+			t.Error("a disabled operator logged in")
+		}
+	})
 }
