@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/causewayhq/causeway/internal/audit"
+	"github.com/causewayhq/causeway/internal/audit/auditapi"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
@@ -69,6 +71,8 @@ type Platform struct {
 	SPI       *spi.Service
 	Webhooks  *webhooks.Service
 	Datashare *datashare.Service
+	// Audit is the bank's audit trail (package audit).
+	Audit *audit.Trail
 	// Guard refuses webhook and SPI URLs on private networks unless the
 	// operator's allow-list covers them.
 	Guard netguard.Guard
@@ -178,6 +182,9 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if err := p.openThrottles(ctx); err != nil {
 		return nil, err
 	}
+	if err := p.startAudit(ctx); err != nil {
+		return nil, err
+	}
 	if err := p.startBank(ctx); err != nil {
 		return nil, err
 	}
@@ -276,6 +283,17 @@ func (p *Platform) startBank(ctx context.Context) error {
 	p.closers = append(p.closers, p.Webhooks.Close)
 	p.Webhooks.Register(p.HTTP)
 	p.background(p.Webhooks.Run)
+	return nil
+}
+
+// startAudit opens the bank's audit trail before any capability starts:
+// their bank-side changes append to it in their own transactions.
+func (p *Platform) startAudit(ctx context.Context) error {
+	if err := audit.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	p.Audit = audit.New(p.DB)
+	auditapi.Register(p.HTTP, p.Audit, p.log.With("component", "audit"))
 	return nil
 }
 
