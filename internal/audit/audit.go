@@ -143,9 +143,11 @@ func netstring(h hash.Hash, s string) {
 	h.Write([]byte{','})
 }
 
-// nullable writes a NULL column (nil) as "-," and any other as a netstring.
+// nullable writes a NULL column as "-," and any other as a netstring. A
+// JSON null is NULL too: Record never stores one, and an entry decoded
+// from an export holds its NULL summaries so.
 func nullable(h hash.Hash, b json.RawMessage) {
-	if b == nil {
+	if b == nil || string(b) == "null" {
 		h.Write([]byte("-,"))
 		return
 	}

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -95,6 +96,16 @@ func TestAnEntryNamesWhoWhatTargetAndOrigin(t *testing.T) {
 		if e.Seq != 2 || e.Actor != "operator:op_2" || e.PrevHash != got[1].Hash || e.Before != nil || e.After != nil ||
 			e.ProposalID != "prp_1" || e.Confirms != "prp_0" || e.RequestID != "" {
 			t.Errorf("second entry = %+v", e)
+		}
+		// Read back from its JSON (an export's line), an entry without
+		// summaries hashes as stored.
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var decoded audit.Entry
+		if err := json.Unmarshal(b, &decoded); err != nil || decoded.ComputeHash() != e.Hash {
+			t.Errorf("decoded from %s: hash %s, want %s (%v)", b, decoded.ComputeHash(), e.Hash, err)
 		}
 		if v := verify(t, tr); !v.OK || v.Entries != 2 || v.Head != e.Hash {
 			t.Errorf("verify = %+v", v)
