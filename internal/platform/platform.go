@@ -244,7 +244,7 @@ func (p *Platform) startBank(ctx context.Context) error {
 	}
 	p.Relay = outbox.NewRelay(p.DB, p.Bus, outbox.RelayOptions{Logger: p.log.With("component", "outbox-relay"), NodeID: p.nodeID,
 		Stream: p.cfg.EventStream})
-	p.Bank = core.New(p.DB, core.Options{Events: outboxEvents{db: p.DB, relay: p.Relay}})
+	p.Bank = core.New(p.DB, core.Options{Events: outboxEvents{db: p.DB, relay: p.Relay}, Audit: auditTrail{}})
 	if seeded, err := p.Bank.EnsureBankSandbox(ctx, SandboxSeed); err != nil {
 		return fmt.Errorf("sandbox seed: %w", err)
 	} else if seeded {
