@@ -181,9 +181,6 @@ func (p *Portal) dev(h devHandler) http.Handler {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
-		// The services that take the caller from the context (and the
-		// audit trail) see the session's operator.
-		r = r.WithContext(auth.WithCaller(r.Context(), s.Caller()))
 		if err := h(w, r, s); err != nil {
 			p.fail(w, r, s.view("", ""), err)
 		}
