@@ -40,6 +40,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newDataCommand())
 	root.AddCommand(newDemoCommand())
 	root.AddCommand(newOpenAPICommand())
+	root.AddCommand(newOperatorCommand())
 	return root
 }
 

@@ -47,12 +47,13 @@ func DeveloperCaller(developerID string) Caller {
 	return Caller{kind: developerCaller, id: developerID}
 }
 
-// AdminTokenOperator names whoever holds the bank's shared admin token,
-// until operators have accounts of their own.
+// AdminTokenOperator names whoever holds the bank's shared admin token
+// (kept for automation and bootstrap) in the audit and in Callers; named
+// operators are called by their ids ("op_…").
 const AdminTokenOperator = "admin-token"
 
-// OperatorCaller is a person at the bank, named for the audit. An empty
-// name is nobody.
+// OperatorCaller is a person at the bank, by operator id, or the admin
+// token (AdminTokenOperator). An empty id is nobody.
 func OperatorCaller(name string) Caller {
 	if name == "" {
 		return Caller{}

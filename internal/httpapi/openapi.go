@@ -146,8 +146,11 @@ var documentTags = []*huma.Tag{
 		"export as JSON Lines and a check that finds an entry edited or deleted in the database."},
 	{Name: "Data agent", Description: "The protocol of the data agent, which prepares dataset content on the bank's " +
 		"side: it claims a job, uploads the ciphertext in parts and completes or fails the job."},
-	{Name: "Bank", Description: "Every route under /bank/v1, for the bank's operators and systems: each takes the " +
-		"bank's admin token (the data agent's routes also its own token)."},
+	{Name: "Operators", Description: "The bank's named staff: operators with roles (viewer, app-manager, risk-officer, " +
+		"data-steward, admin), a second factor, and personal API tokens for scripts."},
+	{Name: "Bank", Description: "Every route under /bank/v1, for the bank's operators and systems: each takes an " +
+		"operator's token holding the role it names, or the bank's admin token, which holds every role (the data " +
+		"agent's routes also take the agent's own token)."},
 }
 
 // routeTraits is what an operation's declaration (its security, path,

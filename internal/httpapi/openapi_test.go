@@ -13,6 +13,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/httpapi/openapitest"
 )
@@ -54,7 +55,8 @@ func newDocServer(t *testing.T, page *itemPage) *httptest.Server {
 	huma.Register(s.API, huma.Operation{OperationID: "create-thing", Method: http.MethodPost, Path: "/v1/things", Security: app}, create)
 	huma.Register(s.API, huma.Operation{OperationID: "sign-up", Method: http.MethodPost, Path: "/v1/signups",
 		Errors: []int{http.StatusConflict}}, create)
-	huma.Register(s.Bank, huma.Operation{OperationID: "bank-change", Method: http.MethodPost, Path: "/things/{id}/close"}, get)
+	huma.Register(s.Bank, httpapi.BankRole(huma.Operation{OperationID: "bank-change", Method: http.MethodPost, Path: "/things/{id}/close"},
+		auth.RoleAdmin), get)
 	content := huma.Operation{OperationID: "content", Method: http.MethodGet, Path: "/v1/things/{id}/content", Security: app,
 		Responses: map[string]*huma.Response{"409": httpapi.ProblemResponse("content_not_ready", httpapi.HeaderRetryAfter)}}
 	huma.Register(s.API, content, get)

@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"log/slog"
@@ -78,6 +79,9 @@ type Server struct {
 	// noStore holds the routes whose answers carry a secret or a token
 	// (see NoStore), keyed by ServeMux pattern.
 	noStore map[string]bool
+	// operatorToken checks operators' personal tokens (see
+	// AuthenticateOperators).
+	operatorToken func(ctx context.Context, token string) (*auth.Operator, error)
 	// notFoundPage answers browsers for routes that do not exist.
 	notFoundPage http.Handler
 	// streams are the open event streams (stream.go).
@@ -118,7 +122,8 @@ func New(cfg Config) *Server {
 		"carries X-Request-Id. The calls of apps and developers are rate limited (RateLimit-* headers; 429 with " +
 		"Retry-After beyond), and their POSTs take an Idempotency-Key that makes a retry safe."
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		SchemeBankAdmin: {Type: "http", Scheme: "bearer", Description: "The bank's admin token."},
+		SchemeBankAdmin: {Type: "http", Scheme: "bearer", Description: "An operator's personal token (cwop_…), " +
+			"holding the operator's roles, or the bank's admin token, which holds every role. Each operation names the role it needs."},
 		SchemeDeveloper: {Type: "http", Scheme: "bearer", Description: "A developer token from sign-up or login."},
 		SchemeClientBasic: {Type: "http", Scheme: "basic", Description: "An app's client id and secret, each " +
 			"form-urlencoded, as the user and password of HTTP Basic (client_secret_basic). Only the token endpoint takes them."},
@@ -156,10 +161,12 @@ func New(cfg Config) *Server {
 	oapi.OnAddOperation = append(oapi.OnAddOperation, markMultiline, describe, s.markNoStore)
 	s.Bank = huma.NewGroup(s.API, "/bank/v1")
 	s.Bank.UseSimpleModifier(func(op *huma.Operation) {
-		op.Security = []map[string][]string{{SchemeBankAdmin: {}}}
+		role := bankRole(op)
+		op.Security = []map[string][]string{{SchemeBankAdmin: {string(role)}}}
+		op.Description = strings.TrimSpace(op.Description + "\n\nNeeds the operator role `" + string(role) + "`.")
 		op.Tags = append(op.Tags, "Bank")
 	})
-	s.Bank.UseMiddleware(s.requireAdmin)
+	s.Bank.UseMiddleware(s.requireOperator)
 	s.mux.HandleFunc("/", s.notFound)
 	s.router = s.mux
 	s.handler = Compress(s.instrument(s.router))
@@ -297,20 +304,51 @@ func hashTokens(tokens []string) [][sha256.Size]byte {
 	return out
 }
 
-func (s *Server) requireAdmin(ctx huma.Context, next func(huma.Context)) {
+// AuthenticateOperators sets how the bank API checks an operator's
+// personal token (identity.Service.AuthenticateOperatorToken); without
+// it only the admin token opens the bank API. Call it before serving.
+func (s *Server) AuthenticateOperators(fn func(ctx context.Context, token string) (*auth.Operator, error)) {
+	s.operatorToken = fn
+}
+
+// Operator returns the operator r's bearer token stands for: the admin
+// token's holder, or the operator of a personal operator token.
+func (s *Server) Operator(r *http.Request) (*auth.Operator, error) {
+	token, ok := BearerToken(r.Header.Get("Authorization"))
+	switch {
+	case !ok:
+		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "this route needs an operator token or the bank's admin token as a bearer token")
+	case s.IsAdminToken(token):
+		return auth.AdminTokenHolder(), nil
+	case s.operatorToken == nil:
+		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "this route needs the bank's admin token as a bearer token")
+	}
+	return s.operatorToken(r.Context(), token)
+}
+
+// requireOperator lets in a bank route's caller who holds the role the
+// route declares (see bankRoles): 401 without a valid operator or admin
+// token, 403 role_required without the role.
+func (s *Server) requireOperator(ctx huma.Context, next func(huma.Context)) {
 	r, _ := humago.Unwrap(ctx)
-	if !s.IsAdmin(r) {
-		p := NewProblem(http.StatusUnauthorized, "unauthorized", "this route needs the bank's admin token as a bearer token")
+	op, err := s.Operator(r)
+	if err == nil {
+		if role, ok := RequiredRole(ctx.Operation().Security); ok && !op.Roles.Allow(role) {
+			err = causeway.Errorf(causeway.EFORBIDDEN, "role_required", "this operation needs the operator role %s", role)
+		}
+	}
+	if err != nil {
+		p := ProblemFor(err)
 		p.RequestID = RequestID(ctx.Context())
-		ctx.SetHeader("WWW-Authenticate", `Bearer realm="causeway-bank"`)
+		if p.Status == http.StatusUnauthorized {
+			ctx.SetHeader("WWW-Authenticate", `Bearer realm="causeway-bank"`)
+		}
 		ctx.SetHeader("Content-Type", "application/problem+json")
 		ctx.SetStatus(p.Status)
 		writeJSON(ctx.BodyWriter(), p)
 		return
 	}
-	// The shared admin token names no person; until operators have
-	// accounts of their own, its holder is the one operator.
-	next(huma.WithContext(ctx, auth.WithCaller(ctx.Context(), auth.OperatorCaller(auth.AdminTokenOperator))))
+	next(huma.WithContext(ctx, auth.WithOperator(ctx.Context(), op)))
 }
 
 // BearerToken extracts the token from an Authorization header value.

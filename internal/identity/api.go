@@ -94,6 +94,8 @@ func (s *Service) Register(srv *httpapi.Server) {
 		"keep working: the keys replaced stay in /.well-known/jwks.json for as long as tokens they signed can live, and " +
 		"a rotation retires the keys replaced longer ago than that."
 	huma.Register(bank, rotateKey, h.rotateSigningKey)
+	s.registerOperators(bank)
+	srv.AuthenticateOperators(s.AuthenticateOperatorToken)
 
 	srv.HandleNoStore("POST "+TokenPath, http.HandlerFunc(s.token))
 	srv.API.OpenAPI().AddOperation(tokenOperation(srv.API.OpenAPI().Components.Schemas))

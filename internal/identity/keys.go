@@ -104,8 +104,8 @@ func (s *Service) storedSeed(seed string) string {
 
 // sealStoredKeys seals the private part of keys stored before sealing,
 // and re-seals with the sealer's current key those an older key of it
-// sealed (after a --secret-key rotation), retired keys too. It opens every
-// key on the way, so a node whose keys do not open them all does not
+// sealed (after a --secret-key rotation), retired keys too; operators'
+// TOTP secrets the same way. It opens every key on the way, so a node whose keys do not open them all does not
 // start. Nodes starting together do not undo each other (see
 // sealstore.Reseal).
 func (s *Service) sealStoredKeys(ctx context.Context) error {
@@ -117,6 +117,15 @@ func (s *Service) sealStoredKeys(ctx context.Context) error {
 	})
 	if n > 0 {
 		s.log.InfoContext(ctx, "sealed token signing keys with the current secret key", "keys", n)
+	}
+	if err != nil {
+		return err
+	}
+	n, err = sealstore.Reseal(ctx, s.db, s.opts.Sealer, sealstore.Table{
+		Name: "identity_operators", Key: "id", Columns: []string{"totp_secret"}, SealPlain: true,
+	})
+	if n > 0 {
+		s.log.InfoContext(ctx, "sealed operators' TOTP secrets with the current secret key", "operators", n)
 	}
 	return err
 }

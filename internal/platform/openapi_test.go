@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/httpapi/openapitest"
 	"github.com/causewayhq/causeway/internal/platform"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
@@ -73,5 +75,48 @@ func TestOpenAPIDocumentFollowsTheLintRules(t *testing.T) {
 	}
 	if sec := d.Paths["/v1/developers/login"]["post"].Security; sec == nil || len(sec) != 0 {
 		t.Errorf("login declares security %v, want [] (public)", sec)
+	}
+}
+
+// TestEveryBankOperationDeclaresTheRoleItNeeds reads the roles from the
+// document a node serves: every /bank/v1 operation names exactly one
+// known role for the bank scheme, and only reads and an operator's own
+// tokens are open to every role.
+func TestEveryBankOperationDeclaresTheRoleItNeeds(t *testing.T) {
+	doc, err := platform.OpenAPI(context.Background(), platformtest.Embedded.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Paths map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+			Security    []map[string][]string
+		}
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	openToAll := map[string]bool{"bank-create-operator-token": true, "bank-revoke-operator-token": true}
+	seen := map[auth.Role]int{}
+	for path, ops := range d.Paths {
+		if !strings.HasPrefix(path, "/bank/v1/") || strings.HasPrefix(path, "/bank/v1/agent/") {
+			continue
+		}
+		for method, op := range ops {
+			role, ok := httpapi.RequiredRole(op.Security)
+			if !ok || len(op.Security) != 1 || len(op.Security[0][httpapi.SchemeBankAdmin]) != 1 || !auth.ValidRole(role) {
+				t.Errorf("%s %s declares %v, want one known role", method, path, op.Security)
+				continue
+			}
+			seen[role]++
+			if method != "get" && role == auth.RoleViewer && !openToAll[op.OperationID] {
+				t.Errorf("%s %s (%s) changes something but any viewer may call it", method, path, op.OperationID)
+			}
+		}
+	}
+	for _, r := range auth.AllRoles {
+		if seen[r] == 0 {
+			t.Errorf("no bank operation needs the role %s", r)
+		}
 	}
 }

@@ -16,9 +16,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pquerna/otp/totp"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi/openapitest"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
 	"github.com/causewayhq/causeway/internal/spi/spitest"
@@ -120,6 +123,43 @@ func TestNoSecretIsStoredInTheClear(t *testing.T) {
 		bank.do("POST", "/bank/v1/upstreams", "", map[string]any{"name": "Cards", "base_url": hooks.URL, "path_prefix": "cards",
 			"scope": "accounts:read"}).decode(t, &up)
 		keep("upstream signing secret", strings.TrimPrefix(up.SigningSecret, "whsec_"))
+
+		// An operator's password, second factor, recovery codes and token.
+		const operatorPassword = "an operator's own password 9043"
+		keep("operator password", operatorPassword)
+		var op struct{ ID, Email string }
+		bank.do("POST", "/bank/v1/operators", "", map[string]any{"email": "keeper@bank.example", "password": operatorPassword,
+			"roles": []string{"admin"}}).decode(t, &op)
+		ctx := context.Background()
+		enrollment, err := n.Identity.BeginTOTP(ctx, op.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep("TOTP secret", enrollment.Secret)
+		code, err := totp.GenerateCode(enrollment.Secret, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		recovery, err := n.Identity.ConfirmTOTP(ctx, op.ID, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range recovery {
+			secrets = append(secrets, strings.ReplaceAll(c, "-", ""))
+		}
+		operator, err := n.Identity.Operator(ctx, auth.BankProcess(), op.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := n.Identity.IssueOperatorToken(ctx, operator.Caller(), "first", nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opToken struct{ Token string }
+		(&client{t: t, base: n.URL, token: first.Token, doc: doc}).do("POST", "/bank/v1/operator-tokens", "",
+			map[string]any{"name": "script"}).decode(t, &opToken)
+		keep("operator token", first.Token)
+		keep("operator token over HTTP", opToken.Token)
 
 		var dumps []namedDump
 		if rt.Name == platformtest.ScaleOut.Name {

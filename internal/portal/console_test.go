@@ -24,10 +24,18 @@ import (
 func consoleLogIn(t *testing.T, ctx context.Context, base string) {
 	t.Helper()
 	navigate(t, ctx, base+"/console/login")
-	do(t, ctx, "typing the admin token", chromedp.SendKeys(chromedp.ID("token"), platformtest.AdminToken))
-	if st := submit(t, ctx, `main button[type="submit"]`); st != http.StatusOK {
+	if st := adminTokenLogIn(t, ctx, platformtest.AdminToken); st != http.StatusOK {
 		t.Fatalf("console login answered %d", st)
 	}
+}
+
+// adminTokenLogIn opens the login page's admin token form, types token
+// and submits it, and returns the answer's status.
+func adminTokenLogIn(t *testing.T, ctx context.Context, token string) int64 {
+	t.Helper()
+	eval[bool](t, ctx, `document.getElementById("admin-token-login").open = true`)
+	do(t, ctx, "typing the admin token", chromedp.SendKeys(chromedp.ID("token"), token))
+	return submit(t, ctx, `#admin-login button[type="submit"]`)
 }
 
 // sandboxApp signs a developer up and creates an active sandbox app with

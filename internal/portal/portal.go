@@ -184,26 +184,38 @@ func (p *Portal) Register(srv *httpapi.Server) {
 
 	anon("GET /console/login", p.consoleLoginForm)
 	anon("POST /console/login", p.consoleLogin)
-	con := func(pattern string, h consoleHandler) { srv.Handle(pattern, p.secure(p.console(h))) }
-	con("POST /console/logout", p.consoleLogout)
-	con("GET /console", p.consoleHome)
-	con("GET /console/apps", p.consoleApps)
-	con("GET /console/apps/{id}", p.consoleApp)
-	con("POST /console/apps/{id}/approve", p.consoleApprove)
-	con("POST /console/apps/{id}/suspend", p.consoleSuspend)
-	con("POST /console/apps/{id}/limits", p.consoleLimits)
-	con("GET /console/data-requests", p.consoleDataRequests)
-	con("POST /console/data-requests/{id}/{action}", p.consoleDecide)
-	con("GET /console/spi", p.consoleSPI)
-	con("POST /console/spi/{id}/activate", p.consoleActivate)
-	con("POST /console/spi/{id}/settings", p.consoleConfigure)
-	con("POST /console/spi/{id}/deactivate", p.consoleDeactivate)
-	con("GET /console/grants", p.consoleGrants)
-	con("POST /console/grants", p.consoleGrant)
-	con("POST /console/grants/{app}/{customer}/revoke", p.consoleRevokeGrant)
-	con("GET /console/datasets", p.consoleDatasets)
-	con("POST /console/datasets", p.consolePublish)
-	con("GET /console/health", p.consoleHealth)
+	con := func(pattern string, role auth.Role, h consoleHandler) {
+		srv.Handle(pattern, p.secure(p.console(role, h)))
+	}
+	con("POST /console/logout", auth.RoleViewer, p.consoleLogout)
+	con("GET /console", auth.RoleViewer, p.consoleHome)
+	con("GET /console/apps", auth.RoleViewer, p.consoleApps)
+	con("GET /console/apps/{id}", auth.RoleViewer, p.consoleApp)
+	con("POST /console/apps/{id}/approve", auth.RoleAppManager, p.consoleApprove)
+	con("POST /console/apps/{id}/suspend", auth.RoleAppManager, p.consoleSuspend)
+	con("POST /console/apps/{id}/limits", auth.RoleAppManager, p.consoleLimits)
+	con("GET /console/data-requests", auth.RoleViewer, p.consoleDataRequests)
+	con("POST /console/data-requests/{id}/{action}", auth.RoleDataSteward, p.consoleDecide)
+	con("GET /console/spi", auth.RoleViewer, p.consoleSPI)
+	con("POST /console/spi/{id}/activate", auth.RoleRiskOfficer, p.consoleActivate)
+	con("POST /console/spi/{id}/settings", auth.RoleRiskOfficer, p.consoleConfigure)
+	con("POST /console/spi/{id}/deactivate", auth.RoleRiskOfficer, p.consoleDeactivate)
+	con("GET /console/grants", auth.RoleViewer, p.consoleGrants)
+	con("POST /console/grants", auth.RoleAppManager, p.consoleGrant)
+	con("POST /console/grants/{app}/{customer}/revoke", auth.RoleAppManager, p.consoleRevokeGrant)
+	con("GET /console/datasets", auth.RoleViewer, p.consoleDatasets)
+	con("POST /console/datasets", auth.RoleDataSteward, p.consolePublish)
+	con("GET /console/account", auth.RoleViewer, p.consoleAccount)
+	con("POST /console/account/totp", auth.RoleViewer, p.consoleBeginTOTP)
+	con("POST /console/account/totp/confirm", auth.RoleViewer, p.consoleConfirmTOTP)
+	con("POST /console/account/password", auth.RoleViewer, p.consoleChangePassword)
+	con("POST /console/account/tokens", auth.RoleViewer, p.consoleCreateToken)
+	con("POST /console/account/tokens/{id}/revoke", auth.RoleViewer, p.consoleRevokeToken)
+	con("GET /console/operators", auth.RoleAdmin, p.consoleOperators)
+	con("POST /console/operators", auth.RoleAdmin, p.consoleCreateOperator)
+	con("POST /console/operators/{id}", auth.RoleAdmin, p.consoleChangeOperator)
+	con("POST /console/operators/{id}/reset-totp", auth.RoleAdmin, p.consoleResetTOTP)
+	con("GET /console/health", auth.RoleViewer, p.consoleHealth)
 }
 
 // view is what every page template gets: the layout's needs, and the
@@ -214,7 +226,9 @@ type view struct {
 	Section string
 	Dev     *auth.Developer
 	Console bool
-	CSRF    string
+	// Operator is who is logged in to the console, with their roles.
+	Operator *auth.Operator
+	CSRF     string
 	// Description is the page's meta description; render fills in the
 	// page's own (descriptions) when it is empty.
 	Description string
@@ -269,35 +283,37 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page
 // descriptions are the pages' meta descriptions, by template: what a
 // search result or a shared link says about the page.
 var descriptions = map[string]string{
-	"landing":          "Causeway is the bank's developer platform: call its APIs, receive its events as they happen, plug your logic into its processes and work with its data, encrypted end to end.",
-	"signup":           "Create a free Causeway developer account to build on the bank's APIs, events, SPIs and datasets.",
-	"login":            "Log in to the Causeway developer portal.",
-	"reference":        "The Causeway API reference: every operation of the public and bank APIs, with its parameters, bodies and scopes, and a form to try it.",
-	"try":              "Try an operation of the Causeway API from the browser and see its request and answer.",
-	"dashboard":        "Your apps on Causeway at a glance: their status and webhooks.",
-	"apps":             "Create and manage your Causeway apps and their client credentials.",
-	"app":              "An app's client credentials, rate limit and sandbox test payments.",
-	"analytics":        "An app's API calls, errors and latency over time.",
-	"webhooks":         "An app's webhook subscriptions: which events go to which endpoint.",
-	"webhook":          "A webhook subscription: its signing secret and its live delivery log.",
-	"spi":              "An app's SPI registrations: the endpoints the bank calls inside its processes.",
-	"registration":     "An SPI registration: its endpoint, signing secret and settings.",
-	"events":           "The catalog of bank events: each type with its description, JSON Schema and an example.",
-	"points":           "The bank's extension points: where its processes call a developer's endpoint, with the request and answer each expects.",
-	"datasets":         "The bank's datasets: schema and sample of each, and access on request, delivered encrypted to your key.",
-	"dataset":          "A dataset's schema and sample rows, and the form to request access to it.",
-	"data_requests":    "Your data-access requests and the bank's decisions.",
-	"data_request":     "A data-access request: its status, and how to pull the data once the bank approves it.",
-	"error":            "Causeway could not show this page.",
-	"console_login":    "The Causeway bank console, for the bank's staff: log in with the admin token.",
-	"console_home":     "The bank console: apps awaiting approval, data requests to decide and SPIs to activate.",
-	"console_apps":     "Every app on the platform, with its status, and approval and suspension.",
-	"console_app":      "An app as the bank sees it: its details, rate limit, quota and usage.",
-	"console_data":     "Data-access requests to approve, reject or revoke.",
-	"console_spi":      "SPI registrations to activate, configure and deactivate.",
-	"console_grants":   "Customer grants: which app may see which customer.",
-	"console_datasets": "The dataset catalog, and the form to publish a dataset.",
-	"console_health":   "Platform health: request traffic, event delivery backlogs and SPI circuit breakers.",
+	"landing":           "Causeway is the bank's developer platform: call its APIs, receive its events as they happen, plug your logic into its processes and work with its data, encrypted end to end.",
+	"signup":            "Create a free Causeway developer account to build on the bank's APIs, events, SPIs and datasets.",
+	"login":             "Log in to the Causeway developer portal.",
+	"reference":         "The Causeway API reference: every operation of the public and bank APIs, with its parameters, bodies and scopes, and a form to try it.",
+	"try":               "Try an operation of the Causeway API from the browser and see its request and answer.",
+	"dashboard":         "Your apps on Causeway at a glance: their status and webhooks.",
+	"apps":              "Create and manage your Causeway apps and their client credentials.",
+	"app":               "An app's client credentials, rate limit and sandbox test payments.",
+	"analytics":         "An app's API calls, errors and latency over time.",
+	"webhooks":          "An app's webhook subscriptions: which events go to which endpoint.",
+	"webhook":           "A webhook subscription: its signing secret and its live delivery log.",
+	"spi":               "An app's SPI registrations: the endpoints the bank calls inside its processes.",
+	"registration":      "An SPI registration: its endpoint, signing secret and settings.",
+	"events":            "The catalog of bank events: each type with its description, JSON Schema and an example.",
+	"points":            "The bank's extension points: where its processes call a developer's endpoint, with the request and answer each expects.",
+	"datasets":          "The bank's datasets: schema and sample of each, and access on request, delivered encrypted to your key.",
+	"dataset":           "A dataset's schema and sample rows, and the form to request access to it.",
+	"data_requests":     "Your data-access requests and the bank's decisions.",
+	"data_request":      "A data-access request: its status, and how to pull the data once the bank approves it.",
+	"error":             "Causeway could not show this page.",
+	"console_login":     "The Causeway bank console, for the bank's staff: log in with your operator account.",
+	"console_home":      "The bank console: apps awaiting approval, data requests to decide and SPIs to activate.",
+	"console_apps":      "Every app on the platform, with its status, and approval and suspension.",
+	"console_app":       "An app as the bank sees it: its details, rate limit, quota and usage.",
+	"console_data":      "Data-access requests to approve, reject or revoke.",
+	"console_spi":       "SPI registrations to activate, configure and deactivate.",
+	"console_grants":    "Customer grants: which app may see which customer.",
+	"console_datasets":  "The dataset catalog, and the form to publish a dataset.",
+	"console_health":    "Platform health: request traffic, event delivery backlogs and SPI circuit breakers.",
+	"console_account":   "Your operator account: second factor, password and personal API tokens.",
+	"console_operators": "The bank's operators, their roles and status.",
 }
 
 // fail renders err as an error page: its status comes from the one
@@ -403,27 +419,33 @@ func redirect(w http.ResponseWriter, r *http.Request, url string) {
 // notices are the confirmations a redirect may ask for with ?done=; a
 // fixed list, so a link cannot put arbitrary text on the page.
 var notices = map[string]string{
-	"deleted":         "The app was deleted. Its credentials stopped working.",
-	"webhook-deleted": "The webhook subscription was deleted.",
-	"paused":          "Deliveries are paused; events wait until you resume.",
-	"resumed":         "Deliveries resumed.",
-	"recovering":      "Recovering: the events since that time are being re-sent in the background.",
-	"retrying":        "The event is being re-sent; its attempt appears below in a moment.",
-	"spi-deleted":     "The SPI registration was deleted.",
-	"approved":        "Approved.",
-	"suspended":       "Suspended.",
-	"limits":          "The new limits apply to the app's next request.",
-	"rejected":        "Rejected.",
-	"revoked":         "Revoked. Downloads stopped and the stored ciphertext is being deleted.",
-	"activated":       "Activated.",
-	"spi-updated":     "Updated: calls use the new settings.",
-	"deactivated":     "Deactivated: the bank no longer calls this endpoint.",
-	"requested":       "Your request was sent to the bank.",
-	"logged-out":      "You are logged out.",
-	"payment":         "A test payment was made; its events are on their way to your webhooks.",
-	"granted":         "Granted: the app sees the customer from its next request.",
-	"grant-revoked":   "The grant was revoked; the app no longer sees the customer.",
-	"published":       "Published: the dataset is in the catalog.",
+	"deleted":          "The app was deleted. Its credentials stopped working.",
+	"webhook-deleted":  "The webhook subscription was deleted.",
+	"paused":           "Deliveries are paused; events wait until you resume.",
+	"resumed":          "Deliveries resumed.",
+	"recovering":       "Recovering: the events since that time are being re-sent in the background.",
+	"retrying":         "The event is being re-sent; its attempt appears below in a moment.",
+	"spi-deleted":      "The SPI registration was deleted.",
+	"approved":         "Approved.",
+	"suspended":        "Suspended.",
+	"limits":           "The new limits apply to the app's next request.",
+	"rejected":         "Rejected.",
+	"revoked":          "Revoked. Downloads stopped and the stored ciphertext is being deleted.",
+	"activated":        "Activated.",
+	"spi-updated":      "Updated: calls use the new settings.",
+	"deactivated":      "Deactivated: the bank no longer calls this endpoint.",
+	"requested":        "Your request was sent to the bank.",
+	"logged-out":       "You are logged out.",
+	"payment":          "A test payment was made; its events are on their way to your webhooks.",
+	"granted":          "Granted: the app sees the customer from its next request.",
+	"grant-revoked":    "The grant was revoked; the app no longer sees the customer.",
+	"published":        "Published: the dataset is in the catalog.",
+	"enroll-first":     "Set up your second factor first: the console opens once it is on.",
+	"password-changed": "Your password was changed, and every session of yours ended. Log in with the new one.",
+	"token-revoked":    "The token was revoked; it stops working at once.",
+	"operator-created": "The operator was created. They log in with the password you gave and set up their second factor.",
+	"operator-changed": "Saved. The operator's sessions ended, and their tokens hold only the new roles.",
+	"totp-reset":       "The second factor was removed; the operator sets up a new one at their next login.",
 }
 
 func notice(r *http.Request) string { return notices[r.URL.Query().Get("done")] }
@@ -476,6 +498,10 @@ var fieldsByCode = map[string][]string{
 	"invalid_duration":     {"duration_days"},
 	"invalid_amount":       {"amount"},
 	"customer_not_found":   {"customer_id"},
+	"invalid_roles":        {"roles"},
+	"role_not_held":        {"roles"},
+	"invalid_code":         {"code"},
+	"invalid_ttl":          {"ttl_days"},
 }
 
 // fieldAttrs are the attributes of a form field: aria-invalid and a

@@ -73,6 +73,7 @@ func TestPortal(t *testing.T) {
 		{"FailedFormsMarkTheirFieldsAndTakeTheFocus", testFailedFormsMarkTheirFieldsAndTakeTheFocus},
 		{"BrowserPageStreamsEventsWithATicket", testBrowserPageStreamsEventsWithATicket},
 		{"BrowserReconnectsAfterAnExpiredLastEventID", testBrowserReconnectsAfterAnExpiredLastEventID},
+		{"AdminAddsAnOperatorWhoSetsUpTOTPInTheBrowser", testAdminAddsAnOperatorWhoSetsUpTOTPInTheBrowser},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, n) })
 	}
@@ -346,12 +347,10 @@ func testBankApprovesADataRequestInTheConsole(t *testing.T, n *platformtest.Node
 	if p := location(t, ctx).Path; p != "/console/login" {
 		t.Fatalf("/console without a session went to %s", p)
 	}
-	do(t, ctx, "typing a wrong token", chromedp.SendKeys(chromedp.ID("token"), "cwadm_wrong"))
-	if st := submit(t, ctx, `main button[type="submit"]`); st != http.StatusUnauthorized {
+	if st := adminTokenLogIn(t, ctx, "cwadm_wrong"); st != http.StatusUnauthorized {
 		t.Errorf("a wrong admin token answered %d", st)
 	}
-	do(t, ctx, "typing the admin token", chromedp.SendKeys(chromedp.ID("token"), platformtest.AdminToken))
-	if st := submit(t, ctx, `main button[type="submit"]`); st != 200 {
+	if st := adminTokenLogIn(t, ctx, platformtest.AdminToken); st != 200 {
 		t.Fatalf("console login answered %d", st)
 	}
 	if got := text(t, ctx, "h1"); got != "Bank console" {
@@ -556,8 +555,7 @@ func TestBankApprovesAppsAndActivatesSPIsInTheConsole(t *testing.T) {
 	}
 
 	navigate(t, ctx, n.URL+"/console/login")
-	do(t, ctx, "typing the admin token", chromedp.SendKeys(chromedp.ID("token"), platformtest.AdminToken))
-	submit(t, ctx, `main button[type="submit"]`)
+	adminTokenLogIn(t, ctx, platformtest.AdminToken)
 	if got := text(t, ctx, "main"); !strings.Contains(got, "Apps awaiting approval") || !strings.Contains(got, "Fraud shield") {
 		t.Fatalf("the console overview does not show the waiting app:\n%s", got)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -189,7 +188,7 @@ func (p *Portal) dev(h devHandler) http.Handler {
 
 // startSession starts a developer's session and sets its cookie.
 func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, dev *auth.Developer) error {
-	id, expires, err := p.sessions.start(r.Context(), kindDeveloper, dev.ID, "")
+	id, expires, err := p.sessions.start(r.Context(), kindDeveloper, owner{developerID: dev.ID})
 	if err != nil {
 		return err
 	}
@@ -207,112 +206,6 @@ func safeNext(next string) string {
 		return "/"
 	}
 	return next
-}
-
-// consoleSession is the bank logged in to the console.
-type consoleSession struct {
-	// id is the session id of the cookie.
-	id   string
-	CSRF string
-}
-
-// Caller is who acts through the console: the holder of the admin token,
-// the one operator until operators have accounts of their own.
-func (s *consoleSession) Caller() auth.Caller { return auth.OperatorCaller(auth.AdminTokenOperator) }
-
-func (s *consoleSession) view(title, section string) *view {
-	return &view{Title: title, Section: section, Console: true, CSRF: s.CSRF}
-}
-
-type consoleHandler func(w http.ResponseWriter, r *http.Request, s *consoleSession) error
-
-// consoleFrom returns the console session of the request, or nil. A
-// session made with an admin token this node no longer accepts (a
-// rotation dropped it) is refused.
-func (p *Portal) consoleFrom(r *http.Request) *consoleSession {
-	c, err := r.Cookie(consoleCookie)
-	if err != nil {
-		return nil
-	}
-	ss := p.session(r, kindConsole, c.Value)
-	if ss == nil || !slices.Contains(p.adminFingerprints, ss.adminToken) {
-		return nil
-	}
-	return &consoleSession{id: c.Value, CSRF: csrfToken("console", c.Value)}
-}
-
-// console serves a bank console page.
-func (p *Portal) console(h consoleHandler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			c, err := r.Cookie(consoleCookie)
-			if err != nil || !checkCSRF(r, csrfToken("console", c.Value)) {
-				forbidden(w)
-				return
-			}
-		}
-		s := p.consoleFrom(r)
-		if s == nil {
-			redirect(w, r, "/console/login")
-			return
-		}
-		// The services that take the caller from the context (and the
-		// audit trail) see the session's operator.
-		r = r.WithContext(auth.WithCaller(r.Context(), s.Caller()))
-		if err := h(w, r, s); err != nil {
-			p.fail(w, r, s.view("", ""), err)
-		}
-	})
-}
-
-// adminTokenMatches checks a typed token with the HTTP layer's admin check
-// and returns the fingerprint of the accepted token it is.
-func (p *Portal) adminTokenMatches(token string) (string, bool) {
-	i, ok := p.srv.AdminTokenIndex(token)
-	if p.d.AdminToken == "" || !ok || i >= len(p.adminFingerprints) {
-		return "", false
-	}
-	return p.adminFingerprints[i], true
-}
-
-func (p *Portal) consoleLoginForm(w http.ResponseWriter, r *http.Request) error {
-	if p.consoleFrom(r) != nil {
-		redirect(w, r, "/console")
-		return nil
-	}
-	v := &view{Title: "Log in", Console: true, CSRF: p.preSession(w, r), Notice: notice(r)}
-	p.render(w, r, http.StatusOK, "console_login", v)
-	return nil
-}
-
-func (p *Portal) consoleLogin(w http.ResponseWriter, r *http.Request) error {
-	fingerprint, ok := p.adminTokenMatches(strings.TrimSpace(r.PostFormValue("token")))
-	if !ok {
-		p.log.Warn("portal: console login refused", "remote", r.RemoteAddr)
-		v := &view{Title: "Log in", Console: true, CSRF: p.preSession(w, r), Error: formMessage("That is not the bank's admin token.", "token")}
-		p.render(w, r, http.StatusUnauthorized, "console_login", v)
-		return nil
-	}
-	id, expires, err := p.sessions.start(r.Context(), kindConsole, "", fingerprint)
-	if err != nil {
-		return err
-	}
-	http.SetCookie(w, p.cookie(r, consoleCookie, id, "/console", expires, http.SameSiteStrictMode))
-	p.log.Info("portal: console login", "remote", r.RemoteAddr)
-	redirect(w, r, "/console")
-	return nil
-}
-
-// consoleLogout ends the session on every node at once: a copy of the
-// cookie opens nothing afterwards.
-func (p *Portal) consoleLogout(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	if err := p.sessions.end(r.Context(), s.id); err != nil {
-		return err
-	}
-	p.log.Info("portal: console logout", "remote", r.RemoteAddr)
-	http.SetCookie(w, p.cookie(r, consoleCookie, "", "/console", time.Time{}, http.SameSiteStrictMode))
-	redirect(w, r, "/console/login?done=logged-out")
-	return nil
 }
 
 // errNotFound is the answer for a page that does not exist.

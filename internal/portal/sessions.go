@@ -55,14 +55,23 @@ var (
 // request, and its idle timeout is accurate to a minute.
 const touchEvery = time.Minute
 
-// session is a live session of the sessions table.
-type session struct {
-	kind        string
+// owner is whom a session is for: a developer, or in the console an
+// admin token (by its fingerprint) or a named operator in one generation.
+type owner struct {
 	developerID string
 	// adminToken is the fingerprint of the admin token the console
 	// session logged in with.
 	adminToken string
-	expires    time.Time
+	operatorID string
+	// generation is the operator's generation at login.
+	generation int64
+}
+
+// session is a live session of the sessions table.
+type session struct {
+	owner
+	kind    string
+	expires time.Time
 }
 
 // sessions is the sessions table. Every node shares it, so what one node
@@ -91,14 +100,15 @@ func adminFingerprint(token string) string {
 
 // start creates a session and returns its id, for the cookie, and when it
 // ends at the latest.
-func (s *sessions) start(ctx context.Context, kind, developerID, adminToken string) (id string, expires time.Time, err error) {
+func (s *sessions) start(ctx context.Context, kind string, o owner) (id string, expires time.Time, err error) {
 	id = randomToken()
 	now := s.now()
 	expires = now.Add(s.policies[kind].Lifetime)
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO portal_sessions
-			(id_hash, kind, developer_id, admin_token, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $5, $6)`,
-			sessionHash(id), kind, developerID, adminToken, store.Micros(now), store.Micros(expires))
+			(id_hash, kind, developer_id, admin_token, operator_id, operator_generation, created_at, last_seen_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`,
+			sessionHash(id), kind, o.developerID, o.adminToken, o.operatorID, o.generation, store.Micros(now), store.Micros(expires))
 		return err
 	})
 	return id, expires, err
@@ -116,8 +126,8 @@ func (s *sessions) find(ctx context.Context, kind, id string) (*session, error) 
 	hash := sessionHash(id)
 	var ss session
 	var seen, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT kind, developer_id, admin_token, last_seen_at, expires_at
-		FROM portal_sessions WHERE id_hash = $1`, hash).Scan(&ss.kind, &ss.developerID, &ss.adminToken, &seen, &expires)
+	err := s.db.QueryRowContext(ctx, `SELECT kind, developer_id, admin_token, operator_id, operator_generation, last_seen_at, expires_at
+		FROM portal_sessions WHERE id_hash = $1`, hash).Scan(&ss.kind, &ss.developerID, &ss.adminToken, &ss.operatorID, &ss.generation, &seen, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
