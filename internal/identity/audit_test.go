@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/causewayhq/causeway"
@@ -76,6 +77,55 @@ func TestTheBanksDecisionsOnAppsAndKeysAreAudited(t *testing.T) {
 		}
 		if got[2].TargetType != "signing_key" || string(got[2].After) == "" {
 			t.Errorf("rotation entry = %+v", got[2])
+		}
+	})
+}
+
+func TestOperatorAccountsAndTheirTokensAreAudited(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db, Options{Mode: ModeProduction})
+		op := e.createOperator("anna@bank.example", auth.RoleAppManager)
+		admin := auth.WithOperator(context.Background(), auth.AdminTokenHolder())
+		roles := auth.NewRoles(auth.RoleAppManager, auth.RoleRiskOfficer)
+		if _, err := e.svc.ChangeOperator(admin, auth.CallerFrom(admin), op.ID, OperatorChange{Roles: &roles}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.ResetTOTP(admin, auth.CallerFrom(admin), op.ID); err != nil {
+			t.Fatal(err)
+		}
+		anna, err := e.svc.Operator(admin, auth.CallerFrom(admin), op.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		self := auth.WithOperator(context.Background(), anna.Caller())
+		tok, err := e.svc.IssueOperatorToken(self, anna.Caller(), "nightly script", nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.RevokeOperatorToken(self, op.ID, tok.ID); err != nil {
+			t.Fatal(err)
+		}
+
+		want := []struct{ action, target, actor, before, after string }{
+			{"operator.create", op.ID, "operator:admin-token", "", `"roles":["app-manager"]`},
+			{"operator.change", op.ID, "operator:admin-token", `"roles":["app-manager"]`, `"roles":["app-manager","risk-officer"]`},
+			{"operator.reset_totp", op.ID, "operator:admin-token", "", `{"totp":false}`},
+			{"operator_token.create", tok.ID, "operator:" + op.ID, "", `"name":"nightly script"`},
+			{"operator_token.revoke", tok.ID, "operator:" + op.ID, `"operator_id":"` + op.ID + `"`, ""},
+		}
+		got := trailOf(t, db)
+		if len(got) != len(want) {
+			t.Fatalf("%d entries, want %d: %+v", len(got), len(want), got)
+		}
+		for i, w := range want {
+			g := got[i]
+			if g.Action != w.action || g.TargetID != w.target || g.Actor != w.actor ||
+				!strings.Contains(string(g.Before), w.before) || !strings.Contains(string(g.After), w.after) {
+				t.Errorf("entry %d = %s %s by %s: %s -> %s, want %+v", i, g.Action, g.TargetID, g.Actor, g.Before, g.After, w)
+			}
+			if strings.Contains(string(g.After), tok.Token) || strings.Contains(string(g.After), operatorPassword) {
+				t.Errorf("entry %d holds a secret: %s", i, g.After)
+			}
 		}
 	})
 }
