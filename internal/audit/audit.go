@@ -100,7 +100,7 @@ type Entry struct {
 	Seq        int64     `json:"seq" doc:"Position in the chain: 1, 2, 3… without gaps"`
 	ID         string    `json:"id" example:"aud_01jd3k7m9q6x4t2w8y5z0abcde"`
 	At         time.Time `json:"at"`
-	Actor      string    `json:"actor" example:"operator:admin-token" doc:"Who made the change: operator:<name> for the bank's operators (operator:admin-token for whoever holds the admin token)"`
+	Actor      string    `json:"actor" example:"operator:admin-token" doc:"Who made the change: operator:<id> for a named operator, operator:admin-token for whoever holds the admin token"`
 	Action     string    `json:"action" example:"app.approve"`
 	TargetType string    `json:"target_type" example:"app"`
 	TargetID   string    `json:"target_id" example:"app_01jd3k7m9q6x4t2w8y5z0abcde"`

@@ -63,7 +63,7 @@ type out[T any] struct{ Body T }
 // FilterQuery is the query of the list and the export (exported: huma
 // skips embedded structs of unexported types).
 type FilterQuery struct {
-	Operator   string `query:"operator" maxLength:"200" doc:"An operator's name (admin-token for the admin token's holder); the entries whose actor is operator:<name>"`
+	Operator   string `query:"operator" maxLength:"200" doc:"An operator's id (admin-token for the admin token's holder): the entries whose actor is operator:<id>"`
 	TargetType string `query:"target_type" maxLength:"64" doc:"A target type, such as app, payment or spi_registration"`
 	TargetID   string `query:"target_id" maxLength:"200" doc:"A target's id"`
 	Action     string `query:"action" maxLength:"100" doc:"An action (app.approve), or a prefix of actions ending in .* (dataset_access.*)"`
