@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/store"
@@ -139,7 +140,11 @@ func (s *Service) CreateOperator(ctx context.Context, caller auth.Caller, n NewO
 		if store.IsUniqueViolation(err) {
 			return causeway.Errorf(causeway.ECONFLICT, "email_taken", "an operator with this email already exists")
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.create", TargetType: "operator", TargetID: op.ID,
+			After: op.summary(), By: caller})
 	})
 	if err != nil {
 		return nil, dbErr(err)
@@ -279,6 +284,7 @@ func (s *Service) ChangeOperator(ctx context.Context, caller auth.Caller, id str
 		if err != nil {
 			return err
 		}
+		before := o.summary()
 		moved := false
 		if c.Roles != nil && c.Roles.String() != o.Roles.String() {
 			o.Roles, moved = *c.Roles, true
@@ -307,13 +313,19 @@ func (s *Service) ChangeOperator(ctx context.Context, caller auth.Caller, id str
 			return errOperatorChanged(err)
 		}
 		out = o
-		return nil
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.change", TargetType: "operator", TargetID: id,
+			Before: before, After: o.summary(), By: caller})
 	})
 	if err != nil {
 		return nil, dbErr(err)
 	}
 	s.log.InfoContext(ctx, "operator changed", "operator_id", id, "roles", out.Roles.String(), "status", out.Status, "by", caller.String())
 	return out, nil
+}
+
+// summary is an operator in the audit trail: who, and what they may do.
+func (o *Operator) summary() map[string]any {
+	return map[string]any{"email": o.Email, "name": o.Name, "roles": o.Roles, "status": o.Status}
 }
 
 func errOperatorChanged(err error) error {

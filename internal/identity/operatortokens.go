@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/store"
@@ -94,7 +95,8 @@ func (s *Service) IssueOperatorToken(ctx context.Context, op *auth.Operator, nam
 			}
 			return causeway.Errorf(causeway.EUNAUTHORIZED, "session_ended", "the operator is not active")
 		}
-		return nil
+		return audit.Record(ctx, tx, audit.Change{Action: "operator_token.create", TargetType: "operator_token", TargetID: t.ID,
+			After: map[string]any{"operator_id": op.ID, "name": name, "roles": roles, "expires_at": t.ExpiresAt}})
 	})
 	if err != nil {
 		return OperatorToken{}, dbErr(err)
@@ -139,7 +141,11 @@ func (s *Service) RevokeOperatorToken(ctx context.Context, operatorID, tokenID s
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n > 0 {
-			return err
+			if err != nil {
+				return err
+			}
+			return audit.Record(ctx, tx, audit.Change{Action: "operator_token.revoke", TargetType: "operator_token", TargetID: tokenID,
+				Before: map[string]string{"operator_id": operatorID}})
 		}
 		var exists int
 		err = tx.QueryRowContext(ctx, `SELECT 1 FROM identity_operator_tokens WHERE id = $1 AND operator_id = $2`, tokenID, operatorID).Scan(&exists)

@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
@@ -181,8 +182,11 @@ func (s *Service) ResetTOTP(ctx context.Context, caller auth.Caller, operatorID 
 			}
 			return errOperatorNotFound()
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM identity_operator_recovery_codes WHERE operator_id = $1`, operatorID)
-		return err
+		if _, err = tx.ExecContext(ctx, `DELETE FROM identity_operator_recovery_codes WHERE operator_id = $1`, operatorID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.reset_totp", TargetType: "operator", TargetID: operatorID,
+			After: map[string]bool{"totp": false}, By: caller})
 	}))
 }
 
