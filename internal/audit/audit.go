@@ -14,7 +14,7 @@
 // The hash of an entry is the lower-case hex SHA-256 of the netstrings
 // ("<length>:<bytes>,"; a NULL column is "-,") of, in this order:
 // "causeway-audit-v1", prev_hash, seq, id, at (microseconds since the
-// epoch), actor, action, target_type, target_id, before, after,
+// epoch), actor, bank_id, action, target_type, target_id, before, after,
 // proposal_id, confirms, request_id and client_addr, integers in decimal.
 // An export (JSON Lines) carries every column, so anyone can recompute
 // the chain from it (Entry.ComputeHash).
@@ -78,6 +78,9 @@ type Change struct {
 type Origin struct {
 	RequestID  string
 	ClientAddr string
+	// Confirms is the four-eyes proposal the request carries out, when a
+	// second operator confirmed one: its changes name it.
+	Confirms string
 }
 
 type originKey struct{}
@@ -101,6 +104,7 @@ type Entry struct {
 	ID         string    `json:"id" example:"aud_01jd3k7m9q6x4t2w8y5z0abcde"`
 	At         time.Time `json:"at"`
 	Actor      string    `json:"actor" example:"operator:admin-token" doc:"Who made the change: operator:<id> for a named operator, operator:admin-token for whoever holds the admin token"`
+	BankID     string    `json:"bank_id" example:"bank" doc:"The bank whose decision this is"`
 	Action     string    `json:"action" example:"app.approve"`
 	TargetType string    `json:"target_type" example:"app"`
 	TargetID   string    `json:"target_id" example:"app_01jd3k7m9q6x4t2w8y5z0abcde"`
@@ -125,7 +129,7 @@ const hashVersion = "causeway-audit-v1"
 func (e *Entry) ComputeHash() string {
 	h := sha256.New()
 	for _, s := range []string{hashVersion, e.PrevHash, strconv.FormatInt(e.Seq, 10), e.ID,
-		strconv.FormatInt(store.Micros(e.At), 10), e.Actor, e.Action, e.TargetType, e.TargetID} {
+		strconv.FormatInt(store.Micros(e.At), 10), e.Actor, e.BankID, e.Action, e.TargetType, e.TargetID} {
 		netstring(h, s)
 	}
 	nullable(h, e.Before)
@@ -182,8 +186,15 @@ func Record(ctx context.Context, tx *sql.Tx, c Change) error {
 		return err
 	}
 	o := OriginFrom(ctx)
+	if c.Confirms == "" {
+		c.Confirms = o.Confirms
+	}
+	bank := auth.HomeBank
+	if op, ok := auth.OperatorFrom(ctx); ok && op.BankID != "" {
+		bank = op.BankID
+	}
 	e := Entry{
-		ID: ids.New("aud"), At: time.Now().UTC().Truncate(time.Microsecond), Actor: by.String(),
+		ID: ids.New("aud"), At: time.Now().UTC().Truncate(time.Microsecond), Actor: by.String(), BankID: bank,
 		Action: c.Action, TargetType: c.TargetType, TargetID: c.TargetID, Before: before, After: after,
 		ProposalID: c.ProposalID, Confirms: c.Confirms, RequestID: o.RequestID, ClientAddr: o.ClientAddr,
 	}
@@ -197,10 +208,10 @@ func Record(ctx context.Context, tx *sql.Tx, c Change) error {
 		return err
 	}
 	e.Hash = e.ComputeHash()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_entries (seq, id, at, actor, action, target_type, target_id,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_entries (seq, id, at, actor, bank_id, action, target_type, target_id,
 		before, after, proposal_id, confirms, request_id, client_addr, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-		e.Seq, e.ID, store.Micros(e.At), e.Actor, e.Action, e.TargetType, e.TargetID, text(e.Before), text(e.After),
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		e.Seq, e.ID, store.Micros(e.At), e.Actor, e.BankID, e.Action, e.TargetType, e.TargetID, text(e.Before), text(e.After),
 		e.ProposalID, e.Confirms, e.RequestID, e.ClientAddr, e.PrevHash, e.Hash); err != nil {
 		return err
 	}

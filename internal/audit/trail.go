@@ -127,14 +127,14 @@ func (f Filter) where(args []any) (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
-const entryColumns = `seq, id, at, actor, action, target_type, target_id, before, after,
+const entryColumns = `seq, id, at, actor, bank_id, action, target_type, target_id, before, after,
 	proposal_id, confirms, request_id, client_addr, prev_hash, hash`
 
 func scanEntry(row interface{ Scan(...any) error }) (*Entry, error) {
 	var e Entry
 	var at int64
 	var before, after sql.NullString
-	if err := row.Scan(&e.Seq, &e.ID, &at, &e.Actor, &e.Action, &e.TargetType, &e.TargetID, &before, &after,
+	if err := row.Scan(&e.Seq, &e.ID, &at, &e.Actor, &e.BankID, &e.Action, &e.TargetType, &e.TargetID, &before, &after,
 		&e.ProposalID, &e.Confirms, &e.RequestID, &e.ClientAddr, &e.PrevHash, &e.Hash); err != nil {
 		return nil, err
 	}

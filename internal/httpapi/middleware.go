@@ -153,7 +153,11 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		addr := s.clientAddr(r)
 		ctx = WithClientAddr(ctx, addr)
 		// The bank-side changes this request makes name it in the audit trail.
-		ctx = audit.WithOrigin(ctx, audit.Origin{RequestID: id, ClientAddr: addrText(addr)})
+		origin := audit.Origin{RequestID: id, ClientAddr: addrText(addr)}
+		if d, ok := ConfirmedDecision(ctx); ok {
+			origin.Confirms = d.ProposalID
+		}
+		ctx = audit.WithOrigin(ctx, origin)
 		r = r.WithContext(ctx)
 		if r.ContentLength > s.maxBody {
 			WriteProblem(w, r, NewProblem(http.StatusRequestEntityTooLarge, "body_too_large",

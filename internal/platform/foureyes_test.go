@@ -101,6 +101,26 @@ func TestFourEyesHoldsADecisionUntilASecondOperatorConfirmsIt(t *testing.T) {
 		if grants() != before+1 {
 			t.Error("the confirmed grant did not take effect")
 		}
+		// The audit trail shows who proposed and who confirmed.
+		var trail struct {
+			Data []struct {
+				Actor, Action, Confirms string
+				ProposalID              string `json:"proposal_id"`
+			}
+		}
+		admin.do("GET", "/bank/v1/audit?action=grant.*", "", nil).decode(t, &trail)
+		var proposedBy, confirmedBy string
+		for _, e := range trail.Data {
+			switch {
+			case e.Action == "grant.create.propose" && e.ProposalID == p.ID:
+				proposedBy = e.Actor
+			case e.Action == "grant.create" && e.Confirms == p.ID:
+				confirmedBy = e.Actor
+			}
+		}
+		if proposedBy == "" || confirmedBy == "" || proposedBy == confirmedBy || p.DecidedBy != confirmedBy {
+			t.Errorf("the audit names the proposer %q and the confirmer %q (decided by %q): %+v", proposedBy, confirmedBy, p.DecidedBy, trail.Data)
+		}
 		if res := checker.do("POST", "/bank/v1/proposals/"+p.ID+"/confirm", "", nil); res.status != http.StatusConflict {
 			t.Errorf("confirming twice = %d", res.status)
 		}

@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/datashare"
@@ -79,6 +80,8 @@ type Deps struct {
 	// FourEyes holds back the console's decisions that need a second
 	// operator, as it holds back the bank API's; nil holds back none.
 	FourEyes *foureyes.Service
+	// Audit is the bank's audit trail, shown on the console's audit page.
+	Audit *audit.Trail
 	// StreamSlots count the open event streams of every node, for the
 	// health page; nil shows them as unknown.
 	StreamSlots *throttle.Streams
@@ -217,6 +220,8 @@ func (p *Portal) Register(srv *httpapi.Server) {
 	con("POST /console/account/tokens/{id}/revoke", auth.RoleViewer, p.consoleRevokeToken)
 	con("GET /console/proposals", auth.RoleViewer, p.consoleProposals)
 	con("POST /console/proposals/{id}/{decision}", auth.RoleViewer, p.consoleDecideProposal)
+	con("GET /console/audit", auth.RoleViewer, p.consoleAudit)
+	con("GET /console/audit/export", auth.RoleViewer, p.consoleAuditExport)
 	con("GET /console/operators", auth.RoleAdmin, p.consoleOperators)
 	con("POST /console/operators", auth.RoleAdmin, p.consoleCreateOperator)
 	con("POST /console/operators/{id}", auth.RoleAdmin, p.consoleChangeOperator)
@@ -321,6 +326,7 @@ var descriptions = map[string]string{
 	"console_account":   "Your operator account: second factor, password and personal API tokens.",
 	"console_operators": "The bank's operators, their roles and status.",
 	"console_proposals": "Decisions waiting for a second operator: confirm or reject them.",
+	"console_audit":     "The audit trail: every bank-side change, who made it and who confirmed it, with the chain's check.",
 }
 
 // fail renders err as an error page: its status comes from the one

@@ -13,6 +13,9 @@ CREATE TABLE audit_entries (
     id           TEXT NOT NULL UNIQUE,
     at           BIGINT NOT NULL,
     actor        TEXT NOT NULL,
+    -- bank_id is the bank whose decision this is (auth.HomeBank today): a
+    -- platform serving several banks keeps each one's trail apart by it.
+    bank_id      TEXT NOT NULL DEFAULT 'bank',
     action       TEXT NOT NULL,
     target_type  TEXT NOT NULL,
     target_id    TEXT NOT NULL,
