@@ -370,7 +370,8 @@ func (s *Service) ChangeOperatorPassword(ctx context.Context, operatorID, curren
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return errOperatorChanged(err)
 		}
-		return nil
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.password_change", TargetType: "operator", TargetID: operatorID,
+			By: auth.OperatorCaller(operatorID)})
 	}))
 }
 

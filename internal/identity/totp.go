@@ -136,7 +136,11 @@ func (s *Service) ConfirmTOTP(ctx context.Context, operatorID, code string) ([]s
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return errTOTPEnabled(err)
 		}
-		return insertRecoveryCodes(ctx, tx, operatorID, codes)
+		if err := insertRecoveryCodes(ctx, tx, operatorID, codes); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.enroll_totp", TargetType: "operator", TargetID: operatorID,
+			By: auth.OperatorCaller(operatorID)})
 	})
 	if err != nil {
 		return nil, dbErr(err)
