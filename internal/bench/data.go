@@ -24,6 +24,7 @@ import (
 	"filippo.io/age"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/datashare/agent"
@@ -403,6 +404,10 @@ func startDataHub(ctx context.Context, databaseURL string) (_ *dataHub, err erro
 		return nil, err
 	}
 	h.closers = append(h.closers, db.Close)
+	// The bank's decisions append to the audit trail.
+	if err := audit.Migrate(ctx, db.DB); err != nil {
+		return nil, err
+	}
 	if err := outbox.Migrate(ctx, db.DB); err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/ids"
@@ -163,6 +164,10 @@ func startSPIRig(ctx context.Context, databaseURL string) (_ *spiRig, err error)
 		return nil, err
 	}
 	g.closers = append(g.closers, db.Close)
+	// The bank's decisions append to the audit trail.
+	if err := audit.Migrate(ctx, db.DB); err != nil {
+		return nil, err
+	}
 	if err := spi.Migrate(ctx, db.DB); err != nil {
 		return nil, err
 	}
