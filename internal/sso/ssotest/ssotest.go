@@ -1,4 +1,13 @@
-package sso
+// Package ssotest is an OpenID Provider for tests: zitadel/oidc's op
+// package serves discovery, authorize, token, userinfo and keys on
+// loopback, over a small in-memory op.Storage (one confidential client that
+// must use PKCE S256, a few users), with a login page that signs in whoever
+// the test names at once. A test can take it down, or make its token
+// endpoint hand out ID tokens re-signed with altered claims, to see how a
+// client copes with a provider that misbehaves. It is a real provider, not
+// a mock of the protocol: the console's single sign-on (package sso) runs
+// against it unchanged.
+package ssotest
 
 import (
 	"context"
@@ -9,6 +18,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,16 +33,11 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// A real OpenID Provider for the tests: zitadel/oidc's op package serves
-// discovery, authorize, token, userinfo and keys on 127.0.0.1, over the
-// small in-memory op.Storage below (one confidential client that must use
-// PKCE S256, a few users), with a login page that signs in whoever the test
-// names at once. A test can take it down, or make its token endpoint hand
-// out ID tokens re-signed with altered claims, to see how Finish copes with
-// a provider that misbehaves.
+// ClientID is the one client the provider knows: the console.
+const ClientID = "causeway-console"
 
-// idpUser is a person at the provider.
-type idpUser struct {
+// User is a person at the provider.
+type User struct {
 	Email string
 	Name  string
 	// Groups is the groups claim: nil for none, else a string, a []string
@@ -43,19 +48,21 @@ type idpUser struct {
 	GroupsAtUserinfoOnly bool
 }
 
-// testIdP is the provider and its storage.
-type testIdP struct {
-	URL      string // the issuer
+// Provider is a running provider and its storage.
+type Provider struct {
+	// URL is the issuer, e.g. http://127.0.0.1:41234.
+	URL string
+	// ClientID and Secret are the console's registration.
 	ClientID string
 	Secret   string
 
 	provider *op.Provider
 	key      *ecdsa.PrivateKey
 	keyID    string
-	redirect string
 
 	mu       sync.Mutex
-	users    map[string]idpUser
+	redirect string
+	users    map[string]User
 	requests map[string]*idpRequest
 	codes    map[string]string // code -> request id
 	tokens   map[string]idpToken
@@ -74,114 +81,144 @@ type idpToken struct {
 	expires time.Time
 }
 
-// newIdP starts a provider whose one client, ClientID, may redirect to
-// redirect only.
-func newIdP(t *testing.T, redirect string) *testIdP {
+// New starts a provider on 127.0.0.1 whose one client, ClientID, may
+// redirect to redirect only. It stops when t ends.
+func New(t testing.TB, redirect string) *Provider {
+	t.Helper()
+	return NewAt(t, "127.0.0.1", redirect)
+}
+
+// NewAt starts the provider on host, an address of loopback. Another
+// address than the client's (127.0.0.2 for a client on 127.0.0.1) makes
+// the provider another site to a browser, as the bank's provider is to
+// the console, so the browser's SameSite rules apply as they do in
+// production. redirect may be "" and set later with SetRedirect.
+func NewAt(t testing.TB, host, redirect string) *Provider {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp := &testIdP{
-		ClientID: "causeway-console", Secret: "console-secret-" + randomString(),
+	p := &Provider{
+		ClientID: ClientID, Secret: "console-secret-" + randomString(),
 		key: key, keyID: "k1", redirect: redirect,
-		users:    map[string]idpUser{},
+		users:    map[string]User{},
 		requests: map[string]*idpRequest{}, codes: map[string]string{}, tokens: map[string]idpToken{},
 	}
-	srv := httptest.NewServer(http.HandlerFunc(idp.serveHTTP))
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatalf("ssotest: listening on %s: %v", host, err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(p.serveHTTP))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
 	t.Cleanup(srv.Close)
-	idp.URL = srv.URL
+	p.URL = srv.URL
 	cfg := &op.Config{
 		CryptoKey:       sha256.Sum256([]byte(randomString())),
 		CodeMethodS256:  true,
 		SupportedScopes: []string{"openid", "email", "profile", "groups"},
 	}
-	idp.provider, err = op.NewProvider(cfg, idp, op.StaticIssuer(idp.URL), op.WithAllowInsecure())
+	p.provider, err = op.NewProvider(cfg, storage{p}, op.StaticIssuer(p.URL), op.WithAllowInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return idp
+	return p
 }
 
-func (idp *testIdP) addUser(subject string, u idpUser) {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	idp.users[subject] = u
+// SetRedirect sets the one redirect URL the client may use: for a client
+// whose address is known only after the provider's.
+func (p *Provider) SetRedirect(redirect string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.redirect = redirect
 }
 
-// signInAs makes the login page sign in subject; "" makes it deny access.
-func (idp *testIdP) signInAs(subject string) {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	idp.loginAs = subject
+// AddUser adds a person, or replaces what the provider says about them
+// (their groups, say) from their next sign-in on.
+func (p *Provider) AddUser(subject string, u User) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.users[subject] = u
 }
 
-// setDown makes every endpoint answer 503 (true) or work (false).
-func (idp *testIdP) setDown(down bool) {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	idp.down = down
+// SignInAs makes the login page sign in subject; "" makes it deny access.
+func (p *Provider) SignInAs(subject string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.loginAs = subject
 }
 
-// setTamper makes the token endpoint pass each ID token's claims through
+// SetDown makes every endpoint answer 503 (true) or work (false).
+func (p *Provider) SetDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+}
+
+// SetTamper makes the token endpoint pass each ID token's claims through
 // f and sign the result again, with the key f returns or, when nil, the
 // provider's own key (whose JWKS then vouches for it). nil stops it.
-func (idp *testIdP) setTamper(f func(claims map[string]any) *ecdsa.PrivateKey) {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	idp.tamper = f
+func (p *Provider) SetTamper(f func(claims map[string]any) *ecdsa.PrivateKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tamper = f
 }
 
-func (idp *testIdP) seen() (challenges []oidc.CodeChallenge, scopes [][]string, userinfoCalls int) {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	return slices.Clone(idp.challenges), slices.Clone(idp.scopes), idp.userinfoCalls
+// Seen returns what the provider saw: the PKCE challenge and the scopes
+// of each authorization request, and how often its userinfo endpoint was
+// called.
+func (p *Provider) Seen() (challenges []oidc.CodeChallenge, scopes [][]string, userinfoCalls int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.challenges), slices.Clone(p.scopes), p.userinfoCalls
 }
 
-func (idp *testIdP) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	idp.mu.Lock()
-	down, tamper := idp.down, idp.tamper
-	idp.mu.Unlock()
+func (p *Provider) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	down, tamper := p.down, p.tamper
+	p.mu.Unlock()
 	switch {
 	case down:
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 	case r.URL.Path == "/login":
-		idp.login(w, r)
+		p.login(w, r)
 	case r.URL.Path == "/oauth/token" && tamper != nil:
-		idp.tamperedToken(w, r, tamper)
+		p.tamperedToken(w, r, tamper)
 	default:
-		idp.provider.ServeHTTP(w, r)
+		p.provider.ServeHTTP(w, r)
 	}
 }
 
 // login is the provider's login page: it signs in loginAs at once, or
 // answers access_denied to the client as a provider whose user declined.
-func (idp *testIdP) login(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
-	idp.mu.Lock()
-	req, ok := idp.requests[id]
-	who := idp.loginAs
+	p.mu.Lock()
+	req, ok := p.requests[id]
+	who := p.loginAs
 	if ok && who != "" {
 		req.subject, req.done, req.authTime = who, true, time.Now()
 	}
-	idp.mu.Unlock()
+	p.mu.Unlock()
 	switch {
 	case !ok:
 		http.Error(w, "unknown auth request", http.StatusBadRequest)
 	case who == "":
-		op.AuthRequestError(w, r, req.snapshot(), oidc.ErrAccessDenied().WithDescription("the user declined"), idp.provider)
+		op.AuthRequestError(w, r, req.snapshot(), oidc.ErrAccessDenied().WithDescription("the user declined"), p.provider)
 	default:
 		// The provider's own session, as a real one keeps.
 		http.SetCookie(w, &http.Cookie{Name: "idp_session", Value: who, Path: "/", HttpOnly: true})
-		http.Redirect(w, r, idp.URL+"/authorize/callback?id="+url.QueryEscape(id), http.StatusFound)
+		http.Redirect(w, r, p.URL+"/authorize/callback?id="+url.QueryEscape(id), http.StatusFound)
 	}
 }
 
 // tamperedToken lets the real token endpoint answer, then replaces its ID
 // token by one with the claims tamper made, signed again.
-func (idp *testIdP) tamperedToken(w http.ResponseWriter, r *http.Request, tamper func(map[string]any) *ecdsa.PrivateKey) {
+func (p *Provider) tamperedToken(w http.ResponseWriter, r *http.Request, tamper func(map[string]any) *ecdsa.PrivateKey) {
 	rec := httptest.NewRecorder()
-	idp.provider.ServeHTTP(rec, r)
+	p.provider.ServeHTTP(rec, r)
 	var body map[string]any
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &body) != nil {
 		w.WriteHeader(rec.Code)
@@ -190,6 +227,10 @@ func (idp *testIdP) tamperedToken(w http.ResponseWriter, r *http.Request, tamper
 	}
 	raw, _ := body["id_token"].(string)
 	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		http.Error(w, "the ID token is not a JWS", http.StatusInternalServerError)
+		return
+	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	var claims map[string]any
 	if err == nil {
@@ -201,9 +242,9 @@ func (idp *testIdP) tamperedToken(w http.ResponseWriter, r *http.Request, tamper
 	}
 	key := tamper(claims)
 	if key == nil {
-		key = idp.key
+		key = p.key
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: idp.keyID}},
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: p.keyID}},
 		(&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -253,140 +294,142 @@ func (r *idpRequest) GetCodeChallenge() *oidc.CodeChallenge {
 	return &oidc.CodeChallenge{Challenge: r.req.CodeChallenge, Method: r.req.CodeChallengeMethod}
 }
 
-// The op.Storage methods.
+// storage is the provider's op.Storage: its methods stay off Provider's
+// own API.
+type storage struct{ *Provider }
 
 var errUnsupported = errors.New("not supported by the test provider")
 
 // CreateAuthRequest keeps an authorization request; the client must use
 // PKCE S256, as the bank's provider would require of the console.
-func (idp *testIdP) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	idp.challenges = append(idp.challenges, oidc.CodeChallenge{Challenge: req.CodeChallenge, Method: req.CodeChallengeMethod})
-	idp.scopes = append(idp.scopes, slices.Clone(req.Scopes))
+func (p storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.challenges = append(p.challenges, oidc.CodeChallenge{Challenge: req.CodeChallenge, Method: req.CodeChallengeMethod})
+	p.scopes = append(p.scopes, slices.Clone(req.Scopes))
 	if req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE with S256 is required")
 	}
 	r := &idpRequest{id: randomString(), req: *req}
-	idp.requests[r.id] = r
+	p.requests[r.id] = r
 	return r.snapshot(), nil
 }
 
-func (idp *testIdP) AuthRequestByID(_ context.Context, id string) (op.AuthRequest, error) {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	if r, ok := idp.requests[id]; ok {
+func (p storage) AuthRequestByID(_ context.Context, id string) (op.AuthRequest, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.requests[id]; ok {
 		return r.snapshot(), nil
 	}
 	return nil, errors.New("no such auth request")
 }
 
-func (idp *testIdP) AuthRequestByCode(_ context.Context, code string) (op.AuthRequest, error) {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	if r, ok := idp.requests[idp.codes[code]]; ok {
+func (p storage) AuthRequestByCode(_ context.Context, code string) (op.AuthRequest, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.requests[p.codes[code]]; ok {
 		return r.snapshot(), nil
 	}
 	return nil, errors.New("no such code")
 }
 
-func (idp *testIdP) SaveAuthCode(_ context.Context, id, code string) error {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	idp.codes[code] = id
+func (p storage) SaveAuthCode(_ context.Context, id, code string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.codes[code] = id
 	return nil
 }
 
 // DeleteAuthRequest ends a request and its code once tokens are issued:
 // a code works once.
-func (idp *testIdP) DeleteAuthRequest(_ context.Context, id string) error {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	delete(idp.requests, id)
-	for code, rid := range idp.codes {
+func (p storage) DeleteAuthRequest(_ context.Context, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.requests, id)
+	for code, rid := range p.codes {
 		if rid == id {
-			delete(idp.codes, code)
+			delete(p.codes, code)
 		}
 	}
 	return nil
 }
 
-func (idp *testIdP) CreateAccessToken(_ context.Context, req op.TokenRequest) (string, time.Time, error) {
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
+func (p storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (string, time.Time, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	id, exp := randomString(), time.Now().Add(5*time.Minute)
-	idp.tokens[id] = idpToken{subject: req.GetSubject(), scopes: slices.Clone(req.GetScopes()), expires: exp}
+	p.tokens[id] = idpToken{subject: req.GetSubject(), scopes: slices.Clone(req.GetScopes()), expires: exp}
 	return id, exp, nil
 }
 
-func (idp *testIdP) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
+func (p storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
 	return "", "", time.Time{}, errUnsupported
 }
 
-func (idp *testIdP) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
+func (p storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
 	return nil, errUnsupported
 }
 
-func (idp *testIdP) TerminateSession(context.Context, string, string) error { return nil }
+func (p storage) TerminateSession(context.Context, string, string) error { return nil }
 
-func (idp *testIdP) RevokeToken(context.Context, string, string, string) *oidc.Error { return nil }
+func (p storage) RevokeToken(context.Context, string, string, string) *oidc.Error { return nil }
 
-func (idp *testIdP) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
+func (p storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
 	return "", "", op.ErrInvalidRefreshToken
 }
 
-func (idp *testIdP) SigningKey(context.Context) (op.SigningKey, error) {
-	return idpKey{idp.key, idp.keyID}, nil
+func (p storage) SigningKey(context.Context) (op.SigningKey, error) {
+	return idpKey{p.key, p.keyID}, nil
 }
 
-func (idp *testIdP) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+func (p storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
 	return []jose.SignatureAlgorithm{jose.ES256}, nil
 }
 
-func (idp *testIdP) KeySet(context.Context) ([]op.Key, error) {
-	return []op.Key{idpPublicKey{&idp.key.PublicKey, idp.keyID}}, nil
+func (p storage) KeySet(context.Context) ([]op.Key, error) {
+	return []op.Key{idpPublicKey{&p.key.PublicKey, p.keyID}}, nil
 }
 
-func (idp *testIdP) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
-	if id != idp.ClientID {
+func (p storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
+	if id != p.ClientID {
 		return nil, errors.New("no such client")
 	}
-	return idpClient{idp}, nil
+	return idpClient{p.Provider}, nil
 }
 
-func (idp *testIdP) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
-	if id != idp.ClientID || secret != idp.Secret {
+func (p storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
+	if id != p.ClientID || secret != p.Secret {
 		return errors.New("wrong client credentials")
 	}
 	return nil
 }
 
 // SetUserinfoFromScopes is deprecated in favour of SetUserinfoFromRequest.
-func (idp *testIdP) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+func (p storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
 	return nil
 }
 
 // SetUserinfoFromRequest writes the ID token's claims.
-func (idp *testIdP) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	return idp.userinfo(info, req.GetSubject(), scopes, true)
+func (p storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	return p.userinfo(info, req.GetSubject(), scopes, true)
 }
 
 // SetUserinfoFromToken answers the userinfo endpoint.
-func (idp *testIdP) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo, tokenID, _, _ string) error {
-	idp.mu.Lock()
-	tok, ok := idp.tokens[tokenID]
-	idp.userinfoCalls++
-	idp.mu.Unlock()
+func (p storage) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo, tokenID, _, _ string) error {
+	p.mu.Lock()
+	tok, ok := p.tokens[tokenID]
+	p.userinfoCalls++
+	p.mu.Unlock()
 	if !ok || time.Now().After(tok.expires) {
 		return errors.New("the access token is invalid or expired")
 	}
-	return idp.userinfo(info, tok.subject, tok.scopes, false)
+	return p.userinfo(info, tok.subject, tok.scopes, false)
 }
 
-func (idp *testIdP) userinfo(info *oidc.UserInfo, subject string, scopes []string, idToken bool) error {
-	idp.mu.Lock()
-	u, ok := idp.users[subject]
-	idp.mu.Unlock()
+func (p storage) userinfo(info *oidc.UserInfo, subject string, scopes []string, idToken bool) error {
+	p.mu.Lock()
+	u, ok := p.users[subject]
+	p.mu.Unlock()
 	if !ok {
 		return errors.New("no such user")
 	}
@@ -406,23 +449,23 @@ func (idp *testIdP) userinfo(info *oidc.UserInfo, subject string, scopes []strin
 	return nil
 }
 
-func (idp *testIdP) SetIntrospectionFromToken(context.Context, *oidc.IntrospectionResponse, string, string, string) error {
+func (p storage) SetIntrospectionFromToken(context.Context, *oidc.IntrospectionResponse, string, string, string) error {
 	return errUnsupported
 }
 
-func (idp *testIdP) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+func (p storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
 	return nil, nil
 }
 
-func (idp *testIdP) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+func (p storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
 	return nil, errUnsupported
 }
 
-func (idp *testIdP) ValidateJWTProfileScopes(_ context.Context, _ string, scopes []string) ([]string, error) {
+func (p storage) ValidateJWTProfileScopes(_ context.Context, _ string, scopes []string) ([]string, error) {
 	return scopes, nil
 }
 
-func (idp *testIdP) Health(context.Context) error { return nil }
+func (p storage) Health(context.Context) error { return nil }
 
 // idpKey is the provider's signing key (op.SigningKey).
 type idpKey struct {
@@ -448,10 +491,14 @@ func (k idpPublicKey) Key() any                           { return k.key }
 // idpClient is the console's registration at the provider: a web
 // (confidential) client using client_secret_basic, the code flow only,
 // one redirect URL, and the groups scope besides the standard ones.
-type idpClient struct{ idp *testIdP }
+type idpClient struct{ p *Provider }
 
-func (c idpClient) GetID() string                       { return c.idp.ClientID }
-func (c idpClient) RedirectURIs() []string              { return []string{c.idp.redirect} }
+func (c idpClient) GetID() string { return c.p.ClientID }
+func (c idpClient) RedirectURIs() []string {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	return []string{c.p.redirect}
+}
 func (c idpClient) PostLogoutRedirectURIs() []string    { return nil }
 func (c idpClient) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
 func (c idpClient) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
@@ -465,10 +512,17 @@ func (c idpClient) DevMode() bool                        { return false }
 func (c idpClient) IsScopeAllowed(scope string) bool     { return scope == "groups" }
 func (c idpClient) IDTokenUserinfoClaimsAssertion() bool { return true }
 func (c idpClient) ClockSkew() time.Duration             { return 0 }
-func (c idpClient) LoginURL(id string) string            { return c.idp.URL + "/login?id=" + url.QueryEscape(id) }
+func (c idpClient) LoginURL(id string) string            { return c.p.URL + "/login?id=" + url.QueryEscape(id) }
 func (c idpClient) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
 func (c idpClient) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
+}
+
+// randomString returns 256 random bits, base64url.
+func randomString() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
