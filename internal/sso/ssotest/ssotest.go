@@ -15,9 +15,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -56,9 +59,11 @@ type Provider struct {
 	ClientID string
 	Secret   string
 
-	provider *op.Provider
-	key      *ecdsa.PrivateKey
-	keyID    string
+	srv       *httptest.Server
+	provider  *op.Provider
+	loginPage bool
+	key       *ecdsa.PrivateKey
+	keyID     string
 
 	mu       sync.Mutex
 	redirect string
@@ -81,40 +86,64 @@ type idpToken struct {
 	expires time.Time
 }
 
+// Options say where and how a provider listens.
+type Options struct {
+	// Host is the loopback address to listen on; default 127.0.0.1.
+	// Another address than the client's (127.0.0.2 for a client on
+	// 127.0.0.1) makes the provider another site to a browser, as the
+	// bank's provider is to the console, so that the browser's SameSite
+	// rules apply as they do in production.
+	Host string
+	// TLS serves https, with httptest's certificate (valid for 127.0.0.1
+	// only), which Certificate returns for clients to trust.
+	TLS bool
+	// Redirect is the one redirect URL the client may use; "" until
+	// SetRedirect sets it.
+	Redirect string
+	// LoginPage makes the login page a page whose button the person
+	// clicks, as at a real provider, instead of signing them in at once.
+	// In a browser the rest of the sign-in then starts from the
+	// provider's page: a navigation another site began.
+	LoginPage bool
+}
+
 // New starts a provider on 127.0.0.1 whose one client, ClientID, may
 // redirect to redirect only. It stops when t ends.
 func New(t testing.TB, redirect string) *Provider {
 	t.Helper()
-	return NewAt(t, "127.0.0.1", redirect)
+	return Start(t, Options{Redirect: redirect})
 }
 
-// NewAt starts the provider on host, an address of loopback. Another
-// address than the client's (127.0.0.2 for a client on 127.0.0.1) makes
-// the provider another site to a browser, as the bank's provider is to
-// the console, so the browser's SameSite rules apply as they do in
-// production. redirect may be "" and set later with SetRedirect.
-func NewAt(t testing.TB, host, redirect string) *Provider {
+// Start starts a provider as o says. It stops when t ends.
+func Start(t testing.TB, o Options) *Provider {
 	t.Helper()
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &Provider{
 		ClientID: ClientID, Secret: "console-secret-" + randomString(),
-		key: key, keyID: "k1", redirect: redirect,
+		key: key, keyID: "k1", redirect: o.Redirect, loginPage: o.LoginPage,
 		users:    map[string]User{},
 		requests: map[string]*idpRequest{}, codes: map[string]string{}, tokens: map[string]idpToken{},
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	l, err := net.Listen("tcp", net.JoinHostPort(o.Host, "0"))
 	if err != nil {
-		t.Fatalf("ssotest: listening on %s: %v", host, err)
+		t.Fatalf("ssotest: listening on %s: %v", o.Host, err)
 	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(p.serveHTTP))
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	t.Cleanup(srv.Close)
-	p.URL = srv.URL
+	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(p.serveHTTP))
+	p.srv.Listener.Close()
+	p.srv.Listener = l
+	if o.TLS {
+		p.srv.StartTLS()
+	} else {
+		p.srv.Start()
+	}
+	t.Cleanup(p.srv.Close)
+	p.URL = p.srv.URL
 	cfg := &op.Config{
 		CryptoKey:       sha256.Sum256([]byte(randomString())),
 		CodeMethodS256:  true,
@@ -126,6 +155,9 @@ func NewAt(t testing.TB, host, redirect string) *Provider {
 	}
 	return p
 }
+
+// Certificate is the provider's TLS certificate, nil without Options.TLS.
+func (p *Provider) Certificate() *x509.Certificate { return p.srv.Certificate() }
 
 // SetRedirect sets the one redirect URL the client may use: for a client
 // whose address is known only after the provider's.
@@ -191,10 +223,19 @@ func (p *Provider) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// login is the provider's login page: it signs in loginAs at once, or
-// answers access_denied to the client as a provider whose user declined.
+// login is the provider's login page: it signs in loginAs, or answers
+// access_denied to the client as a provider whose user declined. With
+// Options.LoginPage a GET shows a form whose button (#idp-sign-in) posts
+// back here; otherwise the GET signs in at once.
 func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
-	id := r.URL.Query().Get("id")
+	if p.loginPage && r.Method == http.MethodGet {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>The bank's identity provider</title></head><body>
+<form method="post" action="/login"><input type="hidden" name="id" value="%s"><button id="idp-sign-in" type="submit">Sign in</button></form>
+</body></html>`, html.EscapeString(r.URL.Query().Get("id")))
+		return
+	}
+	id := r.FormValue("id")
 	p.mu.Lock()
 	req, ok := p.requests[id]
 	who := p.loginAs
@@ -210,7 +251,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	default:
 		// The provider's own session, as a real one keeps.
 		http.SetCookie(w, &http.Cookie{Name: "idp_session", Value: who, Path: "/", HttpOnly: true})
-		http.Redirect(w, r, p.URL+"/authorize/callback?id="+url.QueryEscape(id), http.StatusFound)
+		http.Redirect(w, r, p.URL+"/authorize/callback?id="+url.QueryEscape(id), http.StatusSeeOther)
 	}
 }
 
