@@ -23,6 +23,7 @@ func (p *Platform) startPortal(ctx context.Context) error {
 		SPI:         p.SPI,
 		Datashare:   p.Datashare,
 		FourEyes:    p.FourEyes,
+		SSO:         p.SSO, // nil without --oidc-issuer
 		StreamSlots: p.StreamSlots,
 		AdminToken:  p.adminToken, // the console's password
 		DB:          p.DB,         // the sessions, shared by every node
