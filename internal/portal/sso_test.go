@@ -329,22 +329,24 @@ func operatorByEmail(t *testing.T, n *platformtest.Node, email string) identity.
 // a session begun at the provider opens the whole console without a TOTP
 // of Causeway's (the provider asked for its own factor), while the same
 // operator's password login, without a second factor, reaches only the
-// account page.
+// account page. On both runtimes: the session remembers how it began.
 func TestProductionConsoleTakesTheProvidersSecondFactor(t *testing.T) {
-	n, idp := ssoNode(t, platformtest.Production(platformtest.Embedded.Config(t)), ssotest.Options{TLS: true})
-	newOperator(t, n, "ada@bank.example", auth.RoleViewer)
-	c := newSSOWalker(n, idp).signIn(t)
-	if res, _ := send(t, "GET", n.URL+"/console/spi", nil, c); res.StatusCode != http.StatusOK {
-		t.Errorf("the provider's session opening /console/spi = %d (Location %q), want 200", res.StatusCode, res.Header.Get("Location"))
-	}
-	pw, status, body := operatorLogIn(t, n.URL, "ada@bank.example", operatorPassword, "")
-	if pw == nil {
-		t.Fatalf("the linked operator's password login = %d\n%.300s", status, body)
-	}
-	res, _ := send(t, "GET", n.URL+"/console/spi", nil, pw)
-	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/console/account") {
-		t.Errorf("the password session opening /console/spi = %d to %q, want the account page", res.StatusCode, res.Header.Get("Location"))
-	}
+	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
+		n, idp := ssoNode(t, platformtest.Production(rt.Config(t)), ssotest.Options{TLS: true})
+		newOperator(t, n, "ada@bank.example", auth.RoleViewer)
+		c := newSSOWalker(n, idp).signIn(t)
+		if res, _ := send(t, "GET", n.URL+"/console/spi", nil, c); res.StatusCode != http.StatusOK {
+			t.Errorf("the provider's session opening /console/spi = %d (Location %q), want 200", res.StatusCode, res.Header.Get("Location"))
+		}
+		pw, status, body := operatorLogIn(t, n.URL, "ada@bank.example", operatorPassword, "")
+		if pw == nil {
+			t.Fatalf("the linked operator's password login = %d\n%.300s", status, body)
+		}
+		res, _ := send(t, "GET", n.URL+"/console/spi", nil, pw)
+		if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/console/account") {
+			t.Errorf("the password session opening /console/spi = %d to %q, want the account page", res.StatusCode, res.Header.Get("Location"))
+		}
+	})
 }
 
 // TestSingleSignOnStartsAreThrottledPerAddress: each start writes a
