@@ -90,13 +90,20 @@ func (rs Roles) Within(holder Roles) Roles {
 	return out
 }
 
+// HomeBank is the id of the bank the platform serves. There is one bank
+// today; operators, proposals and audit entries name theirs so that a
+// platform serving several banks can keep each one's apart.
+const HomeBank = "bank"
+
 // Operator is a person at the bank (or the holder of the shared admin
 // token), calling the bank API or using the console.
 type Operator struct {
 	// ID is the operator's id, or AdminTokenOperator for the admin token.
-	ID    string
-	Email string
-	Name  string
+	ID string
+	// BankID is the bank the operator works for (HomeBank).
+	BankID string
+	Email  string
+	Name   string
 	// Roles are what this call may do: the operator's roles, narrowed to
 	// a token's roles when the call carries an operator token.
 	Roles Roles
@@ -105,7 +112,7 @@ type Operator struct {
 // AdminTokenHolder is the Operator the shared admin token stands for: it
 // holds every role, and the audit names it AdminTokenOperator.
 func AdminTokenHolder() *Operator {
-	return &Operator{ID: AdminTokenOperator, Name: "admin token", Roles: NewRoles(AllRoles...)}
+	return &Operator{ID: AdminTokenOperator, BankID: HomeBank, Name: "admin token", Roles: NewRoles(AllRoles...)}
 }
 
 // IsAdminToken reports whether o is the admin token rather than a person.

@@ -363,7 +363,11 @@ func (b *Bank) Deposit(ctx context.Context, caller auth.Caller, accountID string
 			return err
 		}
 		txn = txns[1]
-		return b.events.WriteEvents(ctx, tx, transactionEvents(txns, locked))
+		if err := b.events.WriteEvents(ctx, tx, transactionEvents(txns, locked)); err != nil {
+			return err
+		}
+		return b.audit.RecordChange(ctx, tx, caller, Change{Action: "account.deposit", TargetType: "account", TargetID: a.ID,
+			After: map[string]any{"amount": amount, "transaction_id": txn.ID, "description": description}})
 	})
 	if err != nil {
 		return nil, err

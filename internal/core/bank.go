@@ -4,9 +4,11 @@
 //
 // The bank talks to the platform only through the ports it declares here:
 // an EventWriter, which must write events in the caller's database
-// transaction (the outbox), and Extensions, which calls the extension points
-// (SPIs) at the places a bank process asks an outside party. It never imports
-// the events or SPI packages; the composition root plugs them in.
+// transaction (the outbox), Extensions, which calls the extension points
+// (SPIs) at the places a bank process asks an outside party, and an
+// AuditTrail, which records the bank's decisions in the transaction that
+// makes them. It never imports the events, SPI or audit packages; the
+// composition root plugs them in.
 package core
 
 import (
@@ -132,6 +134,28 @@ func (noExtensions) Call(context.Context, ExtensionCall) (ExtensionAnswer, error
 	return ExtensionAnswer{}, nil
 }
 
+// Change is one of the bank's decisions as an audit trail keeps it: what
+// was done (Action, such as "payment.release") to which resource, with a
+// summary of before and after (nil: none; never a secret).
+type Change struct {
+	Action     string
+	TargetType string
+	TargetID   string
+	Before     any
+	After      any
+}
+
+// AuditTrail records the bank's decisions (grants, deposits, the bank's
+// own payments, decisions on held payments) inside tx, so a decision and
+// its record commit or roll back together. caller is who decided.
+type AuditTrail interface {
+	RecordChange(ctx context.Context, tx *sql.Tx, caller auth.Caller, c Change) error
+}
+
+type noAudit struct{}
+
+func (noAudit) RecordChange(context.Context, *sql.Tx, auth.Caller, Change) error { return nil }
+
 type noEvents struct{}
 
 func (noEvents) WriteEvents(context.Context, *sql.Tx, []Event) error { return nil }
@@ -157,13 +181,16 @@ type Bank struct {
 	db     *store.DB
 	events EventWriter
 	ext    Extensions
+	audit  AuditTrail
 	now    func() time.Time
 }
 
-// Options configure a Bank. Nil ports mean: no events, no extension points.
+// Options configure a Bank. Nil ports mean: no events, no extension
+// points, no audit trail.
 type Options struct {
 	Events     EventWriter
 	Extensions Extensions
+	Audit      AuditTrail
 	// Now is the clock; tests set it.
 	Now func() time.Time
 }
@@ -179,9 +206,12 @@ func Migrate(ctx context.Context, db *store.DB) error {
 
 // New returns the bank over db, whose tables Migrate has created.
 func New(db *store.DB, opts Options) *Bank {
-	b := &Bank{db: db, events: opts.Events, ext: opts.Extensions, now: opts.Now}
+	b := &Bank{db: db, events: opts.Events, ext: opts.Extensions, audit: opts.Audit, now: opts.Now}
 	if b.events == nil {
 		b.events = noEvents{}
+	}
+	if b.audit == nil {
+		b.audit = noAudit{}
 	}
 	if b.ext == nil {
 		b.ext = noExtensions{}

@@ -160,14 +160,26 @@ func insertCustomer(ctx context.Context, tx *sql.Tx, c *Customer, appID string) 
 }
 
 func grantAccess(ctx context.Context, tx *sql.Tx, appID, customerID, source string, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO core_customer_access (app_id, customer_id, source, created_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT (app_id, customer_id) DO NOTHING`,
-		appID, customerID, source, store.Micros(at))
+	_, err := addAccess(ctx, tx, appID, customerID, source, at)
 	return err
 }
 
+// addAccess is grantAccess that reports whether the access is new.
+func addAccess(ctx context.Context, tx *sql.Tx, appID, customerID, source string, at time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO core_customer_access (app_id, customer_id, source, created_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (app_id, customer_id) DO NOTHING`,
+		appID, customerID, source, store.Micros(at))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // GrantCustomer lets an app see a customer it did not create (the bank's
-// decision, e.g. for a partner; anyone else is EFORBIDDEN bank_only).
+// decision, e.g. for a partner; anyone else is EFORBIDDEN bank_only). A
+// grant that gives access the app did not have is recorded in the audit
+// trail (grant.create, on the app).
 func (b *Bank) GrantCustomer(ctx context.Context, caller auth.Caller, appID, customerID string) error {
 	if err := caller.RequireBank(); err != nil {
 		return err
@@ -179,18 +191,41 @@ func (b *Bank) GrantCustomer(ctx context.Context, caller auth.Caller, appID, cus
 		if _, err := getCustomer(ctx, tx, asBank, customerID); err != nil {
 			return err
 		}
-		return grantAccess(ctx, tx, appID, customerID, AccessGranted, b.now())
+		added, err := addAccess(ctx, tx, appID, customerID, AccessGranted, b.now())
+		if err != nil || !added {
+			return err
+		}
+		return b.audit.RecordChange(ctx, tx, caller, Change{Action: "grant.create", TargetType: "app", TargetID: appID,
+			After: accessSummary{CustomerID: customerID, Access: AccessGranted}})
 	})
 }
 
+// accessSummary is an app's access to a customer in the audit trail.
+type accessSummary struct {
+	CustomerID string `json:"customer_id"`
+	Access     string `json:"access"` // how the app has it: created, seeded or granted
+}
+
 // RevokeCustomer removes an app's access to a customer: the bank's
-// decision, like GrantCustomer.
+// decision, like GrantCustomer. Access removed is recorded in the audit
+// trail (grant.delete, on the app, naming how the app had it).
 func (b *Bank) RevokeCustomer(ctx context.Context, caller auth.Caller, appID, customerID string) error {
 	if err := caller.RequireBank(); err != nil {
 		return err
 	}
-	_, err := b.db.ExecContext(ctx, `DELETE FROM core_customer_access WHERE app_id = $1 AND customer_id = $2`, appID, customerID)
-	return store.Classify(err)
+	return b.db.Tx(ctx, func(tx *sql.Tx) error {
+		var source string
+		err := tx.QueryRowContext(ctx, `DELETE FROM core_customer_access WHERE app_id = $1 AND customer_id = $2 RETURNING source`,
+			appID, customerID).Scan(&source)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // no access: nothing changes
+		}
+		if err != nil {
+			return err
+		}
+		return b.audit.RecordChange(ctx, tx, caller, Change{Action: "grant.delete", TargetType: "app", TargetID: appID,
+			Before: accessSummary{CustomerID: customerID, Access: source}})
+	})
 }
 
 // querier is what both *sql.DB and *sql.Tx offer.

@@ -232,7 +232,14 @@ func (b *Bank) CreatePayment(ctx context.Context, caller auth.Caller, n NewPayme
 			return err
 		}
 		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, CustomerID: debtor.CustomerID}}, events...)
-		return b.events.WriteEvents(ctx, tx, events)
+		if err := b.events.WriteEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		if !caller.IsBank() {
+			return nil // an app's payment is the app's, not a decision of the bank
+		}
+		return b.audit.RecordChange(ctx, tx, caller, Change{Action: "payment.create", TargetType: "payment", TargetID: p.ID,
+			After: paymentSummary(p)})
 	})
 	if n.IdempotencyKey != "" && store.IsUniqueViolation(err) {
 		// A concurrent call with the same key won: answer with its payment.
@@ -505,12 +512,32 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, caller auth.Caller, id str
 			events = transactionEvents(txns, locked)
 		}
 		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, CustomerID: d.CustomerID}}, events...)
-		return b.events.WriteEvents(ctx, tx, events)
+		if err := b.events.WriteEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		action := "payment.reject"
+		if release {
+			action = "payment.release" // which may still find the funds gone: After says
+		}
+		after := paymentSummary(p)
+		after["reason"] = reason
+		return b.audit.RecordChange(ctx, tx, caller, Change{Action: action, TargetType: "payment", TargetID: p.ID,
+			Before: map[string]string{"status": PaymentHeld}, After: after})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// paymentSummary is a payment in the audit trail: its outcome, amount and
+// parties.
+func paymentSummary(p *Payment) map[string]any {
+	s := map[string]any{"status": p.Status, "amount": p.Amount, "debtor_account_id": p.DebtorAccountID, "creditor": p.Creditor}
+	if p.Rejection != nil {
+		s["rejection_code"] = p.Rejection.Code
+	}
+	return s
 }
 
 func errNotHeld(p *Payment) error {

@@ -16,6 +16,7 @@ import (
 	"filippo.io/age"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/datashare/agent"
@@ -68,6 +69,10 @@ func newHub(t *testing.T, db *store.DB, opts ...hubOption) *hub {
 		t.Fatal(err)
 	}
 	if err := datashare.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	// The bank's decisions append to the audit trail.
+	if err := audit.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	h := &hub{t: t, db: db, dataDir: testkit.DataDir(t), clock: &clock{}, logs: &testkit.SyncBuffer{}}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	trail "github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/outbox"
@@ -342,7 +343,15 @@ func (s *Service) decide(ctx context.Context, id, action string, d Decision) (*A
 		if err := audit(ctx, tx, id, now, "bank:"+d.By, action, detail); err != nil {
 			return err
 		}
-		return outbox.Append(ctx, tx, accessEvent(r, action, now))
+		if err := outbox.Append(ctx, tx, accessEvent(r, action, now)); err != nil {
+			return err
+		}
+		after := map[string]any{"status": r.Status, "dataset_id": r.DatasetID, "app_id": r.AppID, "by": d.By, "reason": d.Reason}
+		if action == "approved" {
+			after["expires_at"] = expires
+		}
+		return trail.Record(ctx, tx, trail.Change{Action: "dataset_access." + decisionVerb[action], TargetType: "dataset_access_request",
+			TargetID: id, Before: map[string]string{"status": from}, After: after})
 	})
 	if err != nil {
 		return nil, err
@@ -356,6 +365,9 @@ func (s *Service) decide(ctx context.Context, id, action string, d Decision) (*A
 	}
 	return s.AccessRequest(ctx, auth.BankProcess(), id)
 }
+
+// decisionVerb names a decision's action in the bank's audit trail.
+var decisionVerb = map[string]string{"approved": "approve", "rejected": "reject", "revoked": "revoke"}
 
 // accessEvent is the dataset.access.* event for the requesting app.
 func accessEvent(r *AccessRequest, action string, now time.Time) outbox.Event {
@@ -438,9 +450,17 @@ func (s *Service) RetryContent(ctx context.Context, id string) (*AccessRequest, 
 		return nil, causeway.Errorf(causeway.ECONFLICT, "invalid_transition", "the request is %s; only an approved request's content can be retried", r.Status)
 	}
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE datashare_contents SET status = 'pending', attempts = 0, not_before = 0, error = ''
+		res, err := tx.ExecContext(ctx, `UPDATE datashare_contents SET status = 'pending', attempts = 0, not_before = 0, error = ''
 			WHERE request_id = $1 AND status = 'failed'`, id)
-		return err
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		if n == 0 {
+			return nil // nothing had failed: no change to record
+		}
+		return trail.Record(ctx, tx, trail.Change{Action: "dataset_access.retry_content", TargetType: "dataset_access_request",
+			TargetID: id, Before: map[string]any{"content": "failed", "formats": n}, After: map[string]any{"content": "pending", "formats": n}})
 	})
 	if err != nil {
 		return nil, err

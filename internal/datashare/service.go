@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	trail "github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/page"
@@ -195,7 +196,11 @@ func (s *Service) PublishDataset(ctx context.Context, n NewDataset) (*Dataset, e
 			(id, name, description, columns, sample, formats, row_count, licence, version, source, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
 			d.ID, d.Name, d.Description, string(cols), string(sample), string(formats), d.RowCount, d.Licence, d.Version, string(src), store.Micros(now))
-		return err
+		if err != nil {
+			return err
+		}
+		return trail.Record(ctx, tx, trail.Change{Action: "dataset.publish", TargetType: "dataset", TargetID: d.ID,
+			After: map[string]any{"name": d.Name, "version": d.Version, "licence": d.Licence, "formats": d.Formats, "source": d.Source.Kind}})
 	})
 	if store.IsUniqueViolation(err) {
 		return nil, causeway.Errorf(causeway.ECONFLICT, "dataset_exists", "a dataset named %s is already in the catalog", n.Name)

@@ -17,6 +17,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -274,23 +275,39 @@ func (s *Service) RegisterType(ctx context.Context, t EventType) (created bool, 
 	}
 	now := store.Micros(time.Now())
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM event_types WHERE type = $1`, t.Type).Scan(&n); err != nil {
+		// The row's lock (PostgreSQL) makes the audit entry's before what
+		// this registration replaced.
+		if _, err := tx.ExecContext(ctx, `UPDATE event_types SET updated_at = updated_at WHERE type = $1`, t.Type); err != nil {
 			return err
 		}
-		created = n == 0
+		var before any
+		var version string
+		var public bool
+		err := tx.QueryRowContext(ctx, `SELECT version, public FROM event_types WHERE type = $1`, t.Type).Scan(&version, &public)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			created = true
+		case err != nil:
+			return err
+		default:
+			before = typeSummary(version, public)
+		}
 		if created {
-			_, err := tx.ExecContext(ctx,
+			_, err = tx.ExecContext(ctx,
 				`INSERT INTO event_types (type, description, version, public, schema, example, created_at, updated_at)
 				 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
 				t.Type, t.Description, t.Version, t.Public, string(t.Schema), string(t.Example), now)
+		} else {
+			_, err = tx.ExecContext(ctx,
+				`UPDATE event_types SET description = $2, version = $3, public = $4, schema = $5, example = $6, updated_at = $7
+				 WHERE type = $1`,
+				t.Type, t.Description, t.Version, t.Public, string(t.Schema), string(t.Example), now)
+		}
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx,
-			`UPDATE event_types SET description = $2, version = $3, public = $4, schema = $5, example = $6, updated_at = $7
-			 WHERE type = $1`,
-			t.Type, t.Description, t.Version, t.Public, string(t.Schema), string(t.Example), now)
-		return err
+		return audit.Record(ctx, tx, audit.Change{Action: "event_type.register", TargetType: "event_type", TargetID: t.Type,
+			Before: before, After: typeSummary(t.Version, t.Public)})
 	})
 	if err != nil {
 		if store.IsUniqueViolation(err) {
@@ -304,6 +321,12 @@ func (s *Service) RegisterType(ctx context.Context, t EventType) (created bool, 
 	s.public.mu.Unlock()
 	s.log.Info("event type registered", "type", t.Type, "version", t.Version, "public", t.Public, "created", created)
 	return created, nil
+}
+
+// typeSummary is a bank type in the audit trail: its schema and example
+// are in the catalog.
+func typeSummary(version string, public bool) map[string]any {
+	return map[string]any{"version": version, "public": public}
 }
 
 // checkType validates a type the bank registers.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/bus/bustest"
@@ -101,6 +102,10 @@ func newEnv(t testing.TB, db *store.DB, b *bus.Bus, opts events.Options) *env {
 		t.Fatal(err)
 	}
 	if err := events.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	// The bank's registrations and publications append to the audit trail.
+	if err := audit.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := outbox.EnsureStream(ctx, b, outbox.StreamLimits{}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/ids"
@@ -151,8 +152,12 @@ func (s *Service) Publish(ctx context.Context, e CloudEvent) (string, error) {
 	var id string
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		id, err = s.PublishTx(ctx, tx, e)
-		return err
+		if id, err = s.PublishTx(ctx, tx, e); err != nil {
+			return err
+		}
+		// The data stays in the event; the entry says which event it was.
+		return audit.Record(ctx, tx, audit.Change{Action: "event.publish", TargetType: "event", TargetID: id,
+			After: map[string]string{"type": e.Type, "source": e.Source, "subject": e.Subject}})
 	})
 	if err != nil {
 		if store.IsUniqueViolation(err) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
@@ -25,6 +26,9 @@ func (c *counting) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 
 func newService(t *testing.T, db *store.DB, now func() time.Time) (*Service, *counting) {
 	t.Helper()
+	if err := audit.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
 	if err := Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func (s *Service) hold(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	operator, _ := auth.OperatorFrom(ctx.Context())
-	role, _ := httpapi.RequiredRole(op.Security)
+	role, _ := httpapi.RequiredRole(op)
 	p, err := s.propose(ctx.Context(), operator, action, op.OperationID, string(role), r.Method, r.URL.RequestURI(), bytes.TrimSpace(body))
 	if err != nil {
 		writeProblem(ctx, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/ids"
@@ -78,7 +79,11 @@ func (s *Service) propose(ctx context.Context, op *auth.Operator, action, operat
 			(id, action, operation_id, method, path, body, role, proposed_by, proposed_at, expires_at, status)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			p.ID, action, operationID, method, path, string(body), role, p.ProposedBy, store.Micros(now), store.Micros(p.ExpiresAt), StatusPending)
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: action + ".propose", TargetType: "proposal", TargetID: p.ID, ProposalID: p.ID,
+			After: map[string]any{"method": method, "path": path, "body": p.Body, "expires_at": p.ExpiresAt}})
 	})
 	if err != nil {
 		return nil, store.Classify(err)
@@ -209,7 +214,7 @@ func (s *Service) Confirm(ctx context.Context, op *auth.Operator, id string) (*P
 		return nil, err
 	}
 	confirmer := auth.OperatorCaller(op.ID).String()
-	if err := s.claim(ctx, id, StatusExecuting, confirmer, ""); err != nil {
+	if err := s.claim(ctx, id, p.Action, StatusExecuting, confirmer, ""); err != nil {
 		return nil, err
 	}
 	// The kept request runs through the whole HTTP stack (validation,
@@ -254,7 +259,7 @@ func (s *Service) Reject(ctx context.Context, op *auth.Operator, id, reason stri
 		return nil, err
 	}
 	by := auth.OperatorCaller(op.ID).String()
-	if err := s.claim(ctx, id, StatusRejected, by, reason); err != nil {
+	if err := s.claim(ctx, id, p.Action, StatusRejected, by, reason); err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "decision rejected", "proposal_id", id, "action", p.Action, "by", by)
@@ -263,7 +268,7 @@ func (s *Service) Reject(ctx context.Context, op *auth.Operator, id, reason stri
 
 // claim moves a pending, unexpired proposal to status, by decider: a
 // compare-and-set, so one decision wins.
-func (s *Service) claim(ctx context.Context, id, status, decider, reason string) error {
+func (s *Service) claim(ctx context.Context, id, action, status, decider, reason string) error {
 	now := s.now()
 	var n int64
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -272,8 +277,16 @@ func (s *Service) claim(ctx context.Context, id, status, decider, reason string)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		if status != StatusRejected {
+			// A confirmation is recorded by the change it carries out,
+			// which names the proposal (audit.Origin.Confirms).
+			return nil
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: action + ".reject", TargetType: "proposal", TargetID: id, Confirms: id,
+			Before: map[string]string{"status": StatusPending}, After: map[string]string{"status": StatusRejected, "reason": reason}})
 	})
 	if err != nil {
 		return store.Classify(err)

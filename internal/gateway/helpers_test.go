@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/bus/bustest"
@@ -244,6 +245,10 @@ func newEnvWith(t testing.TB, db *store.DB, opts func(*gateway.Options)) *env {
 func newEnvOn(t testing.TB, db *store.DB, b *bus.Bus, opts func(*gateway.Options)) *env {
 	t.Helper()
 	if err := gateway.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	// The bank's changes (limits, upstreams) append to the audit trail.
+	if err := audit.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{db: db, bus: b, clock: newClock(), app: &app{entered: make(chan struct{}, 16), release: make(chan struct{})}, opts: opts,

@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -45,19 +46,47 @@ func (g *Gateway) SetLimits(ctx context.Context, appID string, l Limits) (Limits
 	}
 	l.RequestsPerSecond = float64(rateMilli(l.RequestsPerSecond)) / 1000
 	err := g.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
+		// Lock the app's row, if it has one, before reading it: the audit
+		// entry's before is what this change replaced, even when two
+		// operators set limits at once.
+		if _, err := tx.ExecContext(ctx, `UPDATE gateway_limits SET updated_at = updated_at WHERE app_id = $1`, appID); err != nil {
+			return err
+		}
+		var before any // none: the platform's defaults
+		var milli int64
+		var old Limits
+		err := tx.QueryRowContext(ctx, `SELECT rate_milli, burst, daily_quota FROM gateway_limits WHERE app_id = $1`, appID).
+			Scan(&milli, &old.Burst, &old.DailyQuota)
+		switch {
+		case err == nil:
+			old.RequestsPerSecond = float64(milli) / 1000
+			before = limitsSummary(old)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
 			`INSERT INTO gateway_limits (app_id, rate_milli, burst, daily_quota, updated_at)
 			 VALUES ($1, $2, $3, $4, $5)
 			 ON CONFLICT (app_id) DO UPDATE SET rate_milli = excluded.rate_milli,
 			   burst = excluded.burst, daily_quota = excluded.daily_quota, updated_at = excluded.updated_at`,
 			appID, rateMilli(l.RequestsPerSecond), l.Burst, l.DailyQuota, store.Micros(g.now()))
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "app.limits.set", TargetType: "app", TargetID: appID,
+			Before: before, After: limitsSummary(l)})
 	})
 	if err != nil {
 		return Limits{}, err
 	}
 	g.apps.invalidate(appID)
 	return l, nil
+}
+
+// limitsSummary is an app's limits in the audit trail, named as on the
+// wire.
+func limitsSummary(l Limits) map[string]any {
+	return map[string]any{"requests_per_second": l.RequestsPerSecond, "burst": l.Burst, "daily_quota": l.DailyQuota}
 }
 
 // AppLimits returns the limits that apply to an app, and whether they are

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/httpsig"
@@ -117,7 +118,11 @@ func (g *Gateway) CreateUpstream(ctx context.Context, n NewUpstream) (*Upstream,
 			`INSERT INTO gateway_upstreams (id, name, base_url, path_prefix, scope, signing_secret, created_at)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			up.ID, up.Name, up.BaseURL, up.PathPrefix, up.Scope, g.sealer.Seal(up.secret), store.Micros(up.CreatedAt))
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "upstream.create", TargetType: "upstream", TargetID: up.ID,
+			After: upstreamSummary(up)})
 	})
 	if store.IsUniqueViolation(err) {
 		return nil, "", causeway.Errorf(causeway.ECONFLICT, "upstream_prefix_taken",
@@ -128,6 +133,11 @@ func (g *Gateway) CreateUpstream(ctx context.Context, n NewUpstream) (*Upstream,
 	}
 	g.upstreams.forget(up.PathPrefix)
 	return up, up.secret, nil
+}
+
+// upstreamSummary is an upstream in the audit trail: never its secret.
+func upstreamSummary(up *Upstream) map[string]string {
+	return map[string]string{"name": up.Name, "base_url": up.BaseURL, "path_prefix": up.PathPrefix, "scope": up.Scope}
 }
 
 // UpstreamPage is a page of upstreams.
@@ -172,22 +182,31 @@ func (g *Gateway) Upstreams(ctx context.Context, limit int, cursor string) (*Ups
 // DeleteUpstream unpublishes an upstream (ENOTFOUND upstream_not_found if
 // there is none). Other nodes stop proxying to it within CacheTTL.
 func (g *Gateway) DeleteUpstream(ctx context.Context, id string) error {
-	var prefix string
+	var up Upstream
 	err := g.db.Tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT path_prefix FROM gateway_upstreams WHERE id = $1`, id).Scan(&prefix)
+		err := tx.QueryRowContext(ctx, `SELECT name, base_url, path_prefix, scope FROM gateway_upstreams WHERE id = $1`, id).
+			Scan(&up.Name, &up.BaseURL, &up.PathPrefix, &up.Scope)
 		if errors.Is(err, sql.ErrNoRows) {
 			return causeway.Errorf(causeway.ENOTFOUND, "upstream_not_found", "no upstream %s", id)
 		}
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM gateway_upstreams WHERE id = $1`, id)
-		return err
+		res, err := tx.ExecContext(ctx, `DELETE FROM gateway_upstreams WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			// Another operator deleted it since the read.
+			return causeway.Errorf(causeway.ENOTFOUND, "upstream_not_found", "no upstream %s", id)
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "upstream.delete", TargetType: "upstream", TargetID: id,
+			Before: upstreamSummary(&up)})
 	})
 	if err != nil {
 		return err
 	}
-	g.upstreams.forget(prefix)
+	g.upstreams.forget(up.PathPrefix)
 	return nil
 }
 

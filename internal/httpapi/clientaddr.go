@@ -83,3 +83,15 @@ func addrBlock(a netip.Addr) netip.Prefix {
 	p, _ := a.WithZone("").Prefix(64)
 	return p
 }
+
+// addrText writes a client address for the audit trail: an IPv4 address
+// alone, an IPv6 client's /64 as a prefix; "" when unknown.
+func addrText(p netip.Prefix) string {
+	switch {
+	case !p.IsValid():
+		return ""
+	case p.Addr().Is4():
+		return p.Addr().String()
+	}
+	return p.String()
+}

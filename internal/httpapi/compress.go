@@ -108,7 +108,8 @@ func compressible(contentType string) bool {
 	case strings.HasPrefix(mt, "text/"),
 		mt == "application/json", strings.HasSuffix(mt, "+json"),
 		mt == "application/javascript", mt == "application/xml", strings.HasSuffix(mt, "+xml"),
-		mt == "application/yaml", mt == "application/openapi+yaml", mt == "application/x-ndjson":
+		mt == "application/yaml", mt == "application/openapi+yaml", mt == "application/x-ndjson",
+		mt == "application/jsonl":
 		return true
 	}
 	return false

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 )
 
 type requestIDKey struct{}
@@ -149,7 +150,14 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		ctx = context.WithValue(ctx, requestStateKey{}, state)
 		ctx = context.WithValue(ctx, routeKey{}, pattern)
 		ctx = WithRequestLogger(ctx, log)
-		ctx = WithClientAddr(ctx, s.clientAddr(r))
+		addr := s.clientAddr(r)
+		ctx = WithClientAddr(ctx, addr)
+		// The bank-side changes this request makes name it in the audit trail.
+		origin := audit.Origin{RequestID: id, ClientAddr: addrText(addr)}
+		if d, ok := ConfirmedDecision(ctx); ok {
+			origin.Confirms = d.ProposalID
+		}
+		ctx = audit.WithOrigin(ctx, origin)
 		r = r.WithContext(ctx)
 		if r.ContentLength > s.maxBody {
 			WriteProblem(w, r, NewProblem(http.StatusRequestEntityTooLarge, "body_too_large",

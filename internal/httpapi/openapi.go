@@ -141,6 +141,9 @@ var documentTags = []*huma.Tag{
 	{Name: "Sandbox bank", Description: "The bank's own view of the sandbox bank: every customer and account, " +
 		"deposits, payments the bank makes and the review of held ones, grants that let an app see a customer, and " +
 		"the ledger check."},
+	{Name: "Audit", Description: "The bank's audit trail: an entry for every change made on the bank's side, " +
+		"with who made it, what changed and the request it came with; append-only and hash-chained, with an " +
+		"export as JSON Lines and a check that finds an entry edited or deleted in the database."},
 	{Name: "Data agent", Description: "The protocol of the data agent, which prepares dataset content on the bank's " +
 		"side: it claims a job, uploads the ciphertext in parts and completes or fails the job."},
 	{Name: "Operators", Description: "The bank's named staff: operators with roles (viewer, app-manager, risk-officer, " +

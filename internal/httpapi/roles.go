@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -9,11 +10,17 @@ import (
 	"github.com/causewayhq/causeway/internal/auth"
 )
 
+// RoleExtension names, in the OpenAPI document, the operator role a bank
+// operation needs (one of auth.AllRoles). OpenAPI 3.1 would also allow the
+// role in the security requirement's list, but linters (Spectral's
+// oas3-operation-security-defined) read that list as OAuth2 scopes.
+const RoleExtension = "x-causeway-role"
+
 // bankRoles is who may do what on the bank API: the role each /bank/v1
 // operation that changes something needs, by operation id. Reads need
 // auth.RoleViewer, which every role includes, unless listed here. The
-// role is declared in the OpenAPI document as the bank scheme's required
-// role, and requireOperator enforces it; registering a bank operation
+// role is declared in the OpenAPI document (RoleExtension), and
+// requireOperator enforces it; registering a bank operation
 // that changes something without a role here panics, so none is
 // forgotten.
 var bankRoles = map[string]auth.Role{
@@ -68,7 +75,7 @@ var bankRoles = map[string]auth.Role{
 // BankRole), else bankRoles'. It panics for an operation that changes
 // something and has neither.
 func bankRole(op *huma.Operation) auth.Role {
-	if role, ok := RequiredRole(op.Security); ok {
+	if role, ok := RequiredRole(op); ok {
 		return role
 	}
 	if role, ok := bankRoles[op.OperationID]; ok {
@@ -81,21 +88,21 @@ func bankRole(op *huma.Operation) auth.Role {
 		op.OperationID, op.Method, op.Path))
 }
 
-// RequiredRole returns the role a bank route's security requirement
-// names, and whether it names one.
-func RequiredRole(security []map[string][]string) (auth.Role, bool) {
-	for _, req := range security {
-		if roles, ok := req[SchemeBankAdmin]; ok && len(roles) > 0 {
-			return auth.Role(roles[0]), true
-		}
-	}
-	return "", false
+// RequiredRole returns the role a bank operation declares it needs, and
+// whether it declares one.
+func RequiredRole(op *huma.Operation) (auth.Role, bool) {
+	role, ok := op.Extensions[RoleExtension].(string)
+	return auth.Role(role), ok && role != ""
 }
 
 // BankRole returns op declaring that it needs role, for a bank operation
 // registered outside bankRoles' table (tests, or a bank's own extension).
 func BankRole(op huma.Operation, role auth.Role) huma.Operation {
-	op.Security = []map[string][]string{{SchemeBankAdmin: {string(role)}}}
+	op.Extensions = maps.Clone(op.Extensions)
+	if op.Extensions == nil {
+		op.Extensions = map[string]any{}
+	}
+	op.Extensions[RoleExtension] = string(role)
 	return op
 }
 

@@ -126,7 +126,8 @@ func New(cfg Config) *Server {
 		"Retry-After beyond), and their POSTs take an Idempotency-Key that makes a retry safe."
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		SchemeBankAdmin: {Type: "http", Scheme: "bearer", Description: "An operator's personal token (cwop_…), " +
-			"holding the operator's roles, or the bank's admin token, which holds every role. Each operation names the role it needs."},
+			"holding the operator's roles, or the bank's admin token, which holds every role. Each operation names the role it needs " +
+			"(x-causeway-role, and in its description)."},
 		SchemeDeveloper: {Type: "http", Scheme: "bearer", Description: "A developer token from sign-up or login."},
 		SchemeClientBasic: {Type: "http", Scheme: "basic", Description: "An app's client id and secret, each " +
 			"form-urlencoded, as the user and password of HTTP Basic (client_secret_basic). Only the token endpoint takes them."},
@@ -165,7 +166,11 @@ func New(cfg Config) *Server {
 	s.Bank = huma.NewGroup(s.API, "/bank/v1")
 	s.Bank.UseSimpleModifier(func(op *huma.Operation) {
 		role := bankRole(op)
-		op.Security = []map[string][]string{{SchemeBankAdmin: {string(role)}}}
+		op.Security = []map[string][]string{{SchemeBankAdmin: {}}}
+		if op.Extensions == nil {
+			op.Extensions = map[string]any{}
+		}
+		op.Extensions[RoleExtension] = string(role)
 		op.Description = strings.TrimSpace(op.Description + "\n\nNeeds the operator role `" + string(role) + "`.")
 		op.Tags = append(op.Tags, "Bank")
 	})
@@ -340,7 +345,7 @@ func (s *Server) requireOperator(ctx huma.Context, next func(huma.Context)) {
 		op, err = d.Operator, nil
 	}
 	if err == nil {
-		if role, ok := RequiredRole(ctx.Operation().Security); ok && !op.Roles.Allow(role) {
+		if role, ok := RequiredRole(ctx.Operation()); ok && !op.Roles.Allow(role) {
 			err = causeway.Errorf(causeway.EFORBIDDEN, "role_required", "this operation needs the operator role %s", role)
 		}
 	}

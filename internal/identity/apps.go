@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/page"
@@ -355,17 +356,18 @@ func (s *Service) Approve(ctx context.Context, id string) (*App, error) {
 			return nil, ctx.Err()
 		case <-t.C:
 		}
-		app, prev, err = s.moveStatusIn(ctx, id, auth.AppSuspended, generation, auth.AppActive)
+		app, prev, err = s.moveStatusIn(ctx, "app.approve", id, auth.AppSuspended, generation, auth.AppActive)
 	} else {
-		app, prev, err = s.setStatus(ctx, id, auth.AppActive)
+		app, prev, err = s.setStatus(ctx, "app.approve", id, auth.AppActive)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if err := s.activated(ctx, id); err != nil {
 		// Undo only this approval: if the bank suspended the app meanwhile,
-		// that decision stands.
-		if _, _, rerr := s.moveStatus(ctx, id, auth.AppActive, prev); rerr != nil && causeway.ErrorKind(rerr) != causeway.ECONFLICT {
+		// that decision stands. The undoing is a change of its own in the
+		// audit trail, after the approval's.
+		if _, _, rerr := s.moveStatus(ctx, "app.approve.revert", id, auth.AppActive, prev); rerr != nil && causeway.ErrorKind(rerr) != causeway.ECONFLICT {
 			s.log.ErrorContext(ctx, "could not undo approval after failed activation", "app_id", id, "error", rerr.Error())
 		}
 		return nil, err
@@ -382,12 +384,18 @@ func (s *Service) Approve(ctx context.Context, id string) (*App, error) {
 // app_already_suspended. Errors: ENOTFOUND app_not_found; ECONFLICT
 // app_already_suspended.
 func (s *Service) Suspend(ctx context.Context, id string) (*App, error) {
-	app, prev, err := s.setStatus(ctx, id, auth.AppSuspended)
+	app, prev, err := s.setStatus(ctx, "app.suspend", id, auth.AppSuspended)
 	if err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "app suspended", "app_id", id, "previous_status", prev)
 	return app, nil
+}
+
+// statusSummary is an app's status before or after a change, for the
+// audit trail.
+type statusSummary struct {
+	Status string `json:"status"`
 }
 
 // errAppAlready is the conflict of moving an app to the status it has.
@@ -402,10 +410,11 @@ func errAppAlready(id, status string) error {
 }
 
 // setStatus moves a live app from whatever other status it has to status
-// and returns it with the status it left. An app that already has status
-// is ECONFLICT (errAppAlready).
-func (s *Service) setStatus(ctx context.Context, id, status string) (*App, string, error) {
-	return s.moveStatus(ctx, id, "", status)
+// and returns it with the status it left, recording the move in the audit
+// trail as action. An app that already has status is ECONFLICT
+// (errAppAlready).
+func (s *Service) setStatus(ctx context.Context, action, id, status string) (*App, string, error) {
+	return s.moveStatus(ctx, action, id, "", status)
 }
 
 // moveStatus moves a live app from status from ("": any other than to) to
@@ -413,14 +422,14 @@ func (s *Service) setStatus(ctx context.Context, id, status string) (*App, strin
 // before it is read, and the UPDATE names the status it leaves, so of
 // concurrent moves on one app exactly one finds the status it expects;
 // the others get ECONFLICT.
-func (s *Service) moveStatus(ctx context.Context, id, from, to string) (*App, string, error) {
-	return s.moveStatusIn(ctx, id, from, -1, to)
+func (s *Service) moveStatus(ctx context.Context, action, id, from, to string) (*App, string, error) {
+	return s.moveStatusIn(ctx, action, id, from, -1, to)
 }
 
 // moveStatusIn is moveStatus that also requires the app's token generation
 // to be generation (-1: any); another one is ECONFLICT
 // app_status_changed. A move to suspended starts a new generation.
-func (s *Service) moveStatusIn(ctx context.Context, id, from string, generation int64, to string) (*App, string, error) {
+func (s *Service) moveStatusIn(ctx context.Context, action, id, from string, generation int64, to string) (*App, string, error) {
 	var app *App
 	var prev string
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -468,7 +477,8 @@ func (s *Service) moveStatusIn(ctx context.Context, id, from string, generation 
 		}
 		a.Status, a.UpdatedAt = to, store.FromMicros(store.Micros(now))
 		app = a
-		return nil
+		return audit.Record(ctx, tx, audit.Change{Action: action, TargetType: "app", TargetID: id,
+			Before: statusSummary{prev}, After: statusSummary{to}})
 	})
 	// Cached statuses are stale now; other nodes' caches expire within
 	// appStatusTTL.

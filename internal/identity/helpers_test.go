@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/seal"
@@ -118,7 +119,7 @@ const testIssuer = "http://identity.test"
 func newEnv(t *testing.T, db *store.DB, opts Options) *env {
 	t.Helper()
 	e := &env{t: t, db: db, clock: newClock(), logs: &syncBuffer{}, activated: &activations{}}
-	if err := Migrate(context.Background(), db); err != nil {
+	if err := migrateAll(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -316,4 +317,13 @@ func testSealer(t testing.TB, id byte) *seal.Sealer {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// migrateAll creates identity's tables and the audit trail's, which the
+// bank's decisions on apps and keys append to.
+func migrateAll(ctx context.Context, db *store.DB) error {
+	if err := Migrate(ctx, db); err != nil {
+		return err
+	}
+	return audit.Migrate(ctx, db)
 }

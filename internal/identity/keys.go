@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/seal/sealstore"
@@ -284,7 +285,11 @@ func (s *Service) RotateSigningKey(ctx context.Context) (*SigningKey, error) {
 				retired = append(retired, keys[i].kid)
 			}
 		}
-		return s.insertKey(ctx, tx, k, seed)
+		if err := s.insertKey(ctx, tx, k, seed); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "signing_key.rotate", TargetType: "signing_key", TargetID: k.KID,
+			After: map[string]any{"kid": k.KID, "retired": append([]string{}, retired...)}})
 	})
 	if err != nil {
 		return nil, dbErr(err)

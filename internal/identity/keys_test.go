@@ -77,7 +77,7 @@ func openedWith(t *testing.T, sealer *seal.Sealer, stored map[string]string) map
 func oldNode(t *testing.T, db *store.DB) (clientID, secret string, tokens []string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := Migrate(ctx, db); err != nil {
+	if err := migrateAll(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: ringSealer(t, oldSecretKey)})

@@ -524,7 +524,7 @@ func TestSigningKeyRotationKeepsOldTokensValid(t *testing.T) {
 func TestSigningKeysAreSealedAtRest(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		if err := Migrate(ctx, db); err != nil {
+		if err := migrateAll(ctx, db); err != nil {
 			t.Fatal(err)
 		}
 		stored := func() []string {
@@ -615,7 +615,7 @@ func headerKID(t *testing.T, token string) string {
 
 func TestNodesStartingTogetherCreateOneSigningKey(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		if err := Migrate(context.Background(), db); err != nil {
+		if err := migrateAll(context.Background(), db); err != nil {
 			t.Fatal(err)
 		}
 		const nodes = 4
@@ -643,7 +643,7 @@ func TestNodesStartingTogetherCreateOneSigningKey(t *testing.T) {
 func BenchmarkAuthenticateApp(b *testing.B) {
 	db := storetest.OpenSQLite(b)
 	ctx := context.Background()
-	if err := Migrate(ctx, db); err != nil {
+	if err := migrateAll(ctx, db); err != nil {
 		b.Fatal(err)
 	}
 	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/store"
@@ -31,10 +32,12 @@ const (
 // Operator is a bank operator's account as the bank sees it: no password,
 // second factor or token is ever part of it.
 type Operator struct {
-	ID    string     `json:"id"`
-	Email string     `json:"email"`
-	Name  string     `json:"display_name"`
-	Roles auth.Roles `json:"roles"`
+	ID string `json:"id"`
+	// BankID is the bank the operator works for (auth.HomeBank).
+	BankID string     `json:"bank_id"`
+	Email  string     `json:"email"`
+	Name   string     `json:"display_name"`
+	Roles  auth.Roles `json:"roles"`
 	// Status is OperatorActive or OperatorDisabled.
 	Status string `json:"status"`
 	// TOTP reports whether the second factor is enrolled.
@@ -51,7 +54,7 @@ type Operator struct {
 
 // Caller returns the auth.Operator the account acts as.
 func (o *Operator) Caller() *auth.Operator {
-	return &auth.Operator{ID: o.ID, Email: o.Email, Name: o.Name, Roles: o.Roles}
+	return &auth.Operator{ID: o.ID, BankID: o.BankID, Email: o.Email, Name: o.Name, Roles: o.Roles}
 }
 
 // NewOperator is what creating an operator takes.
@@ -127,17 +130,21 @@ func (s *Service) CreateOperator(ctx context.Context, caller auth.Caller, n NewO
 		hash.Valid = true
 	}
 	now := s.now()
-	op := &Operator{ID: ids.New("op"), Email: email, Name: name, Roles: roles, Status: OperatorActive,
+	op := &Operator{ID: ids.New("op"), BankID: auth.HomeBank, Email: email, Name: name, Roles: roles, Status: OperatorActive,
 		CreatedAt: store.FromMicros(store.Micros(now)), UpdatedAt: store.FromMicros(store.Micros(now)), Generation: 1}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO identity_operators
-			(id, email, email_key, display_name, password_hash, roles, status, generation, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)`,
-			op.ID, email, key, name, hash, roles.String(), OperatorActive, store.Micros(now))
+			(id, bank_id, email, email_key, display_name, password_hash, roles, status, generation, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)`,
+			op.ID, op.BankID, email, key, name, hash, roles.String(), OperatorActive, store.Micros(now))
 		if store.IsUniqueViolation(err) {
 			return causeway.Errorf(causeway.ECONFLICT, "email_taken", "an operator with this email already exists")
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.create", TargetType: "operator", TargetID: op.ID,
+			After: op.summary(), By: caller})
 	})
 	if err != nil {
 		return nil, dbErr(err)
@@ -156,13 +163,13 @@ func (s *Service) hash(ctx context.Context, password string) (string, error) {
 	return hashPassword(password, s.opts.PasswordCost)
 }
 
-const operatorColumns = `id, email, display_name, roles, status, totp_enabled, sso_subject IS NOT NULL, created_at, updated_at, generation`
+const operatorColumns = `id, bank_id, email, display_name, roles, status, totp_enabled, sso_subject IS NOT NULL, created_at, updated_at, generation`
 
 func scanOperator(row store.Scanner) (*Operator, error) {
 	var o Operator
 	var roles string
 	var created, updated int64
-	if err := row.Scan(&o.ID, &o.Email, &o.Name, &roles, &o.Status, &o.TOTP, &o.SSO, &created, &updated, &o.Generation); err != nil {
+	if err := row.Scan(&o.ID, &o.BankID, &o.Email, &o.Name, &roles, &o.Status, &o.TOTP, &o.SSO, &created, &updated, &o.Generation); err != nil {
 		return nil, err
 	}
 	o.Roles = auth.ParseRoles(roles)
@@ -170,13 +177,27 @@ func scanOperator(row store.Scanner) (*Operator, error) {
 	return &o, nil
 }
 
-// Operator returns the operator with id. Only the bank may ask. Errors:
-// ENOTFOUND operator_not_found.
+// bankOf is the bank whose operators the caller may see: the calling
+// operator's, or the home bank for the bank's own process.
+func bankOf(ctx context.Context) string {
+	if o, ok := auth.OperatorFrom(ctx); ok && o.BankID != "" {
+		return o.BankID
+	}
+	return auth.HomeBank
+}
+
+// Operator returns the operator with id, of the caller's bank. Only the
+// bank may ask. Errors: ENOTFOUND operator_not_found (another bank's
+// operator too).
 func (s *Service) Operator(ctx context.Context, caller auth.Caller, id string) (*Operator, error) {
 	if err := caller.RequireBank(); err != nil {
 		return nil, err
 	}
-	return s.operator(ctx, id)
+	o, err := s.operator(ctx, id)
+	if err == nil && o.BankID != bankOf(ctx) {
+		return nil, errOperatorNotFound()
+	}
+	return o, err
 }
 
 func (s *Service) operator(ctx context.Context, id string) (*Operator, error) {
@@ -190,12 +211,14 @@ func (s *Service) operator(ctx context.Context, id string) (*Operator, error) {
 	return o, nil
 }
 
-// Operators lists every operator by email. Only the bank may ask.
+// Operators lists the operators of the caller's bank by email. Only the
+// bank may ask.
 func (s *Service) Operators(ctx context.Context, caller auth.Caller) ([]Operator, error) {
 	if err := caller.RequireBank(); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+operatorColumns+` FROM identity_operators ORDER BY email_key LIMIT 1000`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+operatorColumns+` FROM identity_operators WHERE bank_id = $1 ORDER BY email_key LIMIT 1000`,
+		bankOf(ctx))
 	if err != nil {
 		return nil, store.Classify(err)
 	}
@@ -253,13 +276,15 @@ func (s *Service) ChangeOperator(ctx context.Context, caller auth.Caller, id str
 	}
 	var out *Operator
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		o, err := scanOperator(tx.QueryRowContext(ctx, `SELECT `+operatorColumns+` FROM identity_operators WHERE id = $1`, id))
+		o, err := scanOperator(tx.QueryRowContext(ctx, `SELECT `+operatorColumns+` FROM identity_operators WHERE id = $1 AND bank_id = $2`,
+			id, bankOf(ctx)))
 		if errors.Is(err, sql.ErrNoRows) {
 			return errOperatorNotFound()
 		}
 		if err != nil {
 			return err
 		}
+		before := o.summary()
 		moved := false
 		if c.Roles != nil && c.Roles.String() != o.Roles.String() {
 			o.Roles, moved = *c.Roles, true
@@ -288,13 +313,19 @@ func (s *Service) ChangeOperator(ctx context.Context, caller auth.Caller, id str
 			return errOperatorChanged(err)
 		}
 		out = o
-		return nil
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.change", TargetType: "operator", TargetID: id,
+			Before: before, After: o.summary(), By: caller})
 	})
 	if err != nil {
 		return nil, dbErr(err)
 	}
 	s.log.InfoContext(ctx, "operator changed", "operator_id", id, "roles", out.Roles.String(), "status", out.Status, "by", caller.String())
 	return out, nil
+}
+
+// summary is an operator in the audit trail: who, and what they may do.
+func (o *Operator) summary() map[string]any {
+	return map[string]any{"email": o.Email, "name": o.Name, "roles": o.Roles, "status": o.Status}
 }
 
 func errOperatorChanged(err error) error {
@@ -339,7 +370,8 @@ func (s *Service) ChangeOperatorPassword(ctx context.Context, operatorID, curren
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return errOperatorChanged(err)
 		}
-		return nil
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.password_change", TargetType: "operator", TargetID: operatorID,
+			By: auth.OperatorCaller(operatorID)})
 	}))
 }
 

@@ -264,6 +264,11 @@ func TestAChangeToAnOperatorEndsTheirSessions(t *testing.T) {
 		if _, err := e.svc.ActiveOperator(ctx, o.ID, o.Generation); causeway.ErrorCode(err) != "session_ended" {
 			t.Errorf("after a password change the session = %v, want session_ended", err)
 		}
+		var recorded int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM audit_entries WHERE action = 'operator.password_change' AND actor = $1 AND target_id = $2`,
+			"operator:"+o.ID, o.ID).Scan(&recorded); err != nil || recorded != 1 {
+			t.Errorf("password changes in the audit trail: %d, %v", recorded, err)
+		}
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/store"
@@ -94,7 +95,8 @@ func (s *Service) IssueOperatorToken(ctx context.Context, op *auth.Operator, nam
 			}
 			return causeway.Errorf(causeway.EUNAUTHORIZED, "session_ended", "the operator is not active")
 		}
-		return nil
+		return audit.Record(ctx, tx, audit.Change{Action: "operator_token.create", TargetType: "operator_token", TargetID: t.ID,
+			After: map[string]any{"operator_id": op.ID, "name": name, "roles": roles, "expires_at": t.ExpiresAt}})
 	})
 	if err != nil {
 		return OperatorToken{}, dbErr(err)
@@ -139,7 +141,11 @@ func (s *Service) RevokeOperatorToken(ctx context.Context, operatorID, tokenID s
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n > 0 {
-			return err
+			if err != nil {
+				return err
+			}
+			return audit.Record(ctx, tx, audit.Change{Action: "operator_token.revoke", TargetType: "operator_token", TargetID: tokenID,
+				Before: map[string]string{"operator_id": operatorID}})
 		}
 		var exists int
 		err = tx.QueryRowContext(ctx, `SELECT 1 FROM identity_operator_tokens WHERE id = $1 AND operator_id = $2`, tokenID, operatorID).Scan(&exists)
@@ -166,10 +172,10 @@ func (s *Service) AuthenticateOperatorToken(ctx context.Context, token string) (
 	var tokenRoles, operatorRoles, status string
 	var expires int64
 	var revoked sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT o.id, o.email, o.display_name, o.roles, o.status, t.roles, t.expires_at, t.revoked_at
+	err := s.db.QueryRowContext(ctx, `SELECT o.id, o.bank_id, o.email, o.display_name, o.roles, o.status, t.roles, t.expires_at, t.revoked_at
 		FROM identity_operator_tokens t JOIN identity_operators o ON o.id = t.operator_id
 		WHERE t.token_hash = $1`, secretHash(token)).
-		Scan(&op.ID, &op.Email, &op.Name, &operatorRoles, &status, &tokenRoles, &expires, &revoked)
+		Scan(&op.ID, &op.BankID, &op.Email, &op.Name, &operatorRoles, &status, &tokenRoles, &expires, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errInvalidOperatorToken()
 	}

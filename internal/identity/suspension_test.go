@@ -131,7 +131,7 @@ func TestUpgradeGrantsWebhooksWriteAndKeepsSuspendedAppsTokensDead(t *testing.T)
 				t.Fatal(err)
 			}
 		}
-		if err := Migrate(ctx, db); err != nil {
+		if err := migrateAll(ctx, db); err != nil {
 			t.Fatal(err)
 		}
 		for _, a := range apps {

@@ -151,7 +151,7 @@ func TestStreamTicketDiesWithItsAppsSuspension(t *testing.T) {
 // answer is a 401 of the ticket family, never a panic or another error.
 func FuzzAuthenticateTicket(f *testing.F) {
 	db := storetest.OpenSQLite(f)
-	if err := Migrate(context.Background(), db); err != nil {
+	if err := migrateAll(context.Background(), db); err != nil {
 		f.Fatal(err)
 	}
 	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})

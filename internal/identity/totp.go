@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
@@ -135,7 +136,11 @@ func (s *Service) ConfirmTOTP(ctx context.Context, operatorID, code string) ([]s
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return errTOTPEnabled(err)
 		}
-		return insertRecoveryCodes(ctx, tx, operatorID, codes)
+		if err := insertRecoveryCodes(ctx, tx, operatorID, codes); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.enroll_totp", TargetType: "operator", TargetID: operatorID,
+			By: auth.OperatorCaller(operatorID)})
 	})
 	if err != nil {
 		return nil, dbErr(err)
@@ -171,7 +176,7 @@ func (s *Service) ResetTOTP(ctx context.Context, caller auth.Caller, operatorID 
 	}
 	return dbErr(s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE identity_operators SET totp_secret = NULL, totp_enabled = $1, generation = generation + 1, updated_at = $2
-			WHERE id = $3`, false, store.Micros(s.now()), operatorID)
+			WHERE id = $3 AND bank_id = $4`, false, store.Micros(s.now()), operatorID, bankOf(ctx))
 		if err != nil {
 			return err
 		}
@@ -181,8 +186,11 @@ func (s *Service) ResetTOTP(ctx context.Context, caller auth.Caller, operatorID 
 			}
 			return errOperatorNotFound()
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM identity_operator_recovery_codes WHERE operator_id = $1`, operatorID)
-		return err
+		if _, err = tx.ExecContext(ctx, `DELETE FROM identity_operator_recovery_codes WHERE operator_id = $1`, operatorID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.reset_totp", TargetType: "operator", TargetID: operatorID,
+			After: map[string]bool{"totp": false}, By: caller})
 	}))
 }
 

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 
+	"github.com/causewayhq/causeway/internal/audit"
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/store"
@@ -39,4 +41,13 @@ func (o outboxEvents) WriteEvents(ctx context.Context, tx *sql.Tx, events []core
 	// shortens the wait.
 	o.db.AfterCommit(tx, o.relay.Notify)
 	return nil
+}
+
+// auditTrail is the sandbox bank's AuditTrail: the platform's audit trail,
+// in the transaction of the bank's decision.
+type auditTrail struct{}
+
+func (auditTrail) RecordChange(ctx context.Context, tx *sql.Tx, caller auth.Caller, c core.Change) error {
+	return audit.Record(ctx, tx, audit.Change{Action: c.Action, TargetType: c.TargetType, TargetID: c.TargetID,
+		Before: c.Before, After: c.After, By: caller})
 }

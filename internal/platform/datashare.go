@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/datashare/agent"
 )
@@ -45,8 +46,11 @@ func (p *Platform) startDatashare(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("sandbox datasets: %w", err)
 		}
+		// The sandbox's datasets are the bank's own process, not an
+		// operator's decision: they leave no audit entry.
+		bank := auth.WithCaller(ctx, auth.BankProcess())
 		for _, n := range sets {
-			if _, _, err := ds.EnsureDataset(ctx, n); err != nil {
+			if _, _, err := ds.EnsureDataset(bank, n); err != nil {
 				return fmt.Errorf("sandbox datasets: %w", err)
 			}
 		}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/platform"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
+	"github.com/causewayhq/causeway/internal/spi/spitest"
 	"github.com/causewayhq/causeway/internal/testkit"
 )
 
@@ -97,6 +100,26 @@ func TestFourEyesHoldsADecisionUntilASecondOperatorConfirmsIt(t *testing.T) {
 		}
 		if grants() != before+1 {
 			t.Error("the confirmed grant did not take effect")
+		}
+		// The audit trail shows who proposed and who confirmed.
+		var trail struct {
+			Data []struct {
+				Actor, Action, Confirms string
+				ProposalID              string `json:"proposal_id"`
+			}
+		}
+		admin.do("GET", "/bank/v1/audit?action=grant.*", "", nil).decode(t, &trail)
+		var proposedBy, confirmedBy string
+		for _, e := range trail.Data {
+			switch {
+			case e.Action == "grant.create.propose" && e.ProposalID == p.ID:
+				proposedBy = e.Actor
+			case e.Action == "grant.create" && e.Confirms == p.ID:
+				confirmedBy = e.Actor
+			}
+		}
+		if proposedBy == "" || confirmedBy == "" || proposedBy == confirmedBy || p.DecidedBy != confirmedBy {
+			t.Errorf("the audit names the proposer %q and the confirmer %q (decided by %q): %+v", proposedBy, confirmedBy, p.DecidedBy, trail.Data)
 		}
 		if res := checker.do("POST", "/bank/v1/proposals/"+p.ID+"/confirm", "", nil); res.status != http.StatusConflict {
 			t.Errorf("confirming twice = %d", res.status)
@@ -210,5 +233,101 @@ func TestInProductionTheAdminTokenProposesButNeverConfirms(t *testing.T) {
 	admin.do("GET", "/bank/v1/proposals?pending=true", "", nil).decode(t, &pending)
 	if len(pending.Data) != 0 {
 		t.Errorf("%d proposals still pending", len(pending.Data))
+	}
+}
+
+// TestAViewerCannotChangeAnything walks every /bank/v1 operation in the
+// document a node serves: each one that changes something answers a
+// viewer's token 403 role_required naming the role it needs, before
+// looking at the request, and changes nothing.
+func TestAViewerCannotChangeAnything(t *testing.T) {
+	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
+		n := platformtest.Start(t, rt.Config(t))
+		viewer := operatorClient(t, n, "only.viewer@bank.example", auth.RoleViewer)
+		var doc struct {
+			Paths map[string]map[string]struct {
+				OperationID string `json:"operationId"`
+				Role        string `json:"x-causeway-role"`
+			}
+		}
+		(&client{t: t, base: n.URL}).do("GET", "/openapi.json", "", nil).decode(t, &doc)
+		checked := 0
+		for path, ops := range doc.Paths {
+			if !strings.HasPrefix(path, "/bank/v1/") {
+				continue
+			}
+			for method, op := range ops {
+				role := auth.Role(op.Role)
+				if method == "get" || role == "" || role == auth.RoleViewer {
+					continue
+				}
+				concrete := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, "x")
+				res := viewer.do(strings.ToUpper(method), concrete, "", map[string]any{})
+				var problem struct{ Code, Detail string }
+				_ = json.Unmarshal(res.body, &problem)
+				if res.status != http.StatusForbidden || problem.Code != "role_required" || !strings.Contains(problem.Detail, string(role)) {
+					t.Errorf("%s %s as a viewer = %d %s, want 403 role_required naming %s", method, path, res.status, res.body, role)
+				}
+				checked++
+			}
+		}
+		if checked < 25 {
+			t.Errorf("only %d operations checked", checked)
+		}
+	})
+}
+
+// TestReleasingALargeHeldPaymentWaitsForASecondOperator: with
+// payment.release under four-eyes, a held payment at or below
+// --four-eyes-payment-above is released by one risk officer at once, and
+// a larger one waits for a second; the money moves once, when confirmed.
+func TestReleasingALargeHeldPaymentWaitsForASecondOperator(t *testing.T) {
+	cfg := platformtest.Embedded.Config(t)
+	cfg.FourEyes = []string{"payment.release"}
+	cfg.FourEyesPaymentAbove = 1500 // 15.00 EUR
+	n := platformtest.Start(t, cfg)
+	maker := operatorClient(t, n, "payments.maker@bank.example", auth.RoleRiskOfficer)
+	checker := operatorClient(t, n, "payments.checker@bank.example", auth.RoleRiskOfficer)
+	app, _ := developerApp(t, n, nil, "held@solar.example")
+	reviewer := spitest.New(t, fraudAnswer{Decision: "review", Score: 70, Reason: "manual check"})
+	if res := app.do("POST", "/v1/spi-registrations", "", map[string]any{"extension_point": "payments.fraud-check", "url": reviewer.URL}); res.status != 201 {
+		t.Fatalf("registering the reviewer: %d %s", res.status, res.body)
+	}
+	var accounts page
+	app.do("GET", "/v1/accounts", "", nil).decode(t, &accounts)
+	hold := func(amount string) string {
+		var p struct{ ID, Status string }
+		res := app.do("POST", "/v1/payments", "", map[string]any{"debtor_account_id": accounts.Data[0].ID, "amount": money(amount),
+			"creditor": map[string]any{"iban": "FR1420041010050500013M02606", "name": "Shop"}})
+		res.decode(t, &p)
+		if p.Status != "held" {
+			t.Fatalf("a payment under review = %d %s", res.status, res.body)
+		}
+		return p.ID
+	}
+	status := func(id string) string {
+		var p struct{ Status string }
+		maker.do("GET", "/bank/v1/payments/"+id, "", nil).decode(t, &p)
+		return p.Status
+	}
+	small, large := hold("15.00"), hold("15.01")
+	if res := maker.do("POST", "/bank/v1/payments/"+small+"/release", "", map[string]any{}); res.status != http.StatusOK || status(small) != "completed" {
+		t.Errorf("releasing 15.00 = %d %s, then %s; want it released at once", res.status, res.body, status(small))
+	}
+	res := maker.do("POST", "/bank/v1/payments/"+large+"/release", "", map[string]any{})
+	var p proposal
+	res.decode(t, &p)
+	if res.status != http.StatusAccepted || status(large) != "held" {
+		t.Fatalf("releasing 15.01 = %d %s, then %s; want a proposal and the payment still held", res.status, res.body, status(large))
+	}
+	res = checker.do("POST", "/bank/v1/proposals/"+p.ID+"/confirm", "", nil)
+	res.decode(t, &p)
+	if res.status != http.StatusOK || p.Status != "confirmed" || status(large) != "completed" {
+		t.Errorf("the second operator confirming = %d %s, then %s", res.status, res.body, status(large))
+	}
+	var ledger struct{ Balanced bool }
+	maker.do("GET", "/bank/v1/ledger", "", nil).decode(t, &ledger)
+	if !ledger.Balanced {
+		t.Error("the ledger does not balance after the releases")
 	}
 }

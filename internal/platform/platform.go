@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/causewayhq/causeway/internal/audit"
+	"github.com/causewayhq/causeway/internal/audit/auditapi"
 	"github.com/causewayhq/causeway/internal/bus"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
@@ -76,6 +78,8 @@ type Platform struct {
 	// SSO logs operators in to the console with the bank's OpenID
 	// Connect provider; nil without --oidc-issuer.
 	SSO *sso.Login
+	// Audit is the bank's audit trail (package audit).
+	Audit *audit.Trail
 	// Guard refuses webhook and SPI URLs on private networks unless the
 	// operator's allow-list covers them.
 	Guard netguard.Guard
@@ -185,6 +189,9 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if err := p.openThrottles(ctx); err != nil {
 		return nil, err
 	}
+	if err := p.startAudit(ctx); err != nil {
+		return nil, err
+	}
 	if err := p.startBank(ctx); err != nil {
 		return nil, err
 	}
@@ -247,7 +254,7 @@ func (p *Platform) startBank(ctx context.Context) error {
 	}
 	p.Relay = outbox.NewRelay(p.DB, p.Bus, outbox.RelayOptions{Logger: p.log.With("component", "outbox-relay"), NodeID: p.nodeID,
 		Stream: p.cfg.EventStream})
-	p.Bank = core.New(p.DB, core.Options{Events: outboxEvents{db: p.DB, relay: p.Relay}})
+	p.Bank = core.New(p.DB, core.Options{Events: outboxEvents{db: p.DB, relay: p.Relay}, Audit: auditTrail{}})
 	if seeded, err := p.Bank.EnsureBankSandbox(ctx, SandboxSeed); err != nil {
 		return fmt.Errorf("sandbox seed: %w", err)
 	} else if seeded {
@@ -286,6 +293,17 @@ func (p *Platform) startBank(ctx context.Context) error {
 	p.closers = append(p.closers, p.Webhooks.Close)
 	p.Webhooks.Register(p.HTTP)
 	p.background(p.Webhooks.Run)
+	return nil
+}
+
+// startAudit opens the bank's audit trail before any capability starts:
+// their bank-side changes append to it in their own transactions.
+func (p *Platform) startAudit(ctx context.Context) error {
+	if err := audit.Migrate(ctx, p.DB); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	p.Audit = audit.New(p.DB)
+	auditapi.Register(p.HTTP, p.Audit, p.log.With("component", "audit"))
 	return nil
 }
 

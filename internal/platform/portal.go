@@ -23,6 +23,7 @@ func (p *Platform) startPortal(ctx context.Context) error {
 		SPI:         p.SPI,
 		Datashare:   p.Datashare,
 		FourEyes:    p.FourEyes,
+		Audit:       p.Audit,
 		SSO:         p.SSO, // nil without --oidc-issuer
 		StreamSlots: p.StreamSlots,
 		AdminToken:  p.adminToken, // the console's password

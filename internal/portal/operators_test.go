@@ -1,8 +1,11 @@
 package portal_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,6 +17,8 @@ import (
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
+	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 const operatorPassword = "an operator's password 2231"
@@ -315,5 +320,145 @@ func TestConsoleDecisionsWaitForASecondOperator(t *testing.T) {
 	}
 	if !granted() {
 		t.Error("the confirmed grant did not take effect")
+	}
+}
+
+// TestOperatorSessionsEndOnEveryNodeAtOnce: an operator's console session
+// opens the console on every node of the database, and logging out on one
+// node, or being disabled through another, ends it on all of them at once.
+func TestOperatorSessionsEndOnEveryNodeAtOnce(t *testing.T) {
+	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
+		cfg := rt.Config(t)
+		// Nodes of one installation share the secret key.
+		cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+		a := platformtest.Start(t, cfg)
+		b := a
+		if rt.Name == platformtest.ScaleOut.Name {
+			second := cfg
+			second.DataDir = testkit.DataDir(t)
+			b = platformtest.Start(t, second)
+		}
+		op := newOperator(t, a, "two.nodes@bank.example", auth.RoleViewer)
+		c, status, _ := operatorLogIn(t, a.URL, op.Email, operatorPassword, "")
+		if c == nil || !consoleOpens(t, b.URL, c) {
+			t.Fatalf("the session (login %d) does not open the console on the other node", status)
+		}
+		consoleLogOut(t, a.URL, c)
+		if consoleOpens(t, b.URL, c) {
+			t.Error("the cookie opens the other node's console after logging out")
+		}
+
+		c, _, _ = operatorLogIn(t, a.URL, op.Email, operatorPassword, "")
+		disable, _ := http.NewRequest("PATCH", b.URL+"/bank/v1/operators/"+op.ID, strings.NewReader(`{"status":"disabled"}`))
+		disable.Header.Set("Authorization", "Bearer "+platformtest.AdminToken)
+		disable.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(disable)
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("disabling through the other node: %v %v", res, err)
+		}
+		res.Body.Close()
+		if consoleOpens(t, a.URL, c) {
+			t.Error("a disabled operator's session still opens the console")
+		}
+		if c, _, _ := operatorLogIn(t, a.URL, op.Email, operatorPassword, ""); c != nil {
+			t.Error("a disabled operator logged in")
+		}
+	})
+}
+
+// TestFourEyesInTheBrowser: in Chromium, with four-eyes on, one risk
+// officer activates a bank-wide SPI and it waits as a proposal; another
+// risk officer confirms it on the approvals page, it takes effect with the
+// settings proposed, and the audit page shows who proposed and who
+// confirmed.
+func TestFourEyesInTheBrowser(t *testing.T) {
+	endpoint := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"decision":"approve","score":1,"reason":"ok"}`))
+	}))
+	defer endpoint.Close()
+	cfg := platformtest.Production(platformtest.Embedded.Config(t), endpoint)
+	cfg.FourEyes = []string{"spi.activate"}
+	n := platformtest.Start(t, cfg)
+	bg := context.Background()
+	maker := newOperator(t, n, "rita.maker@bank.example", auth.RoleRiskOfficer)
+	checker := newOperator(t, n, "carl.checker@bank.example", auth.RoleRiskOfficer)
+	// Production mode asks named operators for a second factor first.
+	secrets := map[string]string{}
+	for _, op := range []*identity.Operator{maker, checker} {
+		enrollment, err := n.Identity.BeginTOTP(bg, op.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _ := totp.GenerateCode(enrollment.Secret, time.Now())
+		if _, err := n.Identity.ConfirmTOTP(bg, op.ID, code); err != nil {
+			t.Fatal(err)
+		}
+		secrets[op.Email] = enrollment.Secret
+	}
+	dev, _, err := n.Identity.SignUp(bg, "shield@solarworld.example", "a long enough password", "SolarWorld")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, _, err := n.Identity.CreateApp(bg, dev, "Fraud shield", []string{auth.ScopeSPIWrite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, _, err := n.SPI.CreateRegistration(bg, auth.AppCaller(app.ID), spi.NewRegistration{ExtensionPoint: "payments.fraud-check", URL: endpoint.URL, Scope: spi.ScopeBank})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := tab(t, 2*time.Minute)
+	logIn := func(op *identity.Operator) {
+		t.Helper()
+		navigate(t, ctx, n.URL+"/console/login")
+		// The next step's code: the enrollment spent this step's.
+		code, _ := totp.GenerateCode(secrets[op.Email], time.Now().Add(30*time.Second))
+		do(t, ctx, "typing the credentials", chromedp.SendKeys(chromedp.ID("email"), op.Email),
+			chromedp.SendKeys(chromedp.ID("password"), operatorPassword), chromedp.SendKeys(chromedp.ID("code"), code))
+		if st := submit(t, ctx, `#operator-login button[type="submit"]`); st != http.StatusOK || location(t, ctx).Path != "/console" {
+			t.Fatalf("%s's login answered %d at %s", op.Email, st, location(t, ctx).Path)
+		}
+	}
+
+	logIn(maker)
+	navigate(t, ctx, n.URL+"/console/spi?status=pending_activation")
+	do(t, ctx, "setting the timeout", chromedp.Clear(chromedp.ID("t-"+reg.ID)), chromedp.SendKeys(chromedp.ID("t-"+reg.ID), "900"))
+	if st := submit(t, ctx, `button[aria-label="Activate `+reg.ID+`"]`); st != http.StatusOK || location(t, ctx).Path != "/console/proposals" {
+		t.Fatalf("activating with four-eyes answered %d at %s", st, location(t, ctx).Path)
+	}
+	if got := text(t, ctx, ".notice"); !strings.Contains(got, "second operator") {
+		t.Errorf("notice after proposing = %q", got)
+	}
+	if got, _ := n.SPI.Registration(bg, auth.BankProcess(), reg.ID); got.Status != spi.StatusPendingActivation {
+		t.Fatalf("the registration is %s before a second operator confirmed", got.Status)
+	}
+	screenshot(t, ctx, "62-console-proposal")
+	submit(t, ctx, `form[action="/console/logout"] button`)
+
+	logIn(checker)
+	navigate(t, ctx, n.URL+"/console/proposals")
+	if st := submit(t, ctx, `#proposal-table button[aria-label^="Confirm spi.activate"]`); st != http.StatusOK {
+		t.Fatalf("confirming answered %d", st)
+	}
+	if got := text(t, ctx, ".notice"); !strings.Contains(got, "Confirmed") {
+		t.Errorf("notice after confirming = %q\n%s", got, text(t, ctx, "main"))
+	}
+	got, err := n.SPI.Registration(bg, auth.BankProcess(), reg.ID)
+	if err != nil || got.Status != spi.StatusActive || got.TimeoutMS != 900 {
+		t.Fatalf("after confirmation: %+v %v", got, err)
+	}
+
+	navigate(t, ctx, n.URL+"/console/audit?action=spi.*")
+	screenshot(t, ctx, "63-console-audit")
+	proposedBy := eval[string](t, ctx, `(document.querySelector('#audit-table tr[data-action="spi.activate.propose"]') || {dataset: {}}).dataset.actor || ""`)
+	confirmedBy := eval[string](t, ctx, `(document.querySelector('#audit-table tr[data-action="spi.activate"]') || {dataset: {}}).dataset.actor || ""`)
+	confirms := eval[string](t, ctx, `(document.querySelector('#audit-table tr[data-action="spi.activate"]') || {dataset: {}}).dataset.confirms || ""`)
+	if proposedBy != "operator:"+maker.ID || confirmedBy != "operator:"+checker.ID || !strings.HasPrefix(confirms, "prop_") {
+		t.Errorf("the audit page shows proposed by %q, confirmed by %q (confirms %q)", proposedBy, confirmedBy, confirms)
+	}
+	navigate(t, ctx, n.URL+"/console/audit?verify=1")
+	if got := text(t, ctx, "#audit-verdict"); !strings.HasPrefix(got, "The chain verifies") {
+		t.Errorf("the chain's check = %q", got)
 	}
 }

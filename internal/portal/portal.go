@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/datashare"
@@ -80,6 +81,8 @@ type Deps struct {
 	// FourEyes holds back the console's decisions that need a second
 	// operator, as it holds back the bank API's; nil holds back none.
 	FourEyes *foureyes.Service
+	// Audit is the bank's audit trail, shown on the console's audit page.
+	Audit *audit.Trail
 	// SSO signs operators in at the bank's identity provider (console
 	// single sign-on); nil offers only passwords and the admin token.
 	SSO *sso.Login
@@ -225,6 +228,8 @@ func (p *Portal) Register(srv *httpapi.Server) {
 	con("POST /console/account/tokens/{id}/revoke", auth.RoleViewer, p.consoleRevokeToken)
 	con("GET /console/proposals", auth.RoleViewer, p.consoleProposals)
 	con("POST /console/proposals/{id}/{decision}", auth.RoleViewer, p.consoleDecideProposal)
+	con("GET /console/audit", auth.RoleViewer, p.consoleAudit)
+	con("GET /console/audit/export", auth.RoleViewer, p.consoleAuditExport)
 	con("GET /console/operators", auth.RoleAdmin, p.consoleOperators)
 	con("POST /console/operators", auth.RoleAdmin, p.consoleCreateOperator)
 	con("POST /console/operators/{id}", auth.RoleAdmin, p.consoleChangeOperator)
@@ -329,6 +334,7 @@ var descriptions = map[string]string{
 	"console_account":   "Your operator account: second factor, password and personal API tokens.",
 	"console_operators": "The bank's operators, their roles and status.",
 	"console_proposals": "Decisions waiting for a second operator: confirm or reject them.",
+	"console_audit":     "The audit trail: every bank-side change, who made it and who confirmed it, with the chain's check.",
 	"console_sso":       "Signed in to the bank console with the bank's identity provider.",
 }
 

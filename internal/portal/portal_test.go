@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"filippo.io/age"
 	"github.com/chromedp/chromedp"
 
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
 	"github.com/causewayhq/causeway/internal/spi"
@@ -603,6 +605,22 @@ func TestBankApprovesAppsAndActivatesSPIsInTheConsole(t *testing.T) {
 	}
 	if got := text(t, ctx, ".error"); got == "" {
 		t.Error("no error shown for a zero burst")
+	}
+	// The console's decisions are its operator's in the audit trail, with
+	// the request they came with; the refused limits left nothing.
+	trail, err := n.Audit.List(bg, auth.BankProcess(), audit.Filter{TargetID: app.ID, Operator: auth.AdminTokenOperator}, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range trail.Data {
+		actions = append(actions, e.Action)
+		if e.RequestID == "" || e.ClientAddr != "127.0.0.1" {
+			t.Errorf("the console's %s came from request %q at %q", e.Action, e.RequestID, e.ClientAddr)
+		}
+	}
+	if !slices.Equal(actions, []string{"app.limits.set", "app.approve"}) {
+		t.Errorf("the console's decisions in the audit trail: %v", actions)
 	}
 
 	navigate(t, ctx, n.URL+"/console/spi?status=pending_activation")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -104,7 +105,12 @@ func (s *Service) DefinePoint(ctx context.Context, n NewPoint) (*Point, error) {
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			p.Name, p.Description, string(p.RequestSchema), string(p.ResponseSchema),
 			p.DefaultTimeoutMS, p.MaxTimeoutMS, string(p.StandIn), string(p.Example), string(combine), store.Micros(s.timestamp()))
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "extension_point.define", TargetType: "extension_point", TargetID: p.Name,
+			After: map[string]any{"default_timeout_ms": p.DefaultTimeoutMS, "max_timeout_ms": p.MaxTimeoutMS,
+				"combine": p.Combine, "stand_in": p.StandIn}})
 	})
 	if store.IsUniqueViolation(err) {
 		return nil, causeway.Errorf(causeway.ECONFLICT, "point_exists", "the extension point %s already exists", n.Name)

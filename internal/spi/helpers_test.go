@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/httpapi"
@@ -38,6 +39,10 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func newService(t testing.TB, db *store.DB, adjust ...func(*spi.Options)) *spi.Service {
 	t.Helper()
 	if err := spi.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	// The bank's decisions on registrations append to the audit trail.
+	if err := audit.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))

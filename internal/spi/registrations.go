@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/page"
@@ -259,7 +260,7 @@ func (s *Service) Registrations(ctx context.Context, caller auth.Caller, f Regis
 // of a registration already deleted, find nothing. Errors: ENOTFOUND
 // registration_not_found (also for another app's registration).
 func (s *Service) DeleteRegistration(ctx context.Context, caller auth.Caller, id string) error {
-	if _, err := s.transition(ctx, caller, id, StatusDeleted, nil, func(*Registration) error { return nil }); err != nil {
+	if _, err := s.transition(ctx, caller, "", id, StatusDeleted, nil, func(*Registration) error { return nil }); err != nil {
 		return err
 	}
 	s.breakers.forget(id)
@@ -281,7 +282,7 @@ func (s *Service) Activate(ctx context.Context, caller auth.Caller, id string, a
 	if err := caller.RequireBank(); err != nil {
 		return nil, err
 	}
-	r, err := s.transition(ctx, caller, id, StatusActive, &a, func(r *Registration) error {
+	r, err := s.transition(ctx, caller, "spi.activate", id, StatusActive, &a, func(r *Registration) error {
 		switch r.Status {
 		case StatusActive:
 			return causeway.Errorf(causeway.ECONFLICT, "registration_already_active",
@@ -309,7 +310,7 @@ func (s *Service) Configure(ctx context.Context, caller auth.Caller, id string, 
 	if err := caller.RequireBank(); err != nil {
 		return nil, err
 	}
-	r, err := s.transition(ctx, caller, id, "", &a, func(r *Registration) error {
+	r, err := s.transition(ctx, caller, "spi.configure", id, "", &a, func(r *Registration) error {
 		if r.Status == StatusDeleted {
 			return errDeleted(id)
 		}
@@ -333,7 +334,7 @@ func (s *Service) Deactivate(ctx context.Context, caller auth.Caller, id string)
 	if err := caller.RequireBank(); err != nil {
 		return nil, err
 	}
-	r, err := s.transition(ctx, caller, id, StatusInactive, nil, func(r *Registration) error {
+	r, err := s.transition(ctx, caller, "spi.deactivate", id, StatusInactive, nil, func(r *Registration) error {
 		switch r.Status {
 		case StatusDeleted:
 			return errDeleted(id)
@@ -361,8 +362,10 @@ func errDeleted(id string) error {
 // others read the registration again and get allowed's verdict on what
 // the winner left (a change that keeps the status only needs the
 // registration not to be deleted). It returns the registration as
-// written.
-func (s *Service) transition(ctx context.Context, caller auth.Caller, id, to string, a *Activation, allowed func(*Registration) error) (*Registration, error) {
+// written. A bank's transition (action set) appends an entry to the
+// audit trail, with the settings before and after; an app's own deletion
+// is not the bank's and has none.
+func (s *Service) transition(ctx context.Context, caller auth.Caller, action, id, to string, a *Activation, allowed func(*Registration) error) (*Registration, error) {
 	r, err := getRegistration(ctx, s.db, caller, id)
 	if err != nil {
 		return nil, err
@@ -385,6 +388,21 @@ func (s *Service) transition(ctx context.Context, caller auth.Caller, id, to str
 	var out *Registration
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		for range 5 {
+			if action != "" {
+				// Lock the row and read it again, so that the audit entry's
+				// before is what this change replaced, even when another
+				// one committed since the read above.
+				if _, err := tx.ExecContext(ctx, `UPDATE spi_registrations SET updated_at = updated_at WHERE id = $1`, id); err != nil {
+					return err
+				}
+				var err error
+				if r, err = getRegistration(ctx, tx, caller, id); err != nil {
+					return err
+				}
+				if err := allowed(r); err != nil {
+					return err
+				}
+			}
 			// A transition names the status it leaves; a change of
 			// settings only needs the registration not to be deleted.
 			cond, from := `status = $7`, r.Status
@@ -398,8 +416,11 @@ func (s *Service) transition(ctx context.Context, caller auth.Caller, id, to str
 				return err
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
-				out, err = getRegistration(ctx, tx, auth.BankProcess(), id)
-				return err
+				if out, err = getRegistration(ctx, tx, auth.BankProcess(), id); err != nil || action == "" {
+					return err
+				}
+				return audit.Record(ctx, tx, audit.Change{Action: action, TargetType: "spi_registration", TargetID: id,
+					Before: r.summary(), After: out.summary(), By: caller})
 			}
 			// Another transition came first: judge what it left.
 			if r, err = getRegistration(ctx, tx, caller, id); err != nil {
@@ -415,6 +436,13 @@ func (s *Service) transition(ctx context.Context, caller auth.Caller, id, to str
 		return nil, err
 	}
 	return out, nil
+}
+
+// summary is what the bank decides of a registration, for the audit
+// trail: its status and settings.
+func (r *Registration) summary() map[string]any {
+	return map[string]any{"status": r.Status, "timeout_ms": r.TimeoutMS, "on_failure": r.OnFailure, "priority": r.Priority,
+		"scope": r.Scope, "extension_point": r.ExtensionPoint, "app_id": r.AppID}
 }
 
 // settings validates a's settings for a registration at point and returns

@@ -94,9 +94,17 @@ func Lint(doc []byte) []string {
 			}
 			for _, req := range security {
 				r, _ := req.(map[string]any)
-				for scheme := range r {
+				for scheme, listed := range r {
 					if schemes[scheme] == nil {
 						add("%s: security scheme %q is not declared", at, scheme)
+						continue
+					}
+					// Spectral's oas3-operation-security-defined: what a
+					// requirement lists must be scopes of the scheme's flows.
+					for _, scope := range asStrings(listed) {
+						if !definesScope(schemes[scheme], scope) {
+							add("%s: %q is not a scope of the security scheme %q", at, scope, scheme)
+						}
 					}
 				}
 			}
@@ -155,4 +163,30 @@ func walk(node any, ptr string, fn func(ptr string, node map[string]any)) {
 			walk(v, fmt.Sprintf("%s/%d", ptr, i), fn)
 		}
 	}
+}
+
+func asStrings(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// definesScope reports whether one of scheme's OAuth2 flows has scope.
+func definesScope(scheme any, scope string) bool {
+	s, _ := scheme.(map[string]any)
+	flows, _ := s["flows"].(map[string]any)
+	for _, flow := range flows {
+		f, _ := flow.(map[string]any)
+		if scopes, _ := f["scopes"].(map[string]any); scopes != nil {
+			if _, ok := scopes[scope]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }

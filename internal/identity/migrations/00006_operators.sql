@@ -7,6 +7,10 @@
 -- remembers the generation it began in and ends when it moves.
 CREATE TABLE identity_operators (
     id            TEXT PRIMARY KEY,
+    -- bank_id is the bank the operator works for: one today
+    -- (auth.HomeBank); a platform serving several banks keeps each bank's
+    -- operators, approvals and audit apart by it.
+    bank_id       TEXT NOT NULL DEFAULT 'bank',
     email         TEXT NOT NULL,
     email_key     TEXT NOT NULL UNIQUE,
     display_name  TEXT NOT NULL,
