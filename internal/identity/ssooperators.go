@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/store"
@@ -47,7 +48,9 @@ type ssoIdentity struct {
 //     linked, with the roles.
 //
 // The roles are the provider's: a change moves the operator's generation,
-// so their other console sessions end. Two first sign-ins at once make
+// so their other console sessions end. A creation, a link and a change
+// are audit entries (operator.sso_create, .sso_link, .sso_change); a
+// sign-in that changes nothing is none. Two first sign-ins at once make
 // one operator. A successful sign-in gives the caller's address back the
 // attempt ThrottleSSOStart took. Errors: EUNAUTHORIZED operator_disabled;
 // ECONFLICT sso_email_taken (the email's operator is linked to another
@@ -113,13 +116,17 @@ func (s *Service) signInWithSSO(ctx context.Context, in ssoIdentity) (op *Operat
 		}
 		op, how = s.newSSOOperator(in), "created"
 		_, err = tx.ExecContext(ctx, `INSERT INTO identity_operators
-			(id, email, email_key, display_name, roles, status, generation, sso_issuer, sso_subject, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $9)`,
-			op.ID, op.Email, in.emailKey, op.Name, op.Roles.String(), OperatorActive, in.issuer, in.subject, store.Micros(op.CreatedAt))
+			(id, bank_id, email, email_key, display_name, roles, status, generation, sso_issuer, sso_subject, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10)`,
+			op.ID, op.BankID, op.Email, in.emailKey, op.Name, op.Roles.String(), OperatorActive, in.issuer, in.subject, store.Micros(op.CreatedAt))
 		if store.IsUniqueViolation(err) {
 			return errSSORace
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "operator.sso_create", TargetType: "operator", TargetID: op.ID,
+			After: op.summary(), By: auth.OperatorCaller(op.ID)})
 	})
 	if err != nil {
 		return nil, "", err
@@ -133,7 +140,8 @@ func (s *Service) newSSOOperator(in ssoIdentity) *Operator {
 	if name == "" {
 		name = in.email
 	}
-	return &Operator{ID: ids.New("op"), Email: in.email, Name: name, Roles: in.roles, Status: OperatorActive,
+	// The provider signs in the staff of the one bank the platform serves.
+	return &Operator{ID: ids.New("op"), BankID: auth.HomeBank, Email: in.email, Name: name, Roles: in.roles, Status: OperatorActive,
 		SSO: true, CreatedAt: now, UpdatedAt: now, Generation: 1}
 }
 
@@ -173,6 +181,19 @@ func (s *Service) refreshSSOOperator(ctx context.Context, tx *sql.Tx, o *Operato
 // when the provider verified the email, for otherwise whoever can set an
 // email at the provider would take over the account that has it.
 func (s *Service) linkSSOOperator(ctx context.Context, tx *sql.Tx, o *Operator, in ssoIdentity) error {
+	if o.SSO {
+		// Linked to this very person between the look-up by subject and
+		// the one by email (another sign-in of theirs committed): read
+		// again, and find them by subject.
+		var mine int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM identity_operators WHERE id = $1 AND sso_issuer = $2 AND sso_subject = $3`,
+			o.ID, in.issuer, in.subject).Scan(&mine); err != nil {
+			return err
+		}
+		if mine > 0 {
+			return errSSORace
+		}
+	}
 	switch {
 	case o.SSO:
 		return causeway.Errorf(causeway.ECONFLICT, "sso_email_taken",
@@ -190,9 +211,10 @@ func (s *Service) linkSSOOperator(ctx context.Context, tx *sql.Tx, o *Operator, 
 // and, with link, links it to the provider's identity. It is a
 // compare-and-set on the generation read (and, linking, on there being no
 // link yet), and moves the generation when the roles change. A lost race
-// is errSSORace.
+// is errSSORace. The audit trail names the operator who signed in as the
+// actor of what their provider changed.
 func (s *Service) writeSSOOperator(ctx context.Context, tx *sql.Tx, o *Operator, email string, in ssoIdentity, link bool) error {
-	generation := o.Generation
+	before, generation := o.summary(), o.Generation
 	if in.roles.String() != o.Roles.String() {
 		o.Generation++
 	}
@@ -218,7 +240,12 @@ func (s *Service) writeSSOOperator(ctx context.Context, tx *sql.Tx, o *Operator,
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return errOrRace(err)
 	}
-	return nil
+	action := "operator.sso_change"
+	if link {
+		action = "operator.sso_link"
+	}
+	return audit.Record(ctx, tx, audit.Change{Action: action, TargetType: "operator", TargetID: o.ID,
+		Before: before, After: o.summary(), By: auth.OperatorCaller(o.ID)})
 }
 
 func errOrRace(err error) error {

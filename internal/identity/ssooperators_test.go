@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/causewayhq/causeway"
@@ -16,6 +17,19 @@ const testProvider = "https://login.bank.example/realms/staff"
 // ssoSignIn signs in subject of the test provider with a verified email.
 func (e *env) ssoSignIn(subject, email, name string, roles ...auth.Role) (*Operator, error) {
 	return e.svc.SignInWithSSO(context.Background(), testProvider, subject, email, true, name, roles)
+}
+
+// actionsOn lists the actions of the audit trail on target, oldest first,
+// each with its actor.
+func actionsOn(t *testing.T, db *store.DB, target string) []string {
+	t.Helper()
+	var out []string
+	for _, e := range trailOf(t, db) {
+		if e.TargetID == target {
+			out = append(out, e.Action+" by "+e.Actor)
+		}
+	}
+	return out
 }
 
 // wantSSOError fails t unless err is a causeway error of kind and code.
@@ -81,6 +95,20 @@ func TestFirstSSOSignInCreatesAnOperatorWhoseRolesFollowTheProvider(t *testing.T
 		if err != nil || other.ID == first.ID || other.Name != "ada2@bank.example" {
 			t.Errorf("the same subject at another issuer = %+v, %v; want a new operator named by their email", other, err)
 		}
+
+		// The creation and the two changes are in the trail; the sign-in
+		// that changed nothing is not.
+		by := " by operator:" + first.ID
+		want := []string{"operator.sso_create" + by, "operator.sso_change" + by, "operator.sso_change" + by}
+		if got := actionsOn(t, db, first.ID); strings.Join(got, "; ") != strings.Join(want, "; ") {
+			t.Errorf("the audit trail on the operator = %q, want %q", got, want)
+		}
+		if _, err := e.ssoSignIn("ada-sub", "ada.lovelace@bank.example", "Ada King", auth.RoleViewer); err != nil {
+			t.Fatal(err)
+		}
+		if got := actionsOn(t, db, first.ID); len(got) != len(want) {
+			t.Errorf("a sign-in that changed nothing was audited: %q", got)
+		}
 	})
 }
 
@@ -117,6 +145,9 @@ func TestSSOSignInLinksAnOperatorByVerifiedEmailOnly(t *testing.T) {
 		if err := db.QueryRowContext(ctx, `SELECT sso_issuer, sso_subject FROM identity_operators WHERE id = $1`, bob.ID).Scan(&issuer, &subject); err != nil ||
 			issuer != testProvider || subject != "bob-sub" {
 			t.Errorf("the link = %q %q (%v)", issuer, subject, err)
+		}
+		if got := actionsOn(t, db, bob.ID); len(got) != 2 || got[1] != "operator.sso_link by operator:"+bob.ID {
+			t.Errorf("the audit trail on the linked operator = %q, want its creation, then operator.sso_link by them", got)
 		}
 		// Their password still logs in: linking takes nothing away.
 		if _, err := e.svc.OperatorLogIn(ctx, "bob@bank.example", operatorPassword, ""); err != nil {
@@ -195,6 +226,9 @@ func TestFirstSSOSignInsAtOnceMakeOneOperator(t *testing.T) {
 		var n int
 		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM identity_operators WHERE email_key = 'fay@bank.example'`).Scan(&n); err != nil || n != 1 {
 			t.Errorf("%d operators after the race (%v), want 1", n, err)
+		}
+		if got := actionsOn(t, db, got[0].ID); len(got) != 1 || !strings.HasPrefix(got[0], "operator.sso_create") {
+			t.Errorf("the audit trail after the race = %q, want one creation", got)
 		}
 
 		gus := e.createOperator("gus@bank.example", auth.RoleViewer)
