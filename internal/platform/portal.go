@@ -24,6 +24,7 @@ func (p *Platform) startPortal(ctx context.Context) error {
 		Datashare:   p.Datashare,
 		FourEyes:    p.FourEyes,
 		Audit:       p.Audit,
+		SSO:         p.SSO, // nil without --oidc-issuer
 		StreamSlots: p.StreamSlots,
 		AdminToken:  p.adminToken, // the console's password
 		DB:          p.DB,         // the sessions, shared by every node

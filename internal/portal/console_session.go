@@ -23,6 +23,9 @@ type consoleSession struct {
 	Operator *auth.Operator
 	// Enrolled reports whether a named operator has a second factor.
 	Enrolled bool
+	// SSO reports whether the session began at the bank's identity
+	// provider, whose sign-in is the operator's second factor.
+	SSO bool
 }
 
 // Caller is who acts through the console.
@@ -68,15 +71,17 @@ func (p *Portal) consoleFrom(r *http.Request) *consoleSession {
 		}
 		return nil
 	}
-	s.Operator, s.Enrolled = op.Caller(), op.TOTP
+	s.Operator, s.Enrolled, s.SSO = op.Caller(), op.TOTP, ss.sso
 	return s
 }
 
 // console serves a bank console page to an operator who holds role. A
 // POST's CSRF token is checked before anything else; without a session
 // the page sends to the login page, and without the role it is 403. In
-// production mode a named operator without a second factor reaches only
-// their account page, where they enroll one.
+// production mode a named operator who logged in with a password and has
+// no second factor reaches only their account page, where they enroll
+// one; a session begun at the bank's identity provider passed the
+// provider's.
 func (p *Portal) console(role auth.Role, h consoleHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
@@ -91,7 +96,7 @@ func (p *Portal) console(role auth.Role, h consoleHandler) http.Handler {
 			redirect(w, r, "/console/login")
 			return
 		}
-		if s.Named() && !s.Enrolled && p.d.Identity.Mode() == identity.ModeProduction && !strings.HasPrefix(r.URL.Path, "/console/account") &&
+		if s.Named() && !s.Enrolled && !s.SSO && p.d.Identity.Mode() == identity.ModeProduction && !strings.HasPrefix(r.URL.Path, "/console/account") &&
 			r.URL.Path != "/console/logout" {
 			redirect(w, r, "/console/account?done=enroll-first")
 			return
@@ -135,6 +140,8 @@ type consoleLoginData struct {
 	NeedCode bool
 	// AdminOpen shows the admin token form open: it was the one sent.
 	AdminOpen bool
+	// SSO offers the sign-in at the bank's identity provider.
+	SSO bool
 }
 
 func (p *Portal) consoleLoginForm(w http.ResponseWriter, r *http.Request) error {
@@ -142,9 +149,16 @@ func (p *Portal) consoleLoginForm(w http.ResponseWriter, r *http.Request) error 
 		redirect(w, r, "/console")
 		return nil
 	}
-	v := &view{Title: "Log in", Console: true, CSRF: p.preSession(w, r), Notice: notice(r), D: consoleLoginData{}}
-	p.render(w, r, http.StatusOK, "console_login", v)
+	p.consoleLoginPage(w, r, http.StatusOK, nil, consoleLoginData{})
 	return nil
+}
+
+// consoleLoginPage renders the login page with status and, after a
+// failed try, its message and what the form shows back.
+func (p *Portal) consoleLoginPage(w http.ResponseWriter, r *http.Request, status int, failed *formErr, d consoleLoginData) {
+	d.SSO = p.d.SSO != nil
+	v := &view{Title: "Log in", Console: true, CSRF: p.preSession(w, r), Notice: notice(r), Error: failed, D: d}
+	p.render(w, r, status, "console_login", v)
 }
 
 // consoleLogin logs in a named operator (email, password and, once
@@ -170,8 +184,7 @@ func (p *Portal) consoleLogin(w http.ResponseWriter, r *http.Request) error {
 			msg = formMessage(httpapi.ProblemFor(err).Detail)
 		}
 		p.logger(r).Warn("portal: console login refused", "remote", r.RemoteAddr, "code", causeway.ErrorCode(err))
-		v := &view{Title: "Log in", Console: true, CSRF: p.preSession(w, r), Error: msg, D: d}
-		p.render(w, r, httpapi.ProblemFor(err).Status, "console_login", v)
+		p.consoleLoginPage(w, r, httpapi.ProblemFor(err).Status, msg, d)
 		return nil
 	}
 	if err := p.startConsole(w, r, owner{operatorID: op.ID, generation: op.Generation}); err != nil {
@@ -186,9 +199,7 @@ func (p *Portal) adminLogin(w http.ResponseWriter, r *http.Request, token string
 	fingerprint, ok := p.adminTokenMatches(token)
 	if !ok {
 		p.logger(r).Warn("portal: console login refused", "remote", r.RemoteAddr)
-		v := &view{Title: "Log in", Console: true, CSRF: p.preSession(w, r), Error: formMessage("That is not the bank's admin token.", "token"),
-			D: consoleLoginData{AdminOpen: true}}
-		p.render(w, r, http.StatusUnauthorized, "console_login", v)
+		p.consoleLoginPage(w, r, http.StatusUnauthorized, formMessage("That is not the bank's admin token.", "token"), consoleLoginData{AdminOpen: true})
 		return nil
 	}
 	if err := p.startConsole(w, r, owner{adminToken: fingerprint}); err != nil {

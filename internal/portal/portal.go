@@ -47,6 +47,7 @@ import (
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/spi"
+	"github.com/causewayhq/causeway/internal/sso"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/textrule"
 	"github.com/causewayhq/causeway/internal/throttle"
@@ -82,6 +83,9 @@ type Deps struct {
 	FourEyes *foureyes.Service
 	// Audit is the bank's audit trail, shown on the console's audit page.
 	Audit *audit.Trail
+	// SSO signs operators in at the bank's identity provider (console
+	// single sign-on); nil offers only passwords and the admin token.
+	SSO *sso.Login
 	// StreamSlots count the open event streams of every node, for the
 	// health page; nil shows them as unknown.
 	StreamSlots *throttle.Streams
@@ -191,6 +195,10 @@ func (p *Portal) Register(srv *httpapi.Server) {
 
 	anon("GET /console/login", p.consoleLoginForm)
 	anon("POST /console/login", p.consoleLogin)
+	if p.d.SSO != nil {
+		anon("GET /console/sso/start", p.ssoStart)
+		anon("GET "+sso.CallbackPath, p.ssoCallback)
+	}
 	con := func(pattern string, role auth.Role, h consoleHandler) {
 		srv.Handle(pattern, p.secure(p.console(role, h)))
 	}
@@ -327,6 +335,7 @@ var descriptions = map[string]string{
 	"console_operators": "The bank's operators, their roles and status.",
 	"console_proposals": "Decisions waiting for a second operator: confirm or reject them.",
 	"console_audit":     "The audit trail: every bank-side change, who made it and who confirmed it, with the chain's check.",
+	"console_sso":       "Signed in to the bank console with the bank's identity provider.",
 }
 
 // fail renders err as an error page: its status comes from the one
@@ -392,7 +401,7 @@ func checkText(r *http.Request) error {
 	if err := textrule.Check("path", r.URL.Path, textrule.SingleLine); err != nil {
 		return err
 	}
-	if err := textrule.Values("query", r.URL.Query(), nil); err != nil {
+	if err := textrule.Values("query", r.URL.Query(), queryLines(r)); err != nil {
 		return err
 	}
 	if r.Method != http.MethodPost {
@@ -403,6 +412,21 @@ func checkText(r *http.Request) error {
 	return textrule.Values("form", r.PostForm, func(name string) textrule.Lines {
 		return textrule.Lines(textareas[name])
 	})
+}
+
+// queryLines says which query parameters of r may span lines: only the
+// error description the bank's identity provider may send to the single
+// sign-on callback (RFC 6749 4.1.2.1; package sso checks it further).
+func queryLines(r *http.Request) func(name string) textrule.Lines {
+	if r.URL.Path != sso.CallbackPath {
+		return nil
+	}
+	return func(name string) textrule.Lines {
+		if name == "error_description" {
+			return textrule.MultiLine
+		}
+		return textrule.SingleLine
+	}
 }
 
 // textareas are the names of the form fields the templates render as

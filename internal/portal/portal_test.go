@@ -74,6 +74,7 @@ func TestPortal(t *testing.T) {
 		{"BrowserPageStreamsEventsWithATicket", testBrowserPageStreamsEventsWithATicket},
 		{"BrowserReconnectsAfterAnExpiredLastEventID", testBrowserReconnectsAfterAnExpiredLastEventID},
 		{"AdminAddsAnOperatorWhoSetsUpTOTPInTheBrowser", testAdminAddsAnOperatorWhoSetsUpTOTPInTheBrowser},
+		{"ConsoleOffersNoSingleSignOnWithoutAProvider", testConsoleOffersNoSingleSignOnWithoutAProvider},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, n) })
 	}

@@ -54,7 +54,7 @@ func randomToken() string {
 func (p *Portal) cookie(r *http.Request, name, value, path string, expires time.Time, site http.SameSite) *http.Cookie {
 	c := &http.Cookie{
 		Name: name, Value: value, Path: path, HttpOnly: true, SameSite: site,
-		Secure: p.d.Secure || r.TLS != nil,
+		Secure: p.secureCookies(r),
 	}
 	if expires.IsZero() {
 		c.MaxAge = -1
@@ -64,6 +64,10 @@ func (p *Portal) cookie(r *http.Request, name, value, path string, expires time.
 	}
 	return c
 }
+
+// secureCookies reports whether r's answer sets Secure cookies: behind a
+// TLS-terminating proxy (Deps.Secure) or over TLS.
+func (p *Portal) secureCookies(r *http.Request) bool { return p.d.Secure || r.TLS != nil }
 
 // preSession returns the CSRF token of the forms posted without a session,
 // setting the cookie it is bound to if the browser has none yet.

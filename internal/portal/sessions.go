@@ -65,6 +65,9 @@ type owner struct {
 	operatorID string
 	// generation is the operator's generation at login.
 	generation int64
+	// sso marks an operator's session begun at the bank's identity
+	// provider, which asked for the second factor.
+	sso bool
 }
 
 // session is a live session of the sessions table.
@@ -106,9 +109,9 @@ func (s *sessions) start(ctx context.Context, kind string, o owner) (id string, 
 	expires = now.Add(s.policies[kind].Lifetime)
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO portal_sessions
-			(id_hash, kind, developer_id, admin_token, operator_id, operator_generation, created_at, last_seen_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`,
-			sessionHash(id), kind, o.developerID, o.adminToken, o.operatorID, o.generation, store.Micros(now), store.Micros(expires))
+			(id_hash, kind, developer_id, admin_token, operator_id, operator_generation, via_sso, created_at, last_seen_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)`,
+			sessionHash(id), kind, o.developerID, o.adminToken, o.operatorID, o.generation, o.sso, store.Micros(now), store.Micros(expires))
 		return err
 	})
 	return id, expires, err
@@ -126,8 +129,8 @@ func (s *sessions) find(ctx context.Context, kind, id string) (*session, error) 
 	hash := sessionHash(id)
 	var ss session
 	var seen, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT kind, developer_id, admin_token, operator_id, operator_generation, last_seen_at, expires_at
-		FROM portal_sessions WHERE id_hash = $1`, hash).Scan(&ss.kind, &ss.developerID, &ss.adminToken, &ss.operatorID, &ss.generation, &seen, &expires)
+	err := s.db.QueryRowContext(ctx, `SELECT kind, developer_id, admin_token, operator_id, operator_generation, via_sso, last_seen_at, expires_at
+		FROM portal_sessions WHERE id_hash = $1`, hash).Scan(&ss.kind, &ss.developerID, &ss.adminToken, &ss.operatorID, &ss.generation, &ss.sso, &seen, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

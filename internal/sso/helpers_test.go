@@ -16,6 +16,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/sso/ssotest"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/testkit"
 )
@@ -28,7 +29,7 @@ import (
 type env struct {
 	t       *testing.T
 	db      *store.DB
-	idp     *testIdP
+	idp     *ssotest.Provider
 	login   *Login
 	console *httptest.Server
 	clock   *testkit.Clock
@@ -73,14 +74,14 @@ func newEnv(t *testing.T, db *store.DB, edit func(*Config)) *env {
 	e.console = httptest.NewServer(mux)
 	t.Cleanup(e.console.Close)
 
-	e.idp = newIdP(t, e.console.URL+CallbackPath)
-	e.idp.addUser("ada", idpUser{Email: "ada@bank.example", Name: "Ada Lovelace", Groups: []string{"bank-risk", "viewer", "staff", "viewer"}})
-	e.idp.addUser("bob", idpUser{Email: "bob@bank.example", Name: "Bob"})
-	e.idp.addUser("carol", idpUser{Email: "carol@bank.example", Name: "Carol", Groups: []string{"bank-data"}, GroupsAtUserinfoOnly: true})
-	e.idp.addUser("dave", idpUser{Email: "dave@bank.example", Name: "Dave", Groups: []string{"marketing", "staff"}})
-	e.idp.addUser("erin", idpUser{Email: "erin@bank.example", Name: "Erin", Groups: "admin"})
-	e.idp.addUser("frank", idpUser{Email: "frank@bank.example", Name: "Frank", Groups: map[string]any{"risk": true}})
-	e.idp.signInAs("ada")
+	e.idp = ssotest.New(t, e.console.URL+CallbackPath)
+	e.idp.AddUser("ada", ssotest.User{Email: "ada@bank.example", Name: "Ada Lovelace", Groups: []string{"bank-risk", "viewer", "staff", "viewer"}})
+	e.idp.AddUser("bob", ssotest.User{Email: "bob@bank.example", Name: "Bob"})
+	e.idp.AddUser("carol", ssotest.User{Email: "carol@bank.example", Name: "Carol", Groups: []string{"bank-data"}, GroupsAtUserinfoOnly: true})
+	e.idp.AddUser("dave", ssotest.User{Email: "dave@bank.example", Name: "Dave", Groups: []string{"marketing", "staff"}})
+	e.idp.AddUser("erin", ssotest.User{Email: "erin@bank.example", Name: "Erin", Groups: "admin"})
+	e.idp.AddUser("frank", ssotest.User{Email: "frank@bank.example", Name: "Frank", Groups: map[string]any{"risk": true}})
+	e.idp.SignInAs("ada")
 
 	cfg := Config{
 		Issuer: e.idp.URL, ClientID: e.idp.ClientID, ClientSecret: e.idp.Secret,

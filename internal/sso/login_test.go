@@ -48,7 +48,7 @@ func TestLoginMapsProviderGroupsToRoles(t *testing.T) {
 				t.Errorf("the stored login holds %q in the clear", secret)
 			}
 		}
-		challenges, scopes, _ := e.idp.seen()
+		challenges, scopes, _ := e.idp.Seen()
 		if len(challenges) != 1 || challenges[0].Method != "S256" || challenges[0].Challenge != oauth2.S256ChallengeFromVerifier(verifierFor(key)) {
 			t.Errorf("the provider saw challenges %+v, want one S256 of the login's verifier", challenges)
 		}
@@ -62,7 +62,7 @@ func TestLoginMapsProviderGroupsToRoles(t *testing.T) {
 		if r.Identity == nil || !equalIdentity(*r.Identity, want) {
 			t.Errorf("ada (groups bank-risk, viewer, staff): %v, want %+v", r, want)
 		}
-		if _, _, calls := e.idp.seen(); calls != 0 {
+		if _, _, calls := e.idp.Seen(); calls != 0 {
 			t.Errorf("the userinfo endpoint was called %d times although the ID token had every claim", calls)
 		}
 		var left int
@@ -72,13 +72,13 @@ func TestLoginMapsProviderGroupsToRoles(t *testing.T) {
 
 		// A single string, and a claim only the userinfo endpoint sends.
 		for who, roles := range map[string]auth.Roles{"erin": {auth.RoleAdmin}, "carol": {auth.RoleDataSteward}} {
-			e.idp.signInAs(who)
+			e.idp.SignInAs(who)
 			r := e.browser().signIn()
 			if r.Identity == nil || r.Identity.Subject != who || !slices.Equal(r.Identity.Roles, roles) {
 				t.Errorf("%s: %v, want roles %q", who, r, roles)
 			}
 		}
-		if _, _, calls := e.idp.seen(); calls != 1 {
+		if _, _, calls := e.idp.Seen(); calls != 1 {
 			t.Errorf("the userinfo endpoint was called %d times, want once (for carol)", calls)
 		}
 	})
@@ -173,7 +173,7 @@ func TestLoginExpiresAfterStateTTL(t *testing.T) {
 // never a server error.
 func TestProviderRefusalsAndMissingRolesAreClearErrors(t *testing.T) {
 	e := newEnv(t, storetest.OpenSQLite(t), nil)
-	e.idp.signInAs("")
+	e.idp.SignInAs("")
 	r := e.browser().signIn()
 	wantCode(t, "access_denied", r.Kind, r.Code, causeway.EFORBIDDEN, "sso_access_denied")
 	if !strings.Contains(r.Message, "the user declined") {
@@ -186,7 +186,7 @@ func TestProviderRefusalsAndMissingRolesAreClearErrors(t *testing.T) {
 		{"dave", "no_role", `"marketing"`},
 		{"frank", "role_claim_invalid", "neither a string nor an array of strings"},
 	} {
-		e.idp.signInAs(c.who)
+		e.idp.SignInAs(c.who)
 		r := e.browser().signIn()
 		wantCode(t, c.who, r.Kind, r.Code, causeway.EFORBIDDEN, c.code)
 		if !strings.Contains(r.Message, c.says) {
@@ -210,7 +210,7 @@ func TestTamperedIDTokensAreRefused(t *testing.T) {
 	set := func(name string, v any) func(map[string]any) *ecdsa.PrivateKey {
 		return func(c map[string]any) *ecdsa.PrivateKey { c[name] = v; return nil }
 	}
-	e.idp.setTamper(func(map[string]any) *ecdsa.PrivateKey { return nil })
+	e.idp.SetTamper(func(map[string]any) *ecdsa.PrivateKey { return nil })
 	if r := e.browser().signIn(); r.Identity == nil {
 		t.Fatalf("a token re-signed unchanged was refused: %v", r)
 	}
@@ -228,11 +228,11 @@ func TestTamperedIDTokensAreRefused(t *testing.T) {
 		"no subject":  set("sub", ""),
 		"foreign key": func(map[string]any) *ecdsa.PrivateKey { return stranger },
 	} {
-		e.idp.setTamper(tamper)
+		e.idp.SetTamper(tamper)
 		r := e.browser().signIn()
 		wantCode(t, name, r.Kind, r.Code, causeway.EUNAUTHORIZED, "sso_token_invalid")
 	}
-	e.idp.setTamper(nil)
+	e.idp.SetTamper(nil)
 	if r := e.browser().signIn(); r.Identity == nil {
 		t.Errorf("after the tampering stopped: %v", r)
 	}
@@ -279,10 +279,10 @@ func TestBadCallbacksAreRefused(t *testing.T) {
 func TestProviderDownIsRetried(t *testing.T) {
 	e := newEnv(t, storetest.OpenSQLite(t), nil)
 	ctx := context.Background()
-	e.idp.setDown(true)
+	e.idp.SetDown(true)
 	_, _, err := e.login.Begin(ctx)
 	wantErr(t, "provider down", err, causeway.EUNAVAILABLE, "sso_unavailable")
-	e.idp.setDown(false)
+	e.idp.SetDown(false)
 	_, _, err = e.login.Begin(ctx)
 	wantErr(t, "within DiscoveryRetry", err, causeway.EUNAVAILABLE, "sso_unavailable")
 	e.clock.Advance(DiscoveryRetry)
