@@ -135,12 +135,28 @@ func NewRelay(db *store.DB, b *bus.Bus, opts RelayOptions) *Relay {
 
 // Notify wakes the relay to publish now instead of at its next poll. Call it
 // after committing a transaction that appended events; it never blocks.
+// When another node holds the lease, the wake-up goes to it over the bus
+// (a core NATS message, not persisted: a lost one only means the holder
+// publishes at its next poll), so an event committed on any node is
+// published at once.
 func (r *Relay) Notify() {
+	r.poke()
+	if !r.holds.Load() {
+		// Publish buffers and never waits for the server.
+		_ = r.bus.Conn().Publish(r.wakeSubject(), nil)
+	}
+}
+
+// poke wakes this node's relay.
+func (r *Relay) poke() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
 }
+
+// wakeSubject is where nodes wake the lease holder.
+func (r *Relay) wakeSubject() string { return r.bus.Subject("outbox", "wake") }
 
 // HoldsLease reports whether this relay held the publishing lease when it
 // last checked, for status pages.
@@ -154,6 +170,14 @@ func (r *Relay) HoldsLease() bool { return r.holds.Load() }
 // Run at a time.
 func (r *Relay) Run(ctx context.Context) error {
 	r.log.Info("outbox relay started", "interval", r.opts.Interval, "lease_ttl", r.opts.LeaseTTL)
+	// Other nodes' commits wake this relay too (see Notify); without the
+	// subscription they are published at the next poll, so a failure to
+	// subscribe is logged, not fatal.
+	if sub, err := r.bus.Conn().Subscribe(r.wakeSubject(), func(*nats.Msg) { r.poke() }); err != nil {
+		r.log.Warn("outbox relay: cannot listen for other nodes' wake-ups; they will wait for the next poll", "err", err)
+	} else {
+		defer sub.Unsubscribe()
+	}
 	defer func() {
 		r.release()
 		r.log.Info("outbox relay stopped")

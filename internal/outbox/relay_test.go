@@ -269,3 +269,26 @@ func TestEventStreamTakesTheInstallationsLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifyOnAnotherNodeWakesTheLeaseHolder: the lease holder polls only
+// every twenty minutes here (an hour's interval, LeaseTTL/3), so only the
+// other node's Notify, carried over the bus, explains a prompt publish of
+// an event that node committed.
+func TestNotifyOnAnotherNodeWakesTheLeaseHolder(t *testing.T) {
+	each(t, func(t *testing.T, e env) {
+		opts := func(node string) outbox.RelayOptions {
+			return outbox.RelayOptions{NodeID: node, Interval: time.Hour, LeaseTTL: time.Hour}
+		}
+		holder := e.relay(t, opts("holder"))
+		run(t, holder)
+		eventually(t, 10*time.Second, "the holder takes the lease", holder.HoldsLease)
+		other := e.relay(t, opts("other"))
+
+		commit(t, e.db, event("payment.completed", 1))
+		other.Notify()
+		eventually(t, 10*time.Second, "the holder publishes the other node's event", func() bool { return pending(t, e.db) == 0 })
+		if other.HoldsLease() {
+			t.Error("the other node took the lease")
+		}
+	})
+}
