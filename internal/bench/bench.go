@@ -8,6 +8,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -165,4 +166,94 @@ func pickPair(rng *rand.Rand, n int) (from, to int) {
 		to++
 	}
 	return from, to
+}
+
+// steadyLoad is the outcome of an open-loop run at a fixed rate: the
+// latencies are each call's own, from the moment it started.
+type steadyLoad struct {
+	load
+	// late counts the calls that started more than lateAfter past the
+	// moment they were due, because every goroutine was busy or the
+	// machine did not wake the schedule in time. They were made anyway.
+	late int
+}
+
+// lateAfter is how far past its due time a call of a steady run may start
+// and still count as on time: one interval between calls, and at least a
+// millisecond (about what a sleeping goroutine may oversleep).
+func lateAfter(interval time.Duration) time.Duration { return max(interval, time.Millisecond) }
+
+// runSteady calls op at perSecond calls per second, open loop: call i is
+// due at start + i/perSecond whether or not the calls before it have
+// returned, and runs on the first of inFlight goroutines that is free. It
+// makes perSecond × opts.Duration calls, at most opts.MaxOps and at least
+// one; a call that cannot start on time starts late and is counted (see
+// steadyLoad.late), never skipped. The first error stops the run and is
+// returned, and so does a schedule that has fallen so far behind that the
+// run would last twice its length and 30 seconds more.
+func runSteady(ctx context.Context, opts Options, perSecond float64, inFlight int, op func(ctx context.Context, i int) error) (steadyLoad, error) {
+	opts = opts.withDefaults()
+	if !(perSecond > 0) || inFlight < 1 {
+		return steadyLoad{}, fmt.Errorf("a steady run needs a positive rate and goroutines, not %v/s on %d", perSecond, inFlight)
+	}
+	n := max(1, min(int(perSecond*opts.Duration.Seconds()), opts.MaxOps))
+	interval := time.Duration(float64(time.Second) / perSecond)
+	type call struct {
+		i   int
+		due time.Time
+	}
+	calls := make(chan call)
+	g, ctx := errgroup.WithContext(ctx)
+	perWorker := make([][]time.Duration, inFlight)
+	late := make([]int, inFlight)
+	for w := range inFlight {
+		g.Go(func() error {
+			for c := range calls {
+				t := time.Now()
+				if t.Sub(c.due) > lateAfter(interval) {
+					late[w]++
+				}
+				if err := op(ctx, c.i); err != nil {
+					return err
+				}
+				perWorker[w] = append(perWorker[w], time.Since(t))
+			}
+			return nil
+		})
+	}
+	start := time.Now()
+	giveUp := time.NewTimer(2*time.Duration(n)*interval + 30*time.Second)
+	defer giveUp.Stop()
+	wait := time.NewTimer(0)
+	defer wait.Stop()
+	var behind error
+schedule:
+	for i := range n {
+		due := start.Add(time.Duration(float64(i) * float64(time.Second) / perSecond))
+		if d := time.Until(due); d > 0 {
+			wait.Reset(d)
+			select {
+			case <-wait.C:
+			case <-ctx.Done():
+				break schedule
+			}
+		}
+		select {
+		case calls <- call{i, due}:
+		case <-ctx.Done():
+			break schedule
+		case <-giveUp.C:
+			behind = fmt.Errorf("the schedule of %d calls at %v/s fell behind: %d started in %s", n, perSecond, i, time.Since(start).Round(time.Millisecond))
+			break schedule
+		}
+	}
+	close(calls)
+	err := g.Wait()
+	l := steadyLoad{load: load{elapsed: time.Since(start), latencies: slices.Concat(perWorker...)}}
+	l.ops = len(l.latencies)
+	for _, n := range late {
+		l.late += n
+	}
+	slices.SortFunc(l.latencies, cmp.Compare)
+	return l, cmp.Or(err, behind)
 }
