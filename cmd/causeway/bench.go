@@ -36,6 +36,12 @@ under a fresh bus prefix whose streams are deleted afterwards; the others
 run no bus. Each table title names what its benchmark ran on. Give both
 URLs to measure the scale-out runtime.
 
+The events benchmark also measures commit-to-receipt latency at a steady
+rate, open loop: --rate events per second (default 500) published by the
+bank (POST /bank/v1/events), then committed by payments (POST /v1/payments,
+--rate/3 per second, three events each), beside raw POSTs to the same
+receiver at the same rate. Calls that start late are counted, not skipped.
+
 With --server URL the benchmarks measure a running node instead of
 starting their own, through its public API only: each signs up an app of
 its own there (deleted afterwards) and lifts its rate limit with
@@ -70,10 +76,11 @@ database, a NATS or a server only when told to.`,
 	f.StringVar(&opts.NATSURL, "nats-url", "", "NATS URL with JetStream (nats://...) for the benchmarks that run a bus; empty means an embedded server")
 	f.StringVar(&opts.Server, "server", "", "base URL of a running node (sandbox mode) to measure instead of starting one, e.g. http://127.0.0.1:8080")
 	f.StringVar(&opts.AdminToken, "admin-token", "", "the bank admin token of --server")
+	f.Float64Var(&opts.Rate, "rate", 500, "events per second of the events benchmark's steady-rate runs (open loop)")
 
 	run := func(cmd *cobra.Command, benchmarks []bench.Benchmark) error {
-		if opts.Duration <= 0 || opts.Concurrency < 1 {
-			return errors.New("--duration and --concurrency must be positive")
+		if opts.Duration <= 0 || opts.Concurrency < 1 || !(opts.Rate > 0) {
+			return errors.New("--duration, --concurrency and --rate must be positive")
 		}
 		switch {
 		case opts.Server == "" && opts.AdminToken != "":

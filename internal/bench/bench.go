@@ -54,6 +54,10 @@ type Options struct {
 	Server string
 	// AdminToken is the bank admin token of Server.
 	AdminToken string
+	// Rate is the events per second of the events benchmark's steady-rate
+	// runs (open loop: bank events, then payments committing Rate/3
+	// payments per second, three events each). Default 500.
+	Rate float64
 }
 
 // runtime is what a benchmark runs on under o; withBus says whether it
@@ -76,6 +80,7 @@ func (o Options) withDefaults() Options {
 	o.Duration = cmp.Or(o.Duration, 5*time.Second)
 	o.Concurrency = cmp.Or(o.Concurrency, 8)
 	o.MaxOps = cmp.Or(o.MaxOps, 100_000)
+	o.Rate = cmp.Or(o.Rate, 500)
 	return o
 }
 
@@ -92,7 +97,7 @@ func All() []Benchmark {
 	return []Benchmark{
 		{Name: "gateway", Short: "Authenticated balances requests through the gateway vs the same handlers without it vs a bare handler", Run: Gateway},
 		{Name: "payments", Short: "Internal transfers through the sandbox bank vs raw single-row commits", Run: Payments},
-		{Name: "events", Short: "Webhook deliveries of sandbox-bank events to a local receiver vs raw POSTs to it; commit-to-receipt latency", Run: Events},
+		{Name: "events", Short: "Webhook deliveries of sandbox-bank events to a local receiver vs raw POSTs to it; commit-to-receipt latency at saturation and at a steady --rate (bank events, payment events)", Run: Events},
 		{Name: "spi", Short: "Fraud-check calls through the SPI invoker vs direct signed POSTs to the same endpoint; lateness past a hanging endpoint's deadline", Run: SPI},
 		{Name: "data", Short: "A dataset (1 GiB; CAUSEWAY_BENCH_DATA_BYTES) agent -> hub -> client decrypt on loopback vs raw in-memory age", Run: Data},
 	}

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -65,6 +64,13 @@ const eventsPaymentAmount = 1 // EUR 0.01
 // POSTs of bodies of the same sizes from this process to the same
 // receiver, with as many in flight as there are subscriptions. The aim is
 // deliveries at 70% or more of the raw POST rate.
+//
+// Then the same latency at a steady rate, opts.Rate events per second,
+// open loop (eventsRig.steady): bank events through POST /bank/v1/events,
+// then payment-driven events (POST /v1/payments, the outbox, the relay),
+// each delivered to one subscription, beside raw POSTs to the same
+// receiver at the same rate; a call that could not start on time is
+// counted late, never skipped.
 //
 // It fails when a payment is not completed, or when the receiver has not
 // had every event on every subscription within a bounded wait.
@@ -135,6 +141,11 @@ func eventsBench(ctx context.Context, opts Options, cfg EventsConfig) (*Report, 
 	deliveries := load{ops: len(m.latencies), elapsed: m.last.Sub(start), latencies: m.latencies}
 	perK := func(conns int64, n int) float64 { return 1000 * float64(conns) / float64(max(n, 1)) }
 
+	steady, err := rig.steady(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("steady rate: %w", err)
+	}
+
 	r := NewReport("events", rig.runtime)
 	r.Target = rig.target
 	r.Figures = append(r.Figures,
@@ -146,6 +157,7 @@ func eventsBench(ctx context.Context, opts Options, cfg EventsConfig) (*Report, 
 		NewFigure("connections_per_1k_deliveries", perK(m.conns, deliveries.ops), "1/1000",
 			"raw_post_connections_per_1k", perK(rawConns, raw.ops)),
 	)
+	r.Figures = append(r.Figures, steady.figures()...)
 	return r, nil
 }
 
@@ -157,7 +169,11 @@ type eventsRig struct {
 	// pay makes one payment between two random accounts of the app, as
 	// the app, and fails unless it completed (a rejected payment commits
 	// one event, not three).
-	pay     func(ctx context.Context, rng *rand.Rand) error
+	pay func(ctx context.Context, rng *rand.Rand) error
+	// signUp signs up another app with scopes; on a server Close deletes
+	// it, and remove says Close deletes the app's webhooks too.
+	signUp  func(ctx context.Context, name string, scopes []string) (benchApp, error)
+	remove  bool
 	runtime Runtime
 	target  string // the server's URL, with Options.Server
 	closers []func() error
@@ -175,7 +191,7 @@ func startEventsRig(ctx context.Context, opts Options, subscriptions int) (_ *ev
 	if err != nil {
 		return nil, err
 	}
-	g := &eventsRig{api: node.api, runtime: opts.runtime(true), closers: []func() error{node.Close}}
+	g := &eventsRig{api: node.api, signUp: node.signUpApp, runtime: opts.runtime(true), closers: []func() error{node.Close}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.Close())
@@ -185,7 +201,7 @@ func startEventsRig(ctx context.Context, opts Options, subscriptions int) (_ *ev
 	if err != nil {
 		return nil, err
 	}
-	accounts, err := g.subscribe(ctx, app, subscriptions, false)
+	accounts, err := g.subscribe(ctx, app, subscriptions)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +233,7 @@ func startEventsRigOnServer(ctx context.Context, opts Options, subscriptions int
 	if err != nil {
 		return nil, err
 	}
-	g := &eventsRig{api: srv.api, runtime: srv.Runtime, target: srv.URL, closers: []func() error{srv.Close}}
+	g := &eventsRig{api: srv.api, signUp: srv.signUp, remove: true, runtime: srv.Runtime, target: srv.URL, closers: []func() error{srv.Close}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.Close())
@@ -227,7 +243,7 @@ func startEventsRigOnServer(ctx context.Context, opts Options, subscriptions int
 	if err != nil {
 		return nil, err
 	}
-	accounts, err := g.subscribe(ctx, app, subscriptions, true)
+	accounts, err := g.subscribe(ctx, app, subscriptions)
 	if err != nil {
 		return nil, err
 	}
@@ -236,9 +252,9 @@ func startEventsRigOnServer(ctx context.Context, opts Options, subscriptions int
 }
 
 // subscribe starts the receiver and subscribes app subscriptions times to
-// it, to delete each subscription at Close when remove is set. It returns
-// the app's funded accounts to pay between.
-func (g *eventsRig) subscribe(ctx context.Context, app benchApp, subscriptions int, remove bool) ([]string, error) {
+// it, for the events payments commit. It returns the app's funded
+// accounts to pay between.
+func (g *eventsRig) subscribe(ctx context.Context, app benchApp, subscriptions int) ([]string, error) {
 	g.recv = newEventsReceiver(subscriptions)
 	g.closers = append(g.closers, func() error { g.recv.Close(); return nil })
 	token, err := g.accessToken(ctx, app)
@@ -249,18 +265,31 @@ func (g *eventsRig) subscribe(ctx context.Context, app benchApp, subscriptions i
 	if err != nil {
 		return nil, err
 	}
-	for i := range subscriptions {
+	if err := g.subscribeTo(ctx, token, g.recv, paymentEventTypes); err != nil {
+		return nil, err
+	}
+	return accounts, nil
+}
+
+// paymentEventTypes are what a completed payment commits.
+var paymentEventTypes = []string{"payment.completed", "transaction.booked"}
+
+// subscribeTo subscribes the app of token to types once per subscription
+// of recv, each to its own URL there; Close deletes the subscriptions when
+// g.remove is set.
+func (g *eventsRig) subscribeTo(ctx context.Context, token string, recv *eventsReceiver, types []string) error {
+	for i := range len(recv.seen) {
 		var sub struct {
 			ID string `json:"id"`
 		}
-		url := g.recv.URL(i)
+		url := recv.URL(i)
 		if err := g.call(ctx, http.MethodPost, "/v1/webhooks", token, map[string]any{
 			"url":         url,
-			"event_types": []string{"payment.completed", "transaction.booked"},
+			"event_types": types,
 		}, http.StatusCreated, &sub); err != nil {
-			return nil, fmt.Errorf("subscribe: %w", refusedTarget(err, url))
+			return fmt.Errorf("subscribe: %w", refusedTarget(err, url))
 		}
-		if remove {
+		if g.remove {
 			g.closers = append(g.closers, func() error {
 				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 				defer cancel()
@@ -268,7 +297,7 @@ func (g *eventsRig) subscribe(ctx context.Context, app benchApp, subscriptions i
 			})
 		}
 	}
-	return accounts, nil
+	return nil
 }
 
 // Close undoes the rig in reverse order: the subscriptions (on a server),
@@ -301,21 +330,7 @@ func (g *eventsRig) rawPosts(ctx context.Context, opts Options, bodies [][]byte,
 	}
 	url := g.recv.RawURL()
 	l, err := runLoad(ctx, rawOpts, func(ctx context.Context, rng *rand.Rand) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[rng.IntN(len(bodies))]))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/cloudevents+json")
-		res, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusNoContent {
-			return fmt.Errorf("raw POST: %d", res.StatusCode)
-		}
-		return nil
+		return postRaw(ctx, client, url, bodies[rng.IntN(len(bodies))])
 	})
 	if err != nil {
 		return l, 0, fmt.Errorf("a POST failed after %d succeeded: %w", l.ops, err)
@@ -443,6 +458,13 @@ func (rc *eventsReceiver) wait(ctx context.Context, perSubscription int, timeout
 	}
 }
 
+// body returns a delivered body of an event of type typ, or nil.
+func (rc *eventsReceiver) body(typ string) []byte {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.bodies[typ]
+}
+
 // sampleBodies returns a delivered payment.completed body and two
 // transaction.booked bodies: what one payment commits.
 func (rc *eventsReceiver) sampleBodies() [][]byte {
@@ -451,10 +473,14 @@ func (rc *eventsReceiver) sampleBodies() [][]byte {
 	return [][]byte{rc.bodies["payment.completed"], rc.bodies["transaction.booked"], rc.bodies["transaction.booked"]}
 }
 
+// startMeasuring starts recording the latencies of first receipts, from
+// none: what an earlier measurement recorded is dropped.
 func (rc *eventsReceiver) startMeasuring() {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.measuring = true
+	rc.latencies = nil
+	rc.last = time.Time{}
 	rc.conns0 = rc.conns.Load()
 }
 

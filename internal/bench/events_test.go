@@ -58,6 +58,73 @@ var eventsFigures = []figureSpec{
 	{"commit_to_receipt_p50", "ms", "raw_post_latency_p50"},
 	{"commit_to_receipt_p99", "ms", "raw_post_latency_p99"},
 	{"connections_per_1k_deliveries", "1/1000", "raw_post_connections_per_1k"},
+	{"steady_published_per_s", "1/s", "steady_rate_per_s"},
+	{"steady_commit_to_receipt_p50", "ms", "raw_post_steady_latency_p50"},
+	{"steady_commit_to_receipt_p99", "ms", "raw_post_steady_latency_p99"},
+	{"steady_late_publishes", "1", "steady_publishes"},
+	{"steady_payment_commit_to_receipt_p50", "ms", "raw_post_steady_latency_p50"},
+	{"steady_payment_commit_to_receipt_p99", "ms", "raw_post_steady_latency_p99"},
+	{"steady_late_payments", "1", "steady_payments"},
+	{"raw_post_steady_late", "1", "raw_post_steady_posts"},
+}
+
+// checkEventsReport checks an events report of a run at opts.Rate (the
+// default when zero): its figures, its percentiles in order, and the
+// steady-rate runs' counts.
+func checkEventsReport(t *testing.T, r *Report, opts Options) {
+	t.Helper()
+	// Reusing every connection is allowed to open none while measuring,
+	// and a steady run may keep its schedule.
+	checkFigures(t, r, "events", eventsFigures,
+		"connections_per_1k_deliveries", "steady_late_publishes", "steady_late_payments", "raw_post_steady_late")
+	checkOrdered(t, r, "commit_to_receipt", "steady_commit_to_receipt", "steady_payment_commit_to_receipt")
+	f := figures(r)
+	if rate := opts.withDefaults().Rate; f["steady_published_per_s"].BaselineValue != rate {
+		t.Errorf("steady rate = %v, want %v", f["steady_published_per_s"].BaselineValue, rate)
+	}
+	for _, late := range []string{"steady_late_publishes", "steady_late_payments", "raw_post_steady_late"} {
+		if v := f[late]; v.Value < 0 || v.Value > v.BaselineValue || v.Value != math.Trunc(v.Value) {
+			t.Errorf("%s = %v of %v, want a count between none and all", late, v.Value, v.BaselineValue)
+		}
+	}
+	// Each steady run makes rate × duration calls, at most MaxOps: none
+	// is skipped, however late.
+	o := opts.withDefaults()
+	calls := func(rate float64) float64 { return float64(max(1, min(int(rate*o.Duration.Seconds()), o.MaxOps))) }
+	for name, want := range map[string]float64{
+		"steady_late_publishes": calls(o.Rate), "raw_post_steady_late": calls(o.Rate), "steady_late_payments": calls(o.Rate / 3),
+	} {
+		if got := f[name].BaselineValue; got != want {
+			t.Errorf("%s beside %v calls, want %v", name, got, want)
+		}
+	}
+}
+
+// figures returns r's figures by name.
+func figures(r *Report) map[string]Figure {
+	m := map[string]Figure{}
+	for _, f := range r.Figures {
+		m[f.Name] = f
+	}
+	return m
+}
+
+// checkOrdered checks that each named latency's p50 is at most its p99,
+// and so are their baselines'.
+func checkOrdered(t *testing.T, r *Report, names ...string) {
+	t.Helper()
+	f := figures(r)
+	for _, name := range names {
+		p50, ok1 := f[name+"_p50"]
+		p99, ok2 := f[name+"_p99"]
+		if !ok1 || !ok2 {
+			t.Errorf("no %s_p50 and _p99 in %+v", name, r.Figures)
+			continue
+		}
+		if p50.Value > p99.Value || p50.BaselineValue > p99.BaselineValue {
+			t.Errorf("%s: p50 %v > p99 %v, or baseline p50 %v > p99 %v", name, p50.Value, p99.Value, p50.BaselineValue, p99.BaselineValue)
+		}
+	}
 }
 
 func TestEventsReportsDeliveriesBesideRawPostsToTheSameReceiver(t *testing.T) {
@@ -65,8 +132,7 @@ func TestEventsReportsDeliveriesBesideRawPostsToTheSameReceiver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Reusing every connection is allowed to open none while measuring.
-	checkFigures(t, r, "events", eventsFigures, "connections_per_1k_deliveries")
+	checkEventsReport(t, r, tiny)
 }
 
 func TestEventsRunsOnAFreshPostgresSchema(t *testing.T) {
@@ -76,7 +142,7 @@ func TestEventsRunsOnAFreshPostgresSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFigures(t, r, "events", eventsFigures, "connections_per_1k_deliveries")
+	checkEventsReport(t, r, opts)
 }
 
 func TestEventsReceiverCountsTheFirstReceiptOfEachEventPerSubscription(t *testing.T) {

@@ -104,7 +104,7 @@ func TestBenchmarksMeasureARunningServerThroughItsPublicAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkFigures(t, r, "events", eventsFigures, "connections_per_1k_deliveries")
+		checkEventsReport(t, r, opts)
 		checkTarget(t, r, n.URL, rt)
 	})
 	t.Run("spi", func(t *testing.T) {
