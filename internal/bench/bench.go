@@ -95,7 +95,7 @@ type Benchmark struct {
 // A new benchmark is added here and nowhere else.
 func All() []Benchmark {
 	return []Benchmark{
-		{Name: "gateway", Short: "Authenticated balances requests through the gateway vs the same handlers without it vs a bare handler", Run: Gateway},
+		{Name: "gateway", Short: "Authenticated balances requests through the gateway vs the same handlers without it vs a bare handler; the upstream proxy (one token, a fresh token per request) vs the upstream called directly", Run: Gateway},
 		{Name: "payments", Short: "Internal transfers through the sandbox bank vs raw single-row commits", Run: Payments},
 		{Name: "events", Short: "Webhook deliveries of sandbox-bank events to a local receiver vs raw POSTs to it; commit-to-receipt latency at saturation and at a steady --rate (bank events, payment events)", Run: Events},
 		{Name: "spi", Short: "Fraud-check calls through the SPI invoker vs direct signed POSTs to the same endpoint; lateness past a hanging endpoint's deadline", Run: SPI},

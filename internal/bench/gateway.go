@@ -29,6 +29,16 @@ import (
 // gateway that keeps at least 80% of the direct throughput. Any response
 // other than 200 fails the run.
 //
+// Then the upstream proxy: an upstream API of the bank on loopback that
+// answers 327 bytes of JSON, published on the node (POST
+// /bank/v1/upstreams) for apps with accounts:read and reached through
+// /v1/ext/{prefix}/… (token, scope, rate limit, quota, signing the
+// forwarded call, analytics), beside the same upstream called directly:
+// once with one access token for every request, once with a new token for
+// every request (minted from /oauth2/token before that run), so that the
+// token check's cost without its cache shows. The upstream is unpublished
+// afterwards.
+//
 // With opts.DatabaseURL the node runs on a fresh PostgreSQL schema, dropped
 // afterwards, and with opts.NATSURL on the external NATS under a fresh bus
 // prefix, whose streams are deleted afterwards.
@@ -37,7 +47,9 @@ import (
 // requests go through the server's gateway. The same handlers without the
 // gateway exist only inside the server, so the baseline is the bare
 // handler alone, in this process, answering the same bytes: gateway/bare
-// is what the server's gateway and API cost above HTTP itself.
+// is what the server's gateway and API cost above HTTP itself. The
+// upstream proxy is measured the same way on the server, the upstream
+// listening on 127.0.0.1 here.
 func Gateway(ctx context.Context, opts Options) (*Report, error) {
 	run := gatewayBalances
 	if opts.Server != "" {
@@ -71,6 +83,10 @@ func gatewayBalances(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxied, err := measureProxy(ctx, opts, rig.api, rig.app)
+	if err != nil {
+		return nil, fmt.Errorf("upstream proxy: %w", err)
+	}
 
 	r := NewReport("gateway", opts.runtime(true))
 	r.Figures = append(r.Figures,
@@ -79,6 +95,7 @@ func gatewayBalances(ctx context.Context, opts Options) (*Report, error) {
 		NewFigure("gateway_latency_p99", ms(gated.percentile(0.99)), "ms", "direct_latency_p99", ms(direct.percentile(0.99))),
 		NewFigure("direct_requests_per_s", direct.perSecond(), "1/s", "bare_requests_per_s", bare.perSecond()),
 	)
+	r.Figures = append(r.Figures, proxied.figures()...)
 	return r, nil
 }
 
@@ -109,12 +126,17 @@ func gatewayOnServer(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxied, err := measureProxy(ctx, opts, srv.api, app)
+	if err != nil {
+		return nil, fmt.Errorf("upstream proxy: %w", err)
+	}
 	r := srv.report("gateway")
 	r.Figures = append(r.Figures,
 		NewFigure("gateway_requests_per_s", gated.perSecond(), "1/s", "bare_requests_per_s", bare.perSecond()),
 		NewFigure("gateway_latency_p50", ms(gated.percentile(0.50)), "ms", "bare_latency_p50", ms(bare.percentile(0.50))),
 		NewFigure("gateway_latency_p99", ms(gated.percentile(0.99)), "ms", "bare_latency_p99", ms(bare.percentile(0.99))),
 	)
+	r.Figures = append(r.Figures, proxied.figures()...)
 	return r, nil
 }
 
@@ -132,6 +154,7 @@ type gatewayRig struct {
 	Path string
 
 	tokens  oauth2.TokenSource
+	app     benchApp // the app whose token tokens keeps
 	closers []func() error
 }
 
@@ -188,7 +211,7 @@ func startGatewayRig(ctx context.Context, opts Options, concurrency int) (_ *gat
 func (g *gatewayRig) prepare(ctx context.Context, app benchApp) (string, error) {
 	// The token source renews the token before it expires, for long runs;
 	// every request of all the servers asks it, so they share that cost.
-	g.tokens = g.api.tokens(ctx, app)
+	g.app, g.tokens = app, g.api.tokens(ctx, app)
 	tok, err := g.tokens.Token()
 	if err != nil {
 		return "", fmt.Errorf("access token: %w", err)

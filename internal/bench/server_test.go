@@ -80,11 +80,13 @@ func TestBenchmarksMeasureARunningServerThroughItsPublicAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkFigures(t, r, "gateway", []figureSpec{
+		checkFigures(t, r, "gateway", append([]figureSpec{
 			{"gateway_requests_per_s", "1/s", "bare_requests_per_s"},
 			{"gateway_latency_p50", "ms", "bare_latency_p50"},
 			{"gateway_latency_p99", "ms", "bare_latency_p99"},
-		})
+		}, proxyFigures...))
+		checkOrdered(t, r, "gateway_latency", "proxy_latency", "proxy_fresh_token_latency")
+		checkProxyBaseline(t, r)
 		checkTarget(t, r, n.URL, rt)
 	})
 	t.Run("payments", func(t *testing.T) {
@@ -162,6 +164,15 @@ func TestBenchmarksMeasureARunningServerThroughItsPublicAPI(t *testing.T) {
 	}
 	if len(apps.Data) != 0 {
 		t.Errorf("apps left on the server: %+v", apps.Data)
+	}
+	var upstreams struct {
+		Data []struct{ ID, PathPrefix string } `json:"data"`
+	}
+	if err := n.call(ctx, http.MethodGet, "/bank/v1/upstreams", n.Admin, nil, http.StatusOK, &upstreams); err != nil {
+		t.Fatal(err)
+	}
+	if len(upstreams.Data) != 0 {
+		t.Errorf("upstreams left on the server: %+v", upstreams.Data)
 	}
 	var regs struct {
 		Data []struct{ ID, Status string } `json:"data"`
