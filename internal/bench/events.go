@@ -176,7 +176,7 @@ type eventsRig struct {
 	remove  bool
 	runtime Runtime
 	target  string // the server's URL, with Options.Server
-	closers []func() error
+	closers undo
 }
 
 // eventsScopes are what the events benchmark's app may do.
@@ -191,7 +191,7 @@ func startEventsRig(ctx context.Context, opts Options, subscriptions int) (_ *ev
 	if err != nil {
 		return nil, err
 	}
-	g := &eventsRig{api: node.api, signUp: node.signUpApp, runtime: opts.runtime(true), closers: []func() error{node.Close}}
+	g := &eventsRig{api: node.api, signUp: node.signUpApp, runtime: opts.runtime(true), closers: undo{node.Close}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.Close())
@@ -233,7 +233,7 @@ func startEventsRigOnServer(ctx context.Context, opts Options, subscriptions int
 	if err != nil {
 		return nil, err
 	}
-	g := &eventsRig{api: srv.api, signUp: srv.signUp, remove: true, runtime: srv.Runtime, target: srv.URL, closers: []func() error{srv.Close}}
+	g := &eventsRig{api: srv.api, signUp: srv.signUp, remove: true, runtime: srv.Runtime, target: srv.URL, closers: undo{srv.Close}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.Close())
@@ -303,12 +303,7 @@ func (g *eventsRig) subscribeTo(ctx context.Context, token string, recv *eventsR
 // Close undoes the rig in reverse order: the subscriptions (on a server),
 // the receiver, the node (or what the benchmark made on the server).
 func (g *eventsRig) Close() error {
-	var errs []error
-	for i := len(g.closers) - 1; i >= 0; i-- {
-		errs = append(errs, g.closers[i]())
-	}
-	g.closers = nil
-	return errors.Join(errs...)
+	return g.closers.Close()
 }
 
 // rawPosts is the baseline: POSTs of the warm-up's delivered bodies (in

@@ -155,7 +155,7 @@ type gatewayRig struct {
 
 	tokens  oauth2.TokenSource
 	app     benchApp // the app whose token tokens keeps
-	closers []func() error
+	closers undo
 }
 
 // startGatewayRig starts a node (see startBenchNode), signs up a developer
@@ -168,7 +168,7 @@ func startGatewayRig(ctx context.Context, opts Options, concurrency int) (_ *gat
 	if err != nil {
 		return nil, err
 	}
-	g := &gatewayRig{api: node.api, GatewayURL: node.URL, closers: []func() error{node.Close}}
+	g := &gatewayRig{api: node.api, GatewayURL: node.URL, closers: undo{node.Close}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.Close())
@@ -272,12 +272,7 @@ func (g *gatewayRig) measure(ctx context.Context, opts Options, name, base strin
 // Close stops the servers the rig started, and its node if it started
 // one, in reverse order.
 func (g *gatewayRig) Close() error {
-	var errs []error
-	for i := len(g.closers) - 1; i >= 0; i-- {
-		errs = append(errs, g.closers[i]())
-	}
-	g.closers = nil
-	return errors.Join(errs...)
+	return g.closers.Close()
 }
 
 // get is one measured request: the app's balances request to the server

@@ -132,38 +132,55 @@ func TestGatewayRigServesTheSameBalancesWithAndWithoutTheGateway(t *testing.T) {
 	})
 }
 
+// benchParallelism makes the Go benchmarks of the gateway issue requests
+// from 4×GOMAXPROCS goroutines: 8 on two CPUs, the default concurrency of
+// `causeway bench`.
+const benchParallelism = 4
+
+// startBenchGatewayRig starts a gateway rig for a Go benchmark, closed at
+// its end.
+func startBenchGatewayRig(b *testing.B) *gatewayRig {
+	rig, err := startGatewayRig(context.Background(), Options{}, benchParallelism*runtime.GOMAXPROCS(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rig.Close() })
+	return rig
+}
+
+// runRequests times b.N calls of get from benchParallelism×GOMAXPROCS
+// goroutines and reports them as requests/s.
+func runRequests(b *testing.B, get func() error) {
+	b.ReportAllocs()
+	b.SetParallelism(benchParallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := get(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+}
+
 // BenchmarkGatewayBalances is the gateway benchmark as a Go benchmark, for
 // profiling: the app's balances request over loopback HTTP to the bare
 // handler, to the public handlers without the gateway, and through the
-// whole node, from 4×GOMAXPROCS goroutines (8 on two CPUs, the default
-// concurrency of `causeway bench`). Client and servers share the process,
+// whole node (see runRequests). Client and servers share the process,
 // so a CPU profile shows both sides; a fixed count makes the profile's
 // seconds divide into a cost per request:
 //
 //	go test -run '^$' -bench GatewayBalances/gateway -benchtime 20000x -cpuprofile cpu.out ./internal/bench/
 func BenchmarkGatewayBalances(b *testing.B) {
-	const parallelism = 4
 	ctx := context.Background()
-	rig, err := startGatewayRig(ctx, Options{}, parallelism*runtime.GOMAXPROCS(0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { rig.Close() })
+	rig := startBenchGatewayRig(b)
 	for _, s := range []struct{ name, base string }{
 		{"bare", rig.BareURL}, {"direct", rig.DirectURL}, {"gateway", rig.GatewayURL},
 	} {
 		b.Run(s.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetParallelism(parallelism)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := rig.get(ctx, s.base, io.Discard); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+			runRequests(b, func() error { return rig.get(ctx, s.base, io.Discard) })
 		})
 	}
 }
@@ -171,21 +188,16 @@ func BenchmarkGatewayBalances(b *testing.B) {
 // BenchmarkGatewayProxy is the upstream proxy's part of the gateway
 // benchmark as a Go benchmark, for profiling: GET /v1/ext/{prefix}/… over
 // loopback HTTP to the upstream directly, through the whole node with one
-// access token reused, and through it with a new token for every request,
-// from 4×GOMAXPROCS goroutines. The fresh tokens are minted from the
-// node's /oauth2/token before the timer starts, but a CPU profile covers
-// the minting too: leave it out with pprof's -ignore, e.g.
+// access token reused, and through it with a new token for every request
+// (see runRequests). The fresh tokens are minted from the node's
+// /oauth2/token before the timer starts, but a CPU profile covers the
+// minting too: leave it out with pprof's -ignore, e.g.
 //
 //	go test -run '^$' -bench GatewayProxy/fresh -benchtime 20000x -cpuprofile cpu.out ./internal/bench/
-//	go tool pprof -top -ignore 'IssueToken|oauth2|mintTokens' internal/bench/bench.test cpu.out
+//	go tool pprof -top -ignore 'IssueToken|oauth2|mintTokens|identity.\(\*Service\).token' internal/bench/bench.test cpu.out
 func BenchmarkGatewayProxy(b *testing.B) {
-	const parallelism = 4
 	ctx := context.Background()
-	rig, err := startGatewayRig(ctx, Options{}, parallelism*runtime.GOMAXPROCS(0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { rig.Close() })
+	rig := startBenchGatewayRig(b)
 	p, err := startProxyRig(ctx, rig.api)
 	if err != nil {
 		b.Fatal(err)
@@ -213,18 +225,7 @@ func BenchmarkGatewayProxy(b *testing.B) {
 	} {
 		b.Run(s.name, func(b *testing.B) {
 			token := s.token(b)
-			b.ReportAllocs()
-			b.SetParallelism(parallelism)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := p.get(ctx, s.base, token()); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+			runRequests(b, func() error { return p.get(ctx, s.base, token()) })
 		})
 	}
 }

@@ -41,7 +41,7 @@ type benchNode struct {
 	*platform.Platform
 	*api // the node over HTTP: its base URL, its admin token, a client
 	// closers undo start-up, run in reverse by Close.
-	closers []func() error
+	closers undo
 }
 
 // startBenchNode starts a node on the database and bus opts name. It may
@@ -351,13 +351,22 @@ func deleteStreams(ctx context.Context, natsURL, prefix string) error {
 	return errors.Join(errs...)
 }
 
+// undo is what a rig set up and its Close undoes, in reverse order.
+type undo []func() error
+
+// Close runs every function of u, the last added first, once: u is empty
+// afterwards. It returns their errors joined.
+func (u *undo) Close() error {
+	var errs []error
+	for i := len(*u) - 1; i >= 0; i-- {
+		errs = append(errs, (*u)[i]())
+	}
+	*u = nil
+	return errors.Join(errs...)
+}
+
 // Close undoes start-up in reverse order: servers, node, streams, schema,
 // data.
 func (n *benchNode) Close() error {
-	var errs []error
-	for i := len(n.closers) - 1; i >= 0; i-- {
-		errs = append(errs, n.closers[i]())
-	}
-	n.closers = nil
-	return errors.Join(errs...)
+	return n.closers.Close()
 }

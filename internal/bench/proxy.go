@@ -42,7 +42,7 @@ type proxyRig struct {
 	// calls and signed count the upstream's requests, and those of them
 	// carrying the gateway's signature and app id.
 	calls, signed atomic.Int64
-	closers       []func() error
+	closers       undo
 }
 
 // startProxyRig starts the upstream and publishes it on node with the
@@ -93,12 +93,7 @@ func startProxyRig(ctx context.Context, node *api) (_ *proxyRig, err error) {
 
 // Close unpublishes the upstream and stops it.
 func (g *proxyRig) Close() error {
-	var errs []error
-	for i := len(g.closers) - 1; i >= 0; i-- {
-		errs = append(errs, g.closers[i]())
-	}
-	g.closers = nil
-	return errors.Join(errs...)
+	return g.closers.Close()
 }
 
 // get is one measured request: GET base + upstreamPath with the access

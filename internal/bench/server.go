@@ -29,7 +29,7 @@ type server struct {
 	Runtime Runtime
 	// Version is the server's version.
 	Version string
-	closers []func() error
+	closers undo
 }
 
 // CheckServer checks that opts.Server is a Causeway node in sandbox mode
@@ -114,13 +114,9 @@ func refusedTarget(err error, target string) error {
 // Close undoes what the benchmark made on the server, in reverse order,
 // even after ctx is done.
 func (s *server) Close() error {
-	var errs []error
-	for i := len(s.closers) - 1; i >= 0; i-- {
-		errs = append(errs, s.closers[i]())
-	}
-	s.closers = nil
+	err := s.closers.Close()
 	s.client.CloseIdleConnections()
-	return errors.Join(errs...)
+	return err
 }
 
 // fundedAccounts lists an app's active current and savings accounts in EUR

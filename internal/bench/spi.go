@@ -146,7 +146,7 @@ type spiRig struct {
 	svc              *spi.Service
 	fastURL, hangURL string
 	payload          map[string]any
-	closers          []func() error
+	closers          undo
 }
 
 func startSPIRig(ctx context.Context, databaseURL string) (_ *spiRig, err error) {
@@ -458,12 +458,7 @@ func (g *spiRig) callStandIn(ctx context.Context) error {
 }
 
 func (g *spiRig) Close() error {
-	var errs []error
-	for i := len(g.closers) - 1; i >= 0; i-- {
-		errs = append(errs, g.closers[i]())
-	}
-	g.closers = nil
-	return errors.Join(errs...)
+	return g.closers.Close()
 }
 
 // spiFraudPayload is a fraud-check request as the sandbox bank makes one:
