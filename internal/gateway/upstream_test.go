@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -292,5 +293,53 @@ func TestUpstreamsAPI(t *testing.T) {
 		e.admin("DELETE", "/bank/v1/upstreams/"+up.ID, "").problem(t, 404, "upstream_not_found")
 		e.do("GET", "/v1/ext/cards/x", tokenA, "").problem(t, 404, "upstream_not_found")
 		e.do("POST", "/bank/v1/upstreams", tokenA, `{}`).problem(t, 401, "unauthorized")
+	})
+}
+
+func TestUpstreamProxyCopiesLargeAnswersWholeUnderConcurrentCalls(t *testing.T) {
+	// The proxies copy answers through pooled buffers: concurrent calls
+	// must each get their own answer whole, never a piece of another's.
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		answer := func(n int) string { return strings.Repeat(fmt.Sprintf("answer %03d;", n), 4000+97*n) } // 44 KB and more
+		bank := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/answers/"))
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			io.WriteString(w, answer(n))
+		}))
+		defer bank.Close()
+		e.createUpstream(t, "Statements", bank.URL, "statements", "accounts:read")
+
+		const callers, calls = 8, 4
+		errs := make(chan error, callers*calls)
+		var wg sync.WaitGroup
+		for c := range callers {
+			wg.Go(func() {
+				client := &http.Client{Timeout: 20 * time.Second}
+				for i := range calls {
+					n := c*calls + i
+					req, _ := http.NewRequest("GET", e.srv.URL+"/v1/ext/statements/answers/"+strconv.Itoa(n), nil)
+					req.Header.Set("Authorization", "Bearer "+tokenA)
+					res, err := client.Do(req)
+					if err != nil {
+						errs <- err
+						continue
+					}
+					body, err := io.ReadAll(res.Body)
+					res.Body.Close()
+					if err != nil || res.StatusCode != 200 || string(body) != answer(n) {
+						errs <- fmt.Errorf("call %d: %d, %d bytes (want %d), %v", n, res.StatusCode, len(body), len(answer(n)), err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
 	})
 }
