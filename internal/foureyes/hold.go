@@ -43,20 +43,14 @@ func (s *Service) hold(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	need, err := s.needs(ctx.Context(), action, ctx.Param("id"), body)
-	if err != nil {
-		writeProblem(ctx, err)
-		return
-	}
-	if !need {
-		next(ctx)
-		return
-	}
 	operator, _ := auth.OperatorFrom(ctx.Context())
-	role, _ := httpapi.RequiredRole(op)
-	p, err := s.propose(ctx.Context(), operator, action, op.OperationID, string(role), r.Method, r.URL.RequestURI(), bytes.TrimSpace(body))
+	p, err := s.Hold(ctx.Context(), operator, op.OperationID, r.Method, r.URL.RequestURI(), ctx.Param("id"), bytes.TrimSpace(body))
 	if err != nil {
 		writeProblem(ctx, err)
+		return
+	}
+	if p == nil {
+		next(ctx)
 		return
 	}
 	ctx.SetHeader("Content-Type", "application/json")

@@ -340,12 +340,15 @@ func errOperatorChanged(err error) error {
 // session of the operator ends, this one included. Errors: EUNAUTHORIZED
 // invalid_credentials; EINVALID weak_password.
 func (s *Service) ChangeOperatorPassword(ctx context.Context, operatorID, current, next string) error {
-	o, err := s.operator(ctx, operatorID)
-	if err != nil {
-		return err
-	}
+	var email string
+	var generation int64
 	var hash sql.NullString
-	if err := s.db.QueryRowContext(ctx, `SELECT password_hash FROM identity_operators WHERE id = $1`, operatorID).Scan(&hash); err != nil {
+	err := s.db.QueryRowContext(ctx, `SELECT email, generation, password_hash FROM identity_operators WHERE id = $1`, operatorID).
+		Scan(&email, &generation, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errOperatorNotFound()
+	}
+	if err != nil {
 		return store.Classify(err)
 	}
 	if !hash.Valid {
@@ -354,7 +357,7 @@ func (s *Service) ChangeOperatorPassword(ctx context.Context, operatorID, curren
 	if ok, _, err := s.verify(ctx, current, hash.String); err != nil || !ok {
 		return errInvalidCredentials()
 	}
-	if err := checkPassword(next, o.Email); err != nil {
+	if err := checkPassword(next, email); err != nil {
 		return err
 	}
 	newHash, err := s.hash(ctx, next)
@@ -363,7 +366,7 @@ func (s *Service) ChangeOperatorPassword(ctx context.Context, operatorID, curren
 	}
 	return dbErr(s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE identity_operators SET password_hash = $1, generation = generation + 1, updated_at = $2
-			WHERE id = $3 AND generation = $4`, newHash, store.Micros(s.now()), operatorID, o.Generation)
+			WHERE id = $3 AND generation = $4`, newHash, store.Micros(s.now()), operatorID, generation)
 		if err != nil {
 			return err
 		}

@@ -369,3 +369,39 @@ func TestAdminsChangingOneOperatorAtOnceLoseNoChange(t *testing.T) {
 		}
 	})
 }
+
+// TestOperatorsRevokingOneTokenOrConfirmingOneFactorAtOnceWinOnce: the
+// token's revocation and the second factor's confirmation are
+// compare-and-sets: of callers racing, exactly one wins.
+func TestOperatorsRevokingOneTokenOrConfirmingOneFactorAtOnceWinOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db, Options{})
+		op := e.createOperator("race.token@bank.example", auth.RoleViewer)
+		tok, err := e.svc.IssueOperatorToken(ctx, op.Caller(), "raced", nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.OneWinner(t, testkit.Race(racers, func(int) error {
+			return e.svc.RevokeOperatorToken(ctx, op.ID, tok.ID)
+		}), causeway.ECONFLICT, "token_revoked")
+
+		enrollment, err := e.svc.BeginTOTP(ctx, op.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := e.code(enrollment.Secret, 0)
+		codes := make([][]string, racers)
+		winner := testkit.OneWinner(t, testkit.Race(racers, func(i int) error {
+			var err error
+			codes[i], err = e.svc.ConfirmTOTP(ctx, op.ID, code)
+			return err
+		}), causeway.ECONFLICT, "totp_enabled")
+		// The winner's recovery codes are the ones on record.
+		if winner >= 0 {
+			if _, err := e.svc.OperatorLogIn(ctx, op.Email, operatorPassword, codes[winner][0]); err != nil {
+				t.Errorf("the winner's recovery code: %v", err)
+			}
+		}
+	})
+}

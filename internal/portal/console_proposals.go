@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/foureyes"
 )
 
@@ -34,6 +33,12 @@ func (p *Portal) proposed(w http.ResponseWriter, r *http.Request, s *consoleSess
 }
 
 func (p *Portal) consoleProposals(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
+	return p.renderProposals(w, r, s, http.StatusOK, nil)
+}
+
+// renderProposals shows the proposals: those waiting, or with ?all= every
+// one; failed is a decision the service refused.
+func (p *Portal) renderProposals(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	var items []*foureyes.Proposal
@@ -46,10 +51,10 @@ func (p *Portal) consoleProposals(w http.ResponseWriter, r *http.Request, s *con
 		items, next = pg.Data, pg.NextCursor
 	}
 	v := s.view("Approvals", "console-proposals")
-	v.Notice = notice(r)
+	v.Notice, v.Error = notice(r), failed
 	v.D = map[string]any{"Proposals": items, "Next": next, "All": r.URL.Query().Get("all") != "", "Me": s.Caller().String(),
 		"Enabled": p.d.FourEyes != nil}
-	p.render(w, r, http.StatusOK, "console_proposals", v)
+	p.render(w, r, status, "console_proposals", v)
 	return nil
 }
 
@@ -71,22 +76,11 @@ func (p *Portal) consoleDecideProposal(w http.ResponseWriter, r *http.Request, s
 	default:
 		return errNotFound()
 	}
+	if isFormError(err) {
+		return p.renderProposals(w, r, s, httpStatus(err), formError(err))
+	}
 	if err != nil {
-		if causeway.ErrorKind(err) == causeway.ENOTFOUND {
-			return err
-		}
-		if !isFormError(err) {
-			return err
-		}
-		v := s.view("Approvals", "console-proposals")
-		v.Error = formError(err)
-		pg, lerr := p.d.FourEyes.Proposals(r.Context(), s.Caller(), true, 100, "")
-		if lerr != nil {
-			return lerr
-		}
-		v.D = map[string]any{"Proposals": pg.Data, "Next": pg.NextCursor, "Me": s.Caller().String(), "Enabled": true}
-		p.render(w, r, httpStatus(err), "console_proposals", v)
-		return nil
+		return err
 	}
 	done := "proposal-rejected"
 	switch prop.Status {
