@@ -2,8 +2,10 @@ package identity
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -402,6 +404,53 @@ func TestOperatorsRevokingOneTokenOrConfirmingOneFactorAtOnceWinOnce(t *testing.
 			if _, err := e.svc.OperatorLogIn(ctx, op.Email, operatorPassword, codes[winner][0]); err != nil {
 				t.Errorf("the winner's recovery code: %v", err)
 			}
+		}
+	})
+}
+
+// TestAdminsCreatingOneOperatorOrTheOperatorChangingOnePasswordAtOnceWinOnce:
+// of admins creating operators with one email at once, one gets the
+// account and the others email_taken; of password changes made at once
+// from the same current password, one wins and the others are refused,
+// so no change is lost unseen.
+func TestAdminsCreatingOneOperatorOrTheOperatorChangingOnePasswordAtOnceWinOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := auth.WithOperator(context.Background(), auth.AdminTokenHolder())
+		e := newEnv(t, db, Options{})
+		var created []*Operator
+		var mu sync.Mutex
+		testkit.OneWinner(t, testkit.Race(racers, func(i int) error {
+			op, err := e.svc.CreateOperator(ctx, auth.CallerFrom(ctx), NewOperator{Email: "Same@bank.example", Password: operatorPassword,
+				Roles: auth.Roles{auth.RoleViewer}})
+			if err == nil {
+				mu.Lock()
+				created = append(created, op)
+				mu.Unlock()
+			}
+			return err
+		}), causeway.ECONFLICT, "email_taken")
+		if len(created) != 1 {
+			t.Fatalf("%d operators created", len(created))
+		}
+		// A loser that read the operator before the winner committed is
+		// told it changed; one that read it after finds the current
+		// password is no longer the one it gave.
+		winner, won := -1, 0
+		for i, err := range testkit.Race(racers, func(i int) error {
+			return e.svc.ChangeOperatorPassword(ctx, created[0].ID, operatorPassword, fmt.Sprintf("new password number %d", i))
+		}) {
+			switch code := causeway.ErrorCode(err); {
+			case err == nil:
+				winner, won = i, won+1
+			case code != "operator_changed" && code != "invalid_credentials":
+				t.Errorf("a loser got %v", err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d of %d password changes won, want exactly 1", won, racers)
+		}
+		if _, err := e.svc.OperatorLogIn(ctx, "same@bank.example", fmt.Sprintf("new password number %d", winner), ""); err != nil {
+			t.Errorf("the winning password does not log in: %v", err)
 		}
 	})
 }
