@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,8 +17,9 @@ import (
 // bench.All, and `all` to run them in turn.
 func newBenchCommand() *cobra.Command {
 	var (
-		opts     bench.Options
-		jsonFile string
+		opts       bench.Options
+		jsonFile   string
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -77,6 +79,7 @@ database, a NATS or a server only when told to.`,
 	f.StringVar(&opts.Server, "server", "", "base URL of a running node (sandbox mode) to measure instead of starting one, e.g. http://127.0.0.1:8080")
 	f.StringVar(&opts.AdminToken, "admin-token", "", "the bank admin token of --server")
 	f.Float64Var(&opts.Rate, "rate", 500, "events per second of the events benchmark's steady-rate runs (open loop)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (baselines included) to this file, for go tool pprof")
 
 	run := func(cmd *cobra.Command, benchmarks []bench.Benchmark) error {
 		if opts.Duration <= 0 || opts.Concurrency < 1 || !(opts.Rate > 0) {
@@ -93,6 +96,17 @@ database, a NATS or a server only when told to.`,
 			if err := bench.CheckServer(cmd.Context(), opts); err != nil {
 				return err
 			}
+		}
+		if cpuProfile != "" {
+			f, err := os.Create(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
 		var reports []*bench.Report
 		var errs []error

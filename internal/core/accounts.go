@@ -351,11 +351,11 @@ func (b *Bank) Deposit(ctx context.Context, caller auth.Caller, accountID string
 		if err != nil {
 			return err
 		}
-		locked, err := lockAccounts(ctx, tx, a.ID, cash)
+		locked, err := b.lockAccounts(ctx, tx, a.ID, cash)
 		if err != nil {
 			return err
 		}
-		_, txns, err := post(ctx, tx, locked, "deposit", a.ID, a.Currency, b.now(), []posting{
+		_, txns, err := b.post(ctx, tx, locked, "deposit", a.ID, a.Currency, b.now(), []posting{
 			{AccountID: cash, Amount: -amount.Minor, Description: description},
 			{AccountID: a.ID, Amount: amount.Minor, Description: description},
 		})
@@ -383,7 +383,7 @@ func (b *Bank) CloseAccount(ctx context.Context, caller auth.Caller, accountID s
 		if a, err = getAccount(ctx, tx, caller, accountID); err != nil {
 			return err
 		}
-		locked, err := lockAccounts(ctx, tx, a.ID)
+		locked, err := b.lockAccounts(ctx, tx, a.ID)
 		if err != nil {
 			return err
 		}

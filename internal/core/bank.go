@@ -183,6 +183,8 @@ type Bank struct {
 	ext    Extensions
 	audit  AuditTrail
 	now    func() time.Time
+
+	payments *paymentCommitter // books payments by group commit
 }
 
 // Options configure a Bank. Nil ports mean: no events, no extension
@@ -207,6 +209,7 @@ func Migrate(ctx context.Context, db *store.DB) error {
 // New returns the bank over db, whose tables Migrate has created.
 func New(db *store.DB, opts Options) *Bank {
 	b := &Bank{db: db, events: opts.Events, ext: opts.Extensions, audit: opts.Audit, now: opts.Now}
+	b.payments = newPaymentCommitter(b)
 	if b.events == nil {
 		b.events = noEvents{}
 	}

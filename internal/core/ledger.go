@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/causewayhq/causeway"
@@ -48,27 +50,45 @@ type lockedAccount struct {
 func (a *lockedAccount) Available() int64 { return a.Booked - a.Held }
 
 // lockAccounts takes, in transaction tx, the row locks of the given
-// accounts in id order (so two transfers in opposite directions cannot
-// deadlock) and returns their state.
-// On SQLite the store already serializes writers; the UPDATE makes
-// PostgreSQL hold the row lock until commit.
-func lockAccounts(ctx context.Context, tx querier, accountIDs ...string) (map[string]*lockedAccount, error) {
+// accounts and returns their state, in one statement. On PostgreSQL the
+// rows are locked in id order (so two transfers in opposite directions, or
+// two batches of them, cannot deadlock); on SQLite the store already
+// serializes writers. It fails with ENOTFOUND account_not_found when an
+// account does not exist.
+func (b *Bank) lockAccounts(ctx context.Context, tx querier, accountIDs ...string) (map[string]*lockedAccount, error) {
+	dialect := b.db.Dialect
 	sorted := slices.Clone(accountIDs)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
+	query := `SELECT id, COALESCE(customer_id, ''), COALESCE(iban, ''), currency, status, booked, held
+		FROM core_accounts WHERE id IN ` + dialect.Values(1, len(sorted)) + ` ORDER BY id`
+	if dialect == store.Postgres {
+		query += ` FOR NO KEY UPDATE`
+	}
+	args := make([]any, len(sorted))
+	for i, id := range sorted {
+		args[i] = id
+	}
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	out := make(map[string]*lockedAccount, len(sorted))
-	for _, id := range sorted {
+	for rows.Next() {
 		a := &lockedAccount{}
-		err := tx.QueryRowContext(ctx, `UPDATE core_accounts SET booked = booked WHERE id = $1
-			RETURNING id, COALESCE(customer_id, ''), COALESCE(iban, ''), currency, status, booked, held`, id).
-			Scan(&a.ID, &a.CustomerID, &a.IBAN, &a.Currency, &a.Status, &a.Booked, &a.Held)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, causeway.Errorf(causeway.ENOTFOUND, "account_not_found", "no account %s", id)
-		}
-		if err != nil {
+		if err := rows.Scan(&a.ID, &a.CustomerID, &a.IBAN, &a.Currency, &a.Status, &a.Booked, &a.Held); err != nil {
 			return nil, err
 		}
-		out[id] = a
+		out[a.ID] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, id := range sorted {
+		if out[id] == nil {
+			return nil, causeway.Errorf(causeway.ENOTFOUND, "account_not_found", "no account %s", id)
+		}
 	}
 	return out, nil
 }
@@ -84,57 +104,179 @@ const MaxBalance int64 = 1_000_000_000_000_000
 // to zero, updates the accounts' running balances, and returns the
 // transactions it booked, in posting order. Every account must be in locked
 // (lockAccounts in tx), whose balances it keeps current.
-func post(ctx context.Context, tx querier, locked map[string]*lockedAccount, kind, reference, currency string, bookedAt time.Time, postings []posting) (string, []*Transaction, error) {
+func (b *Bank) post(ctx context.Context, tx querier, locked map[string]*lockedAccount, kind, reference, currency string, bookedAt time.Time, postings []posting) (string, []*Transaction, error) {
+	var j journal
+	entryID, txns, err := j.post(locked, kind, reference, currency, bookedAt, postings)
+	if err != nil {
+		return "", nil, err
+	}
+	return entryID, txns, j.write(ctx, tx, b.db.Dialect)
+}
+
+// A journal books entries against locked accounts in memory and writes
+// them all at once: one INSERT of the entries, one of the postings and one
+// UPDATE of the balances, however many entries (a batch of payments is
+// one journal). The accounts must stay locked until the transaction that
+// writes it commits.
+type journal struct {
+	entries  []journalEntry
+	postings []journalPosting
+	touched  []*lockedAccount // in the order first touched, each once
+}
+
+type journalEntry struct {
+	id, kind, reference string
+	at                  int64
+}
+
+type journalPosting struct {
+	entryID string
+	t       *Transaction
+	amount  int64 // signed, from the account holder's side
+}
+
+// post books one entry whose postings must sum to zero, in memory: the
+// locked accounts' balances move, and the entry is written by write. On
+// error nothing has moved.
+func (j *journal) post(locked map[string]*lockedAccount, kind, reference, currency string, bookedAt time.Time, postings []posting) (string, []*Transaction, error) {
 	var sum int64
 	for _, p := range postings {
 		a := locked[p.AccountID]
-		if a == nil {
+		switch {
+		case a == nil:
 			return "", nil, causeway.Errorf(causeway.EINTERNAL, "posting_account_not_locked", "account %s is not locked for %s", p.AccountID, kind)
+		case a.Currency != currency:
+			return "", nil, causeway.Errorf(causeway.EINTERNAL, "posting_account_mismatch", "account %s is not in %s", p.AccountID, currency)
 		}
-		if p.Amount < -MaxBalance || p.Amount > MaxBalance || a.Booked+p.Amount < -MaxBalance || a.Booked+p.Amount > MaxBalance {
+		sum += p.Amount
+	}
+	// Checked on the balances as each posting leaves them, as they are
+	// booked: an entry may post to one account twice.
+	after := make(map[string]int64, len(postings))
+	for _, p := range postings {
+		booked, seen := after[p.AccountID]
+		if !seen {
+			booked = locked[p.AccountID].Booked
+		}
+		if p.Amount < -MaxBalance || p.Amount > MaxBalance || booked+p.Amount < -MaxBalance || booked+p.Amount > MaxBalance {
 			return "", nil, causeway.Errorf(causeway.EINVALID, "balance_limit_exceeded",
 				"the amount would take an account's balance beyond the bank's limit of %s", Money{Minor: MaxBalance, Currency: currency})
 		}
-		sum += p.Amount
+		after[p.AccountID] = booked + p.Amount
 	}
 	if sum != 0 || len(postings) < 2 {
 		return "", nil, causeway.Errorf(causeway.EINTERNAL, "unbalanced_entry", "journal entry %s does not balance (%d)", kind, sum)
 	}
 	entryID := ids.New("jnl")
 	at := store.Micros(bookedAt)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO core_entries (id, kind, reference, created_at) VALUES ($1, $2, $3, $4)`,
-		entryID, kind, reference, at); err != nil {
-		return "", nil, err
-	}
+	j.entries = append(j.entries, journalEntry{id: entryID, kind: kind, reference: reference, at: at})
 	txns := make([]*Transaction, 0, len(postings))
 	for _, p := range postings {
-		var after int64
-		if err := tx.QueryRowContext(ctx, `UPDATE core_accounts SET booked = booked + $1 WHERE id = $2 AND currency = $3 RETURNING booked`,
-			p.Amount, p.AccountID, currency).Scan(&after); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return "", nil, causeway.Errorf(causeway.EINTERNAL, "posting_account_mismatch", "account %s missing or not in %s", p.AccountID, currency)
-			}
-			return "", nil, err
-		}
-		locked[p.AccountID].Booked = after
+		a := locked[p.AccountID]
+		a.Booked += p.Amount
+		j.touch(a)
 		t := &Transaction{
 			ID: ids.New("txn"), AccountID: p.AccountID, Description: p.Description,
 			CounterpartyName: p.CounterpartyName, CounterpartyIBAN: p.CounterpartyIBAN,
-			BalanceAfter: Money{Minor: after, Currency: currency}, BookedAt: store.FromMicros(at),
+			BalanceAfter: Money{Minor: a.Booked, Currency: currency}, BookedAt: store.FromMicros(at),
 			Direction: "credit", Amount: Money{Minor: p.Amount, Currency: currency},
 		}
 		if p.Amount < 0 {
 			t.Direction, t.Amount.Minor = "debit", -p.Amount
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO core_postings
-			(id, entry_id, account_id, amount, currency, balance_after, description, counterparty_name, counterparty_iban, booked_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			t.ID, entryID, p.AccountID, p.Amount, currency, after, p.Description, p.CounterpartyName, p.CounterpartyIBAN, at); err != nil {
-			return "", nil, err
-		}
+		j.postings = append(j.postings, journalPosting{entryID: entryID, t: t, amount: p.Amount})
 		txns = append(txns, t)
 	}
 	return entryID, txns, nil
+}
+
+// hold moves a locked account's held amount by amount (negative releases),
+// written by write with its balances.
+func (j *journal) hold(a *lockedAccount, amount int64) {
+	a.Held += amount
+	j.touch(a)
+}
+
+func (j *journal) touch(a *lockedAccount) {
+	if !slices.Contains(j.touched, a) {
+		j.touched = append(j.touched, a)
+	}
+}
+
+// journalChunk bounds the rows of one INSERT, well under either engine's
+// limit on parameters.
+const journalChunk = 200
+
+// write writes what the journal booked, in transaction tx: the entries,
+// their postings and the touched accounts' balances.
+func (j *journal) write(ctx context.Context, tx querier, dialect store.Dialect) error {
+	for chunk := range slices.Chunk(j.entries, journalChunk) {
+		args := make([]any, 0, 4*len(chunk))
+		for _, e := range chunk {
+			args = append(args, e.id, e.kind, e.reference, e.at)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO core_entries (id, kind, reference, created_at) VALUES `+
+			dialect.Values(len(chunk), 4), args...); err != nil {
+			return err
+		}
+	}
+	for chunk := range slices.Chunk(j.postings, journalChunk) {
+		args := make([]any, 0, 10*len(chunk))
+		for _, p := range chunk {
+			t := p.t
+			args = append(args, t.ID, p.entryID, t.AccountID, p.amount, t.Amount.Currency, t.BalanceAfter.Minor,
+				t.Description, t.CounterpartyName, t.CounterpartyIBAN, store.Micros(t.BookedAt))
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO core_postings
+			(id, entry_id, account_id, amount, currency, balance_after, description, counterparty_name, counterparty_iban, booked_at)
+			VALUES `+dialect.Values(len(chunk), 10), args...); err != nil {
+			return err
+		}
+	}
+	for chunk := range slices.Chunk(j.touched, journalChunk) {
+		if err := writeBalances(ctx, tx, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeBalances sets locked accounts' booked and held amounts to what they
+// are in memory, in one statement.
+func writeBalances(ctx context.Context, tx querier, accounts []*lockedAccount) error {
+	var booked, held, in strings.Builder
+	args := make([]any, 0, 5*len(accounts))
+	n := 0
+	param := func(v any) string {
+		args = append(args, v)
+		n++
+		return "$" + strconv.Itoa(n)
+	}
+	booked.WriteString("CASE id")
+	for _, a := range accounts {
+		fmt.Fprintf(&booked, " WHEN %s THEN CAST(%s AS BIGINT)", param(a.ID), param(a.Booked))
+	}
+	booked.WriteString(" END")
+	held.WriteString("CASE id")
+	for _, a := range accounts {
+		fmt.Fprintf(&held, " WHEN %s THEN CAST(%s AS BIGINT)", param(a.ID), param(a.Held))
+	}
+	held.WriteString(" END")
+	for i, a := range accounts {
+		if i > 0 {
+			in.WriteString(", ")
+		}
+		in.WriteString(param(a.ID))
+	}
+	res, err := tx.ExecContext(ctx, "UPDATE core_accounts SET booked = "+booked.String()+", held = "+held.String()+
+		" WHERE id IN ("+in.String()+")", args...)
+	if err != nil {
+		return err
+	}
+	if got, err := res.RowsAffected(); err == nil && got != int64(len(accounts)) {
+		return causeway.Errorf(causeway.EINTERNAL, "posting_account_mismatch", "%d of %d locked accounts were updated", got, len(accounts))
+	}
+	return nil
 }
 
 // internalAccount returns the id of the bank's internal account for a

@@ -405,12 +405,12 @@ func (b *Bank) FundLoan(ctx context.Context, caller auth.Caller, loanID, account
 		if err != nil {
 			return err
 		}
-		locked, err := lockAccounts(ctx, tx, account.ID, receivable)
+		locked, err := b.lockAccounts(ctx, tx, account.ID, receivable)
 		if err != nil {
 			return err
 		}
 		description := "Loan " + l.ID + ": " + l.Purpose
-		entryID, txns, err := post(ctx, tx, locked, "loan_funding", l.ID, l.Amount.Currency, now, []posting{
+		entryID, txns, err := b.post(ctx, tx, locked, "loan_funding", l.ID, l.Amount.Currency, now, []posting{
 			{AccountID: receivable, Amount: -l.Amount.Minor, Description: description},
 			{AccountID: account.ID, Amount: l.Amount.Minor, Description: description, CounterpartyName: "Causeway Sandbox Bank"},
 		})

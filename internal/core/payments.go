@@ -132,7 +132,8 @@ func (n *NewPayment) validate() error {
 
 // CreatePayment makes a payment from an account the caller may see. The
 // payments.fraud-check extension point is asked first, outside any lock;
-// then, in one transaction, funds are checked, the payment is stored as
+// then, in one transaction (shared with the other payments waiting at that
+// moment: see paycommit.go), funds are checked, the payment is stored as
 // completed, rejected or held, its postings are booked, and its events are
 // written. Insufficient funds and a fraud denial give a rejected payment,
 // not an error; invalid input is an error.
@@ -185,62 +186,8 @@ func (b *Bank) CreatePayment(ctx context.Context, caller auth.Caller, n NewPayme
 	if err != nil {
 		return nil, err
 	}
-	p.FraudCheck = fraud
-
-	err = b.db.Tx(ctx, func(tx *sql.Tx) error {
-		p.Status, p.Rejection = PaymentPending, nil // the transaction may be retried
-		q := b.db.PreparedIn(tx)
-		counterpart := ""
-		if creditor != nil {
-			counterpart = creditor.ID
-		} else {
-			var err error
-			if counterpart, err = internalAccount(ctx, q, InternalClearing, debtor.Currency); err != nil {
-				return err
-			}
-		}
-		locked, err := lockAccounts(ctx, q, debtor.ID, counterpart)
-		if err != nil {
-			return err
-		}
-		d := locked[debtor.ID]
-		var events []Event
-		var entryID string
-		switch {
-		case d.Status != AccountActive:
-			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "account_closed", Reason: "the debtor account is closed"}
-		case fraud.Decision == FraudDeny:
-			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "fraud_denied", Reason: fraud.Reason}
-		case d.Available() < p.Amount.Minor:
-			p.Status, p.Rejection = PaymentRejected, &Rejection{Code: "insufficient_funds", Reason: "the available balance is lower than the amount"}
-		case fraud.Decision == FraudReview:
-			p.Status = PaymentHeld
-			if _, err := q.ExecContext(ctx, `UPDATE core_accounts SET held = held + $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
-				return err
-			}
-		default:
-			p.Status = PaymentCompleted
-			var txns []*Transaction
-			entryID, txns, err = bookPayment(ctx, q, locked, p, d.IBAN, counterpart, now)
-			if err != nil {
-				return err
-			}
-			events = transactionEvents(txns, locked)
-		}
-		p.appID, p.idempotencyKey, p.requestHash, p.counterpartID = appOf(caller), n.IdempotencyKey, request, counterpart
-		if err := insertPayment(ctx, q, p, entryID); err != nil {
-			return err
-		}
-		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, CustomerID: debtor.CustomerID}}, events...)
-		if err := b.events.WriteEvents(ctx, tx, events); err != nil {
-			return err
-		}
-		if !caller.IsBank() {
-			return nil // an app's payment is the app's, not a decision of the bank
-		}
-		return b.audit.RecordChange(ctx, tx, caller, Change{Action: "payment.create", TargetType: "payment", TargetID: p.ID,
-			After: paymentSummary(p)})
-	})
+	p.appID, p.idempotencyKey, p.requestHash = appOf(caller), n.IdempotencyKey, request
+	err = b.payments.book(&pendingPayment{ctx: ctx, caller: caller, p: p, debtor: debtor, creditor: creditor, fraud: fraud})
 	if n.IdempotencyKey != "" && store.IsUniqueViolation(err) {
 		// A concurrent call with the same key won: answer with its payment.
 		return b.paymentByKey(ctx, caller, n.IdempotencyKey, request)
@@ -275,13 +222,13 @@ func (b *Bank) paymentByKey(ctx context.Context, caller auth.Caller, key, reques
 // bookPayment posts a completed payment: the debtor is debited, the
 // creditor account (on-us) or the clearing account (to another bank) is
 // credited.
-func bookPayment(ctx context.Context, tx querier, locked map[string]*lockedAccount, p *Payment, debtorIBAN, counterpart string, at time.Time) (string, []*Transaction, error) {
+func bookPayment(j *journal, locked map[string]*lockedAccount, p *Payment, debtorIBAN, counterpart string, at time.Time) (string, []*Transaction, error) {
 	description := p.Reference
 	if description == "" {
 		description = "Payment " + p.ID
 	}
 	creditorName, creditorIBAN := p.Creditor.Name, p.Creditor.IBAN
-	return post(ctx, tx, locked, "payment", p.ID, p.Amount.Currency, at, []posting{
+	return j.post(locked, "payment", p.ID, p.Amount.Currency, at, []posting{
 		{AccountID: p.DebtorAccountID, Amount: -p.Amount.Minor, Description: description, CounterpartyName: creditorName, CounterpartyIBAN: creditorIBAN},
 		{AccountID: counterpart, Amount: p.Amount.Minor, Description: description, CounterpartyIBAN: debtorIBAN},
 	})
@@ -362,32 +309,6 @@ func (b *Bank) fraudCheck(ctx context.Context, caller auth.Caller, p *Payment, c
 	return &FraudCheck{Decision: body.Decision, Score: body.Score, Reason: body.Reason, Provider: ans.Provider, StandIn: ans.StandIn}, nil
 }
 
-func insertPayment(ctx context.Context, tx querier, p *Payment, entryID string) error {
-	var code, reason string
-	if p.Rejection != nil {
-		code, reason = p.Rejection.Code, p.Rejection.Reason
-	}
-	var creditorAccount any
-	if p.Creditor.AccountID != "" {
-		creditorAccount = p.Creditor.AccountID
-	}
-	var entry any
-	if entryID != "" {
-		entry = entryID
-	}
-	f := p.FraudCheck
-	_, err := tx.ExecContext(ctx, `INSERT INTO core_payments
-		(id, app_id, debtor_account_id, creditor_account_id, creditor_iban, creditor_name, amount, currency, reference,
-		 status, rejection_code, rejection_reason, fraud_decision, fraud_score, fraud_reason, fraud_provider, fraud_stand_in,
-		 entry_id, created_at, updated_at, idempotency_key, request_hash, counterpart_account_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
-		p.ID, p.appID, p.DebtorAccountID, creditorAccount, p.Creditor.IBAN, p.Creditor.Name, p.Amount.Minor,
-		p.Amount.Currency, p.Reference, p.Status, code, reason, f.Decision, f.Score, f.Reason, f.Provider, f.StandIn,
-		entry, store.Micros(p.CreatedAt), store.Micros(p.UpdatedAt), nullable(p.idempotencyKey), p.requestHash,
-		nullable(p.counterpartID))
-	return err
-}
-
 // nullable stores "" as NULL, so unique indexes ignore it.
 func nullable(s string) any {
 	if s == "" {
@@ -465,7 +386,7 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, caller auth.Caller, id str
 				}
 			}
 		}
-		locked, err := lockAccounts(ctx, q, p.DebtorAccountID, counterpart)
+		locked, err := b.lockAccounts(ctx, q, p.DebtorAccountID, counterpart)
 		if err != nil {
 			return err
 		}
@@ -482,6 +403,17 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, caller auth.Caller, id str
 		default:
 			p.Status = PaymentCompleted
 		}
+		var j journal
+		j.hold(d, -p.Amount.Minor)
+		var events []Event
+		var entryID any // NULL unless booked
+		if p.Status == PaymentCompleted {
+			id, txns, err := bookPayment(&j, locked, p, d.IBAN, counterpart, now)
+			if err != nil {
+				return err
+			}
+			entryID, events = id, transactionEvents(txns, locked)
+		}
 		// Claim the payment: the status names the state it leaves, so of
 		// two decisions racing (the read above takes no lock) only the
 		// first to commit finds it held.
@@ -490,26 +422,15 @@ func (b *Bank) DecideHeldPayment(ctx context.Context, caller auth.Caller, id str
 			code, why = p.Rejection.Code, p.Rejection.Reason
 		}
 		res, err := q.ExecContext(ctx, `UPDATE core_payments SET status = $1, rejection_code = $2, rejection_reason = $3,
-			updated_at = $4 WHERE id = $5 AND status = $6`, p.Status, code, why, store.Micros(now), p.ID, PaymentHeld)
+			updated_at = $4, entry_id = $5 WHERE id = $6 AND status = $7`, p.Status, code, why, store.Micros(now), entryID, p.ID, PaymentHeld)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return causeway.Errorf(causeway.ECONFLICT, "payment_not_held", "payment %s is no longer held: another decision came first", p.ID)
 		}
-		if _, err := q.ExecContext(ctx, `UPDATE core_accounts SET held = held - $1 WHERE id = $2`, p.Amount.Minor, d.ID); err != nil {
+		if err := j.write(ctx, q, b.db.Dialect); err != nil {
 			return err
-		}
-		var events []Event
-		if p.Status == PaymentCompleted {
-			entryID, txns, err := bookPayment(ctx, q, locked, p, d.IBAN, counterpart, now)
-			if err != nil {
-				return err
-			}
-			if _, err := q.ExecContext(ctx, `UPDATE core_payments SET entry_id = $1 WHERE id = $2`, entryID, p.ID); err != nil {
-				return err
-			}
-			events = transactionEvents(txns, locked)
 		}
 		events = append([]Event{{Type: "payment." + p.Status, Subject: p.ID, Data: p, CustomerID: d.CustomerID}}, events...)
 		if err := b.events.WriteEvents(ctx, tx, events); err != nil {

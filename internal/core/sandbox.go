@@ -55,9 +55,9 @@ func (b *Bank) SeedApp(ctx context.Context, appID string, seed uint64, customers
 	return out, err
 }
 
-// batch collects rows for multi-row INSERTs, which are many times faster
+// rowBatch collects rows for multi-row INSERTs, which are many times faster
 // than one statement per row on both engines.
-type batch struct {
+type rowBatch struct {
 	dialect store.Dialect
 	head    string // INSERT INTO t (a, b, c) VALUES
 	columns int
@@ -65,12 +65,12 @@ type batch struct {
 	args    []any
 }
 
-func (bt *batch) add(values ...any) {
+func (bt *rowBatch) add(values ...any) {
 	bt.args = append(bt.args, values...)
 	bt.rows++
 }
 
-func (bt *batch) flush(ctx context.Context, tx *sql.Tx) error {
+func (bt *rowBatch) flush(ctx context.Context, tx *sql.Tx) error {
 	if bt.rows == 0 {
 		return nil
 	}
@@ -80,7 +80,7 @@ func (bt *batch) flush(ctx context.Context, tx *sql.Tx) error {
 }
 
 // flushEntries writes entries before their postings (foreign key).
-func flushEntries(ctx context.Context, tx *sql.Tx, entries, postings *batch) error {
+func flushEntries(ctx context.Context, tx *sql.Tx, entries, postings *rowBatch) error {
 	if err := entries.flush(ctx, tx); err != nil {
 		return err
 	}
@@ -94,8 +94,8 @@ func (b *Bank) seed(ctx context.Context, tx *sql.Tx, appID string, seed uint64, 
 	if err != nil {
 		return nil, err
 	}
-	entries := &batch{dialect: b.db.Dialect, head: "INSERT INTO core_entries (id, kind, reference, created_at) VALUES ", columns: 4}
-	postings := &batch{dialect: b.db.Dialect, head: `INSERT INTO core_postings (id, entry_id, account_id, amount, currency, balance_after,
+	entries := &rowBatch{dialect: b.db.Dialect, head: "INSERT INTO core_entries (id, kind, reference, created_at) VALUES ", columns: 4}
+	postings := &rowBatch{dialect: b.db.Dialect, head: `INSERT INTO core_postings (id, entry_id, account_id, amount, currency, balance_after,
 		description, counterparty_name, counterparty_iban, booked_at) VALUES `, columns: 10}
 	var cashTotal int64
 	var customerIDs []string

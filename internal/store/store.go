@@ -24,6 +24,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/batch"
 )
 
 // Dialect names the SQL engine behind a DB.
@@ -53,6 +54,8 @@ type DB struct {
 	// afterCommit holds, per open transaction of Tx, what to run once it
 	// commits (see AfterCommit).
 	afterCommit sync.Map // *sql.Tx -> *[]func()
+
+	groups batch.Queue[*groupMember] // the callers of GroupTx waiting for a transaction
 }
 
 // Config selects the database. With URL empty, a SQLite file named
@@ -68,6 +71,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return openPostgres(ctx, cfg.URL)
 	}
 	return openSQLite(ctx, cfg.DataDir)
+}
+
+func newDB(sqlDB *sql.DB, dialect Dialect, location string) *DB {
+	db := &DB{DB: sqlDB, Dialect: dialect, Location: location}
+	db.groups = batch.Queue[*groupMember]{Max: maxGroup, Run: db.commitGroup}
+	return db
 }
 
 func openSQLite(ctx context.Context, dataDir string) (*DB, error) {
@@ -87,7 +96,7 @@ func openSQLite(ctx context.Context, dataDir string) (*DB, error) {
 	// is durable against a process crash (the threat the outbox guards
 	// against); only an OS crash or power loss can drop the last commits.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)" +
-		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
@@ -105,7 +114,7 @@ func openSQLite(ctx context.Context, dataDir string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
-	return &DB{DB: db, Dialect: SQLite, Location: path}, nil
+	return newDB(db, SQLite, path), nil
 }
 
 func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
@@ -123,7 +132,7 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres %s: %w", loc, firstLine(err))
 	}
-	return &DB{DB: db, Dialect: Postgres, Location: loc}, nil
+	return newDB(db, Postgres, loc), nil
 }
 
 // redactURL keeps host, port and database of a connection URL and drops
