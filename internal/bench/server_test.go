@@ -119,11 +119,12 @@ func TestBenchmarksMeasureARunningServerThroughItsPublicAPI(t *testing.T) {
 			{"invoke_p50", "ms", "direct_p50"},
 			{"invoke_p99", "ms", "direct_p99"},
 			{"added_latency_p50", "ms", "direct_p50"},
+			{"added_latency_p99", "ms", "direct_p99"},
 			{"lateness_p50", "ms", "deadline"},
 			{"lateness_p99", "ms", "deadline"},
-		}, "lateness_p50", "lateness_p99")
+		}, "added_latency_p99", "lateness_p50", "lateness_p99")
 		checkTarget(t, r, n.URL, rt)
-		for _, f := range r.Figures[4:] {
+		for _, f := range r.Figures[5:] {
 			// Past the deadline, never cut short by an open breaker, and
 			// long before the point's maximum (5 s).
 			if f.Value < 0 || f.Value > 1000 {

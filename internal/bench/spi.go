@@ -133,6 +133,7 @@ func spiBench(ctx context.Context, opts Options) (*Report, error) {
 		// Beside the direct median, so the ratio says how much the
 		// invoker adds relative to the call itself.
 		NewFigure("added_latency_p50", ms(calls.percentile(0.50)-posts.percentile(0.50)), "ms", "direct_p50", ms(posts.percentile(0.50))),
+		NewFigure("added_latency_p99", ms(calls.percentile(0.99)-posts.percentile(0.99)), "ms", "direct_p99", ms(posts.percentile(0.99))),
 		NewFigure("lateness_p50", ms(hung.percentile(0.50)-spiDeadline), "ms", "deadline", ms(spiDeadline)),
 		NewFigure("lateness_p99", ms(hung.percentile(0.99)-spiDeadline), "ms", "deadline", ms(spiDeadline)),
 	)
@@ -283,6 +284,7 @@ func spiOnServer(ctx context.Context, opts Options) (*Report, error) {
 		NewFigure("invoke_p50", ms(calls.percentile(0.50)), "ms", "direct_p50", ms(posts.percentile(0.50))),
 		NewFigure("invoke_p99", ms(calls.percentile(0.99)), "ms", "direct_p99", ms(posts.percentile(0.99))),
 		NewFigure("added_latency_p50", ms(calls.percentile(0.50)-posts.percentile(0.50)), "ms", "direct_p50", ms(posts.percentile(0.50))),
+		NewFigure("added_latency_p99", ms(calls.percentile(0.99)-posts.percentile(0.99)), "ms", "direct_p99", ms(posts.percentile(0.99))),
 		NewFigure("lateness_p50", ms(hung.percentile(0.50)-spiDeadline), "ms", "deadline", ms(spiDeadline)),
 		NewFigure("lateness_p99", ms(hung.percentile(0.99)-spiDeadline), "ms", "deadline", ms(spiDeadline)),
 	)

@@ -21,6 +21,7 @@ var spiFigures = []figureSpec{
 	{"spi_p50", "ms", "direct_p50"},
 	{"spi_p99", "ms", "direct_p99"},
 	{"added_latency_p50", "ms", "direct_p50"},
+	{"added_latency_p99", "ms", "direct_p99"},
 	{"lateness_p50", "ms", "deadline"},
 	{"lateness_p99", "ms", "deadline"},
 }
@@ -47,13 +48,16 @@ func checkSPIReport(t *testing.T, r *Report) {
 	t.Helper()
 	// The invoker may add nothing measurable, and an answer may come back
 	// within the millisecond of its deadline.
-	checkFigures(t, r, "spi", spiFigures, "added_latency_p50", "lateness_p50", "lateness_p99")
+	checkFigures(t, r, "spi", spiFigures, "added_latency_p50", "added_latency_p99", "lateness_p50", "lateness_p99")
 	got := map[string]Figure{}
 	for _, f := range r.Figures {
 		got[f.Name] = f
 	}
 	if f, want := got["added_latency_p50"], got["spi_p50"].Value-got["spi_p50"].BaselineValue; math.Abs(f.Value-want) > 1e-6 {
 		t.Errorf("added_latency_p50 = %v, want spi_p50 - direct_p50", f.Value)
+	}
+	if f, want := got["added_latency_p99"], got["spi_p99"].Value-got["spi_p99"].BaselineValue; math.Abs(f.Value-want) > 1e-6 {
+		t.Errorf("added_latency_p99 = %v, want spi_p99 - direct_p99", f.Value)
 	}
 	for _, name := range []string{"lateness_p50", "lateness_p99"} {
 		// Never before the deadline, and long before the point's maximum

@@ -144,13 +144,15 @@ func New(db *store.DB, b *bus.Bus, vis Visibility, opts Options) (*Service, erro
 }
 
 // Publish validates e against the catalog and writes it through the
-// outbox, in a transaction of its own, so it is delivered like every other
-// event; it returns the event's id. Errors: EINVALID unknown_event_type,
+// outbox, with its audit entry, so it is delivered like every other event;
+// it returns the event's id. Events published at the same moment share a
+// transaction (store.GroupTx): the audit trail's head, which every entry
+// locks, is then taken once for all of them. Errors: EINVALID unknown_event_type,
 // invalid_event_data (with the validator's findings), invalid_cloudevent or
 // event_too_large.
 func (s *Service) Publish(ctx context.Context, e CloudEvent) (string, error) {
 	var id string
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.db.GroupTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if id, err = s.PublishTx(ctx, tx, e); err != nil {
 			return err
