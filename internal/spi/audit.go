@@ -12,12 +12,18 @@ import (
 	"github.com/causewayhq/causeway/internal/store"
 )
 
-// The audit is written with group commit: a call hands its rows to one
-// writer goroutine and waits until they are committed, and the writer puts
-// the rows of every call waiting at that moment into one INSERT. A busy
-// node then pays one commit for many calls instead of one each (on SQLite,
-// whose writers queue one at a time, that is most of an SPI call's cost),
-// and a call still returns only once it is on record.
+// The audit is written behind the call, with group commit: a call hands
+// its rows to one writer goroutine and returns at once, and the writer
+// puts the rows of every call handed over meanwhile into one INSERT. An
+// SPI call then costs its round trip to the endpoint, not a commit (a
+// flush to disk on SQLite), and a busy node pays one commit for many
+// calls. What the bank did with an answer is on record in its own
+// transaction (a payment keeps its fraud check's decision, provider and
+// stand-in); the invocation rows are the operational trail. Readers on
+// this node wait for the rows handed over before they asked (flushAudit),
+// so a call is listed once it has returned; a process killed outright can
+// lose the rows of the last few milliseconds' calls, never an answer the
+// bank used.
 const (
 	auditColumns = 10
 	// maxAuditBatch keeps one INSERT's parameters well under PostgreSQL's
@@ -64,26 +70,51 @@ func (s *Service) auditLoop() {
 	}
 }
 
-// commit writes first and every batch queued behind it in one INSERT and
-// tells their callers.
+// auditLinger is how long the writer waits for more rows after the first
+// of a batch, unless a reader is waiting (flushAudit) or the batch is
+// full: no caller waits for the rows, and a busy node then commits a few
+// hundred times a second at most, not once per call.
+const auditLinger = 5 * time.Millisecond
+
+// commit writes first and every batch handed over within auditLinger of
+// it in one INSERT, and tells those waiting for it.
 func (s *Service) commit(first auditBatch) {
 	batches := []auditBatch{first}
 	rows := len(first.invs)
+	flush := rows == 0 // a reader waits
+	linger := time.NewTimer(auditLinger)
+	defer linger.Stop()
 more:
+	for rows < maxAuditBatch && !flush {
+		select {
+		case b := <-s.audit.queue:
+			batches = append(batches, b)
+			rows += len(b.invs)
+			flush = len(b.invs) == 0
+		case <-linger.C:
+			break more
+		case <-s.audit.stop:
+			break more
+		}
+	}
+	// Whatever else is queued already goes too.
+drain:
 	for rows < maxAuditBatch {
 		select {
 		case b := <-s.audit.queue:
 			batches = append(batches, b)
 			rows += len(b.invs)
 		default:
-			break more
+			break drain
 		}
 	}
 	invs := make([]*Invocation, 0, rows)
 	for _, b := range batches {
 		invs = append(invs, b.invs...)
 	}
-	s.write(invs)
+	if len(invs) > 0 { // a flush alone has none
+		s.write(invs)
+	}
 	for _, b := range batches {
 		close(b.done)
 	}
@@ -104,8 +135,9 @@ func (s *Service) stopAudit() {
 	<-a.done
 }
 
-// record puts the audit rows of one call on record before the call
-// returns, whether or not its caller is still waiting.
+// record hands the audit rows of one call to the writer, which commits
+// them shortly; it waits only while the writer's queue is full. Once the
+// writer has stopped, it writes them itself.
 func (s *Service) record(invs []*Invocation) {
 	if len(invs) == 0 {
 		return
@@ -117,7 +149,21 @@ func (s *Service) record(invs []*Invocation) {
 		s.write(invs)
 		return
 	}
-	b := auditBatch{invs: invs, done: make(chan struct{})}
+	a.queue <- auditBatch{invs: invs, done: make(chan struct{})}
+	a.mu.RUnlock()
+}
+
+// flushAudit waits until the rows handed to the writer before it are
+// committed, so a reader on this node sees every call that returned
+// before it asked.
+func (s *Service) flushAudit() {
+	a := s.audit
+	a.mu.RLock()
+	if a.closed {
+		a.mu.RUnlock()
+		return
+	}
+	b := auditBatch{done: make(chan struct{})}
 	a.queue <- b
 	a.mu.RUnlock()
 	<-b.done
@@ -166,6 +212,7 @@ func (s *Service) Invocations(ctx context.Context, caller auth.Caller, registrat
 	if _, err := s.Registration(ctx, caller, registrationID); err != nil {
 		return nil, err
 	}
+	s.flushAudit()
 	appID, isApp := caller.App()
 	limit, before, err := page.Args(limit, cursor)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/causewayhq/causeway/internal/spi/spitest"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 var fraudStandIn = fraud{Decision: "approve", Score: 50, Reason: "stand-in: no answer from the fraud provider in time"}
@@ -431,6 +432,31 @@ func TestInactivePendingAndDeletedRegistrationsAreNotCalled(t *testing.T) {
 		}
 		if srv.Hits() != 1 {
 			t.Errorf("hits = %d, want 1", srv.Hits())
+		}
+	})
+}
+
+// A node keeps the registrations it read for a point for a moment (a
+// change through it applies at once, see above). A change made through
+// another node reaches it too: the bank's deactivation of a misbehaving
+// endpoint must stop every node calling it.
+func TestADeactivationThroughAnotherNodeStopsTheCallsHere(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		here, there := newService(t, db), newService(t, db)
+		srv := spitest.New(t, approve(1, "x"))
+		r := bankReg(t, there, "app_a", core.PointFraudCheck, srv.URL, spi.Activation{})
+		if a := call(t, here, "app_b"); a.Provider != r.ID {
+			t.Fatalf("before deactivation: %+v", a)
+		}
+		if _, err := there.Deactivate(context.Background(), auth.BankProcess(), r.ID); err != nil {
+			t.Fatal(err)
+		}
+		testkit.WaitFor(t, "the other node to stop calling the deactivated registration", func() bool {
+			return !call(t, here, "app_b").Answered
+		})
+		hits := srv.Hits()
+		if a := call(t, here, "app_b"); a.Answered || srv.Hits() != hits {
+			t.Errorf("called again once stopped: %+v", a)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/causewayhq/causeway"
@@ -93,6 +94,7 @@ func (s *Service) CreateRegistration(ctx context.Context, caller auth.Caller, n 
 	if err != nil {
 		return nil, "", err
 	}
+	s.cands.forget()
 	return r, secret, nil
 }
 
@@ -160,6 +162,7 @@ func (s *Service) RotateSecret(ctx context.Context, caller auth.Caller, id strin
 	if err != nil {
 		return nil, "", err
 	}
+	s.cands.forget()
 	s.log.InfoContext(ctx, "spi secret rotated", "registration_id", id, "previous_expires_at", *out.PreviousSecretExpiresAt)
 	return out, secret, nil
 }
@@ -435,6 +438,7 @@ func (s *Service) transition(ctx context.Context, caller auth.Caller, action, id
 	if err != nil {
 		return nil, err
 	}
+	s.cands.forget()
 	return out, nil
 }
 
@@ -477,6 +481,19 @@ func (s *Service) settings(ctx context.Context, point string, a Activation) (tim
 // of appID, in order: the app's own app-scope ones (oldest first), then the
 // bank-scope ones by priority (ties: oldest first).
 func (s *Service) candidates(ctx context.Context, point, appID string) ([]*Registration, error) {
+	key := point + "\x00" + appID
+	regs, gen, ok := s.cands.get(key, time.Now())
+	if ok {
+		return regs, nil
+	}
+	regs, err := s.readCandidates(ctx, point, appID)
+	if err == nil {
+		s.cands.put(key, regs, gen, time.Now())
+	}
+	return regs, err
+}
+
+func (s *Service) readCandidates(ctx context.Context, point, appID string) ([]*Registration, error) {
 	// The app's own first: ORDER BY puts scope "app" before "bank".
 	st, err := s.prepared(ctx, &s.candidatesStmt, `SELECT `+registrationColumns+` FROM spi_registrations
 		WHERE extension_point = $1 AND status = $2 AND (scope = $3 OR (scope = $4 AND app_id = $5 AND app_id <> ''))
@@ -498,4 +515,61 @@ func (s *Service) candidates(ctx context.Context, point, appID string) ([]*Regis
 		out = append(out, r)
 	}
 	return out, store.Classify(rows.Err())
+}
+
+// candidatesTTL bounds how long a node calls the registrations it read
+// for a point and app: a change made through this node applies at once
+// (the cache is emptied), one made through another node within this time.
+const candidatesTTL = time.Second
+
+// candidateCache keeps the registrations each call at a point asks, so a
+// call reads the database only once a second per point and app.
+type candidateCache struct {
+	mu      sync.Mutex
+	gen     uint64 // moved by every change of a registration on this node
+	entries map[string]cachedCandidates
+}
+
+type cachedCandidates struct {
+	regs []*Registration
+	gen  uint64
+	at   time.Time
+}
+
+// get returns key's registrations if they are fresh; otherwise the
+// generation to store the ones read now under.
+func (c *candidateCache) get(key string, now time.Time) ([]*Registration, uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if ok && e.gen == c.gen && now.Sub(e.at) < candidatesTTL && !now.Before(e.at) {
+		return e.regs, c.gen, true
+	}
+	return nil, c.gen, false
+}
+
+// put keeps regs, read at generation gen; a change since makes them stale
+// at once.
+func (c *candidateCache) put(key string, regs []*Registration, gen uint64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.entries == nil || len(c.entries) >= maxCachedCandidates {
+		c.entries = map[string]cachedCandidates{}
+	}
+	c.entries[key] = cachedCandidates{regs: regs, gen: gen, at: now}
+}
+
+// maxCachedCandidates bounds the cache: one entry per point and calling
+// app.
+const maxCachedCandidates = 10000
+
+// forget makes every cached entry stale, after a registration changed.
+func (c *candidateCache) forget() {
+	c.mu.Lock()
+	c.gen++
+	c.entries = nil
+	c.mu.Unlock()
 }

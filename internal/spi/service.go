@@ -86,6 +86,7 @@ type Service struct {
 
 	breakers *breakers
 	metrics  *metrics
+	cands    candidateCache
 
 	// Statements on the path of every call, prepared once: parsing them
 	// again for every payment cost more than running them.

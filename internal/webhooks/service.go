@@ -148,17 +148,22 @@ func (s *Service) Close() {
 	s.client.CloseIdleConnections()
 }
 
+// maxIdleDeliveryConns is how many idle connections the delivery client
+// keeps, to one receiver or across all.
+const maxIdleDeliveryConns = 1000
+
 // deliveryClient is the guard's client, keeping enough idle connections
-// for a subscription's attempts in flight. The headroom matters: a
-// connection goes back to the pool a moment after its response is read, so
-// the next attempt often dials meanwhile; with the pool's limit at the
-// number in flight, the spare connection is then closed, and the next
-// attempt dials again.
+// for every attempt in flight to one receiver, whatever the number of
+// subscriptions aiming at it (each has up to Options.MaxInFlight). The
+// headroom matters: a connection goes back to the pool a moment after its
+// response is read, so the next attempt often dials meanwhile; with the
+// pool's limit at the number in flight, the spare connection is then
+// closed, and the next attempt dials again.
 func deliveryClient(guard netguard.Guard, opts Options) *http.Client {
 	c := guard.HTTPClient(opts.RequestTimeout)
 	if t, ok := c.Transport.(*http.Transport); ok {
-		t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, 4*opts.MaxInFlight)
-		t.MaxIdleConns = max(t.MaxIdleConns, 1000)
+		t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, maxIdleDeliveryConns)
+		t.MaxIdleConns = max(t.MaxIdleConns, maxIdleDeliveryConns)
 	}
 	return c
 }
