@@ -33,6 +33,18 @@ func (db *DB) GroupTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return Classify(err)
 }
 
+// SmallTx runs a small write that holds no lock others wait on for long
+// (an idempotency key, a mark on a row): with GroupTx on SQLite, where
+// every commit waits for the one writer's turn and a flush to disk, and
+// alone with Tx on PostgreSQL, which runs such writes side by side and
+// flushes concurrent commits together itself.
+func (db *DB) SmallTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.Dialect == Postgres {
+		return db.Tx(ctx, fn)
+	}
+	return db.GroupTx(ctx, fn)
+}
+
 // maxGroup bounds the callers sharing one transaction, and so how long
 // other writers wait for it.
 const maxGroup = 64
