@@ -301,15 +301,12 @@ const (
 	recordGone                      // 410: disable
 )
 
-// applyRecord writes an attempt (with ins, a prepared insertDeliverySQL)
-// and its effect on the subscription in tx. It returns the subscription as
+// applyRecord writes an attempt's effect on the subscription in tx (the
+// attempt itself is inserted with its batch). It returns the subscription as
 // it was if the attempt disabled it, and why. cleared lists the
 // subscriptions whose failure run this transaction has already ended, so
 // a batch of successes clears it once.
-func (s *Service) applyRecord(ctx context.Context, tx *sql.Tx, ins *sql.Stmt, d *Delivery, kind recordKind, cleared map[string]bool) (*record, string, error) {
-	if err := insertDelivery(ctx, ins, d); err != nil {
-		return nil, "", err
-	}
+func (s *Service) applyRecord(ctx context.Context, tx *sql.Tx, d *Delivery, kind recordKind, cleared map[string]bool) (*record, string, error) {
 	var reason string
 	switch kind {
 	case recordSuccess:

@@ -115,14 +115,17 @@ func (s *Service) writeRecords(ctx context.Context, batch []*recordReq) {
 	}()
 	write := func(rs []*recordReq) error {
 		return s.db.Tx(ctx, func(tx *sql.Tx) error {
-			ins, err := tx.PrepareContext(ctx, insertDeliverySQL)
-			if err != nil {
+			ds := make([]*Delivery, len(rs))
+			for i, r := range rs {
+				ds[i] = r.d
+			}
+			if err := insertDeliveries(ctx, tx, s.db.Dialect, ds); err != nil {
 				return err
 			}
-			defer ins.Close()
 			cleared := map[string]bool{}
 			for _, r := range rs {
-				if r.disabled, r.reason, err = s.applyRecord(ctx, tx, ins, r.d, r.kind, cleared); err != nil {
+				var err error
+				if r.disabled, r.reason, err = s.applyRecord(ctx, tx, r.d, r.kind, cleared); err != nil {
 					return err
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -219,15 +220,25 @@ func updateRecord(ctx context.Context, tx *sql.Tx, r *record, from string) error
 const deliveryColumns = "id, subscription_id, event_id, event_type, stream_seq, attempt, origin, outcome, " +
 	"status_code, latency_us, error, response_snippet, created_at"
 
-const insertDeliverySQL = "INSERT INTO webhook_deliveries (" + deliveryColumns + ") VALUES " +
-	"($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+// deliveryChunk bounds the attempts of one INSERT (13 parameters each).
+const deliveryChunk = 200
 
-// insertDelivery writes d with ins, a prepared insertDeliverySQL.
-func insertDelivery(ctx context.Context, ins *sql.Stmt, d *Delivery) error {
-	_, err := ins.ExecContext(ctx,
-		d.ID, d.SubscriptionID, d.EventID, d.EventType, int64(d.StreamSeq), d.Attempt, d.Origin, d.Outcome,
-		d.StatusCode, int64(d.LatencyMS*1000), d.Error, d.Snippet, store.Micros(d.CreatedAt))
-	return err
+// insertDeliveries writes attempts in as few statements as their number
+// allows: on PostgreSQL every statement is a round trip the recorder,
+// and the attempts waiting for it, would wait for.
+func insertDeliveries(ctx context.Context, tx *sql.Tx, dialect store.Dialect, ds []*Delivery) error {
+	for chunk := range slices.Chunk(ds, deliveryChunk) {
+		args := make([]any, 0, 13*len(chunk))
+		for _, d := range chunk {
+			args = append(args, d.ID, d.SubscriptionID, d.EventID, d.EventType, int64(d.StreamSeq), d.Attempt, d.Origin,
+				d.Outcome, d.StatusCode, int64(d.LatencyMS*1000), d.Error, d.Snippet, store.Micros(d.CreatedAt))
+		}
+		query := "INSERT INTO webhook_deliveries (" + deliveryColumns + ") VALUES " + dialect.Values(len(chunk), 13)
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func scanDelivery(row scanner) (*Delivery, error) {
