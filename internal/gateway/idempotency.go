@@ -205,8 +205,10 @@ type storedResponse struct {
 func (g *Gateway) claimKey(ctx context.Context, principal, key, fp string) (outcome claimOutcome, claim string, resp *storedResponse, err error) {
 	now := g.now()
 	claim = newClaimToken()
-	err = g.db.SmallTx(ctx, func(tx *sql.Tx) error {
-		outcome, resp = claimed, nil // the transaction may run again
+	// Each statement is right on its own (the INSERT claims, the UPDATE
+	// names the claim it replaces), so they need no transaction.
+	err = g.db.SmallWrite(ctx, func(tx store.Querier) error {
+		outcome, resp = claimed, nil // it may run again
 		// A row can vanish between the INSERT and the SELECT (its request
 		// failed and released it), so go round a few times.
 		for range 3 {
@@ -282,7 +284,7 @@ func (g *Gateway) claimKey(ctx context.Context, principal, key, fp string) (outc
 // body sealed.
 func (g *Gateway) completeKey(ctx context.Context, principal, key, claim string, resp storedResponse) error {
 	sealed := g.sealBody(principal, key, claim, resp.body)
-	return g.db.SmallTx(ctx, func(tx *sql.Tx) error {
+	return g.db.SmallWrite(ctx, func(tx store.Querier) error {
 		_, err := tx.ExecContext(ctx,
 			`UPDATE gateway_idempotency SET state = 'done', status = $4, content_type = $5, body = '', sealed_body = $6, body_omitted = $7
 			 WHERE principal = $1 AND idem_key = $2 AND claim = $3`,
@@ -293,7 +295,7 @@ func (g *Gateway) completeKey(ctx context.Context, principal, key, claim string,
 
 // releaseKey gives the key up, so the request can be retried under it.
 func (g *Gateway) releaseKey(ctx context.Context, principal, key, claim string) error {
-	return g.db.SmallTx(ctx, func(tx *sql.Tx) error {
+	return g.db.SmallWrite(ctx, func(tx store.Querier) error {
 		_, err := tx.ExecContext(ctx,
 			`DELETE FROM gateway_idempotency WHERE principal = $1 AND idem_key = $2 AND claim = $3`,
 			principal, key, claim)

@@ -424,7 +424,7 @@ const markChunk = 500
 
 func (r *Relay) markPublished(ctx context.Context, ids []string) error {
 	now := store.Micros(time.Now())
-	err := r.db.SmallTx(ctx, func(tx *sql.Tx) error {
+	err := r.db.SmallWrite(ctx, func(tx store.Querier) error {
 		for chunk := range chunks(ids, markChunk) {
 			args := make([]any, 0, len(chunk)+1)
 			args = append(args, now)

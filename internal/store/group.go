@@ -33,16 +33,20 @@ func (db *DB) GroupTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return Classify(err)
 }
 
-// SmallTx runs a small write that holds no lock others wait on for long
-// (an idempotency key, a mark on a row): with GroupTx on SQLite, where
-// every commit waits for the one writer's turn and a flush to disk, and
-// alone with Tx on PostgreSQL, which runs such writes side by side and
+// SmallWrite runs fn's few statements, each of which must be right on its
+// own (an INSERT that claims a key, an UPDATE that names the state it
+// leaves): fn must not rely on them committing together, nor on its error
+// undoing the ones that ran. On SQLite they
+// run in a transaction shared with the other callers of the moment
+// (GroupTx), where every commit waits for the one writer's turn and a
+// flush to disk; on PostgreSQL each commits on its own, one round trip and
+// no BEGIN or COMMIT, since PostgreSQL runs such writes side by side and
 // flushes concurrent commits together itself.
-func (db *DB) SmallTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (db *DB) SmallWrite(ctx context.Context, fn func(q Querier) error) error {
 	if db.Dialect == Postgres {
-		return db.Tx(ctx, fn)
+		return Classify(fn(db.DB))
 	}
-	return db.GroupTx(ctx, fn)
+	return db.GroupTx(ctx, func(tx *sql.Tx) error { return fn(tx) })
 }
 
 // maxGroup bounds the callers sharing one transaction, and so how long

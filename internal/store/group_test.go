@@ -86,3 +86,44 @@ func TestGroupedWritesCommitEachCallerAndFailOnlyTheFailing(t *testing.T) {
 		}
 	})
 }
+
+// SmallWrite's callers at one moment all land, on either engine, and a
+// statement's error reaches its caller.
+func TestSmallWritesAtOnceAllLand(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		migrated(t, db)
+		const callers = 48
+		var wg sync.WaitGroup
+		errs := make([]error, callers)
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = db.SmallWrite(ctx, func(q store.Querier) error {
+					id := fmt.Sprintf("small-%02d", i)
+					if i%6 == 0 {
+						id = "small-00" // a key claimed once: the others conflict
+					}
+					_, err := q.ExecContext(ctx, "INSERT INTO notes (id, body) VALUES ($1, $2)", id, "written")
+					return err
+				})
+			}()
+		}
+		wg.Wait()
+		conflicts := 0
+		for i, err := range errs {
+			switch {
+			case i%6 == 0 && store.IsUniqueViolation(err):
+				conflicts++
+			case err != nil:
+				t.Errorf("caller %d: %v", i, err)
+			}
+		}
+		var n int
+		db.QueryRowContext(ctx, "SELECT count(*) FROM notes WHERE id LIKE 'small-%'").Scan(&n)
+		if want := callers - callers/6 + 1; n != want || conflicts != callers/6-1 {
+			t.Errorf("%d rows and %d conflicts, want %d rows and %d conflicts", n, conflicts, want, callers/6-1)
+		}
+	})
+}
