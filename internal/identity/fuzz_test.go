@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 )
@@ -55,6 +56,51 @@ func FuzzTokenRequest(f *testing.F) {
 		s.token(w, r)
 		if w.Code >= 500 {
 			t.Fatalf("status %d for %q %q %q: %s", w.Code, contentType, authorization, body, w.Body)
+		}
+	})
+}
+
+// FuzzAuthenticateApp throws arbitrary bearer tokens, seeded with a real
+// one and its parts rearranged, at the access-token check: it must never
+// panic, refuse with EUNAUTHORIZED, and accept nothing but a token that
+// names the app it was issued to.
+func FuzzAuthenticateApp(f *testing.F) {
+	db := storetest.OpenSQLite(f)
+	ctx := context.Background()
+	if err := Migrate(ctx, db); err != nil {
+		f.Fatal(err)
+	}
+	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	dev, _, err := s.SignUp(ctx, "fuzz-bearer@example.com", "correct horse battery", "Fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	app, secret, err := s.CreateApp(ctx, dev, "fuzz", []string{auth.ScopeAccountsRead})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tok, err := s.IssueToken(ctx, TokenRequest{ClientID: app.ClientID, ClientSecret: secret})
+	if err != nil {
+		f.Fatal(err)
+	}
+	parts := strings.Split(tok.Token, ".")
+	f.Add(tok.Token)
+	f.Add(parts[0] + "." + parts[1] + ".")
+	f.Add(parts[0] + ".." + parts[2])
+	f.Add("eyJhbGciOiJub25lIn0." + parts[1] + ".")
+	f.Add(parts[1] + "." + parts[0] + "." + parts[2])
+	f.Add(tok.Token[:len(tok.Token)-1] + "A")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, bearer string) {
+		a, err := s.AuthenticateApp(ctx, bearer)
+		switch {
+		case err != nil && causeway.ErrorKind(err) != causeway.EUNAUTHORIZED:
+			t.Fatalf("%q: %v, want EUNAUTHORIZED", bearer, err)
+		case err == nil && (a.ClientID != app.ClientID || a.ID != app.ID):
+			t.Fatalf("%q authenticated as %+v", bearer, a)
 		}
 	})
 }

@@ -218,67 +218,6 @@ func (s *Service) appOf(ctx context.Context, clientID string, generation int64, 
 	return &app, nil
 }
 
-// verifyToken checks a JWT's header, signature and claims.
-func (s *Service) verifyToken(ctx context.Context, bearer string) (verifiedToken, error) {
-	var lookupErr error
-	provider := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
-		h := sig.ProtectedHeaders()
-		if alg, ok := h.Algorithm(); !ok || alg.String() != algEdDSA {
-			return errors.New("unexpected algorithm")
-		}
-		if typ, ok := h.Type(); !ok || !strings.EqualFold(strings.TrimPrefix(typ, "application/"), accessTokenType) {
-			return errors.New("not an access token")
-		}
-		kid, _ := h.KeyID()
-		key, ok, err := s.verificationKey(ctx, kid)
-		if err != nil {
-			lookupErr = err
-			return err
-		}
-		if !ok {
-			return errors.New("unknown key")
-		}
-		sink.Key(jwa.EdDSA(), key.public)
-		return nil
-	})
-	opts := []jwt.ParseOption{
-		jwt.WithKeyProvider(provider),
-		jwt.WithContext(ctx),
-		jwt.WithValidate(true),
-		jwt.WithClock(jwt.ClockFunc(s.now)),
-		jwt.WithAcceptableSkew(clockLeeway),
-		jwt.WithAudience(Audience),
-		jwt.WithRequiredClaim(jwt.ExpirationKey),
-		jwt.WithRequiredClaim(jwt.IssuedAtKey),
-		jwt.WithRequiredClaim(jwt.SubjectKey),
-		jwt.WithIssuer(s.opts.Issuer),
-	}
-	tok, err := jwt.ParseString(bearer, opts...)
-	switch {
-	case lookupErr != nil:
-		return verifiedToken{}, lookupErr
-	case errors.Is(err, jwt.TokenExpiredError()):
-		return verifiedToken{}, causeway.Errorf(causeway.EUNAUTHORIZED, "token_expired", "the access token has expired; get a new one from /oauth2/token")
-	case err != nil:
-		return verifiedToken{}, errInvalidToken("signature, audience, issuer or claims do not check out")
-	}
-	clientID, _ := tok.Subject()
-	var scope string
-	if err := tok.Get("scope", &scope); err != nil {
-		return verifiedToken{}, errInvalidToken("no scope claim")
-	}
-	// Tokens issued before generations existed have no claim: generation
-	// 0, which the upgrade left to every app that was not suspended.
-	var generation float64
-	if tok.Has(generationClaim) {
-		if err := tok.Get(generationClaim, &generation); err != nil || generation < 0 || generation != float64(int64(generation)) {
-			return verifiedToken{}, errInvalidToken("malformed token generation")
-		}
-	}
-	exp, _ := tok.Expiration()
-	return verifiedToken{clientID: clientID, scope: scope, generation: int64(generation), expires: exp.Add(clockLeeway)}, nil
-}
-
 // looksLikeJWS is a cheap first filter: a bounded compact serialization,
 // three base64url parts. It keeps JSON serializations (which may carry
 // several signatures) and oversized input away from the parser.
