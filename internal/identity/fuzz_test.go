@@ -16,23 +16,7 @@ import (
 // headers at the token endpoint, backed by a real store with one app: it
 // must never panic and never answer 5xx.
 func FuzzTokenRequest(f *testing.F) {
-	db := storetest.OpenSQLite(f)
-	ctx := context.Background()
-	if err := Migrate(ctx, db); err != nil {
-		f.Fatal(err)
-	}
-	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
-	if err != nil {
-		f.Fatal(err)
-	}
-	dev, _, err := s.SignUp(ctx, "fuzz@example.com", "correct horse battery", "Fuzz")
-	if err != nil {
-		f.Fatal(err)
-	}
-	app, secret, err := s.CreateApp(ctx, dev, "fuzz", []string{auth.ScopeAccountsRead, auth.ScopeEventsRead})
-	if err != nil {
-		f.Fatal(err)
-	}
+	s, app, secret := fuzzService(f, auth.ScopeAccountsRead, auth.ScopeEventsRead)
 	const form = "application/x-www-form-urlencoded"
 	f.Add(form, "", "grant_type=client_credentials&client_id="+app.ClientID+"&client_secret="+secret)
 	f.Add(form, basic(app.ClientID, secret), "grant_type=client_credentials&scope=events:read")
@@ -65,23 +49,8 @@ func FuzzTokenRequest(f *testing.F) {
 // panic, refuse with EUNAUTHORIZED, and accept nothing but a token that
 // names the app it was issued to.
 func FuzzAuthenticateApp(f *testing.F) {
-	db := storetest.OpenSQLite(f)
+	s, app, secret := fuzzService(f, auth.ScopeAccountsRead)
 	ctx := context.Background()
-	if err := Migrate(ctx, db); err != nil {
-		f.Fatal(err)
-	}
-	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
-	if err != nil {
-		f.Fatal(err)
-	}
-	dev, _, err := s.SignUp(ctx, "fuzz-bearer@example.com", "correct horse battery", "Fuzz")
-	if err != nil {
-		f.Fatal(err)
-	}
-	app, secret, err := s.CreateApp(ctx, dev, "fuzz", []string{auth.ScopeAccountsRead})
-	if err != nil {
-		f.Fatal(err)
-	}
 	tok, err := s.IssueToken(ctx, TokenRequest{ClientID: app.ClientID, ClientSecret: secret})
 	if err != nil {
 		f.Fatal(err)
@@ -103,4 +72,27 @@ func FuzzAuthenticateApp(f *testing.F) {
 			t.Fatalf("%q authenticated as %+v", bearer, a)
 		}
 	})
+}
+
+// fuzzService is a Service on a fresh SQLite file with one developer and
+// one app holding scopes, and the app's client secret.
+func fuzzService(f *testing.F, scopes ...string) (*Service, *App, string) {
+	db := storetest.OpenSQLite(f)
+	ctx := context.Background()
+	if err := Migrate(ctx, db); err != nil {
+		f.Fatal(err)
+	}
+	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	dev, _, err := s.SignUp(ctx, "fuzz@example.com", "correct horse battery", "Fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	app, secret, err := s.CreateApp(ctx, dev, "fuzz", scopes)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return s, app, secret
 }
