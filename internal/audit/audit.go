@@ -33,7 +33,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io/fs"
 	"strconv"
 	"time"
 
@@ -48,11 +47,7 @@ var migrationFiles embed.FS
 // Migrate creates or updates the audit trail's tables. It runs before any
 // capability's, since their changes record entries.
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "audit", sub)
+	return db.MigrateDir(ctx, "audit", migrationFiles, "migrations")
 }
 
 // Change is a bank-side change to record: what was done (Action, such as

@@ -16,7 +16,6 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/json"
-	"io/fs"
 	"time"
 
 	"github.com/causewayhq/causeway/internal/auth"
@@ -199,11 +198,7 @@ type Options struct {
 
 // Migrate creates or updates the bank's tables.
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "core", sub)
+	return db.MigrateDir(ctx, "core", migrationFiles, "migrations")
 }
 
 // New returns the bank over db, whose tables Migrate has created.

@@ -203,37 +203,22 @@ func (j *journal) touch(a *lockedAccount) {
 	}
 }
 
-// journalChunk bounds the rows of one INSERT, well under either engine's
-// limit on parameters.
-const journalChunk = 200
-
 // write writes what the journal booked, in transaction tx: the entries,
 // their postings and the touched accounts' balances.
 func (j *journal) write(ctx context.Context, tx querier, dialect store.Dialect) error {
-	for chunk := range slices.Chunk(j.entries, journalChunk) {
-		args := make([]any, 0, 4*len(chunk))
-		for _, e := range chunk {
-			args = append(args, e.id, e.kind, e.reference, e.at)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO core_entries (id, kind, reference, created_at) VALUES `+
-			dialect.Values(len(chunk), 4), args...); err != nil {
-			return err
-		}
+	entries, postings := entryBatch(dialect), postingBatch(dialect)
+	for _, e := range j.entries {
+		entries.add(e.id, e.kind, e.reference, e.at)
 	}
-	for chunk := range slices.Chunk(j.postings, journalChunk) {
-		args := make([]any, 0, 10*len(chunk))
-		for _, p := range chunk {
-			t := p.t
-			args = append(args, t.ID, p.entryID, t.AccountID, p.amount, t.Amount.Currency, t.BalanceAfter.Minor,
-				t.Description, t.CounterpartyName, t.CounterpartyIBAN, store.Micros(t.BookedAt))
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO core_postings
-			(id, entry_id, account_id, amount, currency, balance_after, description, counterparty_name, counterparty_iban, booked_at)
-			VALUES `+dialect.Values(len(chunk), 10), args...); err != nil {
-			return err
-		}
+	for _, p := range j.postings {
+		t := p.t
+		postings.add(t.ID, p.entryID, t.AccountID, p.amount, t.Amount.Currency, t.BalanceAfter.Minor,
+			t.Description, t.CounterpartyName, t.CounterpartyIBAN, store.Micros(t.BookedAt))
 	}
-	for chunk := range slices.Chunk(j.touched, journalChunk) {
+	if err := flushEntries(ctx, tx, entries, postings); err != nil {
+		return err
+	}
+	for chunk := range slices.Chunk(j.touched, maxBatchRows) {
 		if err := writeBalances(ctx, tx, chunk); err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/causewayhq/causeway"
@@ -214,33 +213,23 @@ type paymentRow struct {
 	entryID string
 }
 
-// paymentChunk bounds the payments of one INSERT (23 parameters each).
-const paymentChunk = 200
-
 // insertPayments inserts payments in as few statements as their number
 // allows.
 func insertPayments(ctx context.Context, tx querier, dialect store.Dialect, rows []paymentRow) error {
-	for chunk := range slices.Chunk(rows, paymentChunk) {
-		args := make([]any, 0, 23*len(chunk))
-		for _, r := range chunk {
-			p, f := r.p, r.p.FraudCheck
-			var code, reason string
-			if p.Rejection != nil {
-				code, reason = p.Rejection.Code, p.Rejection.Reason
-			}
-			args = append(args, p.ID, p.appID, p.DebtorAccountID, nullable(p.Creditor.AccountID), p.Creditor.IBAN,
-				p.Creditor.Name, p.Amount.Minor, p.Amount.Currency, p.Reference, p.Status, code, reason, f.Decision,
-				f.Score, f.Reason, f.Provider, f.StandIn, nullable(r.entryID), store.Micros(p.CreatedAt),
-				store.Micros(p.UpdatedAt), nullable(p.idempotencyKey), p.requestHash, nullable(p.counterpartID))
+	payments := &rowBatch{dialect: dialect, head: `INSERT INTO core_payments
+		(id, app_id, debtor_account_id, creditor_account_id, creditor_iban, creditor_name, amount, currency, reference,
+		 status, rejection_code, rejection_reason, fraud_decision, fraud_score, fraud_reason, fraud_provider, fraud_stand_in,
+		 entry_id, created_at, updated_at, idempotency_key, request_hash, counterpart_account_id) VALUES `, columns: 23}
+	for _, r := range rows {
+		p, f := r.p, r.p.FraudCheck
+		var code, reason string
+		if p.Rejection != nil {
+			code, reason = p.Rejection.Code, p.Rejection.Reason
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO core_payments
-			(id, app_id, debtor_account_id, creditor_account_id, creditor_iban, creditor_name, amount, currency, reference,
-			 status, rejection_code, rejection_reason, fraud_decision, fraud_score, fraud_reason, fraud_provider, fraud_stand_in,
-			 entry_id, created_at, updated_at, idempotency_key, request_hash, counterpart_account_id)
-			VALUES `+dialect.Values(len(chunk), 23), args...)
-		if err != nil {
-			return err
-		}
+		payments.add(p.ID, p.appID, p.DebtorAccountID, nullable(p.Creditor.AccountID), p.Creditor.IBAN,
+			p.Creditor.Name, p.Amount.Minor, p.Amount.Currency, p.Reference, p.Status, code, reason, f.Decision,
+			f.Score, f.Reason, f.Provider, f.StandIn, nullable(r.entryID), store.Micros(p.CreatedAt),
+			store.Micros(p.UpdatedAt), nullable(p.idempotencyKey), p.requestHash, nullable(p.counterpartID))
 	}
-	return nil
+	return payments.flush(ctx, tx)
 }

@@ -65,22 +65,40 @@ type rowBatch struct {
 	args    []any
 }
 
+// maxBatchRows bounds the rows of one INSERT, well under either engine's
+// limit on parameters (SQLite 32766, PostgreSQL 65535) for our tables.
+const maxBatchRows = 200
+
+func entryBatch(dialect store.Dialect) *rowBatch {
+	return &rowBatch{dialect: dialect, head: "INSERT INTO core_entries (id, kind, reference, created_at) VALUES ", columns: 4}
+}
+
+func postingBatch(dialect store.Dialect) *rowBatch {
+	return &rowBatch{dialect: dialect, head: `INSERT INTO core_postings (id, entry_id, account_id, amount, currency, balance_after,
+		description, counterparty_name, counterparty_iban, booked_at) VALUES `, columns: 10}
+}
+
 func (bt *rowBatch) add(values ...any) {
 	bt.args = append(bt.args, values...)
 	bt.rows++
 }
 
-func (bt *rowBatch) flush(ctx context.Context, tx *sql.Tx) error {
-	if bt.rows == 0 {
-		return nil
+// flush inserts the rows collected, at most maxBatchRows per statement,
+// and empties the batch.
+func (bt *rowBatch) flush(ctx context.Context, tx querier) error {
+	for done := 0; done < bt.rows; done += maxBatchRows {
+		n := min(bt.rows-done, maxBatchRows)
+		args := bt.args[done*bt.columns : (done+n)*bt.columns]
+		if _, err := tx.ExecContext(ctx, bt.head+bt.dialect.Values(n, bt.columns), args...); err != nil {
+			return err
+		}
 	}
-	_, err := tx.ExecContext(ctx, bt.head+bt.dialect.Values(bt.rows, bt.columns), bt.args...)
 	bt.rows, bt.args = 0, bt.args[:0]
-	return err
+	return nil
 }
 
 // flushEntries writes entries before their postings (foreign key).
-func flushEntries(ctx context.Context, tx *sql.Tx, entries, postings *rowBatch) error {
+func flushEntries(ctx context.Context, tx querier, entries, postings *rowBatch) error {
 	if err := entries.flush(ctx, tx); err != nil {
 		return err
 	}
@@ -94,9 +112,7 @@ func (b *Bank) seed(ctx context.Context, tx *sql.Tx, appID string, seed uint64, 
 	if err != nil {
 		return nil, err
 	}
-	entries := &rowBatch{dialect: b.db.Dialect, head: "INSERT INTO core_entries (id, kind, reference, created_at) VALUES ", columns: 4}
-	postings := &rowBatch{dialect: b.db.Dialect, head: `INSERT INTO core_postings (id, entry_id, account_id, amount, currency, balance_after,
-		description, counterparty_name, counterparty_iban, booked_at) VALUES `, columns: 10}
+	entries, postings := entryBatch(b.db.Dialect), postingBatch(b.db.Dialect)
 	var cashTotal int64
 	var customerIDs []string
 	for _, sc := range data.Customers {

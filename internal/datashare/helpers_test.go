@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +27,6 @@ import (
 
 const adminToken = "cwadm_datashare-test"
 
-// clock is a settable clock for expiry tests.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
-
 // hub is the hub side under test: the datashare service and its handlers
 // on a real httpapi server over db, with a stand-in gateway that takes
 // "Bearer app_<x>" as app app_<x> holding data:read.
@@ -56,7 +37,7 @@ type hub struct {
 	blobs   datashare.BlobStore
 	url     string
 	dataDir string
-	clock   *clock
+	clock   *testkit.Clock
 	logs    *testkit.SyncBuffer
 }
 
@@ -75,7 +56,7 @@ func newHub(t *testing.T, db *store.DB, opts ...hubOption) *hub {
 	if err := audit.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	h := &hub{t: t, db: db, dataDir: testkit.DataDir(t), clock: &clock{}, logs: &testkit.SyncBuffer{}}
+	h := &hub{t: t, db: db, dataDir: testkit.DataDir(t), clock: &testkit.Clock{}, logs: &testkit.SyncBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o := datashare.Options{DataDir: h.dataDir, Logger: logger, Now: h.clock.Now}
 	for _, f := range opts {

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -29,11 +28,7 @@ var migrationFiles embed.FS
 // Migrate creates or updates the data partnering tables. The outbox's
 // tables must exist too (outbox.Migrate): decisions write events.
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "datashare", sub)
+	return db.MigrateDir(ctx, "datashare", migrationFiles, "migrations")
 }
 
 // Options configure a Service.

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"time"
 
@@ -24,11 +23,7 @@ var migrationFiles embed.FS
 // Migrate creates or updates the events tables (bank-registered event
 // types). The outbox tables are the outbox package's (outbox.Migrate).
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "events", sub)
+	return db.MigrateDir(ctx, "events", migrationFiles, "migrations")
 }
 
 // Options configure a Service. The zero value is usable.

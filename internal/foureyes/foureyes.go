@@ -19,7 +19,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -33,11 +32,7 @@ var migrationFiles embed.FS
 
 // Migrate applies the proposals table's migrations.
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "foureyes", sub)
+	return db.MigrateDir(ctx, "foureyes", migrationFiles, "migrations")
 }
 
 // Actions that may need a second operator.

@@ -27,7 +27,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -160,11 +159,7 @@ type Gateway struct {
 
 // Migrate creates or updates the gateway's tables.
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "gateway", sub)
+	return db.MigrateDir(ctx, "gateway", migrationFiles, "migrations")
 }
 
 // New returns a gateway over db, whose tables Migrate has created, and

@@ -20,7 +20,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -121,11 +120,7 @@ type Service struct {
 
 // Migrate applies the identity tables' migrations.
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "identity", sub)
+	return db.MigrateDir(ctx, "identity", migrationFiles, "migrations")
 }
 
 // New returns the identity service on a database that Migrate has

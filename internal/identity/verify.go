@@ -39,7 +39,7 @@ func (s *Service) verifyToken(ctx context.Context, bearer string) (verifiedToken
 		return verifiedToken{}, errInvalidToken("malformed header")
 	}
 	if hdr.Alg != algEdDSA || len(hdr.Crit) > 0 ||
-		!strings.EqualFold(strings.TrimPrefix(strings.ToLower(hdr.Typ), "application/"), accessTokenType) {
+		strings.TrimPrefix(strings.ToLower(hdr.Typ), "application/") != accessTokenType {
 		return verifiedToken{}, errInvalidToken("not an EdDSA access token")
 	}
 	key, ok, err := s.verificationKey(ctx, hdr.Kid)

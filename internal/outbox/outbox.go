@@ -13,7 +13,6 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -41,11 +40,7 @@ var migrationFiles embed.FS
 
 // Migrate creates or updates the outbox tables.
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "outbox", sub)
+	return db.MigrateDir(ctx, "outbox", migrationFiles, "migrations")
 }
 
 // appendChunk bounds the rows of one INSERT statement (8 parameters each),

@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -388,18 +387,14 @@ func checkWritable(dir string) error {
 }
 
 func (p *Platform) migrate(ctx context.Context) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := p.DB.Migrate(ctx, "platform", sub); err != nil {
+	if err := p.DB.MigrateDir(ctx, "platform", migrationFiles, "migrations"); err != nil {
 		return err
 	}
 	// The first node to start names the installation; later starts and
 	// other nodes read the same id.
 	b := make([]byte, 8)
 	rand.Read(b)
-	err = p.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := p.DB.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO platform_meta (key, value) VALUES ('instance_id', $1), ('created_at', $2)
 			 ON CONFLICT (key) DO NOTHING`,

@@ -7,7 +7,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
-	"io/fs"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -20,11 +19,7 @@ var migrationFiles embed.FS
 
 // Migrate applies the portal's migrations: its sessions table.
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "portal", sub)
+	return db.MigrateDir(ctx, "portal", migrationFiles, "migrations")
 }
 
 // Session kinds: the developer portal's and the bank console's. A cookie

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -24,11 +23,7 @@ var migrationFiles embed.FS
 
 // Migrate creates or updates the package's tables.
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "spi", sub)
+	return db.MigrateDir(ctx, "spi", migrationFiles, "migrations")
 }
 
 // Defaults of Options.

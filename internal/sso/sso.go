@@ -29,7 +29,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -199,11 +198,7 @@ type Login struct {
 
 // Migrate creates or updates the sso tables.
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "sso", sub)
+	return db.MigrateDir(ctx, "sso", migrationFiles, "migrations")
 }
 
 // New returns a Login on a database that Migrate has prepared. It checks

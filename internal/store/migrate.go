@@ -9,6 +9,16 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
+// MigrateDir is Migrate with the migrations in directory dir of files,
+// as a capability embeds them (//go:embed migrations/*.sql).
+func (db *DB) MigrateDir(ctx context.Context, name string, files fs.FS, dir string) error {
+	sub, err := fs.Sub(files, dir)
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, name, sub)
+}
+
 // Migrate applies the embedded goose migrations of one capability. Each
 // capability keeps its own version table (schema_<name>), so packages own
 // their tables and migrate independently. The SQL must be portable: TEXT,

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -32,11 +31,7 @@ var migrationFiles embed.FS
 // Migrate creates or updates the webhook tables. The outbox's tables must
 // exist too (webhook.disabled events are written through it).
 func Migrate(ctx context.Context, db *store.DB) error {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, "webhooks", sub)
+	return db.MigrateDir(ctx, "webhooks", migrationFiles, "migrations")
 }
 
 // maxPerApp bounds the subscriptions of one app.
