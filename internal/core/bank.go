@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/batch"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -183,7 +184,8 @@ type Bank struct {
 	audit  AuditTrail
 	now    func() time.Time
 
-	payments *paymentCommitter // books payments by group commit
+	payments *paymentCommitter         // books payments by group commit
+	access   batch.Queue[*accessCheck] // answers CanSeeCustomer in batches
 }
 
 // Options configure a Bank. Nil ports mean: no events, no extension
@@ -205,6 +207,7 @@ func Migrate(ctx context.Context, db *store.DB) error {
 func New(db *store.DB, opts Options) *Bank {
 	b := &Bank{db: db, events: opts.Events, ext: opts.Extensions, audit: opts.Audit, now: opts.Now}
 	b.payments = newPaymentCommitter(b)
+	b.access = batch.Queue[*accessCheck]{Max: maxAccessBatch, Run: b.checkAccess}
 	if b.events == nil {
 		b.events = noEvents{}
 	}

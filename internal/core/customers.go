@@ -330,12 +330,3 @@ func (b *Bank) Customers(ctx context.Context, caller auth.Caller, limit int, cur
 	}
 	return pg, nil
 }
-
-// CanSeeCustomer reports whether an app may see a customer: it created it,
-// was seeded with it, or was granted it. Event visibility uses it.
-func (b *Bank) CanSeeCustomer(ctx context.Context, appID, customerID string) (bool, error) {
-	var n int
-	err := b.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM core_customer_access WHERE app_id = $1 AND customer_id = $2`,
-		appID, customerID).Scan(&n)
-	return n > 0, store.Classify(err)
-}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
@@ -112,6 +113,62 @@ func TestOnePaymentFailingLeavesTheOthersInItsBatchMade(t *testing.T) {
 		want := fmt.Sprintf("%d.00", rounds*(ordinary+1))
 		if booked, _ := f.balance(t, payee.ID); booked != want {
 			t.Errorf("payee's balance = %s, want %s", booked, want)
+		}
+	})
+}
+
+// Visibility checks asked at one moment are answered by one query: each
+// caller must still get the answer for its own app and customer, and a
+// grant or revocation must apply to the very next check (nothing is kept
+// between batches).
+func TestCustomerAccessChecksAtOnceEachGetTheirOwnAnswer(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		mine, _ := f.customerWithAccount(t, appA, "Mine", "")
+		theirs, _ := f.customerWithAccount(t, appB, "Theirs", "")
+		want := map[[2]string]bool{
+			{appID(appA), mine.ID}: true, {appID(appA), theirs.ID}: false,
+			{appID(appB), mine.ID}: false, {appID(appB), theirs.ID}: true,
+			{"app_nobody", mine.ID}: false, {appID(appA), "cus_missing"}: false,
+		}
+		check := func(when string) {
+			t.Helper()
+			const rounds = 40
+			var wg sync.WaitGroup
+			for range rounds {
+				for pair, ok := range want {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						got, err := f.bank.CanSeeCustomer(ctx, pair[0], pair[1])
+						if err != nil || got != ok {
+							t.Errorf("%s: CanSeeCustomer(%s, %s) = %v, %v; want %v", when, pair[0], pair[1], got, err, ok)
+						}
+					}()
+				}
+			}
+			wg.Wait()
+		}
+		check("before the grant")
+
+		bank := auth.BankProcess()
+		if err := f.bank.GrantCustomer(ctx, bank, appID(appB), mine.ID); err != nil {
+			t.Fatal(err)
+		}
+		want[[2]string{appID(appB), mine.ID}] = true
+		check("after the grant")
+
+		if err := f.bank.RevokeCustomer(ctx, bank, appID(appB), mine.ID); err != nil {
+			t.Fatal(err)
+		}
+		want[[2]string{appID(appB), mine.ID}] = false
+		check("after the revocation")
+
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if ok, err := f.bank.CanSeeCustomer(cancelled, appID(appA), mine.ID); ok || err == nil {
+			t.Errorf("a check whose context ended = %v, %v; want false and an error", ok, err)
 		}
 	})
 }

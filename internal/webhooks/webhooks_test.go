@@ -2,13 +2,16 @@ package webhooks_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -728,6 +731,92 @@ func TestOnlyItsAppAndTheBankReachASubscription(t *testing.T) {
 		}
 		if got, err := h.svc.Get(ctx, auth.AppCaller(appA), sub.ID); err != nil || got.ID != sub.ID {
 			t.Errorf("its app gets it: %v %v", got, err)
+		}
+	})
+}
+
+// MaxInFlight bounds the requests an unordered subscription has open at
+// its endpoint at once; a slot frees when the endpoint answers, before the
+// attempt's record is written, and every attempt is still recorded.
+func TestAnUnorderedSubscriptionKeepsAtMostMaxInFlightRequestsOpen(t *testing.T) {
+	const inFlight, events = 3, 30
+	embeddedOnly(t, webhooks.Options{MaxInFlight: inFlight}, nil, func(t *testing.T, h *harness) {
+		var open, most atomic.Int32
+		rc := newReceiver(t, func(request, int) int {
+			n := open.Add(1)
+			defer open.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			// Hold the request for a moment, so that the dispatcher has
+			// every chance to open more than it may.
+			for deadline := time.Now().Add(100 * time.Millisecond); open.Load() <= inFlight && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			return http.StatusOK
+		})
+		sub := h.subscribe(appA, map[string]any{"url": rc.URL, "event_types": []string{"payment.*"}})
+		var evs []outbox.Event
+		for i := range events {
+			evs = append(evs, payment(appA, fmt.Sprintf("pay_%d", i), "1.00"))
+		}
+		h.publish(evs...)
+		eventually(t, wait, "every event is delivered and recorded", func() bool {
+			return len(h.deliveries(appA, sub.ID, "")) == events
+		})
+		if n := len(rc.all()); n != events {
+			t.Errorf("%d requests for %d events", n, events)
+		}
+		if m := most.Load(); m > inFlight || m < 2 {
+			t.Errorf("at most %d requests were open at once; want 2 to %d", m, inFlight)
+		}
+	})
+}
+
+// While attempt records cannot be written, an unordered subscription
+// still sends more than MaxInFlight requests (a slot frees when the
+// endpoint answers), but no more than its bound on attempts not yet
+// acknowledged: records falling behind must never take the consumer to
+// JetStream's MaxAckPending. Once the database is free again, everything
+// is delivered and recorded.
+func TestAttemptsWaitingForTheirRecordsAreBounded(t *testing.T) {
+	const inFlight, events = 2, 30
+	limit := webhooks.UnsettledLimit(inFlight)
+	if limit <= inFlight || limit >= events {
+		t.Fatalf("UnsettledLimit(%d) = %d: the test needs it between %d and %d", inFlight, limit, inFlight, events)
+	}
+	embeddedOnly(t, webhooks.Options{MaxInFlight: inFlight}, nil, func(t *testing.T, h *harness) {
+		rc := newReceiver(t, nil)
+		sub := h.subscribe(appA, map[string]any{"url": rc.URL, "event_types": []string{"payment.*"}})
+		var evs []outbox.Event
+		for i := range events {
+			evs = append(evs, payment(appA, fmt.Sprintf("pay_%d", i), "1.00"))
+		}
+		h.publish(evs...)
+
+		// Hold SQLite's one writer: no attempt record can commit.
+		held, release, finished := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			finished <- h.db.Tx(context.Background(), func(*sql.Tx) error {
+				close(held)
+				<-release
+				return nil
+			})
+		}()
+		<-held
+		eventually(t, wait, "attempts up to the bound are sent", func() bool { return len(rc.all()) >= limit })
+		time.Sleep(300 * time.Millisecond) // room for any attempt beyond the bound to show
+		if n := len(rc.all()); n != limit {
+			t.Errorf("%d requests sent while no record could be written; want the bound, %d", n, limit)
+		}
+		close(release)
+		if err := <-finished; err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, wait, "every event is delivered and recorded", func() bool {
+			return len(h.deliveries(appA, sub.ID, "")) == events
+		})
+		if n := len(rc.all()); n != events {
+			t.Errorf("%d requests for %d events", n, events)
 		}
 	})
 }
