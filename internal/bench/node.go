@@ -107,17 +107,6 @@ func startBenchNode(ctx context.Context, opts Options, name string, idleConns in
 	return n, nil
 }
 
-// serve serves h on a new loopback listener (see serveLoopback) until
-// Close, and returns its base URL.
-func (n *benchNode) serve(h http.Handler) (string, error) {
-	url, stop, err := serveLoopback(h)
-	if err != nil {
-		return "", err
-	}
-	n.closers = append(n.closers, stop)
-	return url, nil
-}
-
 // serveLoopback serves h on a new loopback listener with the server
 // settings of platform.Serve, until stop, and returns its base URL.
 func serveLoopback(h http.Handler) (url string, stop func() error, err error) {

@@ -97,13 +97,13 @@ type jobsInput struct {
 	Limit int `query:"limit" minimum:"0" maximum:"200" doc:"At most this many; default 50"`
 }
 
-func (h *handlers) jobs(ctx context.Context, in *jobsInput) (*out[*Page[*Job]], error) {
+func (h *handlers) jobs(ctx context.Context, in *jobsInput) (*httpapi.Out[*Page[*Job]], error) {
 	jobs, err := h.s.Jobs(ctx, in.Limit)
-	return reply(&Page[*Job]{Data: jobs}, err)
+	return httpapi.Reply(&Page[*Job]{Data: jobs}, err)
 }
 
-func (h *handlers) claim(ctx context.Context, in *idInput) (*out[*Job], error) {
-	return reply(h.s.Claim(ctx, in.ID))
+func (h *handlers) claim(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Job], error) {
+	return httpapi.Reply(h.s.Claim(ctx, in.ID))
 }
 
 // CompleteBody finishes an upload.
@@ -118,8 +118,8 @@ type completeInput struct {
 	Body CompleteBody
 }
 
-func (h *handlers) complete(ctx context.Context, in *completeInput) (*out[*ContentInfo], error) {
-	return reply(h.s.CompleteContent(ctx, in.ID, in.Body.Lease, in.Body.Size, in.Body.SHA256))
+func (h *handlers) complete(ctx context.Context, in *completeInput) (*httpapi.Out[*ContentInfo], error) {
+	return httpapi.Reply(h.s.CompleteContent(ctx, in.ID, in.Body.Lease, in.Body.Size, in.Body.SHA256))
 }
 
 // FailBody reports a failed job.
@@ -137,8 +137,8 @@ type okBody struct {
 	OK bool `json:"ok"`
 }
 
-func (h *handlers) fail(ctx context.Context, in *failInput) (*out[okBody], error) {
-	return reply(okBody{OK: true}, h.s.FailContent(ctx, in.ID, in.Body.Lease, in.Body.Error))
+func (h *handlers) fail(ctx context.Context, in *failInput) (*httpapi.Out[okBody], error) {
+	return httpapi.Reply(okBody{OK: true}, h.s.FailContent(ctx, in.ID, in.Body.Lease, in.Body.Error))
 }
 
 // UploadResult is the answer to a part.

@@ -101,62 +101,43 @@ type handlers struct {
 	srv *httpapi.Server
 }
 
-type out[T any] struct{ Body T }
-
-func reply[T any](v T, err error) (*out[T], error) {
-	if err != nil {
-		return nil, err
-	}
-	return &out[T]{Body: v}, nil
+func (h *handlers) listDatasets(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*Page[*Dataset]], error) {
+	return httpapi.Reply(h.s.Datasets(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
 }
 
-// PageInput is the shared list query.
-type PageInput struct {
-	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
-	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
-}
-
-type idInput struct {
-	ID string `path:"id" maxLength:"64"`
-}
-
-func (h *handlers) listDatasets(ctx context.Context, in *PageInput) (*out[*Page[*Dataset]], error) {
-	return reply(h.s.Datasets(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
-}
-
-func (h *handlers) getDataset(ctx context.Context, in *idInput) (*out[*Dataset], error) {
-	return reply(h.s.Dataset(ctx, auth.CallerFrom(ctx), in.ID))
+func (h *handlers) getDataset(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Dataset], error) {
+	return httpapi.Reply(h.s.Dataset(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 type requestAccessInput struct{ Body NewAccessRequest }
 
-func (h *handlers) requestAccess(ctx context.Context, in *requestAccessInput) (*out[*AccessRequest], error) {
+func (h *handlers) requestAccess(ctx context.Context, in *requestAccessInput) (*httpapi.Out[*AccessRequest], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.RequestAccess(ctx, app, in.Body))
+	return httpapi.Reply(h.s.RequestAccess(ctx, app, in.Body))
 }
 
 type listRequestsInput struct {
-	PageInput
+	httpapi.PageQuery
 	Status string `query:"status" enum:"awaiting_approval,approved,rejected,revoked,expired"`
 }
 
-func (h *handlers) listRequests(ctx context.Context, in *listRequestsInput) (*out[*Page[*AccessRequest]], error) {
+func (h *handlers) listRequests(ctx context.Context, in *listRequestsInput) (*httpapi.Out[*Page[*AccessRequest]], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.AccessRequests(ctx, app, RequestFilter{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
+	return httpapi.Reply(h.s.AccessRequests(ctx, app, RequestFilter{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
-func (h *handlers) getRequest(ctx context.Context, in *idInput) (*out[*AccessRequest], error) {
+func (h *handlers) getRequest(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*AccessRequest], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.AccessRequest(ctx, app, in.ID))
+	return httpapi.Reply(h.s.AccessRequest(ctx, app, in.ID))
 }
 
 type contentInput struct {
@@ -203,7 +184,7 @@ func (h *handlers) content(ctx context.Context, in *contentInput) (*huma.StreamR
 			Duration: time.Since(start), HTTPID: httpapi.RequestID(ctx),
 		})
 		if err != nil {
-			h.s.log.Warn("auditing a download failed", "request_id", c.RequestID, "error", err.Error())
+			h.s.log.WarnContext(ctx, "auditing a download failed", "access_request_id", c.RequestID, "error", err.Error())
 		}
 	}}, nil
 }
@@ -244,24 +225,24 @@ func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 
 type publishInput struct{ Body NewDataset }
 
-func (h *handlers) publish(ctx context.Context, in *publishInput) (*out[*Dataset], error) {
-	return reply(h.s.PublishDataset(ctx, in.Body))
+func (h *handlers) publish(ctx context.Context, in *publishInput) (*httpapi.Out[*Dataset], error) {
+	return httpapi.Reply(h.s.PublishDataset(ctx, in.Body))
 }
 
-func (h *handlers) bankListDatasets(ctx context.Context, in *PageInput) (*out[*Page[*Dataset]], error) {
-	return reply(h.s.Datasets(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
+func (h *handlers) bankListDatasets(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*Page[*Dataset]], error) {
+	return httpapi.Reply(h.s.Datasets(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
 }
 
-func (h *handlers) bankGetDataset(ctx context.Context, in *idInput) (*out[*Dataset], error) {
-	return reply(h.s.Dataset(ctx, auth.CallerFrom(ctx), in.ID))
+func (h *handlers) bankGetDataset(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Dataset], error) {
+	return httpapi.Reply(h.s.Dataset(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
-func (h *handlers) bankListRequests(ctx context.Context, in *listRequestsInput) (*out[*Page[*AccessRequest]], error) {
-	return reply(h.s.AccessRequests(ctx, auth.CallerFrom(ctx), RequestFilter{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
+func (h *handlers) bankListRequests(ctx context.Context, in *listRequestsInput) (*httpapi.Out[*Page[*AccessRequest]], error) {
+	return httpapi.Reply(h.s.AccessRequests(ctx, auth.CallerFrom(ctx), RequestFilter{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
-func (h *handlers) bankGetRequest(ctx context.Context, in *idInput) (*out[*AccessRequest], error) {
-	return reply(h.s.AccessRequest(ctx, auth.CallerFrom(ctx), in.ID))
+func (h *handlers) bankGetRequest(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*AccessRequest], error) {
+	return httpapi.Reply(h.s.AccessRequest(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 type decisionInput struct {
@@ -276,27 +257,27 @@ func (in *decisionInput) decision() Decision {
 	return *in.Body
 }
 
-func (h *handlers) approve(ctx context.Context, in *decisionInput) (*out[*AccessRequest], error) {
-	return reply(h.s.Approve(ctx, in.ID, in.decision()))
+func (h *handlers) approve(ctx context.Context, in *decisionInput) (*httpapi.Out[*AccessRequest], error) {
+	return httpapi.Reply(h.s.Approve(ctx, in.ID, in.decision()))
 }
 
-func (h *handlers) reject(ctx context.Context, in *decisionInput) (*out[*AccessRequest], error) {
-	return reply(h.s.Reject(ctx, in.ID, in.decision()))
+func (h *handlers) reject(ctx context.Context, in *decisionInput) (*httpapi.Out[*AccessRequest], error) {
+	return httpapi.Reply(h.s.Reject(ctx, in.ID, in.decision()))
 }
 
-func (h *handlers) revoke(ctx context.Context, in *decisionInput) (*out[*AccessRequest], error) {
-	return reply(h.s.Revoke(ctx, in.ID, in.decision()))
+func (h *handlers) revoke(ctx context.Context, in *decisionInput) (*httpapi.Out[*AccessRequest], error) {
+	return httpapi.Reply(h.s.Revoke(ctx, in.ID, in.decision()))
 }
 
-func (h *handlers) retry(ctx context.Context, in *idInput) (*out[*AccessRequest], error) {
-	return reply(h.s.RetryContent(ctx, in.ID))
+func (h *handlers) retry(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*AccessRequest], error) {
+	return httpapi.Reply(h.s.RetryContent(ctx, in.ID))
 }
 
 type auditInput struct {
 	ID string `path:"id" maxLength:"64"`
-	PageInput
+	httpapi.PageQuery
 }
 
-func (h *handlers) audit(ctx context.Context, in *auditInput) (*out[*Page[*AuditEntry]], error) {
-	return reply(h.s.Audit(ctx, in.ID, in.Limit, in.Cursor))
+func (h *handlers) audit(ctx context.Context, in *auditInput) (*httpapi.Out[*Page[*AuditEntry]], error) {
+	return httpapi.Reply(h.s.Audit(ctx, in.ID, in.Limit, in.Cursor))
 }

@@ -252,7 +252,7 @@ func (s *Service) AppendContent(ctx context.Context, jobID, lease string, offset
 	})
 	if err != nil {
 		// The part is stored; the completion hashes the upload instead.
-		s.log.Warn("saving an upload's hash failed", "job_id", jobID, "error", err.Error())
+		s.log.WarnContext(ctx, "saving an upload's hash failed", "job_id", jobID, "error", err.Error())
 	}
 	return n, nil
 }
@@ -446,7 +446,7 @@ func (s *Service) OpenContent(ctx context.Context, caller auth.Caller, requestID
 	}
 	refuse := func(reason, why string) error {
 		if err := s.recordAudit(ctx, r.ID, caller.String(), "download_refused", map[string]any{"reason": reason, "status": r.Status}); err != nil {
-			s.log.Warn("audit failed", "request_id", r.ID, "error", err.Error())
+			s.log.WarnContext(ctx, "audit failed", "access_request_id", r.ID, "error", err.Error())
 		}
 		return notGranted(r.ID, why)
 	}
@@ -507,7 +507,7 @@ func (s *Service) OpenContent(ctx context.Context, caller auth.Caller, requestID
 	if errors.Is(err, fs.ErrNotExist) {
 		// Lost from the blob store (or on another node's disk): produce it
 		// again.
-		s.log.Warn("stored ciphertext is missing; queueing it again", "request_id", r.ID, "format", format)
+		s.log.WarnContext(ctx, "stored ciphertext is missing; queueing it again", "access_request_id", r.ID, "format", format)
 		err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `UPDATE datashare_contents SET status = 'pending', not_before = 0, attempts = 0 WHERE request_id = $1 AND format = $2 AND status = 'ready'`, r.ID, format)
 			return err
@@ -614,7 +614,7 @@ func (s *Service) sweepRetiredBlobs(ctx context.Context) {
 	rows, err := s.db.QueryContext(ctx, `SELECT request_id, format FROM datashare_contents
 		WHERE status = 'deleted' AND blob_gone = FALSE ORDER BY request_id, format LIMIT 100`)
 	if err != nil {
-		s.log.Warn("listing retired ciphertext failed", "error", err.Error())
+		s.log.WarnContext(ctx, "listing retired ciphertext failed", "error", err.Error())
 		return
 	}
 	var keys []string
@@ -646,9 +646,9 @@ func (s *Service) run(ctx context.Context, every time.Duration) error {
 	for {
 		if s.leads() {
 			if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("datashare sweep failed", "error", err.Error())
+				s.log.WarnContext(ctx, "datashare sweep failed", "error", err.Error())
 			} else if n > 0 {
-				s.log.Info("dataset access expired", "count", n)
+				s.log.InfoContext(ctx, "dataset access expired", "count", n)
 			}
 		}
 		select {

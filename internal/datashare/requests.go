@@ -431,12 +431,12 @@ func (s *Service) deleteBlob(ctx context.Context, key string) {
 	ctx = context.WithoutCancel(ctx)
 	err := s.blobs.Delete(ctx, key)
 	if err != nil {
-		s.log.Warn("deleting ciphertext failed; the sweep tries again", "blob", key, "error", err.Error())
+		s.log.WarnContext(ctx, "deleting ciphertext failed; the sweep tries again", "blob", key, "error", err.Error())
 	}
 	requestID, format, _ := strings.Cut(key, ".")
 	if _, uerr := s.db.ExecContext(ctx, `UPDATE datashare_contents SET blob_gone = $1
 		WHERE request_id = $2 AND format = $3 AND status = 'deleted'`, err == nil, requestID, format); uerr != nil {
-		s.log.Warn("recording a ciphertext deletion failed", "blob", key, "error", uerr.Error())
+		s.log.WarnContext(ctx, "recording a ciphertext deletion failed", "blob", key, "error", uerr.Error())
 	}
 }
 

@@ -27,7 +27,7 @@ func (s *Service) RunProducer(ctx context.Context, p Producer) error {
 		for ctx.Err() == nil {
 			jobs, err := s.Jobs(ctx, 10)
 			if err != nil {
-				s.log.Warn("data agent: listing jobs failed", "error", err.Error())
+				s.log.WarnContext(ctx, "data agent: listing jobs failed", "error", err.Error())
 				break
 			}
 			if len(jobs) == 0 {
@@ -51,24 +51,24 @@ func (s *Service) produce(ctx context.Context, p Producer, jobID string) {
 	j, err := s.Claim(ctx, jobID)
 	if err != nil {
 		if causeway.ErrorCode(err) != "job_unavailable" {
-			s.log.Warn("data agent: claim failed", "job_id", jobID, "error", err.Error())
+			s.log.WarnContext(ctx, "data agent: claim failed", "job_id", jobID, "error", err.Error())
 		}
 		return
 	}
-	log := s.log.With("job_id", j.ID, "request_id", j.RequestID, "dataset", j.Dataset.Name, "format", j.Format)
+	log := s.log.With("job_id", j.ID, "access_request_id", j.RequestID, "dataset", j.Dataset.Name, "format", j.Format)
 	start := time.Now()
 	size, err := s.fill(ctx, p, j)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // shutting down: the lease runs out and another agent takes over
 		}
-		log.Warn("data agent: job failed", "error", err.Error())
+		log.WarnContext(ctx, "data agent: job failed", "error", err.Error())
 		if ferr := s.FailContent(context.WithoutCancel(ctx), j.ID, j.Lease, err.Error()); ferr != nil && causeway.ErrorKind(ferr) != causeway.ECONFLICT {
-			log.Warn("data agent: recording the failure failed", "error", ferr.Error())
+			log.WarnContext(ctx, "data agent: recording the failure failed", "error", ferr.Error())
 		}
 		return
 	}
-	log.Info("data agent: content ready", "bytes", size, "duration_ms", time.Since(start).Milliseconds())
+	log.InfoContext(ctx, "data agent: content ready", "bytes", size, "duration_ms", time.Since(start).Milliseconds())
 }
 
 // fill streams the producer's ciphertext into the job's upload and

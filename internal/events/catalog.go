@@ -232,7 +232,7 @@ func (s *Service) IsPublic(typ string) bool {
 		types, err := s.loadPublic(ctx)
 		cancel()
 		if err != nil {
-			s.log.Warn("events: cannot read which event types are public; using the last known list", "error", err.Error())
+			s.log.WarnContext(ctx, "cannot read which event types are public; using the last known list", "error", err.Error())
 		} else {
 			c.types = types
 		}
@@ -319,7 +319,7 @@ func (s *Service) RegisterType(ctx context.Context, t EventType) (created bool, 
 	s.public.mu.Lock()
 	s.public.loaded = time.Time{}
 	s.public.mu.Unlock()
-	s.log.Info("event type registered", "type", t.Type, "version", t.Version, "public", t.Public, "created", created)
+	s.log.InfoContext(ctx, "event type registered", "type", t.Type, "version", t.Version, "public", t.Public, "created", created)
 	return created, nil
 }
 

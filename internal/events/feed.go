@@ -237,7 +237,7 @@ func (s *Service) read(ctx context.Context, st jetstream.Stream, appID string, p
 			delivered++
 			env, err := FromMsg(m)
 			if err != nil {
-				s.log.Warn("events: skipping a stream message that is not a CloudEvent", "seq", meta.Sequence.Stream, "error", err.Error())
+				s.log.WarnContext(ctx, "skipping a stream message that is not a CloudEvent", "seq", meta.Sequence.Stream, "error", err.Error())
 				pos = meta.Sequence.Stream
 				continue
 			}
@@ -275,7 +275,7 @@ func (s *Service) dropConsumer(st jetstream.Stream, c jetstream.Consumer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := st.DeleteConsumer(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		s.log.Debug("events: could not delete a feed consumer; the server drops it when idle", "consumer", info.Name, "error", err.Error())
+		s.log.DebugContext(ctx, "could not delete a feed consumer; the server drops it when idle", "consumer", info.Name, "error", err.Error())
 	}
 }
 

@@ -135,7 +135,7 @@ func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
 			return
 		case err := <-failed:
 			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				log.Warn("events: stream ended: the bus consumer failed", "error", err.Error())
+				log.WarnContext(ctx, "stream ended: the bus consumer failed", "error", err.Error())
 			}
 			return
 		case <-heartbeat.C:
@@ -151,7 +151,7 @@ func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				// Skipping would lose the event; ending lets the client
 				// resume from it with Last-Event-ID.
-				log.Warn("events: stream ended: visibility check failed", "event_id", env.ID, "error", err.Error())
+				log.WarnContext(ctx, "stream ended: visibility check failed", "event_id", env.ID, "error", err.Error())
 				return
 			}
 			if ok && !sse.Send(frame(env)) {

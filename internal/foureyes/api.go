@@ -66,16 +66,10 @@ func (s *Service) document(op *huma.Operation) {
 
 type handlers struct{ s *Service }
 
-type out[T any] struct{ Body T }
-
 type listInput struct {
 	Pending bool   `query:"pending" doc:"Only the proposals still waiting for a second operator"`
 	Limit   int    `query:"limit" minimum:"0" maximum:"200"`
 	Cursor  string `query:"cursor" maxLength:"512"`
-}
-
-type idInput struct {
-	ID string `path:"id" maxLength:"64"`
 }
 
 type rejectInput struct {
@@ -93,33 +87,26 @@ func operatorFrom(ctx context.Context) (*auth.Operator, error) {
 	return op, nil
 }
 
-func reply[T any](v T, err error) (*out[T], error) {
-	if err != nil {
-		return nil, err
-	}
-	return &out[T]{Body: v}, nil
+func (h *handlers) list(ctx context.Context, in *listInput) (*httpapi.Out[*page.Page[*Proposal]], error) {
+	return httpapi.Reply(h.s.Proposals(ctx, auth.CallerFrom(ctx), in.Pending, in.Limit, in.Cursor))
 }
 
-func (h *handlers) list(ctx context.Context, in *listInput) (*out[*page.Page[*Proposal]], error) {
-	return reply(h.s.Proposals(ctx, auth.CallerFrom(ctx), in.Pending, in.Limit, in.Cursor))
+func (h *handlers) get(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Proposal], error) {
+	return httpapi.Reply(h.s.Proposal(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
-func (h *handlers) get(ctx context.Context, in *idInput) (*out[*Proposal], error) {
-	return reply(h.s.Proposal(ctx, auth.CallerFrom(ctx), in.ID))
-}
-
-func (h *handlers) confirm(ctx context.Context, in *idInput) (*out[*Proposal], error) {
+func (h *handlers) confirm(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Proposal], error) {
 	op, err := operatorFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.Confirm(ctx, op, in.ID))
+	return httpapi.Reply(h.s.Confirm(ctx, op, in.ID))
 }
 
-func (h *handlers) reject(ctx context.Context, in *rejectInput) (*out[*Proposal], error) {
+func (h *handlers) reject(ctx context.Context, in *rejectInput) (*httpapi.Out[*Proposal], error) {
 	op, err := operatorFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.Reject(ctx, op, in.ID, in.Body.Reason))
+	return httpapi.Reply(h.s.Reject(ctx, op, in.ID, in.Body.Reason))
 }

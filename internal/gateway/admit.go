@@ -323,18 +323,18 @@ func (g *Gateway) budgetsFailed(err error) {
 	if errors.Is(err, errContended) {
 		// Not an outage: the key was busy; the caller refuses the one
 		// request (or keeps a hand-back for later).
-		g.log.Debug("gateway: shared budget stayed contended; update given up", "error", err.Error())
+		g.log.Debug("shared budget stayed contended; update given up", "error", err.Error())
 		return
 	}
 	if g.fallbackUntil.Swap(time.Now().Add(fallbackFor).UnixNano()) == 0 {
-		g.log.Warn("gateway: the shared rate-limit budgets cannot be reached; deciding on this node's own buckets meanwhile",
+		g.log.Warn("the shared rate-limit budgets cannot be reached; deciding on this node's own buckets meanwhile",
 			"retry_in", fallbackFor.String(), "error", err.Error())
 	}
 }
 
 func (g *Gateway) budgetsAnswered() {
 	if g.fallbackUntil.Load() != 0 && g.fallbackUntil.Swap(0) != 0 {
-		g.log.Info("gateway: the shared rate-limit budgets answer again")
+		g.log.Info("the shared rate-limit budgets answer again")
 	}
 }
 
@@ -374,7 +374,7 @@ func (g *Gateway) settleLeases(ctx context.Context, all bool) {
 func (g *Gateway) refresh(ctx context.Context, appID string, st *appState, now time.Time) {
 	l, _, err := g.loadLimits(ctx, appID)
 	if err != nil {
-		g.log.Warn("gateway: reading app limits failed; using the last known", "app_id", appID, "error", err.Error())
+		g.log.WarnContext(ctx, "reading app limits failed; using the last known", "app_id", appID, "error", err.Error())
 		if st.local == nil {
 			l = g.defaults
 		} else {

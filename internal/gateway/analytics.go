@@ -240,7 +240,7 @@ func (g *Gateway) Flush(ctx context.Context) error {
 	if err != nil {
 		g.metrics.flushErrors.Inc()
 		if dropped := g.analytics.putBack(m); dropped > 0 {
-			g.log.Error("gateway: analytics buffer full; dropped counts", "rows", dropped)
+			g.log.ErrorContext(ctx, "analytics buffer full; dropped counts", "rows", dropped)
 		}
 		return err
 	}

@@ -59,9 +59,6 @@ func (g *Gateway) Register(s *httpapi.Server) {
 
 type handlers struct{ g *Gateway }
 
-// out wraps a response body.
-type out[T any] struct{ Body T }
-
 type appIDInput struct {
 	ID string `path:"id" maxLength:"64"`
 }
@@ -80,9 +77,8 @@ type AppLimits struct {
 	Default bool `json:"default" doc:"True when the app has no limits of its own and gets the platform's"`
 }
 
-func appLimits(appID string, l Limits, custom bool) *out[AppLimits] {
-	return &out[AppLimits]{Body: AppLimits{AppID: appID, Default: !custom, LimitsBody: LimitsBody{
-		RequestsPerSecond: l.RequestsPerSecond, Burst: l.Burst, DailyQuota: l.DailyQuota}}}
+func appLimits(appID string, l Limits, custom bool) *httpapi.Out[AppLimits] {
+	return &httpapi.Out[AppLimits]{Body: AppLimits{AppID: appID, Default: !custom, LimitsBody: LimitsBody(l)}}
 }
 
 // Inputs spell the id out rather than embed appIDInput: huma skips
@@ -92,7 +88,7 @@ type putLimitsInput struct {
 	Body LimitsBody
 }
 
-func (h *handlers) putLimits(ctx context.Context, in *putLimitsInput) (*out[AppLimits], error) {
+func (h *handlers) putLimits(ctx context.Context, in *putLimitsInput) (*httpapi.Out[AppLimits], error) {
 	l, err := h.g.SetLimits(ctx, in.ID, Limits{
 		RequestsPerSecond: in.Body.RequestsPerSecond, Burst: in.Body.Burst, DailyQuota: in.Body.DailyQuota})
 	if err != nil {
@@ -101,7 +97,7 @@ func (h *handlers) putLimits(ctx context.Context, in *putLimitsInput) (*out[AppL
 	return appLimits(in.ID, l, true), nil
 }
 
-func (h *handlers) getLimits(ctx context.Context, in *appIDInput) (*out[AppLimits], error) {
+func (h *handlers) getLimits(ctx context.Context, in *appIDInput) (*httpapi.Out[AppLimits], error) {
 	l, custom, err := h.g.AppLimits(ctx, in.ID)
 	if err != nil {
 		return nil, err
@@ -143,7 +139,7 @@ func parseTime(name, s string) (time.Time, error) {
 	return time.Time{}, causeway.Errorf(causeway.EBADREQUEST, "invalid_time", "%s must be an RFC 3339 time or YYYY-MM-DD", name)
 }
 
-func (h *handlers) analytics(ctx context.Context, in *analyticsInput) (*out[*Analytics], error) {
+func (h *handlers) analytics(ctx context.Context, in *analyticsInput) (*httpapi.Out[*Analytics], error) {
 	from, to, err := in.rangeAt(h.g.now())
 	if err != nil {
 		return nil, err
@@ -152,7 +148,7 @@ func (h *handlers) analytics(ctx context.Context, in *analyticsInput) (*out[*Ana
 	if err != nil {
 		return nil, err
 	}
-	return &out[*Analytics]{Body: a}, nil
+	return &httpapi.Out[*Analytics]{Body: a}, nil
 }
 
 type platformAnalyticsInput struct {
@@ -161,11 +157,11 @@ type platformAnalyticsInput struct {
 }
 
 // platformAnalytics is the platform's traffic: every app's calls together.
-func (h *handlers) platformAnalytics(ctx context.Context, in *platformAnalyticsInput) (*out[*Analytics], error) {
+func (h *handlers) platformAnalytics(ctx context.Context, in *platformAnalyticsInput) (*httpapi.Out[*Analytics], error) {
 	return h.analytics(ctx, &analyticsInput{From: in.From, To: in.To})
 }
 
-func (h *handlers) bankAnalytics(ctx context.Context, in *analyticsInput) (*out[*Analytics], error) {
+func (h *handlers) bankAnalytics(ctx context.Context, in *analyticsInput) (*httpapi.Out[*Analytics], error) {
 	if _, err := h.g.auth.AppOrganization(ctx, in.ID); err != nil {
 		return nil, err
 	}
@@ -175,7 +171,7 @@ func (h *handlers) bankAnalytics(ctx context.Context, in *analyticsInput) (*out[
 // developerAnalytics shows a developer the analytics of an app of their
 // organization; any other app is not found, never forbidden, so app ids do
 // not leak across organizations.
-func (h *handlers) developerAnalytics(ctx context.Context, in *analyticsInput) (*out[*Analytics], error) {
+func (h *handlers) developerAnalytics(ctx context.Context, in *analyticsInput) (*httpapi.Out[*Analytics], error) {
 	dev, ok := auth.DeveloperFrom(ctx)
 	if !ok {
 		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "unauthorized", "this route needs a developer token")
@@ -205,26 +201,25 @@ type CreatedUpstream struct {
 	SigningSecret string `json:"signing_secret" doc:"whsec_ followed by the base64 of the hmac-sha256 key that signs the calls forwarded to the upstream (HTTP Message Signatures, RFC 9421, keyid = the upstream's id). Shown once."`
 }
 
-func (h *handlers) createUpstream(ctx context.Context, in *createUpstreamInput) (*out[CreatedUpstream], error) {
+func (h *handlers) createUpstream(ctx context.Context, in *createUpstreamInput) (*httpapi.Out[CreatedUpstream], error) {
 	up, secret, err := h.g.CreateUpstream(ctx, NewUpstream{
 		Name: in.Body.Name, BaseURL: in.Body.BaseURL, PathPrefix: in.Body.PathPrefix, Scope: in.Body.Scope})
 	if err != nil {
 		return nil, err
 	}
-	return &out[CreatedUpstream]{Body: CreatedUpstream{Upstream: *up, SigningSecret: secret}}, nil
+	return &httpapi.Out[CreatedUpstream]{Body: CreatedUpstream{Upstream: *up, SigningSecret: secret}}, nil
 }
 
 type listUpstreamsInput struct {
-	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
-	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+	httpapi.PageQuery
 }
 
-func (h *handlers) listUpstreams(ctx context.Context, in *listUpstreamsInput) (*out[*UpstreamPage], error) {
+func (h *handlers) listUpstreams(ctx context.Context, in *listUpstreamsInput) (*httpapi.Out[*UpstreamPage], error) {
 	page, err := h.g.Upstreams(ctx, in.Limit, in.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	return &out[*UpstreamPage]{Body: page}, nil
+	return &httpapi.Out[*UpstreamPage]{Body: page}, nil
 }
 
 type upstreamIDInput struct {

@@ -243,9 +243,9 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 // pruneKeys prunes expired idempotency keys, logging the outcome.
 func (g *Gateway) pruneKeys(ctx context.Context) {
 	if n, err := g.PruneIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
-		g.log.Warn("gateway: pruning idempotency keys failed", "error", err.Error())
+		g.log.WarnContext(ctx, "pruning idempotency keys failed", "error", err.Error())
 	} else if n > 0 {
-		g.log.Debug("gateway: pruned expired idempotency keys", "keys", n)
+		g.log.DebugContext(ctx, "pruned expired idempotency keys", "keys", n)
 	}
 }
 
@@ -268,7 +268,7 @@ func (g *Gateway) background(ctx context.Context) {
 			g.settleLeases(ctx, false)
 		case <-flush.C:
 			if err := g.Flush(ctx); err != nil && ctx.Err() == nil {
-				g.log.Warn("gateway: analytics flush failed; counts kept for the next one", "error", err.Error())
+				g.log.WarnContext(ctx, "analytics flush failed; counts kept for the next one", "error", err.Error())
 			}
 		case <-prune.C:
 			if g.leader == nil || g.leader() {
@@ -290,7 +290,7 @@ func (g *Gateway) Close() {
 		defer cancel()
 		g.settleLeases(ctx, true)
 		if err := g.Flush(ctx); err != nil {
-			g.log.Error("gateway: final analytics flush failed; counts lost", "error", err.Error())
+			g.log.ErrorContext(ctx, "final analytics flush failed; counts lost", "error", err.Error())
 		}
 		g.transport.CloseIdleConnections()
 	})

@@ -88,7 +88,7 @@ func (g *Gateway) storedBody(principal, key, claim, inClear, sealed string) (bod
 		}
 		err = errors.New("the sealed body belongs to another row")
 	}
-	g.log.Error("gateway: a stored response cannot be read back; replaying its status alone",
+	g.log.Error("a stored response cannot be read back; replaying its status alone",
 		"principal", principal, "error", err.Error())
 	return nil, false
 }
@@ -340,7 +340,7 @@ func (g *Gateway) ResealResponses(ctx context.Context) (int, error) {
 		n += m
 	}
 	if n > 0 {
-		g.log.Info("sealed stored idempotent responses with the current secret key", "responses", n)
+		g.log.InfoContext(ctx, "sealed stored idempotent responses with the current secret key", "responses", n)
 	}
 	if err != nil {
 		return n, fmt.Errorf("gateway: %w", err)
@@ -504,7 +504,7 @@ func (g *Gateway) finishKey(ctx context.Context, principal, key, claim string, r
 		return
 	}
 	if !store.IsUnavailable(err) {
-		g.log.Error("gateway: could not finish an idempotency key", "principal", principal, "error", err.Error())
+		g.log.ErrorContext(ctx, "could not finish an idempotency key", "principal", principal, "error", err.Error())
 		return
 	}
 	g.retryFinishKey(ctx, principal, key, claim, resp, err)
@@ -525,7 +525,7 @@ func (g *Gateway) retryFinishKey(ctx context.Context, principal, key, claim stri
 			}
 		}
 		if err != nil {
-			g.log.Error("gateway: could not finish an idempotency key", "principal", principal, "error", err.Error())
+			g.log.ErrorContext(ctx, "could not finish an idempotency key", "principal", principal, "error", err.Error())
 		}
 	}()
 }

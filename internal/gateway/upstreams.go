@@ -261,7 +261,7 @@ func (g *Gateway) upstream(ctx context.Context, prefix string) (*proxiedUpstream
 		if p != nil {
 			// The database is unwell; the definition we have is seconds
 			// old, which beats failing the call.
-			g.log.Warn("gateway: reading an upstream failed; using the cached one", "prefix", prefix, "error", err.Error())
+			g.log.WarnContext(ctx, "reading an upstream failed; using the cached one", "prefix", prefix, "error", err.Error())
 			return p, nil
 		}
 		return nil, store.Classify(err)
@@ -324,7 +324,7 @@ func (g *Gateway) newProxy(up *Upstream) (*httputil.ReverseProxy, error) {
 			if err != nil {
 				// Every covered field was set above: this is a bug. The
 				// upstream refuses the unsigned call.
-				g.log.Error("gateway: signing a proxied call failed", "upstream", up.ID, "error", err.Error())
+				g.log.ErrorContext(pr.In.Context(), "signing a proxied call failed", "upstream", up.ID, "error", err.Error())
 			}
 		},
 		ModifyResponse: func(res *http.Response) error {

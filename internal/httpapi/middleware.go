@@ -138,7 +138,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		log := s.log.With("request_id", id)
+		log := s.log // adds request_id from the context (LogRequestIDs)
 		_, pattern := s.mux.Handler(r)
 		if s.noStore[pattern] {
 			// Before anything answers: the gateway's refusals and
@@ -175,7 +175,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				log.Error("panic", "panic", p, "path", r.URL.Path)
+				log.ErrorContext(ctx, "panic", "panic", p, "path", r.URL.Path)
 				if rec.status == 0 {
 					WriteProblem(rec, r, causeway.Errorf(causeway.EINTERNAL, "internal", "an internal error occurred"))
 				}

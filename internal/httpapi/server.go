@@ -101,7 +101,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		mux:            http.NewServeMux(),
-		log:            cfg.Logger,
+		log:            slog.New(LogRequestIDs(cfg.Logger.Handler())),
 		maxBody:        cfg.MaxBodyBytes,
 		adminTokens:    hashTokens(AdminTokens(cfg.AdminToken)),
 		trustedProxies: cfg.TrustedProxies,

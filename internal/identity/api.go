@@ -105,16 +105,6 @@ func (s *Service) Register(srv *httpapi.Server) {
 
 type handlers struct{ s *Service }
 
-// out wraps a response body.
-type out[T any] struct{ Body T }
-
-func respond[T any](v T, err error) (*out[T], error) {
-	if err != nil {
-		return nil, err
-	}
-	return &out[T]{Body: v}, nil
-}
-
 func developerFrom(ctx context.Context) (*auth.Developer, error) {
 	dev, ok := auth.DeveloperFrom(ctx)
 	if !ok || dev == nil {
@@ -142,12 +132,12 @@ type SignUpBody struct {
 	ExpiresAt      time.Time `json:"expires_at"`
 }
 
-func (h *handlers) signUp(ctx context.Context, in *signUpInput) (*out[SignUpBody], error) {
+func (h *handlers) signUp(ctx context.Context, in *signUpInput) (*httpapi.Out[SignUpBody], error) {
 	dev, tok, err := h.s.SignUp(ctx, in.Body.Email, in.Body.Password, in.Body.Organization)
 	if err != nil {
 		return nil, httpapi.HandlerError(ctx, err)
 	}
-	return respond(SignUpBody{ID: dev.ID, OrganizationID: dev.OrganizationID, Email: dev.Email, Token: tok.Token, ExpiresAt: tok.ExpiresAt}, nil)
+	return httpapi.Reply(SignUpBody{ID: dev.ID, OrganizationID: dev.OrganizationID, Email: dev.Email, Token: tok.Token, ExpiresAt: tok.ExpiresAt}, nil)
 }
 
 type logInInput struct {
@@ -163,9 +153,9 @@ type TokenBody struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-func (h *handlers) logIn(ctx context.Context, in *logInInput) (*out[TokenBody], error) {
+func (h *handlers) logIn(ctx context.Context, in *logInInput) (*httpapi.Out[TokenBody], error) {
 	tok, err := h.s.LogIn(ctx, in.Body.Email, in.Body.Password)
-	return respond(TokenBody{Token: tok.Token, ExpiresAt: tok.ExpiresAt}, httpapi.HandlerError(ctx, err))
+	return httpapi.Reply(TokenBody(tok), httpapi.HandlerError(ctx, err))
 }
 
 // logOutInput picks up the bearer token itself, without declaring an
@@ -206,7 +196,7 @@ type CreatedAppBody struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-func (h *handlers) createApp(ctx context.Context, in *createAppInput) (*out[CreatedAppBody], error) {
+func (h *handlers) createApp(ctx context.Context, in *createAppInput) (*httpapi.Out[CreatedAppBody], error) {
 	dev, err := developerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -215,36 +205,27 @@ func (h *handlers) createApp(ctx context.Context, in *createAppInput) (*out[Crea
 	if err != nil {
 		return nil, err
 	}
-	return respond(CreatedAppBody{
+	return httpapi.Reply(CreatedAppBody{
 		ID: app.ID, Name: app.Name, OrganizationID: app.OrganizationID, DeveloperID: app.DeveloperID,
 		ClientID: app.ClientID, ClientSecret: secret, Scopes: app.Scopes, Status: app.Status,
 		CreatedAt: app.CreatedAt, UpdatedAt: app.UpdatedAt,
 	}, nil)
 }
 
-type pageInput struct {
-	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
-	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
-}
-
-func (h *handlers) listApps(ctx context.Context, in *pageInput) (*out[*Page[*App]], error) {
+func (h *handlers) listApps(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*Page[*App]], error) {
 	dev, err := developerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return respond(h.s.Apps(ctx, dev, in.Limit, in.Cursor))
+	return httpapi.Reply(h.s.Apps(ctx, dev, in.Limit, in.Cursor))
 }
 
-type idInput struct {
-	ID string `path:"id" maxLength:"64"`
-}
-
-func (h *handlers) getApp(ctx context.Context, in *idInput) (*out[*App], error) {
+func (h *handlers) getApp(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*App], error) {
 	dev, err := developerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return respond(h.s.App(ctx, dev, in.ID))
+	return httpapi.Reply(h.s.App(ctx, dev, in.ID))
 }
 
 // SecretBody carries a new client secret, shown once.
@@ -253,7 +234,7 @@ type SecretBody struct {
 	ClientSecret string `json:"client_secret" doc:"Shown once; store it safely"`
 }
 
-func (h *handlers) rotateSecret(ctx context.Context, in *idInput) (*out[SecretBody], error) {
+func (h *handlers) rotateSecret(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[SecretBody], error) {
 	dev, err := developerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -262,10 +243,10 @@ func (h *handlers) rotateSecret(ctx context.Context, in *idInput) (*out[SecretBo
 	if err != nil {
 		return nil, err
 	}
-	return respond(SecretBody{ClientID: app.ClientID, ClientSecret: secret}, nil)
+	return httpapi.Reply(SecretBody{ClientID: app.ClientID, ClientSecret: secret}, nil)
 }
 
-func (h *handlers) deleteApp(ctx context.Context, in *idInput) (*struct{}, error) {
+func (h *handlers) deleteApp(ctx context.Context, in *httpapi.IDPath) (*struct{}, error) {
 	dev, err := developerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -274,23 +255,22 @@ func (h *handlers) deleteApp(ctx context.Context, in *idInput) (*struct{}, error
 }
 
 type bankListInput struct {
-	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
-	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+	httpapi.PageQuery
 	Status string `query:"status" enum:"active,pending_approval,suspended" doc:"Only apps with this status"`
 }
 
-func (h *handlers) bankListApps(ctx context.Context, in *bankListInput) (*out[*Page[*App]], error) {
-	return respond(h.s.ListApps(ctx, in.Status, in.Limit, in.Cursor))
+func (h *handlers) bankListApps(ctx context.Context, in *bankListInput) (*httpapi.Out[*Page[*App]], error) {
+	return httpapi.Reply(h.s.ListApps(ctx, in.Status, in.Limit, in.Cursor))
 }
 
-func (h *handlers) approve(ctx context.Context, in *idInput) (*out[*App], error) {
-	return respond(h.s.Approve(ctx, in.ID))
+func (h *handlers) approve(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*App], error) {
+	return httpapi.Reply(h.s.Approve(ctx, in.ID))
 }
 
-func (h *handlers) suspend(ctx context.Context, in *idInput) (*out[*App], error) {
-	return respond(h.s.Suspend(ctx, in.ID))
+func (h *handlers) suspend(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*App], error) {
+	return httpapi.Reply(h.s.Suspend(ctx, in.ID))
 }
 
-func (h *handlers) rotateSigningKey(ctx context.Context, _ *struct{}) (*out[*SigningKey], error) {
-	return respond(h.s.RotateSigningKey(ctx))
+func (h *handlers) rotateSigningKey(ctx context.Context, _ *struct{}) (*httpapi.Out[*SigningKey], error) {
+	return httpapi.Reply(h.s.RotateSigningKey(ctx))
 }

@@ -110,59 +110,59 @@ func personFrom(ctx context.Context) (*auth.Operator, error) {
 	return op, nil
 }
 
-func (h *handlers) createOperator(ctx context.Context, in *createOperatorInput) (*out[*Operator], error) {
+func (h *handlers) createOperator(ctx context.Context, in *createOperatorInput) (*httpapi.Out[*Operator], error) {
 	b := in.Body
-	return respond(h.s.CreateOperator(ctx, auth.CallerFrom(ctx), NewOperator{Email: b.Email, Name: b.Name, Password: b.Password, Roles: b.Roles}))
+	return httpapi.Reply(h.s.CreateOperator(ctx, auth.CallerFrom(ctx), NewOperator{Email: b.Email, Name: b.Name, Password: b.Password, Roles: b.Roles}))
 }
 
-func (h *handlers) listOperators(ctx context.Context, _ *struct{}) (*out[OperatorsBody], error) {
+func (h *handlers) listOperators(ctx context.Context, _ *struct{}) (*httpapi.Out[OperatorsBody], error) {
 	items, err := h.s.Operators(ctx, auth.CallerFrom(ctx))
-	return respond(OperatorsBody{Items: items}, err)
+	return httpapi.Reply(OperatorsBody{Items: items}, err)
 }
 
-func (h *handlers) getOperator(ctx context.Context, in *operatorIDInput) (*out[*Operator], error) {
-	return respond(h.s.Operator(ctx, auth.CallerFrom(ctx), in.ID))
+func (h *handlers) getOperator(ctx context.Context, in *operatorIDInput) (*httpapi.Out[*Operator], error) {
+	return httpapi.Reply(h.s.Operator(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
-func (h *handlers) changeOperator(ctx context.Context, in *changeOperatorInput) (*out[*Operator], error) {
+func (h *handlers) changeOperator(ctx context.Context, in *changeOperatorInput) (*httpapi.Out[*Operator], error) {
 	c := OperatorChange{Name: in.Body.Name, Status: in.Body.Status}
 	if in.Body.Roles != nil {
 		roles := auth.Roles(in.Body.Roles)
 		c.Roles = &roles
 	}
-	return respond(h.s.ChangeOperator(ctx, auth.CallerFrom(ctx), in.ID, c))
+	return httpapi.Reply(h.s.ChangeOperator(ctx, auth.CallerFrom(ctx), in.ID, c))
 }
 
-func (h *handlers) resetTOTP(ctx context.Context, in *operatorIDInput) (*out[*Operator], error) {
+func (h *handlers) resetTOTP(ctx context.Context, in *operatorIDInput) (*httpapi.Out[*Operator], error) {
 	if err := h.s.ResetTOTP(ctx, auth.CallerFrom(ctx), in.ID); err != nil {
 		return nil, err
 	}
-	return respond(h.s.Operator(ctx, auth.CallerFrom(ctx), in.ID))
+	return httpapi.Reply(h.s.Operator(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
-func (h *handlers) me(ctx context.Context, _ *struct{}) (*out[MeBody], error) {
+func (h *handlers) me(ctx context.Context, _ *struct{}) (*httpapi.Out[MeBody], error) {
 	op, ok := auth.OperatorFrom(ctx)
 	if !ok {
 		return nil, errUnauthenticated()
 	}
-	return respond(MeBody{ID: op.ID, Email: op.Email, Name: op.Name, Roles: op.Roles}, nil)
+	return httpapi.Reply(MeBody{ID: op.ID, Email: op.Email, Name: op.Name, Roles: op.Roles}, nil)
 }
 
-func (h *handlers) listOperatorTokens(ctx context.Context, _ *struct{}) (*out[OperatorTokensBody], error) {
+func (h *handlers) listOperatorTokens(ctx context.Context, _ *struct{}) (*httpapi.Out[OperatorTokensBody], error) {
 	op, err := personFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
 	items, err := h.s.OperatorTokens(ctx, op.ID)
-	return respond(OperatorTokensBody{Items: items}, err)
+	return httpapi.Reply(OperatorTokensBody{Items: items}, err)
 }
 
-func (h *handlers) createOperatorToken(ctx context.Context, in *createOperatorTokenInput) (*out[OperatorToken], error) {
+func (h *handlers) createOperatorToken(ctx context.Context, in *createOperatorTokenInput) (*httpapi.Out[OperatorToken], error) {
 	op, err := personFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return respond(h.s.IssueOperatorToken(ctx, op, in.Body.Name, in.Body.Roles, time.Duration(in.Body.TTLDays)*24*time.Hour))
+	return httpapi.Reply(h.s.IssueOperatorToken(ctx, op, in.Body.Name, in.Body.Roles, time.Duration(in.Body.TTLDays)*24*time.Hour))
 }
 
 func (h *handlers) revokeOperatorToken(ctx context.Context, in *operatorIDInput) (*struct{}, error) {

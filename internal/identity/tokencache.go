@@ -46,8 +46,11 @@ type appRow struct {
 type tokenCache struct {
 	verified *lru.Cache[[sha256.Size]byte, verifiedToken]
 
-	mu   sync.Mutex // guards purges against concurrent fills
-	apps *lru.Cache[string, appRow]
+	// mu orders fills of apps against purges: a status read before a
+	// suspension must not be cached after the suspension purged the cache.
+	mu     sync.Mutex
+	purges uint64 // guarded by mu: how many times apps was purged
+	apps   *lru.Cache[string, appRow]
 }
 
 func newTokenCache() *tokenCache {
@@ -73,5 +76,27 @@ func (c *tokenCache) app(clientID string, now time.Time) (appRow, bool) {
 	return a, true
 }
 
+// appEpoch is taken before an app's status is read; fillApp caches the
+// status only if no purge happened since.
+func (c *tokenCache) appEpoch() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.purges
+}
+
+// fillApp caches an app's status read after appEpoch returned epoch.
+func (c *tokenCache) fillApp(clientID string, row appRow, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.purges == epoch {
+		c.apps.Add(clientID, row)
+	}
+}
+
 // forgetApps drops every cached app status, after any change of status.
-func (c *tokenCache) forgetApps() { c.apps.Purge() }
+func (c *tokenCache) forgetApps() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.purges++
+	c.apps.Purge()
+}

@@ -183,6 +183,7 @@ func (s *Service) AuthenticateApp(ctx context.Context, bearer string) (*auth.App
 func (s *Service) appOf(ctx context.Context, clientID string, generation int64, scopes []string) (*auth.App, error) {
 	row, ok := s.cache.app(clientID, time.Now())
 	if !ok {
+		epoch := s.cache.appEpoch()
 		var deleted sql.NullInt64
 		row = appRow{fetched: time.Now()}
 		stmt, err := s.db.Stmt(ctx, `SELECT id, developer_id, scopes, status, deleted_at, token_generation FROM identity_apps WHERE client_id = $1`)
@@ -197,7 +198,7 @@ func (s *Service) appOf(ctx context.Context, clientID string, generation int64, 
 			return nil, store.Classify(err)
 		}
 		row.deleted = deleted.Valid
-		s.cache.apps.Add(clientID, row)
+		s.cache.fillApp(clientID, row, epoch)
 	}
 	if row.deleted || row.status != auth.AppActive {
 		return nil, causeway.Errorf(causeway.EUNAUTHORIZED, "app_inactive", "the app is not active")

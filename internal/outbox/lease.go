@@ -44,7 +44,7 @@ func (r *Relay) holdLease(ctx context.Context) (bool, error) {
 		}
 		if holder != "" {
 			if holder != r.lease.holder {
-				r.log.Info("outbox relay standing by: another node holds the lease", "holder", holder)
+				r.log.InfoContext(ctx, "outbox relay standing by: another node holds the lease", "holder", holder)
 				r.lease.holder = holder
 			}
 			return false, nil
@@ -58,7 +58,7 @@ func (r *Relay) holdLease(ctx context.Context) (bool, error) {
 		return false, err
 	case ok:
 		if !r.lease.held {
-			r.log.Info("outbox relay holds the lease; publishing")
+			r.log.InfoContext(ctx, "outbox relay holds the lease; publishing")
 		}
 		r.setHeld(true)
 		r.lease.holder = ""
@@ -66,7 +66,7 @@ func (r *Relay) holdLease(ctx context.Context) (bool, error) {
 		return true, nil
 	default:
 		if r.lease.held {
-			r.log.Warn("outbox relay lost the lease to another node")
+			r.log.WarnContext(ctx, "outbox relay lost the lease to another node")
 		}
 		r.setHeld(false)
 		return false, nil
@@ -149,7 +149,7 @@ func (r *Relay) release() {
 		return err
 	})
 	if err != nil {
-		r.log.Warn("outbox relay: could not release the lease; it expires on its own", "err", err, "lease_ttl", r.opts.LeaseTTL)
+		r.log.WarnContext(ctx, "could not release the lease; it expires on its own", "error", err, "lease_ttl", r.opts.LeaseTTL)
 	}
 }
 

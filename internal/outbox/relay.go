@@ -169,18 +169,18 @@ func (r *Relay) HoldsLease() bool { return r.holds.Load() }
 // backlog on shutdown, call Flush before cancelling ctx. A relay runs one
 // Run at a time.
 func (r *Relay) Run(ctx context.Context) error {
-	r.log.Info("outbox relay started", "interval", r.opts.Interval, "lease_ttl", r.opts.LeaseTTL)
+	r.log.InfoContext(ctx, "outbox relay started", "interval", r.opts.Interval, "lease_ttl", r.opts.LeaseTTL)
 	// Other nodes' commits wake this relay too (see Notify); without the
 	// subscription they are published at the next poll, so a failure to
 	// subscribe is logged, not fatal.
 	if sub, err := r.bus.Conn().Subscribe(r.wakeSubject(), func(*nats.Msg) { r.poke() }); err != nil {
-		r.log.Warn("outbox relay: cannot listen for other nodes' wake-ups; they will wait for the next poll", "err", err)
+		r.log.WarnContext(ctx, "cannot listen for other nodes' wake-ups; they will wait for the next poll", "error", err)
 	} else {
 		defer sub.Unsubscribe()
 	}
 	defer func() {
 		r.release()
-		r.log.Info("outbox relay stopped")
+		r.log.InfoContext(ctx, "outbox relay stopped")
 	}()
 	// Since Go 1.23, Reset discards a stale expiry, so the timer needs no
 	// draining between rounds.
@@ -202,10 +202,10 @@ func (r *Relay) Run(ctx context.Context) error {
 			// A wake-up must not cut the backoff short: while the database
 			// or bus is down, every commit would otherwise cause a retry.
 			wake = nil
-			r.log.Warn("outbox relay: publishing failed; will retry", "err", err, "attempt", failures, "retry_in", wait.Round(time.Millisecond))
+			r.log.WarnContext(ctx, "publishing failed; will retry", "error", err, "attempt", failures, "retry_in", wait.Round(time.Millisecond))
 		} else {
 			if failures > 0 {
-				r.log.Info("outbox relay recovered", "failed_attempts", failures)
+				r.log.InfoContext(ctx, "outbox relay recovered", "failed_attempts", failures)
 				failures = 0
 			}
 			if r.HoldsLease() && !time.Now().Before(nextPrune) {
@@ -233,12 +233,12 @@ func (r *Relay) prune(ctx context.Context) time.Time {
 	n, err := r.Prune(ctx, time.Now().Add(-r.opts.Retention))
 	if err != nil {
 		if ctx.Err() == nil {
-			r.log.Warn("outbox relay: pruning failed", "err", err)
+			r.log.WarnContext(ctx, "pruning failed", "error", err)
 		}
 		return time.Now().Add(min(r.opts.PruneInterval, time.Minute))
 	}
 	if n > 0 {
-		r.log.Info("outbox relay pruned published events", "events", n, "retention", r.opts.Retention)
+		r.log.InfoContext(ctx, "outbox relay pruned published events", "events", n, "retention", r.opts.Retention)
 	}
 	return time.Now().Add(r.opts.PruneInterval)
 }
@@ -308,7 +308,7 @@ func (r *Relay) round(ctx context.Context) (published int, more bool, err error)
 		return published, false, bus.Classify(pubErr)
 	}
 	if published > 0 {
-		r.log.Debug("outbox relay published events", "events", published)
+		r.log.DebugContext(ctx, "outbox relay published events", "events", published)
 	}
 	return published, len(events) == r.opts.BatchSize, nil
 }
@@ -364,7 +364,7 @@ func (r *Relay) publish(ctx context.Context, events []Event) (done []string, sto
 		if permanent(merr) {
 			// Holding the row back would hold back every event after it,
 			// forever; it is logged and given up instead.
-			r.log.Error("outbox relay: event can never be published; skipping it", "event_id", e.ID, "event_type", e.Type, "err", merr)
+			r.log.ErrorContext(ctx, "event can never be published; skipping it", "event_id", e.ID, "event_type", e.Type, "err", merr)
 			done = append(done, e.ID)
 			continue
 		}

@@ -115,7 +115,9 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{cfg: cfg, log: cfg.Logger, started: time.Now(), nodeID: newNodeID(), issuer: issuer}
+	// Every component's logger names the request of a context it is given.
+	log := slog.New(httpapi.LogRequestIDs(cfg.Logger.Handler()))
+	p := &Platform{cfg: cfg, log: log, started: time.Now(), nodeID: newNodeID(), issuer: issuer}
 	p.runCtx, p.stop = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -233,7 +235,7 @@ func (p *Platform) resealSecrets(ctx context.Context) error {
 		return err
 	}
 	if n := p.Sealer.Keys(); n > 1 {
-		p.log.Info("secret key rotation: stored secrets are sealed with the first key of --secret-key; "+
+		p.log.InfoContext(ctx, "secret key rotation: stored secrets are sealed with the first key of --secret-key; "+
 			"once every node has started with this list, the older keys can go", "keys", n)
 	}
 	return nil
@@ -257,7 +259,7 @@ func (p *Platform) startBank(ctx context.Context) error {
 	if seeded, err := p.Bank.EnsureBankSandbox(ctx, SandboxSeed); err != nil {
 		return fmt.Errorf("sandbox seed: %w", err)
 	} else if seeded {
-		p.log.Info("seeded the sandbox bank", "customers", core.BankSandboxCustomers)
+		p.log.InfoContext(ctx, "seeded the sandbox bank", "customers", core.BankSandboxCustomers)
 	}
 	coreapi.Register(p.HTTP, p.Bank)
 	p.background(p.Relay.Run)
@@ -487,7 +489,7 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}
-	p.log.Info("causeway serving", "addr", ln.Addr().String(), "public_url", p.issuer, "mode", p.cfg.Mode,
+	p.log.InfoContext(ctx, "causeway serving", "addr", ln.Addr().String(), "public_url", p.issuer, "mode", p.cfg.Mode,
 		"database", string(p.DB.Dialect)+" "+p.DB.Location, "bus", p.Bus.Location(), "version", p.cfg.Version)
 	// Event streams never end by themselves: Shutdown ends them at once,
 	// each with a last frame that sends its client to another node, and
@@ -504,19 +506,19 @@ func (p *Platform) Serve(ctx context.Context, ln net.Listener) error {
 		// Readiness fails first, so a load balancer stops sending new
 		// requests before the listener closes.
 		p.draining.Store(true)
-		p.log.Info("shutting down: not ready, still serving", "for", d.String())
+		p.log.InfoContext(ctx, "shutting down: not ready, still serving", "for", d.String())
 		select {
 		case err := <-errc:
 			return err
 		case <-time.After(d):
 		}
 	}
-	p.log.Info("shutting down: ending event streams, draining in-flight requests", "streams", len(p.HTTP.OpenStreams()))
+	p.log.InfoContext(ctx, "shutting down: ending event streams, draining in-flight requests", "streams", len(p.HTTP.OpenStreams()))
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	p.log.Info("shut down cleanly")
+	p.log.InfoContext(ctx, "shut down cleanly")
 	return nil
 }

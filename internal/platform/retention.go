@@ -39,30 +39,30 @@ func (p *Platform) retention(ctx context.Context) error {
 // pruneRecords deletes the records older than their retention at now.
 func (p *Platform) pruneRecords(ctx context.Context, now time.Time) {
 	if n, err := p.SPI.PruneInvocations(ctx, now.Add(-InvocationRetention)); err != nil && ctx.Err() == nil {
-		p.log.Warn("pruning SPI invocation records failed", "error", err.Error())
+		p.log.WarnContext(ctx, "pruning SPI invocation records failed", "error", err.Error())
 	} else if n > 0 {
-		p.log.Info("pruned SPI invocation records", "rows", n)
+		p.log.InfoContext(ctx, "pruned SPI invocation records", "rows", n)
 	}
 	if n, err := p.Gateway.PruneAnalytics(ctx, now.Add(-AnalyticsRetention)); err != nil && ctx.Err() == nil {
-		p.log.Warn("pruning API analytics failed", "error", err.Error())
+		p.log.WarnContext(ctx, "pruning API analytics failed", "error", err.Error())
 	} else if n > 0 {
-		p.log.Info("pruned API analytics", "rows", n)
+		p.log.InfoContext(ctx, "pruned API analytics", "rows", n)
 	}
 	if n, err := p.Identity.PruneStreamTickets(ctx, now); err != nil && ctx.Err() == nil {
-		p.log.Warn("pruning expired stream tickets failed", "error", err.Error())
+		p.log.WarnContext(ctx, "pruning expired stream tickets failed", "error", err.Error())
 	} else if n > 0 {
-		p.log.Info("pruned expired stream tickets", "rows", n)
+		p.log.InfoContext(ctx, "pruned expired stream tickets", "rows", n)
 	}
 	if p.SSO != nil {
 		if n, err := p.SSO.Prune(ctx, now); err != nil && ctx.Err() == nil {
-			p.log.Warn("pruning expired single sign-on logins failed", "error", err.Error())
+			p.log.WarnContext(ctx, "pruning expired single sign-on logins failed", "error", err.Error())
 		} else if n > 0 {
-			p.log.Info("pruned expired single sign-on logins", "rows", n)
+			p.log.InfoContext(ctx, "pruned expired single sign-on logins", "rows", n)
 		}
 	}
 	if n, err := portal.PruneSessions(ctx, p.DB, now); err != nil && ctx.Err() == nil {
-		p.log.Warn("pruning ended portal sessions failed", "error", err.Error())
+		p.log.WarnContext(ctx, "pruning ended portal sessions failed", "error", err.Error())
 	} else if n > 0 {
-		p.log.Info("pruned ended portal sessions", "rows", n)
+		p.log.InfoContext(ctx, "pruned ended portal sessions", "rows", n)
 	}
 }

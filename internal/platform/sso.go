@@ -36,6 +36,6 @@ func (p *Platform) startSSO(ctx context.Context) error {
 		return err
 	}
 	p.SSO = login
-	p.log.Info("single sign-on for the console", "issuer", cfg.Issuer, "redirect_url", cfg.RedirectURL, "role_claim", cfg.RoleClaim)
+	p.log.InfoContext(ctx, "single sign-on for the console", "issuer", cfg.Issuer, "redirect_url", cfg.RedirectURL, "role_claim", cfg.RoleClaim)
 	return nil
 }

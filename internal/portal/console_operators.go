@@ -101,7 +101,7 @@ func (p *Portal) consoleConfirmTOTP(w http.ResponseWriter, r *http.Request, s *c
 		return err
 	}
 	s.Enrolled = true
-	p.logger(r).Info("portal: operator enrolled a second factor", "operator_id", op.ID)
+	p.log.InfoContext(r.Context(), "portal: operator enrolled a second factor", "operator_id", op.ID)
 	return p.renderAccount(w, r, s, http.StatusOK, nil, accountData{RecoveryCodes: codes})
 }
 

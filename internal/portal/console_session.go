@@ -67,7 +67,7 @@ func (p *Portal) consoleFrom(r *http.Request) *consoleSession {
 		if causeway.ErrorKind(err) == causeway.EUNAUTHORIZED {
 			_ = p.sessions.end(r.Context(), c.Value)
 		} else {
-			p.logger(r).Warn("portal: reading a console session's operator failed", "error", err.Error())
+			p.log.WarnContext(r.Context(), "portal: reading a console session's operator failed", "error", err.Error())
 		}
 		return nil
 	}
@@ -183,14 +183,14 @@ func (p *Portal) consoleLogin(w http.ResponseWriter, r *http.Request) error {
 			}
 			msg = formMessage(httpapi.ProblemFor(err).Detail)
 		}
-		p.logger(r).Warn("portal: console login refused", "remote", r.RemoteAddr, "code", causeway.ErrorCode(err))
+		p.log.WarnContext(r.Context(), "portal: console login refused", "remote", r.RemoteAddr, "code", causeway.ErrorCode(err))
 		p.consoleLoginPage(w, r, httpapi.ProblemFor(err).Status, msg, d)
 		return nil
 	}
 	if err := p.startConsole(w, r, owner{operatorID: op.ID, generation: op.Generation}); err != nil {
 		return err
 	}
-	p.logger(r).Info("portal: console login", "operator_id", op.ID, "remote", r.RemoteAddr)
+	p.log.InfoContext(r.Context(), "portal: console login", "operator_id", op.ID, "remote", r.RemoteAddr)
 	redirect(w, r, "/console")
 	return nil
 }
@@ -198,14 +198,14 @@ func (p *Portal) consoleLogin(w http.ResponseWriter, r *http.Request) error {
 func (p *Portal) adminLogin(w http.ResponseWriter, r *http.Request, token string) error {
 	fingerprint, ok := p.adminTokenMatches(token)
 	if !ok {
-		p.logger(r).Warn("portal: console login refused", "remote", r.RemoteAddr)
+		p.log.WarnContext(r.Context(), "portal: console login refused", "remote", r.RemoteAddr)
 		p.consoleLoginPage(w, r, http.StatusUnauthorized, formMessage("That is not the bank's admin token.", "token"), consoleLoginData{AdminOpen: true})
 		return nil
 	}
 	if err := p.startConsole(w, r, owner{adminToken: fingerprint}); err != nil {
 		return err
 	}
-	p.logger(r).Info("portal: console login with the admin token", "remote", r.RemoteAddr)
+	p.log.InfoContext(r.Context(), "portal: console login with the admin token", "remote", r.RemoteAddr)
 	redirect(w, r, "/console")
 	return nil
 }
@@ -216,7 +216,7 @@ func (p *Portal) consoleLogout(w http.ResponseWriter, r *http.Request, s *consol
 	if err := p.sessions.end(r.Context(), s.id); err != nil {
 		return err
 	}
-	p.logger(r).Info("portal: console logout", "operator_id", s.Operator.ID, "remote", r.RemoteAddr)
+	p.log.InfoContext(r.Context(), "portal: console logout", "operator_id", s.Operator.ID, "remote", r.RemoteAddr)
 	endConsoleCookie(w, r, p)
 	redirect(w, r, "/console/login?done=logged-out")
 	return nil

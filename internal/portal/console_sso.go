@@ -61,7 +61,7 @@ func (p *Portal) ssoCallback(w http.ResponseWriter, r *http.Request) error {
 	if err := p.startConsole(w, r, owner{operatorID: op.ID, generation: op.Generation, sso: true}); err != nil {
 		return err
 	}
-	p.logger(r).Info("portal: console login with single sign-on", "operator_id", op.ID, "remote", r.RemoteAddr)
+	p.log.InfoContext(r.Context(), "portal: console login with single sign-on", "operator_id", op.ID, "remote", r.RemoteAddr)
 	w.Header().Set("Refresh", "0; url=/console")
 	p.render(w, r, http.StatusOK, "console_sso", &view{Title: "Signed in", Console: true, D: op})
 	return nil
@@ -76,7 +76,7 @@ func (p *Portal) ssoRefused(w http.ResponseWriter, r *http.Request, err error) e
 	if prob.Status >= 500 && causeway.ErrorKind(err) != causeway.EUNAVAILABLE {
 		return err
 	}
-	p.logger(r).Warn("portal: console single sign-on refused", "remote", r.RemoteAddr, "code", prob.Code)
+	p.log.WarnContext(r.Context(), "portal: console single sign-on refused", "remote", r.RemoteAddr, "code", prob.Code)
 	for k, vs := range prob.GetHeaders() {
 		w.Header()[k] = vs
 	}

@@ -131,7 +131,7 @@ func New(d Deps) *Portal {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	p := &Portal{d: d, log: d.Logger, cop: http.NewCrossOriginProtection(),
+	p := &Portal{d: d, log: slog.New(httpapi.LogRequestIDs(d.Logger.Handler())), cop: http.NewCrossOriginProtection(),
 		sessions: newSessions(d.DB, d.Now)}
 	for _, t := range httpapi.AdminTokens(d.AdminToken) {
 		p.adminFingerprints = append(p.adminFingerprints, adminFingerprint(t))
@@ -288,7 +288,7 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
-		p.logger(r).Error("portal: rendering failed", "page", page, "error", err.Error())
+		p.log.ErrorContext(r.Context(), "portal: rendering failed", "page", page, "error", err.Error())
 		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
 		return
 	}
@@ -344,7 +344,7 @@ var descriptions = map[string]string{
 func (p *Portal) fail(w http.ResponseWriter, r *http.Request, v *view, err error) {
 	prob := httpapi.ProblemFor(err)
 	if prob.Status >= 500 {
-		p.logger(r).Error("portal: request failed", "path", r.URL.Path, "error", err.Error())
+		p.log.ErrorContext(r.Context(), "portal: request failed", "path", r.URL.Path, "error", err.Error())
 	}
 	v.Title = http.StatusText(prob.Status)
 	v.Section = ""
@@ -357,10 +357,6 @@ func (p *Portal) fail(w http.ResponseWriter, r *http.Request, v *view, err error
 	}
 	v.D = map[string]any{"Status": prob.Status, "Message": msg, "RequestID": httpapi.RequestID(r.Context())}
 	p.render(w, r, prob.Status, "error", v)
-}
-
-func (p *Portal) logger(r *http.Request) *slog.Logger {
-	return p.log.With("request_id", httpapi.RequestID(r.Context()))
 }
 
 // secure adds the headers every portal response carries: a strict content

@@ -157,7 +157,7 @@ func (p *Portal) developer(r *http.Request) *devSession {
 func (p *Portal) session(r *http.Request, kind, id string) *session {
 	ss, err := p.sessions.find(r.Context(), kind, id)
 	if err != nil {
-		p.logger(r).Warn("portal: reading a session failed", "kind", kind, "error", err.Error())
+		p.log.WarnContext(r.Context(), "portal: reading a session failed", "kind", kind, "error", err.Error())
 		return nil
 	}
 	return ss

@@ -91,10 +91,8 @@ func (p *Portal) createWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 		}
 		return err
 	}
-	types := slices.Clone(f.Types)
-	for _, pat := range strings.FieldsFunc(f.Patterns, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t' }) {
-		types = append(types, pat)
-	}
+	patterns := strings.FieldsFunc(f.Patterns, func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t' })
+	types := append(slices.Clone(f.Types), patterns...)
 	sub, err := p.d.Webhooks.Create(ctx, auth.AppCaller(app.ID), webhooks.NewSubscription{URL: f.URL, EventTypes: types, Filter: f.Filter, Ordered: f.Ordered})
 	if err != nil {
 		if !isFormError(err) {

@@ -94,37 +94,17 @@ func (s *Service) Register(srv *httpapi.Server) {
 
 type handlers struct{ s *Service }
 
-// out wraps a response body.
-type out[T any] struct{ Body T }
-
-func reply[T any](v T, err error) (*out[T], error) {
-	if err != nil {
-		return nil, err
-	}
-	return &out[T]{Body: v}, nil
-}
-
-// PageInput is the shared list query.
-type PageInput struct {
-	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
-	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
-}
-
-type idInput struct {
-	ID string `path:"id" maxLength:"64"`
-}
-
 type nameInput struct {
 	Name string `path:"name" maxLength:"200"`
 }
 
-func (h *handlers) listPoints(ctx context.Context, _ *struct{}) (*out[Page[*Point]], error) {
+func (h *handlers) listPoints(ctx context.Context, _ *struct{}) (*httpapi.Out[Page[*Point]], error) {
 	points, err := h.s.Points(ctx)
-	return reply(Page[*Point]{Data: points}, err)
+	return httpapi.Reply(Page[*Point]{Data: points}, err)
 }
 
-func (h *handlers) getPoint(ctx context.Context, in *nameInput) (*out[*Point], error) {
-	return reply(h.s.Point(ctx, in.Name))
+func (h *handlers) getPoint(ctx context.Context, in *nameInput) (*httpapi.Out[*Point], error) {
+	return httpapi.Reply(h.s.Point(ctx, in.Name))
 }
 
 // RegistrationBody is the body of POST /v1/spi-registrations.
@@ -145,21 +125,19 @@ type CreatedRegistration struct {
 
 type createInput struct{ Body RegistrationBody }
 
-func (h *handlers) create(ctx context.Context, in *createInput) (*out[*CreatedRegistration], error) {
+func (h *handlers) create(ctx context.Context, in *createInput) (*httpapi.Out[*CreatedRegistration], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	b := in.Body
-	r, secret, err := h.s.CreateRegistration(ctx, app, NewRegistration{
-		ExtensionPoint: b.ExtensionPoint, URL: b.URL, Scope: b.Scope, TimeoutMS: b.TimeoutMS, OnFailure: b.OnFailure})
+	r, secret, err := h.s.CreateRegistration(ctx, app, NewRegistration(in.Body))
 	if err != nil {
 		return nil, err
 	}
-	return reply(&CreatedRegistration{Registration: *r, Secret: secret}, nil)
+	return httpapi.Reply(&CreatedRegistration{Registration: *r, Secret: secret}, nil)
 }
 
-func (h *handlers) rotate(ctx context.Context, in *idInput) (*out[*CreatedRegistration], error) {
+func (h *handlers) rotate(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*CreatedRegistration], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -168,31 +146,31 @@ func (h *handlers) rotate(ctx context.Context, in *idInput) (*out[*CreatedRegist
 	if err != nil {
 		return nil, err
 	}
-	return reply(&CreatedRegistration{Registration: *r, Secret: secret}, nil)
+	return httpapi.Reply(&CreatedRegistration{Registration: *r, Secret: secret}, nil)
 }
 
 type listInput struct {
-	PageInput
+	httpapi.PageQuery
 	ExtensionPoint string `query:"extension_point" maxLength:"200"`
 }
 
-func (h *handlers) list(ctx context.Context, in *listInput) (*out[*Page[*Registration]], error) {
+func (h *handlers) list(ctx context.Context, in *listInput) (*httpapi.Out[*Page[*Registration]], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.Registrations(ctx, app, RegistrationFilter{ExtensionPoint: in.ExtensionPoint, Limit: in.Limit, Cursor: in.Cursor}))
+	return httpapi.Reply(h.s.Registrations(ctx, app, RegistrationFilter{ExtensionPoint: in.ExtensionPoint, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
-func (h *handlers) get(ctx context.Context, in *idInput) (*out[*Registration], error) {
+func (h *handlers) get(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Registration], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.Registration(ctx, app, in.ID))
+	return httpapi.Reply(h.s.Registration(ctx, app, in.ID))
 }
 
-func (h *handlers) delete(ctx context.Context, in *idInput) (*struct{}, error) {
+func (h *handlers) delete(ctx context.Context, in *httpapi.IDPath) (*struct{}, error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -202,35 +180,35 @@ func (h *handlers) delete(ctx context.Context, in *idInput) (*struct{}, error) {
 
 type invocationsInput struct {
 	ID string `path:"id" maxLength:"64"`
-	PageInput
+	httpapi.PageQuery
 }
 
-func (h *handlers) invocations(ctx context.Context, in *invocationsInput) (*out[*Page[*Invocation]], error) {
+func (h *handlers) invocations(ctx context.Context, in *invocationsInput) (*httpapi.Out[*Page[*Invocation]], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return reply(h.s.Invocations(ctx, app, in.ID, in.Limit, in.Cursor))
+	return httpapi.Reply(h.s.Invocations(ctx, app, in.ID, in.Limit, in.Cursor))
 }
 
 type bankListInput struct {
-	PageInput
+	httpapi.PageQuery
 	ExtensionPoint string `query:"extension_point" maxLength:"200"`
 	Status         string `query:"status" enum:"active,pending_activation,inactive,deleted"`
 	AppID          string `query:"app_id" maxLength:"64"`
 }
 
-func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*out[*Page[*Registration]], error) {
-	return reply(h.s.Registrations(ctx, auth.CallerFrom(ctx), RegistrationFilter{AppID: in.AppID, ExtensionPoint: in.ExtensionPoint,
+func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*httpapi.Out[*Page[*Registration]], error) {
+	return httpapi.Reply(h.s.Registrations(ctx, auth.CallerFrom(ctx), RegistrationFilter{AppID: in.AppID, ExtensionPoint: in.ExtensionPoint,
 		Status: in.Status, IncludeDeleted: true, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
-func (h *handlers) bankGet(ctx context.Context, in *idInput) (*out[*Registration], error) {
-	return reply(h.s.Registration(ctx, auth.CallerFrom(ctx), in.ID))
+func (h *handlers) bankGet(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Registration], error) {
+	return httpapi.Reply(h.s.Registration(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
-func (h *handlers) bankInvocations(ctx context.Context, in *invocationsInput) (*out[*Page[*Invocation]], error) {
-	return reply(h.s.Invocations(ctx, auth.CallerFrom(ctx), in.ID, in.Limit, in.Cursor))
+func (h *handlers) bankInvocations(ctx context.Context, in *invocationsInput) (*httpapi.Out[*Page[*Invocation]], error) {
+	return httpapi.Reply(h.s.Invocations(ctx, auth.CallerFrom(ctx), in.ID, in.Limit, in.Cursor))
 }
 
 type activateInput struct {
@@ -242,24 +220,24 @@ type activateInput struct {
 	}
 }
 
-func (h *handlers) activate(ctx context.Context, in *activateInput) (*out[*Registration], error) {
+func (h *handlers) activate(ctx context.Context, in *activateInput) (*httpapi.Out[*Registration], error) {
 	var a Activation
 	if in.Body != nil {
 		a = Activation{TimeoutMS: in.Body.TimeoutMS, OnFailure: in.Body.OnFailure, Priority: in.Body.Priority}
 	}
-	return reply(h.s.Activate(ctx, auth.CallerFrom(ctx), in.ID, a))
+	return httpapi.Reply(h.s.Activate(ctx, auth.CallerFrom(ctx), in.ID, a))
 }
 
-func (h *handlers) configure(ctx context.Context, in *activateInput) (*out[*Registration], error) {
+func (h *handlers) configure(ctx context.Context, in *activateInput) (*httpapi.Out[*Registration], error) {
 	var a Activation
 	if in.Body != nil {
 		a = Activation{TimeoutMS: in.Body.TimeoutMS, OnFailure: in.Body.OnFailure, Priority: in.Body.Priority}
 	}
-	return reply(h.s.Configure(ctx, auth.CallerFrom(ctx), in.ID, a))
+	return httpapi.Reply(h.s.Configure(ctx, auth.CallerFrom(ctx), in.ID, a))
 }
 
-func (h *handlers) deactivate(ctx context.Context, in *idInput) (*out[*Registration], error) {
-	return reply(h.s.Deactivate(ctx, auth.CallerFrom(ctx), in.ID))
+func (h *handlers) deactivate(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Registration], error) {
+	return httpapi.Reply(h.s.Deactivate(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 // PointBody is the body of POST /bank/v1/extension-points.
@@ -277,7 +255,7 @@ type PointBody struct {
 
 type definePointInput struct{ Body PointBody }
 
-func (h *handlers) definePoint(ctx context.Context, in *definePointInput) (*out[*Point], error) {
+func (h *handlers) definePoint(ctx context.Context, in *definePointInput) (*httpapi.Out[*Point], error) {
 	b := in.Body
 	n := NewPoint{
 		Name: b.Name, Description: b.Description, RequestSchema: b.RequestSchema, ResponseSchema: b.ResponseSchema,
@@ -285,7 +263,7 @@ func (h *handlers) definePoint(ctx context.Context, in *definePointInput) (*out[
 	if b.Combine != nil {
 		n.Combine = *b.Combine
 	}
-	return reply(h.s.DefinePoint(ctx, n))
+	return httpapi.Reply(h.s.DefinePoint(ctx, n))
 }
 
 type invokeInput struct {
@@ -318,7 +296,7 @@ type Reply struct {
 	Body     json.RawMessage `json:"body,omitempty"`
 }
 
-func (h *handlers) invoke(ctx context.Context, in *invokeInput) (*out[InvokeResult], error) {
+func (h *handlers) invoke(ctx context.Context, in *invokeInput) (*httpapi.Out[InvokeResult], error) {
 	a, err := h.s.Invoke(ctx, in.Name, in.Body.AppID, in.Body.Payload)
 	if err != nil {
 		return nil, err
@@ -328,5 +306,5 @@ func (h *handlers) invoke(ctx context.Context, in *invokeInput) (*out[InvokeResu
 	for _, r := range a.Replies {
 		res.Replies = append(res.Replies, Reply{Provider: r.Provider, Scope: r.Scope, Failed: r.Failed, StandIn: r.StandIn, Reason: r.Reason, Body: r.Body})
 	}
-	return reply(res, nil)
+	return httpapi.Reply(res, nil)
 }

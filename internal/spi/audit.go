@@ -186,7 +186,7 @@ func (s *Service) write(invs []*Invocation) {
 	if len(invs) == 1 {
 		var err error
 		if st, err = s.prepared(ctx, &s.recordStmt, query); err != nil {
-			s.log.Error("spi: recording invocations failed", "error", err, "rows", len(invs), "first", invs[0].ID)
+			s.log.ErrorContext(ctx, "recording invocations failed", "error", err, "rows", len(invs), "first", invs[0].ID)
 			return
 		}
 	}
@@ -200,7 +200,7 @@ func (s *Service) write(invs []*Invocation) {
 		return err
 	})
 	if err != nil {
-		s.log.Error("spi: recording invocations failed", "error", err, "rows", len(invs), "first", invs[0].ID)
+		s.log.ErrorContext(ctx, "recording invocations failed", "error", err, "rows", len(invs), "first", invs[0].ID)
 	}
 }
 

@@ -58,14 +58,14 @@ func (l *Login) discover(ctx context.Context) (*provider, error) {
 				"the bank's identity provider cannot be reached; try again shortly")
 		}
 		l.lastTry, l.lastError = l.now(), err
-		l.log.Warn("single sign-on: discovery of the identity provider failed", "issuer", l.cfg.Issuer, "error", err.Error())
+		l.log.WarnContext(ctx, "discovery of the identity provider failed", "issuer", l.cfg.Issuer, "error", err.Error())
 		return nil, err
 	}
 	var meta struct {
 		Methods []string `json:"code_challenge_methods_supported"`
 	}
 	if op.Claims(&meta) == nil && meta.Methods != nil && !slices.Contains(meta.Methods, "S256") {
-		l.log.Warn("single sign-on: the identity provider does not list PKCE S256 among its code challenge methods; logins may fail",
+		l.log.WarnContext(ctx, "the identity provider does not list PKCE S256 among its code challenge methods; logins may fail",
 			"issuer", l.cfg.Issuer, "methods", meta.Methods)
 	}
 	l.provider = &provider{
@@ -143,7 +143,7 @@ func (l *Login) Finish(ctx context.Context, query url.Values, browserKey string)
 		level("single sign-on failed", "code", causeway.ErrorCode(err), "error", err.Error())
 		return Identity{}, err
 	}
-	l.log.Info("single sign-on", "issuer", id.Issuer, "subject", id.Subject, "roles", id.Roles)
+	l.log.InfoContext(ctx, "single sign-on", "issuer", id.Issuer, "subject", id.Subject, "roles", id.Roles)
 	return id, nil
 }
 
@@ -293,7 +293,7 @@ func (l *Login) fillFromUserinfo(ctx context.Context, p *provider, tok *oauth2.T
 		if !haveRoles {
 			return fail(err, causeway.EUNAVAILABLE, "sso_unavailable", "the identity provider's userinfo endpoint cannot be read; try again shortly")
 		}
-		l.log.Warn("single sign-on: userinfo failed; going on with the ID token's claims", "error", err.Error())
+		l.log.WarnContext(ctx, "userinfo failed; going on with the ID token's claims", "error", err.Error())
 		return nil
 	}
 	// OpenID Connect Core 5.3.2: userinfo of another subject must not be used.

@@ -153,7 +153,7 @@ func (s *Streams) release(appID string) {
 		return true
 	})
 	if err != nil {
-		s.log.Warn("throttle: could not give a stream slot back; it frees with the lease", "app_id", appID, "error", err.Error())
+		s.log.Warn("could not give a stream slot back; it frees with the lease", "app_id", appID, "error", err.Error())
 	}
 }
 
@@ -226,7 +226,7 @@ func (s *Streams) renew(ctx context.Context) {
 			return true
 		})
 		if err != nil && ctx.Err() == nil {
-			s.log.Warn("throttle: could not renew stream slots", "app_id", app, "error", err.Error())
+			s.log.WarnContext(ctx, "could not renew stream slots", "app_id", app, "error", err.Error())
 		}
 	}
 }

@@ -87,8 +87,6 @@ func (s *Service) Register(srv *httpapi.Server) {
 
 type handlers struct{ s *Service }
 
-type out[T any] struct{ Body T }
-
 // Page is a page of a list.
 type Page[T any] struct {
 	Data       []T    `json:"data"`
@@ -105,7 +103,7 @@ type CreateBody struct {
 
 type createInput struct{ Body CreateBody }
 
-func (h *handlers) create(ctx context.Context, in *createInput) (*out[*Subscription], error) {
+func (h *handlers) create(ctx context.Context, in *createInput) (*httpapi.Out[*Subscription], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -114,7 +112,7 @@ func (h *handlers) create(ctx context.Context, in *createInput) (*out[*Subscript
 	if err != nil {
 		return nil, err
 	}
-	return &out[*Subscription]{Body: sub}, nil
+	return &httpapi.Out[*Subscription]{Body: sub}, nil
 }
 
 type listInput struct {
@@ -122,7 +120,7 @@ type listInput struct {
 	Cursor string `query:"cursor" maxLength:"64" doc:"next_cursor of the previous page"`
 }
 
-func (h *handlers) list(ctx context.Context, in *listInput) (*out[Page[*Subscription]], error) {
+func (h *handlers) list(ctx context.Context, in *listInput) (*httpapi.Out[Page[*Subscription]], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -134,30 +132,26 @@ func (h *handlers) list(ctx context.Context, in *listInput) (*out[Page[*Subscrip
 	if subs == nil {
 		subs = []*Subscription{}
 	}
-	return &out[Page[*Subscription]]{Body: Page[*Subscription]{Data: subs, NextCursor: next}}, nil
+	return &httpapi.Out[Page[*Subscription]]{Body: Page[*Subscription]{Data: subs, NextCursor: next}}, nil
 }
 
-type idInput struct {
-	ID string `path:"id" maxLength:"64"`
-}
-
-func (h *handlers) get(ctx context.Context, in *idInput) (*out[*Subscription], error) {
+func (h *handlers) get(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Subscription], error) {
 	return h.one(ctx, in.ID, h.s.Get)
 }
 
-func (h *handlers) pause(ctx context.Context, in *idInput) (*out[*Subscription], error) {
+func (h *handlers) pause(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Subscription], error) {
 	return h.one(ctx, in.ID, h.s.Pause)
 }
 
-func (h *handlers) resume(ctx context.Context, in *idInput) (*out[*Subscription], error) {
+func (h *handlers) resume(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Subscription], error) {
 	return h.one(ctx, in.ID, h.s.Resume)
 }
 
-func (h *handlers) rotate(ctx context.Context, in *idInput) (*out[*Subscription], error) {
+func (h *handlers) rotate(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Subscription], error) {
 	return h.one(ctx, in.ID, h.s.RotateSecret)
 }
 
-func (h *handlers) one(ctx context.Context, id string, fn func(ctx context.Context, caller auth.Caller, id string) (*Subscription, error)) (*out[*Subscription], error) {
+func (h *handlers) one(ctx context.Context, id string, fn func(ctx context.Context, caller auth.Caller, id string) (*Subscription, error)) (*httpapi.Out[*Subscription], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -166,7 +160,7 @@ func (h *handlers) one(ctx context.Context, id string, fn func(ctx context.Conte
 	if err != nil {
 		return nil, err
 	}
-	return &out[*Subscription]{Body: sub}, nil
+	return &httpapi.Out[*Subscription]{Body: sub}, nil
 }
 
 type updateInput struct {
@@ -179,7 +173,7 @@ type updateInput struct {
 	}
 }
 
-func (h *handlers) update(ctx context.Context, in *updateInput) (*out[*Subscription], error) {
+func (h *handlers) update(ctx context.Context, in *updateInput) (*httpapi.Out[*Subscription], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -189,10 +183,10 @@ func (h *handlers) update(ctx context.Context, in *updateInput) (*out[*Subscript
 	if err != nil {
 		return nil, err
 	}
-	return &out[*Subscription]{Body: sub}, nil
+	return &httpapi.Out[*Subscription]{Body: sub}, nil
 }
 
-func (h *handlers) delete(ctx context.Context, in *idInput) (*struct{}, error) {
+func (h *handlers) delete(ctx context.Context, in *httpapi.IDPath) (*struct{}, error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -209,7 +203,7 @@ type deliveriesInput struct {
 	Cursor    string `query:"cursor" maxLength:"64" doc:"next_cursor of the previous page"`
 }
 
-func (h *handlers) deliveries(ctx context.Context, in *deliveriesInput) (*out[Page[*Delivery]], error) {
+func (h *handlers) deliveries(ctx context.Context, in *deliveriesInput) (*httpapi.Out[Page[*Delivery]], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -219,7 +213,7 @@ func (h *handlers) deliveries(ctx context.Context, in *deliveriesInput) (*out[Pa
 	if err != nil {
 		return nil, err
 	}
-	return &out[Page[*Delivery]]{Body: Page[*Delivery]{Data: ds, NextCursor: next}}, nil
+	return &httpapi.Out[Page[*Delivery]]{Body: Page[*Delivery]{Data: ds, NextCursor: next}}, nil
 }
 
 // Accepted answers a request whose work continues in the background.
@@ -235,7 +229,7 @@ type recoverInput struct {
 	}
 }
 
-func (h *handlers) recover(ctx context.Context, in *recoverInput) (*out[Accepted], error) {
+func (h *handlers) recover(ctx context.Context, in *recoverInput) (*httpapi.Out[Accepted], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -243,7 +237,7 @@ func (h *handlers) recover(ctx context.Context, in *recoverInput) (*out[Accepted
 	if err := h.s.Recover(ctx, app, in.ID, in.Body.Since); err != nil {
 		return nil, err
 	}
-	return &out[Accepted]{Body: Accepted{Status: "accepted",
+	return &httpapi.Out[Accepted]{Body: Accepted{Status: "accepted",
 		Detail: "events since " + in.Body.Since.UTC().Format(time.RFC3339) + " are being sent again; see the deliveries with origin recover"}}, nil
 }
 
@@ -252,7 +246,7 @@ type retryInput struct {
 	DeliveryID string `path:"delivery_id" maxLength:"64"`
 }
 
-func (h *handlers) retry(ctx context.Context, in *retryInput) (*out[Accepted], error) {
+func (h *handlers) retry(ctx context.Context, in *retryInput) (*httpapi.Out[Accepted], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -260,7 +254,7 @@ func (h *handlers) retry(ctx context.Context, in *retryInput) (*out[Accepted], e
 	if err := h.s.Retry(ctx, app, in.ID, in.DeliveryID); err != nil {
 		return nil, err
 	}
-	return &out[Accepted]{Body: Accepted{Status: "accepted", Detail: "the event is being sent again; see the deliveries with origin retry"}}, nil
+	return &httpapi.Out[Accepted]{Body: Accepted{Status: "accepted", Detail: "the event is being sent again; see the deliveries with origin retry"}}, nil
 }
 
 // BankSubscription is a subscription as the bank's console lists it.
@@ -288,7 +282,7 @@ type bankListInput struct {
 	Cursor string `query:"cursor" maxLength:"64" doc:"next_cursor of the previous page"`
 }
 
-func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*out[Page[BankSubscription]], error) {
+func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*httpapi.Out[Page[BankSubscription]], error) {
 	subs, next, err := h.s.List(ctx, auth.CallerFrom(ctx), in.Status, in.Limit, in.Cursor)
 	if err != nil {
 		return nil, err
@@ -302,5 +296,5 @@ func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*out[Page[B
 			data[i].Backlog, data[i].Retrying = &q.Backlog, &q.Retrying
 		}
 	}
-	return &out[Page[BankSubscription]]{Body: Page[BankSubscription]{Data: data, NextCursor: next}}, nil
+	return &httpapi.Out[Page[BankSubscription]]{Body: Page[BankSubscription]{Data: data, NextCursor: next}}, nil
 }

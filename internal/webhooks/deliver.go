@@ -105,7 +105,7 @@ func (s *Service) wants(ctx context.Context, st *subState, env *events.Envelope)
 		ok, err = st.filter.match(vars)
 	}
 	if err != nil {
-		s.log.Debug("webhooks: filter did not evaluate; counted as no match",
+		s.log.DebugContext(ctx, "filter did not evaluate; counted as no match",
 			"webhook_id", st.id, "event_id", env.ID, "error", err.Error())
 		return false, nil
 	}
@@ -215,7 +215,7 @@ func (s *Service) retryDelay(attempt int, res result) time.Duration {
 func (s *Service) handle(ctx context.Context, st *subState, msg jetstream.Msg, answered func()) {
 	env, err := events.FromMsg(msg)
 	if err != nil {
-		s.log.Error("webhooks: a stream message is not an event; dropped", "webhook_id", st.id, "error", err.Error())
+		s.log.ErrorContext(ctx, "a stream message is not an event; dropped", "webhook_id", st.id, "error", err.Error())
 		msg.Term()
 		return
 	}
@@ -230,7 +230,7 @@ func (s *Service) handle(ctx context.Context, st *subState, msg jetstream.Msg, a
 			msg.Nak()
 			return
 		}
-		s.log.Warn("webhooks: visibility check failed; will retry", "webhook_id", st.id, "event_id", env.ID, "error", err.Error())
+		s.log.WarnContext(ctx, "visibility check failed; will retry", "webhook_id", st.id, "event_id", env.ID, "error", err.Error())
 		if int(meta.NumDelivered) < s.maxDeliver() {
 			msg.NakWithDelay(s.retryDelay(int(meta.NumDelivered), result{}))
 			return
@@ -289,7 +289,7 @@ func (s *Service) handle(ctx context.Context, st *subState, msg jetstream.Msg, a
 		}
 		s.record(rctx, d, recordFailure)
 		if last {
-			s.log.Info("webhooks: event dead-lettered", "webhook_id", st.id, "event_id", env.ID, "attempts", attempt)
+			s.log.InfoContext(ctx, "event dead-lettered", "webhook_id", st.id, "event_id", env.ID, "attempts", attempt)
 			msg.Term()
 		} else {
 			msg.NakWithDelay(s.retryDelay(attempt, res))

@@ -72,7 +72,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			failures++
 			if failures == 1 || failures%60 == 0 {
-				s.log.Warn("webhooks: sync failed; retrying", "error", err.Error(), "failures", failures)
+				s.log.WarnContext(ctx, "sync failed; retrying", "error", err.Error(), "failures", failures)
 			}
 		} else {
 			failures = 0
@@ -87,9 +87,9 @@ func (s *Service) Run(ctx context.Context) error {
 				continue
 			}
 			if n, err := pruneDeliveries(ctx, s.db, s.opts.Now().Add(-s.opts.DeliveryRetention)); err != nil {
-				s.log.Warn("webhooks: pruning delivery records failed", "error", err.Error())
+				s.log.WarnContext(ctx, "pruning delivery records failed", "error", err.Error())
 			} else if n > 0 {
-				s.log.Debug("webhooks: pruned delivery records", "rows", n)
+				s.log.DebugContext(ctx, "pruned delivery records", "rows", n)
 			}
 		}
 	}
@@ -119,7 +119,7 @@ func (d *dispatcher) sync() error {
 	}
 	if d.syncs%sweepEvery == 0 {
 		if err := d.sweep(); err != nil {
-			s.log.Warn("webhooks: sweeping orphaned consumers failed", "error", err.Error())
+			s.log.Warn("sweeping orphaned consumers failed", "error", err.Error())
 		}
 	}
 	d.syncs++
@@ -222,7 +222,7 @@ func (d *dispatcher) sweep() error {
 			if err := d.stream.DeleteConsumer(d.ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return err
 			}
-			d.s.log.Info("webhooks: deleted the consumer of a deleted subscription", "webhook_id", name)
+			d.s.log.Info("deleted the consumer of a deleted subscription", "webhook_id", name)
 		}
 	}
 	return nil
@@ -476,6 +476,6 @@ func (w *worker) consumeError(_ jetstream.ConsumeContext, err error) {
 		w.s.kick()
 	}
 	if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-		w.s.log.Debug("webhooks: pull", "webhook_id", w.id, "error", err.Error())
+		w.s.log.Debug("pull", "webhook_id", w.id, "error", err.Error())
 	}
 }

@@ -56,11 +56,11 @@ func (s *Service) record(ctx context.Context, d *Delivery, kind recordKind) {
 		s.metrics.latency.Observe(d.LatencyMS / 1000)
 	}
 	if err != nil {
-		s.log.Error("webhooks: recording a delivery attempt failed", "webhook_id", d.SubscriptionID,
+		s.log.ErrorContext(ctx, "recording a delivery attempt failed", "webhook_id", d.SubscriptionID,
 			"event_id", d.EventID, "outcome", d.Outcome, "error", err.Error())
 		return
 	}
-	s.log.Debug("webhooks: attempt", "webhook_id", d.SubscriptionID, "event_id", d.EventID, "attempt", d.Attempt,
+	s.log.DebugContext(ctx, "attempt", "webhook_id", d.SubscriptionID, "event_id", d.EventID, "attempt", d.Attempt,
 		"origin", d.Origin, "outcome", d.Outcome, "status", d.StatusCode, "latency_ms", d.LatencyMS)
 	if disabled != nil {
 		s.afterDisable(d.SubscriptionID, disabled.AppID, reason)

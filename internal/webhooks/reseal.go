@@ -22,7 +22,7 @@ func (s *Service) ResealSecrets(ctx context.Context) (int, error) {
 		Name: "webhook_subscriptions", Key: "id", Columns: []string{"secret", "previous_secret"},
 	})
 	if n > 0 {
-		s.log.Info("re-sealed webhook signing secrets with the current secret key", "secrets", n)
+		s.log.InfoContext(ctx, "re-sealed webhook signing secrets with the current secret key", "secrets", n)
 	}
 	if err != nil {
 		return n, fmt.Errorf("webhooks: %w", err)

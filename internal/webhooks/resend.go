@@ -94,10 +94,10 @@ func (s *Service) Recover(ctx context.Context, caller auth.Caller, id string, si
 		defer c.release()
 		n, err := s.recover(s.bgCtx, stream, st, since, info.State.LastSeq, c)
 		if err != nil && s.bgCtx.Err() == nil {
-			s.log.Warn("webhooks: recover stopped early", "webhook_id", id, "sent", n, "error", err.Error())
+			s.log.WarnContext(ctx, "recover stopped early", "webhook_id", id, "sent", n, "error", err.Error())
 			return
 		}
-		s.log.Info("webhooks: recover done", "webhook_id", id, "since", since, "sent", n)
+		s.log.InfoContext(ctx, "recover done", "webhook_id", id, "since", since, "sent", n)
 	}()
 	return nil
 }
@@ -292,6 +292,6 @@ func (c *recoverClaim) release() {
 	if _, err := c.s.db.ExecContext(ctx, `UPDATE webhook_subscriptions SET recover_lease = '', recover_until = 0
 		WHERE id = $1 AND recover_lease = $2`, c.id, c.lease); err != nil {
 		// The claim lapses by itself within recoverLease.
-		c.s.log.Warn("webhooks: releasing a recover's claim failed", "webhook_id", c.id, "error", err.Error())
+		c.s.log.WarnContext(ctx, "releasing a recover's claim failed", "webhook_id", c.id, "error", err.Error())
 	}
 }

@@ -314,7 +314,7 @@ func (s *Service) Create(ctx context.Context, caller auth.Caller, n NewSubscript
 	s.apply()
 	out := r.Subscription
 	out.Secret = secret
-	s.log.Info("webhook subscription created", "webhook_id", r.ID, "app_id", appID, "event_types", types)
+	s.log.InfoContext(ctx, "webhook subscription created", "webhook_id", r.ID, "app_id", appID, "event_types", types)
 	return &out, nil
 }
 
@@ -445,7 +445,7 @@ func (s *Service) Pause(ctx context.Context, caller auth.Caller, id string) (*Su
 		return nil, err
 	}
 	s.stopWorker(id, false)
-	s.log.Info("webhook subscription paused", "webhook_id", id, "app_id", r.AppID, "by", caller.String())
+	s.log.InfoContext(ctx, "webhook subscription paused", "webhook_id", id, "app_id", r.AppID, "by", caller.String())
 	return &r.Subscription, nil
 }
 
@@ -466,7 +466,7 @@ func (s *Service) Resume(ctx context.Context, caller auth.Caller, id string) (*S
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("webhook subscription resumed", "webhook_id", id, "app_id", r.AppID, "by", caller.String())
+	s.log.InfoContext(ctx, "webhook subscription resumed", "webhook_id", id, "app_id", r.AppID, "by", caller.String())
 	return &r.Subscription, nil
 }
 
@@ -487,7 +487,7 @@ func (s *Service) RotateSecret(ctx context.Context, caller auth.Caller, id strin
 	}
 	out := r.Subscription
 	out.Secret = secret
-	s.log.Info("webhook secret rotated", "webhook_id", id, "previous_expires_at", r.PreviousSecretExpiresAt)
+	s.log.InfoContext(ctx, "webhook secret rotated", "webhook_id", id, "previous_expires_at", r.PreviousSecretExpiresAt)
 	return &out, nil
 }
 
@@ -521,11 +521,11 @@ func (s *Service) Delete(ctx context.Context, caller auth.Caller, id string) err
 	// The consumer goes now; if the bus is down, Run's orphan sweep
 	// removes it later.
 	if err := s.deleteConsumer(ctx, id); err != nil {
-		s.log.Warn("webhooks: deleting the consumer of a deleted subscription failed; it will be swept later",
+		s.log.WarnContext(ctx, "deleting the consumer of a deleted subscription failed; it will be swept later",
 			"webhook_id", id, "error", err.Error())
 	}
 	s.apply()
-	s.log.Info("webhook subscription deleted", "webhook_id", id, "app_id", appID, "by", caller.String())
+	s.log.InfoContext(ctx, "webhook subscription deleted", "webhook_id", id, "app_id", appID, "by", caller.String())
 	return nil
 }
 

@@ -58,8 +58,6 @@ type handlers struct {
 	log *slog.Logger
 }
 
-type out[T any] struct{ Body T }
-
 // FilterQuery is the query of the list and the export (exported: huma
 // skips embedded structs of unexported types).
 type FilterQuery struct {
@@ -77,11 +75,10 @@ func (in *FilterQuery) filter() (audit.Filter, error) {
 
 type listInput struct {
 	FilterQuery
-	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
-	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+	httpapi.PageQuery
 }
 
-func (h *handlers) list(ctx context.Context, in *listInput) (*out[*audit.EntryPage], error) {
+func (h *handlers) list(ctx context.Context, in *listInput) (*httpapi.Out[*audit.EntryPage], error) {
 	f, err := in.filter()
 	if err != nil {
 		return nil, err
@@ -90,7 +87,7 @@ func (h *handlers) list(ctx context.Context, in *listInput) (*out[*audit.EntryPa
 	if err != nil {
 		return nil, err
 	}
-	return &out[*audit.EntryPage]{Body: pg}, nil
+	return &httpapi.Out[*audit.EntryPage]{Body: pg}, nil
 }
 
 type exportInput struct {
@@ -117,15 +114,15 @@ func (h *handlers) export(ctx context.Context, in *exportInput) (*huma.StreamRes
 		enc := json.NewEncoder(w) // one line per entry: Encode ends each with \n
 		err := h.t.Export(r.Context(), caller, f, in.After, in.Limit, func(e *audit.Entry) error { return enc.Encode(e) })
 		if err != nil {
-			h.log.Warn("audit export ended early", "request_id", httpapi.RequestID(ctx), "error", err.Error())
+			h.log.WarnContext(ctx, "audit export ended early", "error", err.Error())
 		}
 	}}, nil
 }
 
-func (h *handlers) verify(ctx context.Context, _ *struct{}) (*out[*audit.Verdict], error) {
+func (h *handlers) verify(ctx context.Context, _ *struct{}) (*httpapi.Out[*audit.Verdict], error) {
 	v, err := h.t.Verify(ctx, auth.CallerFrom(ctx))
 	if err != nil {
 		return nil, err
 	}
-	return &out[*audit.Verdict]{Body: v}, nil
+	return &httpapi.Out[*audit.Verdict]{Body: v}, nil
 }

@@ -118,33 +118,12 @@ func Register(s *httpapi.Server, bank *core.Bank) {
 
 type handlers struct{ bank *core.Bank }
 
-// PageInput is the shared list query.
-type PageInput struct {
-	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
-	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
+func (h *handlers) listCustomers(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*core.Page[*core.Customer]], error) {
+	return httpapi.Reply(h.bank.Customers(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
 }
 
-// IDInput addresses one resource.
-type IDInput struct {
-	ID string `path:"id" maxLength:"64"`
-}
-
-// Out wraps a response body.
-type Out[T any] struct{ Body T }
-
-func out[T any](v T, err error) (*Out[T], error) {
-	if err != nil {
-		return nil, err
-	}
-	return &Out[T]{Body: v}, nil
-}
-
-func (h *handlers) listCustomers(ctx context.Context, in *PageInput) (*Out[*core.Page[*core.Customer]], error) {
-	return out(h.bank.Customers(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
-}
-
-func (h *handlers) getCustomer(ctx context.Context, in *IDInput) (*Out[*core.Customer], error) {
-	return out(h.bank.Customer(ctx, auth.CallerFrom(ctx), in.ID))
+func (h *handlers) getCustomer(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*core.Customer], error) {
+	return httpapi.Reply(h.bank.Customer(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 // OffersBody lists offers.
@@ -152,35 +131,35 @@ type OffersBody struct {
 	Data []core.Offer `json:"data"`
 }
 
-func (h *handlers) offers(ctx context.Context, in *IDInput) (*Out[OffersBody], error) {
+func (h *handlers) offers(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[OffersBody], error) {
 	offers, err := h.bank.CustomerOffers(ctx, auth.CallerFrom(ctx), in.ID)
 	if offers == nil {
 		offers = []core.Offer{}
 	}
-	return out(OffersBody{Data: offers}, err)
+	return httpapi.Reply(OffersBody{Data: offers}, err)
 }
 
 type listAccountsInput struct {
-	PageInput
+	httpapi.PageQuery
 	CustomerID string `query:"customer_id" maxLength:"64"`
 }
 
-func (h *handlers) listAccounts(ctx context.Context, in *listAccountsInput) (*Out[*core.Page[*core.Account]], error) {
-	return out(h.bank.Accounts(ctx, auth.CallerFrom(ctx), core.AccountFilter{CustomerID: in.CustomerID, Limit: in.Limit, Cursor: in.Cursor}))
+func (h *handlers) listAccounts(ctx context.Context, in *listAccountsInput) (*httpapi.Out[*core.Page[*core.Account]], error) {
+	return httpapi.Reply(h.bank.Accounts(ctx, auth.CallerFrom(ctx), core.AccountFilter{CustomerID: in.CustomerID, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
-func (h *handlers) getAccount(ctx context.Context, in *IDInput) (*Out[*core.Account], error) {
-	return out(h.bank.Account(ctx, auth.CallerFrom(ctx), in.ID))
+func (h *handlers) getAccount(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*core.Account], error) {
+	return httpapi.Reply(h.bank.Account(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
-func (h *handlers) balances(ctx context.Context, in *IDInput) (*Out[*core.Balances], error) {
-	return out(h.bank.Balances(ctx, auth.CallerFrom(ctx), in.ID))
+func (h *handlers) balances(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*core.Balances], error) {
+	return httpapi.Reply(h.bank.Balances(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 // TransactionsInput filters an account's transactions.
 type TransactionsInput struct {
-	IDInput
-	PageInput
+	httpapi.IDPath
+	httpapi.PageQuery
 	From string `query:"from" maxLength:"64" doc:"Booked at or after: RFC 3339 time or YYYY-MM-DD"`
 	To   string `query:"to" maxLength:"64" doc:"Booked before: RFC 3339 time or YYYY-MM-DD"`
 }
@@ -209,28 +188,28 @@ func parseTime(name, s string) (time.Time, error) {
 	return time.Time{}, causeway.Errorf(causeway.EBADREQUEST, "invalid_time", "%s must be an RFC 3339 time or YYYY-MM-DD", name)
 }
 
-func (h *handlers) transactions(ctx context.Context, in *TransactionsInput) (*Out[*core.Page[*core.Transaction]], error) {
+func (h *handlers) transactions(ctx context.Context, in *TransactionsInput) (*httpapi.Out[*core.Page[*core.Transaction]], error) {
 	f, err := in.Filter()
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Transactions(ctx, auth.CallerFrom(ctx), in.ID, f))
+	return httpapi.Reply(h.bank.Transactions(ctx, auth.CallerFrom(ctx), in.ID, f))
 }
 
 type depositInput struct {
-	IDInput
+	httpapi.IDPath
 	Body struct {
 		Amount      MoneyInput `json:"amount"`
 		Description string     `json:"description,omitempty" maxLength:"140"`
 	}
 }
 
-func (h *handlers) deposit(ctx context.Context, in *depositInput) (*Out[*core.Transaction], error) {
+func (h *handlers) deposit(ctx context.Context, in *depositInput) (*httpapi.Out[*core.Transaction], error) {
 	amount, err := in.Body.Amount.Money()
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Deposit(ctx, auth.CallerFrom(ctx), in.ID, amount, in.Body.Description))
+	return httpapi.Reply(h.bank.Deposit(ctx, auth.CallerFrom(ctx), in.ID, amount, in.Body.Description))
 }
 
 // PaymentBody is the body of a payment request.
@@ -252,21 +231,21 @@ type paymentInput struct {
 	Body           PaymentBody
 }
 
-func (h *handlers) createPayment(ctx context.Context, in *paymentInput) (*Out[*core.Payment], error) {
+func (h *handlers) createPayment(ctx context.Context, in *paymentInput) (*httpapi.Out[*core.Payment], error) {
 	n, err := in.Body.NewPayment()
 	if err != nil {
 		return nil, err
 	}
 	n.IdempotencyKey = in.IdempotencyKey
-	return out(h.bank.CreatePayment(ctx, auth.CallerFrom(ctx), n))
+	return httpapi.Reply(h.bank.CreatePayment(ctx, auth.CallerFrom(ctx), n))
 }
 
-func (h *handlers) getPayment(ctx context.Context, in *IDInput) (*Out[*core.Payment], error) {
-	return out(h.bank.Payment(ctx, auth.CallerFrom(ctx), in.ID))
+func (h *handlers) getPayment(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*core.Payment], error) {
+	return httpapi.Reply(h.bank.Payment(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
 type decisionInput struct {
-	IDInput
+	httpapi.IDPath
 	Body *struct {
 		Reason string `json:"reason,omitempty" maxLength:"500" text:"multiline"`
 	}
@@ -279,16 +258,16 @@ func (in *decisionInput) reason() string {
 	return in.Body.Reason
 }
 
-func (h *handlers) release(ctx context.Context, in *decisionInput) (*Out[*core.Payment], error) {
-	return out(h.bank.DecideHeldPayment(ctx, auth.CallerFrom(ctx), in.ID, true, in.reason()))
+func (h *handlers) release(ctx context.Context, in *decisionInput) (*httpapi.Out[*core.Payment], error) {
+	return httpapi.Reply(h.bank.DecideHeldPayment(ctx, auth.CallerFrom(ctx), in.ID, true, in.reason()))
 }
 
-func (h *handlers) reject(ctx context.Context, in *decisionInput) (*Out[*core.Payment], error) {
-	return out(h.bank.DecideHeldPayment(ctx, auth.CallerFrom(ctx), in.ID, false, in.reason()))
+func (h *handlers) reject(ctx context.Context, in *decisionInput) (*httpapi.Out[*core.Payment], error) {
+	return httpapi.Reply(h.bank.DecideHeldPayment(ctx, auth.CallerFrom(ctx), in.ID, false, in.reason()))
 }
 
-func (h *handlers) ledger(ctx context.Context, _ *struct{}) (*Out[*core.LedgerReport], error) {
-	return out(h.bank.CheckLedger(ctx))
+func (h *handlers) ledger(ctx context.Context, _ *struct{}) (*httpapi.Out[*core.LedgerReport], error) {
+	return httpapi.Reply(h.bank.CheckLedger(ctx))
 }
 
 type grantInput struct {
@@ -306,12 +285,12 @@ type GrantBody struct {
 
 type grantsInput struct {
 	AppID string `query:"app_id" maxLength:"64" doc:"Only this app's grants"`
-	PageInput
+	httpapi.PageQuery
 }
 
-func (h *handlers) grants(ctx context.Context, in *grantsInput) (*Out[*core.Page[*core.Grant]], error) {
+func (h *handlers) grants(ctx context.Context, in *grantsInput) (*httpapi.Out[*core.Page[*core.Grant]], error) {
 	pg, err := h.bank.Grants(ctx, auth.CallerFrom(ctx), in.AppID, in.Limit, in.Cursor)
-	return out(pg, err)
+	return httpapi.Reply(pg, err)
 }
 
 type revokeGrantInput struct {
@@ -323,7 +302,7 @@ func (h *handlers) revokeGrant(ctx context.Context, in *revokeGrantInput) (*stru
 	return nil, h.bank.RevokeCustomer(ctx, auth.CallerFrom(ctx), in.AppID, in.CustomerID)
 }
 
-func (h *handlers) grant(ctx context.Context, in *grantInput) (*Out[GrantBody], error) {
+func (h *handlers) grant(ctx context.Context, in *grantInput) (*httpapi.Out[GrantBody], error) {
 	err := h.bank.GrantCustomer(ctx, auth.CallerFrom(ctx), in.Body.AppID, in.Body.CustomerID)
-	return out(GrantBody{AppID: in.Body.AppID, CustomerID: in.Body.CustomerID}, err)
+	return httpapi.Reply(GrantBody{AppID: in.Body.AppID, CustomerID: in.Body.CustomerID}, err)
 }

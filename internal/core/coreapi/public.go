@@ -101,7 +101,7 @@ type CustomerBody struct {
 
 type createCustomerInput struct{ Body CustomerBody }
 
-func (h *publicHandlers) createCustomer(ctx context.Context, in *createCustomerInput) (*Out[*core.Customer], error) {
+func (h *publicHandlers) createCustomer(ctx context.Context, in *createCustomerInput) (*httpapi.Out[*core.Customer], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -118,23 +118,23 @@ func (h *publicHandlers) createCustomer(ctx context.Context, in *createCustomerI
 		}
 		n.MonthlyIncome = &m
 	}
-	return out(h.bank.CreateCustomer(ctx, a, n))
+	return httpapi.Reply(h.bank.CreateCustomer(ctx, a, n))
 }
 
-func (h *publicHandlers) listCustomers(ctx context.Context, in *PageInput) (*Out[*core.Page[*core.Customer]], error) {
+func (h *publicHandlers) listCustomers(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*core.Page[*core.Customer]], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Customers(ctx, a, in.Limit, in.Cursor))
+	return httpapi.Reply(h.bank.Customers(ctx, a, in.Limit, in.Cursor))
 }
 
-func (h *publicHandlers) getCustomer(ctx context.Context, in *IDInput) (*Out[*core.Customer], error) {
+func (h *publicHandlers) getCustomer(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*core.Customer], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Customer(ctx, a, in.ID))
+	return httpapi.Reply(h.bank.Customer(ctx, a, in.ID))
 }
 
 type openAccountInput struct {
@@ -146,40 +146,40 @@ type openAccountInput struct {
 	}
 }
 
-func (h *publicHandlers) openAccount(ctx context.Context, in *openAccountInput) (*Out[*core.Account], error) {
+func (h *publicHandlers) openAccount(ctx context.Context, in *openAccountInput) (*httpapi.Out[*core.Account], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b := in.Body
-	return out(h.bank.OpenAccount(ctx, a, core.NewAccount{CustomerID: b.CustomerID, Product: b.Product, Currency: b.Currency, Name: b.Name}))
+	return httpapi.Reply(h.bank.OpenAccount(ctx, a, core.NewAccount{CustomerID: b.CustomerID, Product: b.Product, Currency: b.Currency, Name: b.Name}))
 }
 
-func (h *publicHandlers) listAccounts(ctx context.Context, in *listAccountsInput) (*Out[*core.Page[*core.Account]], error) {
+func (h *publicHandlers) listAccounts(ctx context.Context, in *listAccountsInput) (*httpapi.Out[*core.Page[*core.Account]], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Accounts(ctx, a, core.AccountFilter{CustomerID: in.CustomerID, Limit: in.Limit, Cursor: in.Cursor}))
+	return httpapi.Reply(h.bank.Accounts(ctx, a, core.AccountFilter{CustomerID: in.CustomerID, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
-func (h *publicHandlers) getAccount(ctx context.Context, in *IDInput) (*Out[*core.Account], error) {
+func (h *publicHandlers) getAccount(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*core.Account], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Account(ctx, a, in.ID))
+	return httpapi.Reply(h.bank.Account(ctx, a, in.ID))
 }
 
-func (h *publicHandlers) balances(ctx context.Context, in *IDInput) (*Out[*core.Balances], error) {
+func (h *publicHandlers) balances(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*core.Balances], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Balances(ctx, a, in.ID))
+	return httpapi.Reply(h.bank.Balances(ctx, a, in.ID))
 }
 
-func (h *publicHandlers) transactions(ctx context.Context, in *TransactionsInput) (*Out[*core.Page[*core.Transaction]], error) {
+func (h *publicHandlers) transactions(ctx context.Context, in *TransactionsInput) (*httpapi.Out[*core.Page[*core.Transaction]], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -188,10 +188,10 @@ func (h *publicHandlers) transactions(ctx context.Context, in *TransactionsInput
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Transactions(ctx, a, in.ID, f))
+	return httpapi.Reply(h.bank.Transactions(ctx, a, in.ID, f))
 }
 
-func (h *publicHandlers) createPayment(ctx context.Context, in *paymentInput) (*Out[*core.Payment], error) {
+func (h *publicHandlers) createPayment(ctx context.Context, in *paymentInput) (*httpapi.Out[*core.Payment], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -201,15 +201,15 @@ func (h *publicHandlers) createPayment(ctx context.Context, in *paymentInput) (*
 		return nil, err
 	}
 	n.IdempotencyKey = in.IdempotencyKey
-	return out(h.bank.CreatePayment(ctx, a, n))
+	return httpapi.Reply(h.bank.CreatePayment(ctx, a, n))
 }
 
-func (h *publicHandlers) getPayment(ctx context.Context, in *IDInput) (*Out[*core.Payment], error) {
+func (h *publicHandlers) getPayment(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*core.Payment], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Payment(ctx, a, in.ID))
+	return httpapi.Reply(h.bank.Payment(ctx, a, in.ID))
 }
 
 type kycInput struct {
@@ -218,20 +218,20 @@ type kycInput struct {
 	}
 }
 
-func (h *publicHandlers) createKYC(ctx context.Context, in *kycInput) (*Out[*core.KYCVerification], error) {
+func (h *publicHandlers) createKYC(ctx context.Context, in *kycInput) (*httpapi.Out[*core.KYCVerification], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.VerifyCustomer(ctx, a, in.Body.CustomerID))
+	return httpapi.Reply(h.bank.VerifyCustomer(ctx, a, in.Body.CustomerID))
 }
 
-func (h *publicHandlers) getKYC(ctx context.Context, in *IDInput) (*Out[*core.KYCVerification], error) {
+func (h *publicHandlers) getKYC(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*core.KYCVerification], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.Verification(ctx, a, in.ID))
+	return httpapi.Reply(h.bank.Verification(ctx, a, in.ID))
 }
 
 type loanInput struct {
@@ -244,7 +244,7 @@ type loanInput struct {
 	}
 }
 
-func (h *publicHandlers) applyLoan(ctx context.Context, in *loanInput) (*Out[*core.LoanApplication], error) {
+func (h *publicHandlers) applyLoan(ctx context.Context, in *loanInput) (*httpapi.Out[*core.LoanApplication], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -258,39 +258,39 @@ func (h *publicHandlers) applyLoan(ctx context.Context, in *loanInput) (*Out[*co
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.ApplyForLoan(ctx, a, core.NewLoanApplication{
+	return httpapi.Reply(h.bank.ApplyForLoan(ctx, a, core.NewLoanApplication{
 		CustomerID: b.CustomerID, Amount: amount, TermMonths: b.TermMonths, Purpose: b.Purpose, MonthlyIncome: income,
 	}))
 }
 
-func (h *publicHandlers) getLoan(ctx context.Context, in *IDInput) (*Out[*core.LoanApplication], error) {
+func (h *publicHandlers) getLoan(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*core.LoanApplication], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.LoanApplication(ctx, a, in.ID))
+	return httpapi.Reply(h.bank.LoanApplication(ctx, a, in.ID))
 }
 
 type fundInput struct {
-	IDInput
+	httpapi.IDPath
 	Body struct {
 		AccountID string `json:"account_id" maxLength:"64"`
 	}
 }
 
-func (h *publicHandlers) fundLoan(ctx context.Context, in *fundInput) (*Out[*core.LoanApplication], error) {
+func (h *publicHandlers) fundLoan(ctx context.Context, in *fundInput) (*httpapi.Out[*core.LoanApplication], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return out(h.bank.FundLoan(ctx, a, in.ID, in.Body.AccountID))
+	return httpapi.Reply(h.bank.FundLoan(ctx, a, in.ID, in.Body.AccountID))
 }
 
 type offersInput struct {
 	CustomerID string `query:"customer_id" required:"true" maxLength:"64"`
 }
 
-func (h *publicHandlers) offers(ctx context.Context, in *offersInput) (*Out[OffersBody], error) {
+func (h *publicHandlers) offers(ctx context.Context, in *offersInput) (*httpapi.Out[OffersBody], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -299,5 +299,5 @@ func (h *publicHandlers) offers(ctx context.Context, in *offersInput) (*Out[Offe
 	if offers == nil {
 		offers = []core.Offer{}
 	}
-	return out(OffersBody{Data: offers}, err)
+	return httpapi.Reply(OffersBody{Data: offers}, err)
 }

@@ -56,7 +56,7 @@ func (r *Remote) Run(ctx context.Context) error {
 		r.PartSize = datashare.MaxPartBytes
 	}
 	poll := cmp.Or(r.Poll, 5*time.Second)
-	log.Info("data agent connected out to the hub", "hub", r.Hub)
+	log.InfoContext(ctx, "data agent connected out to the hub", "hub", r.Hub)
 	for {
 		var page datashare.Page[*datashare.Job]
 		err := r.call(ctx, http.MethodGet, "/bank/v1/agent/jobs?limit=20", nil, &page)
@@ -67,7 +67,7 @@ func (r *Remote) Run(ctx context.Context) error {
 		case err != nil && ctx.Err() != nil:
 			return nil
 		case err != nil:
-			log.Warn("data agent: polling the hub failed; retrying", "error", err.Error())
+			log.WarnContext(ctx, "data agent: polling the hub failed; retrying", "error", err.Error())
 		default:
 			for _, j := range page.Data {
 				if ctx.Err() != nil {
@@ -95,25 +95,25 @@ func (r *Remote) work(ctx context.Context, log *slog.Logger, jobID string) {
 	var job datashare.Job
 	if err := r.call(ctx, http.MethodPost, "/bank/v1/agent/jobs/"+url.PathEscape(jobID)+"/claim", struct{}{}, &job); err != nil {
 		if code(err) != "job_unavailable" {
-			log.Warn("data agent: claim failed", "job_id", jobID, "error", err.Error())
+			log.WarnContext(ctx, "data agent: claim failed", "job_id", jobID, "error", err.Error())
 		}
 		return
 	}
-	log = log.With("job_id", job.ID, "request_id", job.RequestID, "dataset", job.Dataset.Name, "format", job.Format)
+	log = log.With("job_id", job.ID, "access_request_id", job.RequestID, "dataset", job.Dataset.Name, "format", job.Format)
 	start := time.Now()
 	size, err := r.upload(ctx, &job)
 	switch c := code(err); {
 	case err == nil:
-		log.Info("data agent: content delivered", "bytes", size, "duration_ms", time.Since(start).Milliseconds())
+		log.InfoContext(ctx, "data agent: content delivered", "bytes", size, "duration_ms", time.Since(start).Milliseconds())
 	case c == "access_ended" || c == "lease_lost":
-		log.Info("data agent: job withdrawn by the hub", "reason", c)
+		log.InfoContext(ctx, "data agent: job withdrawn by the hub", "reason", c)
 	case ctx.Err() != nil:
 		// Shutting down: the lease runs out and the job is claimed again.
 	default:
-		log.Warn("data agent: job failed", "error", err.Error())
+		log.WarnContext(ctx, "data agent: job failed", "error", err.Error())
 		if ferr := r.call(context.WithoutCancel(ctx), http.MethodPost, "/bank/v1/agent/jobs/"+url.PathEscape(job.ID)+"/fail",
 			datashare.FailBody{Lease: job.Lease, Error: err.Error()}, nil); ferr != nil {
-			log.Warn("data agent: reporting the failure failed", "error", ferr.Error())
+			log.WarnContext(ctx, "data agent: reporting the failure failed", "error", ferr.Error())
 		}
 	}
 }
