@@ -110,7 +110,7 @@ func nextSequence(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
 
 const accountColumns = `a.id, COALESCE(a.customer_id, ''), COALESCE(a.iban, ''), a.currency, a.product, a.name, a.status, a.created_at`
 
-func scanAccount(row rowScanner) (*Account, error) {
+func scanAccount(row store.Scanner) (*Account, error) {
 	var a Account
 	var created int64
 	if err := row.Scan(&a.ID, &a.CustomerID, &a.IBAN, &a.Currency, &a.Product, &a.Name, &a.Status, &created); err != nil {
@@ -135,7 +135,7 @@ func accountVisibleClause(caller auth.Caller, argPos int) (string, []any) {
 		strconv.Itoa(argPos) + ")", []any{appID}
 }
 
-func getAccount(ctx context.Context, q querier, caller auth.Caller, id string) (*Account, error) {
+func getAccount(ctx context.Context, q store.Querier, caller auth.Caller, id string) (*Account, error) {
 	clause, args := accountVisibleClause(caller, 2)
 	a, err := scanAccount(q.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM core_accounts a WHERE a.id = $1"+clause,
 		append([]any{id}, args...)...))
@@ -158,7 +158,7 @@ type AccountFilter struct {
 }
 
 // Accounts lists the customer accounts the caller may see, oldest first.
-func (b *Bank) Accounts(ctx context.Context, caller auth.Caller, f AccountFilter) (*Page[*Account], error) {
+func (b *Bank) Accounts(ctx context.Context, caller auth.Caller, f AccountFilter) (*page.Page[*Account], error) {
 	limit, after, err := page.Args(f.Limit, f.Cursor)
 	if err != nil {
 		return nil, err
@@ -175,23 +175,7 @@ func (b *Bank) Accounts(ctx context.Context, caller auth.Caller, f AccountFilter
 	if err != nil {
 		return nil, store.Classify(err)
 	}
-	defer rows.Close()
-	pg := &Page[*Account]{Data: []*Account{}}
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, err
-		}
-		pg.Data = append(pg.Data, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, store.Classify(err)
-	}
-	if len(pg.Data) > limit {
-		pg.Data = pg.Data[:limit]
-		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
-	}
-	return pg, nil
+	return page.Collect(rows, limit, scanAccount, func(a *Account) string { return a.ID })
 }
 
 // Balances returns an account's booked and available balance.
@@ -245,7 +229,7 @@ type TransactionFilter struct {
 }
 
 // Transactions lists an account's transactions, newest first.
-func (b *Bank) Transactions(ctx context.Context, caller auth.Caller, accountID string, f TransactionFilter) (*Page[*Transaction], error) {
+func (b *Bank) Transactions(ctx context.Context, caller auth.Caller, accountID string, f TransactionFilter) (*page.Page[*Transaction], error) {
 	a, err := getAccount(ctx, b.db, caller, accountID)
 	if err != nil {
 		return nil, err
@@ -288,7 +272,7 @@ func (b *Bank) Transactions(ctx context.Context, caller auth.Caller, accountID s
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	pg := &Page[*Transaction]{Data: []*Transaction{}}
+	pg := &page.Page[*Transaction]{Data: []*Transaction{}}
 	var lastAt int64
 	for rows.Next() {
 		t := &Transaction{AccountID: a.ID}

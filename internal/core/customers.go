@@ -228,20 +228,11 @@ func (b *Bank) RevokeCustomer(ctx context.Context, caller auth.Caller, appID, cu
 	})
 }
 
-// querier is what both *sql.DB and *sql.Tx offer.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 const customerColumns = `c.id, c.type, c.name, c.date_of_birth, c.email, c.phone, c.address_line1, c.city,
 	c.postcode, c.country, c.document_number, c.homeowner, c.latitude, c.longitude, c.monthly_income,
 	c.kyc_status, c.created_at`
 
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanCustomer(row rowScanner) (*Customer, error) {
+func scanCustomer(row store.Scanner) (*Customer, error) {
 	var c Customer
 	var lat, lon string
 	var income, created int64
@@ -277,7 +268,7 @@ func visibleClause(caller auth.Caller, argPos int) (string, []any) {
 		strconv.Itoa(argPos) + ")", []any{appID}
 }
 
-func getCustomer(ctx context.Context, q querier, caller auth.Caller, id string) (*Customer, error) {
+func getCustomer(ctx context.Context, q store.Querier, caller auth.Caller, id string) (*Customer, error) {
 	clause, args := visibleClause(caller, 2)
 	row := q.QueryRowContext(ctx, "SELECT "+customerColumns+" FROM core_customers c WHERE c.id = $1"+clause,
 		append([]any{id}, args...)...)
@@ -294,14 +285,8 @@ func (b *Bank) Customer(ctx context.Context, caller auth.Caller, id string) (*Cu
 	return getCustomer(ctx, b.db, caller, id)
 }
 
-// Page is a list page and the cursor of the next one ("" at the end).
-type Page[T any] struct {
-	Data       []T    `json:"data"`
-	NextCursor string `json:"next_cursor"`
-}
-
 // Customers lists the customers the caller may see, oldest first.
-func (b *Bank) Customers(ctx context.Context, caller auth.Caller, limit int, cursor string) (*Page[*Customer], error) {
+func (b *Bank) Customers(ctx context.Context, caller auth.Caller, limit int, cursor string) (*page.Page[*Customer], error) {
 	limit, after, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
@@ -312,21 +297,5 @@ func (b *Bank) Customers(ctx context.Context, caller auth.Caller, limit int, cur
 	if err != nil {
 		return nil, store.Classify(err)
 	}
-	defer rows.Close()
-	pg := &Page[*Customer]{Data: []*Customer{}}
-	for rows.Next() {
-		c, err := scanCustomer(rows)
-		if err != nil {
-			return nil, err
-		}
-		pg.Data = append(pg.Data, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, store.Classify(err)
-	}
-	if len(pg.Data) > limit {
-		pg.Data = pg.Data[:limit]
-		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
-	}
-	return pg, nil
+	return page.Collect(rows, limit, scanCustomer, func(c *Customer) string { return c.ID })
 }

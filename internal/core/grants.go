@@ -21,7 +21,7 @@ type Grant struct {
 // Grants lists the bank's grants, of one app when appID is set. Access an app has because it created
 // or was seeded with a customer is not a grant and is not listed. The
 // list is ordered by app, then customer. Only the bank may list them.
-func (b *Bank) Grants(ctx context.Context, caller auth.Caller, appID string, limit int, cursor string) (*Page[*Grant], error) {
+func (b *Bank) Grants(ctx context.Context, caller auth.Caller, appID string, limit int, cursor string) (*page.Page[*Grant], error) {
 	if err := caller.RequireBank(); err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func (b *Bank) Grants(ctx context.Context, caller auth.Caller, appID string, lim
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	pg := &Page[*Grant]{Data: []*Grant{}}
+	pg := &page.Page[*Grant]{Data: []*Grant{}}
 	for rows.Next() {
 		var g Grant
 		var created int64

@@ -55,7 +55,7 @@ func (a *lockedAccount) Available() int64 { return a.Booked - a.Held }
 // two batches of them, cannot deadlock); on SQLite the store already
 // serializes writers. It fails with ENOTFOUND account_not_found when an
 // account does not exist.
-func (b *Bank) lockAccounts(ctx context.Context, tx querier, accountIDs ...string) (map[string]*lockedAccount, error) {
+func (b *Bank) lockAccounts(ctx context.Context, tx store.Querier, accountIDs ...string) (map[string]*lockedAccount, error) {
 	dialect := b.db.Dialect
 	sorted := slices.Clone(accountIDs)
 	slices.Sort(sorted)
@@ -104,7 +104,7 @@ const MaxBalance int64 = 1_000_000_000_000_000
 // to zero, updates the accounts' running balances, and returns the
 // transactions it booked, in posting order. Every account must be in locked
 // (lockAccounts in tx), whose balances it keeps current.
-func (b *Bank) post(ctx context.Context, tx querier, locked map[string]*lockedAccount, kind, reference, currency string, bookedAt time.Time, postings []posting) (string, []*Transaction, error) {
+func (b *Bank) post(ctx context.Context, tx store.Querier, locked map[string]*lockedAccount, kind, reference, currency string, bookedAt time.Time, postings []posting) (string, []*Transaction, error) {
 	var j journal
 	entryID, txns, err := j.post(locked, kind, reference, currency, bookedAt, postings)
 	if err != nil {
@@ -205,7 +205,7 @@ func (j *journal) touch(a *lockedAccount) {
 
 // write writes what the journal booked, in transaction tx: the entries,
 // their postings and the touched accounts' balances.
-func (j *journal) write(ctx context.Context, tx querier, dialect store.Dialect) error {
+func (j *journal) write(ctx context.Context, tx store.Querier, dialect store.Dialect) error {
 	entries, postings := entryBatch(dialect), postingBatch(dialect)
 	for _, e := range j.entries {
 		entries.add(e.id, e.kind, e.reference, e.at)
@@ -228,7 +228,7 @@ func (j *journal) write(ctx context.Context, tx querier, dialect store.Dialect) 
 
 // writeBalances sets locked accounts' booked and held amounts to what they
 // are in memory, in one statement.
-func writeBalances(ctx context.Context, tx querier, accounts []*lockedAccount) error {
+func writeBalances(ctx context.Context, tx store.Querier, accounts []*lockedAccount) error {
 	var booked, held, in strings.Builder
 	args := make([]any, 0, 5*len(accounts))
 	n := 0
@@ -266,7 +266,7 @@ func writeBalances(ctx context.Context, tx querier, accounts []*lockedAccount) e
 
 // internalAccount returns the id of the bank's internal account for a
 // purpose and currency, creating it in transaction tx on first use.
-func internalAccount(ctx context.Context, tx querier, purpose, currency string) (string, error) {
+func internalAccount(ctx context.Context, tx store.Querier, purpose, currency string) (string, error) {
 	var id string
 	err := tx.QueryRowContext(ctx, `SELECT id FROM core_accounts WHERE internal_purpose = $1 AND currency = $2`, purpose, currency).Scan(&id)
 	if err == nil {

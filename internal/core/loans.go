@@ -307,7 +307,7 @@ const loanColumns = `l.id, l.customer_id, l.amount, l.currency, l.term_months, l
 	l.decision_provider, l.decision_reason, l.decision_stand_in, l.rate_bp, l.monthly_payment, l.limit_minor, l.score,
 	COALESCE(l.funded_account_id, ''), l.schedule, l.created_at, l.funded_at`
 
-func scanLoan(row rowScanner) (*LoanApplication, error) {
+func scanLoan(row store.Scanner) (*LoanApplication, error) {
 	var l LoanApplication
 	var schedule string
 	var created int64
@@ -332,7 +332,7 @@ func scanLoan(row rowScanner) (*LoanApplication, error) {
 	return &l, nil
 }
 
-func getLoan(ctx context.Context, q querier, caller auth.Caller, id string) (*LoanApplication, error) {
+func getLoan(ctx context.Context, q store.Querier, caller auth.Caller, id string) (*LoanApplication, error) {
 	clause, args := visibleClause(caller, 2)
 	l, err := scanLoan(q.QueryRowContext(ctx, "SELECT "+loanColumns+
 		" FROM core_loans l JOIN core_customers c ON c.id = l.customer_id WHERE l.id = $1"+clause,

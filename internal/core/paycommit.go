@@ -215,7 +215,7 @@ type paymentRow struct {
 
 // insertPayments inserts payments in as few statements as their number
 // allows.
-func insertPayments(ctx context.Context, tx querier, dialect store.Dialect, rows []paymentRow) error {
+func insertPayments(ctx context.Context, tx store.Querier, dialect store.Dialect, rows []paymentRow) error {
 	payments := &rowBatch{dialect: dialect, head: `INSERT INTO core_payments
 		(id, app_id, debtor_account_id, creditor_account_id, creditor_iban, creditor_name, amount, currency, reference,
 		 status, rejection_code, rejection_reason, fraud_decision, fraud_score, fraud_reason, fraud_provider, fraud_stand_in,

@@ -322,7 +322,7 @@ const paymentColumns = `p.id, p.debtor_account_id, COALESCE(p.creditor_account_i
 	p.fraud_reason, p.fraud_provider, p.fraud_stand_in, p.created_at, p.updated_at, p.app_id, p.request_hash,
 	COALESCE(p.counterpart_account_id, '')`
 
-func scanPayment(row rowScanner) (*Payment, error) {
+func scanPayment(row store.Scanner) (*Payment, error) {
 	var p Payment
 	var code, reason string
 	var f FraudCheck
@@ -343,7 +343,7 @@ func scanPayment(row rowScanner) (*Payment, error) {
 	return &p, nil
 }
 
-func getPayment(ctx context.Context, q querier, caller auth.Caller, id string) (*Payment, error) {
+func getPayment(ctx context.Context, q store.Querier, caller auth.Caller, id string) (*Payment, error) {
 	clause, args := accountVisibleClause(caller, 2)
 	p, err := scanPayment(q.QueryRowContext(ctx, "SELECT "+paymentColumns+
 		" FROM core_payments p JOIN core_accounts a ON a.id = p.debtor_account_id WHERE p.id = $1"+clause,

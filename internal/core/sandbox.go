@@ -85,7 +85,7 @@ func (bt *rowBatch) add(values ...any) {
 
 // flush inserts the rows collected, at most maxBatchRows per statement,
 // and empties the batch.
-func (bt *rowBatch) flush(ctx context.Context, tx querier) error {
+func (bt *rowBatch) flush(ctx context.Context, tx store.Querier) error {
 	for done := 0; done < bt.rows; done += maxBatchRows {
 		n := min(bt.rows-done, maxBatchRows)
 		args := bt.args[done*bt.columns : (done+n)*bt.columns]
@@ -98,7 +98,7 @@ func (bt *rowBatch) flush(ctx context.Context, tx querier) error {
 }
 
 // flushEntries writes entries before their postings (foreign key).
-func flushEntries(ctx context.Context, tx querier, entries, postings *rowBatch) error {
+func flushEntries(ctx context.Context, tx store.Querier, entries, postings *rowBatch) error {
 	if err := entries.flush(ctx, tx); err != nil {
 		return err
 	}

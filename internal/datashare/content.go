@@ -46,7 +46,7 @@ const jobSelect = `SELECT c.id, c.request_id, c.format, c.attempts, c.lease_id, 
 	JOIN datashare_requests r ON r.id = c.request_id
 	JOIN datashare_datasets d ON d.id = r.dataset_id`
 
-func scanJob(row scanner) (*Job, error) {
+func scanJob(row store.Scanner) (*Job, error) {
 	var j Job
 	var leaseUntil int64
 	var cols, src string

@@ -255,13 +255,8 @@ func (b *DBBlobs) grow(ctx context.Context, tx *sql.Tx, key string, offset, end 
 	return id, err
 }
 
-// rowQuerier is a *sql.Tx or a *store.DB.
-type rowQuerier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // partialAt checks that key's partial blob holds offset bytes.
-func partialAt(ctx context.Context, q rowQuerier, key string, offset int64) error {
+func partialAt(ctx context.Context, q store.Querier, key string, offset int64) error {
 	var size int64
 	err := q.QueryRowContext(ctx, `SELECT size FROM datashare_blobs WHERE blob_key = $1 AND state = $2`, key, blobPartial).Scan(&size)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -68,7 +68,7 @@ const requestColumns = `r.id, r.app_id, r.dataset_id, d.name, r.dataset_version,
 
 const requestFrom = ` FROM datashare_requests r JOIN datashare_datasets d ON d.id = r.dataset_id`
 
-func scanRequest(row scanner, now time.Time) (*AccessRequest, error) {
+func scanRequest(row store.Scanner, now time.Time) (*AccessRequest, error) {
 	var r AccessRequest
 	var created int64
 	var decided, expires, revoked sql.NullInt64
@@ -126,11 +126,7 @@ func (s *Service) AccessRequest(ctx context.Context, caller auth.Caller, id stri
 	return r, nil
 }
 
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func (s *Service) request(ctx context.Context, q querier, id string) (*AccessRequest, error) {
+func (s *Service) request(ctx context.Context, q store.Querier, id string) (*AccessRequest, error) {
 	return scanRequest(q.QueryRowContext(ctx, `SELECT `+requestColumns+requestFrom+` WHERE r.id = $1`, id), s.nowUTC())
 }
 

@@ -234,11 +234,9 @@ func (s *Service) EnsureDataset(ctx context.Context, n NewDataset) (*Dataset, bo
 
 const datasetColumns = `id, name, description, columns, sample, formats, row_count, licence, version, source, created_at, updated_at`
 
-type scanner interface{ Scan(dest ...any) error }
-
 // scanDataset reads a dataset row. The source is parsed always (it
 // decides how rows are counted) but shown only to the bank.
-func scanDataset(row scanner, bank bool) (*Dataset, *Source, error) {
+func scanDataset(row store.Scanner, bank bool) (*Dataset, *Source, error) {
 	var d Dataset
 	var cols, sample, formats, src string
 	var created, updated int64
@@ -286,7 +284,7 @@ func (s *Service) countRows(ctx context.Context, d *Dataset, src *Source) error 
 }
 
 // scanCounted reads a dataset row and counts its rows (countRows).
-func (s *Service) scanCounted(ctx context.Context, row scanner, bank bool) (*Dataset, error) {
+func (s *Service) scanCounted(ctx context.Context, row store.Scanner, bank bool) (*Dataset, error) {
 	d, src, err := scanDataset(row, bank)
 	if err != nil {
 		return nil, err

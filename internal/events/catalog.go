@@ -379,7 +379,7 @@ func (s *Service) checkType(t *EventType) error {
 
 // lookup returns the catalog entry of typ with its compiled schema, or an
 // EINVALID unknown_event_type error.
-func (s *Service) lookup(ctx context.Context, q querier, typ string) (*compiledType, error) {
+func (s *Service) lookup(ctx context.Context, q store.Querier, typ string) (*compiledType, error) {
 	if t, ok := s.builtin[typ]; ok {
 		return t, nil
 	}
@@ -400,13 +400,8 @@ func (s *Service) lookup(ctx context.Context, q querier, typ string) (*compiledT
 	return &compiledType{EventType: *t, schema: schema}, nil
 }
 
-// querier is a database or a transaction.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // bankType reads a bank-registered type, or nil if there is none.
-func (s *Service) bankType(ctx context.Context, q querier, typ string) (*EventType, error) {
+func (s *Service) bankType(ctx context.Context, q store.Querier, typ string) (*EventType, error) {
 	if !typePattern.MatchString(typ) || len(typ) > maxTypeLength {
 		return nil, nil
 	}

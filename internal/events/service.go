@@ -184,7 +184,7 @@ func (s *Service) PublishTx(ctx context.Context, tx *sql.Tx, e CloudEvent) (stri
 }
 
 // prepare checks e and turns it into the outbox's event.
-func (s *Service) prepare(ctx context.Context, q querier, e CloudEvent) (outbox.Event, error) {
+func (s *Service) prepare(ctx context.Context, q store.Querier, e CloudEvent) (outbox.Event, error) {
 	if err := e.check(); err != nil {
 		return outbox.Event{}, err
 	}

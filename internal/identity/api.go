@@ -9,6 +9,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // Register adds the identity routes: sign-up and login (public), the
@@ -212,7 +213,7 @@ func (h *handlers) createApp(ctx context.Context, in *createAppInput) (*httpapi.
 	}, nil)
 }
 
-func (h *handlers) listApps(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*Page[*App]], error) {
+func (h *handlers) listApps(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*page.Page[*App]], error) {
 	dev, err := developerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -259,7 +260,7 @@ type bankListInput struct {
 	Status string `query:"status" enum:"active,pending_approval,suspended" doc:"Only apps with this status"`
 }
 
-func (h *handlers) bankListApps(ctx context.Context, in *bankListInput) (*httpapi.Out[*Page[*App]], error) {
+func (h *handlers) bankListApps(ctx context.Context, in *bankListInput) (*httpapi.Out[*page.Page[*App]], error) {
 	return httpapi.Reply(h.s.ListApps(ctx, in.Status, in.Limit, in.Cursor))
 }
 

@@ -32,12 +32,6 @@ type App struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-// Page is a list page and the cursor of the next one ("" at the end).
-type Page[T any] struct {
-	Data       []T    `json:"data"`
-	NextCursor string `json:"next_cursor"`
-}
-
 func errAppNotFound(id string) error {
 	return causeway.Errorf(causeway.ENOTFOUND, "app_not_found", "no app %s", id)
 }
@@ -74,7 +68,7 @@ func truncate(s string, n int) string {
 
 const appColumns = `id, name, organization_id, developer_id, client_id, scopes, status, created_at, updated_at`
 
-func scanApp(row interface{ Scan(...any) error }) (*App, error) {
+func scanApp(row store.Scanner) (*App, error) {
 	var a App
 	var scopes string
 	var created, updated int64
@@ -165,7 +159,7 @@ func (s *Service) activated(ctx context.Context, appID string) error {
 
 // Apps lists the apps of the developer's organization, oldest first.
 // Deleted apps are not listed.
-func (s *Service) Apps(ctx context.Context, dev *auth.Developer, limit int, cursor string) (*Page[*App], error) {
+func (s *Service) Apps(ctx context.Context, dev *auth.Developer, limit int, cursor string) (*page.Page[*App], error) {
 	if dev == nil {
 		return nil, errUnauthenticated()
 	}
@@ -272,7 +266,7 @@ func (s *Service) AppOrganization(ctx context.Context, appID string) (string, er
 
 // ListApps lists every live app for the bank, oldest first, optionally
 // only those with one status. Errors: EINVALID invalid_status.
-func (s *Service) ListApps(ctx context.Context, status string, limit int, cursor string) (*Page[*App], error) {
+func (s *Service) ListApps(ctx context.Context, status string, limit int, cursor string) (*page.Page[*App], error) {
 	switch status {
 	case "":
 		return s.listApps(ctx, "", "", limit, cursor)
@@ -285,7 +279,7 @@ func (s *Service) ListApps(ctx context.Context, status string, limit int, cursor
 
 // listApps pages through live apps; where, if set, is one more condition
 // on $3 = arg.
-func (s *Service) listApps(ctx context.Context, where, arg string, limit int, cursor string) (*Page[*App], error) {
+func (s *Service) listApps(ctx context.Context, where, arg string, limit int, cursor string) (*page.Page[*App], error) {
 	limit, after, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
@@ -300,23 +294,7 @@ func (s *Service) listApps(ctx context.Context, where, arg string, limit int, cu
 	if err != nil {
 		return nil, store.Classify(err)
 	}
-	defer rows.Close()
-	pg := &Page[*App]{Data: []*App{}}
-	for rows.Next() {
-		a, err := scanApp(rows)
-		if err != nil {
-			return nil, store.Classify(err)
-		}
-		pg.Data = append(pg.Data, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, store.Classify(err)
-	}
-	if len(pg.Data) > limit {
-		pg.Data = pg.Data[:limit]
-		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
-	}
-	return pg, nil
+	return page.Collect(rows, limit, scanApp, func(a *App) string { return a.ID })
 }
 
 // Approve makes an app active: one pending approval, or one the bank

@@ -14,6 +14,7 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 )
@@ -139,16 +140,16 @@ func TestAppsBelongToTheirOrganization(t *testing.T) {
 		// Alice's app still works after bob's attempts.
 		e.accessToken(a1)
 
-		var page Page[*App]
-		e.call("GET", "/v1/apps", bob.Token, nil, &page)
-		if len(page.Data) != 1 || page.Data[0].ID != b1.ID {
-			t.Errorf("bob's apps = %+v", page.Data)
+		var bobs page.Page[*App]
+		e.call("GET", "/v1/apps", bob.Token, nil, &bobs)
+		if len(bobs.Data) != 1 || bobs.Data[0].ID != b1.ID {
+			t.Errorf("bob's apps = %+v", bobs.Data)
 		}
 		// Paging through alice's apps one at a time.
 		var ids []string
 		cursor := ""
 		for range 5 {
-			var p Page[*App]
+			var p page.Page[*App]
 			if code := e.call("GET", "/v1/apps?limit=1&cursor="+cursor, alice.Token, nil, &p); code != 200 {
 				t.Fatalf("page = %d", code)
 			}
@@ -222,7 +223,7 @@ func TestSuspendedAndDeletedAppsLoseTheirTokensAtOnce(t *testing.T) {
 		if !errors.As(err, &re) || re.ErrorCode != "unauthorized_client" {
 			t.Errorf("token for a suspended app: %v", err)
 		}
-		var listed Page[*App]
+		var listed page.Page[*App]
 		e.bank("GET", "/apps?status=suspended", &listed)
 		if len(listed.Data) != 1 || listed.Data[0].ID != app.ID {
 			t.Errorf("suspended apps = %+v", listed.Data)
@@ -307,7 +308,7 @@ func TestProductionAppsWaitForTheBanksApproval(t *testing.T) {
 		if !errors.As(err, &re) || re.ErrorCode != "unauthorized_client" || re.Response.StatusCode != 400 {
 			t.Fatalf("token before approval: %v", err)
 		}
-		var pending Page[*App]
+		var pending page.Page[*App]
 		e.bank("GET", "/apps?status=pending_approval", &pending)
 		if len(pending.Data) != 1 || pending.Data[0].ID != app.ID {
 			t.Errorf("pending = %+v", pending.Data)
@@ -375,10 +376,10 @@ func TestSandboxAppsAreActiveAtCreation(t *testing.T) {
 		if res.StatusCode != 503 || p.Code != "seed_failed" {
 			t.Errorf("create with failing hook = %d %s", res.StatusCode, p.Code)
 		}
-		var page Page[*App]
-		e.call("GET", "/v1/apps", dev.Token, nil, &page)
-		if len(page.Data) != 1 {
-			t.Errorf("apps after failed creation = %d", len(page.Data))
+		var apps page.Page[*App]
+		e.call("GET", "/v1/apps", dev.Token, nil, &apps)
+		if len(apps.Data) != 1 {
+			t.Errorf("apps after failed creation = %d", len(apps.Data))
 		}
 	})
 }

@@ -153,14 +153,10 @@ func (r *Relay) release() {
 	}
 }
 
-type queryer interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // dbNow reads the current time in microseconds from PostgreSQL, whose clock
 // all nodes share. SQLite is only ever used by one host, so its clock is
 // this process's.
-func dbNow(ctx context.Context, q queryer, dialect store.Dialect) (int64, error) {
+func dbNow(ctx context.Context, q store.Querier, dialect store.Dialect) (int64, error) {
 	if dialect != store.Postgres {
 		return store.Micros(time.Now()), nil
 	}

@@ -5,10 +5,12 @@
 package page
 
 import (
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/store"
 )
 
 // Page sizes.
@@ -85,4 +87,24 @@ func Of[T any](items []T, limit int, key func(T) string) *Page[T] {
 		p.Data = []T{}
 	}
 	return p
+}
+
+// Collect reads the rows of a list, queried for up to limit+1 in the
+// list's order, and makes the page as Of does: scan reads one row, key
+// gives an item's sort key. It closes rows. Errors are classified as the
+// store does (see store.Classify).
+func Collect[T any](rows *sql.Rows, limit int, scan func(store.Scanner) (T, error), key func(T) string) (*Page[T], error) {
+	defer rows.Close()
+	items := make([]T, 0, limit+1)
+	for rows.Next() {
+		item, err := scan(rows)
+		if err != nil {
+			return nil, store.Classify(err)
+		}
+		items = append(items, item)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, store.Classify(err)
+	}
+	return Of(items, limit, key), nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // Register adds the SPI routes: the catalog and an app's registrations
@@ -98,9 +99,9 @@ type nameInput struct {
 	Name string `path:"name" maxLength:"200"`
 }
 
-func (h *handlers) listPoints(ctx context.Context, _ *struct{}) (*httpapi.Out[Page[*Point]], error) {
+func (h *handlers) listPoints(ctx context.Context, _ *struct{}) (*httpapi.Out[page.Page[*Point]], error) {
 	points, err := h.s.Points(ctx)
-	return httpapi.Reply(Page[*Point]{Data: points}, err)
+	return httpapi.Reply(page.Page[*Point]{Data: points}, err)
 }
 
 func (h *handlers) getPoint(ctx context.Context, in *nameInput) (*httpapi.Out[*Point], error) {
@@ -154,7 +155,7 @@ type listInput struct {
 	ExtensionPoint string `query:"extension_point" maxLength:"200"`
 }
 
-func (h *handlers) list(ctx context.Context, in *listInput) (*httpapi.Out[*Page[*Registration]], error) {
+func (h *handlers) list(ctx context.Context, in *listInput) (*httpapi.Out[*page.Page[*Registration]], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -183,7 +184,7 @@ type invocationsInput struct {
 	httpapi.PageQuery
 }
 
-func (h *handlers) invocations(ctx context.Context, in *invocationsInput) (*httpapi.Out[*Page[*Invocation]], error) {
+func (h *handlers) invocations(ctx context.Context, in *invocationsInput) (*httpapi.Out[*page.Page[*Invocation]], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -198,7 +199,7 @@ type bankListInput struct {
 	AppID          string `query:"app_id" maxLength:"64"`
 }
 
-func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*httpapi.Out[*Page[*Registration]], error) {
+func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*httpapi.Out[*page.Page[*Registration]], error) {
 	return httpapi.Reply(h.s.Registrations(ctx, auth.CallerFrom(ctx), RegistrationFilter{AppID: in.AppID, ExtensionPoint: in.ExtensionPoint,
 		Status: in.Status, IncludeDeleted: true, Limit: in.Limit, Cursor: in.Cursor}))
 }
@@ -207,7 +208,7 @@ func (h *handlers) bankGet(ctx context.Context, in *httpapi.IDPath) (*httpapi.Ou
 	return httpapi.Reply(h.s.Registration(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
-func (h *handlers) bankInvocations(ctx context.Context, in *invocationsInput) (*httpapi.Out[*Page[*Invocation]], error) {
+func (h *handlers) bankInvocations(ctx context.Context, in *invocationsInput) (*httpapi.Out[*page.Page[*Invocation]], error) {
 	return httpapi.Reply(h.s.Invocations(ctx, auth.CallerFrom(ctx), in.ID, in.Limit, in.Cursor))
 }
 

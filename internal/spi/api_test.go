@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/causewayhq/causeway/internal/core"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/spi/spitest"
 	"github.com/causewayhq/causeway/internal/store"
@@ -35,9 +36,9 @@ func TestTheCatalogListsTheBuiltInPointsWithSchemasAndStandIns(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("%d %s", status, raw)
 	}
-	page := into[spi.Page[spi.Point]](t, raw)
+	points := into[page.Page[spi.Point]](t, raw)
 	byName := map[string]spi.Point{}
-	for _, p := range page.Data {
+	for _, p := range points.Data {
 		byName[p.Name] = p
 	}
 	for _, name := range []string{core.PointFraudCheck, core.PointCreditDecision, core.PointKYCVerify, core.PointAccountsLookup} {
@@ -85,7 +86,7 @@ func TestRegistrationsOverHTTP(t *testing.T) {
 			t.Errorf("get: %d %s", status, raw)
 		}
 		if status, raw := a.do(t, appA, http.MethodGet, "/v1/spi-registrations", "/v1/spi-registrations", nil); status != http.StatusOK ||
-			len(into[spi.Page[spi.Registration]](t, raw).Data) != 1 {
+			len(into[page.Page[spi.Registration]](t, raw).Data) != 1 {
 			t.Errorf("list: %d %s", status, raw)
 		}
 
@@ -96,7 +97,7 @@ func TestRegistrationsOverHTTP(t *testing.T) {
 				t.Errorf("app b GET %s: %d %s", path, status, raw)
 			}
 		}
-		if status, raw := a.do(t, appB, http.MethodGet, "/v1/spi-registrations", "", nil); len(into[spi.Page[spi.Registration]](t, raw).Data) != 0 {
+		if status, raw := a.do(t, appB, http.MethodGet, "/v1/spi-registrations", "", nil); len(into[page.Page[spi.Registration]](t, raw).Data) != 0 {
 			t.Errorf("app b's list: %d %s", status, raw)
 		}
 		if status, _ := a.do(t, appB, http.MethodDelete, "/v1/spi-registrations/"+reg.ID, "", nil); status != http.StatusNotFound {
@@ -136,12 +137,12 @@ func TestRegistrationsOverHTTP(t *testing.T) {
 		// with it.
 		call(t, s, "app_b")
 		status, raw = a.do(t, appA, http.MethodGet, "/v1/spi-registrations/"+reg.ID+"/invocations", "/v1/spi-registrations/{id}/invocations", nil)
-		invs := into[spi.Page[spi.Invocation]](t, raw).Data
+		invs := into[page.Page[spi.Invocation]](t, raw).Data
 		if status != http.StatusOK || len(invs) != 1 || invs[0].Outcome != spi.OutcomeAnswered || invs[0].AppID != "" || invs[0].StatusCode != 200 {
 			t.Errorf("owner's audit: %d %s", status, raw)
 		}
 		status, raw = a.do(t, "", http.MethodGet, "/bank/v1/spi-registrations/"+reg.ID+"/invocations", "/bank/v1/spi-registrations/{id}/invocations", nil)
-		invs = into[spi.Page[spi.Invocation]](t, raw).Data
+		invs = into[page.Page[spi.Invocation]](t, raw).Data
 		if status != http.StatusOK || len(invs) != 1 || invs[0].AppID != "app_b" {
 			t.Errorf("bank's audit: %d %s", status, raw)
 		}
@@ -170,11 +171,11 @@ func TestRegistrationsOverHTTP(t *testing.T) {
 			t.Errorf("activating a deleted registration: %d %s", status, raw)
 		}
 		status, raw = a.do(t, "", http.MethodGet, "/bank/v1/spi-registrations?status=deleted&app_id=app_a", "/bank/v1/spi-registrations", nil)
-		if list := into[spi.Page[spi.Registration]](t, raw).Data; status != http.StatusOK || len(list) != 1 || list[0].ID != reg.ID {
+		if list := into[page.Page[spi.Registration]](t, raw).Data; status != http.StatusOK || len(list) != 1 || list[0].ID != reg.ID {
 			t.Errorf("bank list of deleted: %d %s", status, raw)
 		}
 		if status, raw := a.do(t, "", http.MethodGet, "/bank/v1/spi-registrations/"+reg.ID+"/invocations", "", nil); status != http.StatusOK ||
-			len(into[spi.Page[spi.Invocation]](t, raw).Data) != 1 {
+			len(into[page.Page[spi.Invocation]](t, raw).Data) != 1 {
 			t.Errorf("the bank lost the audit of a deleted registration: %d %s", status, raw)
 		}
 	})

@@ -208,7 +208,7 @@ func (s *Service) write(invs []*Invocation) {
 // app sees only its own registration's, and the app_id of a call only when
 // the call was its own process's; the bank sees every one; anyone else
 // none (ENOTFOUND).
-func (s *Service) Invocations(ctx context.Context, caller auth.Caller, registrationID string, limit int, cursor string) (*Page[*Invocation], error) {
+func (s *Service) Invocations(ctx context.Context, caller auth.Caller, registrationID string, limit int, cursor string) (*page.Page[*Invocation], error) {
 	if _, err := s.Registration(ctx, caller, registrationID); err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func (s *Service) Invocations(ctx context.Context, caller auth.Caller, registrat
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	pg := &Page[*Invocation]{Data: []*Invocation{}}
+	pg := &page.Page[*Invocation]{Data: []*Invocation{}}
 	for rows.Next() {
 		var inv Invocation
 		var started, latency int64

@@ -50,11 +50,9 @@ func (s *Service) Point(ctx context.Context, name string) (*Point, error) {
 	return p, err
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
 // scanPoint reads a bank-defined point and compiles it (once per node:
 // points are immutable, so the compiled one is cached).
-func (s *Service) scanPoint(row scanner) (*Point, error) {
+func (s *Service) scanPoint(row store.Scanner) (*Point, error) {
 	var n NewPoint
 	var req, resp, standIn, example, combine string
 	if err := row.Scan(&n.Name, &n.Description, &req, &resp, &n.DefaultTimeoutMS, &n.MaxTimeoutMS, &standIn, &example, &combine); err != nil {

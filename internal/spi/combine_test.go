@@ -9,6 +9,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/spi/spitest"
 	"github.com/causewayhq/causeway/internal/store"
@@ -286,7 +287,7 @@ func TestTheCatalogNamesHowEachPointsAnswersCombine(t *testing.T) {
 		t.Fatalf("%d %s", status, raw)
 	}
 	rules := map[string]spi.Combination{}
-	for _, p := range into[spi.Page[spi.Point]](t, raw).Data {
+	for _, p := range into[page.Page[spi.Point]](t, raw).Data {
 		rules[p.Name] = p.Combine
 	}
 	for name, want := range map[string]string{

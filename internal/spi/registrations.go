@@ -106,7 +106,7 @@ func errTimeout(p *Point) error {
 const registrationColumns = `id, app_id, extension_point, url, scope, status, timeout_ms, on_failure, priority,
 	secret, previous_secret, previous_expires_at, created_at, updated_at`
 
-func scanRegistration(row scanner) (*Registration, error) {
+func scanRegistration(row store.Scanner) (*Registration, error) {
 	var r Registration
 	var created, updated int64
 	var prevExpires sql.NullInt64
@@ -203,7 +203,7 @@ func getRegistration(ctx context.Context, q interface {
 // Registrations lists the registrations the caller may see, oldest first:
 // an app its own (whatever f.AppID says, and never the ones it deleted),
 // the bank every one matching f, anyone else none.
-func (s *Service) Registrations(ctx context.Context, caller auth.Caller, f RegistrationFilter) (*Page[*Registration], error) {
+func (s *Service) Registrations(ctx context.Context, caller auth.Caller, f RegistrationFilter) (*page.Page[*Registration], error) {
 	limit, after, err := page.Args(f.Limit, f.Cursor)
 	if err != nil {
 		return nil, err
@@ -212,7 +212,7 @@ func (s *Service) Registrations(ctx context.Context, caller auth.Caller, f Regis
 	case isApp:
 		f.AppID, f.IncludeDeleted = appID, false
 	case !caller.IsBank():
-		return &Page[*Registration]{Data: []*Registration{}}, nil
+		return &page.Page[*Registration]{Data: []*Registration{}}, nil
 	}
 	where := []string{"id > $1"}
 	args := []any{after}
@@ -238,23 +238,7 @@ func (s *Service) Registrations(ctx context.Context, caller auth.Caller, f Regis
 	if err != nil {
 		return nil, store.Classify(err)
 	}
-	defer rows.Close()
-	pg := &Page[*Registration]{Data: []*Registration{}}
-	for rows.Next() {
-		r, err := scanRegistration(rows)
-		if err != nil {
-			return nil, err
-		}
-		pg.Data = append(pg.Data, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, store.Classify(err)
-	}
-	if len(pg.Data) > limit {
-		pg.Data = pg.Data[:limit]
-		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
-	}
-	return pg, nil
+	return page.Collect(rows, limit, scanRegistration, func(r *Registration) string { return r.ID })
 }
 
 // DeleteRegistration stops an app's registration for good. Its audit stays

@@ -152,12 +152,6 @@ type Invocation struct {
 	StatusCode     int       `json:"status_code,omitempty" doc:"HTTP status the endpoint answered with, 0 when none"`
 }
 
-// Page is one page of a list.
-type Page[T any] struct {
-	Data       []T    `json:"data"`
-	NextCursor string `json:"next_cursor"`
-}
-
 // RegistrationFilter selects registrations to list.
 type RegistrationFilter struct {
 	// AppID limits the list to one app's registrations; "" lists all.

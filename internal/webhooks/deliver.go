@@ -208,11 +208,8 @@ func (s *Service) retryDelay(attempt int, res result) time.Duration {
 }
 
 // handle delivers one message of a subscription's consumer and settles it
-// with JetStream. It calls answered once the endpoint has answered (or the
-// attempt failed), so that the next attempt of an unordered subscription
-// can start while this one's record is written; an ordered subscription's
-// next message waits for this one's acknowledgement anyway.
-func (s *Service) handle(ctx context.Context, st *subState, msg jetstream.Msg, answered func()) {
+// with JetStream.
+func (s *Service) handle(ctx context.Context, st *subState, msg jetstream.Msg) {
 	env, err := events.FromMsg(msg)
 	if err != nil {
 		s.log.ErrorContext(ctx, "a stream message is not an event; dropped", "webhook_id", st.id, "error", err.Error())
@@ -252,9 +249,6 @@ func (s *Service) handle(ctx context.Context, st *subState, msg jetstream.Msg, a
 	}
 	msg.InProgress()
 	res := s.post(ctx, st, env)
-	if !st.ordered {
-		answered()
-	}
 	if ctx.Err() != nil {
 		// Stopping: the attempt was cut short, not answered. Hand the event
 		// back without recording anything.

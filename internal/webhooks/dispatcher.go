@@ -284,17 +284,6 @@ func (s *Service) ackWait() time.Duration { return 2*s.opts.RequestTimeout + 30*
 // consumer that JetStream has delivered and not yet had acknowledged.
 const maxAckPending = 1000
 
-// unsettledPerSlot is how many attempts per request slot may wait for
-// their record (and so their acknowledgement) while newer ones are sent.
-const unsettledPerSlot = 4
-
-// unsettledLimit bounds a worker's attempts not yet acknowledged: a few
-// per slot, and with the pull's buffer (inFlight more) well short of
-// maxAckPending.
-func unsettledLimit(inFlight int) int {
-	return max(inFlight, min(unsettledPerSlot*inFlight, maxAckPending/2))
-}
-
 // consumerConfig is the durable consumer of a subscription: named after
 // it, filtered by its event types, starting at its creation, with one
 // attempt per delivery and MaxAckPending 1 when it is ordered.
@@ -357,10 +346,9 @@ type worker struct {
 	stopOnce sync.Once
 	// broken is set when the consumer vanished under the worker; the next
 	// sync creates it again.
-	broken    atomic.Bool
-	slots     chan struct{} // requests open at the endpoint
-	unsettled chan struct{} // attempts not yet acknowledged
-	attempts  sync.WaitGroup
+	broken   atomic.Bool
+	slots    chan struct{} // attempts in flight, from pull to settling
+	attempts sync.WaitGroup
 }
 
 func (s *Service) startWorker(ctx context.Context, cons jetstream.Consumer, st *subState, key string, wg *sync.WaitGroup) (*worker, error) {
@@ -368,8 +356,7 @@ func (s *Service) startWorker(ctx context.Context, cons jetstream.Consumer, st *
 	if st.ordered {
 		inFlight = 1
 	}
-	w := &worker{s: s, id: st.id, key: key, slots: make(chan struct{}, inFlight),
-		unsettled: make(chan struct{}, unsettledLimit(inFlight))}
+	w := &worker{s: s, id: st.id, key: key, slots: make(chan struct{}, inFlight)}
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	w.state.Store(st)
 	cc, err := cons.Consume(w.receive, jetstream.PullMaxMessages(inFlight), jetstream.ConsumeErrHandler(w.consumeError))
@@ -421,53 +408,32 @@ func (w *worker) run() {
 	w.cancel()
 }
 
-// receive starts an attempt for msg when the worker has room for it.
-// Consume calls it for one message at a time, so waiting for room holds
-// back the next pull. Two bounds apply: a slot bounds the requests open at
-// the endpoint (MaxInFlight), and is freed once the endpoint has answered,
-// while the attempt's record is still being written; a place among the
-// unsettled bounds the attempts not yet acknowledged to JetStream, so that
-// records falling behind never take the consumer to its MaxAckPending,
-// where the server stops filling the worker's pulls until they expire.
+// receive starts an attempt for msg when a slot is free. Consume calls it
+// for one message at a time, so waiting for a slot holds back the next
+// pull. An attempt holds its slot until its record is written and its
+// message settled.
 func (w *worker) receive(msg jetstream.Msg) {
 	if w.stopping.Load() {
 		msg.Nak() // hand it back for the next worker, here or on another node
 		return
 	}
-	if !w.take(w.unsettled, msg) {
-		return
-	}
-	if !w.take(w.slots, msg) {
-		<-w.unsettled
+	select {
+	case w.slots <- struct{}{}:
+	case <-w.ctx.Done():
+		msg.Nak()
 		return
 	}
 	if w.stopping.Load() {
 		<-w.slots
-		<-w.unsettled
 		msg.Nak()
 		return
 	}
 	w.attempts.Add(1)
 	go func() {
 		defer w.attempts.Done()
-		defer func() { <-w.unsettled }()
-		var once sync.Once
-		free := func() { once.Do(func() { <-w.slots }) }
-		defer free()
-		w.s.handle(w.ctx, w.state.Load(), msg, free)
+		defer func() { <-w.slots }()
+		w.s.handle(w.ctx, w.state.Load(), msg)
 	}()
-}
-
-// take waits for room in sem; when the worker stops first, it hands msg
-// back and reports false.
-func (w *worker) take(sem chan struct{}, msg jetstream.Msg) bool {
-	select {
-	case sem <- struct{}{}:
-		return true
-	case <-w.ctx.Done():
-		msg.Nak()
-		return false
-	}
 }
 
 func (w *worker) consumeError(_ jetstream.ConsumeContext, err error) {

@@ -22,6 +22,3 @@ func (s *Service) DisableNow(ctx context.Context, id, reason string) (bool, erro
 	s.afterDisable(id, r.AppID, reason)
 	return true, nil
 }
-
-// UnsettledLimit is a worker's bound on attempts not yet acknowledged.
-var UnsettledLimit = unsettledLimit

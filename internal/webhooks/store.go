@@ -25,9 +25,7 @@ type record struct {
 const subColumns = "id, app_id, url, event_types, filter, ordered, status, disabled_reason, secret, " +
 	"previous_secret, previous_expires_at, failing_since, created_at, updated_at"
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanRecord(row scanner) (*record, error) {
+func scanRecord(row store.Scanner) (*record, error) {
 	var (
 		r                     record
 		types                 string
@@ -241,7 +239,7 @@ func insertDeliveries(ctx context.Context, tx *sql.Tx, dialect store.Dialect, ds
 	return nil
 }
 
-func scanDelivery(row scanner) (*Delivery, error) {
+func scanDelivery(row store.Scanner) (*Delivery, error) {
 	var (
 		d                  Delivery
 		seq, latency, crea int64

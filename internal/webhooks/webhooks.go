@@ -27,7 +27,7 @@
 //     outstanding event per subscription (MaxAckPending 1): global order,
 //     which implies the per-subject order it promises, at the cost of
 //     throughput. Unordered subscriptions have up to Options.MaxInFlight
-//     requests open at once.
+//     attempts in flight at once.
 //
 // Every node runs the dispatcher; nodes share each subscription's durable
 // consumer, so JetStream spreads the work and a node's death only delays
@@ -153,9 +153,9 @@ type Options struct {
 	// to follow changes made on other nodes; changes made through this
 	// node's API apply at once. Default 1s.
 	SyncInterval time.Duration
-	// MaxInFlight bounds the requests one unordered subscription has open
-	// at its endpoint from one node; four times as many answered attempts
-	// may wait for their records. Default 16.
+	// MaxInFlight bounds the concurrent attempts of one unordered
+	// subscription on one node, each from its pull to its acknowledgement.
+	// Default 16.
 	MaxInFlight int
 	// RecoverLimit bounds the events one recover re-sends. Default 10000.
 	RecoverLimit int

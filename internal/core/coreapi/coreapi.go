@@ -17,6 +17,7 @@ import (
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // MoneySchema is how core.Money looks on the wire.
@@ -118,7 +119,7 @@ func Register(s *httpapi.Server, bank *core.Bank) {
 
 type handlers struct{ bank *core.Bank }
 
-func (h *handlers) listCustomers(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*core.Page[*core.Customer]], error) {
+func (h *handlers) listCustomers(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*page.Page[*core.Customer]], error) {
 	return httpapi.Reply(h.bank.Customers(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
 }
 
@@ -144,7 +145,7 @@ type listAccountsInput struct {
 	CustomerID string `query:"customer_id" maxLength:"64"`
 }
 
-func (h *handlers) listAccounts(ctx context.Context, in *listAccountsInput) (*httpapi.Out[*core.Page[*core.Account]], error) {
+func (h *handlers) listAccounts(ctx context.Context, in *listAccountsInput) (*httpapi.Out[*page.Page[*core.Account]], error) {
 	return httpapi.Reply(h.bank.Accounts(ctx, auth.CallerFrom(ctx), core.AccountFilter{CustomerID: in.CustomerID, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
@@ -188,7 +189,7 @@ func parseTime(name, s string) (time.Time, error) {
 	return time.Time{}, causeway.Errorf(causeway.EBADREQUEST, "invalid_time", "%s must be an RFC 3339 time or YYYY-MM-DD", name)
 }
 
-func (h *handlers) transactions(ctx context.Context, in *TransactionsInput) (*httpapi.Out[*core.Page[*core.Transaction]], error) {
+func (h *handlers) transactions(ctx context.Context, in *TransactionsInput) (*httpapi.Out[*page.Page[*core.Transaction]], error) {
 	f, err := in.Filter()
 	if err != nil {
 		return nil, err
@@ -288,7 +289,7 @@ type grantsInput struct {
 	httpapi.PageQuery
 }
 
-func (h *handlers) grants(ctx context.Context, in *grantsInput) (*httpapi.Out[*core.Page[*core.Grant]], error) {
+func (h *handlers) grants(ctx context.Context, in *grantsInput) (*httpapi.Out[*page.Page[*core.Grant]], error) {
 	pg, err := h.bank.Grants(ctx, auth.CallerFrom(ctx), in.AppID, in.Limit, in.Cursor)
 	return httpapi.Reply(pg, err)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // RegisterPublic adds the public banking API under /v1. Every route
@@ -121,7 +122,7 @@ func (h *publicHandlers) createCustomer(ctx context.Context, in *createCustomerI
 	return httpapi.Reply(h.bank.CreateCustomer(ctx, a, n))
 }
 
-func (h *publicHandlers) listCustomers(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*core.Page[*core.Customer]], error) {
+func (h *publicHandlers) listCustomers(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*page.Page[*core.Customer]], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -155,7 +156,7 @@ func (h *publicHandlers) openAccount(ctx context.Context, in *openAccountInput) 
 	return httpapi.Reply(h.bank.OpenAccount(ctx, a, core.NewAccount{CustomerID: b.CustomerID, Product: b.Product, Currency: b.Currency, Name: b.Name}))
 }
 
-func (h *publicHandlers) listAccounts(ctx context.Context, in *listAccountsInput) (*httpapi.Out[*core.Page[*core.Account]], error) {
+func (h *publicHandlers) listAccounts(ctx context.Context, in *listAccountsInput) (*httpapi.Out[*page.Page[*core.Account]], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -179,7 +180,7 @@ func (h *publicHandlers) balances(ctx context.Context, in *httpapi.IDPath) (*htt
 	return httpapi.Reply(h.bank.Balances(ctx, a, in.ID))
 }
 
-func (h *publicHandlers) transactions(ctx context.Context, in *TransactionsInput) (*httpapi.Out[*core.Page[*core.Transaction]], error) {
+func (h *publicHandlers) transactions(ctx context.Context, in *TransactionsInput) (*httpapi.Out[*page.Page[*core.Transaction]], error) {
 	a, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
