@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -22,6 +21,7 @@ import (
 	"github.com/causewayhq/causeway/internal/foureyes"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/sso"
 )
 
@@ -78,7 +78,7 @@ type Config struct {
 	SecretKey string
 	// DataAgent is where the data agent runs: "inprocess" (default) or
 	// "external" (`causeway agent` on the bank's premises).
-	DataAgent string
+	DataAgent DataAgent
 	// DataAgentToken, when set, lets an external agent call only the agent
 	// routes (instead of using the admin token).
 	DataAgentToken string
@@ -377,10 +377,10 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // ParseDataAgent checks a --data-agent value.
-func ParseDataAgent(s string) (string, error) {
-	switch s {
+func ParseDataAgent(s string) (DataAgent, error) {
+	switch a := DataAgent(s); a {
 	case DataAgentInProcess, DataAgentExternal:
-		return s, nil
+		return a, nil
 	}
 	return "", fmt.Errorf("data-agent %q: must be inprocess or external", s)
 }
@@ -418,31 +418,16 @@ func adminToken(cfg Config) (token string, generated bool, err error) {
 		return cfg.AdminToken, false, nil
 	}
 	path := filepath.Join(cfg.DataDir, adminTokenFile)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			return "", false, fmt.Errorf("admin token file %s is empty", path)
-		}
-		return token, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", false, fmt.Errorf("admin token: %w", err)
-	}
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	token = "cwadm_" + base64.RawURLEncoding.EncodeToString(raw)
-	// O_EXCL: if another process created it first, use theirs.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return adminToken(cfg)
-	}
+	token, generated, err = seal.SecretFile(path, func() string {
+		raw := make([]byte, 32)
+		rand.Read(raw)
+		return "cwadm_" + base64.RawURLEncoding.EncodeToString(raw)
+	})
 	if err != nil {
 		return "", false, fmt.Errorf("admin token: %w", err)
 	}
-	defer f.Close()
-	if _, err := f.WriteString(token + "\n"); err != nil {
-		return "", false, fmt.Errorf("admin token: %w", err)
+	if token == "" {
+		return "", false, fmt.Errorf("admin token file %s is empty", path)
 	}
-	return token, true, f.Sync()
+	return token, generated, nil
 }

@@ -9,10 +9,13 @@ import (
 	"github.com/causewayhq/causeway/internal/datashare/agent"
 )
 
+// DataAgent is where the data agent runs.
+type DataAgent string
+
 // Data agent placements.
 const (
-	DataAgentInProcess = "inprocess"
-	DataAgentExternal  = "external"
+	DataAgentInProcess DataAgent = "inprocess"
+	DataAgentExternal  DataAgent = "external"
 )
 
 // startDatashare wires the fourth building block: the dataset catalog,

@@ -180,34 +180,53 @@ func LoadKeys(encoded, dataDir string) ([][]byte, error) {
 // random key on first use. Two processes creating it at once agree on one
 // key. name labels errors, e.g. "secret key".
 func KeyFile32(name, encoded, dir, file string) ([]byte, error) {
-	if encoded != "" {
-		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(encoded))
-		if err != nil || len(key) != 32 {
-			return nil, fmt.Errorf("%s: must be 32 bytes, base64-encoded", name)
+	if encoded == "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		return key, nil
+		var err error
+		encoded, _, err = SecretFile(filepath.Join(dir, file), func() string {
+			key := make([]byte, 32)
+			rand.Read(key)
+			return base64.StdEncoding.EncodeToString(key)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(encoded))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("%s: must be 32 bytes, base64-encoded", name)
 	}
-	path := filepath.Join(dir, file)
-	if b, err := os.ReadFile(path); err == nil {
-		return KeyFile32(name, string(b), "", "")
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	return key, nil
+}
+
+// SecretFile returns the secret kept in the file at path, without
+// surrounding space, or, when there is no such file, creates it (mode
+// 0600, flushed to disk) with the secret generate makes and returns that
+// with created true. When another process creates the file first, its
+// secret is the one returned.
+func SecretFile(path string, generate func() string) (secret string, created bool, err error) {
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			return strings.TrimSpace(string(b)), false, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", false, err
+		}
+		secret = generate()
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue // created meanwhile: read theirs
+		}
+		if err != nil {
+			return "", false, err
+		}
+		_, werr := f.WriteString(secret + "\n")
+		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+			return "", false, err
+		}
+		return secret, true, nil
 	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return KeyFile32(name, "", dir, file)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return key, f.Sync()
 }

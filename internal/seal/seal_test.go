@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/causewayhq/causeway/internal/seal"
@@ -151,5 +154,52 @@ func BenchmarkOpen(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A secret file is created once, mode 0600, and read back as it was
+// written; callers racing to create it all get the one that was written.
+func TestSecretFileIsCreatedOnceAndShared(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secret")
+	var made atomic.Int32
+	generate := func() string { return fmt.Sprintf("secret-%d", made.Add(1)) }
+
+	const racers = 8
+	got := make([]string, racers)
+	created := make([]bool, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, c, err := seal.SecretFile(path, generate)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i], created[i] = s, c
+		}()
+	}
+	wg.Wait()
+	creators := 0
+	for i := range racers {
+		if got[i] != got[0] || got[i] == "" {
+			t.Fatalf("racers got different secrets: %q", got)
+		}
+		if created[i] {
+			creators++
+		}
+	}
+	if creators != 1 {
+		t.Errorf("%d racers say they created the file; want 1", creators)
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("file: %v, %v; want mode 0600", info, err)
+	}
+	if s, c, err := seal.SecretFile(path, generate); err != nil || c || s != got[0] {
+		t.Errorf("reading it again = %q, %v, %v; want %q, not created", s, c, err, got[0])
+	}
+	if _, err := seal.KeyFile32("test key", "", t.TempDir(), "key"); err != nil {
+		t.Errorf("a new key file: %v", err)
 	}
 }
