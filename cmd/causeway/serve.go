@@ -59,19 +59,6 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 			if cfg.FourEyes, err = platform.ParseFourEyes(fourEyes); err != nil {
 				return err
 			}
-			if cfg.FourEyesRateAbove <= 0 || cfg.FourEyesQuotaAbove <= 0 || cfg.FourEyesPaymentAbove <= 0 || cfg.ProposalTTL <= 0 {
-				return fmt.Errorf("four-eyes-rate-above, four-eyes-quota-above, four-eyes-payment-above and proposal-ttl must be positive")
-			}
-			for name, v := range map[string]int{"signup-rate": cfg.SignupRate, "max-apps-per-developer": cfg.MaxAppsPerDeveloper,
-				"max-streams-per-app": cfg.MaxStreamsPerApp, "login-failures-per-account": cfg.LoginFailuresPerAccount,
-				"login-failures-per-address": cfg.LoginFailuresPerAddress} {
-				if v < 1 {
-					return fmt.Errorf("%s %d: must be at least 1", name, v)
-				}
-			}
-			if cfg.LoginWindow <= 0 {
-				return fmt.Errorf("login-window %s: must be positive", cfg.LoginWindow)
-			}
 			if caFile != "" {
 				if cfg.TargetRootCAs, err = platform.ReadCertificates(caFile); err != nil {
 					return err
@@ -80,11 +67,8 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 			if err := oidcSettings(&cfg.SSO, oidcSecretFile, oidcRoleMap, oidcScopes); err != nil {
 				return err
 			}
-			if err := cfg.EventStream.Validate(); err != nil {
+			if err := cfg.ValidateFlags(); err != nil {
 				return err
-			}
-			if cfg.EventStream.Replicas > 1 && cfg.NATSURL == "" {
-				return fmt.Errorf("event-replicas %d needs --nats-url: the embedded NATS is one server", cfg.EventStream.Replicas)
 			}
 			if cfg.Logger, err = newLogger(logLevel); err != nil {
 				return fmt.Errorf("log-level: %w", err)

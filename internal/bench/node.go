@@ -67,7 +67,7 @@ func startBenchNode(ctx context.Context, opts Options, name string, idleConns in
 		Version:             "bench",
 		AdminToken:          n.Admin,
 		Logger:              slog.New(slog.DiscardHandler),
-		PasswordCost:        benchPasswordCost,
+		Testing:             platform.Testing{PasswordCost: benchPasswordCost},
 		AllowPrivateTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		// Every benchmark signs up from 127.0.0.1; a run of all of them,
 		// and runs one after the other, must not meet the sign-up brake.

@@ -278,7 +278,7 @@ func TestBenchmarksSayHowToAllowTheirLoopbackTargets(t *testing.T) {
 	ctx := context.Background()
 	p, err := platform.New(ctx, platform.Config{
 		DataDir: testkit.DataDir(t), Mode: platform.ModeSandbox, Version: "test", AdminToken: "cwadm_strict",
-		Logger: slog.New(slog.DiscardHandler), PasswordCost: benchPasswordCost, SignupRate: 1 << 20,
+		Logger: slog.New(slog.DiscardHandler), Testing: platform.Testing{PasswordCost: benchPasswordCost}, SignupRate: 1 << 20,
 	})
 	if err != nil {
 		t.Fatal(err)

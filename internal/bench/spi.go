@@ -190,6 +190,9 @@ func startSPIRig(ctx context.Context, databaseURL string) (_ *spiRig, err error)
 	if err != nil {
 		return nil, err
 	}
+	if err := g.svc.Start(ctx); err != nil {
+		return nil, err
+	}
 	g.closers = append(g.closers, func() error { g.svc.Close(); return nil })
 	return g, nil
 }

@@ -41,27 +41,37 @@ const (
 )
 
 func (h *handlers) registerAgent(srv *httpapi.Server) {
+	// The agent's routes are the bank's, but registered outside its group:
+	// requireAgent lets the data agent token in as well as the admin token.
+	tags := []string{"Bank", "Data agent"}
 	sec := []map[string][]string{{httpapi.SchemeBankAdmin: {}}}
-	op := func(id, method, path, summary, description string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: "/bank/v1/agent" + path, Summary: summary,
-			Tags: []string{"Bank", "Data agent"}, Security: sec, Middlewares: huma.Middlewares{h.requireAgent},
-			Description: description + " Takes the bank's admin token or the data agent token."}
+	agent := func(r httpapi.Route) huma.Operation {
+		r.Path = "/bank/v1/agent" + r.Path
+		r.Description += " Takes the bank's admin token or the data agent token."
+		op := r.Public()
+		op.Security = sec
+		op.Middlewares = huma.Middlewares{h.requireAgent}
+		return op
 	}
-	huma.Register(srv.API, op("agent-list-jobs", http.MethodGet, "/jobs", "Jobs waiting for a data agent",
-		"Content an agent may produce now: that of approved, unexpired requests which is pending and due, or whose "+
-			"agent's lease ran out. Each job names the dataset's source, the format and the recipient to encrypt to."), h.jobs)
-	huma.Register(srv.API, op("agent-claim-job", http.MethodPost, "/jobs/{id}/claim", "Claim a job under a lease",
-		"Gives the job to the calling agent under a fresh lease (the lease token goes with every upload and the "+
-			"completion) and empties any partial upload of an earlier attempt. A job taken by another agent, done, or "+
-			"whose request is no longer approved is 409 job_unavailable."), h.claim)
-	huma.Register(srv.API, op("agent-complete-job", http.MethodPost, "/jobs/{id}/complete", "Finish a job's upload",
-		"Finishes a claimed job once its ciphertext is uploaded (PUT .../content, in parts): the upload must hold size "+
-			"bytes (else 409 size_mismatch) whose SHA-256 is sha256 (else 422 checksum_mismatch). The content becomes "+
-			"ready to download. A job whose lease went to another agent is 409 lease_lost."), h.complete)
-	huma.Register(srv.API, op("agent-fail-job", http.MethodPost, "/jobs/{id}/fail", "Report that a job could not be produced",
-		"Records why the agent could not produce the job; it is retried with growing delays and failed for good "+
-			"(content_failed, until the bank retries it) after a few attempts. 409 access_ended when the request was "+
-			"revoked or expired meanwhile, lease_lost when another agent holds the job."), h.fail)
+	huma.Register(srv.API, agent(httpapi.Route{ID: "agent-list-jobs", Method: http.MethodGet, Path: "/jobs", Tags: tags,
+		Summary: "Jobs waiting for a data agent",
+		Description: "Content an agent may produce now: that of approved, unexpired requests which is pending and due, or whose " +
+			"agent's lease ran out. Each job names the dataset's source, the format and the recipient to encrypt to."}), h.jobs)
+	huma.Register(srv.API, agent(httpapi.Route{ID: "agent-claim-job", Method: http.MethodPost, Path: "/jobs/{id}/claim", Tags: tags,
+		Summary: "Claim a job under a lease",
+		Description: "Gives the job to the calling agent under a fresh lease (the lease token goes with every upload and the " +
+			"completion) and empties any partial upload of an earlier attempt. A job taken by another agent, done, or " +
+			"whose request is no longer approved is 409 job_unavailable."}), h.claim)
+	huma.Register(srv.API, agent(httpapi.Route{ID: "agent-complete-job", Method: http.MethodPost, Path: "/jobs/{id}/complete", Tags: tags,
+		Summary: "Finish a job's upload",
+		Description: "Finishes a claimed job once its ciphertext is uploaded (PUT .../content, in parts): the upload must hold size " +
+			"bytes (else 409 size_mismatch) whose SHA-256 is sha256 (else 422 checksum_mismatch). The content becomes " +
+			"ready to download. A job whose lease went to another agent is 409 lease_lost."}), h.complete)
+	huma.Register(srv.API, agent(httpapi.Route{ID: "agent-fail-job", Method: http.MethodPost, Path: "/jobs/{id}/fail", Tags: tags,
+		Summary: "Report that a job could not be produced",
+		Description: "Records why the agent could not produce the job; it is retried with growing delays and failed for good " +
+			"(content_failed, until the bank retries it) after a few attempts. 409 access_ended when the request was " +
+			"revoked or expired meanwhile, lease_lost when another agent holds the job."}), h.fail)
 	srv.HandleSecured("PUT /bank/v1/agent/jobs/{id}/content", sec, http.HandlerFunc(h.uploadPart))
 }
 

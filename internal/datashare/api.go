@@ -24,37 +24,34 @@ const ContentType = "application/age"
 // Options.AgentToken).
 func (s *Service) Register(srv *httpapi.Server) {
 	h := &handlers{s: s, srv: srv}
-	op := func(id, method, path, summary string, status int, description string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Description: description,
-			Tags: []string{"Data partnering"}, DefaultStatus: status}
-	}
-	app := func(o huma.Operation) huma.Operation {
-		o.Path = "/v1" + o.Path
-		o.Security = []map[string][]string{{httpapi.SchemeAppOAuth2: {auth.ScopeDataRead}}}
-		return o
-	}
-	huma.Register(srv.API, app(op("list-datasets", http.MethodGet, "/datasets", "Browse the dataset catalog: schema and sample rows", 0,
-		"The bank's published datasets, oldest first, each with its description, columns, formats, licence, row count "+
-			"and a few sample rows (illustrative, never real customer data). Browsing needs no access request.")), h.listDatasets)
-	huma.Register(srv.API, app(op("get-dataset", http.MethodGet, "/datasets/{id}", "Get a dataset's description, schema and sample", 0,
-		"One dataset of the catalog: what it holds, its columns and their types, the formats it comes in and sample rows.")), h.getDataset)
-	huma.Register(srv.API, app(op("create-dataset-access-request", http.MethodPost, "/dataset-access-requests", "Ask the bank for access to a dataset", http.StatusCreated,
-		"Asks the bank for a dataset, for a purpose and a number of days, in one of its formats. recipient is the age "+
-			"public key (age1...) the content will be encrypted to: keep its identity file to yourself, the platform "+
-			"never sees it. The request waits (awaiting_approval) until the bank approves or rejects it; the app hears "+
-			"of the decision as a dataset.access.* event. An unknown dataset is 422 unknown_dataset.")), h.requestAccess)
-	huma.Register(srv.API, app(op("list-dataset-access-requests", http.MethodGet, "/dataset-access-requests", "List the app's dataset access requests", 0,
-		"This app's access requests, oldest first, with their status (awaiting_approval, approved, rejected, revoked, "+
-			"expired) and the content's progress; status narrows to one.")), h.listRequests)
-	huma.Register(srv.API, app(op("get-dataset-access-request", http.MethodGet, "/dataset-access-requests/{id}", "Get one of the app's dataset access requests", 0,
-		"One of this app's access requests: its status, expiry and whether its content is ready to download. Another "+
-			"app's request is 404.")), h.getRequest)
-	content := app(op("download-dataset-content", http.MethodGet, "/dataset-access-requests/{id}/content",
-		"Download the dataset, age-encrypted to the request's recipient", 0,
-		"The dataset (CSV with a header line, or JSON Lines) as an age-encrypted stream to the request's recipient; "+
-			"decrypt with `causeway data pull` or `age -d -i key.txt`. Range requests resume an interrupted download; the ETag is the "+
-			"SHA-256 of the ciphertext. 403 access_not_granted unless the request is the caller's, approved and unexpired; "+
-			"409 content_not_ready with Retry-After while the bank's data agent prepares it."))
+	tags := []string{"Data partnering"}
+	huma.Register(srv.API, httpapi.Route{ID: "list-datasets", Method: http.MethodGet, Path: "/v1/datasets", Tags: tags,
+		Summary: "Browse the dataset catalog: schema and sample rows",
+		Description: "The bank's published datasets, oldest first, each with its description, columns, formats, licence, row count " +
+			"and a few sample rows (illustrative, never real customer data). Browsing needs no access request."}.App(auth.ScopeDataRead), h.listDatasets)
+	huma.Register(srv.API, httpapi.Route{ID: "get-dataset", Method: http.MethodGet, Path: "/v1/datasets/{id}", Tags: tags,
+		Summary:     "Get a dataset's description, schema and sample",
+		Description: "One dataset of the catalog: what it holds, its columns and their types, the formats it comes in and sample rows."}.App(auth.ScopeDataRead), h.getDataset)
+	huma.Register(srv.API, httpapi.Route{ID: "create-dataset-access-request", Method: http.MethodPost, Path: "/v1/dataset-access-requests", Tags: tags, Status: http.StatusCreated,
+		Summary: "Ask the bank for access to a dataset",
+		Description: "Asks the bank for a dataset, for a purpose and a number of days, in one of its formats. recipient is the age " +
+			"public key (age1...) the content will be encrypted to: keep its identity file to yourself, the platform " +
+			"never sees it. The request waits (awaiting_approval) until the bank approves or rejects it; the app hears " +
+			"of the decision as a dataset.access.* event. An unknown dataset is 422 unknown_dataset."}.App(auth.ScopeDataRead), h.requestAccess)
+	huma.Register(srv.API, httpapi.Route{ID: "list-dataset-access-requests", Method: http.MethodGet, Path: "/v1/dataset-access-requests", Tags: tags,
+		Summary: "List the app's dataset access requests",
+		Description: "This app's access requests, oldest first, with their status (awaiting_approval, approved, rejected, revoked, " +
+			"expired) and the content's progress; status narrows to one."}.App(auth.ScopeDataRead), h.listRequests)
+	huma.Register(srv.API, httpapi.Route{ID: "get-dataset-access-request", Method: http.MethodGet, Path: "/v1/dataset-access-requests/{id}", Tags: tags,
+		Summary: "Get one of the app's dataset access requests",
+		Description: "One of this app's access requests: its status, expiry and whether its content is ready to download. Another " +
+			"app's request is 404."}.App(auth.ScopeDataRead), h.getRequest)
+	content := httpapi.Route{ID: "download-dataset-content", Method: http.MethodGet, Path: "/v1/dataset-access-requests/{id}/content", Tags: tags,
+		Summary: "Download the dataset, age-encrypted to the request's recipient",
+		Description: "The dataset (CSV with a header line, or JSON Lines) as an age-encrypted stream to the request's recipient; " +
+			"decrypt with `causeway data pull` or `age -d -i key.txt`. Range requests resume an interrupted download; the ETag is the " +
+			"SHA-256 of the ciphertext. 403 access_not_granted unless the request is the caller's, approved and unexpired; " +
+			"409 content_not_ready with Retry-After while the bank's data agent prepares it."}.App(auth.ScopeDataRead)
 	binary := map[string]*huma.MediaType{ContentType: {Schema: &huma.Schema{Type: "string", Format: "binary"}}}
 	content.Responses = map[string]*huma.Response{
 		"200": {Description: "The whole encrypted file", Content: binary},
@@ -65,33 +62,45 @@ func (s *Service) Register(srv *httpapi.Server) {
 	huma.Register(srv.API, content, h.content)
 
 	b := srv.Bank
-	huma.Register(b, op("bank-publish-dataset", http.MethodPost, "/datasets", "Publish a dataset in the catalog", http.StatusCreated,
-		"Adds a dataset to the catalog that apps browse: its description, licence, columns, formats and sample rows, "+
-			"and its source on the data agent's side (a built-in generator, or a CSV or JSON Lines file under one of the "+
-			"agent's allowed directories). The hub stores only the description, never the data. A name already in the "+
-			"catalog is 409 dataset_exists."), h.publish)
-	huma.Register(b, op("bank-list-datasets", http.MethodGet, "/datasets", "List the catalog with sources", 0,
-		"The catalog as apps see it, oldest first, with each dataset's source on the data agent's side."), h.bankListDatasets)
-	huma.Register(b, op("bank-get-dataset", http.MethodGet, "/datasets/{id}", "Get a dataset with its source", 0,
-		"One dataset of the catalog with its source on the data agent's side."), h.bankGetDataset)
-	huma.Register(b, op("bank-list-dataset-access-requests", http.MethodGet, "/dataset-access-requests", "List access requests, oldest first", 0,
-		"Every app's access requests, oldest first; status=awaiting_approval lists what waits for a decision."), h.bankListRequests)
-	huma.Register(b, op("bank-get-dataset-access-request", http.MethodGet, "/dataset-access-requests/{id}", "Get an access request", 0,
-		"One access request of any app: the dataset, purpose, duration, recipient, decision and the content's progress."), h.bankGetRequest)
-	decide := func(o huma.Operation, from string) huma.Operation {
-		o.Description = "Only a request that is " + from + " can be decided so; any other state, including a decision " +
+	huma.Register(b, httpapi.Route{ID: "bank-publish-dataset", Method: http.MethodPost, Path: "/datasets", Tags: tags, Status: http.StatusCreated,
+		Summary: "Publish a dataset in the catalog",
+		Description: "Adds a dataset to the catalog that apps browse: its description, licence, columns, formats and sample rows, " +
+			"and its source on the data agent's side (a built-in generator, or a CSV or JSON Lines file under one of the " +
+			"agent's allowed directories). The hub stores only the description, never the data. A name already in the " +
+			"catalog is 409 dataset_exists."}.Bank(), h.publish)
+	huma.Register(b, httpapi.Route{ID: "bank-list-datasets", Method: http.MethodGet, Path: "/datasets", Tags: tags,
+		Summary:     "List the catalog with sources",
+		Description: "The catalog as apps see it, oldest first, with each dataset's source on the data agent's side."}.Bank(), h.bankListDatasets)
+	huma.Register(b, httpapi.Route{ID: "bank-get-dataset", Method: http.MethodGet, Path: "/datasets/{id}", Tags: tags,
+		Summary:     "Get a dataset with its source",
+		Description: "One dataset of the catalog with its source on the data agent's side."}.Bank(), h.bankGetDataset)
+	huma.Register(b, httpapi.Route{ID: "bank-list-dataset-access-requests", Method: http.MethodGet, Path: "/dataset-access-requests", Tags: tags,
+		Summary:     "List access requests, oldest first",
+		Description: "Every app's access requests, oldest first; status=awaiting_approval lists what waits for a decision."}.Bank(), h.bankListRequests)
+	huma.Register(b, httpapi.Route{ID: "bank-get-dataset-access-request", Method: http.MethodGet, Path: "/dataset-access-requests/{id}", Tags: tags,
+		Summary:     "Get an access request",
+		Description: "One access request of any app: the dataset, purpose, duration, recipient, decision and the content's progress."}.Bank(), h.bankGetRequest)
+	onlyFrom := func(state string) string {
+		return "Only a request that is " + state + " can be decided so; any other state, including a decision " +
 			"another officer took a moment earlier, is 409 invalid_transition."
-		return o
 	}
-	huma.Register(b, decide(op("bank-approve-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/approve", "Approve a request awaiting approval", 0, ""), "awaiting approval"), h.approve)
-	huma.Register(b, decide(op("bank-reject-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/reject", "Reject a request awaiting approval", 0, ""), "awaiting approval"), h.reject)
-	huma.Register(b, decide(op("bank-revoke-dataset-access-request", http.MethodPost, "/dataset-access-requests/{id}/revoke", "Revoke an approved request: downloads stop at once", 0, ""), "approved"), h.revoke)
-	huma.Register(b, op("bank-retry-dataset-content", http.MethodPost, "/dataset-access-requests/{id}/retry-content", "Queue failed content for the data agent again", 0,
-		"Puts content the data agent gave up on (content_failed) back in the agents' queue, with its attempts reset. "+
-			"Only an approved request's content can be retried; any other is 409 invalid_transition."), h.retry)
-	huma.Register(b, op("bank-dataset-access-audit", http.MethodGet, "/dataset-access-requests/{id}/audit", "The request's audit trail: request, decisions, content, downloads", 0,
-		"Everything that happened to the request, oldest first: the request, each decision and who took it, the "+
-			"content prepared or failed, and every download or refused download with its range and size."), h.audit)
+	huma.Register(b, httpapi.Route{ID: "bank-approve-dataset-access-request", Method: http.MethodPost, Path: "/dataset-access-requests/{id}/approve", Tags: tags,
+		Summary:     "Approve a request awaiting approval",
+		Description: onlyFrom("awaiting approval")}.Bank(), h.approve)
+	huma.Register(b, httpapi.Route{ID: "bank-reject-dataset-access-request", Method: http.MethodPost, Path: "/dataset-access-requests/{id}/reject", Tags: tags,
+		Summary:     "Reject a request awaiting approval",
+		Description: onlyFrom("awaiting approval")}.Bank(), h.reject)
+	huma.Register(b, httpapi.Route{ID: "bank-revoke-dataset-access-request", Method: http.MethodPost, Path: "/dataset-access-requests/{id}/revoke", Tags: tags,
+		Summary:     "Revoke an approved request: downloads stop at once",
+		Description: onlyFrom("approved")}.Bank(), h.revoke)
+	huma.Register(b, httpapi.Route{ID: "bank-retry-dataset-content", Method: http.MethodPost, Path: "/dataset-access-requests/{id}/retry-content", Tags: tags,
+		Summary: "Queue failed content for the data agent again",
+		Description: "Puts content the data agent gave up on (content_failed) back in the agents' queue, with its attempts reset. " +
+			"Only an approved request's content can be retried; any other is 409 invalid_transition."}.Bank(), h.retry)
+	huma.Register(b, httpapi.Route{ID: "bank-dataset-access-audit", Method: http.MethodGet, Path: "/dataset-access-requests/{id}/audit", Tags: tags,
+		Summary: "The request's audit trail: request, decisions, content, downloads",
+		Description: "Everything that happened to the request, oldest first: the request, each decision and who took it, the " +
+			"content prepared or failed, and every download or refused download with its range and size."}.Bank(), h.audit)
 
 	h.registerAgent(srv)
 }

@@ -59,7 +59,7 @@ type Options struct {
 	// Leader, when set, says whether this node does the cluster's periodic
 	// work now (Run's sweep: expiring access, deleting retired
 	// ciphertext); nodes sharing a database agree on one leader (the
-	// platform passes the outbox relay's lease), and another takes over
+	// platform passes its lease's Held, package leader), and another takes over
 	// when it dies. Nil means always (one node).
 	Leader func() bool
 	// Now is the clock; default time.Now. Tests move it.

@@ -24,26 +24,18 @@ import (
 //     (admin token).
 func (s *Service) Register(srv *httpapi.Server) {
 	h := &handlers{s: s}
-	read := []map[string][]string{{httpapi.SchemeAppOAuth2: {auth.ScopeEventsRead}}}
 	tags := []string{"Events"}
 
-	huma.Register(srv.API, huma.Operation{
-		OperationID: "list-event-types", Method: http.MethodGet, Path: "/v1/event-types",
+	huma.Register(srv.API, httpapi.Route{ID: "list-event-types", Method: http.MethodGet, Path: "/v1/event-types", Tags: tags,
 		Summary:     "The event catalog",
-		Description: "Every event type with its description, the JSON Schema of its data and a whole example CloudEvent.",
-		Tags:        tags, Security: read,
-	}, h.listTypes)
-	huma.Register(srv.API, huma.Operation{
-		OperationID: "list-events", Method: http.MethodGet, Path: "/v1/events",
+		Description: "Every event type with its description, the JSON Schema of its data and a whole example CloudEvent."}.App(auth.ScopeEventsRead), h.listTypes)
+	huma.Register(srv.API, httpapi.Route{ID: "list-events", Method: http.MethodGet, Path: "/v1/events", Tags: tags,
 		Summary: "Pull events, oldest first",
 		Description: "The events this app may see, oldest first, as CloudEvents. Start without after (the oldest event), " +
 			"or with an event id; then pass next_cursor as after to continue. next_cursor is set whenever the page " +
 			"read anything, so polling with it never misses or repeats an event. A page may be shorter than limit " +
-			"even when more events follow.",
-		Tags: tags, Security: read,
-	}, h.listEvents)
-	huma.Register(srv.API, httpapi.NoStore(huma.Operation{
-		OperationID: "create-stream-ticket", Method: http.MethodPost, Path: "/v1/events/stream-tickets",
+			"even when more events follow."}.App(auth.ScopeEventsRead), h.listEvents)
+	ticket := httpapi.Route{ID: "create-stream-ticket", Method: http.MethodPost, Path: "/v1/events/stream-tickets", Tags: tags, Status: http.StatusCreated,
 		Summary: "Get a ticket to open the event stream from a browser",
 		Description: "A browser's EventSource cannot send an Authorization header, and an access token does not belong " +
 			"in a URL (proxy logs, browser history). Your back end calls this with the app's access token and hands " +
@@ -51,40 +43,31 @@ func (s *Service) Register(srv *httpapi.Server) {
 			"The ticket is bound to this app, carries the events:read scope only, expires a minute after it is issued " +
 			"and works once: any later use, on any node, is 401 invalid_ticket. EventSource reconnects to the same " +
 			"URL, so when a ticket stream ends the page gets a new ticket and opens a new EventSource with " +
-			"after=<the last event id it received>. Only a hash of the ticket is stored.",
-		Tags: tags, Security: read, DefaultStatus: http.StatusCreated,
-		Errors: []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests},
-	}), h.createTicket)
-	// The stream also takes a stream ticket, for browsers.
-	stream := []map[string][]string{read[0], {httpapi.SchemeStreamTicket: {}}}
+			"after=<the last event id it received>. Only a hash of the ticket is stored."}.App(auth.ScopeEventsRead)
+	ticket.Errors = []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests}
+	huma.Register(srv.API, httpapi.NoStore(ticket), h.createTicket)
+	// The stream also takes a stream ticket, for browsers; its operation
+	// is written by hand (an event stream is not a huma handler).
+	stream := []map[string][]string{{httpapi.SchemeAppOAuth2: {auth.ScopeEventsRead}}, {httpapi.SchemeStreamTicket: {}}}
 	srv.HandleSecured("GET /v1/events/stream", stream, http.HandlerFunc(s.serveStream))
 	srv.API.OpenAPI().AddOperation(streamOperation(stream, tags))
 
 	bank := srv.Bank
-	huma.Register(bank, huma.Operation{
-		OperationID: "bank-list-event-types", Method: http.MethodGet, Path: "/event-types",
+	huma.Register(bank, httpapi.Route{ID: "bank-list-event-types", Method: http.MethodGet, Path: "/event-types", Tags: tags,
 		Summary:     "The event catalog",
-		Description: "Every event type, built-in and the bank's own, with its description, the JSON Schema of its data and an example.",
-		Tags:        tags,
-	}, h.listTypes)
-	huma.Register(bank, huma.Operation{
-		OperationID: "bank-register-event-type", Method: http.MethodPost, Path: "/event-types",
+		Description: "Every event type, built-in and the bank's own, with its description, the JSON Schema of its data and an example."}.Bank(), h.listTypes)
+	huma.Register(bank, httpapi.Route{ID: "bank-register-event-type", Method: http.MethodPost, Path: "/event-types", Tags: tags, Status: http.StatusCreated,
 		Summary: "Register (or replace) a bank event type",
 		Description: "Adds an event type to the catalog, so bank systems can publish it. Registering a type the bank " +
-			"registered before replaces it (200); built-in types cannot be replaced (409).",
-		Tags: tags, DefaultStatus: http.StatusCreated,
-	}, h.registerType)
-	huma.Register(bank, huma.Operation{
-		OperationID: "bank-publish-event", Method: http.MethodPost, Path: "/events",
+			"registered before replaces it (200); built-in types cannot be replaced (409)."}.Bank(), h.registerType)
+	huma.Register(bank, httpapi.Route{ID: "bank-publish-event", Method: http.MethodPost, Path: "/events", Tags: tags, Status: http.StatusAccepted,
 		Summary: "Publish a CloudEvent from a bank system",
 		Description: "Takes a CloudEvents 1.0 event, structured (Content-Type application/cloudevents+json, or " +
 			"application/json without ce-* headers) or binary (ce-* headers, the data as a JSON body). The type must " +
 			"be in the catalog and the data must match its schema. The extension attribute causewaycustomerid (or " +
 			"data.customer_id) sends it to the apps that may see that customer, causewayappid to that one app only (even " +
 			"with a customer); an event " +
-			"of a public type with neither reaches every app. Delivered like every other event: webhooks, pull, stream.",
-		Tags: tags, DefaultStatus: http.StatusAccepted,
-	}, h.publish)
+			"of a public type with neither reaches every app. Delivered like every other event: webhooks, pull, stream."}.Bank(), h.publish)
 	documentPublishBody(srv.API)
 }
 

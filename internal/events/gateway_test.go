@@ -62,6 +62,9 @@ func TestRoutesThroughTheRealGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(g.Close)
 	srv.Use(g.Middleware(srv))
 	e.svc.Register(srv)

@@ -29,20 +29,22 @@ func (s *Service) Register(srv *httpapi.Server) {
 	oapi.OnAddOperation = append(oapi.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) { s.document(op) })
 
 	h := &handlers{s: s}
-	op := func(id, method, path, summary, description string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Description: description, Tags: []string{"Operators"}}
-	}
-	huma.Register(srv.Bank, op("bank-list-proposals", http.MethodGet, "/proposals", "List four-eyes proposals",
-		"Decisions held back for a second operator, newest first; pending=true narrows to those still waiting (not expired)."), h.list)
-	huma.Register(srv.Bank, op("bank-get-proposal", http.MethodGet, "/proposals/{id}", "Get a proposal",
-		"A proposal with the request it holds and, once decided, who decided and the operation's answer."), h.get)
-	huma.Register(srv.Bank, op("bank-confirm-proposal", http.MethodPost, "/proposals/{id}/confirm", "Confirm a proposal",
-		"Carries out the request as proposed, acting as the confirming operator, who must hold the proposal's role and not be "+
-			"its proposer (403 same_operator); the admin token may not confirm in production mode (403 operator_only). The "+
-			"answer holds the operation's own answer in result; an operation that refuses leaves the proposal failed. A "+
-			"proposal decided already or expired is 409 proposal_not_pending."), h.confirm)
-	huma.Register(srv.Bank, op("bank-reject-proposal", http.MethodPost, "/proposals/{id}/reject", "Reject a proposal",
-		"Turns a proposal down, with a reason; the same rules as confirming, except that the admin token may reject."), h.reject)
+	tags := []string{"Operators"}
+	huma.Register(srv.Bank, httpapi.Route{ID: "bank-list-proposals", Method: http.MethodGet, Path: "/proposals", Tags: tags,
+		Summary:     "List four-eyes proposals",
+		Description: "Decisions held back for a second operator, newest first; pending=true narrows to those still waiting (not expired)."}.Bank(), h.list)
+	huma.Register(srv.Bank, httpapi.Route{ID: "bank-get-proposal", Method: http.MethodGet, Path: "/proposals/{id}", Tags: tags,
+		Summary:     "Get a proposal",
+		Description: "A proposal with the request it holds and, once decided, who decided and the operation's answer."}.Bank(), h.get)
+	huma.Register(srv.Bank, httpapi.Route{ID: "bank-confirm-proposal", Method: http.MethodPost, Path: "/proposals/{id}/confirm", Tags: tags,
+		Summary: "Confirm a proposal",
+		Description: "Carries out the request as proposed, acting as the confirming operator, who must hold the proposal's role and not be " +
+			"its proposer (403 same_operator); the admin token may not confirm in production mode (403 operator_only). The " +
+			"answer holds the operation's own answer in result; an operation that refuses leaves the proposal failed. A " +
+			"proposal decided already or expired is 409 proposal_not_pending."}.Bank(), h.confirm)
+	huma.Register(srv.Bank, httpapi.Route{ID: "bank-reject-proposal", Method: http.MethodPost, Path: "/proposals/{id}/reject", Tags: tags,
+		Summary:     "Reject a proposal",
+		Description: "Turns a proposal down, with a reason; the same rules as confirming, except that the admin token may reject."}.Bank(), h.reject)
 }
 
 // document marks a guarded operation's 202 answer in the OpenAPI

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/leader"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -359,6 +360,22 @@ func (c *counts) percentile(q float64) float64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// AnalyticsRetention is how long per-minute API analytics are kept: the
+// charts reach back 31 days, the rest is for a year-on-year look.
+const AnalyticsRetention = 400 * 24 * time.Hour
+
+// Jobs are the gateway's periodic jobs for the cluster's leader: pruning
+// expired idempotency keys every ten minutes, and analytics past
+// AnalyticsRetention hourly.
+func (g *Gateway) Jobs() []leader.Job {
+	return []leader.Job{
+		{Name: "prune expired idempotency keys", Every: 10 * time.Minute, Do: g.PruneIdempotencyKeys},
+		{Name: "prune API analytics", Every: time.Hour, Do: func(ctx context.Context) (int64, error) {
+			return g.PruneAnalytics(ctx, g.now().Add(-AnalyticsRetention))
+		}},
+	}
+}
 
 // PruneAnalytics deletes the analytics of minutes before the given time,
 // and says how many rows it deleted.

@@ -17,41 +17,43 @@ import (
 // and the upstream proxy at ProxyPattern.
 func (g *Gateway) Register(s *httpapi.Server) {
 	h := &handlers{g: g}
-	op := func(id, method, path, summary, description string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Description: description,
-			Tags: []string{"Gateway"}}
-	}
+	tags := []string{"Gateway"}
 	const analytics = "Calls, 4xx and 5xx answers and latency percentiles between from and to (at most 31 days; by " +
 		"default the last 24 hours), in total, per route pattern (GET /v1/accounts/{id}) and per minute with calls."
-	huma.Register(s.Bank, op("bank-put-app-limits", http.MethodPut, "/apps/{id}/limits", "Set an app's rate limit and daily quota",
-		"Gives the app its own token bucket (requests_per_second, burst) and daily quota (requests per UTC day) instead "+
-			"of the platform's defaults; every node applies them within seconds. The app's RateLimit-* headers show them."), h.putLimits)
-	huma.Register(s.Bank, op("bank-get-app-limits", http.MethodGet, "/apps/{id}/limits", "Get an app's rate limit and daily quota",
-		"The limits that apply to the app: its own, or the platform's defaults (default: true)."), h.getLimits)
-	huma.Register(s.Bank, op("bank-get-app-analytics", http.MethodGet, "/apps/{id}/analytics", "An app's API calls, errors and latencies",
-		analytics+" Of one app of any organization."), h.bankAnalytics)
-	huma.Register(s.Bank, op("bank-get-analytics", http.MethodGet, "/analytics", "Every app's API calls, errors and latencies together",
-		analytics+" Of every app's calls together: the platform's traffic."), h.platformAnalytics)
+	huma.Register(s.Bank, httpapi.Route{ID: "bank-put-app-limits", Method: http.MethodPut, Path: "/apps/{id}/limits", Tags: tags,
+		Summary: "Set an app's rate limit and daily quota",
+		Description: "Gives the app its own token bucket (requests_per_second, burst) and daily quota (requests per UTC day) instead " +
+			"of the platform's defaults; every node applies them within seconds. The app's RateLimit-* headers show them."}.Bank(), h.putLimits)
+	huma.Register(s.Bank, httpapi.Route{ID: "bank-get-app-limits", Method: http.MethodGet, Path: "/apps/{id}/limits", Tags: tags,
+		Summary:     "Get an app's rate limit and daily quota",
+		Description: "The limits that apply to the app: its own, or the platform's defaults (default: true)."}.Bank(), h.getLimits)
+	huma.Register(s.Bank, httpapi.Route{ID: "bank-get-app-analytics", Method: http.MethodGet, Path: "/apps/{id}/analytics", Tags: tags,
+		Summary:     "An app's API calls, errors and latencies",
+		Description: analytics + " Of one app of any organization."}.Bank(), h.bankAnalytics)
+	huma.Register(s.Bank, httpapi.Route{ID: "bank-get-analytics", Method: http.MethodGet, Path: "/analytics", Tags: tags,
+		Summary:     "Every app's API calls, errors and latencies together",
+		Description: analytics + " Of every app's calls together: the platform's traffic."}.Bank(), h.platformAnalytics)
 
-	dev := op("get-app-analytics", http.MethodGet, "/v1/apps/{id}/analytics", "Your app's API calls, errors and latencies",
-		analytics+" Of an app of the developer's organization, as the gateway measured them; another organization's app is 404.")
-	dev.Security = []map[string][]string{{httpapi.SchemeDeveloper: {}}}
+	dev := httpapi.Route{ID: "get-app-analytics", Method: http.MethodGet, Path: "/v1/apps/{id}/analytics", Tags: tags,
+		Summary:     "Your app's API calls, errors and latencies",
+		Description: analytics + " Of an app of the developer's organization, as the gateway measured them; another organization's app is 404."}.Developer()
 	huma.Register(s.API, dev, h.developerAnalytics)
 
-	create := op("bank-create-upstream", http.MethodPost, "/upstreams", "Publish an upstream API to apps under /v1/ext/{path_prefix}/",
-		"Puts one of the bank's internal APIs behind the gateway: an app's call to /v1/ext/{path_prefix}/x?y goes to "+
-			"{base_url}/x?y with the app's credentials removed, after the gateway checked the token, the scope, the "+
-			"limits and counted the call. Each forwarded call is signed (RFC 9421 HTTP Message Signatures with the "+
-			"signing_secret, shown in this answer only) so the upstream can tell it came through the gateway. A path "+
-			"prefix in use is 409 upstream_prefix_taken.")
-	create.DefaultStatus = http.StatusCreated
+	create := httpapi.Route{ID: "bank-create-upstream", Method: http.MethodPost, Path: "/upstreams", Tags: tags, Status: http.StatusCreated,
+		Summary: "Publish an upstream API to apps under /v1/ext/{path_prefix}/",
+		Description: "Puts one of the bank's internal APIs behind the gateway: an app's call to /v1/ext/{path_prefix}/x?y goes to " +
+			"{base_url}/x?y with the app's credentials removed, after the gateway checked the token, the scope, the " +
+			"limits and counted the call. Each forwarded call is signed (RFC 9421 HTTP Message Signatures with the " +
+			"signing_secret, shown in this answer only) so the upstream can tell it came through the gateway. A path " +
+			"prefix in use is 409 upstream_prefix_taken."}.Bank()
 	huma.Register(s.Bank, httpapi.NoStore(create), h.createUpstream)
-	huma.Register(s.Bank, op("bank-list-upstreams", http.MethodGet, "/upstreams", "List upstream APIs",
-		"The published upstream APIs with their path prefix, base URL and scope (never their signing secret), oldest first."), h.listUpstreams)
-	del := op("bank-delete-upstream", http.MethodDelete, "/upstreams/{id}", "Unpublish an upstream API",
-		"Stops forwarding /v1/ext/{path_prefix}/ to the upstream; every node stops within seconds, and calls there "+
-			"then get 404.")
-	del.DefaultStatus = http.StatusNoContent
+	huma.Register(s.Bank, httpapi.Route{ID: "bank-list-upstreams", Method: http.MethodGet, Path: "/upstreams", Tags: tags,
+		Summary:     "List upstream APIs",
+		Description: "The published upstream APIs with their path prefix, base URL and scope (never their signing secret), oldest first."}.Bank(), h.listUpstreams)
+	del := httpapi.Route{ID: "bank-delete-upstream", Method: http.MethodDelete, Path: "/upstreams/{id}", Tags: tags, Status: http.StatusNoContent,
+		Summary: "Unpublish an upstream API",
+		Description: "Stops forwarding /v1/ext/{path_prefix}/ to the upstream; every node stops within seconds, and calls there " +
+			"then get 404."}.Bank()
 	huma.Register(s.Bank, del, h.deleteUpstream)
 
 	s.HandleSecured(ProxyPattern, []map[string][]string{{httpapi.SchemeAppOAuth2: {}}}, http.HandlerFunc(g.proxy))

@@ -68,6 +68,9 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			if err := gw.Start(context.Background()); err != nil {
+				b.Fatal(err)
+			}
 			b.Cleanup(gw.Close)
 			s.Use(gw.Middleware(s))
 		}

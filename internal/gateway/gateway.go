@@ -120,10 +120,6 @@ type Options struct {
 	// UpstreamTimeout bounds a proxied call, response body included;
 	// default 30s.
 	UpstreamTimeout time.Duration
-	// Leader, when set, says whether this node does the cluster's periodic
-	// work now (pruning expired idempotency keys); the platform passes the
-	// outbox relay's lease. Nil means always (one node).
-	Leader func() bool
 }
 
 // Gateway is the API gateway of one node.
@@ -140,7 +136,6 @@ type Gateway struct {
 	cacheTTL        time.Duration
 	flushEvery      time.Duration
 	upstreamTimeout time.Duration
-	leader          func() bool
 
 	apps    appStates
 	budgets *sharedBudgets // nil: node-local budgets
@@ -152,7 +147,9 @@ type Gateway struct {
 	upstreams *upstreamCache
 	transport *http.Transport
 
-	stop      context.CancelFunc
+	bus *bus.Bus // the shared budgets' home; nil: node-local budgets
+
+	stop      context.CancelFunc // nil until Start
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -162,9 +159,8 @@ func Migrate(ctx context.Context, db *store.DB) error {
 	return db.MigrateDir(ctx, "gateway", migrationFiles, "migrations")
 }
 
-// New returns a gateway over db, whose tables Migrate has created, and
-// starts its background work (analytics flushes, pruning of expired
-// idempotency keys). Close stops it.
+// New returns a gateway over db, whose tables Migrate has created. It does
+// no I/O and starts nothing: Start does.
 func New(db *store.DB, opts Options) (*Gateway, error) {
 	if db == nil {
 		return nil, errors.New("gateway: a database is required")
@@ -186,7 +182,7 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 		cacheTTL:        opts.CacheTTL,
 		flushEvery:      opts.FlushInterval,
 		upstreamTimeout: opts.UpstreamTimeout,
-		leader:          opts.Leader,
+		bus:             opts.Bus,
 		done:            make(chan struct{}),
 	}
 	if g.log == nil {
@@ -214,14 +210,6 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 	if g.metrics, err = newMetrics(opts.Registerer); err != nil {
 		return nil, err
 	}
-	if opts.Bus != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		g.budgets, err = openSharedBudgets(ctx, opts.Bus)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-	}
 	g.analytics = newAggregator()
 	g.upstreams = newUpstreamCache()
 	g.transport = &http.Transport{
@@ -234,30 +222,37 @@ func New(db *store.DB, opts Options) (*Gateway, error) {
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: g.upstreamTimeout,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g.stop = cancel
-	go g.background(ctx)
 	return g, nil
 }
 
-// pruneKeys prunes expired idempotency keys, logging the outcome.
-func (g *Gateway) pruneKeys(ctx context.Context) {
-	if n, err := g.PruneIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
-		g.log.WarnContext(ctx, "pruning idempotency keys failed", "error", err.Error())
-	} else if n > 0 {
-		g.log.DebugContext(ctx, "pruned expired idempotency keys", "keys", n)
+// Start opens the budgets shared through the bus, when Options.Bus is set,
+// and starts the background work (analytics flushes, handing back unused
+// budget leases). Call it once, before serving; Close stops it.
+func (g *Gateway) Start(ctx context.Context) error {
+	if g.bus != nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		budgets, err := openSharedBudgets(ctx, g.bus)
+		cancel()
+		if err != nil {
+			return err
+		}
+		g.budgets = budgets
 	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	g.stop = cancel
+	go g.background(bg)
+	return nil
 }
 
 // background flushes analytics every FlushInterval, hands expired leases
-// back to the shared budgets every second, and prunes expired idempotency
-// keys and idle rate-limit state now and then.
+// back to the shared budgets every second, and forgets idle rate-limit
+// state now and then. This node's own work only: the cluster's is in Jobs.
 func (g *Gateway) background(ctx context.Context) {
 	defer close(g.done)
 	flush := time.NewTicker(g.flushEvery)
 	defer flush.Stop()
-	prune := time.NewTicker(10 * time.Minute)
-	defer prune.Stop()
+	sweep := time.NewTicker(10 * time.Minute)
+	defer sweep.Stop()
 	settle := time.NewTicker(time.Second)
 	defer settle.Stop()
 	for {
@@ -270,10 +265,7 @@ func (g *Gateway) background(ctx context.Context) {
 			if err := g.Flush(ctx); err != nil && ctx.Err() == nil {
 				g.log.WarnContext(ctx, "analytics flush failed; counts kept for the next one", "error", err.Error())
 			}
-		case <-prune.C:
-			if g.leader == nil || g.leader() {
-				g.pruneKeys(ctx)
-			}
+		case <-sweep.C:
 			g.apps.sweep(g.now(), 10*time.Minute, g.budgets != nil)
 		}
 	}
@@ -284,8 +276,10 @@ func (g *Gateway) background(ctx context.Context) {
 // the HTTP server has stopped serving, before the bus closes.
 func (g *Gateway) Close() {
 	g.closeOnce.Do(func() {
-		g.stop()
-		<-g.done
+		if g.stop != nil {
+			g.stop()
+			<-g.done
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		g.settleLeases(ctx, true)

@@ -308,6 +308,9 @@ func (e *env) newNodeOn(t testing.TB, b *bus.Bus) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := gw.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	e.app.register(s)
 	gw.Register(s)
 	s.Use(gw.Middleware(s))

@@ -304,7 +304,7 @@ func (g *Gateway) releaseKey(ctx context.Context, principal, key, claim string) 
 }
 
 // PruneIdempotencyKeys deletes expired keys and their responses, and
-// returns how many. The gateway runs it every few minutes.
+// returns how many. The cluster's leader runs it (Jobs).
 func (g *Gateway) PruneIdempotencyKeys(ctx context.Context) (int64, error) {
 	var n int64
 	err := g.db.Tx(ctx, func(tx *sql.Tx) error {

@@ -23,77 +23,75 @@ import (
 func (s *Service) Register(srv *httpapi.Server) {
 	h := &handlers{s: s}
 	api := srv.API
-	developer := []map[string][]string{{httpapi.SchemeDeveloper: {}}}
-	op := func(id, method, path, summary string, tags ...string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: tags}
-	}
 
-	signUp := op("sign-up", http.MethodPost, "/v1/developers", "Sign up as a developer", "Developers")
-	signUp.DefaultStatus = http.StatusCreated
-	signUp.Description = "Creates a developer in a new organization and returns a developer token (valid 30 days). " +
-		"One client address may sign up --signup-rate times an hour (default 20), failed attempts such as email_taken " +
-		"included; beyond, 429 too_many_sign_ups with Retry-After. An email that already has an account is 409 email_taken."
+	signUp := httpapi.Route{ID: "sign-up", Method: http.MethodPost, Path: "/v1/developers", Tags: []string{"Developers"}, Status: http.StatusCreated,
+		Summary: "Sign up as a developer",
+		Description: "Creates a developer in a new organization and returns a developer token (valid 30 days). " +
+			"One client address may sign up --signup-rate times an hour (default 20), failed attempts such as email_taken " +
+			"included; beyond, 429 too_many_sign_ups with Retry-After. An email that already has an account is 409 email_taken."}.Public()
 	signUp.Errors = []int{http.StatusConflict, http.StatusTooManyRequests}
 	huma.Register(api, httpapi.NoStore(signUp), h.signUp)
-	logIn := op("log-in", http.MethodPost, "/v1/developers/login", "Log in and get a developer token", "Developers")
-	logIn.Description = "Failed logins are counted per email and per client address over a window (15 minutes by default): " +
-		"beyond half the limit attempts must be spaced by a doubling delay, at the limit every attempt, the right password " +
-		"included, is 429 too_many_login_attempts with Retry-After until the window ends. A successful login clears the email's count."
+	logIn := httpapi.Route{ID: "log-in", Method: http.MethodPost, Path: "/v1/developers/login", Tags: []string{"Developers"},
+		Summary: "Log in and get a developer token",
+		Description: "Failed logins are counted per email and per client address over a window (15 minutes by default): " +
+			"beyond half the limit attempts must be spaced by a doubling delay, at the limit every attempt, the right password " +
+			"included, is 429 too_many_login_attempts with Retry-After until the window ends. A successful login clears the email's count."}.Public()
 	logIn.Errors = []int{http.StatusUnauthorized, http.StatusTooManyRequests}
 	huma.Register(api, httpapi.NoStore(logIn), h.logIn)
-	logOut := op("log-out", http.MethodPost, "/v1/developers/logout", "Revoke the developer token of this request", "Developers")
-	logOut.Description = "Revokes the developer token this request carries; the other tokens of the " +
-		"developer (other sessions) stay valid. Apps and their access tokens are not affected."
-	logOut.Security = developer
-	logOut.DefaultStatus = http.StatusNoContent
+	logOut := httpapi.Route{ID: "log-out", Method: http.MethodPost, Path: "/v1/developers/logout", Tags: []string{"Developers"}, Status: http.StatusNoContent,
+		Summary: "Revoke the developer token of this request",
+		Description: "Revokes the developer token this request carries; the other tokens of the " +
+			"developer (other sessions) stay valid. Apps and their access tokens are not affected."}.Developer()
 	huma.Register(api, logOut, h.logOut)
 
-	create := op("create-app", http.MethodPost, "/v1/apps", "Create an app", "Apps")
-	create.Description = "Creates an app with client credentials. The client secret is in this response only. " +
-		"In sandbox mode the app is active at once; in production mode it waits for the bank's approval. " +
-		"A developer may have --max-apps-per-developer apps (default 20; a deleted app counts for 24 hours); beyond, 409 too_many_apps."
-	create.DefaultStatus = http.StatusCreated
-	create.Security = developer
+	create := httpapi.Route{ID: "create-app", Method: http.MethodPost, Path: "/v1/apps", Tags: []string{"Apps"}, Status: http.StatusCreated,
+		Summary: "Create an app",
+		Description: "Creates an app with client credentials. The client secret is in this response only. " +
+			"In sandbox mode the app is active at once; in production mode it waits for the bank's approval. " +
+			"A developer may have --max-apps-per-developer apps (default 20; a deleted app counts for 24 hours); beyond, 409 too_many_apps."}.Developer()
 	huma.Register(api, httpapi.NoStore(create), h.createApp)
-	list := op("list-apps", http.MethodGet, "/v1/apps", "List your organization's apps", "Apps")
-	list.Description = "Every app of the developer's organization, whoever created it, oldest first, with its client id, " +
-		"scopes and status (never its secret). Deleted apps are not listed."
-	list.Security = developer
+	list := httpapi.Route{ID: "list-apps", Method: http.MethodGet, Path: "/v1/apps", Tags: []string{"Apps"},
+		Summary: "List your organization's apps",
+		Description: "Every app of the developer's organization, whoever created it, oldest first, with its client id, " +
+			"scopes and status (never its secret). Deleted apps are not listed."}.Developer()
 	huma.Register(api, list, h.listApps)
-	get := op("get-app", http.MethodGet, "/v1/apps/{id}", "Get an app", "Apps")
-	get.Description = "One app of the developer's organization: client id, scopes and status (active, pending_approval " +
-		"or suspended). Another organization's app is 404."
-	get.Security = developer
+	get := httpapi.Route{ID: "get-app", Method: http.MethodGet, Path: "/v1/apps/{id}", Tags: []string{"Apps"},
+		Summary: "Get an app",
+		Description: "One app of the developer's organization: client id, scopes and status (active, pending_approval " +
+			"or suspended). Another organization's app is 404."}.Developer()
 	huma.Register(api, get, h.getApp)
-	rotate := op("rotate-app-secret", http.MethodPost, "/v1/apps/{id}/rotate-secret", "Replace an app's client secret", "Apps")
-	rotate.Description = "The old secret stops working at once; access tokens already issued stay valid until they expire."
-	rotate.Security = developer
+	rotate := httpapi.Route{ID: "rotate-app-secret", Method: http.MethodPost, Path: "/v1/apps/{id}/rotate-secret", Tags: []string{"Apps"},
+		Summary:     "Replace an app's client secret",
+		Description: "The old secret stops working at once; access tokens already issued stay valid until they expire."}.Developer()
 	huma.Register(api, httpapi.NoStore(rotate), h.rotateSecret)
-	del := op("delete-app", http.MethodDelete, "/v1/apps/{id}", "Delete an app", "Apps")
-	del.Description = "The app's credentials and access tokens stop working at once."
-	del.Security = developer
-	del.DefaultStatus = http.StatusNoContent
+	del := httpapi.Route{ID: "delete-app", Method: http.MethodDelete, Path: "/v1/apps/{id}", Tags: []string{"Apps"}, Status: http.StatusNoContent,
+		Summary:     "Delete an app",
+		Description: "The app's credentials and access tokens stop working at once."}.Developer()
 	huma.Register(api, del, h.deleteApp)
 
 	bank := srv.Bank
-	bankList := op("bank-list-apps", http.MethodGet, "/apps", "List every app with its status", "Apps")
-	bankList.Description = "Every live app of every organization, oldest first; status narrows to active, " +
-		"pending_approval (what waits for a decision in production mode) or suspended."
+	bankList := httpapi.Route{ID: "bank-list-apps", Method: http.MethodGet, Path: "/apps", Tags: []string{"Apps"},
+		Summary: "List every app with its status",
+		Description: "Every live app of every organization, oldest first; status narrows to active, " +
+			"pending_approval (what waits for a decision in production mode) or suspended."}.Bank()
 	huma.Register(bank, bankList, h.bankListApps)
-	approve := op("bank-approve-app", http.MethodPost, "/apps/{id}/approve", "Approve (or reinstate) an app", "Apps")
-	approve.Description = "Moves an app pending approval, or a suspended one, to active. " +
-		"An app that is already active (for example because another operator approved it a moment earlier) is 409 app_already_active. " +
-		"A reinstated app's tokens from before its suspension stay refused (401 token_revoked); reinstating takes about a second, " +
-		"so that no node still holds the app's status from before the suspension."
+	approve := httpapi.Route{ID: "bank-approve-app", Method: http.MethodPost, Path: "/apps/{id}/approve", Tags: []string{"Apps"},
+		Summary: "Approve (or reinstate) an app",
+		Description: "Moves an app pending approval, or a suspended one, to active. " +
+			"An app that is already active (for example because another operator approved it a moment earlier) is 409 app_already_active. " +
+			"A reinstated app's tokens from before its suspension stay refused (401 token_revoked); reinstating takes about a second, " +
+			"so that no node still holds the app's status from before the suspension."}.Bank()
 	huma.Register(bank, approve, h.approve)
-	suspend := op("bank-suspend-app", http.MethodPost, "/apps/{id}/suspend", "Suspend an app; its tokens stop working at once, for good", "Apps")
-	suspend.Description = "Moves an active app, or one pending approval, to suspended. " +
-		"An app that is already suspended is 409 app_already_suspended."
+	suspend := httpapi.Route{ID: "bank-suspend-app", Method: http.MethodPost, Path: "/apps/{id}/suspend", Tags: []string{"Apps"},
+		Summary: "Suspend an app; its tokens stop working at once, for good",
+		Description: "Moves an active app, or one pending approval, to suspended. " +
+			"An app that is already suspended is 409 app_already_suspended."}.Bank()
 	huma.Register(bank, suspend, h.suspend)
-	rotateKey := op("bank-rotate-signing-key", http.MethodPost, "/signing-keys/rotate", "Sign new access tokens with a new key", "Apps")
-	rotateKey.Description = "Makes a new Ed25519 key the one that signs access tokens. Tokens already issued " +
-		"keep working: the keys replaced stay in /.well-known/jwks.json for as long as tokens they signed can live, and " +
-		"a rotation retires the keys replaced longer ago than that."
+	rotateKey := httpapi.Route{ID: "bank-rotate-signing-key", Method: http.MethodPost, Path: "/signing-keys/rotate", Tags: []string{"Apps"},
+		Summary: "Sign new access tokens with a new key",
+		Description: "Makes a new Ed25519 key the one that signs access tokens. Tokens already issued " +
+			"keep working: the keys replaced stay in /.well-known/jwks.json for as long as tokens they signed can live, and " +
+			"a rotation retires the keys replaced longer ago than that."}.Bank()
 	huma.Register(bank, rotateKey, h.rotateSigningKey)
 	s.registerOperators(bank)
 	srv.AuthenticateOperators(s.AuthenticateOperatorToken)

@@ -82,7 +82,7 @@ func fuzzService(f *testing.F, scopes ...string) (*Service, *App, string) {
 	if err := Migrate(ctx, db); err != nil {
 		f.Fatal(err)
 	}
-	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
+	s, err := open(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -133,7 +133,7 @@ func newEnv(t *testing.T, db *store.DB, opts Options) *env {
 	if opts.Issuer == "" {
 		opts.Issuer = testIssuer
 	}
-	svc, err := New(db, opts)
+	svc, err := open(db, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +145,18 @@ func newEnv(t *testing.T, db *store.DB, opts Options) *env {
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e
+}
+
+// open is New followed by Start, as the platform does it.
+func open(db *store.DB, opts Options) (*Service, error) {
+	s, err := New(db, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // developerAuth stands in for the gateway: on routes that declare the

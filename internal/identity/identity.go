@@ -124,8 +124,7 @@ func Migrate(ctx context.Context, db *store.DB) error {
 }
 
 // New returns the identity service on a database that Migrate has
-// prepared. It creates the first signing key if there is none; nodes that
-// start together agree on one.
+// prepared. It does no I/O: Start does.
 func New(db *store.DB, opts Options) (*Service, error) {
 	switch opts.Mode {
 	case "":
@@ -163,12 +162,20 @@ func New(db *store.DB, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.dummyHash = dummy
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return s, nil
+}
+
+// Start creates the first signing key if there is none (nodes that start
+// together agree on one) and loads the keys, re-sealing with the first key
+// of the Sealer those sealed with an older one. Call it once, before
+// serving.
+func (s *Service) Start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := s.ensureSigningKey(ctx); err != nil {
-		return nil, fmt.Errorf("identity: signing key: %w", err)
+		return fmt.Errorf("identity: signing key: %w", err)
 	}
-	return s, nil
+	return nil
 }
 
 // Mode returns the mode the service runs in.

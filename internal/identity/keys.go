@@ -186,7 +186,7 @@ func (s *Service) currentKey(ctx context.Context) (*signingKey, error) {
 	k, err := s.scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM identity_signing_keys
 		WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1`))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errors.New("no signing key; was the identity service started with New?")
+		return nil, errors.New("no signing key; was the identity service started (Start)?")
 	}
 	if err != nil {
 		return nil, store.Classify(err)

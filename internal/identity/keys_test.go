@@ -80,7 +80,7 @@ func oldNode(t *testing.T, db *store.DB) (clientID, secret string, tokens []stri
 	if err := migrateAll(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: ringSealer(t, oldSecretKey)})
+	s, err := open(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: ringSealer(t, oldSecretKey)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestSecretKeyRotationReSealsSigningKeysAndTokensKeepVerifying(t *testing.T)
 		}
 
 		start := func(keys ...byte) (*Service, error) {
-			return New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: ringSealer(t, keys...)})
+			return open(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: ringSealer(t, keys...)})
 		}
 		works := func(name string, s *Service) {
 			t.Helper()
@@ -183,7 +183,7 @@ func TestNodesStartingTogetherDuringASecretKeyRotationAgree(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range nodes {
 			wg.Go(func() {
-				services[i], errs[i] = New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(),
+				services[i], errs[i] = open(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(),
 					Sealer: ringSealer(t, newSecretKey, oldSecretKey)})
 			})
 		}

@@ -542,7 +542,7 @@ func TestSigningKeysAreSealedAtRest(t *testing.T) {
 			return out
 		}
 		// An earlier version: no sealer, the key in the clear.
-		legacy, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
+		legacy, err := open(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -564,7 +564,7 @@ func TestSigningKeysAreSealedAtRest(t *testing.T) {
 		}
 
 		sealer := testSealer(t, 7)
-		s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: sealer})
+		s, err := open(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: sealer})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -595,7 +595,7 @@ func TestSigningKeysAreSealedAtRest(t *testing.T) {
 			sealer *seal.Sealer
 			want   string
 		}{{"another secret key", testSealer(t, 8), "secret-key"}, {"no secret key", nil, "no secret key"}} {
-			_, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: tt.sealer})
+			_, err := open(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger(), Sealer: tt.sealer})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("a node with %s: err = %v, want one naming %q", tt.name, err, tt.want)
 			}
@@ -622,7 +622,7 @@ func TestNodesStartingTogetherCreateOneSigningKey(t *testing.T) {
 		errs := make(chan error, nodes)
 		for range nodes {
 			go func() {
-				_, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost})
+				_, err := open(db, Options{Issuer: testIssuer, PasswordCost: cheapCost})
 				errs <- err
 			}()
 		}
@@ -646,7 +646,7 @@ func BenchmarkAuthenticateApp(b *testing.B) {
 	if err := migrateAll(ctx, db); err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
+	s, err := open(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}

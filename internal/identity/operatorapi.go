@@ -17,39 +17,44 @@ import (
 // own tokens. The role each needs is in httpapi's bankRoles.
 func (s *Service) registerOperators(bank *huma.Group) {
 	h := &handlers{s: s}
-	op := func(id, method, path, summary, description string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Description: description, Tags: []string{"Operators"}}
-	}
-	create := op("bank-create-operator", http.MethodPost, "/operators", "Create an operator",
-		"Creates a named bank operator with roles (viewer, app-manager, risk-officer, data-steward, admin). "+
-			"The password is optional for an operator who signs in through the bank's identity provider. "+
-			"The operator enrolls a second factor at first login. An email already taken is 409 email_taken.")
-	create.DefaultStatus = http.StatusCreated
+	tags := []string{"Operators"}
+	create := httpapi.Route{ID: "bank-create-operator", Method: http.MethodPost, Path: "/operators", Tags: tags, Status: http.StatusCreated,
+		Summary: "Create an operator",
+		Description: "Creates a named bank operator with roles (viewer, app-manager, risk-officer, data-steward, admin). " +
+			"The password is optional for an operator who signs in through the bank's identity provider. " +
+			"The operator enrolls a second factor at first login. An email already taken is 409 email_taken."}.Bank()
 	huma.Register(bank, create, h.createOperator)
-	huma.Register(bank, op("bank-list-operators", http.MethodGet, "/operators", "List operators",
-		"Every operator with roles, status and whether a second factor is enrolled; never a password or secret."), h.listOperators)
-	huma.Register(bank, op("bank-get-operator", http.MethodGet, "/operators/{id}", "Get an operator", "One operator."), h.getOperator)
-	huma.Register(bank, op("bank-change-operator", http.MethodPatch, "/operators/{id}", "Change an operator's roles, status or name",
-		"Changing roles or status ends the operator's console sessions on every node at once and narrows (or, when disabled, "+
-			"refuses) their tokens. Nobody changes their own roles or status (403 own_account). Two admins changing one operator "+
-			"at once: the second gets 409 operator_changed."), h.changeOperator)
-	huma.Register(bank, op("bank-reset-operator-totp", http.MethodPost, "/operators/{id}/reset-totp", "Remove an operator's second factor",
-		"For an operator who lost their authenticator: removes the TOTP secret and recovery codes and ends their sessions; "+
-			"they enroll again at their next login. Not on one's own account (403 own_account)."), h.resetTOTP)
+	huma.Register(bank, httpapi.Route{ID: "bank-list-operators", Method: http.MethodGet, Path: "/operators", Tags: tags,
+		Summary:     "List operators",
+		Description: "Every operator with roles, status and whether a second factor is enrolled; never a password or secret."}.Bank(), h.listOperators)
+	huma.Register(bank, httpapi.Route{ID: "bank-get-operator", Method: http.MethodGet, Path: "/operators/{id}", Tags: tags,
+		Summary:     "Get an operator",
+		Description: "One operator."}.Bank(), h.getOperator)
+	huma.Register(bank, httpapi.Route{ID: "bank-change-operator", Method: http.MethodPatch, Path: "/operators/{id}", Tags: tags,
+		Summary: "Change an operator's roles, status or name",
+		Description: "Changing roles or status ends the operator's console sessions on every node at once and narrows (or, when disabled, " +
+			"refuses) their tokens. Nobody changes their own roles or status (403 own_account). Two admins changing one operator " +
+			"at once: the second gets 409 operator_changed."}.Bank(), h.changeOperator)
+	huma.Register(bank, httpapi.Route{ID: "bank-reset-operator-totp", Method: http.MethodPost, Path: "/operators/{id}/reset-totp", Tags: tags,
+		Summary: "Remove an operator's second factor",
+		Description: "For an operator who lost their authenticator: removes the TOTP secret and recovery codes and ends their sessions; " +
+			"they enroll again at their next login. Not on one's own account (403 own_account)."}.Bank(), h.resetTOTP)
 
-	huma.Register(bank, op("bank-get-me", http.MethodGet, "/me", "Who is calling",
-		"The operator this token belongs to and the roles this call holds; the admin token answers as admin-token with every role."), h.me)
-	huma.Register(bank, op("bank-list-operator-tokens", http.MethodGet, "/operator-tokens", "List your operator tokens",
-		"The calling operator's tokens, newest first, without the tokens themselves."), h.listOperatorTokens)
-	createToken := op("bank-create-operator-token", http.MethodPost, "/operator-tokens", "Create an operator token",
-		"A personal bearer token for scripts, shown once. It holds the roles asked for (all the operator's when none), "+
-			"only roles the operator holds (403 role_not_held), expires after ttl_days (default 30, at most 365), and is "+
-			"narrowed at every call to the roles its operator still holds. The admin token cannot have one (403 operator_only).")
-	createToken.DefaultStatus = http.StatusCreated
+	huma.Register(bank, httpapi.Route{ID: "bank-get-me", Method: http.MethodGet, Path: "/me", Tags: tags,
+		Summary:     "Who is calling",
+		Description: "The operator this token belongs to and the roles this call holds; the admin token answers as admin-token with every role."}.Bank(), h.me)
+	huma.Register(bank, httpapi.Route{ID: "bank-list-operator-tokens", Method: http.MethodGet, Path: "/operator-tokens", Tags: tags,
+		Summary:     "List your operator tokens",
+		Description: "The calling operator's tokens, newest first, without the tokens themselves."}.Bank(), h.listOperatorTokens)
+	createToken := httpapi.Route{ID: "bank-create-operator-token", Method: http.MethodPost, Path: "/operator-tokens", Tags: tags, Status: http.StatusCreated,
+		Summary: "Create an operator token",
+		Description: "A personal bearer token for scripts, shown once. It holds the roles asked for (all the operator's when none), " +
+			"only roles the operator holds (403 role_not_held), expires after ttl_days (default 30, at most 365), and is " +
+			"narrowed at every call to the roles its operator still holds. The admin token cannot have one (403 operator_only)."}.Bank()
 	huma.Register(bank, httpapi.NoStore(createToken), h.createOperatorToken)
-	revoke := op("bank-revoke-operator-token", http.MethodDelete, "/operator-tokens/{id}", "Revoke an operator token",
-		"Refused at once on every node. Another operator's token is 404; a token revoked already is 409 token_revoked.")
-	revoke.DefaultStatus = http.StatusNoContent
+	revoke := httpapi.Route{ID: "bank-revoke-operator-token", Method: http.MethodDelete, Path: "/operator-tokens/{id}", Tags: tags, Status: http.StatusNoContent,
+		Summary:     "Revoke an operator token",
+		Description: "Refused at once on every node. Another operator's token is 404; a token revoked already is 409 token_revoked."}.Bank()
 	huma.Register(bank, revoke, h.revokeOperatorToken)
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/leader"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -101,6 +102,14 @@ func (s *Service) AuthenticateTicket(ctx context.Context, ticket string) (*auth.
 			"the stream ticket expired; a ticket is good for %d seconds: get a new one from POST /v1/events/stream-tickets", int(StreamTicketTTL.Seconds()))
 	}
 	return s.appOf(ctx, clientID, generation, []string{auth.ScopeEventsRead})
+}
+
+// Jobs are identity's periodic jobs for the cluster's leader: pruning
+// expired stream tickets, hourly.
+func (s *Service) Jobs() []leader.Job {
+	return []leader.Job{{Name: "prune expired stream tickets", Every: time.Hour, Do: func(ctx context.Context) (int64, error) {
+		return s.PruneStreamTickets(ctx, s.now())
+	}}}
 }
 
 // PruneStreamTickets deletes the tickets that expired before now, used

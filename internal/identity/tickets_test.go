@@ -154,7 +154,7 @@ func FuzzAuthenticateTicket(f *testing.F) {
 	if err := migrateAll(context.Background(), db); err != nil {
 		f.Fatal(err)
 	}
-	s, err := New(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
+	s, err := open(db, Options{Issuer: testIssuer, PasswordCost: cheapCost, Logger: discardLogger()})
 	if err != nil {
 		f.Fatal(err)
 	}

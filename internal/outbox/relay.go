@@ -12,13 +12,13 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/causewayhq/causeway/internal/bus"
+	"github.com/causewayhq/causeway/internal/leader"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -40,8 +40,13 @@ type RelayOptions struct {
 	// Default: the host name and a random suffix.
 	NodeID string
 	// LeaseTTL is how long the lease lasts without renewal, and so how long
-	// other nodes wait after the holder dies. Default 10s.
+	// other nodes wait after the holder dies. Default 10s. Unused with Lease.
 	LeaseTTL time.Duration
+	// Lease, when set, is the cluster's lease (package leader), kept by its
+	// own Run: the relay publishes while this node holds it and leaves
+	// releasing it to that Run. Without it the relay keeps a lease of its
+	// own, named LeaseName, and gives it up as Run returns.
+	Lease *leader.Lease
 	// Stream is the installation's limits for the events stream, applied
 	// when the relay makes sure the stream exists before its first publish.
 	Stream StreamLimits
@@ -101,14 +106,21 @@ type Relay struct {
 	log  *slog.Logger
 	wake chan struct{}
 
-	// mu makes rounds one at a time, so Run and Flush on the same relay do
-	// not publish the same rows side by side; it guards the fields below.
-	mu          sync.Mutex
-	lease       lease
-	streamReady bool
+	// lease says whether this node publishes; ownLease when the relay
+	// made it (RelayOptions.Lease unset) and so gives it up itself.
+	lease    *leader.Lease
+	ownLease bool
 
-	holds atomic.Bool // mirrors lease.held for HoldsLease
+	// mu makes rounds one at a time, so Run and Flush on the same relay do
+	// not publish the same rows side by side; it guards streamReady.
+	mu          sync.Mutex
+	streamReady bool
 }
+
+// LeaseName is the lease the relays compete for: one publisher per
+// database. The platform's cluster lease has this name too, from when the
+// relay's was the only one.
+const LeaseName = "outbox-relay"
 
 // NewRelay returns a relay from db to b; it does nothing until Run or Flush.
 func NewRelay(db *store.DB, b *bus.Bus, opts RelayOptions) *Relay {
@@ -123,14 +135,26 @@ func NewRelay(db *store.DB, b *bus.Bus, opts RelayOptions) *Relay {
 		// Only invalid options fail, and setDefaults rules them out.
 		panic(fmt.Sprintf("outbox: jetstream context: %v", err))
 	}
-	return &Relay{
-		db:   db,
-		bus:  b,
-		js:   js,
-		opts: opts,
-		log:  opts.Logger.With("node", opts.NodeID),
-		wake: make(chan struct{}, 1),
+	r := &Relay{
+		db:    db,
+		bus:   b,
+		js:    js,
+		opts:  opts,
+		log:   opts.Logger.With("node", opts.NodeID),
+		wake:  make(chan struct{}, 1),
+		lease: opts.Lease,
 	}
+	if r.lease == nil {
+		r.lease = leader.New(db, leader.Options{Name: LeaseName, NodeID: opts.NodeID, TTL: opts.LeaseTTL, Logger: opts.Logger})
+		r.ownLease = true
+	}
+	// A node that gains the lease publishes the backlog at once.
+	r.lease.OnChange(func(held bool) {
+		if held {
+			r.poke()
+		}
+	})
+	return r
 }
 
 // Notify wakes the relay to publish now instead of at its next poll. Call it
@@ -141,7 +165,7 @@ func NewRelay(db *store.DB, b *bus.Bus, opts RelayOptions) *Relay {
 // published at once.
 func (r *Relay) Notify() {
 	r.poke()
-	if !r.holds.Load() {
+	if !r.lease.Held() {
 		// Publish buffers and never waits for the server.
 		_ = r.bus.Conn().Publish(r.wakeSubject(), nil)
 	}
@@ -158,18 +182,17 @@ func (r *Relay) poke() {
 // wakeSubject is where nodes wake the lease holder.
 func (r *Relay) wakeSubject() string { return r.bus.Subject("outbox", "wake") }
 
-// HoldsLease reports whether this relay held the publishing lease when it
-// last checked, for status pages.
-func (r *Relay) HoldsLease() bool { return r.holds.Load() }
+// HoldsLease reports whether this node holds the publishing lease.
+func (r *Relay) HoldsLease() bool { return r.lease.Held() }
 
-// Run publishes until ctx is done and then returns nil, releasing the lease
-// so another node can take over at once. Errors (database or bus down) are
+// Run publishes until ctx is done and then returns nil, releasing a lease
+// of its own so another node can take over at once. Errors (database or bus down) are
 // logged and retried with backoff. While it holds the lease, Run also prunes
 // rows published more than Retention ago, every PruneInterval. To drain the
 // backlog on shutdown, call Flush before cancelling ctx. A relay runs one
 // Run at a time.
 func (r *Relay) Run(ctx context.Context) error {
-	r.log.InfoContext(ctx, "outbox relay started", "interval", r.opts.Interval, "lease_ttl", r.opts.LeaseTTL)
+	r.log.InfoContext(ctx, "outbox relay started", "interval", r.opts.Interval, "lease_ttl", r.lease.TTL())
 	// Other nodes' commits wake this relay too (see Notify); without the
 	// subscription they are published at the next poll, so a failure to
 	// subscribe is logged, not fatal.
@@ -179,7 +202,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		defer sub.Unsubscribe()
 	}
 	defer func() {
-		r.release()
+		if r.ownLease {
+			r.lease.Release()
+		}
 		r.log.InfoContext(ctx, "outbox relay stopped")
 	}()
 	// Since Go 1.23, Reset discards a stale expiry, so the timer needs no
@@ -216,7 +241,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 			// An idle relay still wakes often enough to renew its lease, or
 			// to notice a free one.
-			wait = min(r.opts.Interval, r.opts.LeaseTTL/3)
+			wait = min(r.opts.Interval, r.lease.TTL()/3)
 		}
 		timer.Reset(wait)
 		select {
@@ -275,7 +300,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 func (r *Relay) round(ctx context.Context) (published int, more bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	held, err := r.holdLease(ctx)
+	held, err := r.lease.Hold(ctx)
 	if err != nil || !held {
 		return 0, false, err
 	}
@@ -364,7 +389,7 @@ func (r *Relay) publish(ctx context.Context, events []Event) (done []string, sto
 		if permanent(merr) {
 			// Holding the row back would hold back every event after it,
 			// forever; it is logged and given up instead.
-			r.log.ErrorContext(ctx, "event can never be published; skipping it", "event_id", e.ID, "event_type", e.Type, "err", merr)
+			r.log.ErrorContext(ctx, "event can never be published; skipping it", "event_id", e.ID, "event_type", e.Type, "error", merr)
 			done = append(done, e.ID)
 			continue
 		}

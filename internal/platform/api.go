@@ -7,23 +7,17 @@ import (
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
-	"github.com/causewayhq/causeway/internal/core/coreapi"
 	"github.com/causewayhq/causeway/internal/foureyes"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/spi"
 )
 
-// startAPI wires the first building block: developers and apps (identity),
-// the gateway every /v1 call goes through, and the public banking API over
-// the sandbox bank.
-func (p *Platform) startAPI(ctx context.Context) error {
-	if err := identity.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	if err := gateway.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
+// buildAPI makes the first building block, developers and apps
+// (identity), the gateway every /v1 call goes through and the four-eyes
+// rule over the bank's decisions, and the third, the SPIs the sandbox bank
+// calls through its Extensions port.
+func (p *Platform) buildAPI() error {
 	var err error
 	p.Identity, err = identity.New(p.DB, identity.Options{
 		Mode:           string(p.cfg.Mode),
@@ -31,7 +25,7 @@ func (p *Platform) startAPI(ctx context.Context) error {
 		Sealer:         p.Sealer,
 		Logger:         p.log.With("component", "identity"),
 		OnAppActivated: p.seedApp,
-		PasswordCost:   p.cfg.PasswordCost,
+		PasswordCost:   p.cfg.Testing.PasswordCost,
 		Counters:       p.Counters,
 		Limits:         p.identityLimits(),
 	})
@@ -44,31 +38,16 @@ func (p *Platform) startAPI(ctx context.Context) error {
 		Tickets:    p.Identity,
 		Sealer:     p.Sealer,
 		Bus:        p.Bus,
-		Leader:     p.Relay.HoldsLease,
 		Logger:     p.log.With("component", "gateway"),
 		Registerer: p.registry,
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	p.closers = append(p.closers, p.Gateway.Close)
-	p.HTTP.Use(p.Gateway.Middleware(p.HTTP))
-	p.Identity.Register(p.HTTP)
-	if err := p.startFourEyes(ctx); err != nil {
+	if err := p.buildFourEyes(); err != nil {
 		return err
 	}
-	p.Gateway.Register(p.HTTP)
-	coreapi.RegisterPublic(p.HTTP, p.Bank)
-	return p.startSPI(ctx)
-}
-
-// startSPI wires the third building block: extension points, registrations
-// and the invoker the sandbox bank calls through its Extensions port.
-func (p *Platform) startSPI(ctx context.Context) error {
-	if err := spi.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	svc, err := spi.New(p.DB, spi.Options{
+	p.SPI, err = spi.New(p.DB, spi.Options{
 		Sealer:     p.Sealer,
 		Guard:      p.Guard,
 		Registerer: p.registry,
@@ -77,20 +56,13 @@ func (p *Platform) startSPI(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("spi: %w", err)
 	}
-	p.SPI = svc
-	p.closers = append(p.closers, svc.Close)
-	p.Bank.SetExtensions(svc)
-	svc.Register(p.HTTP)
-	p.background(p.retention)
+	p.Bank.SetExtensions(p.SPI)
 	return nil
 }
 
-// startFourEyes holds back the bank decisions that need a second
+// buildFourEyes holds back the bank decisions that need a second
 // operator (Config.FourEyes).
-func (p *Platform) startFourEyes(ctx context.Context) error {
-	if err := foureyes.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
+func (p *Platform) buildFourEyes() error {
 	actions := p.cfg.FourEyes
 	if actions == nil && p.cfg.Mode == ModeProduction {
 		actions = foureyes.Actions
@@ -114,11 +86,7 @@ func (p *Platform) startFourEyes(ctx context.Context) error {
 		AdminTokenConfirms: p.cfg.Mode != ModeProduction,
 		Logger:             p.log.With("component", "foureyes"),
 	})
-	if err != nil {
-		return err
-	}
-	p.FourEyes.Register(p.HTTP)
-	return nil
+	return err
 }
 
 // seedApp gives a newly active app its own copy of the sandbox customers,

@@ -85,9 +85,6 @@ type Config struct {
 	// DataAgentKey (base64) keys the pseudonymization of customer ids in
 	// shared datasets. Empty: <data-dir>/datashare-pseudonym-key.
 	DataAgentKey string
-	// WebhookSchedule is the wait after each failed webhook attempt; nil
-	// means the webhooks package's default (0 s, 5 s, 5 min, … 24 h).
-	WebhookSchedule []time.Duration
 	// EventStream bounds the events stream: how long events are kept, and
 	// how many NATS servers keep them. Zero keeps every event, one copy.
 	EventStream outbox.StreamLimits
@@ -95,13 +92,6 @@ type Config struct {
 	// answers 503 "draining", so a load balancer takes it out before its
 	// listener closes. Zero closes at once.
 	ShutdownDelay time.Duration
-	// PasswordCost sets the argon2id cost of developer passwords; tests make
-	// it cheap. Zero means the identity package's default.
-	PasswordCost identity.PasswordCost
-	// PortalClock is the clock the portal's and the console's sessions
-	// expire by; tests move it past the idle timeout and the lifetime.
-	// Nil means time.Now.
-	PortalClock func() time.Time
 	// SignupRate is how many sign-ups one client address may make per
 	// hour. Zero means identity.DefaultSignUpsPerHour (20).
 	SignupRate int
@@ -121,9 +111,6 @@ type Config struct {
 	// the client the sign-up and login throttles count (see
 	// httpapi.ClientAddr). Empty: the connection's remote address.
 	TrustedProxies []netip.Prefix
-	// ThrottleClock is the clock of the login and sign-up windows; tests
-	// move it. Nil means time.Now.
-	ThrottleClock func() time.Time
 	// FourEyes are the bank decisions that need a second operator
 	// (foureyes.Actions). Nil means the mode's default: every one in
 	// production mode, none in sandbox mode; empty means none.
@@ -145,6 +132,23 @@ type Config struct {
 	// neither). Its RedirectURL is left empty: the platform makes it
 	// <public URL>/console/sso/callback.
 	SSO sso.Config
+	// Testing is for tests and benchmarks only.
+	Testing Testing
+}
+
+// Testing holds what tests and benchmarks change and an operator never
+// does: no flag sets it, and its zero value is what production runs.
+type Testing struct {
+	// PasswordCost sets the argon2id cost of passwords; tests make it
+	// cheap. Zero means the identity package's default.
+	PasswordCost identity.PasswordCost
+	// PortalClock is the clock the portal's and the console's sessions
+	// expire by; tests move it past the idle timeout and the lifetime.
+	// Nil means time.Now.
+	PortalClock func() time.Time
+	// ThrottleClock is the clock of the login and sign-up windows; tests
+	// move it. Nil means time.Now.
+	ThrottleClock func() time.Time
 }
 
 // Four-eyes thresholds by default.
@@ -191,12 +195,22 @@ const (
 )
 
 // Validate checks the configuration before anything starts: the public
-// URL's form, and what production mode requires (an https public URL, a
-// strong admin token when one is given). It is the one place these rules
-// live; New calls it.
+// URL's form, limits and windows that cannot be negative, the events
+// stream's bounds, and what production mode requires (an https public
+// URL, a strong admin token when one is given). It is the one place these
+// rules live, with ValidateFlags; New calls it.
 func (c Config) Validate() error {
 	if _, err := ParseMode(string(c.modeOrDefault())); err != nil {
 		return err
+	}
+	if err := c.checkLimits(func(n float64) bool { return n >= 0 }); err != nil {
+		return err
+	}
+	if err := c.EventStream.Validate(); err != nil {
+		return err
+	}
+	if c.EventStream.Replicas > 1 && c.NATSURL == "" {
+		return fmt.Errorf("event-replicas %d needs --nats-url: the embedded NATS is one server", c.EventStream.Replicas)
 	}
 	if c.PublicURL != "" {
 		if err := checkPublicURL(c.PublicURL); err != nil {
@@ -226,6 +240,43 @@ func (c Config) Validate() error {
 		if err := CheckAdminToken(c.AdminToken); err != nil {
 			return fmt.Errorf("admin-token: %w (production mode refuses a weak one)", err)
 		}
+	}
+	return nil
+}
+
+// ValidateFlags is Validate for a configuration read from `causeway
+// serve`'s flags, where every limit is given: a 0, which in a Config means
+// the default, is refused there, since each flag shows its default and a
+// 0 would take a brake off.
+func (c Config) ValidateFlags() error {
+	if err := c.checkLimits(func(n float64) bool { return n > 0 }); err != nil {
+		return err
+	}
+	return c.Validate()
+}
+
+// checkLimits checks the counts, thresholds and windows with ok.
+func (c Config) checkLimits(ok func(float64) bool) error {
+	if !ok(c.FourEyesRateAbove) || !ok(float64(c.FourEyesQuotaAbove)) ||
+		!ok(float64(c.FourEyesPaymentAbove)) || !ok(float64(c.ProposalTTL)) {
+		return errors.New("four-eyes-rate-above, four-eyes-quota-above, four-eyes-payment-above and proposal-ttl must be positive")
+	}
+	for _, count := range []struct {
+		flag string
+		n    int
+	}{
+		{"signup-rate", c.SignupRate},
+		{"max-apps-per-developer", c.MaxAppsPerDeveloper},
+		{"max-streams-per-app", c.MaxStreamsPerApp},
+		{"login-failures-per-account", c.LoginFailuresPerAccount},
+		{"login-failures-per-address", c.LoginFailuresPerAddress},
+	} {
+		if !ok(float64(count.n)) {
+			return fmt.Errorf("%s %d: must be at least 1", count.flag, count.n)
+		}
+	}
+	if !ok(float64(c.LoginWindow)) {
+		return fmt.Errorf("login-window %s: must be positive", c.LoginWindow)
 	}
 	return nil
 }

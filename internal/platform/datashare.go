@@ -18,22 +18,20 @@ const (
 	DataAgentExternal  DataAgent = "external"
 )
 
-// startDatashare wires the fourth building block: the dataset catalog,
+// buildDatashare makes the fourth building block: the dataset catalog,
 // access requests decided by the bank, and encrypted delivery. The data
 // agent, the only component that reads plaintext, runs in-process unless
 // the bank runs `causeway agent` on its own premises.
-func (p *Platform) startDatashare(ctx context.Context) error {
-	if err := datashare.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	ds, err := datashare.New(p.DB, datashare.Options{
+func (p *Platform) buildDatashare() error {
+	var err error
+	p.Datashare, err = datashare.New(p.DB, datashare.Options{
 		// Ciphertext in PostgreSQL when nodes share it (any node takes an
 		// agent's parts and serves downloads), in files under the data dir
 		// on the embedded SQLite.
 		Blobs:      datashare.DefaultBlobs(p.DB, p.cfg.DataDir),
 		Logger:     p.log.With("component", "datashare"),
 		Notify:     p.Relay.Notify,
-		Leader:     p.Relay.HoldsLease,
+		Leader:     p.Lease.Held,
 		AgentToken: p.cfg.DataAgentToken,
 		// The catalog counts the sandbox generators' rows when it is read:
 		// they read the sandbox bank, which lives in this database.
@@ -42,8 +40,15 @@ func (p *Platform) startDatashare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("datashare: %w", err)
 	}
-	p.Datashare = ds
-	ds.Register(p.HTTP)
+	if p.agentKey != nil {
+		p.agent, err = agent.New(agent.Config{DB: p.DB, PseudonymKey: p.agentKey, Logger: p.log.With("component", "data-agent")})
+	}
+	return err
+}
+
+// startDatashare publishes the sandbox's datasets, in sandbox mode, and
+// runs the sweep of expired access and the in-process agent.
+func (p *Platform) startDatashare(ctx context.Context) error {
 	if p.cfg.Mode == ModeSandbox {
 		sets, err := agent.SandboxDatasets(ctx, p.DB)
 		if err != nil {
@@ -53,23 +58,14 @@ func (p *Platform) startDatashare(ctx context.Context) error {
 		// operator's decision: they leave no audit entry.
 		bank := auth.WithCaller(ctx, auth.BankProcess())
 		for _, n := range sets {
-			if _, _, err := ds.EnsureDataset(bank, n); err != nil {
+			if _, _, err := p.Datashare.EnsureDataset(bank, n); err != nil {
 				return fmt.Errorf("sandbox datasets: %w", err)
 			}
 		}
 	}
-	p.background(ds.Run)
-	if p.cfg.DataAgent == DataAgentExternal {
-		return nil
+	p.background(p.Datashare.Run)
+	if p.agent != nil {
+		p.background(func(ctx context.Context) error { return p.Datashare.RunProducer(ctx, p.agent) })
 	}
-	key, err := agent.LoadKey(p.cfg.DataAgentKey, p.cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	a, err := agent.New(agent.Config{DB: p.DB, PseudonymKey: key, Logger: p.log.With("component", "data-agent")})
-	if err != nil {
-		return err
-	}
-	p.background(func(ctx context.Context) error { return ds.RunProducer(ctx, a) })
 	return nil
 }

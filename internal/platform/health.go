@@ -8,6 +8,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/outbox"
 )
 
@@ -78,13 +79,9 @@ type StatusOutput struct {
 }
 
 func (p *Platform) registerStatus() {
-	huma.Register(p.HTTP.Bank, huma.Operation{
-		OperationID: "get-status",
-		Method:      http.MethodGet,
-		Path:        "/status",
+	huma.Register(p.HTTP.Bank, httpapi.Route{ID: "get-status", Method: http.MethodGet, Path: "/status",
 		Summary:     "Platform status",
-		Description: "Version, uptime, mode, and the database and bus in use with their health.",
-	}, func(ctx context.Context, _ *struct{}) (*StatusOutput, error) {
+		Description: "Version, uptime, mode, and the database and bus in use with their health."}.Bank(), func(ctx context.Context, _ *struct{}) (*StatusOutput, error) {
 		out := &StatusOutput{}
 		b := &out.Body
 		b.Version = p.cfg.Version
@@ -100,7 +97,7 @@ func (p *Platform) registerStatus() {
 			b.Bus.Kind = "embedded"
 		}
 		b.Bus.Location = p.Bus.Location()
-		b.Leader = p.Relay.HoldsLease()
+		b.Leader = p.Lease.Held()
 		if b.Database.Healthy {
 			n, err := outbox.Pending(ctx, p.DB)
 			if err != nil {

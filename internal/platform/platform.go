@@ -28,14 +28,17 @@ import (
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/core/coreapi"
 	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/datashare/agent"
 	"github.com/causewayhq/causeway/internal/dirlock"
 	"github.com/causewayhq/causeway/internal/events"
 	"github.com/causewayhq/causeway/internal/foureyes"
 	"github.com/causewayhq/causeway/internal/gateway"
 	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/identity"
+	"github.com/causewayhq/causeway/internal/leader"
 	"github.com/causewayhq/causeway/internal/netguard"
 	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/portal"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/spi"
 	"github.com/causewayhq/causeway/internal/sso"
@@ -61,11 +64,14 @@ type Platform struct {
 	issuer string
 	runCtx context.Context
 
-	DB        *store.DB
-	Bus       *bus.Bus
-	HTTP      *httpapi.Server
-	Bank      *core.Bank
-	Relay     *outbox.Relay
+	DB    *store.DB
+	Bus   *bus.Bus
+	HTTP  *httpapi.Server
+	Bank  *core.Bank
+	Relay *outbox.Relay
+	// Lease elects the node that publishes the outbox and runs the
+	// cluster's periodic jobs (package leader).
+	Lease     *leader.Lease
 	Identity  *identity.Service
 	Gateway   *gateway.Gateway
 	Events    *events.Service
@@ -87,7 +93,12 @@ type Platform struct {
 	Counters    *throttle.Counters
 	StreamSlots *throttle.Streams
 
+	portal   *portal.Portal
 	registry *prometheus.Registry
+	// agentKey keys the in-process data agent's pseudonyms; nil with an
+	// external agent.
+	agentKey []byte
+	agent    *agent.Agent
 	// Sealer encrypts secrets stored in the database that must be read back.
 	Sealer *seal.Sealer
 	// background work (the outbox relay) runs until Close cancels it.
@@ -96,8 +107,19 @@ type Platform struct {
 	closers []func()
 }
 
-// New opens the store and the bus, applies migrations and builds the HTTP
-// server. It does not listen; see Run or Handler.
+// New opens a node and starts it. It does not listen; see Run or Handler.
+//
+// Its four steps are the start-up order, read top to bottom, and Close
+// undoes what they did in reverse:
+//
+//  1. open: the data dir, the database with every package's tables, the
+//     bus, the secrets and the throttles every node shares: the I/O every
+//     service needs;
+//  2. build: every service, wired to those it needs; constructors do no
+//     I/O and start nothing;
+//  3. routes: the HTTP surface;
+//  4. start: each service's Start and background Run, in order, then the
+//     cluster's periodic jobs.
 func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -129,94 +151,183 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 				"the other nodes use (NEW,OLD during a rotation): %w", err)
 		}
 	}()
+	if err := p.open(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.build(); err != nil {
+		return nil, err
+	}
+	p.routes()
+	if err := p.start(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
+// open does the I/O the services need before they can be built: the data
+// dir and its lock, the database and its tables, the bus, the admin token
+// and the secret keys, the throttles every node shares and the events
+// stream.
+func (p *Platform) open(ctx context.Context) error {
+	cfg := p.cfg
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return fmt.Errorf("data dir: %w", err)
 	}
 	if err := checkWritable(cfg.DataDir); err != nil {
-		return nil, err
+		return err
 	}
 	if err := p.lockDataDir(); err != nil {
-		return nil, err
+		return err
 	}
+	var err error
 	p.DB, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, DataDir: cfg.DataDir})
 	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
+		return fmt.Errorf("database: %w", err)
 	}
 	p.closers = append(p.closers, func() { p.DB.Close() })
 	if err := p.migrate(ctx); err != nil {
-		return nil, fmt.Errorf("database: %w", err)
+		return fmt.Errorf("database: %w", err)
 	}
 
 	p.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, DataDir: cfg.DataDir, ListenAddr: cfg.NATSListen, Prefix: cfg.BusPrefix})
 	if err != nil {
-		return nil, fmt.Errorf("bus: %w", err)
+		return fmt.Errorf("bus: %w", err)
 	}
 	p.closers = append(p.closers, p.Bus.Close)
 
 	// After the database and the bus, so a start that fails on them says
 	// only that.
 	if err := p.loadAdminToken(); err != nil {
-		return nil, err
+		return err
 	}
 	p.warnings()
-
 	keys, err := seal.LoadKeys(cfg.SecretKey, cfg.DataDir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if p.Sealer, err = seal.New(keys[0], keys[1:]...); err != nil {
-		return nil, err
+		return err
+	}
+	if cfg.DataAgent != DataAgentExternal {
+		if p.agentKey, err = agent.LoadKey(cfg.DataAgentKey, cfg.DataDir); err != nil {
+			return err
+		}
 	}
 
+	if err := p.openThrottles(ctx); err != nil {
+		return err
+	}
+	if _, err := outbox.EnsureStream(ctx, p.Bus, cfg.EventStream); err != nil {
+		return fmt.Errorf("bus: %w", err)
+	}
+	return nil
+}
+
+// build makes every service and wires it to those it needs, in the order
+// of the four building blocks: the bank and its events, the APIs, the
+// SPIs (within buildAPI), data partnering, then the console's single
+// sign-on and the portal over all of them. Nothing here does I/O or
+// starts a goroutine.
+func (p *Platform) build() error {
 	reg := prometheus.NewRegistry()
 	p.registry = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p.HTTP = httpapi.New(httpapi.Config{
-		Version:        cfg.Version,
+		Version:        p.cfg.Version,
 		AdminToken:     p.adminToken,
 		Logger:         p.log,
 		Registerer:     reg,
-		TrustedProxies: cfg.TrustedProxies,
-		PublicURL:      issuer,
+		TrustedProxies: p.cfg.TrustedProxies,
+		PublicURL:      p.issuer,
 	})
+	p.Audit = audit.New(p.DB)
+	p.Guard = p.guard()
+	if err := p.buildBank(); err != nil {
+		return err
+	}
+	if err := p.buildAPI(); err != nil {
+		return err
+	}
+	if err := p.buildDatashare(); err != nil {
+		return err
+	}
+	if err := p.buildSSO(); err != nil {
+		return err
+	}
+	p.buildPortal()
+	return nil
+}
+
+// routes registers the HTTP surface: the bank's API under /bank/v1, the
+// gateway's middleware in front of the public /v1 API, and the portal.
+// The order of registration is the OpenAPI document's order of tags.
+func (p *Platform) routes() {
 	p.HTTP.Handle("GET /healthz", http.HandlerFunc(p.healthz))
 	p.HTTP.Handle("GET /readyz", http.HandlerFunc(p.readyz))
 	if p.metricsOnMainListener() {
 		p.HTTP.Handle("GET /metrics", p.MetricsHandler())
 	}
 	p.registerStatus()
+	auditapi.Register(p.HTTP, p.Audit, p.log.With("component", "audit"))
+	coreapi.Register(p.HTTP, p.Bank)
+	p.Events.Register(p.HTTP)
+	p.Webhooks.Register(p.HTTP)
+	p.HTTP.Use(p.Gateway.Middleware(p.HTTP))
+	p.Identity.Register(p.HTTP)
+	p.FourEyes.Register(p.HTTP)
+	p.Gateway.Register(p.HTTP)
+	coreapi.RegisterPublic(p.HTTP, p.Bank)
+	p.SPI.Register(p.HTTP)
+	p.Datashare.Register(p.HTTP)
+	p.portal.Register(p.HTTP)
+}
 
-	if err := p.openThrottles(ctx); err != nil {
-		return nil, err
+// start brings the services up, each after those it calls: the lease and
+// the stream slots, the sandbox bank and the relay publishing its events,
+// identity (the token signing keys), the gateway, webhook delivery, the
+// SPI's record writer, then the re-sealing of stored secrets, data
+// partnering and the cluster's periodic jobs. A service with a Close is
+// closed, in reverse, by Close.
+func (p *Platform) start(ctx context.Context) error {
+	p.background(p.StreamSlots.Run)
+	p.background(p.Lease.Run)
+	if seeded, err := p.Bank.EnsureBankSandbox(ctx, SandboxSeed); err != nil {
+		return fmt.Errorf("sandbox seed: %w", err)
+	} else if seeded {
+		p.log.InfoContext(ctx, "seeded the sandbox bank", "customers", core.BankSandboxCustomers)
 	}
-	if err := p.startAudit(ctx); err != nil {
-		return nil, err
+	p.background(p.Relay.Run)
+
+	if err := p.Identity.Start(ctx); err != nil {
+		return fmt.Errorf("identity: %w", err)
 	}
-	if err := p.startBank(ctx); err != nil {
-		return nil, err
+	if err := p.Gateway.Start(ctx); err != nil {
+		return fmt.Errorf("gateway: %w", err)
 	}
-	if err := p.startAPI(ctx); err != nil {
-		return nil, err
+	p.closers = append(p.closers, p.Gateway.Close)
+	if err := p.Webhooks.Start(ctx); err != nil {
+		return fmt.Errorf("webhooks: %w", err)
 	}
+	p.closers = append(p.closers, p.Webhooks.Close)
+	p.background(p.Webhooks.Run)
+	if err := p.SPI.Start(ctx); err != nil {
+		return fmt.Errorf("spi: %w", err)
+	}
+	p.closers = append(p.closers, p.SPI.Close)
+
 	if err := p.resealSecrets(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if err := p.startDatashare(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	if err := p.startSSO(ctx); err != nil {
-		return nil, err
-	}
-	if err := p.startPortal(ctx); err != nil {
-		return nil, err
-	}
-	return p, nil
+	p.scheduleJobs()
+	return nil
 }
 
 // resealSecrets re-seals with the first key of --secret-key the webhook,
 // SPI and upstream signing secrets and the stored idempotent responses
-// sealed with an older one (identity.New does the same for the token
+// sealed with an older one (identity's Start does the same for the token
 // signing keys), and seals the upstream secrets and responses an older
 // version stored in the clear. It fails when a stored secret opens with no
 // key given: such a node would fail its deliveries and SPI calls, and is
@@ -241,32 +352,15 @@ func (p *Platform) resealSecrets(ctx context.Context) error {
 	return nil
 }
 
-// startBank wires the sandbox bank to the outbox and starts the relay that
-// moves committed events to JetStream.
-func (p *Platform) startBank(ctx context.Context) error {
-	if err := outbox.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	if err := core.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	if _, err := outbox.EnsureStream(ctx, p.Bus, p.cfg.EventStream); err != nil {
-		return fmt.Errorf("bus: %w", err)
-	}
+// buildBank makes the sandbox bank, writing its events to the outbox,
+// the relay that publishes them under the cluster's lease, the event
+// catalogue, feed and stream, and webhook delivery.
+func (p *Platform) buildBank() error {
+	p.Lease = leader.New(p.DB, leader.Options{Name: outbox.LeaseName, NodeID: p.nodeID, Logger: p.log.With("component", "leader")})
 	p.Relay = outbox.NewRelay(p.DB, p.Bus, outbox.RelayOptions{Logger: p.log.With("component", "outbox-relay"), NodeID: p.nodeID,
-		Stream: p.cfg.EventStream})
+		Stream: p.cfg.EventStream, Lease: p.Lease})
 	p.Bank = core.New(p.DB, core.Options{Events: outboxEvents{db: p.DB, relay: p.Relay}, Audit: auditTrail{}})
-	if seeded, err := p.Bank.EnsureBankSandbox(ctx, SandboxSeed); err != nil {
-		return fmt.Errorf("sandbox seed: %w", err)
-	} else if seeded {
-		p.log.InfoContext(ctx, "seeded the sandbox bank", "customers", core.BankSandboxCustomers)
-	}
-	coreapi.Register(p.HTTP, p.Bank)
-	p.background(p.Relay.Run)
 
-	if err := events.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
 	var err error
 	p.Events, err = events.New(p.DB, p.Bus, events.Visibility{Customers: p.Bank},
 		events.Options{Logger: p.log.With("component", "events"), Notify: p.Relay.Notify, Stream: p.cfg.EventStream,
@@ -274,37 +368,15 @@ func (p *Platform) startBank(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	p.Events.Register(p.HTTP)
-	p.Guard = p.guard()
-
-	if err := webhooks.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
 	p.Webhooks, err = webhooks.New(p.DB, p.Bus, events.Visibility{Customers: p.Bank, Public: p.Events.IsPublic},
 		p.Sealer, p.Guard, webhooks.Options{
-			Schedule:     p.cfg.WebhookSchedule,
 			NotifyOutbox: p.Relay.Notify,
-			Leader:       p.Relay.HoldsLease,
 			Registerer:   p.registry,
 			Logger:       p.log.With("component", "webhooks"),
 		})
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}
-	p.closers = append(p.closers, p.Webhooks.Close)
-	p.Webhooks.Register(p.HTTP)
-	p.background(p.Webhooks.Run)
-	return nil
-}
-
-// startAudit opens the bank's audit trail before any capability starts:
-// their bank-side changes append to it in their own transactions.
-func (p *Platform) startAudit(ctx context.Context) error {
-	if err := audit.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	p.Audit = audit.New(p.DB)
-	auditapi.Register(p.HTTP, p.Audit, p.log.With("component", "audit"))
 	return nil
 }
 
@@ -312,7 +384,7 @@ func (p *Platform) startAudit(ctx context.Context) error {
 // failed-login and sign-up counters, and the event stream slots.
 func (p *Platform) openThrottles(ctx context.Context) error {
 	var err error
-	p.Counters, err = throttle.OpenCounters(ctx, p.Bus, p.identityLimits().MaxWindow(), p.cfg.ThrottleClock)
+	p.Counters, err = throttle.OpenCounters(ctx, p.Bus, p.identityLimits().MaxWindow(), p.cfg.Testing.ThrottleClock)
 	if err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
@@ -324,7 +396,6 @@ func (p *Platform) openThrottles(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
-	p.background(p.StreamSlots.Run)
 	return nil
 }
 
@@ -388,9 +459,20 @@ func checkWritable(dir string) error {
 	return os.Remove(f.Name())
 }
 
+// migrate creates or updates every package's tables, each package's in
+// one list (webhooks' refer to the outbox's, so the outbox comes first),
+// and names the installation.
 func (p *Platform) migrate(ctx context.Context) error {
 	if err := p.DB.MigrateDir(ctx, "platform", migrationFiles, "migrations"); err != nil {
 		return err
+	}
+	for _, migrate := range []func(context.Context, *store.DB) error{
+		audit.Migrate, outbox.Migrate, leader.Migrate, core.Migrate, events.Migrate, webhooks.Migrate,
+		identity.Migrate, gateway.Migrate, foureyes.Migrate, spi.Migrate, datashare.Migrate, sso.Migrate, portal.Migrate,
+	} {
+		if err := migrate(ctx, p.DB); err != nil {
+			return err
+		}
 	}
 	// The first node to start names the installation; later starts and
 	// other nodes read the same id.

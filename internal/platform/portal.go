@@ -1,20 +1,16 @@
 package platform
 
 import (
-	"context"
-	"fmt"
 	"strings"
 
 	"github.com/causewayhq/causeway/internal/portal"
 )
 
-// startPortal serves the developer portal at / and the bank console under
-// /console. It drives the services started before it, so it starts last.
-func (p *Platform) startPortal(ctx context.Context) error {
-	if err := portal.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	portal.New(portal.Deps{
+// buildPortal makes the developer portal, at /, and the bank console,
+// under /console. It drives the services built before it, so it comes
+// last.
+func (p *Platform) buildPortal() {
+	p.portal = portal.New(portal.Deps{
 		Identity:    p.Identity,
 		Gateway:     p.Gateway,
 		Bank:        p.Bank,
@@ -28,9 +24,8 @@ func (p *Platform) startPortal(ctx context.Context) error {
 		StreamSlots: p.StreamSlots,
 		AdminToken:  p.adminToken, // the console's password
 		DB:          p.DB,         // the sessions, shared by every node
-		Now:         p.cfg.PortalClock,
+		Now:         p.cfg.Testing.PortalClock,
 		Logger:      p.log.With("component", "portal"),
 		Secure:      strings.HasPrefix(p.issuer, "https://"),
-	}).Register(p.HTTP)
-	return nil
+	})
 }

@@ -1,24 +1,19 @@
 package platform
 
 import (
-	"context"
 	"crypto/tls"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/causewayhq/causeway/internal/sso"
 )
 
-// startSSO prepares the console's single sign-on: its table always, and
-// with --oidc-issuer a Login, p.SSO, whose provider is discovered on the
+// buildSSO prepares the console's single sign-on: with --oidc-issuer a
+// Login, p.SSO, whose provider is discovered on the
 // first login, so a node starts while the provider is down. The provider
 // sends browsers back to <public URL>/console/sso/callback; calls to it
 // trust --target-ca-file besides the system's roots (a bank's internal CA).
-func (p *Platform) startSSO(ctx context.Context) error {
-	if err := sso.Migrate(ctx, p.DB); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
+func (p *Platform) buildSSO() error {
 	if !p.cfg.SSO.Configured() {
 		return nil
 	}
@@ -36,6 +31,6 @@ func (p *Platform) startSSO(ctx context.Context) error {
 		return err
 	}
 	p.SSO = login
-	p.log.InfoContext(ctx, "single sign-on for the console", "issuer", cfg.Issuer, "redirect_url", cfg.RedirectURL, "role_claim", cfg.RoleClaim)
+	p.log.Info("single sign-on for the console", "issuer", cfg.Issuer, "redirect_url", cfg.RedirectURL, "role_claim", cfg.RoleClaim)
 	return nil
 }

@@ -28,7 +28,7 @@ import (
 // streams. Each test below is one brake, on both runtimes, with the
 // windows judged on a clock the test moves.
 
-// testClock is a settable Config.ThrottleClock.
+// testClock is a settable Config.Testing.ThrottleClock.
 type testClock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -85,7 +85,7 @@ func TestFailedLoginsPerAccountSlowDownThenStopUntilTheWindowEnds(t *testing.T) 
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		clock := newTestClock()
-		cfg.ThrottleClock = clock.Now
+		cfg.Testing.ThrottleClock = clock.Now
 		cfg.LoginFailuresPerAccount = 10
 		cfg.LoginWindow = 15 * time.Minute
 		n := platformtest.Start(t, cfg)
@@ -190,7 +190,7 @@ func TestFailedLoginsPerAddressStopCredentialStuffingAndForwardedForIsNotBelieve
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		clock := newTestClock()
-		cfg.ThrottleClock = clock.Now
+		cfg.Testing.ThrottleClock = clock.Now
 		cfg.LoginFailuresPerAddress = 4
 		n := platformtest.Start(t, cfg)
 		c := &client{t: t, base: n.URL, doc: openapitest.Fetch(t, n.URL)}
@@ -252,7 +252,7 @@ func TestSignUpsPerAddressAreLimitedAndEmailTakenCounts(t *testing.T) {
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		clock := newTestClock()
-		cfg.ThrottleClock = clock.Now
+		cfg.Testing.ThrottleClock = clock.Now
 		cfg.SignupRate = 3
 		n := platformtest.Start(t, cfg)
 		c := &client{t: t, base: n.URL, doc: openapitest.Fetch(t, n.URL)}

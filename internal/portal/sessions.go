@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/causewayhq/causeway/internal/leader"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -191,9 +192,15 @@ func (s *sessions) prune(ctx context.Context, now time.Time) (int64, error) {
 	return n, err
 }
 
-// PruneSessions deletes from db the sessions that ended by time at now,
-// so the table holds only live ones; the platform's retention job calls
-// it.
+// Jobs are the portal's periodic jobs for the cluster's leader: pruning
+// ended sessions, hourly, so the table holds only live ones.
+func (p *Portal) Jobs() []leader.Job {
+	return []leader.Job{{Name: "prune ended portal sessions", Every: time.Hour, Do: func(ctx context.Context) (int64, error) {
+		return p.sessions.prune(ctx, p.d.Now())
+	}}}
+}
+
+// PruneSessions deletes from db the sessions that ended by time at now.
 func PruneSessions(ctx context.Context, db *store.DB, now time.Time) (int64, error) {
 	return newSessions(db, time.Now).prune(ctx, now)
 }

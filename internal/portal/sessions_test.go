@@ -301,7 +301,7 @@ func TestConsoleSessionEndsAfterIdleTimeout(t *testing.T) {
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		clk := newClock()
 		cfg := rt.Config(t)
-		cfg.PortalClock = clk.Now
+		cfg.Testing.PortalClock = clk.Now
 		n := platformtest.Start(t, cfg)
 		c := consoleLogInAs(t, n.URL, platformtest.AdminToken)
 
@@ -341,7 +341,7 @@ func TestConsoleSessionEndsAfterItsLifetimeEvenWhenActive(t *testing.T) {
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		clk := newClock()
 		cfg := rt.Config(t)
-		cfg.PortalClock = clk.Now
+		cfg.Testing.PortalClock = clk.Now
 		n := platformtest.Start(t, cfg)
 		login := clk.Now()
 		c := consoleLogInAs(t, n.URL, platformtest.AdminToken)
@@ -481,7 +481,7 @@ func TestDeveloperSessionEndsAfterIdleTimeout(t *testing.T) {
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		clk := newClock()
 		cfg := rt.Config(t)
-		cfg.PortalClock = clk.Now
+		cfg.Testing.PortalClock = clk.Now
 		n := platformtest.Start(t, cfg)
 		c := developerSignUp(t, n.URL, "idle@sessions.example")
 		clk.Advance(portal.DeveloperSessions.Idle - time.Minute)

@@ -206,6 +206,10 @@ func KeyFile32(name, encoded, dir, file string) ([]byte, error) {
 // 0600, flushed to disk) with the secret generate makes and returns that
 // with created true. When another process creates the file first, its
 // secret is the one returned.
+//
+// The file appears whole or not at all: the secret is written to a
+// temporary file beside it, which is then linked to path (a link, unlike
+// a rename, fails when path exists), so no reader sees it empty.
 func SecretFile(path string, generate func() string) (secret string, created bool, err error) {
 	for {
 		b, err := os.ReadFile(path)
@@ -216,17 +220,36 @@ func SecretFile(path string, generate func() string) (secret string, created boo
 			return "", false, err
 		}
 		secret = generate()
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		err = createWhole(path, secret+"\n")
 		if errors.Is(err, fs.ErrExist) {
 			continue // created meanwhile: read theirs
 		}
 		if err != nil {
 			return "", false, err
 		}
-		_, werr := f.WriteString(secret + "\n")
-		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-			return "", false, err
-		}
 		return secret, true, nil
 	}
+}
+
+// createWhole creates path with content, flushed to disk, or fails with
+// fs.ErrExist when path exists.
+func createWhole(path, content string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.WriteString(content)
+	if err := errors.Join(werr, tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return err
+	}
+	// The new name is durable once the directory is.
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
+	return nil
 }

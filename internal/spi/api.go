@@ -19,78 +19,84 @@ import (
 // context before a handler runs.
 func (s *Service) Register(srv *httpapi.Server) {
 	h := &handlers{s: s}
-	op := func(id, method, path, summary string, status int, description string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Description: description,
-			Tags: []string{"SPIs"}, DefaultStatus: status}
-	}
-	app := func(o huma.Operation, scopes ...string) huma.Operation {
-		if scopes == nil {
-			scopes = []string{}
-		}
-		o.Path = "/v1" + o.Path
-		o.Security = []map[string][]string{{httpapi.SchemeAppOAuth2: scopes}}
-		return o
-	}
+	tags := []string{"SPIs"}
 	// The catalog is readable with any valid app token.
-	huma.Register(srv.API, app(op("list-extension-points", http.MethodGet, "/extension-points", "List extension points", 0,
-		"Every extension point with the JSON Schema of the request an endpoint receives and of the answer the bank "+
-			"accepts, its default and maximum deadlines, the stand-in answer used when nobody answers, and how several "+
-			"answers combine. Any valid access token reads it.")), h.listPoints)
-	huma.Register(srv.API, app(op("get-extension-point", http.MethodGet, "/extension-points/{name}", "Get an extension point", 0,
-		"One extension point by name (payments.fraud-check, loans.credit-decision, kyc.verify, accounts.lookup, or one "+
-			"the bank defined): its schemas, deadlines, stand-in answer and combination rule.")), h.getPoint)
-	huma.Register(srv.API, httpapi.NoStore(app(op("create-spi-registration", http.MethodPost, "/spi-registrations", "Register an endpoint at an extension point", http.StatusCreated,
-		"Registers an endpoint of the app at an extension point. The bank calls it with a signed POST (Standard Webhooks "+
-			"headers, with the secret in this answer, shown once) and waits for a valid answer until the deadline. "+
-			"Scope app: active at once, for this app's own traffic, and its answer can only tighten the bank's "+
-			"controls. Scope bank: asked for every app's traffic once the bank activates it. A private address is 422 "+
-			"url_not_allowed unless the bank allows its range; a node in production mode takes https URLs only (422 "+
-			"https_required)."), auth.ScopeSPIWrite)), h.create)
-	huma.Register(srv.API, app(op("list-spi-registrations", http.MethodGet, "/spi-registrations", "List the app's SPI registrations", 0,
-		"This app's registrations, oldest first, with their status (active, pending_activation, inactive), deadline "+
-			"and failure policy; extension_point narrows to one point. Deleted ones are not listed."), auth.ScopeSPIWrite), h.list)
-	huma.Register(srv.API, app(op("get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0,
-		"One of this app's registrations. Another app's is 404 registration_not_found."), auth.ScopeSPIWrite), h.get)
-	huma.Register(srv.API, app(op("delete-spi-registration", http.MethodDelete, "/spi-registrations/{id}", "Delete an SPI registration", http.StatusNoContent,
-		"Stops calling the endpoint for good; the bank keeps its audit. Deleting it again is 404 registration_not_found."), auth.ScopeSPIWrite), h.delete)
-	huma.Register(srv.API, httpapi.NoStore(app(op("rotate-spi-secret", http.MethodPost, "/spi-registrations/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0,
-		"Gives the registration a new signing secret, shown in this answer only. For 24 hours the bank's calls carry a "+
-			"signature with each secret, so the endpoint keeps verifying with the old one until it switches. Of two "+
-			"rotations at once one wins; the other is 409 secret_changed."), auth.ScopeSPIWrite)), h.rotate)
-	huma.Register(srv.API, app(op("list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0,
-		"Every call the bank made to the registration, newest first: when, the latency, the outcome (answered, "+
-			"failed, stand_in, skipped_breaker_open) and why a stand-in answer was used."), auth.ScopeSPIWrite), h.invocations)
+	huma.Register(srv.API, httpapi.Route{ID: "list-extension-points", Method: http.MethodGet, Path: "/v1/extension-points", Tags: tags,
+		Summary: "List extension points",
+		Description: "Every extension point with the JSON Schema of the request an endpoint receives and of the answer the bank " +
+			"accepts, its default and maximum deadlines, the stand-in answer used when nobody answers, and how several " +
+			"answers combine. Any valid access token reads it."}.App(), h.listPoints)
+	huma.Register(srv.API, httpapi.Route{ID: "get-extension-point", Method: http.MethodGet, Path: "/v1/extension-points/{name}", Tags: tags,
+		Summary: "Get an extension point",
+		Description: "One extension point by name (payments.fraud-check, loans.credit-decision, kyc.verify, accounts.lookup, or one " +
+			"the bank defined): its schemas, deadlines, stand-in answer and combination rule."}.App(), h.getPoint)
+	huma.Register(srv.API, httpapi.NoStore(httpapi.Route{ID: "create-spi-registration", Method: http.MethodPost, Path: "/v1/spi-registrations", Tags: tags, Status: http.StatusCreated,
+		Summary: "Register an endpoint at an extension point",
+		Description: "Registers an endpoint of the app at an extension point. The bank calls it with a signed POST (Standard Webhooks " +
+			"headers, with the secret in this answer, shown once) and waits for a valid answer until the deadline. " +
+			"Scope app: active at once, for this app's own traffic, and its answer can only tighten the bank's " +
+			"controls. Scope bank: asked for every app's traffic once the bank activates it. A private address is 422 " +
+			"url_not_allowed unless the bank allows its range; a node in production mode takes https URLs only (422 " +
+			"https_required)."}.App(auth.ScopeSPIWrite)), h.create)
+	huma.Register(srv.API, httpapi.Route{ID: "list-spi-registrations", Method: http.MethodGet, Path: "/v1/spi-registrations", Tags: tags,
+		Summary: "List the app's SPI registrations",
+		Description: "This app's registrations, oldest first, with their status (active, pending_activation, inactive), deadline " +
+			"and failure policy; extension_point narrows to one point. Deleted ones are not listed."}.App(auth.ScopeSPIWrite), h.list)
+	huma.Register(srv.API, httpapi.Route{ID: "get-spi-registration", Method: http.MethodGet, Path: "/v1/spi-registrations/{id}", Tags: tags,
+		Summary:     "Get an SPI registration",
+		Description: "One of this app's registrations. Another app's is 404 registration_not_found."}.App(auth.ScopeSPIWrite), h.get)
+	huma.Register(srv.API, httpapi.Route{ID: "delete-spi-registration", Method: http.MethodDelete, Path: "/v1/spi-registrations/{id}", Tags: tags, Status: http.StatusNoContent,
+		Summary:     "Delete an SPI registration",
+		Description: "Stops calling the endpoint for good; the bank keeps its audit. Deleting it again is 404 registration_not_found."}.App(auth.ScopeSPIWrite), h.delete)
+	huma.Register(srv.API, httpapi.NoStore(httpapi.Route{ID: "rotate-spi-secret", Method: http.MethodPost, Path: "/v1/spi-registrations/{id}/rotate-secret", Tags: tags,
+		Summary: "New signing secret; the old one also signs for 24 h",
+		Description: "Gives the registration a new signing secret, shown in this answer only. For 24 hours the bank's calls carry a " +
+			"signature with each secret, so the endpoint keeps verifying with the old one until it switches. Of two " +
+			"rotations at once one wins; the other is 409 secret_changed."}.App(auth.ScopeSPIWrite)), h.rotate)
+	huma.Register(srv.API, httpapi.Route{ID: "list-spi-invocations", Method: http.MethodGet, Path: "/v1/spi-registrations/{id}/invocations", Tags: tags,
+		Summary: "Audit of the calls made to a registration, newest first",
+		Description: "Every call the bank made to the registration, newest first: when, the latency, the outcome (answered, " +
+			"failed, stand_in, skipped_breaker_open) and why a stand-in answer was used."}.App(auth.ScopeSPIWrite), h.invocations)
 
 	b := srv.Bank
-	huma.Register(b, op("bank-list-extension-points", http.MethodGet, "/extension-points", "List extension points", 0,
-		"Every extension point, built-in and defined by the bank, with its schemas, deadlines, stand-in answer and "+
-			"combination rule."), h.listPoints)
-	huma.Register(b, op("bank-define-extension-point", http.MethodPost, "/extension-points", "Define a new extension point", http.StatusCreated,
-		"Defines a point where bank processes can ask apps' endpoints: the JSON Schemas of request and answer (compiled "+
-			"and self-contained), the default and maximum deadlines, the stand-in answer (valid under the answer schema), "+
-			"and how answers combine: first (the default), strictest over a field, or merge of an array field. A point "+
-			"cannot be redefined: a taken name is 409 point_exists."), h.definePoint)
-	huma.Register(b, op("bank-invoke-extension-point", http.MethodPost, "/extension-points/{name}/invoke", "Call an extension point from a bank process", 0,
-		"Asks the point's active registrations (the bank-scope ones by priority and, with app_id, that app's own) "+
-			"and answers with the combined answer, or answered false (use the bank's own rules), or failed true (a "+
-			"policy said fail closed), with every registration's reply. The payload must match the point's request schema."), h.invoke)
-	huma.Register(b, op("bank-list-spi-registrations", http.MethodGet, "/spi-registrations", "List every SPI registration", 0,
-		"Every app's registrations, oldest first; status=pending_activation lists what waits for the bank, and "+
-			"extension_point and app_id narrow the list."), h.bankList)
-	huma.Register(b, op("bank-get-spi-registration", http.MethodGet, "/spi-registrations/{id}", "Get an SPI registration", 0,
-		"One registration of any app, deleted ones included, with its status, deadline, failure policy and priority."), h.bankGet)
-	huma.Register(b, op("bank-activate-spi-registration", http.MethodPost, "/spi-registrations/{id}/activate", "Activate an SPI registration with a deadline, failure policy and priority", 0,
-		"Moves a registration pending activation, or an inactive one, to active. "+
-			"An active registration is 409 registration_already_active (change its settings with PATCH); a deleted one 409 registration_deleted."), h.activate)
-	huma.Register(b, op("bank-configure-spi-registration", http.MethodPatch, "/spi-registrations/{id}", "Change an SPI registration's deadline, failure policy or priority", 0,
-		"Changes the given settings and keeps the others and the status; for example, makes an app-scope fraud check fail closed. "+
-			"A deleted registration is 409 registration_deleted."), h.configure)
-	huma.Register(b, op("bank-deactivate-spi-registration", http.MethodPost, "/spi-registrations/{id}/deactivate", "Stop calling an SPI registration", 0,
-		"Moves an active registration to inactive. "+
-			"One that is not active is 409 registration_not_active; a deleted one 409 registration_deleted."), h.deactivate)
-	huma.Register(b, op("bank-list-spi-invocations", http.MethodGet, "/spi-registrations/{id}/invocations", "Audit of the calls made to a registration, newest first", 0,
-		"Every call made to the registration, newest first, with the app whose process asked, the latency, the "+
-			"outcome and why a stand-in answer was used."), h.bankInvocations)
+	huma.Register(b, httpapi.Route{ID: "bank-list-extension-points", Method: http.MethodGet, Path: "/extension-points", Tags: tags,
+		Summary: "List extension points",
+		Description: "Every extension point, built-in and defined by the bank, with its schemas, deadlines, stand-in answer and " +
+			"combination rule."}.Bank(), h.listPoints)
+	huma.Register(b, httpapi.Route{ID: "bank-define-extension-point", Method: http.MethodPost, Path: "/extension-points", Tags: tags, Status: http.StatusCreated,
+		Summary: "Define a new extension point",
+		Description: "Defines a point where bank processes can ask apps' endpoints: the JSON Schemas of request and answer (compiled " +
+			"and self-contained), the default and maximum deadlines, the stand-in answer (valid under the answer schema), " +
+			"and how answers combine: first (the default), strictest over a field, or merge of an array field. A point " +
+			"cannot be redefined: a taken name is 409 point_exists."}.Bank(), h.definePoint)
+	huma.Register(b, httpapi.Route{ID: "bank-invoke-extension-point", Method: http.MethodPost, Path: "/extension-points/{name}/invoke", Tags: tags,
+		Summary: "Call an extension point from a bank process",
+		Description: "Asks the point's active registrations (the bank-scope ones by priority and, with app_id, that app's own) " +
+			"and answers with the combined answer, or answered false (use the bank's own rules), or failed true (a " +
+			"policy said fail closed), with every registration's reply. The payload must match the point's request schema."}.Bank(), h.invoke)
+	huma.Register(b, httpapi.Route{ID: "bank-list-spi-registrations", Method: http.MethodGet, Path: "/spi-registrations", Tags: tags,
+		Summary: "List every SPI registration",
+		Description: "Every app's registrations, oldest first; status=pending_activation lists what waits for the bank, and " +
+			"extension_point and app_id narrow the list."}.Bank(), h.bankList)
+	huma.Register(b, httpapi.Route{ID: "bank-get-spi-registration", Method: http.MethodGet, Path: "/spi-registrations/{id}", Tags: tags,
+		Summary:     "Get an SPI registration",
+		Description: "One registration of any app, deleted ones included, with its status, deadline, failure policy and priority."}.Bank(), h.bankGet)
+	huma.Register(b, httpapi.Route{ID: "bank-activate-spi-registration", Method: http.MethodPost, Path: "/spi-registrations/{id}/activate", Tags: tags,
+		Summary: "Activate an SPI registration with a deadline, failure policy and priority",
+		Description: "Moves a registration pending activation, or an inactive one, to active. " +
+			"An active registration is 409 registration_already_active (change its settings with PATCH); a deleted one 409 registration_deleted."}.Bank(), h.activate)
+	huma.Register(b, httpapi.Route{ID: "bank-configure-spi-registration", Method: http.MethodPatch, Path: "/spi-registrations/{id}", Tags: tags,
+		Summary: "Change an SPI registration's deadline, failure policy or priority",
+		Description: "Changes the given settings and keeps the others and the status; for example, makes an app-scope fraud check fail closed. " +
+			"A deleted registration is 409 registration_deleted."}.Bank(), h.configure)
+	huma.Register(b, httpapi.Route{ID: "bank-deactivate-spi-registration", Method: http.MethodPost, Path: "/spi-registrations/{id}/deactivate", Tags: tags,
+		Summary: "Stop calling an SPI registration",
+		Description: "Moves an active registration to inactive. " +
+			"One that is not active is 409 registration_not_active; a deleted one 409 registration_deleted."}.Bank(), h.deactivate)
+	huma.Register(b, httpapi.Route{ID: "bank-list-spi-invocations", Method: http.MethodGet, Path: "/spi-registrations/{id}/invocations", Tags: tags,
+		Summary: "Audit of the calls made to a registration, newest first",
+		Description: "Every call made to the registration, newest first, with the app whose process asked, the latency, the " +
+			"outcome and why a stand-in answer was used."}.Bank(), h.bankInvocations)
 }
 
 type handlers struct{ s *Service }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/leader"
 	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
@@ -37,16 +38,29 @@ type auditBatch struct {
 }
 
 // auditWriter commits the audit rows handed to it.
+// Rows go to it only while it runs, between Start and Close; otherwise
+// the caller writes them itself.
 type auditWriter struct {
-	mu     sync.RWMutex // held for reading while handing rows over
-	closed bool
-	queue  chan auditBatch
-	stop   chan struct{}
-	done   chan struct{}
+	mu      sync.RWMutex // held for reading while handing rows over
+	running bool
+	closed  bool
+	queue   chan auditBatch
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newAuditWriter() *auditWriter {
+	return &auditWriter{queue: make(chan auditBatch, 256), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (s *Service) startAudit() {
-	s.audit = &auditWriter{queue: make(chan auditBatch, 256), stop: make(chan struct{}), done: make(chan struct{})}
+	a := s.audit
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running || a.closed {
+		return
+	}
+	a.running = true
 	go s.auditLoop()
 }
 
@@ -125,26 +139,25 @@ drain:
 func (s *Service) stopAudit() {
 	a := s.audit
 	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return
-	}
-	a.closed = true
+	running := a.running
+	a.running, a.closed = false, true
 	a.mu.Unlock()
-	close(a.stop)
-	<-a.done
+	if running {
+		close(a.stop)
+		<-a.done
+	}
 }
 
 // record hands the audit rows of one call to the writer, which commits
 // them shortly; it waits only while the writer's queue is full. Once the
-// writer has stopped, it writes them itself.
+// writer is not running, it writes them itself.
 func (s *Service) record(invs []*Invocation) {
 	if len(invs) == 0 {
 		return
 	}
 	a := s.audit
 	a.mu.RLock()
-	if a.closed {
+	if !a.running {
 		a.mu.RUnlock()
 		s.write(invs)
 		return
@@ -159,7 +172,7 @@ func (s *Service) record(invs []*Invocation) {
 func (s *Service) flushAudit() {
 	a := s.audit
 	a.mu.RLock()
-	if a.closed {
+	if !a.running {
 		a.mu.RUnlock()
 		return
 	}
@@ -256,6 +269,18 @@ func (s *Service) Invocations(ctx context.Context, caller auth.Caller, registrat
 		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
 	}
 	return pg, nil
+}
+
+// InvocationRetention is how long invocation records are kept: each call's
+// outcome and latency, for the developer's log and the bank's audit.
+const InvocationRetention = 90 * 24 * time.Hour
+
+// Jobs are the SPI's periodic jobs for the cluster's leader: pruning
+// invocation records past InvocationRetention, hourly.
+func (s *Service) Jobs() []leader.Job {
+	return []leader.Job{{Name: "prune SPI invocation records", Every: time.Hour, Do: func(ctx context.Context) (int64, error) {
+		return s.PruneInvocations(ctx, s.now().Add(-InvocationRetention))
+	}}}
 }
 
 // PruneInvocations deletes the invocation records of calls started before

@@ -60,6 +60,9 @@ func newService(t testing.TB, db *store.DB, adjust ...func(*spi.Options)) *spi.S
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(s.Close)
 	return s
 }

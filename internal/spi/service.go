@@ -142,8 +142,16 @@ func New(db *store.DB, opts Options) (*Service, error) {
 	}
 	s.builtins, s.builtinList = compileBuiltins()
 	s.breakers = newBreakers(opts.BreakerFailures, opts.BreakerOpenFor, m, opts.Logger)
-	s.startAudit()
+	s.audit = newAuditWriter()
 	return s, nil
+}
+
+// Start starts the writer that commits invocation records in batches.
+// Call it once, before serving; until then, and after Close, each call
+// writes its own records.
+func (s *Service) Start(context.Context) error {
+	s.startAudit()
+	return nil
 }
 
 // Close stops the audit writer and releases idle connections to endpoints

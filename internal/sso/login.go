@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/causewayhq/causeway"
+	"github.com/causewayhq/causeway/internal/leader"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/textrule"
 )
@@ -371,8 +372,16 @@ func truthy(v any) bool {
 	return false
 }
 
+// Jobs are single sign-on's periodic jobs for the cluster's leader:
+// pruning expired logins, hourly.
+func (l *Login) Jobs() []leader.Job {
+	return []leader.Job{{Name: "prune expired single sign-on logins", Every: time.Hour, Do: func(ctx context.Context) (int64, error) {
+		return l.Prune(ctx, l.now())
+	}}}
+}
+
 // Prune deletes the logins that expired before now, finished or not, and
-// says how many. The platform's leader calls it hourly.
+// says how many.
 func (l *Login) Prune(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := l.db.Tx(ctx, func(tx *sql.Tx) error {

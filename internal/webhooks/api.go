@@ -22,67 +22,61 @@ import (
 // security requirements.
 func (s *Service) Register(srv *httpapi.Server) {
 	h := &handlers{s: s}
-	op := func(id, method, path, summary string, status int, description string) huma.Operation {
-		// Every route that is not a read manages the subscription.
-		security := []map[string][]string{{httpapi.SchemeAppOAuth2: {auth.ScopeWebhooksWrite}}}
-		if method == http.MethodGet {
-			// Alternatives: either scope reads.
-			security = []map[string][]string{
-				{httpapi.SchemeAppOAuth2: {auth.ScopeEventsRead}},
-				{httpapi.SchemeAppOAuth2: {auth.ScopeWebhooksWrite}},
-			}
-		}
-		return huma.Operation{
-			OperationID: id, Method: method, Path: "/v1/webhooks" + path, Summary: summary, Description: description,
-			Tags: []string{"Webhooks"}, DefaultStatus: status, Security: security,
-		}
-	}
-	huma.Register(srv.API, httpapi.NoStore(op("create-webhook", http.MethodPost, "", "Subscribe a URL to events", http.StatusCreated,
-		"Subscribes an endpoint of the app to the event types it names (exact, or wildcards such as "+
-			"payment.* and *), optionally narrowed by a CEL filter over the event. Each event is POSTed as a CloudEvent with "+
-			"Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature), signed with the secret in this "+
-			"answer, shown once. Answer 2xx quickly: anything else is retried with the same webhook-id, ten attempts over "+
-			"about three days, and 410 Gone unsubscribes. A node in production mode takes https URLs only (422 "+
-			"https_required); private and loopback addresses are refused unless the bank allows them.")), h.create)
-	huma.Register(srv.API, op("list-webhooks", http.MethodGet, "", "List the app's webhook subscriptions", 0,
-		"This app's subscriptions with their URL, event types, filter and status (active, paused or "+
-			"disabled), never their secret."), h.list)
-	huma.Register(srv.API, op("get-webhook", http.MethodGet, "/{id}", "Get a webhook subscription", 0,
-		"One of this app's subscriptions. Another app's is 404 webhook_not_found."), h.get)
-	huma.Register(srv.API, op("update-webhook", http.MethodPatch, "/{id}", "Change a webhook subscription", 0,
-		"Changes the fields given and keeps the others; an empty filter removes it. New event types "+
-			"and ordering apply to the events not yet delivered. The same URL rules apply as on creation."), h.update)
-	huma.Register(srv.API, op("delete-webhook", http.MethodDelete, "/{id}", "Delete a webhook subscription", http.StatusNoContent,
-		"Stops deliveries at once and removes the subscription with its delivery records. Deleting it "+
-			"again is 404 webhook_not_found."), h.delete)
-	huma.Register(srv.API, op("pause-webhook", http.MethodPost, "/{id}/pause", "Pause deliveries; events wait until resume", 0,
-		"Moves an active subscription to paused. A paused one is 409 webhook_already_paused, a disabled one 409 webhook_disabled."), h.pause)
-	huma.Register(srv.API, op("resume-webhook", http.MethodPost, "/{id}/resume", "Resume a paused or disabled subscription", 0,
-		"Moves a paused or disabled subscription to active. An active one is 409 webhook_already_active."), h.resume)
-	huma.Register(srv.API, httpapi.NoStore(op("rotate-webhook-secret", http.MethodPost, "/{id}/rotate-secret", "New signing secret; the old one also signs for 24 h", 0,
-		"Gives the subscription a new signing secret, shown in this answer only. For 24 hours every "+
-			"delivery carries a signature with each secret (webhook-signature: v1,... v1,...), so the endpoint keeps "+
-			"verifying with the old one until it switches.")), h.rotate)
-	huma.Register(srv.API, op("list-webhook-deliveries", http.MethodGet, "/{id}/deliveries", "Delivery attempts, newest first", 0,
-		"Every attempt to deliver an event to the subscription, newest first: when, the status code "+
-			"the endpoint answered, the latency and the error. outcome=dead lists the events given up on; event_type and "+
-			"event_id narrow the list."), h.deliveries)
-	huma.Register(srv.API, op("recover-webhook", http.MethodPost, "/{id}/recover", "Re-send every event since a time", http.StatusAccepted,
-		"Starts re-sending in the background. One recover per subscription runs at a time, across all nodes: "+
-			"while one runs, another is 409 recover_in_progress; a subscription that is not active is 409 webhook_not_active."), h.recover)
-	huma.Register(srv.API, op("retry-webhook-delivery", http.MethodPost, "/{id}/deliveries/{delivery_id}/retry", "Re-send one delivery's event now", http.StatusAccepted,
-		"Sends the event of one recorded delivery (a dead letter, say) again now, in the background, "+
-			"with the same webhook-id. The subscription must be active (409 webhook_not_active); an event the platform no "+
-			"longer keeps is 404 event_expired."), h.retry)
+	tags := []string{"Webhooks"}
+	huma.Register(srv.API, httpapi.NoStore(httpapi.Route{ID: "create-webhook", Method: http.MethodPost, Path: "/v1/webhooks", Tags: tags, Status: http.StatusCreated,
+		Summary: "Subscribe a URL to events",
+		Description: "Subscribes an endpoint of the app to the event types it names (exact, or wildcards such as " +
+			"payment.* and *), optionally narrowed by a CEL filter over the event. Each event is POSTed as a CloudEvent with " +
+			"Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature), signed with the secret in this " +
+			"answer, shown once. Answer 2xx quickly: anything else is retried with the same webhook-id, ten attempts over " +
+			"about three days, and 410 Gone unsubscribes. A node in production mode takes https URLs only (422 " +
+			"https_required); private and loopback addresses are refused unless the bank allows them."}.App(auth.ScopeWebhooksWrite)), h.create)
+	huma.Register(srv.API, httpapi.Route{ID: "list-webhooks", Method: http.MethodGet, Path: "/v1/webhooks", Tags: tags,
+		Summary: "List the app's webhook subscriptions",
+		Description: "This app's subscriptions with their URL, event types, filter and status (active, paused or " +
+			"disabled), never their secret."}.AppAnyOf(auth.ScopeEventsRead, auth.ScopeWebhooksWrite), h.list)
+	huma.Register(srv.API, httpapi.Route{ID: "get-webhook", Method: http.MethodGet, Path: "/v1/webhooks/{id}", Tags: tags,
+		Summary:     "Get a webhook subscription",
+		Description: "One of this app's subscriptions. Another app's is 404 webhook_not_found."}.AppAnyOf(auth.ScopeEventsRead, auth.ScopeWebhooksWrite), h.get)
+	huma.Register(srv.API, httpapi.Route{ID: "update-webhook", Method: http.MethodPatch, Path: "/v1/webhooks/{id}", Tags: tags,
+		Summary: "Change a webhook subscription",
+		Description: "Changes the fields given and keeps the others; an empty filter removes it. New event types " +
+			"and ordering apply to the events not yet delivered. The same URL rules apply as on creation."}.App(auth.ScopeWebhooksWrite), h.update)
+	huma.Register(srv.API, httpapi.Route{ID: "delete-webhook", Method: http.MethodDelete, Path: "/v1/webhooks/{id}", Tags: tags, Status: http.StatusNoContent,
+		Summary: "Delete a webhook subscription",
+		Description: "Stops deliveries at once and removes the subscription with its delivery records. Deleting it " +
+			"again is 404 webhook_not_found."}.App(auth.ScopeWebhooksWrite), h.delete)
+	huma.Register(srv.API, httpapi.Route{ID: "pause-webhook", Method: http.MethodPost, Path: "/v1/webhooks/{id}/pause", Tags: tags,
+		Summary:     "Pause deliveries; events wait until resume",
+		Description: "Moves an active subscription to paused. A paused one is 409 webhook_already_paused, a disabled one 409 webhook_disabled."}.App(auth.ScopeWebhooksWrite), h.pause)
+	huma.Register(srv.API, httpapi.Route{ID: "resume-webhook", Method: http.MethodPost, Path: "/v1/webhooks/{id}/resume", Tags: tags,
+		Summary:     "Resume a paused or disabled subscription",
+		Description: "Moves a paused or disabled subscription to active. An active one is 409 webhook_already_active."}.App(auth.ScopeWebhooksWrite), h.resume)
+	huma.Register(srv.API, httpapi.NoStore(httpapi.Route{ID: "rotate-webhook-secret", Method: http.MethodPost, Path: "/v1/webhooks/{id}/rotate-secret", Tags: tags,
+		Summary: "New signing secret; the old one also signs for 24 h",
+		Description: "Gives the subscription a new signing secret, shown in this answer only. For 24 hours every " +
+			"delivery carries a signature with each secret (webhook-signature: v1,... v1,...), so the endpoint keeps " +
+			"verifying with the old one until it switches."}.App(auth.ScopeWebhooksWrite)), h.rotate)
+	huma.Register(srv.API, httpapi.Route{ID: "list-webhook-deliveries", Method: http.MethodGet, Path: "/v1/webhooks/{id}/deliveries", Tags: tags,
+		Summary: "Delivery attempts, newest first",
+		Description: "Every attempt to deliver an event to the subscription, newest first: when, the status code " +
+			"the endpoint answered, the latency and the error. outcome=dead lists the events given up on; event_type and " +
+			"event_id narrow the list."}.AppAnyOf(auth.ScopeEventsRead, auth.ScopeWebhooksWrite), h.deliveries)
+	huma.Register(srv.API, httpapi.Route{ID: "recover-webhook", Method: http.MethodPost, Path: "/v1/webhooks/{id}/recover", Tags: tags, Status: http.StatusAccepted,
+		Summary: "Re-send every event since a time",
+		Description: "Starts re-sending in the background. One recover per subscription runs at a time, across all nodes: " +
+			"while one runs, another is 409 recover_in_progress; a subscription that is not active is 409 webhook_not_active."}.App(auth.ScopeWebhooksWrite), h.recover)
+	huma.Register(srv.API, httpapi.Route{ID: "retry-webhook-delivery", Method: http.MethodPost, Path: "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", Tags: tags, Status: http.StatusAccepted,
+		Summary: "Re-send one delivery's event now",
+		Description: "Sends the event of one recorded delivery (a dead letter, say) again now, in the background, " +
+			"with the same webhook-id. The subscription must be active (409 webhook_not_active); an event the platform no " +
+			"longer keeps is 404 event_expired."}.App(auth.ScopeWebhooksWrite), h.retry)
 
-	huma.Register(srv.Bank, huma.Operation{
-		OperationID: "bank-list-webhooks", Method: http.MethodGet, Path: "/webhooks",
+	huma.Register(srv.Bank, httpapi.Route{ID: "bank-list-webhooks", Method: http.MethodGet, Path: "/webhooks", Tags: tags,
 		Summary: "Every webhook subscription, with its health and backlog",
 		Description: "Every app's subscriptions with their status, the events not yet sent (backlog) and those in flight " +
 			"or waiting for a retry; status narrows to active, paused or disabled. A subscription whose endpoint keeps " +
-			"failing is disabled.",
-		Tags: []string{"Webhooks"},
-	}, h.bankList)
+			"failing is disabled."}.Bank(), h.bankList)
 }
 
 type handlers struct{ s *Service }

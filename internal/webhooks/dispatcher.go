@@ -62,8 +62,6 @@ func (s *Service) Run(ctx context.Context) error {
 
 	syncTick := time.NewTicker(s.opts.SyncInterval)
 	defer syncTick.Stop()
-	prune := time.NewTicker(time.Hour)
-	defer prune.Stop()
 	failures := 0
 	for {
 		covered := s.startSync()
@@ -82,15 +80,6 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-syncTick.C:
 		case <-s.wake:
-		case <-prune.C:
-			if s.opts.Leader != nil && !s.opts.Leader() {
-				continue
-			}
-			if n, err := pruneDeliveries(ctx, s.db, s.opts.Now().Add(-s.opts.DeliveryRetention)); err != nil {
-				s.log.WarnContext(ctx, "pruning delivery records failed", "error", err.Error())
-			} else if n > 0 {
-				s.log.DebugContext(ctx, "pruned delivery records", "rows", n)
-			}
 		}
 	}
 }

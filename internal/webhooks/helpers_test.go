@@ -145,6 +145,9 @@ func newSealedHarness(t testing.TB, db *store.DB, b *bus.Bus, opts webhooks.Opti
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -61,6 +61,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	workers map[string]*worker // by subscription id, while Run runs
+	started bool               // Start has started the record writer
 	closed  bool
 	stopRun context.CancelFunc
 
@@ -82,8 +83,9 @@ type Service struct {
 // New returns a service over db (migrated with Migrate and outbox.Migrate)
 // and the bus the outbox relay publishes to. vis decides which events an
 // app may receive; sealer encrypts signing secrets at rest; guard checks
-// URLs at creation and every connection at delivery. Nothing is delivered
-// until Run.
+// URLs at creation and every connection at delivery. It does no I/O and
+// starts nothing: Start starts the writer of attempt records, which
+// deliveries and re-sends need, and Run delivers.
 func New(db *store.DB, b *bus.Bus, vis events.Visibility, sealer *seal.Sealer, guard netguard.Guard, opts Options) (*Service, error) {
 	if db == nil || b == nil || sealer == nil {
 		return nil, errors.New("webhooks: a database, a bus and a sealer are required")
@@ -116,12 +118,23 @@ func New(db *store.DB, b *bus.Bus, vis events.Visibility, sealer *seal.Sealer, g
 		bgCtx:        ctx,
 		bgStop:       cancel,
 	}
-	go s.runRecorder()
 	return s, nil
 }
 
+// Start starts the writer of delivery attempt records. Call it once,
+// before serving or Run; Close stops it.
+func (s *Service) Start(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started && !s.closed {
+		s.started = true
+		go s.runRecorder()
+	}
+	return nil
+}
+
 // Close stops Run if it is running, cancels recovers and retries in
-// progress, and waits for all of them. Call it after the HTTP server has
+// progress, waits for all of them, and stops the record writer. Call it after the HTTP server has
 // stopped.
 func (s *Service) Close() {
 	s.mu.Lock()
@@ -130,7 +143,7 @@ func (s *Service) Close() {
 		return
 	}
 	s.closed = true
-	stop, runDone := s.stopRun, s.runDone
+	stop, runDone, started := s.stopRun, s.runDone, s.started
 	s.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -138,8 +151,10 @@ func (s *Service) Close() {
 	}
 	s.bgStop()
 	s.bg.Wait()
-	close(s.recorderQuit)
-	<-s.recorderDone
+	if started {
+		close(s.recorderQuit)
+		<-s.recorderDone
+	}
 	s.client.CloseIdleConnections()
 }
 

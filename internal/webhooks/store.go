@@ -12,6 +12,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
+	"github.com/causewayhq/causeway/internal/leader"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -321,6 +322,14 @@ func getDelivery(ctx context.Context, db *store.DB, subID, id string) (*Delivery
 		return nil, store.Classify(err)
 	}
 	return d, nil
+}
+
+// Jobs are the webhooks' periodic jobs for the cluster's leader: pruning
+// delivery records past Options.DeliveryRetention, hourly.
+func (s *Service) Jobs() []leader.Job {
+	return []leader.Job{{Name: "prune webhook delivery records", Every: time.Hour, Do: func(ctx context.Context) (int64, error) {
+		return pruneDeliveries(ctx, s.db, s.opts.Now().Add(-s.opts.DeliveryRetention))
+	}}}
 }
 
 // pruneDeliveries deletes delivery records older than before.

@@ -162,12 +162,6 @@ type Options struct {
 	// DeliveryRetention is how long delivery records are kept. Default 30
 	// days.
 	DeliveryRetention time.Duration
-	// Leader, when set, says whether this node does the cluster's periodic
-	// work now (pruning delivery records); nodes sharing a database agree
-	// on one leader (the platform passes the outbox relay's lease), so the
-	// work is done once, and by another node when the leader dies. Nil
-	// means always (one node).
-	Leader func() bool
 	// NotifyOutbox, when set, is called after this package appended an
 	// event (webhook.disabled) so the relay publishes it at once.
 	NotifyOutbox func()

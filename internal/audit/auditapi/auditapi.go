@@ -24,33 +24,33 @@ const ContentType = "application/jsonl"
 // short.
 func Register(srv *httpapi.Server, t *audit.Trail, log *slog.Logger) {
 	h := &handlers{t: t, log: log}
-	op := func(id, path, summary, description string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: http.MethodGet, Path: path, Summary: summary, Description: description,
-			Tags: []string{"Audit"}}
-	}
-	huma.Register(srv.Bank, op("bank-list-audit", "/audit", "The audit trail, newest first",
-		"Every bank-side change, newest first: who made it (actor), what (action) to which target, a summary of "+
-			"before and after, the four-eyes proposal it opened or confirmed, and the request id and client address "+
-			"it came with. The filters narrow it: operator, target_type, target_id, action (exact, or a prefix such "+
-			"as dataset_access.*), from and to (RFC 3339; from inclusive, to exclusive)."), h.list)
+	tags := []string{"Audit"}
+	huma.Register(srv.Bank, httpapi.Route{ID: "bank-list-audit", Method: http.MethodGet, Path: "/audit", Tags: tags,
+		Summary: "The audit trail, newest first",
+		Description: "Every bank-side change, newest first: who made it (actor), what (action) to which target, a summary of " +
+			"before and after, the four-eyes proposal it opened or confirmed, and the request id and client address " +
+			"it came with. The filters narrow it: operator, target_type, target_id, action (exact, or a prefix such " +
+			"as dataset_access.*), from and to (RFC 3339; from inclusive, to exclusive)."}.Bank(), h.list)
 
-	export := op("bank-export-audit", "/audit/export", "Export the audit trail as JSON Lines",
-		"The entries matching the same filters as the list, oldest first (the chain's order), one JSON object a "+
-			"line, streamed: at most limit entries (default 10000, at most 100000) with seq greater than after. A "+
-			"file with limit lines may have more after it: ask again with after set to its last seq. Each line "+
-			"carries every field the entry's hash covers, so the chain can be checked again from the file.")
+	export := httpapi.Route{ID: "bank-export-audit", Method: http.MethodGet, Path: "/audit/export", Tags: tags,
+		Summary: "Export the audit trail as JSON Lines",
+		Description: "The entries matching the same filters as the list, oldest first (the chain's order), one JSON object a " +
+			"line, streamed: at most limit entries (default 10000, at most 100000) with seq greater than after. A " +
+			"file with limit lines may have more after it: ask again with after set to its last seq. Each line " +
+			"carries every field the entry's hash covers, so the chain can be checked again from the file."}.Bank()
 	export.Responses = map[string]*huma.Response{
 		"200": {Description: "One entry (as in the list) per line", Content: map[string]*huma.MediaType{
 			ContentType: {Schema: &huma.Schema{Type: "string", Description: "JSON Lines: one audit entry per line"}}}},
 	}
 	huma.Register(srv.Bank, export, h.export)
 
-	huma.Register(srv.Bank, op("bank-verify-audit", "/audit/verify", "Check the audit trail's hash chain",
-		"Walks the chain from its first entry to its head and answers ok, or the seq of the first entry that does "+
-			"not verify (broken_at) and why: an entry edited, deleted or re-ordered in the database since it was "+
-			"written. head is the last entry's hash; kept outside the platform, it lets a later check prove that "+
-			"the trail up to it was not rewritten as a whole. It reads the whole trail: run it from time to time, "+
-			"not on every page view."), h.verify)
+	huma.Register(srv.Bank, httpapi.Route{ID: "bank-verify-audit", Method: http.MethodGet, Path: "/audit/verify", Tags: tags,
+		Summary: "Check the audit trail's hash chain",
+		Description: "Walks the chain from its first entry to its head and answers ok, or the seq of the first entry that does " +
+			"not verify (broken_at) and why: an entry edited, deleted or re-ordered in the database since it was " +
+			"written. head is the last entry's hash; kept outside the platform, it lets a later check prove that " +
+			"the trail up to it was not rewritten as a whole. It reads the whole trail: run it from time to time, " +
+			"not on every page view."}.Bank(), h.verify)
 }
 
 type handlers struct {

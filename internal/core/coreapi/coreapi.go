@@ -58,62 +58,71 @@ func Register(s *httpapi.Server, bank *core.Bank) {
 	h := &handlers{bank: bank}
 	g := s.Bank
 	tags := []string{"Sandbox bank"}
-	op := func(id, method, path, summary, description string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Description: description, Tags: tags}
-	}
-	huma.Register(g, op("bank-list-customers", http.MethodGet, "/customers", "List every customer",
-		"Every customer of the sandbox bank, whichever app created it or none, oldest first; paged with limit and cursor."), h.listCustomers)
-	huma.Register(g, op("bank-get-customer", http.MethodGet, "/customers/{id}", "Get a customer",
-		"One customer with its contact details and KYC status."), h.getCustomer)
-	huma.Register(g, op("bank-customer-offers", http.MethodGet, "/customers/{id}/offers", "Offers for a customer",
-		"The products that fit the customer, best first, with a score and the reason: what an app sees from GET /v1/offers, "+
-			"for any customer."), h.offers)
-	huma.Register(g, op("bank-list-accounts", http.MethodGet, "/accounts", "List customer accounts",
-		"Every customer account, oldest first; customer_id narrows to one customer. The bank's own ledger accounts are not listed."), h.listAccounts)
-	huma.Register(g, op("bank-get-account", http.MethodGet, "/accounts/{id}", "Get an account",
-		"One customer account: product, currency, IBAN, status and owner."), h.getAccount)
-	huma.Register(g, op("bank-get-balances", http.MethodGet, "/accounts/{id}/balances", "Booked and available balance",
-		"booked is the sum of the booked transactions; available is booked minus what payments held for review hold."), h.balances)
-	huma.Register(g, op("bank-list-transactions", http.MethodGet, "/accounts/{id}/transactions", "An account's transactions, newest first",
-		"The account's booked transactions, newest first; from and to (RFC 3339 or YYYY-MM-DD) narrow to [from, to)."), h.transactions)
-	deposit := op("bank-deposit", http.MethodPost, "/accounts/{id}/deposits", "Credit an account with money from outside the bank",
-		"Books money that enters the bank (cash at a branch, a transfer in from another bank) on a customer account, "+
-			"against the bank's cash account; the sandbox's way to fund accounts. The amount must be positive and in the "+
-			"account's currency; a closed account is 409 account_closed. Emits transaction.booked.")
-	deposit.DefaultStatus = http.StatusCreated
+	huma.Register(g, httpapi.Route{ID: "bank-list-customers", Method: http.MethodGet, Path: "/customers", Tags: tags,
+		Summary:     "List every customer",
+		Description: "Every customer of the sandbox bank, whichever app created it or none, oldest first; paged with limit and cursor."}.Bank(), h.listCustomers)
+	huma.Register(g, httpapi.Route{ID: "bank-get-customer", Method: http.MethodGet, Path: "/customers/{id}", Tags: tags,
+		Summary:     "Get a customer",
+		Description: "One customer with its contact details and KYC status."}.Bank(), h.getCustomer)
+	huma.Register(g, httpapi.Route{ID: "bank-customer-offers", Method: http.MethodGet, Path: "/customers/{id}/offers", Tags: tags,
+		Summary: "Offers for a customer",
+		Description: "The products that fit the customer, best first, with a score and the reason: what an app sees from GET /v1/offers, " +
+			"for any customer."}.Bank(), h.offers)
+	huma.Register(g, httpapi.Route{ID: "bank-list-accounts", Method: http.MethodGet, Path: "/accounts", Tags: tags,
+		Summary:     "List customer accounts",
+		Description: "Every customer account, oldest first; customer_id narrows to one customer. The bank's own ledger accounts are not listed."}.Bank(), h.listAccounts)
+	huma.Register(g, httpapi.Route{ID: "bank-get-account", Method: http.MethodGet, Path: "/accounts/{id}", Tags: tags,
+		Summary:     "Get an account",
+		Description: "One customer account: product, currency, IBAN, status and owner."}.Bank(), h.getAccount)
+	huma.Register(g, httpapi.Route{ID: "bank-get-balances", Method: http.MethodGet, Path: "/accounts/{id}/balances", Tags: tags,
+		Summary:     "Booked and available balance",
+		Description: "booked is the sum of the booked transactions; available is booked minus what payments held for review hold."}.Bank(), h.balances)
+	huma.Register(g, httpapi.Route{ID: "bank-list-transactions", Method: http.MethodGet, Path: "/accounts/{id}/transactions", Tags: tags,
+		Summary:     "An account's transactions, newest first",
+		Description: "The account's booked transactions, newest first; from and to (RFC 3339 or YYYY-MM-DD) narrow to [from, to)."}.Bank(), h.transactions)
+	deposit := httpapi.Route{ID: "bank-deposit", Method: http.MethodPost, Path: "/accounts/{id}/deposits", Tags: tags, Status: http.StatusCreated,
+		Summary: "Credit an account with money from outside the bank",
+		Description: "Books money that enters the bank (cash at a branch, a transfer in from another bank) on a customer account, " +
+			"against the bank's cash account; the sandbox's way to fund accounts. The amount must be positive and in the " +
+			"account's currency; a closed account is 409 account_closed. Emits transaction.booked."}.Bank()
 	huma.Register(g, deposit, h.deposit)
-	pay := op("bank-create-payment", http.MethodPost, "/payments", "Make a payment from any customer account",
-		"A payment the bank initiates (a standing order, a branch transfer) from any customer account, through the same "+
-			"fraud check and booking as an app's. A refusal is 201 with status rejected and why; with an Idempotency-Key a "+
-			"retry returns the first payment, and the key with another body is 422 idempotency_key_reused.")
-	pay.DefaultStatus = http.StatusCreated
+	pay := httpapi.Route{ID: "bank-create-payment", Method: http.MethodPost, Path: "/payments", Tags: tags, Status: http.StatusCreated,
+		Summary: "Make a payment from any customer account",
+		Description: "A payment the bank initiates (a standing order, a branch transfer) from any customer account, through the same " +
+			"fraud check and booking as an app's. A refusal is 201 with status rejected and why; with an Idempotency-Key a " +
+			"retry returns the first payment, and the key with another body is 422 idempotency_key_reused."}.Bank()
 	huma.Register(g, pay, h.createPayment)
-	huma.Register(g, op("bank-get-payment", http.MethodGet, "/payments/{id}", "Get a payment",
-		"Any payment with its status, fraud check and, when rejected, why."), h.getPayment)
-	huma.Register(g, op("bank-release-payment", http.MethodPost, "/payments/{id}/release", "Release a payment held for review",
-		"Books a payment a fraud check held for review, if the funds are still there (else it is rejected, "+
-			"insufficient_funds). The decision names the state it leaves: a payment no longer held, or one another "+
-			"operator decided a moment earlier, is 409 payment_not_held, and the account is debited once."), h.release)
-	huma.Register(g, op("bank-reject-payment", http.MethodPost, "/payments/{id}/reject", "Reject a payment held for review",
-		"Rejects a payment held for review (rejected_after_review, with the reason given) and releases its hold on the "+
-			"account. A payment no longer held is 409 payment_not_held."), h.reject)
-	huma.Register(g, op("bank-check-ledger", http.MethodGet, "/ledger", "Check the ledger's invariants",
-		"Proves, each in one statement over one consistent state: every entry balances, all postings sum to zero per "+
-			"currency, every account's balance is the sum of its postings, no customer account is below zero "+
-			"(accounts_below_minimum), and every held amount is the sum of its held payments (held_mismatches). "+
-			"balanced is true only when every check passed."), h.ledger)
-	grant := op("bank-create-grant", http.MethodPost, "/grants", "Let an app see a customer",
-		"Lets an app see one of the bank's customers it did not create (a partner serving the bank's customer): the app "+
-			"then reads the customer, its accounts and events, and may act for it within its scopes.")
-	grant.DefaultStatus = http.StatusCreated
+	huma.Register(g, httpapi.Route{ID: "bank-get-payment", Method: http.MethodGet, Path: "/payments/{id}", Tags: tags,
+		Summary:     "Get a payment",
+		Description: "Any payment with its status, fraud check and, when rejected, why."}.Bank(), h.getPayment)
+	huma.Register(g, httpapi.Route{ID: "bank-release-payment", Method: http.MethodPost, Path: "/payments/{id}/release", Tags: tags,
+		Summary: "Release a payment held for review",
+		Description: "Books a payment a fraud check held for review, if the funds are still there (else it is rejected, " +
+			"insufficient_funds). The decision names the state it leaves: a payment no longer held, or one another " +
+			"operator decided a moment earlier, is 409 payment_not_held, and the account is debited once."}.Bank(), h.release)
+	huma.Register(g, httpapi.Route{ID: "bank-reject-payment", Method: http.MethodPost, Path: "/payments/{id}/reject", Tags: tags,
+		Summary: "Reject a payment held for review",
+		Description: "Rejects a payment held for review (rejected_after_review, with the reason given) and releases its hold on the " +
+			"account. A payment no longer held is 409 payment_not_held."}.Bank(), h.reject)
+	huma.Register(g, httpapi.Route{ID: "bank-check-ledger", Method: http.MethodGet, Path: "/ledger", Tags: tags,
+		Summary: "Check the ledger's invariants",
+		Description: "Proves, each in one statement over one consistent state: every entry balances, all postings sum to zero per " +
+			"currency, every account's balance is the sum of its postings, no customer account is below zero " +
+			"(accounts_below_minimum), and every held amount is the sum of its held payments (held_mismatches). " +
+			"balanced is true only when every check passed."}.Bank(), h.ledger)
+	grant := httpapi.Route{ID: "bank-create-grant", Method: http.MethodPost, Path: "/grants", Tags: tags, Status: http.StatusCreated,
+		Summary: "Let an app see a customer",
+		Description: "Lets an app see one of the bank's customers it did not create (a partner serving the bank's customer): the app " +
+			"then reads the customer, its accounts and events, and may act for it within its scopes."}.Bank()
 	huma.Register(g, grant, h.grant)
-	huma.Register(g, op("bank-list-grants", http.MethodGet, "/grants", "List the customers the bank let apps see",
-		"The bank's grants, ordered by app and customer; app_id narrows to one app. Access an app has because it created "+
-			"or was seeded with a customer is not a grant and is not listed."), h.grants)
-	revoke := op("bank-delete-grant", http.MethodDelete, "/grants/{app_id}/{customer_id}", "Stop letting an app see a customer",
-		"Takes back the app's access to the customer, however it came by it: from then on the customer, its accounts "+
-			"and payments are 404 to the app. Deleting access the app does not have is not an error.")
-	revoke.DefaultStatus = http.StatusNoContent
+	huma.Register(g, httpapi.Route{ID: "bank-list-grants", Method: http.MethodGet, Path: "/grants", Tags: tags,
+		Summary: "List the customers the bank let apps see",
+		Description: "The bank's grants, ordered by app and customer; app_id narrows to one app. Access an app has because it created " +
+			"or was seeded with a customer is not a grant and is not listed."}.Bank(), h.grants)
+	revoke := httpapi.Route{ID: "bank-delete-grant", Method: http.MethodDelete, Path: "/grants/{app_id}/{customer_id}", Tags: tags, Status: http.StatusNoContent,
+		Summary: "Stop letting an app see a customer",
+		Description: "Takes back the app's access to the customer, however it came by it: from then on the customer, its accounts " +
+			"and payments are 404 to the app. Deleting access the app does not have is not an error."}.Bank()
 	huma.Register(g, revoke, h.revokeGrant)
 }
 

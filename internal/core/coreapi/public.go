@@ -19,69 +19,79 @@ import (
 func RegisterPublic(s *httpapi.Server, bank *core.Bank) {
 	RegisterSchemas(s.API)
 	h := &publicHandlers{bank: bank}
-	op := func(id, method, path, scope, summary string, status int, description string) huma.Operation {
-		return huma.Operation{
-			OperationID: id, Method: method, Path: "/v1" + path, Summary: summary, Description: description,
-			Tags: []string{"Banking"}, DefaultStatus: status,
-			Security: []map[string][]string{{httpapi.SchemeAppOAuth2: {scope}}},
-		}
-	}
-	huma.Register(s.API, op("create-customer", http.MethodPost, "/customers", auth.ScopeCustomersWrite, "Onboard a customer", 201,
-		"Creates a person (date_of_birth required) or a business as a customer of the bank, visible to this app from now on. "+
-			"Its kyc_status is pending until a KYC check runs; lending needs a passed one. document_number feeds the KYC check; "+
-			"homeowner, geo and monthly_income tailor the offers. Emits customer.created."), h.createCustomer)
-	huma.Register(s.API, op("list-customers", http.MethodGet, "/customers", auth.ScopeAccountsRead, "List the app's customers", 0,
-		"The customers this app may see, oldest first: those it created, its seeded sandbox customers and those the bank "+
-			"granted it. Pass next_cursor as cursor for the next page; an empty next_cursor is the last page."), h.listCustomers)
-	huma.Register(s.API, op("get-customer", http.MethodGet, "/customers/{id}", auth.ScopeAccountsRead, "Get a customer", 0,
-		"One customer with its contact details and KYC status. An id this app may not see is 404 customer_not_found."), h.getCustomer)
-	huma.Register(s.API, op("open-account", http.MethodPost, "/accounts", auth.ScopeCustomersWrite, "Open an account for a customer", 201,
-		"Opens a current or savings account in a supported currency for a customer this app may see, with an IBAN and a "+
-			"zero balance. Emits account.opened. Fund it with a payment into it (sandbox: the bank's deposits)."), h.openAccount)
-	huma.Register(s.API, op("list-accounts", http.MethodGet, "/accounts", auth.ScopeAccountsRead, "List accounts", 0,
-		"The accounts of the customers this app may see, oldest first; customer_id narrows to one customer. Paged with "+
-			"limit and cursor."), h.listAccounts)
-	huma.Register(s.API, op("get-account", http.MethodGet, "/accounts/{id}", auth.ScopeAccountsRead, "Get an account", 0,
-		"One account: product, currency, IBAN, status and owner. An account of a customer this app may not see is 404 "+
-			"account_not_found."), h.getAccount)
-	huma.Register(s.API, op("get-balances", http.MethodGet, "/accounts/{id}/balances", auth.ScopeAccountsRead, "Booked and available balance", 0,
-		"booked is the sum of the account's booked transactions; available is booked minus the amounts held by payments "+
-			"waiting for the bank's review, so it is what the customer can spend now."), h.balances)
-	huma.Register(s.API, op("list-transactions", http.MethodGet, "/accounts/{id}/transactions", auth.ScopeAccountsRead, "Transactions, newest first", 0,
-		"The account's booked transactions, newest first, each a credit or a debit with its amount, description and the "+
-			"balance after it. from and to (RFC 3339 or YYYY-MM-DD) narrow to [from, to); from after to is 422 invalid_range."), h.transactions)
-	huma.Register(s.API, op("create-payment", http.MethodPost, "/payments", auth.ScopePaymentsWrite, "Make a payment", 201,
-		"Pays from a current or savings account this app may see to another account of the bank (creditor.account_id) "+
-			"or to an IBAN elsewhere (creditor.iban with creditor.name). The payments.fraud-check extension point is asked "+
-			"first. A payment the bank refuses is not an error: it comes back 201 with status rejected and a rejection "+
-			"saying why (insufficient_funds, fraud_denied); a review decision holds it (status held, the amount held on "+
-			"the account) until the bank releases or rejects it. Send an Idempotency-Key: a retry then returns the first "+
-			"payment instead of paying twice. Emits payment.completed, payment.rejected or payment.held."), h.createPayment)
-	huma.Register(s.API, op("get-payment", http.MethodGet, "/payments/{id}", auth.ScopePaymentsWrite, "Get a payment", 0,
-		"One payment with its status (completed, rejected, held), its fraud check and, when rejected, why. A payment "+
-			"from an account this app may not see is 404 payment_not_found."), h.getPayment)
-	huma.Register(s.API, op("create-kyc-check", http.MethodPost, "/kyc-checks", auth.ScopeKYCWrite, "Run a KYC check on a customer", 201,
-		"Runs the bank's KYC rules (required fields, age, sanctions, document number, email, country) and asks the kyc.verify providers, the bank's "+
-			"and this app's own; the worst result wins (fail, then refer, then pass), so no provider can clear what "+
-			"another flagged. The result becomes the customer's kyc_status; every check is listed with its outcome. "+
-			"Lending needs a passed KYC. Emits kyc.check.completed."), h.createKYC)
-	huma.Register(s.API, op("get-kyc-check", http.MethodGet, "/kyc-checks/{id}", auth.ScopeKYCWrite, "Get a KYC check", 0,
-		"One KYC check with its result, each check that led to it and the provider whose answer decided."), h.getKYC)
-	huma.Register(s.API, op("create-loan-application", http.MethodPost, "/loan-applications", auth.ScopeLoansWrite, "Apply for a loan", 201,
-		"Applies for a loan for a customer this app may see and decides it at once: through the loans.credit-decision "+
-			"extension point, or the bank's scorecard when no provider is active. The answer is 201 whatever the "+
-			"decision: status approved (with the limit and rate decided), declined or referred (a person decides). "+
-			"A customer whose KYC has not passed is never approved. Emits loan.application.decided."), h.applyLoan)
-	huma.Register(s.API, op("get-loan-application", http.MethodGet, "/loan-applications/{id}", auth.ScopeLoansWrite, "Get a loan application", 0,
-		"One loan application with its decision and, once funded, the account it was paid into and its repayment schedule."), h.getLoan)
-	huma.Register(s.API, op("fund-loan-application", http.MethodPost, "/loan-applications/{id}/funding", auth.ScopeLoansWrite, "Disburse an approved loan into an account", 0,
-		"Pays an approved loan into a current account of the borrower in the loan's currency and fixes the annuity "+
-			"schedule from today. A loan is funded once: again is 409 loan_already_funded; one not approved is 409 "+
-			"loan_not_approved. The bank checks again what it lends on: an amount above the decided limit is 409 "+
-			"loan_exceeds_limit, a customer whose KYC no longer passes 409 kyc_not_passed. Emits loan.funded."), h.fundLoan)
-	huma.Register(s.API, op("list-offers", http.MethodGet, "/offers", auth.ScopeAccountsRead, "Product offers for a customer", 0,
-		"Products that fit a customer this app may see, best first, each with a score (0 to 100) and the reason, from "+
-			"what the bank knows: home ownership and location, balances, income and loans. An empty list is a valid answer."), h.offers)
+	tags := []string{"Banking"}
+	huma.Register(s.API, httpapi.Route{ID: "create-customer", Method: http.MethodPost, Path: "/v1/customers", Tags: tags, Status: http.StatusCreated,
+		Summary: "Onboard a customer",
+		Description: "Creates a person (date_of_birth required) or a business as a customer of the bank, visible to this app from now on. " +
+			"Its kyc_status is pending until a KYC check runs; lending needs a passed one. document_number feeds the KYC check; " +
+			"homeowner, geo and monthly_income tailor the offers. Emits customer.created."}.App(auth.ScopeCustomersWrite), h.createCustomer)
+	huma.Register(s.API, httpapi.Route{ID: "list-customers", Method: http.MethodGet, Path: "/v1/customers", Tags: tags,
+		Summary: "List the app's customers",
+		Description: "The customers this app may see, oldest first: those it created, its seeded sandbox customers and those the bank " +
+			"granted it. Pass next_cursor as cursor for the next page; an empty next_cursor is the last page."}.App(auth.ScopeAccountsRead), h.listCustomers)
+	huma.Register(s.API, httpapi.Route{ID: "get-customer", Method: http.MethodGet, Path: "/v1/customers/{id}", Tags: tags,
+		Summary:     "Get a customer",
+		Description: "One customer with its contact details and KYC status. An id this app may not see is 404 customer_not_found."}.App(auth.ScopeAccountsRead), h.getCustomer)
+	huma.Register(s.API, httpapi.Route{ID: "open-account", Method: http.MethodPost, Path: "/v1/accounts", Tags: tags, Status: http.StatusCreated,
+		Summary: "Open an account for a customer",
+		Description: "Opens a current or savings account in a supported currency for a customer this app may see, with an IBAN and a " +
+			"zero balance. Emits account.opened. Fund it with a payment into it (sandbox: the bank's deposits)."}.App(auth.ScopeCustomersWrite), h.openAccount)
+	huma.Register(s.API, httpapi.Route{ID: "list-accounts", Method: http.MethodGet, Path: "/v1/accounts", Tags: tags,
+		Summary: "List accounts",
+		Description: "The accounts of the customers this app may see, oldest first; customer_id narrows to one customer. Paged with " +
+			"limit and cursor."}.App(auth.ScopeAccountsRead), h.listAccounts)
+	huma.Register(s.API, httpapi.Route{ID: "get-account", Method: http.MethodGet, Path: "/v1/accounts/{id}", Tags: tags,
+		Summary: "Get an account",
+		Description: "One account: product, currency, IBAN, status and owner. An account of a customer this app may not see is 404 " +
+			"account_not_found."}.App(auth.ScopeAccountsRead), h.getAccount)
+	huma.Register(s.API, httpapi.Route{ID: "get-balances", Method: http.MethodGet, Path: "/v1/accounts/{id}/balances", Tags: tags,
+		Summary: "Booked and available balance",
+		Description: "booked is the sum of the account's booked transactions; available is booked minus the amounts held by payments " +
+			"waiting for the bank's review, so it is what the customer can spend now."}.App(auth.ScopeAccountsRead), h.balances)
+	huma.Register(s.API, httpapi.Route{ID: "list-transactions", Method: http.MethodGet, Path: "/v1/accounts/{id}/transactions", Tags: tags,
+		Summary: "Transactions, newest first",
+		Description: "The account's booked transactions, newest first, each a credit or a debit with its amount, description and the " +
+			"balance after it. from and to (RFC 3339 or YYYY-MM-DD) narrow to [from, to); from after to is 422 invalid_range."}.App(auth.ScopeAccountsRead), h.transactions)
+	huma.Register(s.API, httpapi.Route{ID: "create-payment", Method: http.MethodPost, Path: "/v1/payments", Tags: tags, Status: http.StatusCreated,
+		Summary: "Make a payment",
+		Description: "Pays from a current or savings account this app may see to another account of the bank (creditor.account_id) " +
+			"or to an IBAN elsewhere (creditor.iban with creditor.name). The payments.fraud-check extension point is asked " +
+			"first. A payment the bank refuses is not an error: it comes back 201 with status rejected and a rejection " +
+			"saying why (insufficient_funds, fraud_denied); a review decision holds it (status held, the amount held on " +
+			"the account) until the bank releases or rejects it. Send an Idempotency-Key: a retry then returns the first " +
+			"payment instead of paying twice. Emits payment.completed, payment.rejected or payment.held."}.App(auth.ScopePaymentsWrite), h.createPayment)
+	huma.Register(s.API, httpapi.Route{ID: "get-payment", Method: http.MethodGet, Path: "/v1/payments/{id}", Tags: tags,
+		Summary: "Get a payment",
+		Description: "One payment with its status (completed, rejected, held), its fraud check and, when rejected, why. A payment " +
+			"from an account this app may not see is 404 payment_not_found."}.App(auth.ScopePaymentsWrite), h.getPayment)
+	huma.Register(s.API, httpapi.Route{ID: "create-kyc-check", Method: http.MethodPost, Path: "/v1/kyc-checks", Tags: tags, Status: http.StatusCreated,
+		Summary: "Run a KYC check on a customer",
+		Description: "Runs the bank's KYC rules (required fields, age, sanctions, document number, email, country) and asks the kyc.verify providers, the bank's " +
+			"and this app's own; the worst result wins (fail, then refer, then pass), so no provider can clear what " +
+			"another flagged. The result becomes the customer's kyc_status; every check is listed with its outcome. " +
+			"Lending needs a passed KYC. Emits kyc.check.completed."}.App(auth.ScopeKYCWrite), h.createKYC)
+	huma.Register(s.API, httpapi.Route{ID: "get-kyc-check", Method: http.MethodGet, Path: "/v1/kyc-checks/{id}", Tags: tags,
+		Summary:     "Get a KYC check",
+		Description: "One KYC check with its result, each check that led to it and the provider whose answer decided."}.App(auth.ScopeKYCWrite), h.getKYC)
+	huma.Register(s.API, httpapi.Route{ID: "create-loan-application", Method: http.MethodPost, Path: "/v1/loan-applications", Tags: tags, Status: http.StatusCreated,
+		Summary: "Apply for a loan",
+		Description: "Applies for a loan for a customer this app may see and decides it at once: through the loans.credit-decision " +
+			"extension point, or the bank's scorecard when no provider is active. The answer is 201 whatever the " +
+			"decision: status approved (with the limit and rate decided), declined or referred (a person decides). " +
+			"A customer whose KYC has not passed is never approved. Emits loan.application.decided."}.App(auth.ScopeLoansWrite), h.applyLoan)
+	huma.Register(s.API, httpapi.Route{ID: "get-loan-application", Method: http.MethodGet, Path: "/v1/loan-applications/{id}", Tags: tags,
+		Summary:     "Get a loan application",
+		Description: "One loan application with its decision and, once funded, the account it was paid into and its repayment schedule."}.App(auth.ScopeLoansWrite), h.getLoan)
+	huma.Register(s.API, httpapi.Route{ID: "fund-loan-application", Method: http.MethodPost, Path: "/v1/loan-applications/{id}/funding", Tags: tags,
+		Summary: "Disburse an approved loan into an account",
+		Description: "Pays an approved loan into a current account of the borrower in the loan's currency and fixes the annuity " +
+			"schedule from today. A loan is funded once: again is 409 loan_already_funded; one not approved is 409 " +
+			"loan_not_approved. The bank checks again what it lends on: an amount above the decided limit is 409 " +
+			"loan_exceeds_limit, a customer whose KYC no longer passes 409 kyc_not_passed. Emits loan.funded."}.App(auth.ScopeLoansWrite), h.fundLoan)
+	huma.Register(s.API, httpapi.Route{ID: "list-offers", Method: http.MethodGet, Path: "/v1/offers", Tags: tags,
+		Summary: "Product offers for a customer",
+		Description: "Products that fit a customer this app may see, best first, each with a score (0 to 100) and the reason, from " +
+			"what the bank knows: home ownership and location, balances, income and loans. An empty list is a valid answer."}.App(auth.ScopeAccountsRead), h.offers)
 }
 
 type publicHandlers struct{ bank *core.Bank }

@@ -61,7 +61,7 @@ func baseConfig(t testing.TB) platform.Config {
 		Logger:              slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		AllowPrivateTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		// Cheap password hashing: tests sign up many developers under -race.
-		PasswordCost: identity.PasswordCost{Time: 1, Memory: 64, Threads: 1},
+		Testing: platform.Testing{PasswordCost: identity.PasswordCost{Time: 1, Memory: 64, Threads: 1}},
 		// Every test signs up, logs in and streams from 127.0.0.1: the
 		// throttles' defaults would refuse a suite. Tests of the throttles
 		// set their own.
