@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -61,20 +62,8 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 				return err
 			}
 			cfg := agent.Config{PseudonymKey: pk, AllowedDirs: splitList(allowDirs), Logger: log}
-			switch {
-			case databaseURL != "" && bankDataDir != "":
-				return errors.New("give --database-url or --bank-data-dir, not both")
-			case databaseURL != "":
-				if cfg.DB, err = store.Open(cmd.Context(), store.Config{URL: databaseURL}); err != nil {
-					return fmt.Errorf("bank database: %w", err)
-				}
-			case bankDataDir != "":
-				if _, err := os.Stat(filepath.Join(bankDataDir, "causeway.db")); err != nil {
-					return fmt.Errorf("bank data dir: %w", err)
-				}
-				if cfg.DB, err = store.Open(cmd.Context(), store.Config{DataDir: bankDataDir}); err != nil {
-					return fmt.Errorf("bank database: %w", err)
-				}
+			if cfg.DB, err = openBankDB(cmd.Context(), databaseURL, bankDataDir); err != nil {
+				return err
 			}
 			if cfg.DB != nil {
 				defer cfg.DB.Close()
@@ -100,6 +89,34 @@ CAUSEWAY_ plus the flag name in capitals with dashes as underscores.`,
 	return cmd
 }
 
+// openBankDB opens the bank's database for the sandbox datasets: the
+// PostgreSQL at databaseURL, or the SQLite file of an embedded node's data
+// dir; nil with neither.
+func openBankDB(ctx context.Context, databaseURL, bankDataDir string) (*store.DB, error) {
+	switch {
+	case databaseURL != "" && bankDataDir != "":
+		return nil, errors.New("give --database-url or --bank-data-dir, not both")
+	case databaseURL != "":
+		db, err := store.Open(ctx, store.Config{URL: databaseURL})
+		if err != nil {
+			return nil, fmt.Errorf("bank database: %w", err)
+		}
+		return db, nil
+	case bankDataDir != "":
+		if _, err := os.Stat(filepath.Join(bankDataDir, "causeway.db")); err != nil {
+			return nil, fmt.Errorf("bank data dir: %w", err)
+		}
+		db, err := store.Open(ctx, store.Config{DataDir: bankDataDir})
+		if err != nil {
+			return nil, fmt.Errorf("bank database: %w", err)
+		}
+		return db, nil
+	}
+	return nil, nil
+}
+
+// splitList reads a list flag: each value may itself be comma-separated;
+// parts are trimmed and empty ones dropped.
 func splitList(in []string) []string {
 	var out []string
 	for _, s := range in {

@@ -13,18 +13,8 @@ import (
 	"github.com/causewayhq/causeway/internal/bench"
 )
 
-// newBenchCommand is `causeway bench`: one subcommand per benchmark in
-// bench.All, and `all` to run them in turn.
-func newBenchCommand() *cobra.Command {
-	var (
-		opts       bench.Options
-		jsonFile   string
-		cpuProfile string
-	)
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure Causeway under bounded load, each figure beside a baseline",
-		Long: `Measure Causeway under bounded load and print a table of figures, each
+// benchHelp is `causeway bench --help`.
+const benchHelp = `Measure Causeway under bounded load and print a table of figures, each
 beside a baseline measured in the same run (for example payments per second
 beside raw database commits per second), so runs can be compared across
 machines and commits. --json FILE also writes the reports as JSON: one object
@@ -65,77 +55,37 @@ in one line; the others still run and print their tables.
 Unlike serve, bench reads no CAUSEWAY_ environment variables (only
 CAUSEWAY_BENCH_DATA_BYTES, the data benchmark's size), not even
 CAUSEWAY_ADMIN_TOKEN: it creates schemas, streams and apps, so it touches a
-database, a NATS or a server only when told to.`,
+database, a NATS or a server only when told to.`
+
+// benchCLI is `causeway bench`'s flags, which every subcommand shares.
+type benchCLI struct {
+	opts       bench.Options
+	jsonFile   string
+	cpuProfile string
+}
+
+// newBenchCommand is `causeway bench`: one subcommand per benchmark in
+// bench.All, and `all` to run them in turn.
+func newBenchCommand() *cobra.Command {
+	var c benchCLI
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure Causeway under bounded load, each figure beside a baseline",
+		Long:  benchHelp,
 		// Without a benchmark, show the help; a misspelt one is an error.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	f := cmd.PersistentFlags()
-	f.StringVar(&jsonFile, "json", "", "also write the reports as JSON to this file")
-	f.DurationVar(&opts.Duration, "duration", 5*time.Second, "how long each measurement (and its baseline) runs at most")
-	f.IntVar(&opts.Concurrency, "concurrency", 8, "goroutines issuing operations at once")
-	f.StringVar(&opts.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...) to run against; empty means a SQLite file")
-	f.StringVar(&opts.NATSURL, "nats-url", "", "NATS URL with JetStream (nats://...) for the benchmarks that run a bus; empty means an embedded server")
-	f.StringVar(&opts.Server, "server", "", "base URL of a running node (sandbox mode) to measure instead of starting one, e.g. http://127.0.0.1:8080")
-	f.StringVar(&opts.AdminToken, "admin-token", "", "the bank admin token of --server")
-	f.Float64Var(&opts.Rate, "rate", 500, "events per second of the events benchmark's steady-rate runs (open loop)")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (baselines included) to this file, for go tool pprof")
-
-	run := func(cmd *cobra.Command, benchmarks []bench.Benchmark) error {
-		if opts.Duration <= 0 || opts.Concurrency < 1 || !(opts.Rate > 0) {
-			return errors.New("--duration, --concurrency and --rate must be positive")
-		}
-		switch {
-		case opts.Server == "" && opts.AdminToken != "":
-			return errors.New("--admin-token is the token of --server: give both, or neither")
-		case opts.Server != "" && opts.NATSURL != "":
-			return errors.New("--nats-url has no meaning with --server: the server has its own bus")
-		case opts.Server != "":
-			// Once, rather than once per benchmark: a wrong URL or token
-			// is one error.
-			if err := bench.CheckServer(cmd.Context(), opts); err != nil {
-				return err
-			}
-		}
-		if cpuProfile != "" {
-			f, err := os.Create(cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
-		}
-		var reports []*bench.Report
-		var errs []error
-		for _, b := range benchmarks {
-			fmt.Fprintf(cmd.ErrOrStderr(), "running %s...\n", b.Name)
-			r, err := b.Run(cmd.Context(), opts)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			reports = append(reports, r)
-		}
-		if len(reports) == 0 {
-			return errors.Join(errs...)
-		}
-		if err := bench.WriteTable(cmd.OutOrStdout(), reports...); err != nil {
-			return err
-		}
-		if jsonFile != "" {
-			var buf bytes.Buffer
-			if err := bench.WriteJSON(&buf, reports...); err != nil {
-				return err
-			}
-			if err := os.WriteFile(jsonFile, buf.Bytes(), 0o644); err != nil {
-				return err
-			}
-		}
-		return errors.Join(errs...)
-	}
+	f.StringVar(&c.jsonFile, "json", "", "also write the reports as JSON to this file")
+	f.DurationVar(&c.opts.Duration, "duration", 5*time.Second, "how long each measurement (and its baseline) runs at most")
+	f.IntVar(&c.opts.Concurrency, "concurrency", 8, "goroutines issuing operations at once")
+	f.StringVar(&c.opts.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://...) to run against; empty means a SQLite file")
+	f.StringVar(&c.opts.NATSURL, "nats-url", "", "NATS URL with JetStream (nats://...) for the benchmarks that run a bus; empty means an embedded server")
+	f.StringVar(&c.opts.Server, "server", "", "base URL of a running node (sandbox mode) to measure instead of starting one, e.g. http://127.0.0.1:8080")
+	f.StringVar(&c.opts.AdminToken, "admin-token", "", "the bank admin token of --server")
+	f.Float64Var(&c.opts.Rate, "rate", 500, "events per second of the events benchmark's steady-rate runs (open loop)")
+	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (baselines included) to this file, for go tool pprof")
 
 	all := bench.All()
 	for _, b := range all {
@@ -143,14 +93,80 @@ database, a NATS or a server only when told to.`,
 			Use:   b.Name,
 			Short: b.Short,
 			Args:  cobra.NoArgs,
-			RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd, []bench.Benchmark{b}) },
+			RunE:  func(cmd *cobra.Command, _ []string) error { return c.run(cmd, []bench.Benchmark{b}) },
 		})
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "all",
 		Short: "Run every benchmark in turn",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd, all) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return c.run(cmd, all) },
 	})
 	return cmd
+}
+
+// run runs benchmarks in turn and prints their tables (and writes their
+// JSON); a benchmark that fails does not stop the others.
+func (c *benchCLI) run(cmd *cobra.Command, benchmarks []bench.Benchmark) error {
+	if err := c.check(cmd); err != nil {
+		return err
+	}
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var reports []*bench.Report
+	var errs []error
+	for _, b := range benchmarks {
+		fmt.Fprintf(cmd.ErrOrStderr(), "running %s...\n", b.Name)
+		r, err := b.Run(cmd.Context(), c.opts)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		reports = append(reports, r)
+	}
+	if len(reports) == 0 {
+		return errors.Join(errs...)
+	}
+	if err := bench.WriteTable(cmd.OutOrStdout(), reports...); err != nil {
+		return err
+	}
+	if c.jsonFile != "" {
+		var buf bytes.Buffer
+		if err := bench.WriteJSON(&buf, reports...); err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.jsonFile, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// check refuses flags that do not go together, and a --server that does
+// not answer with its --admin-token.
+func (c *benchCLI) check(cmd *cobra.Command) error {
+	opts := c.opts
+	if opts.Duration <= 0 || opts.Concurrency < 1 || !(opts.Rate > 0) {
+		return errors.New("--duration, --concurrency and --rate must be positive")
+	}
+	switch {
+	case opts.Server == "" && opts.AdminToken != "":
+		return errors.New("--admin-token is the token of --server: give both, or neither")
+	case opts.Server != "" && opts.NATSURL != "":
+		return errors.New("--nats-url has no meaning with --server: the server has its own bus")
+	case opts.Server != "":
+		// Once, rather than once per benchmark: a wrong URL or token
+		// is one error.
+		return bench.CheckServer(cmd.Context(), opts)
+	}
+	return nil
 }

@@ -164,27 +164,14 @@ func dataBench(ctx context.Context, opts Options, cfg DataConfig) (*Report, erro
 	if err != nil {
 		return nil, err
 	}
-	heap = startHeapSampler()
-	start = time.Now()
-	cpr, cpw := io.Pipe()
-	var cipherBytes int64
-	go func() {
-		n, _, err := client.Stream(ctx, req.ID, "", cpw)
-		cipherBytes = n
-		cpw.CloseWithError(err)
-	}()
-	got := dataclient.NewHashingWriter()
-	if _, err := dataclient.Decrypt(got, cpr, []age.Identity{id}); err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+	got, downloadElapsed, clientHeap, cipherBytes, err := download(ctx, client, req.ID, "", id)
+	if err != nil {
+		return nil, err
 	}
-	downloadElapsed := time.Since(start)
-	clientHeap := heap.stop()
 	if got.Sum() != want.Sum() || got.N != plainBytes {
 		return nil, fmt.Errorf("the client's plaintext (%d bytes, sha256 %s) is not the source's (%d bytes, %s)", got.N, got.Sum(), plainBytes, want.Sum())
 	}
 
-	mbps := func(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
-	mib := func(n uint64) float64 { return float64(n) / (1 << 20) }
 	raw := mbps(plainBytes, rawElapsed)
 	dataMiB := float64(plainBytes) / (1 << 20)
 	r := NewReport("data", opts.runtime(false))
@@ -210,6 +197,36 @@ func dataBench(ctx context.Context, opts Options, cfg DataConfig) (*Report, erro
 	}
 	return r, nil
 }
+
+// download streams the content of access request reqID in format to the
+// client, decrypting it with id as it arrives, and returns the plaintext's
+// hash and size, how long it took, the peak heap meanwhile and the
+// ciphertext's size.
+func download(ctx context.Context, client *dataclient.Client, reqID, format string, id age.Identity) (
+	got *dataclient.HashingWriter, elapsed time.Duration, peakHeap uint64, cipherBytes int64, err error,
+) {
+	heap := startHeapSampler()
+	start := time.Now()
+	cpr, cpw := io.Pipe()
+	go func() {
+		n, _, err := client.Stream(ctx, reqID, format, cpw)
+		cipherBytes = n
+		cpw.CloseWithError(err)
+	}()
+	got = dataclient.NewHashingWriter()
+	_, err = dataclient.Decrypt(got, cpr, []age.Identity{id})
+	elapsed, peakHeap = time.Since(start), heap.stop()
+	if err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("client: %w", err)
+	}
+	return got, elapsed, peakHeap, cipherBytes, nil
+}
+
+// mbps is n bytes in d, in MB/s.
+func mbps(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
+
+// mib is n bytes in MiB.
+func mib(n uint64) float64 { return float64(n) / (1 << 20) }
 
 // rawAge is the baseline: generate rows, encrypt them to id, decrypt and
 // hash them, all in memory. It returns how long that took, the peak heap
@@ -256,78 +273,31 @@ func dataOnServer(ctx context.Context, opts Options, cfg DataConfig) (*Report, e
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
 	plainBytes := want.N
-	var d datashare.Dataset
-	if err := srv.call(ctx, http.MethodPost, "/bank/v1/datasets", srv.Admin, datashare.NewDataset{
-		Name: randomToken("bench-"), Licence: "benchmark data, synthetic",
-		Description: "Synthetic rows published by `causeway bench data`; its access request is revoked after the run.",
-		Source:      datashare.Source{Kind: datashare.SourceGenerator, Generator: datashare.GenSynthetic, Rows: rows, Seed: dataSeed},
-	}, http.StatusCreated, &d); err != nil {
-		return nil, fmt.Errorf("publish dataset: %w", err)
-	}
-	app, err := srv.signUp(ctx, "Data benchmark", []string{auth.ScopeDataRead})
-	if err != nil {
-		return nil, fmt.Errorf("setup: %w", err)
-	}
-	client, err := dataclient.New(ctx, srv.URL, dataclient.Credentials{ClientID: app.ClientID, ClientSecret: app.ClientSecret},
-		dataclient.WithTransport(srv.client.Transport))
+	client, reqID, decidedAt, err := approvedOnServer(ctx, srv, rows, id)
 	if err != nil {
 		return nil, err
-	}
-	req, err := client.Request(ctx, datashare.NewAccessRequest{DatasetID: d.ID, Purpose: "benchmark", DurationDays: 1,
-		Recipient: id.Recipient().String(), Format: datashare.FormatCSV})
-	if err != nil {
-		return nil, fmt.Errorf("request access: %w", err)
-	}
-	// Revoked even when the run fails: downloads stop and the server
-	// deletes the ciphertext.
-	srv.closers = append(srv.closers, func() error {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		return srv.call(ctx, http.MethodPost, "/bank/v1/dataset-access-requests/"+req.ID+"/revoke", srv.Admin,
-			datashare.Decision{By: "causeway bench", Reason: "benchmark done"}, http.StatusOK, nil)
-	})
-	var approved datashare.AccessRequest
-	if err := srv.call(ctx, http.MethodPost, "/bank/v1/dataset-access-requests/"+req.ID+"/approve", srv.Admin,
-		datashare.Decision{By: "causeway bench", Reason: "benchmark"}, http.StatusOK, &approved); err != nil {
-		return nil, fmt.Errorf("approve: %w", err)
-	}
-	if approved.DecidedAt == nil {
-		return nil, errors.New("approve: the answer has no decided_at")
 	}
 
 	// Agent -> hub, on the server: until the content is ready, by the
 	// server's clock. The wait is bounded by what an agent fifty times
 	// slower than the baseline would need, within limits.
 	wait := min(max(50*rawElapsed, 2*time.Minute), 30*time.Minute)
-	ready, err := waitContent(ctx, client, req.ID, wait)
+	ready, err := waitContent(ctx, client, reqID, wait)
 	if err != nil {
 		return nil, err
 	}
-	uploadElapsed := ready.Sub(*approved.DecidedAt)
+	uploadElapsed := ready.Sub(decidedAt)
 
 	// Hub -> client, decrypting as it arrives.
-	heap := startHeapSampler()
-	start := time.Now()
-	cpr, cpw := io.Pipe()
-	var cipherBytes int64
-	go func() {
-		n, _, err := client.Stream(ctx, req.ID, datashare.FormatCSV, cpw)
-		cipherBytes = n
-		cpw.CloseWithError(err)
-	}()
-	got := dataclient.NewHashingWriter()
-	if _, err := dataclient.Decrypt(got, cpr, []age.Identity{id}); err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+	got, downloadElapsed, clientHeap, cipherBytes, err := download(ctx, client, reqID, datashare.FormatCSV, id)
+	if err != nil {
+		return nil, err
 	}
-	downloadElapsed := time.Since(start)
-	clientHeap := heap.stop()
 	if got.Sum() != want.Sum() || got.N != plainBytes {
 		return nil, fmt.Errorf("the client's plaintext (%d bytes, sha256 %s) is not the source's (%d bytes, %s): does the server (version %s) generate the same synthetic rows as this benchmark?",
 			got.N, got.Sum(), plainBytes, want.Sum(), srv.Version)
 	}
 
-	mbps := func(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
-	mib := func(n uint64) float64 { return float64(n) / (1 << 20) }
 	raw := mbps(plainBytes, rawElapsed)
 	dataMiB := float64(plainBytes) / (1 << 20)
 	r := srv.report("data")
@@ -343,6 +313,54 @@ func dataOnServer(ctx context.Context, opts Options, cfg DataConfig) (*Report, e
 		r.Figures = append(r.Figures, NewFigure("bench_process_peak_rss_mib", mib(hwm), "MiB", "dataset_mib", dataMiB))
 	}
 	return r, nil
+}
+
+// approvedOnServer publishes a synthetic dataset of rows on the server,
+// signs up an app that asks for it encrypted to id, and approves the
+// request (revoked when the benchmark closes the server). It returns the
+// app's client, the request's id and when it was approved, by the
+// server's clock.
+func approvedOnServer(ctx context.Context, srv *server, rows int64, id *age.X25519Identity) (*dataclient.Client, string, time.Time, error) {
+	var d datashare.Dataset
+	if err := srv.call(ctx, http.MethodPost, "/bank/v1/datasets", srv.Admin, datashare.NewDataset{
+		Name: randomToken("bench-"), Licence: "benchmark data, synthetic",
+		Description: "Synthetic rows published by `causeway bench data`; its access request is revoked after the run.",
+		Source:      datashare.Source{Kind: datashare.SourceGenerator, Generator: datashare.GenSynthetic, Rows: rows, Seed: dataSeed},
+	}, http.StatusCreated, &d); err != nil {
+		return nil, "", time.Time{}, fmt.Errorf("publish dataset: %w", err)
+	}
+	app, err := srv.signUp(ctx, "Data benchmark", []string{auth.ScopeDataRead})
+	if err != nil {
+		return nil, "", time.Time{}, fmt.Errorf("setup: %w", err)
+	}
+	client, err := dataclient.New(ctx, srv.URL, dataclient.Credentials{ClientID: app.ClientID, ClientSecret: app.ClientSecret},
+		dataclient.WithTransport(srv.client.Transport))
+	if err != nil {
+		return nil, "", time.Time{}, err
+	}
+	req, err := client.Request(ctx, datashare.NewAccessRequest{DatasetID: d.ID, Purpose: "benchmark", DurationDays: 1,
+		Recipient: id.Recipient().String(), Format: datashare.FormatCSV})
+	if err != nil {
+		return nil, "", time.Time{}, fmt.Errorf("request access: %w", err)
+	}
+	// Revoked even when the run fails: downloads stop and the server
+	// deletes the ciphertext.
+	srv.closers = append(srv.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return srv.call(ctx, http.MethodPost, "/bank/v1/dataset-access-requests/"+req.ID+"/revoke", srv.Admin,
+			datashare.Decision{By: "causeway bench", Reason: "benchmark done"}, http.StatusOK, nil)
+	})
+	var approved datashare.AccessRequest
+	if err := srv.call(ctx, http.MethodPost, "/bank/v1/dataset-access-requests/"+req.ID+"/approve", srv.Admin,
+		datashare.Decision{By: "causeway bench", Reason: "benchmark"}, http.StatusOK, &approved); err != nil {
+		return nil, "", time.Time{}, fmt.Errorf("approve: %w", err)
+	}
+	if approved.DecidedAt == nil {
+		return nil, "", time.Time{}, errors.New("approve: the answer has no decided_at")
+	}
+
+	return client, req.ID, *approved.DecidedAt, nil
 }
 
 // waitContent polls access request id until its content is ready, and

@@ -74,6 +74,9 @@ func (m eventsMeasure) percentile(p float64) time.Duration {
 // latencies are from each event's time, taken inside the transaction that
 // commits it, to its first receipt; every event must arrive within a
 // bounded wait.
+//
+// It is long because its three runs (raw POSTs, bank events, payments)
+// share the receiver, the rate and the clock, set up once above them.
 func (g *eventsRig) steady(ctx context.Context, opts Options) (*eventsSteady, error) {
 	app, err := g.signUp(ctx, "Events benchmark, steady rate", eventsScopes)
 	if err != nil {

@@ -364,6 +364,10 @@ func (b *Bank) Payment(ctx context.Context, caller auth.Caller, id string) (*Pay
 // Of concurrent decisions on one payment exactly one wins; the others, like
 // any decision on a payment no longer held, are ECONFLICT payment_not_held.
 // Only the bank decides (EFORBIDDEN bank_only).
+//
+// It is long because the decision is one transaction read top to bottom:
+// the conditional update, the booking or the release of the hold, the event
+// and the audit entry commit together or not at all.
 func (b *Bank) DecideHeldPayment(ctx context.Context, caller auth.Caller, id string, release bool, reason string) (*Payment, error) {
 	if err := caller.RequireBank(); err != nil {
 		return nil, err

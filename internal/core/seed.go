@@ -373,10 +373,9 @@ func counterpartyIBAN(country *sandboxCountry, name string) string {
 	return NewIBAN(country.code, country.bankCode, h.Sum64()%10_000_000_000)
 }
 
-// newSandboxHistory returns the customer's accounts with days of history up
-// to end.
-func newSandboxHistory(rng *rand.Rand, country *sandboxCountry, c SandboxCustomer, days int, end time.Time) []SandboxAccount {
-	income := c.MonthlyIncome.Minor
+// newSandboxProfile draws a customer's costs and habits: employer,
+// housing, energy, telecom, groceries, savings and what goes on the card.
+func newSandboxProfile(rng *rand.Rand, country *sandboxCountry, c SandboxCustomer, income int64) sandboxProfile {
 	p := sandboxProfile{
 		country:     country,
 		employer:    randPick(rng, country.employers),
@@ -405,6 +404,15 @@ func newSandboxHistory(rng *rand.Rand, country *sandboxCountry, c SandboxCustome
 		p.cardBudget -= income / 10
 	}
 	p.cardBudget = max(p.cardBudget, 150_00)
+	return p
+}
+
+// newSandboxHistory returns the customer's accounts with days of history up
+// to end.
+
+func newSandboxHistory(rng *rand.Rand, country *sandboxCountry, c SandboxCustomer, days int, end time.Time) []SandboxAccount {
+	income := c.MonthlyIncome.Minor
+	p := newSandboxProfile(rng, country, c, income)
 
 	current := SandboxAccount{Product: AccountCurrent, Currency: "EUR"}
 	savings := SandboxAccount{Product: AccountSavings, Currency: "EUR"}

@@ -22,6 +22,9 @@ const ContentType = "application/age"
 // bank's catalog, decisions and audit under /bank/v1 (admin token); and the
 // data agent's job routes under /bank/v1/agent (admin token or
 // Options.AgentToken).
+//
+// It is long because it is the package's route table: one declaration per
+// route, read as one list.
 func (s *Service) Register(srv *httpapi.Server) {
 	h := &handlers{s: s, srv: srv}
 	tags := []string{"Data partnering"}

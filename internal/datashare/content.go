@@ -432,6 +432,10 @@ func notGranted(id, why string) error {
 // unexpired; a *RetryError (ECONFLICT content_not_ready) while the agent
 // has not produced the content yet, queueing it if needed; ECONFLICT
 // content_failed when the agent gave up. Refusals are audited.
+//
+// It is long because the checks a download passes (the caller's grant, the
+// request's state, the content's state) are one sequence, each refusal
+// audited where it happens.
 func (s *Service) OpenContent(ctx context.Context, caller auth.Caller, requestID, format string) (*Content, error) {
 	appID, isApp := caller.App()
 	if !isApp {

@@ -160,6 +160,35 @@ func (n *NewDataset) Normalize() error {
 	if n.RowCount < 0 {
 		return invalid("invalid_row_count", "row_count must not be negative")
 	}
+	if err := n.normalizeSource(); err != nil {
+		return err
+	}
+	if strings.TrimSpace(n.Description) == "" {
+		return invalid("invalid_description", "a description is required: say what the data is and how it was made")
+	}
+	columns, err := n.checkColumns()
+	if err != nil {
+		return err
+	}
+	if len(n.Sample) > MaxSampleRows {
+		return invalid("invalid_sample", "at most %d sample rows", MaxSampleRows)
+	}
+	for i, row := range n.Sample {
+		for k := range row {
+			if !columns[k] {
+				return invalid("invalid_sample", "sample row %d has column %q, which is not among the columns", i, k)
+			}
+		}
+	}
+	if n.Sample == nil {
+		n.Sample = []map[string]any{}
+	}
+	return n.normalizeFormats()
+}
+
+// normalizeSource checks the source and, for a generator, fills the
+// columns, sample and description it has.
+func (n *NewDataset) normalizeSource() error {
 	switch n.Source.Kind {
 	case SourceGenerator:
 		g, ok := Generators[n.Source.Generator]
@@ -199,41 +228,35 @@ func (n *NewDataset) Normalize() error {
 	default:
 		return invalid("invalid_source", "source.kind must be generator or file")
 	}
-	if strings.TrimSpace(n.Description) == "" {
-		return invalid("invalid_description", "a description is required: say what the data is and how it was made")
-	}
+	return nil
+}
+
+// checkColumns checks the columns and returns their names.
+func (n *NewDataset) checkColumns() (map[string]bool, error) {
 	if len(n.Columns) > MaxColumns {
-		return invalid("invalid_columns", "at most %d columns", MaxColumns)
+		return nil, invalid("invalid_columns", "at most %d columns", MaxColumns)
 	}
 	seen := map[string]bool{}
 	for i, c := range n.Columns {
 		if !columnName.MatchString(c.Name) {
-			return invalid("invalid_columns", "column %d: name must be a letter or underscore followed by up to 63 letters, digits or underscores", i)
+			return nil, invalid("invalid_columns", "column %d: name must be a letter or underscore followed by up to 63 letters, digits or underscores", i)
 		}
 		if seen[c.Name] {
-			return invalid("invalid_columns", "column %q appears twice", c.Name)
+			return nil, invalid("invalid_columns", "column %q appears twice", c.Name)
 		}
 		seen[c.Name] = true
 		if !columnTypes[c.Type] {
-			return invalid("invalid_columns", "column %q: type must be string, integer, number, boolean, date or datetime", c.Name)
+			return nil, invalid("invalid_columns", "column %q: type must be string, integer, number, boolean, date or datetime", c.Name)
 		}
 		if !validText(c.Description) {
-			return invalid("invalid_columns", "column %q: description must be valid UTF-8 without NUL", c.Name)
+			return nil, invalid("invalid_columns", "column %q: description must be valid UTF-8 without NUL", c.Name)
 		}
 	}
-	if len(n.Sample) > MaxSampleRows {
-		return invalid("invalid_sample", "at most %d sample rows", MaxSampleRows)
-	}
-	for i, row := range n.Sample {
-		for k := range row {
-			if !seen[k] {
-				return invalid("invalid_sample", "sample row %d has column %q, which is not among the columns", i, k)
-			}
-		}
-	}
-	if n.Sample == nil {
-		n.Sample = []map[string]any{}
-	}
+	return seen, nil
+}
+
+// normalizeFormats checks the formats, both by default.
+func (n *NewDataset) normalizeFormats() error {
 	if len(n.Formats) == 0 {
 		n.Formats = []string{FormatCSV, FormatJSONL}
 	}

@@ -157,6 +157,11 @@ func (b *DBBlobs) Append(ctx context.Context, key string, offset int64, r io.Rea
 
 // appendStaged stores an append of more than one chunk: head and then the
 // rest of r.
+//
+// It is long because the staging is one sequence with one clean-up: a
+// staging row, each chunk in a short transaction of its own (SQLite's
+// writer is never held for the whole upload), and one conditional move
+// into place; until the move, a failure deletes the staged chunks.
 func (b *DBBlobs) appendStaged(ctx context.Context, key string, offset int64, r io.Reader, head ...[]byte) (int64, error) {
 	// Fail early, before reading and storing what cannot land.
 	if err := partialAt(ctx, b.DB, key, offset); err != nil {

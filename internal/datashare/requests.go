@@ -270,23 +270,21 @@ func (s *Service) Revoke(ctx context.Context, id string, d Decision) (*AccessReq
 	return s.decide(ctx, id, "revoked", d)
 }
 
+// decide takes the bank's decision (approved, rejected or revoked) on
+// request id: a conditional update from the one state the decision leaves,
+// with its audit, event and trail entry in the same transaction.
 func (s *Service) decide(ctx context.Context, id, action string, d Decision) (*AccessRequest, error) {
 	if err := d.normalize(); err != nil {
 		return nil, err
 	}
 	now := s.nowUTC()
-	var expires time.Time
-	if action == "approved" && d.ExpiresAt != nil {
-		expires = d.ExpiresAt.UTC()
-		if !expires.After(now) || expires.After(now.AddDate(0, 0, MaxDurationDays)) {
-			return nil, invalid("invalid_expiry", "expires_at must be in the future and at most %d days ahead", MaxDurationDays)
-		}
-	} else if action != "approved" && d.ExpiresAt != nil {
-		return nil, invalid("invalid_decision", "expires_at applies to approvals only")
+	expires, err := decisionExpiry(action, d, now)
+	if err != nil {
+		return nil, err
 	}
 	var r *AccessRequest
 	var deleteKeys []string
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		deleteKeys = nil
 		if r, err = s.request(ctx, tx, id); err != nil {
@@ -332,22 +330,7 @@ func (s *Service) decide(ctx context.Context, id, action string, d Decision) (*A
 		if n, _ := res.RowsAffected(); n != 1 {
 			return causeway.Errorf(causeway.ECONFLICT, "invalid_transition", "the request changed while deciding; read it again")
 		}
-		detail := map[string]any{"by": d.By, "reason": d.Reason}
-		if action == "approved" {
-			detail["expires_at"] = expires
-		}
-		if err := audit(ctx, tx, id, now, "bank:"+d.By, action, detail); err != nil {
-			return err
-		}
-		if err := outbox.Append(ctx, tx, accessEvent(r, action, now)); err != nil {
-			return err
-		}
-		after := map[string]any{"status": r.Status, "dataset_id": r.DatasetID, "app_id": r.AppID, "by": d.By, "reason": d.Reason}
-		if action == "approved" {
-			after["expires_at"] = expires
-		}
-		return trail.Record(ctx, tx, trail.Change{Action: "dataset_access." + decisionVerb[action], TargetType: "dataset_access_request",
-			TargetID: id, Before: map[string]string{"status": from}, After: after})
+		return recordDecision(ctx, tx, r, action, from, d, expires, now)
 	})
 	if err != nil {
 		return nil, err
@@ -360,6 +343,43 @@ func (s *Service) decide(ctx context.Context, id, action string, d Decision) (*A
 		s.signal()
 	}
 	return s.AccessRequest(ctx, auth.BankProcess(), id)
+}
+
+// decisionExpiry is when an approval with d ends (zero: after the
+// request's duration); other decisions take no expiry.
+func decisionExpiry(action string, d Decision, now time.Time) (time.Time, error) {
+	switch {
+	case d.ExpiresAt == nil:
+		return time.Time{}, nil
+	case action != "approved":
+		return time.Time{}, invalid("invalid_decision", "expires_at applies to approvals only")
+	}
+	expires := d.ExpiresAt.UTC()
+	if !expires.After(now) || expires.After(now.AddDate(0, 0, MaxDurationDays)) {
+		return time.Time{}, invalid("invalid_expiry", "expires_at must be in the future and at most %d days ahead", MaxDurationDays)
+	}
+	return expires, nil
+}
+
+// recordDecision writes, in the decision's transaction, its entry in the
+// request's audit, its event, and the bank's audit trail entry.
+func recordDecision(ctx context.Context, tx *sql.Tx, r *AccessRequest, action, from string, d Decision, expires, now time.Time) error {
+	detail := map[string]any{"by": d.By, "reason": d.Reason}
+	if action == "approved" {
+		detail["expires_at"] = expires
+	}
+	if err := audit(ctx, tx, r.ID, now, "bank:"+d.By, action, detail); err != nil {
+		return err
+	}
+	if err := outbox.Append(ctx, tx, accessEvent(r, action, now)); err != nil {
+		return err
+	}
+	after := map[string]any{"status": r.Status, "dataset_id": r.DatasetID, "app_id": r.AppID, "by": d.By, "reason": d.Reason}
+	if action == "approved" {
+		after["expires_at"] = expires
+	}
+	return trail.Record(ctx, tx, trail.Change{Action: "dataset_access." + decisionVerb[action], TargetType: "dataset_access_request",
+		TargetID: r.ID, Before: map[string]string{"status": from}, After: after})
 }
 
 // decisionVerb names a decision's action in the bank's audit trail.

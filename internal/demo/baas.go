@@ -256,8 +256,27 @@ func solarWorldFraudCheck(call spiCall) (fraudAnswer, string, error) {
 	return fraudAnswer{"approve", 20, "within SolarWorld's limits"}, what, nil
 }
 
+// fraudCheck plugs SolarWorld's fraud detection into the bank's payments
+// as an SPI, then pays the installer (approved by it) and a stranger
+// (denied by it), and reads the registration's audit.
 func (s *baas) fraudCheck() error {
-	fraud := &spiEndpoint{name: "SolarWorld fraud-check SPI", log: s.log}
+	fraud, regID, tok, err := s.registerFraudSPI()
+	if err != nil {
+		return err
+	}
+	if err := s.payInstaller(regID); err != nil {
+		return err
+	}
+	if err := s.payStranger(fraud); err != nil {
+		return err
+	}
+	return s.fraudAudit(tok, regID)
+}
+
+// registerFraudSPI starts SolarWorld's fraud service and registers it at
+// payments.fraud-check for the app's own payments.
+func (s *baas) registerFraudSPI() (fraud *spiEndpoint, regID, tok string, err error) {
+	fraud = &spiEndpoint{name: "SolarWorld fraud-check SPI", log: s.log}
 	fraud.answer = func(call spiCall) (any, error) {
 		a, what, err := solarWorldFraudCheck(call)
 		if err == nil {
@@ -267,12 +286,12 @@ func (s *baas) fraudCheck() error {
 	}
 	srv, err := s.listen(fraud)
 	if err != nil {
-		return err
+		return nil, "", "", err
 	}
 	s.log.say("SolarWorld's fraud service listens at %s", srv.URL)
-	tok, err := s.token(s.solar)
+	tok, err = s.token(s.solar)
 	if err != nil {
-		return err
+		return nil, "", "", err
 	}
 	var reg struct {
 		ID     string `json:"id"`
@@ -283,10 +302,10 @@ func (s *baas) fraudCheck() error {
 	if err := s.call("POST", "/v1/spi-registrations", tok, map[string]any{
 		"extension_point": "payments.fraud-check", "url": srv.URL, "scope": "app", "timeout_ms": 1500, "on_failure": "stand_in",
 	}, http.StatusCreated, &reg); err != nil {
-		return err
+		return nil, "", "", err
 	}
 	if err := fraud.setSecret(reg.Secret); err != nil {
-		return s.fail("a Standard Webhooks secret for the SPI", "%v", err)
+		return nil, "", "", s.fail("a Standard Webhooks secret for the SPI", "%v", err)
 	}
 	s.cleanup(func(ctx context.Context) {
 		if tok, err := s.solar.tokens.Token(); err == nil {
@@ -298,10 +317,12 @@ func (s *baas) fraudCheck() error {
 		}
 	})
 	s.log.say("registration %s: scope %s, status %s (an app-scope registration is active at once for the app's own payments)", reg.ID, reg.Scope, reg.Status)
-	if err := s.check(reg.Status == "active", "the app-scope registration active at once", "status %q", reg.Status); err != nil {
-		return err
-	}
+	err = s.check(reg.Status == "active", "the app-scope registration active at once", "status %q", reg.Status)
+	return fraud, reg.ID, tok, err
+}
 
+// payInstaller pays SolarWorld's installer, which its SPI approves.
+func (s *baas) payInstaller(regID string) error {
 	if err := s.via("POST", "/v1/payments", "SDK CreatePayment", func() (err error) {
 		s.paid, err = s.solar.api.CreatePayment(s.ctx, client.NewPayment{
 			DebtorAccountID: s.account.ID, Creditor: client.Creditor{IBAN: installerIBAN, Name: installerName},
@@ -313,11 +334,12 @@ func (s *baas) fraudCheck() error {
 	}
 	p := s.paid
 	s.log.say("payment %s: 8500.00 EUR to the installer: %s; fraud check %s by %s (score %d): %s", p.ID, p.Status, fc(p).Decision, fc(p).Provider, fc(p).Score, fc(p).Reason)
-	if err := s.check(p.Status == client.PaymentCompleted && fc(p).Provider == reg.ID && !fc(p).StandIn,
-		"the installer payment completed, checked by SolarWorld's SPI ("+reg.ID+")", "status %s, fraud check %+v", p.Status, fc(p)); err != nil {
-		return err
-	}
+	return s.check(p.Status == client.PaymentCompleted && fc(p).Provider == regID && !fc(p).StandIn,
+		"the installer payment completed, checked by SolarWorld's SPI ("+regID+")", "status %s, fraud check %+v", p.Status, fc(p))
+}
 
+// payStranger pays a new foreign IBAN, which SolarWorld's SPI denies.
+func (s *baas) payStranger(fraud *spiEndpoint) error {
 	if err := s.via("POST", "/v1/payments", "SDK CreatePayment", func() (err error) {
 		s.denied, err = s.solar.api.CreatePayment(s.ctx, client.NewPayment{
 			DebtorAccountID: s.account.ID, Creditor: client.Creditor{IBAN: strangerIBAN, Name: strangerName},
@@ -327,7 +349,7 @@ func (s *baas) fraudCheck() error {
 	}); err != nil {
 		return err
 	}
-	p = s.denied
+	p := s.denied
 	rejection := ""
 	if p.Rejection != nil {
 		rejection = p.Rejection.Code + ": " + p.Rejection.Reason
@@ -338,10 +360,11 @@ func (s *baas) fraudCheck() error {
 		"the suspicious payment rejected with SolarWorld's reason "+fmt.Sprintf("%q", want), "status %s, fraud check %+v", p.Status, fc(p)); err != nil {
 		return err
 	}
-	if err := s.check(fraud.hits() >= 2, "SolarWorld's SPI called for both payments", "%d calls", fraud.hits()); err != nil {
-		return err
-	}
+	return s.check(fraud.hits() >= 2, "SolarWorld's SPI called for both payments", "%d calls", fraud.hits())
+}
 
+// fraudAudit reads the registration's audit of the two calls.
+func (s *baas) fraudAudit(tok, regID string) error {
 	var audit struct {
 		Data []struct {
 			Outcome   string  `json:"outcome"`
@@ -349,7 +372,7 @@ func (s *baas) fraudCheck() error {
 			StandIn   bool    `json:"stand_in"`
 		} `json:"data"`
 	}
-	if err := s.call("GET", "/v1/spi-registrations/"+reg.ID+"/invocations", tok, nil, http.StatusOK, &audit); err != nil {
+	if err := s.call("GET", "/v1/spi-registrations/"+regID+"/invocations", tok, nil, http.StatusOK, &audit); err != nil {
 		return err
 	}
 	var outcomes []string

@@ -71,12 +71,24 @@ type bankCustomer struct {
 	} `json:"address"`
 }
 
+// setUp finds the visitor and sets up the three apps of the story: the
+// branch officer's, the outside intelligence provider's SPI, and the
+// customer's devices.
 func (s *empathetic) setUp() error {
 	if err := s.checkPlatform(); err != nil {
 		return err
 	}
-	// The visitor: the first of the bank's own sandbox customers, seeded
-	// when the node first started (the oldest ids).
+	for _, step := range []func() error{s.pickVisitor, s.setUpOfficer, s.setUpProvider, s.setUpDevices} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pickVisitor takes the first of the bank's own sandbox customers, seeded
+// when the node first started (the oldest ids).
+func (s *empathetic) pickVisitor() error {
 	var page struct {
 		Data []bankCustomer `json:"data"`
 	}
@@ -89,9 +101,13 @@ func (s *empathetic) setUp() error {
 	s.visitor = page.Data[0]
 	visitor := s.visitor
 	s.log.say("the visitor will be %s (%s), a customer of the bank from %s, %s", visitor.Name, visitor.ID, visitor.Address.City, visitor.Address.Country)
+	return nil
+}
 
-	// The officer's app: built by the bank's own developers on the
-	// platform, like any fintech's.
+// setUpOfficer makes the officer's app, built by the bank's own developers
+// on the platform like any fintech's, and subscribes it to arrivals.
+func (s *empathetic) setUpOfficer() error {
+	visitor := s.visitor
 	var err error
 	s.officer, err = s.signUp("Causeway Bank branch systems", "officer-app", "bank.example", "Branch officer app",
 		[]string{client.ScopeAccountsRead, client.ScopeEventsRead, client.ScopeWebhooksWrite, client.ScopeDataRead})
@@ -118,12 +134,14 @@ func (s *empathetic) setUp() error {
 	if err != nil {
 		return err
 	}
-	if err := s.subscribe(s.officer, s.officerHook, srv.URL, []string{"branch.customer.arrived"}, ""); err != nil {
-		return err
-	}
+	return s.subscribe(s.officer, s.officerHook, srv.URL, []string{"branch.customer.arrived"}, "")
+}
 
-	// The outside intelligence provider: a developer with an SPI at
-	// accounts.lookup for every bank process, which the bank activates.
+// setUpProvider makes the outside intelligence provider: a developer with
+// an SPI at accounts.lookup for every bank process, which the bank
+// activates.
+func (s *empathetic) setUpProvider() error {
+	var err error
 	s.provider, err = s.signUp("Insight Partners", "dev", "insight.example", "Customer insights", []string{client.ScopeSPIWrite})
 	if err != nil {
 		return err
@@ -173,12 +191,14 @@ func (s *empathetic) setUp() error {
 		}
 	})
 	s.log.say("the bank activated it: %s, deadline %d ms, on failure %s", active.Status, active.TimeoutMS, active.OnFailure)
-	if err := s.check(active.Status == "active", "the registration active", "status %q", active.Status); err != nil {
-		return err
-	}
+	return s.check(active.Status == "active", "the registration active", "status %q", active.Status)
+}
 
-	// The customer's devices: a car and a home assistant, two webhook
-	// subscribers of a connected-devices app the customer uses.
+// setUpDevices makes the customer's devices: a car and a home assistant,
+// two webhook subscribers of a connected-devices app the customer uses.
+func (s *empathetic) setUpDevices() error {
+	visitor := s.visitor
+	var err error
 	s.devices, err = s.signUp("HomeCar Connect", "dev", "homecar.example", "Car and home assistant",
 		[]string{client.ScopeAccountsRead, client.ScopeEventsRead, client.ScopeWebhooksWrite})
 	if err != nil {
@@ -443,31 +463,9 @@ func (s *empathetic) pullDataset() (string, error) {
 		return "", err
 	}
 
-	// The bank decides.
-	var pending struct {
-		Data []struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	}
-	if err := s.call("GET", "/bank/v1/dataset-access-requests?status=awaiting_approval&limit=200", s.admin(), nil, http.StatusOK, &pending); err != nil {
+	if err := s.bankApproves(req.ID); err != nil {
 		return "", err
 	}
-	seen := false
-	for _, p := range pending.Data {
-		seen = seen || p.ID == req.ID
-	}
-	if err := s.check(seen, "the bank to see request "+req.ID+" awaiting approval", "%d other requests", len(pending.Data)); err != nil {
-		return "", err
-	}
-	var approved struct {
-		Status    string    `json:"status"`
-		ExpiresAt time.Time `json:"expires_at"`
-	}
-	if err := s.call("POST", "/bank/v1/dataset-access-requests/"+req.ID+"/approve", s.admin(),
-		map[string]any{"reason": "model for branch product suggestions; pseudonymized data only"}, http.StatusOK, &approved); err != nil {
-		return "", err
-	}
-	s.log.say("the bank approved it until %s", approved.ExpiresAt.Format(time.RFC3339))
 
 	dir, err := os.MkdirTemp("", "causeway-demo-data-*")
 	if err != nil {
@@ -489,6 +487,36 @@ func (s *empathetic) pullDataset() (string, error) {
 	}
 	s.log.say("downloaded %d bytes of age ciphertext (ETag %s), decrypted locally to %d bytes of CSV", pulled.CiphertextBytes, pulled.ETag, pulled.PlaintextBytes)
 	return out, nil
+}
+
+// bankApproves is the bank's part: it sees access request id among those
+// awaiting approval, and approves it.
+func (s *empathetic) bankApproves(id string) error {
+	var pending struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := s.call("GET", "/bank/v1/dataset-access-requests?status=awaiting_approval&limit=200", s.admin(), nil, http.StatusOK, &pending); err != nil {
+		return err
+	}
+	seen := false
+	for _, p := range pending.Data {
+		seen = seen || p.ID == id
+	}
+	if err := s.check(seen, "the bank to see request "+id+" awaiting approval", "%d other requests", len(pending.Data)); err != nil {
+		return err
+	}
+	var approved struct {
+		Status    string    `json:"status"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := s.call("POST", "/bank/v1/dataset-access-requests/"+id+"/approve", s.admin(),
+		map[string]any{"reason": "model for branch product suggestions; pseudonymized data only"}, http.StatusOK, &approved); err != nil {
+		return err
+	}
+	s.log.say("the bank approved it until %s", approved.ExpiresAt.Format(time.RFC3339))
+	return nil
 }
 
 // train fits the saver model on the dataset at path: one example per

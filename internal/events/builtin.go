@@ -18,6 +18,9 @@ import (
 const exampleSource = "/causeway/sandbox-bank"
 
 // builtinTypes lists the built-in catalog.
+//
+// It is long because it is the catalogue itself: one entry per type, read
+// as one list.
 func builtinTypes() []EventType {
 	return []EventType{
 		{

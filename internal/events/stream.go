@@ -94,14 +94,26 @@ func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteProblem(w, r, bus.Classify(fmt.Errorf("events: stream: %w", err)))
 		return
 	}
+	defer s.dropConsumer(st, cons)
 	it, err := cons.Messages()
 	if err != nil {
 		httpapi.WriteProblem(w, r, bus.Classify(fmt.Errorf("events: stream: %w", err)))
 		return
 	}
-	defer s.dropConsumer(st, cons)
 	defer it.Stop()
+	msgs, failed := pump(ctx, it)
 
+	sse := httpapi.OpenEventStream(w, r, streamRetry)
+	defer sse.Close()
+	if reset != "" && !sse.Send(resetFrame(reset)) {
+		return
+	}
+	s.send(ctx, sse, app.ID, msgs, failed)
+}
+
+// pump hands the consumer's messages over msgs until ctx is done, or its
+// error over failed.
+func pump(ctx context.Context, it jetstream.MessagesContext) (<-chan jetstream.Msg, <-chan error) {
 	msgs := make(chan jetstream.Msg)
 	failed := make(chan error, 1)
 	go func() {
@@ -118,13 +130,14 @@ func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
+	return msgs, failed
+}
 
-	sse := httpapi.OpenEventStream(w, r, streamRetry)
-	defer sse.Close()
-	if reset != "" && !sse.Send(resetFrame(reset)) {
-		return
-	}
-	log := s.log.With("app_id", app.ID)
+// send writes the events of msgs the app may see to sse, with a heartbeat
+// while there are none, until the client goes, the node stops or the
+// consumer fails.
+func (s *Service) send(ctx context.Context, sse *httpapi.EventStream, appID string, msgs <-chan jetstream.Msg, failed <-chan error) {
+	log := s.log.With("app_id", appID)
 	heartbeat := time.NewTicker(s.opts.Heartbeat)
 	defer heartbeat.Stop()
 	for {
@@ -147,7 +160,7 @@ func (s *Service) serveStream(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				continue
 			}
-			ok, err := s.vis.Visible(ctx, app.ID, env)
+			ok, err := s.vis.Visible(ctx, appID, env)
 			if err != nil {
 				// Skipping would lose the event; ending lets the client
 				// resume from it with Last-Event-ID.

@@ -130,6 +130,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // bad text is refused before the gateway or any handler reads it. It must
 // sit directly around the ServeMux, because the mux records the matched
 // pattern on the request it is given, and the metrics read it from there.
+//
+// It is long because its steps are one middleware, in the order they wrap
+// the request; split, that order would be spread over several functions.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

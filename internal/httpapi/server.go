@@ -92,6 +92,10 @@ type Server struct {
 }
 
 // New returns a Server with its OpenAPI document at /openapi.json.
+//
+// It is long because it declares the whole OpenAPI document's frame (info,
+// servers, the security schemes and their scopes) and the bank group's
+// middleware in one place.
 func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20

@@ -20,6 +20,9 @@ import (
 // Developer routes declare httpapi.SchemeDeveloper; the gateway
 // authenticates them (with AuthenticateDeveloper) and puts the developer in
 // the context. The handlers answer 401 when it is not there.
+//
+// It is long because it is the package's route table: one declaration per
+// route, read as one list.
 func (s *Service) Register(srv *httpapi.Server) {
 	h := &handlers{s: s}
 	api := srv.API

@@ -75,10 +75,10 @@ type appsData struct {
 }
 
 func (p *Portal) appsPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	return p.renderApps(w, r, s, http.StatusOK, nil, appsData{Picked: []string{auth.ScopeAccountsRead, auth.ScopePaymentsWrite, auth.ScopeEventsRead, auth.ScopeWebhooksWrite}})
+	return p.renderApps(w, r, s, outcome{http.StatusOK, nil}, appsData{Picked: []string{auth.ScopeAccountsRead, auth.ScopePaymentsWrite, auth.ScopeEventsRead, auth.ScopeWebhooksWrite}})
 }
 
-func (p *Portal) renderApps(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, d appsData) error {
+func (p *Portal) renderApps(w http.ResponseWriter, r *http.Request, s *devSession, o outcome, d appsData) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	apps, err := p.d.Identity.Apps(ctx, s.Dev, identity.MaxPageSize, "")
@@ -87,8 +87,8 @@ func (p *Portal) renderApps(w http.ResponseWriter, r *http.Request, s *devSessio
 	}
 	d.Apps, d.Scopes, d.Mode = apps.Data, p.scopes(), p.d.Identity.Mode()
 	v := s.view("Apps", "apps")
-	v.Error, v.Notice, v.D = failed, notice(r), d
-	p.render(w, r, status, "apps", v)
+	v.Error, v.Notice, v.D = o.failed, notice(r), d
+	p.render(w, r, o.status, "apps", v)
 	return nil
 }
 
@@ -102,9 +102,9 @@ func (p *Portal) createApp(w http.ResponseWriter, r *http.Request, s *devSession
 		if !isFormError(err) {
 			return err
 		}
-		return p.renderApps(w, r, s, http.StatusUnprocessableEntity, formError(err), appsData{Name: name, Picked: scopes})
+		return p.renderApps(w, r, s, outcome{http.StatusUnprocessableEntity, formError(err)}, appsData{Name: name, Picked: scopes})
 	}
-	return p.renderApp(w, r, s, app, secret, http.StatusCreated, nil)
+	return p.renderApp(w, r, s, outcome{http.StatusCreated, nil}, appData{App: app, Secret: secret})
 }
 
 func (p *Portal) appPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
@@ -112,7 +112,7 @@ func (p *Portal) appPage(w http.ResponseWriter, r *http.Request, s *devSession) 
 	if err != nil {
 		return err
 	}
-	return p.renderApp(w, r, s, app, "", http.StatusOK, nil)
+	return p.renderApp(w, r, s, outcome{http.StatusOK, nil}, appData{App: app})
 }
 
 type appData struct {
@@ -131,10 +131,13 @@ type appData struct {
 	TokenURL    string
 }
 
-func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, secret string, status int, failed *formErr) error {
+// renderApp shows the app d names, with the secret d carries when the
+// answer is the one that shows it.
+func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession, o outcome, d appData) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
-	d := appData{App: app, Secret: secret, Sandbox: p.d.Identity.Mode() == identity.ModeSandbox, TokenURL: p.baseURL() + "/oauth2/token"}
+	app := d.App
+	d.Sandbox, d.TokenURL = p.d.Identity.Mode() == identity.ModeSandbox, p.baseURL()+"/oauth2/token"
 	if l, custom, err := p.d.Gateway.AppLimits(ctx, app.ID); err == nil {
 		d.Limits, d.Custom = l, custom
 	}
@@ -150,19 +153,19 @@ func (p *Portal) renderApp(w http.ResponseWriter, r *http.Request, s *devSession
 		}
 	}
 	v := s.view(app.Name, "apps")
-	v.Error, v.Notice, v.D = failed, notice(r), d
+	v.Error, v.Notice, v.D = o.failed, notice(r), d
 	if v.Notice == "" && r.URL.Query().Get("payment") != "" {
 		if pay, err := p.d.Bank.Payment(ctx, auth.AppCaller(app.ID), r.URL.Query().Get("payment")); err == nil {
 			d.Payment = pay
 			v.D = d
 		}
 	}
-	if secret != "" {
+	if d.Secret != "" {
 		// The secret is not kept anywhere; a reload must not repeat the
 		// POST (a second app, another rotation), so say not to cache it.
 		w.Header().Set("Cache-Control", "no-store")
 	}
-	p.render(w, r, status, "app", v)
+	p.render(w, r, o.status, "app", v)
 	return nil
 }
 
@@ -173,7 +176,7 @@ func (p *Portal) rotateSecret(w http.ResponseWriter, r *http.Request, s *devSess
 	if err != nil {
 		return err
 	}
-	return p.renderApp(w, r, s, app, secret, http.StatusOK, nil)
+	return p.renderApp(w, r, s, outcome{http.StatusOK, nil}, appData{App: app, Secret: secret})
 }
 
 func (p *Portal) deleteApp(w http.ResponseWriter, r *http.Request, s *devSession) error {
@@ -198,13 +201,13 @@ func (p *Portal) testPayment(w http.ResponseWriter, r *http.Request, s *devSessi
 		return causeway.Errorf(causeway.ENOTFOUND, "not_found", "test payments exist in sandbox mode only")
 	}
 	if why := denied(app, auth.ScopePaymentsWrite); why != "" {
-		return p.renderApp(w, r, s, app, "", http.StatusForbidden, formMessage(why))
+		return p.renderApp(w, r, s, outcome{http.StatusForbidden, formMessage(why)}, appData{App: app})
 	}
 	caller := auth.AppCaller(app.ID)
 	debtor, err := p.d.Bank.Account(ctx, caller, r.PostFormValue("from"))
 	if err != nil {
 		if causeway.ErrorKind(err) == causeway.ENOTFOUND {
-			return p.renderApp(w, r, s, app, "", http.StatusUnprocessableEntity, formMessage("Pick an account to pay from.", "from"))
+			return p.renderApp(w, r, s, outcome{http.StatusUnprocessableEntity, formMessage("Pick an account to pay from.", "from")}, appData{App: app})
 		}
 		return err
 	}
@@ -225,7 +228,7 @@ func (p *Portal) testPayment(w http.ResponseWriter, r *http.Request, s *devSessi
 	if !isFormError(err) && causeway.ErrorKind(err) != causeway.ENOTFOUND {
 		return err
 	}
-	return p.renderApp(w, r, s, app, "", http.StatusUnprocessableEntity, formError(err))
+	return p.renderApp(w, r, s, outcome{http.StatusUnprocessableEntity, formError(err)}, appData{App: app})
 }
 
 // baseURL is the platform's configured base URL (the OAuth2 issuer), never

@@ -69,10 +69,10 @@ type limitsForm struct {
 }
 
 func (p *Portal) consoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderConsoleApp(w, r, s, http.StatusOK, nil, nil)
+	return p.renderConsoleApp(w, r, s, outcome{http.StatusOK, nil}, nil)
 }
 
-func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr, f *limitsForm) error {
+func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *consoleSession, o outcome, f *limitsForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	id := r.PathValue("id")
@@ -97,9 +97,9 @@ func (p *Portal) renderConsoleApp(w http.ResponseWriter, r *http.Request, s *con
 	a.App = app
 	a.Base = "/console/apps/" + id
 	v := s.view(app.Name, "console-apps")
-	v.Error, v.Notice = failed, notice(r)
+	v.Error, v.Notice = o.failed, notice(r)
 	v.D = map[string]any{"App": app, "Limits": limits, "Custom": custom, "Form": f, "Analytics": a}
-	p.render(w, r, status, "console_app", v)
+	p.render(w, r, o.status, "console_app", v)
 	return nil
 }
 
@@ -144,7 +144,7 @@ func (p *Portal) consoleApprove(w http.ResponseWriter, r *http.Request, s *conso
 		if !isFormError(err) {
 			return err
 		}
-		return p.renderConsoleApp(w, r, s, httpStatus(err), formError(err), nil)
+		return p.renderConsoleApp(w, r, s, outcome{httpStatus(err), formError(err)}, nil)
 	}
 	back(w, r, "/console/apps", "approved")
 	return nil
@@ -157,7 +157,7 @@ func (p *Portal) consoleSuspend(w http.ResponseWriter, r *http.Request, s *conso
 		if !isFormError(err) {
 			return err
 		}
-		return p.renderConsoleApp(w, r, s, httpStatus(err), formError(err), nil)
+		return p.renderConsoleApp(w, r, s, outcome{httpStatus(err), formError(err)}, nil)
 	}
 	back(w, r, "/console/apps", "suspended")
 	return nil
@@ -189,7 +189,7 @@ func (p *Portal) consoleLimits(w http.ResponseWriter, r *http.Request, s *consol
 		if !isFormError(err) {
 			return err
 		}
-		return p.renderConsoleApp(w, r, s, httpStatus(err), formError(err), f)
+		return p.renderConsoleApp(w, r, s, outcome{httpStatus(err), formError(err)}, f)
 	}
 	redirect(w, r, "/console/apps/"+r.PathValue("id")+"?done=limits")
 	return nil
@@ -199,10 +199,10 @@ var requestStatuses = []string{datashare.StatusAwaitingApproval, datashare.Statu
 	datashare.StatusRevoked, datashare.StatusExpired}
 
 func (p *Portal) consoleDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderDataRequests(w, r, s, http.StatusOK, nil)
+	return p.renderDataRequests(w, r, s, outcome{http.StatusOK, nil})
 }
 
-func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr) error {
+func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *consoleSession, o outcome) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -215,10 +215,10 @@ func (p *Portal) renderDataRequests(w http.ResponseWriter, r *http.Request, s *c
 		return err
 	}
 	v := s.view("Data-access requests", "console-data")
-	v.Error, v.Notice = failed, notice(r)
+	v.Error, v.Notice = o.failed, notice(r)
 	v.D = map[string]any{"Requests": page.Data, "Next": page.NextCursor, "Status": st, "Statuses": requestStatuses,
 		"Self": r.URL.RequestURI()}
-	p.render(w, r, status, "console_data", v)
+	p.render(w, r, o.status, "console_data", v)
 	return nil
 }
 
@@ -251,7 +251,7 @@ func (p *Portal) consoleDecide(w http.ResponseWriter, r *http.Request, s *consol
 		if !isFormError(err) {
 			return err
 		}
-		return p.renderDataRequests(w, r, s, httpStatus(err), formError(err))
+		return p.renderDataRequests(w, r, s, outcome{httpStatus(err), formError(err)})
 	}
 	back(w, r, "/console/data-requests", done)
 	return nil
@@ -260,10 +260,10 @@ func (p *Portal) consoleDecide(w http.ResponseWriter, r *http.Request, s *consol
 var spiStatuses = []string{spi.StatusPendingActivation, spi.StatusActive, spi.StatusInactive}
 
 func (p *Portal) consoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderConsoleSPI(w, r, s, http.StatusOK, nil)
+	return p.renderConsoleSPI(w, r, s, outcome{http.StatusOK, nil})
 }
 
-func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr) error {
+func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *consoleSession, o outcome) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -280,11 +280,11 @@ func (p *Portal) renderConsoleSPI(w http.ResponseWriter, r *http.Request, s *con
 		maxTimeout[pt.Name] = pt.MaxTimeoutMS
 	}
 	v := s.view("SPI registrations", "console-spi")
-	v.Error, v.Notice = failed, notice(r)
+	v.Error, v.Notice = o.failed, notice(r)
 	v.D = map[string]any{"Regs": page.Data, "Next": page.NextCursor, "Status": q.Get("status"), "Statuses": spiStatuses,
 		"MaxTimeout": maxTimeout, "MinPriority": spi.MinPriority, "MaxPriority": spi.MaxPriority,
 		"Policies": []string{spi.OnFailureReject, spi.OnFailureStandIn, spi.OnFailureNext}, "Self": r.URL.RequestURI()}
-	p.render(w, r, status, "console_spi", v)
+	p.render(w, r, o.status, "console_spi", v)
 	return nil
 }
 
@@ -345,7 +345,7 @@ func (p *Portal) consoleSPIChange(w http.ResponseWriter, r *http.Request, s *con
 		if !isFormError(err) {
 			return err
 		}
-		return p.renderConsoleSPI(w, r, s, httpStatus(err), formError(err))
+		return p.renderConsoleSPI(w, r, s, outcome{httpStatus(err), formError(err)})
 	}
 	back(w, r, "/console/spi", done)
 	return nil
@@ -356,7 +356,7 @@ func (p *Portal) consoleDeactivate(w http.ResponseWriter, r *http.Request, s *co
 		if !isFormError(err) {
 			return err
 		}
-		return p.renderConsoleSPI(w, r, s, httpStatus(err), formError(err))
+		return p.renderConsoleSPI(w, r, s, outcome{httpStatus(err), formError(err)})
 	}
 	back(w, r, "/console/spi", "deactivated")
 	return nil

@@ -21,10 +21,10 @@ import (
 type grantForm struct{ AppID, CustomerID string }
 
 func (p *Portal) consoleGrants(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderGrants(w, r, s, http.StatusOK, nil, &grantForm{AppID: r.URL.Query().Get("app_id")})
+	return p.renderGrants(w, r, s, outcome{http.StatusOK, nil}, &grantForm{AppID: r.URL.Query().Get("app_id")})
 }
 
-func (p *Portal) renderGrants(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr, f *grantForm) error {
+func (p *Portal) renderGrants(w http.ResponseWriter, r *http.Request, s *consoleSession, o outcome, f *grantForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -42,10 +42,10 @@ func (p *Portal) renderGrants(w http.ResponseWriter, r *http.Request, s *console
 		return err
 	}
 	v := s.view("Customer grants", "console-grants")
-	v.Error, v.Notice = failed, notice(r)
+	v.Error, v.Notice = o.failed, notice(r)
 	v.D = map[string]any{"Grants": grants.Data, "Next": grants.NextCursor, "AppID": q.Get("app_id"),
 		"Apps": apps.Data, "Customers": customers.Data, "Form": f, "Self": r.URL.RequestURI()}
-	p.render(w, r, status, "console_grants", v)
+	p.render(w, r, o.status, "console_grants", v)
 	return nil
 }
 
@@ -65,7 +65,7 @@ func (p *Portal) consoleGrant(w http.ResponseWriter, r *http.Request, s *console
 		if !isFormError(err) {
 			return err
 		}
-		return p.renderGrants(w, r, s, httpStatus(err), formError(err), f)
+		return p.renderGrants(w, r, s, outcome{httpStatus(err), formError(err)}, f)
 	}
 	back(w, r, "/console/grants", "granted")
 	return nil
@@ -86,10 +86,10 @@ type datasetForm struct {
 }
 
 func (p *Portal) consoleDatasets(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderDatasets(w, r, s, http.StatusOK, nil, &datasetForm{Kind: datashare.SourceGenerator, Formats: []string{"csv", "jsonl"}})
+	return p.renderDatasets(w, r, s, outcome{http.StatusOK, nil}, &datasetForm{Kind: datashare.SourceGenerator, Formats: []string{"csv", "jsonl"}})
 }
 
-func (p *Portal) renderDatasets(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr, f *datasetForm) error {
+func (p *Portal) renderDatasets(w http.ResponseWriter, r *http.Request, s *consoleSession, o outcome, f *datasetForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	page, err := p.d.Datashare.Datasets(ctx, s.Caller(), datashare.MaxPageSize, r.URL.Query().Get("cursor"))
@@ -99,10 +99,10 @@ func (p *Portal) renderDatasets(w http.ResponseWriter, r *http.Request, s *conso
 	gens := datashare.GeneratorNames()
 	slices.Sort(gens)
 	v := s.view("Datasets", "console-datasets")
-	v.Error, v.Notice = failed, notice(r)
+	v.Error, v.Notice = o.failed, notice(r)
 	v.D = map[string]any{"Datasets": page.Data, "Next": page.NextCursor, "Form": f, "Generators": gens,
 		"Types": []string{"string", "integer", "number", "boolean", "date", "datetime"}}
-	p.render(w, r, status, "console_datasets", v)
+	p.render(w, r, o.status, "console_datasets", v)
 	return nil
 }
 
@@ -125,7 +125,7 @@ func (p *Portal) consolePublish(w http.ResponseWriter, r *http.Request, s *conso
 		if !isFormError(err) {
 			return err
 		}
-		return p.renderDatasets(w, r, s, httpStatus(err), formError(err), f)
+		return p.renderDatasets(w, r, s, outcome{httpStatus(err), formError(err)}, f)
 	}
 	redirect(w, r, "/console/datasets?done=published")
 	return nil

@@ -27,7 +27,7 @@ type accountData struct {
 	Roles         []auth.Role
 }
 
-func (p *Portal) renderAccount(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr, d accountData) error {
+func (p *Portal) renderAccount(w http.ResponseWriter, r *http.Request, s *consoleSession, o outcome, d accountData) error {
 	d.Operator, d.Named, d.Enrolled, d.Roles = s.Operator, s.Named(), s.Enrolled, auth.AllRoles
 	if d.Named {
 		tokens, err := p.d.Identity.OperatorTokens(r.Context(), s.Operator.ID)
@@ -37,8 +37,8 @@ func (p *Portal) renderAccount(w http.ResponseWriter, r *http.Request, s *consol
 		d.Tokens = tokens
 	}
 	v := s.view("Your account", "console-account")
-	v.Notice, v.Error, v.D = notice(r), failed, d
-	p.renderNoStore(w, r, status, "console_account", v)
+	v.Notice, v.Error, v.D = notice(r), o.failed, d
+	p.renderNoStore(w, r, o.status, "console_account", v)
 	return nil
 }
 
@@ -50,7 +50,7 @@ func (p *Portal) renderNoStore(w http.ResponseWriter, r *http.Request, status in
 }
 
 func (p *Portal) consoleAccount(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderAccount(w, r, s, http.StatusOK, nil, accountData{})
+	return p.renderAccount(w, r, s, outcome{http.StatusOK, nil}, accountData{})
 }
 
 // named refuses the admin token's holder what only a person has.
@@ -67,12 +67,12 @@ func (p *Portal) consoleBeginTOTP(w http.ResponseWriter, r *http.Request, s *con
 	}
 	enrollment, err := p.d.Identity.BeginTOTP(r.Context(), s.Operator.ID)
 	if isFormError(err) {
-		return p.renderAccount(w, r, s, http.StatusConflict, formError(err), accountData{})
+		return p.renderAccount(w, r, s, outcome{http.StatusConflict, formError(err)}, accountData{})
 	}
 	if err != nil {
 		return err
 	}
-	return p.renderAccount(w, r, s, http.StatusOK, nil, accountData{Enrollment: &enrollment})
+	return p.renderAccount(w, r, s, outcome{http.StatusOK, nil}, accountData{Enrollment: &enrollment})
 }
 
 // consoleConfirmTOTP enables the second factor and shows the recovery
@@ -84,8 +84,8 @@ func (p *Portal) consoleConfirmTOTP(w http.ResponseWriter, r *http.Request, s *c
 	}
 	codes, err := p.d.Identity.ConfirmTOTP(r.Context(), s.Operator.ID, strings.TrimSpace(r.PostFormValue("code")))
 	if isFormError(err) {
-		return p.renderAccount(w, r, s, http.StatusUnprocessableEntity, formMessage(
-			"That code does not match. Type the current code from the app; check that the phone's clock is right.", "code"), accountData{})
+		return p.renderAccount(w, r, s, outcome{http.StatusUnprocessableEntity, formMessage(
+			"That code does not match. Type the current code from the app; check that the phone's clock is right.", "code")}, accountData{})
 	}
 	if err != nil {
 		return err
@@ -102,7 +102,7 @@ func (p *Portal) consoleConfirmTOTP(w http.ResponseWriter, r *http.Request, s *c
 	}
 	s.Enrolled = true
 	p.log.InfoContext(r.Context(), "portal: operator enrolled a second factor", "operator_id", op.ID)
-	return p.renderAccount(w, r, s, http.StatusOK, nil, accountData{RecoveryCodes: codes})
+	return p.renderAccount(w, r, s, outcome{http.StatusOK, nil}, accountData{RecoveryCodes: codes})
 }
 
 // consoleChangePassword sets a new password; every session of the
@@ -114,9 +114,9 @@ func (p *Portal) consoleChangePassword(w http.ResponseWriter, r *http.Request, s
 	err := p.d.Identity.ChangeOperatorPassword(r.Context(), s.Operator.ID, r.PostFormValue("current_password"), r.PostFormValue("password"))
 	switch {
 	case causeway.ErrorCode(err) == "invalid_credentials":
-		return p.renderAccount(w, r, s, http.StatusUnprocessableEntity, formMessage("The current password is wrong.", "current_password"), accountData{})
+		return p.renderAccount(w, r, s, outcome{http.StatusUnprocessableEntity, formMessage("The current password is wrong.", "current_password")}, accountData{})
 	case isFormError(err):
-		return p.renderAccount(w, r, s, http.StatusUnprocessableEntity, formError(err), accountData{})
+		return p.renderAccount(w, r, s, outcome{http.StatusUnprocessableEntity, formError(err)}, accountData{})
 	case err != nil:
 		return err
 	}
@@ -132,12 +132,12 @@ func (p *Portal) consoleCreateToken(w http.ResponseWriter, r *http.Request, s *c
 	days, _ := strconv.Atoi(r.PostFormValue("ttl_days"))
 	token, err := p.d.Identity.IssueOperatorToken(r.Context(), s.Operator, r.PostFormValue("name"), formRoles(r), time.Duration(days)*24*time.Hour)
 	if isFormError(err) {
-		return p.renderAccount(w, r, s, http.StatusUnprocessableEntity, formError(err), accountData{})
+		return p.renderAccount(w, r, s, outcome{http.StatusUnprocessableEntity, formError(err)}, accountData{})
 	}
 	if err != nil {
 		return err
 	}
-	return p.renderAccount(w, r, s, http.StatusCreated, nil, accountData{NewToken: &token})
+	return p.renderAccount(w, r, s, outcome{http.StatusCreated, nil}, accountData{NewToken: &token})
 }
 
 func (p *Portal) consoleRevokeToken(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
@@ -165,20 +165,20 @@ type operatorForm struct {
 	Roles       []auth.Role
 }
 
-func (p *Portal) renderOperators(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr, f operatorForm) error {
+func (p *Portal) renderOperators(w http.ResponseWriter, r *http.Request, s *consoleSession, o outcome, f operatorForm) error {
 	ops, err := p.d.Identity.Operators(r.Context(), s.Caller())
 	if err != nil {
 		return err
 	}
 	v := s.view("Operators", "console-operators")
-	v.Notice, v.Error = notice(r), failed
+	v.Notice, v.Error = notice(r), o.failed
 	v.D = operatorsData{Operators: ops, Roles: auth.AllRoles, Self: s.Operator.ID, Form: f}
-	p.render(w, r, status, "console_operators", v)
+	p.render(w, r, o.status, "console_operators", v)
 	return nil
 }
 
 func (p *Portal) consoleOperators(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderOperators(w, r, s, http.StatusOK, nil, operatorForm{})
+	return p.renderOperators(w, r, s, outcome{http.StatusOK, nil}, operatorForm{})
 }
 
 // formRoles reads the checked roles of a form.
@@ -197,7 +197,7 @@ func (p *Portal) consoleCreateOperator(w http.ResponseWriter, r *http.Request, s
 		Email: f.Email, Name: f.Name, Password: r.PostFormValue("password"), Roles: f.Roles,
 	})
 	if isFormError(err) {
-		return p.renderOperators(w, r, s, http.StatusUnprocessableEntity, formError(err), f)
+		return p.renderOperators(w, r, s, outcome{http.StatusUnprocessableEntity, formError(err)}, f)
 	}
 	if err != nil {
 		return err
@@ -213,7 +213,7 @@ func (p *Portal) consoleChangeOperator(w http.ResponseWriter, r *http.Request, s
 	status := r.PostFormValue("status")
 	_, err := p.d.Identity.ChangeOperator(r.Context(), s.Caller(), r.PathValue("id"), identity.OperatorChange{Roles: &roles, Status: &status})
 	if isFormError(err) {
-		return p.renderOperators(w, r, s, http.StatusConflict, formError(err), operatorForm{})
+		return p.renderOperators(w, r, s, outcome{http.StatusConflict, formError(err)}, operatorForm{})
 	}
 	if err != nil {
 		return err
@@ -225,7 +225,7 @@ func (p *Portal) consoleChangeOperator(w http.ResponseWriter, r *http.Request, s
 func (p *Portal) consoleResetTOTP(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
 	err := p.d.Identity.ResetTOTP(r.Context(), s.Caller(), r.PathValue("id"))
 	if isFormError(err) {
-		return p.renderOperators(w, r, s, http.StatusConflict, formError(err), operatorForm{})
+		return p.renderOperators(w, r, s, outcome{http.StatusConflict, formError(err)}, operatorForm{})
 	}
 	if err != nil {
 		return err

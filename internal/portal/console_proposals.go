@@ -33,12 +33,12 @@ func (p *Portal) proposed(w http.ResponseWriter, r *http.Request, s *consoleSess
 }
 
 func (p *Portal) consoleProposals(w http.ResponseWriter, r *http.Request, s *consoleSession) error {
-	return p.renderProposals(w, r, s, http.StatusOK, nil)
+	return p.renderProposals(w, r, s, outcome{http.StatusOK, nil})
 }
 
 // renderProposals shows the proposals: those waiting, or with ?all= every
 // one; failed is a decision the service refused.
-func (p *Portal) renderProposals(w http.ResponseWriter, r *http.Request, s *consoleSession, status int, failed *formErr) error {
+func (p *Portal) renderProposals(w http.ResponseWriter, r *http.Request, s *consoleSession, o outcome) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	var items []*foureyes.Proposal
@@ -51,10 +51,10 @@ func (p *Portal) renderProposals(w http.ResponseWriter, r *http.Request, s *cons
 		items, next = pg.Data, pg.NextCursor
 	}
 	v := s.view("Approvals", "console-proposals")
-	v.Notice, v.Error = notice(r), failed
+	v.Notice, v.Error = notice(r), o.failed
 	v.D = map[string]any{"Proposals": items, "Next": next, "All": r.URL.Query().Get("all") != "", "Me": s.Caller().String(),
 		"Enabled": p.d.FourEyes != nil}
-	p.render(w, r, status, "console_proposals", v)
+	p.render(w, r, o.status, "console_proposals", v)
 	return nil
 }
 
@@ -77,7 +77,7 @@ func (p *Portal) consoleDecideProposal(w http.ResponseWriter, r *http.Request, s
 		return errNotFound()
 	}
 	if isFormError(err) {
-		return p.renderProposals(w, r, s, httpStatus(err), formError(err))
+		return p.renderProposals(w, r, s, outcome{httpStatus(err), formError(err)})
 	}
 	if err != nil {
 		return err

@@ -44,10 +44,10 @@ type requestRow struct {
 }
 
 func (p *Portal) datasetPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	return p.renderDataset(w, r, s, http.StatusOK, nil, accessForm{Days: "30", Format: datashare.FormatCSV})
+	return p.renderDataset(w, r, s, outcome{http.StatusOK, nil}, accessForm{Days: "30", Format: datashare.FormatCSV})
 }
 
-func (p *Portal) renderDataset(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, f accessForm) error {
+func (p *Portal) renderDataset(w http.ResponseWriter, r *http.Request, s *devSession, o outcome, f accessForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	ds, err := p.d.Datashare.Dataset(ctx, s.Caller(), r.PathValue("id"))
@@ -74,8 +74,8 @@ func (p *Portal) renderDataset(w http.ResponseWriter, r *http.Request, s *devSes
 		}
 	}
 	v := s.view(ds.Name, "data")
-	v.Error, v.Notice, v.D = failed, notice(r), d
-	p.render(w, r, status, "dataset", v)
+	v.Error, v.Notice, v.D = o.failed, notice(r), d
+	p.render(w, r, o.status, "dataset", v)
 	return nil
 }
 
@@ -106,7 +106,7 @@ func (p *Portal) requestAccess(w http.ResponseWriter, r *http.Request, s *devSes
 	if !isFormError(err) {
 		return err
 	}
-	return p.renderDataset(w, r, s, httpStatus(err), formError(err), f)
+	return p.renderDataset(w, r, s, outcome{httpStatus(err), formError(err)}, f)
 }
 
 // requests lists the access requests of all the developer's apps.

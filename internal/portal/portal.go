@@ -143,6 +143,9 @@ func New(d Deps) *Portal {
 // Register adds the portal's routes to srv. They are plain handlers
 // outside the API: the gateway passes them through, and the portal checks
 // its own sessions.
+//
+// It is long because it is the portal's route table, one line per page,
+// read as one list.
 func (p *Portal) Register(srv *httpapi.Server) {
 	p.srv = srv
 	srv.Handle("GET /static/", p.secure(static))
@@ -501,6 +504,13 @@ type formErr struct {
 }
 
 type link struct{ Href, Text string }
+
+// outcome is how a page answers: its status and, after a form the portal
+// refused, why (shown above the form; nil: nothing refused).
+type outcome struct {
+	status int
+	failed *formErr
+}
 
 // formError is a failed form: a domain error's message says what to
 // change (its code names the field, see fieldsByCode); anything else is

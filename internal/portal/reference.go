@@ -58,6 +58,8 @@ type refField struct {
 
 var methodOrder = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
+// buildReference reads the OpenAPI document into the reference page's
+// groups: one per tag, the bank's after the rest.
 func (p *Portal) buildReference() *reference {
 	doc := p.srv.API.OpenAPI()
 	reg := doc.Components.Schemas
@@ -74,54 +76,13 @@ func (p *Portal) buildReference() *reference {
 			if op == nil || op.Hidden {
 				continue
 			}
-			tag := "Other"
-			if len(op.Tags) > 0 {
-				tag = op.Tags[0]
-			}
-			if strings.HasPrefix(path, "/bank/") {
-				if tag == "Bank" || tag == "Other" {
-					tag = "Bank"
-				} else {
-					tag = "Bank · " + tag
-				}
-			}
+			tag := refTag(path, op)
 			g := groups[tag]
 			if g == nil {
 				g = &refGroup{Tag: tag}
 				groups[tag] = g
 			}
-			ro := refOp{ID: op.OperationID, Method: m, Path: path, Summary: op.Summary, Description: op.Description,
-				Auth: authText(op.Security), Try: tryWith(path, op)}
-			for _, prm := range op.Parameters {
-				if prm == nil || prm.In == "header" && strings.EqualFold(prm.Name, "Authorization") {
-					continue
-				}
-				ro.Params = append(ro.Params, refParam{Name: prm.Name, In: prm.In, Required: prm.Required,
-					Type: typeName(reg, prm.Schema), Description: prm.Description})
-			}
-			if op.RequestBody != nil {
-				if mt := op.RequestBody.Content["application/json"]; mt != nil {
-					ro.Body = fields(reg, mt.Schema, 0, map[string]bool{})
-					ro.HasBody, ro.Example = true, exampleBody(reg, mt.Schema)
-				}
-			}
-			codes := make([]string, 0, len(op.Responses))
-			for code := range op.Responses {
-				codes = append(codes, code)
-			}
-			sort.Strings(codes)
-			for _, code := range codes {
-				if !strings.HasPrefix(code, "2") {
-					continue
-				}
-				resp := op.Responses[code]
-				rr := refResponse{Status: code, Description: resp.Description}
-				if mt := resp.Content["application/json"]; mt != nil {
-					rr.Fields = fields(reg, mt.Schema, 0, map[string]bool{})
-				}
-				ro.Responses = append(ro.Responses, rr)
-			}
-			g.Ops = append(g.Ops, ro)
+			g.Ops = append(g.Ops, refOperation(reg, path, m, op))
 		}
 	}
 	ref := &reference{}
@@ -139,6 +100,60 @@ func (p *Portal) buildReference() *reference {
 		return strings.Compare(a.Tag, b.Tag)
 	})
 	return ref
+}
+
+// refTag is the group of an operation: its first tag, under "Bank · "
+// for the bank's routes.
+func refTag(path string, op *huma.Operation) string {
+	tag := "Other"
+	if len(op.Tags) > 0 {
+		tag = op.Tags[0]
+	}
+	if !strings.HasPrefix(path, "/bank/") {
+		return tag
+	}
+	if tag == "Bank" || tag == "Other" {
+		return "Bank"
+	}
+	return "Bank · " + tag
+}
+
+// refOperation is the reference's entry for the operation at method and
+// path: its parameters (not the Authorization header), JSON body with an
+// example, and the fields of its 2xx answers.
+func refOperation(reg huma.Registry, path, method string, op *huma.Operation) refOp {
+	ro := refOp{ID: op.OperationID, Method: method, Path: path, Summary: op.Summary, Description: op.Description,
+		Auth: authText(op.Security), Try: tryWith(path, op)}
+	for _, prm := range op.Parameters {
+		if prm == nil || prm.In == "header" && strings.EqualFold(prm.Name, "Authorization") {
+			continue
+		}
+		ro.Params = append(ro.Params, refParam{Name: prm.Name, In: prm.In, Required: prm.Required,
+			Type: typeName(reg, prm.Schema), Description: prm.Description})
+	}
+	if op.RequestBody != nil {
+		if mt := op.RequestBody.Content["application/json"]; mt != nil {
+			ro.Body = fields(reg, mt.Schema, 0, map[string]bool{})
+			ro.HasBody, ro.Example = true, exampleBody(reg, mt.Schema)
+		}
+	}
+	codes := make([]string, 0, len(op.Responses))
+	for code := range op.Responses {
+		codes = append(codes, code)
+	}
+	sort.Strings(codes)
+	for _, code := range codes {
+		if !strings.HasPrefix(code, "2") {
+			continue
+		}
+		resp := op.Responses[code]
+		rr := refResponse{Status: code, Description: resp.Description}
+		if mt := resp.Content["application/json"]; mt != nil {
+			rr.Fields = fields(reg, mt.Schema, 0, map[string]bool{})
+		}
+		ro.Responses = append(ro.Responses, rr)
+	}
+	return ro
 }
 
 // authText says in words what credential an operation takes.

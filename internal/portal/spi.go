@@ -37,17 +37,19 @@ func (p *Portal) pointsPage(w http.ResponseWriter, r *http.Request, s *devSessio
 }
 
 func (p *Portal) spiPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	return p.renderSPI(w, r, s, http.StatusOK, nil, registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, nil, "")
+	return p.renderSPI(w, r, s, outcome{http.StatusOK, nil}, spiData{Form: registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}})
 }
 
-func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, f registrationForm, created *spi.Registration, secret string) error {
+// renderSPI shows the app's SPI registrations with d's form and, right
+// after one was created, d's registration and its secret.
+func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession, o outcome, d spiData) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	app, err := p.d.Identity.App(ctx, s.Dev, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	d := spiData{App: app, Deny: denied(app, auth.ScopeSPIWrite), Form: f, Reg: created, Secret: secret}
+	d.App, d.Deny = app, denied(app, auth.ScopeSPIWrite)
 	if d.Points, err = p.d.SPI.Points(ctx); err != nil {
 		return err
 	}
@@ -57,11 +59,11 @@ func (p *Portal) renderSPI(w http.ResponseWriter, r *http.Request, s *devSession
 	}
 	d.Regs = regs.Data
 	v := s.view("SPIs: "+app.Name, "apps")
-	v.Error, v.Notice, v.D = failed, notice(r), d
-	if secret != "" {
+	v.Error, v.Notice, v.D = o.failed, notice(r), d
+	if d.Secret != "" {
 		w.Header().Set("Cache-Control", "no-store")
 	}
-	p.render(w, r, status, "spi", v)
+	p.render(w, r, o.status, "spi", v)
 	return nil
 }
 
@@ -86,14 +88,15 @@ func (p *Portal) createRegistration(w http.ResponseWriter, r *http.Request, s *d
 			reg, secret, err = p.d.SPI.CreateRegistration(ctx, auth.AppCaller(app.ID), spi.NewRegistration{
 				ExtensionPoint: f.Point, URL: f.URL, Scope: f.Scope, TimeoutMS: timeout, OnFailure: f.OnFailure})
 			if err == nil {
-				return p.renderSPI(w, r, s, http.StatusCreated, nil, registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, reg, secret)
+				return p.renderSPI(w, r, s, outcome{http.StatusCreated, nil},
+					spiData{Form: registrationForm{Scope: spi.ScopeApp, OnFailure: spi.OnFailureStandIn}, Reg: reg, Secret: secret})
 			}
 		}
 	}
 	if !isFormError(err) {
 		return err
 	}
-	return p.renderSPI(w, r, s, httpStatus(err), formError(err), f, nil, "")
+	return p.renderSPI(w, r, s, outcome{httpStatus(err), formError(err)}, spiData{Form: f})
 }
 
 func (p *Portal) registrationPage(w http.ResponseWriter, r *http.Request, s *devSession) error {

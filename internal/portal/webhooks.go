@@ -51,10 +51,10 @@ type webhooksData struct {
 }
 
 func (p *Portal) webhooksPage(w http.ResponseWriter, r *http.Request, s *devSession) error {
-	return p.renderWebhooks(w, r, s, http.StatusOK, nil, webhookForm{})
+	return p.renderWebhooks(w, r, s, outcome{http.StatusOK, nil}, webhookForm{})
 }
 
-func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSession, status int, failed *formErr, f webhookForm) error {
+func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSession, o outcome, f webhookForm) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	app, err := p.d.Identity.App(ctx, s.Dev, r.PathValue("id"))
@@ -71,8 +71,8 @@ func (p *Portal) renderWebhooks(w http.ResponseWriter, r *http.Request, s *devSe
 	}
 	d.Groups = groupTypes(types)
 	v := s.view("Webhooks: "+app.Name, "apps")
-	v.Error, v.Notice, v.D = failed, notice(r), d
-	p.render(w, r, status, "webhooks", v)
+	v.Error, v.Notice, v.D = o.failed, notice(r), d
+	p.render(w, r, o.status, "webhooks", v)
 	return nil
 }
 
@@ -87,7 +87,7 @@ func (p *Portal) createWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 	app, err := p.appFor(ctx, s, r.PathValue("id"), auth.ScopeWebhooksWrite)
 	if err != nil {
 		if causeway.ErrorKind(err) == causeway.EFORBIDDEN {
-			return p.renderWebhooks(w, r, s, http.StatusForbidden, formError(err), f)
+			return p.renderWebhooks(w, r, s, outcome{http.StatusForbidden, formError(err)}, f)
 		}
 		return err
 	}
@@ -98,9 +98,9 @@ func (p *Portal) createWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 		if !isFormError(err) {
 			return err
 		}
-		return p.renderWebhooks(w, r, s, http.StatusUnprocessableEntity, formError(err), f)
+		return p.renderWebhooks(w, r, s, outcome{http.StatusUnprocessableEntity, formError(err)}, f)
 	}
-	return p.renderWebhook(w, r, s, app, sub, http.StatusCreated, nil)
+	return p.renderWebhook(w, r, s, app, sub, outcome{http.StatusCreated, nil})
 }
 
 type webhookData struct {
@@ -131,10 +131,11 @@ func (p *Portal) webhookPage(w http.ResponseWriter, r *http.Request, s *devSessi
 	if err != nil {
 		return err
 	}
-	return p.renderWebhook(w, r, s, app, sub, http.StatusOK, nil)
+	return p.renderWebhook(w, r, s, app, sub, outcome{http.StatusOK, nil})
 }
 
-func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, sub *webhooks.Subscription, status int, failed *formErr) error {
+// renderWebhook shows subscription sub of app with its deliveries.
+func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSession, app *identity.App, sub *webhooks.Subscription, o outcome) error {
 	ctx, cancel := bounded(r)
 	defer cancel()
 	q := r.URL.Query()
@@ -154,8 +155,8 @@ func (p *Portal) renderWebhook(w http.ResponseWriter, r *http.Request, s *devSes
 	}
 	d.Live = d.Outcome == "" && q.Get("cursor") == "" && sub.Status == webhooks.StatusActive
 	v := s.view("Webhook "+sub.ID, "apps")
-	v.Error, v.Notice, v.D = failed, notice(r), d
-	p.render(w, r, status, "webhook", v)
+	v.Error, v.Notice, v.D = o.failed, notice(r), d
+	p.render(w, r, o.status, "webhook", v)
 	return nil
 }
 
@@ -182,7 +183,7 @@ func (p *Portal) webhookAction(w http.ResponseWriter, r *http.Request, s *devSes
 		if gerr != nil {
 			return gerr
 		}
-		return p.renderWebhook(w, r, s, a, sub, httpStatus(err), formError(err))
+		return p.renderWebhook(w, r, s, a, sub, outcome{httpStatus(err), formError(err)})
 	}
 	if done == "webhook-deleted" {
 		redirect(w, r, "/apps/"+app.ID+"/webhooks?done="+done)
@@ -240,7 +241,7 @@ func (p *Portal) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, s *
 	if err != nil {
 		return err
 	}
-	return p.renderWebhook(w, r, s, app, sub, http.StatusOK, nil)
+	return p.renderWebhook(w, r, s, app, sub, outcome{http.StatusOK, nil})
 }
 
 // liveDelivery is one delivery as the live log shows it.

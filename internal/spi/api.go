@@ -17,6 +17,9 @@ import (
 // southbound invoke under /bank/v1. Every /v1 route declares the OAuth2
 // scope it needs; the gateway authenticates the app and puts it in the
 // context before a handler runs.
+//
+// It is long because it is the package's route table: one declaration per
+// route, read as one list.
 func (s *Service) Register(srv *httpapi.Server) {
 	h := &handlers{s: s}
 	tags := []string{"SPIs"}

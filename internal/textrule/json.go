@@ -53,6 +53,10 @@ type frame struct {
 // a string, which JSON forbids, is refused the same way, except tab and
 // line breaks, which only make the JSON malformed. A syntax error ends the
 // check without an error: reporting malformed JSON is the decoder's job.
+//
+// It is long because it is one pass over the decoder's tokens that keeps
+// the path and the shape of where it is; split, that state would be
+// passed around.
 func JSON(location string, data []byte, shape Shape) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()

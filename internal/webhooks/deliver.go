@@ -209,6 +209,10 @@ func (s *Service) retryDelay(attempt int, res result) time.Duration {
 
 // handle delivers one message of a subscription's consumer and settles it
 // with JetStream.
+//
+// It is long because one attempt is one sequence (visibility, the signed
+// POST, the outcome, the record, then ack, nak or term) whose steps share
+// the message and the attempt.
 func (s *Service) handle(ctx context.Context, st *subState, msg jetstream.Msg) {
 	env, err := events.FromMsg(msg)
 	if err != nil {

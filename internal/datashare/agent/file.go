@@ -32,8 +32,22 @@ func copyFile(ctx context.Context, w io.Writer, path, format string, cols []data
 	if err != nil {
 		return err
 	}
-	fields := make([][]byte, len(cols))
 	if from == datashare.FormatCSV {
+		err = convertCSV(f, cols, rw)
+	} else {
+		err = convertJSONL(f, cols, rw)
+	}
+	if err != nil {
+		return err
+	}
+	return rw.flush()
+}
+
+// convertCSV writes the rows of the CSV file f, whose first line names its
+// columns, to rw: cols' fields, in cols' order.
+func convertCSV(f io.Reader, cols []datashare.Column, rw *rowWriter) error {
+	fields := make([][]byte, len(cols))
+	{
 		cr := csv.NewReader(bufio.NewReaderSize(f, 256<<10))
 		cr.ReuseRecord = true
 		cr.FieldsPerRecord = -1
@@ -63,8 +77,14 @@ func copyFile(ctx context.Context, w io.Writer, path, format string, cols []data
 				return err
 			}
 		}
-		return rw.flush()
 	}
+	return nil
+}
+
+// convertJSONL writes the objects of the JSON Lines file f to rw: cols'
+// members, in cols' order, a string member as its text.
+func convertJSONL(f io.Reader, cols []datashare.Column, rw *rowWriter) error {
+	fields := make([][]byte, len(cols))
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	line := 0
@@ -98,7 +118,7 @@ func copyFile(ctx context.Context, w io.Writer, path, format string, cols []data
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("file source: %w", err)
 	}
-	return rw.flush()
+	return nil
 }
 
 // ctxReader stops a copy when ctx is done.

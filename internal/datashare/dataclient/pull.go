@@ -111,27 +111,13 @@ func (c *Client) download(ctx context.Context, id string, o PullOptions, part st
 	}
 }
 
+// downloadOnce makes one attempt at the download into part: it resumes
+// what an earlier attempt left there, when the content is still the same
+// (its ETag), and verifies the whole file against the ETag at the end.
 func (c *Client) downloadOnce(ctx context.Context, id string, o PullOptions, part string) (*PullResult, error) {
-	have := int64(0)
-	savedTag := ""
-	if st, err := os.Stat(part); err == nil {
-		if b, err := os.ReadFile(part + ".etag"); err == nil {
-			have, savedTag = st.Size(), strings.TrimSpace(string(b))
-		}
-	}
-	u := c.server + "/v1/dataset-access-requests/" + url.PathEscape(id) + "/content"
-	if o.Format != "" {
-		u += "?format=" + url.QueryEscape(o.Format)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, have, savedTag, err := c.resumeRequest(ctx, id, o.Format, part)
 	if err != nil {
 		return nil, err
-	}
-	if have > 0 {
-		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
-		// If the content changed, the server sends all of it (200) rather
-		// than a range of something else.
-		req.Header.Set("If-Range", savedTag)
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {
@@ -201,6 +187,33 @@ func (c *Client) downloadOnce(ctx context.Context, id string, o PullOptions, par
 		return nil, err
 	}
 	return &PullResult{CiphertextBytes: total, ETag: tag, Resumed: have > 0}, nil
+}
+
+// resumeRequest is the request for the content of access request id in
+// format: from the start, or, when part holds an earlier attempt's bytes
+// and their ETag, for the bytes after them (have) if the content is still
+// savedTag.
+func (c *Client) resumeRequest(ctx context.Context, id, format, part string) (req *http.Request, have int64, savedTag string, err error) {
+	if st, err := os.Stat(part); err == nil {
+		if b, err := os.ReadFile(part + ".etag"); err == nil {
+			have, savedTag = st.Size(), strings.TrimSpace(string(b))
+		}
+	}
+	u := c.server + "/v1/dataset-access-requests/" + url.PathEscape(id) + "/content"
+	if format != "" {
+		u += "?format=" + url.QueryEscape(format)
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	if have > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
+		// If the content changed, the server sends all of it (200) rather
+		// than a range of something else.
+		req.Header.Set("If-Range", savedTag)
+	}
+	return req, have, savedTag, nil
 }
 
 // verify checks that the file's SHA-256 is the one its ETag names (the

@@ -26,37 +26,11 @@ func Lint(doc []byte) []string {
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return []string{"not JSON: " + err.Error()}
 	}
-	var out []string
-	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
-
-	info, _ := d["info"].(map[string]any)
-	if contact, _ := info["contact"].(map[string]any); len(contact) == 0 {
-		add("info: no contact")
-	}
-	license, _ := info["license"].(map[string]any)
-	if license["name"] == nil || license["url"] == nil && license["identifier"] == nil {
-		add("info: no license with a name and a url or identifier")
-	}
-	if servers, _ := d["servers"].([]any); len(servers) == 0 {
-		add("servers: none")
-	}
-
-	declared := map[string]bool{}
-	tags, _ := d["tags"].([]any)
-	for _, t := range tags {
-		tag, _ := t.(map[string]any)
-		name, _ := tag["name"].(string)
-		if declared[name] {
-			add("tags: %q declared twice", name)
-		}
-		declared[name] = true
-		if desc, _ := tag["description"].(string); strings.TrimSpace(desc) == "" {
-			add("tags: %q has no description", name)
-		}
-	}
+	l := &linter{declared: map[string]bool{}}
+	l.info(d)
+	l.tags(d)
 	components, _ := d["components"].(map[string]any)
-	schemes, _ := components["securitySchemes"].(map[string]any)
-
+	l.schemes, _ = components["securitySchemes"].(map[string]any)
 	paths, _ := d["paths"].(map[string]any)
 	for path, item := range paths {
 		ops, _ := item.(map[string]any)
@@ -65,70 +39,133 @@ func Lint(doc []byte) []string {
 			if !ok || !slices.Contains([]string{"get", "put", "post", "delete", "patch", "head", "options", "trace"}, method) {
 				continue
 			}
-			at := strings.ToUpper(method) + " " + path
-			if id, _ := op["operationId"].(string); id == "" {
-				add("%s: no operationId", at)
+			l.operation(strings.ToUpper(method)+" "+path, op)
+		}
+	}
+	l.nullableArrays(d)
+	l.unreferenced(d, components)
+	slices.Sort(l.out)
+	return l.out
+}
+
+// linter gathers Lint's findings.
+type linter struct {
+	out []string
+	// declared are the tags declared at the top.
+	declared map[string]bool
+	// schemes are the declared security schemes.
+	schemes map[string]any
+}
+
+func (l *linter) add(format string, args ...any) { l.out = append(l.out, fmt.Sprintf(format, args...)) }
+
+// info checks the contact, the license and the servers.
+func (l *linter) info(d map[string]any) {
+	info, _ := d["info"].(map[string]any)
+	if contact, _ := info["contact"].(map[string]any); len(contact) == 0 {
+		l.add("info: no contact")
+	}
+	license, _ := info["license"].(map[string]any)
+	if license["name"] == nil || license["url"] == nil && license["identifier"] == nil {
+		l.add("info: no license with a name and a url or identifier")
+	}
+	if servers, _ := d["servers"].([]any); len(servers) == 0 {
+		l.add("servers: none")
+	}
+}
+
+// tags checks the tags declared at the top and records them.
+func (l *linter) tags(d map[string]any) {
+	tags, _ := d["tags"].([]any)
+	for _, t := range tags {
+		tag, _ := t.(map[string]any)
+		name, _ := tag["name"].(string)
+		if l.declared[name] {
+			l.add("tags: %q declared twice", name)
+		}
+		l.declared[name] = true
+		if desc, _ := tag["description"].(string); strings.TrimSpace(desc) == "" {
+			l.add("tags: %q has no description", name)
+		}
+	}
+}
+
+// operation checks the operation named at: its id, summary, description,
+// tags, security and answers.
+func (l *linter) operation(at string, op map[string]any) {
+	if id, _ := op["operationId"].(string); id == "" {
+		l.add("%s: no operationId", at)
+	}
+	summary, _ := op["summary"].(string)
+	desc, _ := op["description"].(string)
+	switch {
+	case strings.TrimSpace(summary) == "":
+		l.add("%s: no summary", at)
+	case strings.TrimSpace(desc) == "":
+		l.add("%s: no description", at)
+	case strings.TrimSpace(desc) == strings.TrimSpace(summary):
+		l.add("%s: the description only repeats the summary", at)
+	}
+	opTags, _ := op["tags"].([]any)
+	if len(opTags) == 0 {
+		l.add("%s: no tags", at)
+	}
+	for _, t := range opTags {
+		if name, _ := t.(string); !l.declared[name] {
+			l.add("%s: tag %q is not declared at the top", at, name)
+		}
+	}
+	l.security(at, op)
+	responses, _ := op["responses"].(map[string]any)
+	var ok2xx, ok4xx bool
+	for status := range responses {
+		ok2xx = ok2xx || strings.HasPrefix(status, "2")
+		ok4xx = ok4xx || strings.HasPrefix(status, "4")
+	}
+	if !ok2xx {
+		l.add("%s: no 2xx answer", at)
+	}
+	if !ok4xx {
+		l.add("%s: no 4xx answer", at)
+	}
+}
+
+// security checks that the operation declares its security, naming
+// declared schemes and their scopes.
+func (l *linter) security(at string, op map[string]any) {
+	security, ok := op["security"].([]any)
+	if !ok {
+		l.add("%s: no security declaration (public operations declare [])", at)
+	}
+	for _, req := range security {
+		r, _ := req.(map[string]any)
+		for scheme, listed := range r {
+			if l.schemes[scheme] == nil {
+				l.add("%s: security scheme %q is not declared", at, scheme)
+				continue
 			}
-			summary, _ := op["summary"].(string)
-			desc, _ := op["description"].(string)
-			switch {
-			case strings.TrimSpace(summary) == "":
-				add("%s: no summary", at)
-			case strings.TrimSpace(desc) == "":
-				add("%s: no description", at)
-			case strings.TrimSpace(desc) == strings.TrimSpace(summary):
-				add("%s: the description only repeats the summary", at)
-			}
-			opTags, _ := op["tags"].([]any)
-			if len(opTags) == 0 {
-				add("%s: no tags", at)
-			}
-			for _, t := range opTags {
-				if name, _ := t.(string); !declared[name] {
-					add("%s: tag %q is not declared at the top", at, name)
+			// Spectral's oas3-operation-security-defined: what a
+			// requirement lists must be scopes of the scheme's flows.
+			for _, scope := range asStrings(listed) {
+				if !definesScope(l.schemes[scheme], scope) {
+					l.add("%s: %q is not a scope of the security scheme %q", at, scope, scheme)
 				}
-			}
-			security, ok := op["security"].([]any)
-			if !ok {
-				add("%s: no security declaration (public operations declare [])", at)
-			}
-			for _, req := range security {
-				r, _ := req.(map[string]any)
-				for scheme, listed := range r {
-					if schemes[scheme] == nil {
-						add("%s: security scheme %q is not declared", at, scheme)
-						continue
-					}
-					// Spectral's oas3-operation-security-defined: what a
-					// requirement lists must be scopes of the scheme's flows.
-					for _, scope := range asStrings(listed) {
-						if !definesScope(schemes[scheme], scope) {
-							add("%s: %q is not a scope of the security scheme %q", at, scope, scheme)
-						}
-					}
-				}
-			}
-			responses, _ := op["responses"].(map[string]any)
-			var ok2xx, ok4xx bool
-			for status := range responses {
-				ok2xx = ok2xx || strings.HasPrefix(status, "2")
-				ok4xx = ok4xx || strings.HasPrefix(status, "4")
-			}
-			if !ok2xx {
-				add("%s: no 2xx answer", at)
-			}
-			if !ok4xx {
-				add("%s: no 4xx answer", at)
 			}
 		}
 	}
+}
 
+// nullableArrays finds schemas typing an array as nullable.
+func (l *linter) nullableArrays(d map[string]any) {
 	walk(d, "#", func(ptr string, node map[string]any) {
 		if types, ok := node["type"].([]any); ok && slices.Contains(types, any("array")) && slices.Contains(types, any("null")) {
-			add("%s: a nullable array (generated clients would get a pointer to a slice)", ptr)
+			l.add("%s: a nullable array (generated clients would get a pointer to a slice)", ptr)
 		}
 	})
+}
 
+// unreferenced finds the components nothing refers to.
+func (l *linter) unreferenced(d, components map[string]any) {
 	refs := map[string]bool{}
 	walk(d, "#", func(_ string, node map[string]any) {
 		if ref, ok := node["$ref"].(string); ok {
@@ -142,12 +179,10 @@ func Lint(doc []byte) []string {
 		m, _ := entries.(map[string]any)
 		for name := range m {
 			if ref := "#/components/" + kind + "/" + name; !refs[ref] {
-				add("%s: never referenced", ref)
+				l.add("%s: never referenced", ref)
 			}
 		}
 	}
-	slices.Sort(out)
-	return out
 }
 
 // walk calls fn for every object in node, with its JSON pointer.

@@ -47,6 +47,9 @@ func Reseal(ctx context.Context, db *store.DB, sealer *seal.Sealer, t Table) (in
 
 // reseal is Reseal; tests make afterRead pause between reading a batch and
 // rewriting it.
+//
+// It is long because one batch's read, re-seal and conditional rewrite
+// share the key columns' placeholders, built once above the loop.
 func reseal(ctx context.Context, db *store.DB, sealer *seal.Sealer, t Table, afterRead func()) (int, error) {
 	cols := len(t.Columns)
 	keys := strings.Split(t.Key, ",")
