@@ -14,6 +14,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // The data agent's protocol, all under /bank/v1/agent and authenticated
@@ -107,9 +108,9 @@ type jobsInput struct {
 	Limit int `query:"limit" minimum:"0" maximum:"200" doc:"At most this many; default 50"`
 }
 
-func (h *handlers) jobs(ctx context.Context, in *jobsInput) (*httpapi.Out[*Page[*Job]], error) {
+func (h *handlers) jobs(ctx context.Context, in *jobsInput) (*httpapi.Out[*page.Page[*Job]], error) {
 	jobs, err := h.s.Jobs(ctx, in.Limit)
-	return httpapi.Reply(&Page[*Job]{Data: jobs}, err)
+	return httpapi.Reply(&page.Page[*Job]{Data: jobs}, err)
 }
 
 func (h *handlers) claim(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Job], error) {

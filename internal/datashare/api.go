@@ -12,6 +12,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // ContentType is the media type of downloads: an age-encrypted file.
@@ -113,7 +114,7 @@ type handlers struct {
 	srv *httpapi.Server
 }
 
-func (h *handlers) listDatasets(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*Page[*Dataset]], error) {
+func (h *handlers) listDatasets(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*page.Page[*Dataset]], error) {
 	return httpapi.Reply(h.s.Datasets(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
 }
 
@@ -136,7 +137,7 @@ type listRequestsInput struct {
 	Status string `query:"status" enum:"awaiting_approval,approved,rejected,revoked,expired"`
 }
 
-func (h *handlers) listRequests(ctx context.Context, in *listRequestsInput) (*httpapi.Out[*Page[*AccessRequest]], error) {
+func (h *handlers) listRequests(ctx context.Context, in *listRequestsInput) (*httpapi.Out[*page.Page[*AccessRequest]], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -241,7 +242,7 @@ func (h *handlers) publish(ctx context.Context, in *publishInput) (*httpapi.Out[
 	return httpapi.Reply(h.s.PublishDataset(ctx, in.Body))
 }
 
-func (h *handlers) bankListDatasets(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*Page[*Dataset]], error) {
+func (h *handlers) bankListDatasets(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[*page.Page[*Dataset]], error) {
 	return httpapi.Reply(h.s.Datasets(ctx, auth.CallerFrom(ctx), in.Limit, in.Cursor))
 }
 
@@ -249,7 +250,7 @@ func (h *handlers) bankGetDataset(ctx context.Context, in *httpapi.IDPath) (*htt
 	return httpapi.Reply(h.s.Dataset(ctx, auth.CallerFrom(ctx), in.ID))
 }
 
-func (h *handlers) bankListRequests(ctx context.Context, in *listRequestsInput) (*httpapi.Out[*Page[*AccessRequest]], error) {
+func (h *handlers) bankListRequests(ctx context.Context, in *listRequestsInput) (*httpapi.Out[*page.Page[*AccessRequest]], error) {
 	return httpapi.Reply(h.s.AccessRequests(ctx, auth.CallerFrom(ctx), RequestFilter{Status: in.Status, Limit: in.Limit, Cursor: in.Cursor}))
 }
 
@@ -290,6 +291,6 @@ type auditInput struct {
 	httpapi.PageQuery
 }
 
-func (h *handlers) audit(ctx context.Context, in *auditInput) (*httpapi.Out[*Page[*AuditEntry]], error) {
+func (h *handlers) audit(ctx context.Context, in *auditInput) (*httpapi.Out[*page.Page[*AuditEntry]], error) {
 	return httpapi.Reply(h.s.Audit(ctx, in.ID, in.Limit, in.Cursor))
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/datashare/agent"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 )
@@ -155,7 +156,7 @@ func TestCatalogRowCountIsWhatADownloadDelivers(t *testing.T) {
 		if one.RowCount <= d.RowCount {
 			t.Fatalf("row_count %d after the bank grew, %d when published", one.RowCount, d.RowCount)
 		}
-		var list datashare.Page[*datashare.Dataset]
+		var list page.Page[*datashare.Dataset]
 		h.json("GET", "/bank/v1/datasets", adminToken, nil, 200, &list)
 		if len(list.Data) != 1 || list.Data[0].RowCount != one.RowCount {
 			t.Errorf("the list shows %+v, the dataset %d rows", list.Data, one.RowCount)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 )
@@ -96,7 +97,7 @@ func TestApprovedContentDownloadsEncryptedToTheRecipientWithETagAndRanges(t *tes
 		h.problem("GET", "/v1/dataset-access-requests/"+r.ID+"/content?format=xml", "app_a", nil, 422, "validation_failed")
 
 		// The audit holds each download with its bytes and range.
-		var audit datashare.Page[*datashare.AuditEntry]
+		var audit page.Page[*datashare.AuditEntry]
 		h.json("GET", "/bank/v1/dataset-access-requests/"+r.ID+"/audit", adminToken, nil, 200, &audit)
 		var downloads []map[string]any
 		for _, e := range audit.Data {
@@ -162,7 +163,7 @@ func TestDownloadIsRefusedUnlessApprovedUnexpiredAndOwned(t *testing.T) {
 			t.Errorf("ciphertext left in the blob store after revocation: %v", err)
 		}
 
-		var audit datashare.Page[*datashare.AuditEntry]
+		var audit page.Page[*datashare.AuditEntry]
 		h.json("GET", "/bank/v1/dataset-access-requests/"+r.ID+"/audit", adminToken, nil, 200, &audit)
 		refused := map[string]int{}
 		for _, e := range audit.Data {

@@ -408,12 +408,6 @@ type JobSource struct {
 	Source  Source   `json:"source"`
 }
 
-// Page is one page of a list.
-type Page[T any] struct {
-	Data       []T    `json:"data"`
-	NextCursor string `json:"next_cursor,omitempty"`
-}
-
 // validText reports valid UTF-8 without NUL, which PostgreSQL's TEXT
 // refuses.
 func validText(s string) bool {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/datashare/dataclient"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 	"github.com/causewayhq/causeway/internal/testkit"
 )
@@ -113,7 +114,7 @@ func TestPullResumesAfterAnInterruptionChecksTheETagAndDecryptsLocally(t *testin
 			t.Errorf("%s left behind", filepath.Base(leftover))
 		}
 	}
-	var audit datashare.Page[*datashare.AuditEntry]
+	var audit page.Page[*datashare.AuditEntry]
 	h.json("GET", "/bank/v1/dataset-access-requests/"+r.ID+"/audit", adminToken, nil, 200, &audit)
 	resumed := false
 	for _, e := range audit.Data {

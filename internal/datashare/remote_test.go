@@ -16,6 +16,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/datashare"
 	"github.com/causewayhq/causeway/internal/datashare/agent"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 	"github.com/causewayhq/causeway/internal/testkit"
@@ -233,7 +234,7 @@ func TestAgentRoutesNeedTheAdminOrAgentTokenAndKeepUploadsInOrder(t *testing.T) 
 		h.problem("GET", "/bank/v1/agent/jobs", "", nil, 401, "unauthorized")
 		h.problem("GET", "/bank/v1/agent/jobs", "app_a", nil, 401, "unauthorized")
 		h.problem("GET", "/bank/v1/dataset-access-requests", "agent-secret", nil, 401, "unauthorized") // the agent token is for agent routes only
-		var jobs datashare.Page[*datashare.Job]
+		var jobs page.Page[*datashare.Job]
 		h.json("GET", "/bank/v1/agent/jobs", "agent-secret", nil, 200, &jobs)
 		if len(jobs.Data) != 1 || jobs.Data[0].RequestID != r.ID || jobs.Data[0].Dataset.Source.Generator != "synthetic" || jobs.Data[0].Lease != "" {
 			t.Fatalf("jobs = %+v", jobs.Data)

@@ -140,7 +140,7 @@ type RequestFilter struct {
 
 // AccessRequests lists the requests the caller may see, oldest first: an
 // app its own, the bank every one matching f, anyone else none.
-func (s *Service) AccessRequests(ctx context.Context, caller auth.Caller, f RequestFilter) (*Page[*AccessRequest], error) {
+func (s *Service) AccessRequests(ctx context.Context, caller auth.Caller, f RequestFilter) (*page.Page[*AccessRequest], error) {
 	limit, after, err := page.Args(f.Limit, f.Cursor)
 	if err != nil {
 		return nil, err
@@ -149,7 +149,7 @@ func (s *Service) AccessRequests(ctx context.Context, caller auth.Caller, f Requ
 	case isApp:
 		f.AppID = appID
 	case !caller.IsBank():
-		return &Page[*AccessRequest]{Data: []*AccessRequest{}}, nil
+		return &page.Page[*AccessRequest]{Data: []*AccessRequest{}}, nil
 	}
 	now := store.Micros(s.nowUTC())
 	q := `SELECT ` + requestColumns + requestFrom + ` WHERE r.id > $1`
@@ -180,7 +180,7 @@ func (s *Service) AccessRequests(ctx context.Context, caller auth.Caller, f Requ
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	pg := &Page[*AccessRequest]{Data: []*AccessRequest{}}
+	pg := &page.Page[*AccessRequest]{Data: []*AccessRequest{}}
 	for rows.Next() {
 		r, err := scanRequest(rows, s.nowUTC())
 		if err != nil {
@@ -505,7 +505,7 @@ func (s *Service) recordAudit(ctx context.Context, requestID, actor, action stri
 }
 
 // Audit lists a request's audit trail, oldest first.
-func (s *Service) Audit(ctx context.Context, requestID string, limit int, cursor string) (*Page[*AuditEntry], error) {
+func (s *Service) Audit(ctx context.Context, requestID string, limit int, cursor string) (*page.Page[*AuditEntry], error) {
 	if _, err := s.request(ctx, s.db.DB, requestID); err != nil {
 		return nil, err
 	}
@@ -519,7 +519,7 @@ func (s *Service) Audit(ctx context.Context, requestID string, limit int, cursor
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	pg := &Page[*AuditEntry]{Data: []*AuditEntry{}}
+	pg := &page.Page[*AuditEntry]{Data: []*AuditEntry{}}
 	for rows.Next() {
 		var e AuditEntry
 		var at int64

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
 )
@@ -78,13 +79,13 @@ func TestAppsSeeOnlyTheirOwnRequests(t *testing.T) {
 			t.Fatalf("created = %+v", mine)
 		}
 		h.request("app_b", d.ID, rcpt)
-		var page datashare.Page[*datashare.AccessRequest]
-		h.json("GET", "/v1/dataset-access-requests", "app_a", nil, 200, &page)
-		if len(page.Data) != 1 || page.Data[0].ID != mine.ID {
-			t.Fatalf("app_a lists %d requests", len(page.Data))
+		var pg page.Page[*datashare.AccessRequest]
+		h.json("GET", "/v1/dataset-access-requests", "app_a", nil, 200, &pg)
+		if len(pg.Data) != 1 || pg.Data[0].ID != mine.ID {
+			t.Fatalf("app_a lists %d requests", len(pg.Data))
 		}
 		h.problem("GET", "/v1/dataset-access-requests/"+mine.ID, "app_b", nil, 404, "not_found")
-		var bank datashare.Page[*datashare.AccessRequest]
+		var bank page.Page[*datashare.AccessRequest]
 		h.json("GET", "/bank/v1/dataset-access-requests?status=awaiting_approval", adminToken, nil, 200, &bank)
 		if len(bank.Data) != 2 {
 			t.Errorf("the bank sees %d requests awaiting approval, want 2", len(bank.Data))
@@ -94,7 +95,7 @@ func TestAppsSeeOnlyTheirOwnRequests(t *testing.T) {
 			t.Fatalf("first page = %d, cursor %q", len(bank.Data), bank.NextCursor)
 		}
 		next := bank.NextCursor
-		bank = datashare.Page[*datashare.AccessRequest]{}
+		bank = page.Page[*datashare.AccessRequest]{}
 		h.json("GET", "/bank/v1/dataset-access-requests?limit=1&cursor="+next, adminToken, nil, 200, &bank)
 		if len(bank.Data) != 1 || bank.NextCursor != "" {
 			t.Errorf("second page = %d, cursor %q", len(bank.Data), bank.NextCursor)
@@ -192,7 +193,7 @@ func TestBankDecisionsRecordWhoWhenWhyAndTellTheRequester(t *testing.T) {
 		}
 
 		// The audit trail holds the request and each decision.
-		var audit datashare.Page[*datashare.AuditEntry]
+		var audit page.Page[*datashare.AuditEntry]
 		h.json("GET", "/bank/v1/dataset-access-requests/"+a.ID+"/audit", adminToken, nil, 200, &audit)
 		var actions []string
 		for _, e := range audit.Data {
@@ -224,14 +225,14 @@ func TestExpiredRequestsReadAsExpiredAndTheSweeperRecordsIt(t *testing.T) {
 		if got.Status != datashare.StatusExpired {
 			t.Fatalf("status after expiry = %s", got.Status)
 		}
-		var page datashare.Page[*datashare.AccessRequest]
-		h.json("GET", "/bank/v1/dataset-access-requests?status=expired", adminToken, nil, 200, &page)
-		if len(page.Data) != 1 {
-			t.Errorf("expired list has %d", len(page.Data))
+		var pg page.Page[*datashare.AccessRequest]
+		h.json("GET", "/bank/v1/dataset-access-requests?status=expired", adminToken, nil, 200, &pg)
+		if len(pg.Data) != 1 {
+			t.Errorf("expired list has %d", len(pg.Data))
 		}
-		h.json("GET", "/bank/v1/dataset-access-requests?status=approved", adminToken, nil, 200, &page)
-		if len(page.Data) != 0 {
-			t.Errorf("approved list still has %d", len(page.Data))
+		h.json("GET", "/bank/v1/dataset-access-requests?status=approved", adminToken, nil, 200, &pg)
+		if len(pg.Data) != 0 {
+			t.Errorf("approved list still has %d", len(pg.Data))
 		}
 		h.problem("POST", "/bank/v1/dataset-access-requests/"+r.ID+"/revoke", adminToken, map[string]any{}, 409, "invalid_transition")
 		n, err := h.svc.Sweep(context.Background())
@@ -241,7 +242,7 @@ func TestExpiredRequestsReadAsExpiredAndTheSweeperRecordsIt(t *testing.T) {
 		if n, _ := h.svc.Sweep(context.Background()); n != 0 {
 			t.Errorf("second sweep expired %d more", n)
 		}
-		var audit datashare.Page[*datashare.AuditEntry]
+		var audit page.Page[*datashare.AuditEntry]
 		h.json("GET", "/bank/v1/dataset-access-requests/"+r.ID+"/audit", adminToken, nil, 200, &audit)
 		if last := audit.Data[len(audit.Data)-1]; last.Action != "expired" || last.Actor != "system" {
 			t.Errorf("last audit entry = %+v", last)
@@ -270,7 +271,7 @@ func TestOnlyTheLeaderSweeps(t *testing.T) {
 		h.approve(r.ID)
 		h.clock.Advance(31 * 24 * time.Hour)
 		expired := func() bool {
-			var audit datashare.Page[*datashare.AuditEntry]
+			var audit page.Page[*datashare.AuditEntry]
 			h.json("GET", "/bank/v1/dataset-access-requests/"+r.ID+"/audit", adminToken, nil, 200, &audit)
 			return audit.Data[len(audit.Data)-1].Action == "expired"
 		}

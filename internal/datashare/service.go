@@ -306,13 +306,13 @@ func (s *Service) Dataset(ctx context.Context, caller auth.Caller, id string) (*
 }
 
 // Datasets lists the catalog, oldest first, as Dataset shows each one.
-func (s *Service) Datasets(ctx context.Context, caller auth.Caller, limit int, cursor string) (*Page[*Dataset], error) {
+func (s *Service) Datasets(ctx context.Context, caller auth.Caller, limit int, cursor string) (*page.Page[*Dataset], error) {
 	limit, after, err := page.Args(limit, cursor)
 	if err != nil {
 		return nil, err
 	}
 	if caller.IsNobody() {
-		return &Page[*Dataset]{Data: []*Dataset{}}, nil
+		return &page.Page[*Dataset]{Data: []*Dataset{}}, nil
 	}
 	bank := caller.IsBank()
 	rows, err := s.db.QueryContext(ctx, `SELECT `+datasetColumns+` FROM datashare_datasets WHERE id > $1 ORDER BY id LIMIT $2`, after, limit+1)
@@ -320,7 +320,7 @@ func (s *Service) Datasets(ctx context.Context, caller auth.Caller, limit int, c
 		return nil, store.Classify(err)
 	}
 	defer rows.Close()
-	pg := &Page[*Dataset]{Data: []*Dataset{}}
+	pg := &page.Page[*Dataset]{Data: []*Dataset{}}
 	var sources []*Source
 	for rows.Next() {
 		d, src, err := scanDataset(rows, bank)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/httpapi"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // Register adds the webhook routes: /v1/webhooks for apps (each app sees
@@ -81,12 +82,6 @@ func (s *Service) Register(srv *httpapi.Server) {
 
 type handlers struct{ s *Service }
 
-// Page is a page of a list.
-type Page[T any] struct {
-	Data       []T    `json:"data"`
-	NextCursor string `json:"next_cursor,omitempty"`
-}
-
 // CreateBody is the body of POST /v1/webhooks.
 type CreateBody struct {
 	URL        string   `json:"url" minLength:"1" maxLength:"2048" example:"https://example.com/hooks/causeway"`
@@ -109,12 +104,7 @@ func (h *handlers) create(ctx context.Context, in *createInput) (*httpapi.Out[*S
 	return &httpapi.Out[*Subscription]{Body: sub}, nil
 }
 
-type listInput struct {
-	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
-	Cursor string `query:"cursor" maxLength:"64" doc:"next_cursor of the previous page"`
-}
-
-func (h *handlers) list(ctx context.Context, in *listInput) (*httpapi.Out[Page[*Subscription]], error) {
+func (h *handlers) list(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Out[page.Page[*Subscription]], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -126,7 +116,7 @@ func (h *handlers) list(ctx context.Context, in *listInput) (*httpapi.Out[Page[*
 	if subs == nil {
 		subs = []*Subscription{}
 	}
-	return &httpapi.Out[Page[*Subscription]]{Body: Page[*Subscription]{Data: subs, NextCursor: next}}, nil
+	return &httpapi.Out[page.Page[*Subscription]]{Body: page.Page[*Subscription]{Data: subs, NextCursor: next}}, nil
 }
 
 func (h *handlers) get(ctx context.Context, in *httpapi.IDPath) (*httpapi.Out[*Subscription], error) {
@@ -193,11 +183,10 @@ type deliveriesInput struct {
 	Outcome   string `query:"outcome" enum:"succeeded,failed,dead" doc:"Only attempts with this outcome; dead lists the dead letters"`
 	EventType string `query:"event_type" maxLength:"200"`
 	EventID   string `query:"event_id" maxLength:"64"`
-	Limit     int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
-	Cursor    string `query:"cursor" maxLength:"64" doc:"next_cursor of the previous page"`
+	httpapi.PageQuery
 }
 
-func (h *handlers) deliveries(ctx context.Context, in *deliveriesInput) (*httpapi.Out[Page[*Delivery]], error) {
+func (h *handlers) deliveries(ctx context.Context, in *deliveriesInput) (*httpapi.Out[page.Page[*Delivery]], error) {
 	app, err := auth.AppCallerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -207,7 +196,7 @@ func (h *handlers) deliveries(ctx context.Context, in *deliveriesInput) (*httpap
 	if err != nil {
 		return nil, err
 	}
-	return &httpapi.Out[Page[*Delivery]]{Body: Page[*Delivery]{Data: ds, NextCursor: next}}, nil
+	return &httpapi.Out[page.Page[*Delivery]]{Body: page.Page[*Delivery]{Data: ds, NextCursor: next}}, nil
 }
 
 // Accepted answers a request whose work continues in the background.
@@ -272,11 +261,10 @@ type BankSubscription struct {
 
 type bankListInput struct {
 	Status string `query:"status" enum:"active,paused,disabled"`
-	Limit  int    `query:"limit" minimum:"0" maximum:"200" doc:"Page size, default 50"`
-	Cursor string `query:"cursor" maxLength:"64" doc:"next_cursor of the previous page"`
+	httpapi.PageQuery
 }
 
-func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*httpapi.Out[Page[BankSubscription]], error) {
+func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*httpapi.Out[page.Page[BankSubscription]], error) {
 	subs, next, err := h.s.List(ctx, auth.CallerFrom(ctx), in.Status, in.Limit, in.Cursor)
 	if err != nil {
 		return nil, err
@@ -290,5 +278,5 @@ func (h *handlers) bankList(ctx context.Context, in *bankListInput) (*httpapi.Ou
 			data[i].Backlog, data[i].Retrying = &q.Backlog, &q.Retrying
 		}
 	}
-	return &httpapi.Out[Page[BankSubscription]]{Body: Page[BankSubscription]{Data: data, NextCursor: next}}, nil
+	return &httpapi.Out[page.Page[BankSubscription]]{Body: page.Page[BankSubscription]{Data: data, NextCursor: next}}, nil
 }

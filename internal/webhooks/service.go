@@ -20,6 +20,7 @@ import (
 	"github.com/causewayhq/causeway/internal/ids"
 	"github.com/causewayhq/causeway/internal/netguard"
 	"github.com/causewayhq/causeway/internal/outbox"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/stdwebhooks"
 	"github.com/causewayhq/causeway/internal/store"
@@ -347,7 +348,11 @@ func (s *Service) Get(ctx context.Context, caller auth.Caller, id string) (*Subs
 // own, every app's for the bank, none for anyone else), optionally of one
 // status, in creation order.
 func (s *Service) List(ctx context.Context, caller auth.Caller, status string, limit int, cursor string) ([]*Subscription, string, error) {
-	recs, next, err := listSubscriptions(ctx, s.db, caller, status, pageSize(limit), cursor)
+	limit, after, err := page.Args(limit, cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	recs, next, err := listSubscriptions(ctx, s.db, caller, status, limit, after)
 	if err != nil {
 		return nil, "", err
 	}
@@ -356,13 +361,6 @@ func (s *Service) List(ctx context.Context, caller auth.Caller, status string, l
 		out[i] = &r.Subscription
 	}
 	return out, next, nil
-}
-
-func pageSize(limit int) int {
-	if limit <= 0 {
-		return 50
-	}
-	return min(limit, 200)
 }
 
 // modify runs change on a subscription the caller may see in a transaction and writes
@@ -550,7 +548,11 @@ func (s *Service) Deliveries(ctx context.Context, caller auth.Caller, id string,
 	if _, err := getSubscription(ctx, s.db, caller, id); err != nil {
 		return nil, "", err
 	}
-	f.Limit = pageSize(f.Limit)
+	limit, before, err := page.Args(f.Limit, f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	f.Limit, f.Cursor = limit, before
 	return listDeliveries(ctx, s.db, id, f)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/leader"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -105,8 +106,9 @@ func getSubscription(ctx context.Context, q interface {
 }
 
 // listSubscriptions returns a page of the subscriptions the caller may
-// see in id order, optionally of one status.
-func listSubscriptions(ctx context.Context, db *store.DB, caller auth.Caller, status string, limit int, cursor string) ([]*record, string, error) {
+// see in id order, optionally of one status, after the id after, and the
+// cursor of the next page.
+func listSubscriptions(ctx context.Context, db *store.DB, caller auth.Caller, status string, limit int, after string) ([]*record, string, error) {
 	appID, all, ok := owner(caller)
 	if !ok {
 		return nil, "", nil
@@ -123,8 +125,8 @@ func listSubscriptions(ctx context.Context, db *store.DB, caller auth.Caller, st
 	if status != "" {
 		add("status = $%d", status)
 	}
-	if cursor != "" {
-		add("id > $%d", cursor)
+	if after != "" {
+		add("id > $%d", after)
 	}
 	query := "SELECT " + subColumns + " FROM webhook_subscriptions"
 	if len(where) > 0 {
@@ -150,7 +152,7 @@ func listSubscriptions(ctx context.Context, db *store.DB, caller auth.Caller, st
 	next := ""
 	if len(out) > limit {
 		out = out[:limit]
-		next = out[limit-1].ID
+		next = page.Cursor(out[limit-1].ID)
 	}
 	return out, next, nil
 }
@@ -266,7 +268,8 @@ type DeliveryFilter struct {
 }
 
 // listDeliveries returns a page of a subscription's deliveries, newest
-// first.
+// first, and the cursor of the next page; f.Cursor is the decoded key of
+// the last delivery of the page before.
 func listDeliveries(ctx context.Context, db *store.DB, subID string, f DeliveryFilter) ([]*Delivery, string, error) {
 	where := []string{"subscription_id = $1"}
 	args := []any{subID}
@@ -307,7 +310,7 @@ func listDeliveries(ctx context.Context, db *store.DB, subID string, f DeliveryF
 	next := ""
 	if len(out) > f.Limit {
 		out = out[:f.Limit]
-		next = out[f.Limit-1].ID
+		next = page.Cursor(out[f.Limit-1].ID)
 	}
 	return out, next, nil
 }

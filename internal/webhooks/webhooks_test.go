@@ -815,3 +815,77 @@ func TestAttemptsWaitingForTheirRecordsAreBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestListsPageWithOpaqueCursors: the subscription list and the delivery
+// list page like every other list (page package): an opaque next_cursor,
+// present and empty on the last page, and a malformed cursor is 400.
+func TestListsPageWithOpaqueCursors(t *testing.T) {
+	embeddedOnly(t, webhooks.Options{}, nil, func(t *testing.T, h *harness) {
+		rc := newReceiver(t, func(_ request, n int) int {
+			if n <= 2 {
+				return http.StatusInternalServerError
+			}
+			return http.StatusOK
+		})
+		var want []string
+		for _, types := range []string{"payment.completed", "account.opened", "account.opened"} {
+			want = append(want, h.subscribe(appA, map[string]any{"url": rc.URL, "event_types": []string{types}}).ID)
+		}
+		type listPage struct {
+			Data []struct {
+				ID string `json:"id"`
+			} `json:"data"`
+			NextCursor *string `json:"next_cursor"`
+		}
+		walk := func(path string) []string {
+			var got []string
+			cursor := ""
+			for range 10 {
+				var p listPage
+				url := path + "?limit=1"
+				if cursor != "" {
+					url += "&cursor=" + cursor
+				}
+				if code := h.call(http.MethodGet, url, appA, nil, &p); code != http.StatusOK {
+					t.Fatalf("GET %s: %d", url, code)
+				}
+				for _, d := range p.Data {
+					got = append(got, d.ID)
+				}
+				if p.NextCursor == nil {
+					t.Fatalf("GET %s: no next_cursor member", url)
+				}
+				if *p.NextCursor == "" {
+					return got
+				}
+				if strings.HasPrefix(*p.NextCursor, "wh") {
+					t.Fatalf("GET %s: the cursor %q is a raw id", url, *p.NextCursor)
+				}
+				cursor = *p.NextCursor
+			}
+			t.Fatalf("GET %s: more pages than items", path)
+			return nil
+		}
+		if got := walk("/v1/webhooks"); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("subscriptions paged one by one: %v, want %v", got, want)
+		}
+
+		h.publish(payment(appA, "pay_1", "12.34"))
+		sub := want[0]
+		eventually(t, wait, "three attempts recorded", func() bool { return len(h.deliveries(appA, sub, "")) == 3 })
+		var all []string
+		for _, d := range h.deliveries(appA, sub, "") {
+			all = append(all, d.ID)
+		}
+		if got := walk("/v1/webhooks/" + sub + "/deliveries"); fmt.Sprint(got) != fmt.Sprint(all) {
+			t.Errorf("deliveries paged one by one: %v, want %v", got, all)
+		}
+
+		for _, path := range []string{"/v1/webhooks?cursor=whs_1", "/v1/webhooks/" + sub + "/deliveries?cursor=whd_1"} {
+			var p problem
+			if code := h.call(http.MethodGet, path, appA, nil, &p); code != http.StatusBadRequest || p.Code != "invalid_cursor" {
+				t.Errorf("GET %s: %d %+v, want 400 invalid_cursor", path, code, p)
+			}
+		}
+	})
+}

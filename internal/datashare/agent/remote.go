@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // Remote runs an Agent against a hub over HTTP, as `causeway agent` does
@@ -58,7 +59,7 @@ func (r *Remote) Run(ctx context.Context) error {
 	poll := cmp.Or(r.Poll, 5*time.Second)
 	log.InfoContext(ctx, "data agent connected out to the hub", "hub", r.Hub)
 	for {
-		var page datashare.Page[*datashare.Job]
+		var page page.Page[*datashare.Job]
 		err := r.call(ctx, http.MethodGet, "/bank/v1/agent/jobs?limit=20", nil, &page)
 		var he *HubError
 		switch {

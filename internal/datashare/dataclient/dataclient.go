@@ -21,6 +21,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/causewayhq/causeway/internal/datashare"
+	"github.com/causewayhq/causeway/internal/page"
 )
 
 // Client calls the platform's data partnering API as one app.
@@ -155,7 +156,7 @@ func (c *Client) Datasets(ctx context.Context) ([]*datashare.Dataset, error) {
 	var all []*datashare.Dataset
 	cursor := ""
 	for {
-		var page datashare.Page[*datashare.Dataset]
+		var page page.Page[*datashare.Dataset]
 		if err := c.call(ctx, http.MethodGet, "/v1/datasets?limit=200&cursor="+url.QueryEscape(cursor), nil, &page); err != nil {
 			return nil, err
 		}
