@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/causewayhq/causeway/internal/httpapi"
 )
 
 // newOperatorCommand is `causeway operator`: the bank's operators, from
@@ -119,8 +121,11 @@ func (c *operatorCreateCLI) token() (string, error) {
 		}
 		token = strings.TrimSpace(string(raw))
 	}
-	token, _, _ = strings.Cut(token, ",")
-	return token, nil
+	tokens := httpapi.AdminTokens(token)
+	if len(tokens) == 0 {
+		return "", errors.New("the admin token is empty")
+	}
+	return tokens[0], nil
 }
 
 // create asks the node for the operator and reads its answer into op.

@@ -121,18 +121,10 @@ func scanAccount(row store.Scanner) (*Account, error) {
 }
 
 // accountVisibleClause restricts account alias a to accounts of customers
-// the caller may see (see visibleClause); for apps it also hides the bank's
+// the caller may see (see accessClause); for apps it also hides the bank's
 // internal accounts, which have no customer.
 func accountVisibleClause(caller auth.Caller, argPos int) (string, []any) {
-	if caller.IsBank() {
-		return "", nil
-	}
-	appID, ok := caller.App()
-	if !ok {
-		return " AND 1 = 0", nil
-	}
-	return " AND EXISTS (SELECT 1 FROM core_customer_access x WHERE x.customer_id = a.customer_id AND x.app_id = $" +
-		strconv.Itoa(argPos) + ")", []any{appID}
+	return accessClause(caller, argPos, "a.customer_id")
 }
 
 func getAccount(ctx context.Context, q store.Querier, caller auth.Caller, id string) (*Account, error) {

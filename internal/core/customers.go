@@ -254,9 +254,19 @@ func scanCustomer(row store.Scanner) (*Customer, error) {
 	return &c, nil
 }
 
-// visibleClause restricts customer alias c to those the caller may see:
-// every one for the bank, the app's own for an app, none for anyone else.
+// visibleClause restricts customer alias c to those the caller may see
+// (see accessClause).
 func visibleClause(caller auth.Caller, argPos int) (string, []any) {
+	return accessClause(caller, argPos, "c.id")
+}
+
+// accessClause is the one rule of what a caller may see, as a condition on
+// the column customerID of the query it ends, with its argument at argPos:
+// every customer's rows for the bank, for an app the rows of the customers
+// it created, was seeded with or was granted (core_customer_access),
+// nothing for anyone else. A row with no customer (the bank's internal
+// accounts) is never an app's.
+func accessClause(caller auth.Caller, argPos int, customerID string) (string, []any) {
 	if caller.IsBank() {
 		return "", nil
 	}
@@ -264,7 +274,7 @@ func visibleClause(caller auth.Caller, argPos int) (string, []any) {
 	if !ok {
 		return " AND 1 = 0", nil
 	}
-	return " AND EXISTS (SELECT 1 FROM core_customer_access a WHERE a.customer_id = c.id AND a.app_id = $" +
+	return " AND EXISTS (SELECT 1 FROM core_customer_access x WHERE x.customer_id = " + customerID + " AND x.app_id = $" +
 		strconv.Itoa(argPos) + ")", []any{appID}
 }
 

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/causewayhq/causeway/internal/foureyes"
+	"github.com/causewayhq/causeway/internal/httpapi"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/outbox"
 	"github.com/causewayhq/causeway/internal/seal"
@@ -355,9 +356,13 @@ func (c Config) Issuer() (string, error) {
 // person types (`openssl rand -base64 32` passes, as does the generated
 // one).
 func CheckAdminToken(value string) error {
-	tokens := strings.Split(value, ",")
+	// The tokens as the server reads them (httpapi.AdminTokens): an empty
+	// part of the list is no token, and a list of none is refused.
+	tokens := httpapi.AdminTokens(value)
+	if len(tokens) == 0 {
+		return fmt.Errorf("no token: use at least %d random characters (openssl rand -base64 32)", MinAdminTokenLength)
+	}
 	for _, t := range tokens {
-		t = strings.TrimSpace(t)
 		n := utf8.RuneCountInString(t)
 		switch {
 		case n < MinAdminTokenLength:

@@ -163,6 +163,8 @@ func TestConfigValidate(t *testing.T) {
 		{"production, few distinct characters", prod("https://api.bank.example", strings.Repeat("0123", 10)), "too uniform"},
 		{"production, one sequence repeated", prod("https://api.bank.example", strings.Repeat("password12", 4)), "repeats"},
 		{"production, weak old token of a pair", prod("https://api.bank.example", strong+",admin"), "too short"},
+		{"production, a strong token and an empty part", prod("https://api.bank.example", strong+", "), ""},
+		{"production, a list of no token", prod("https://api.bank.example", " , "), "no token"},
 		{"public URL with a path", platform.Config{PublicURL: "https://bank.example/causeway"}, "scheme and host only"},
 		{"public URL not absolute", platform.Config{PublicURL: "api.bank.example"}, "absolute http(s) URL"},
 		{"bad mode", platform.Config{Mode: "chaos"}, `mode "chaos"`},
