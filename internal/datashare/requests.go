@@ -179,22 +179,11 @@ func (s *Service) AccessRequests(ctx context.Context, caller auth.Caller, f Requ
 	if err != nil {
 		return nil, store.Classify(err)
 	}
-	defer rows.Close()
-	pg := &page.Page[*AccessRequest]{Data: []*AccessRequest{}}
-	for rows.Next() {
-		r, err := scanRequest(rows, s.nowUTC())
-		if err != nil {
-			return nil, err
-		}
-		pg.Data = append(pg.Data, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, store.Classify(err)
-	}
-	rows.Close()
-	if len(pg.Data) > limit {
-		pg.Data = pg.Data[:limit]
-		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
+	scan := func(row store.Scanner) (*AccessRequest, error) { return scanRequest(row, s.nowUTC()) }
+	// Collect closes rows: attachContent needs connections of its own.
+	pg, err := page.Collect(rows, limit, scan, func(r *AccessRequest) string { return r.ID })
+	if err != nil {
+		return nil, err
 	}
 	return pg, s.attachContent(ctx, pg.Data)
 }
@@ -518,27 +507,19 @@ func (s *Service) Audit(ctx context.Context, requestID string, limit int, cursor
 	if err != nil {
 		return nil, store.Classify(err)
 	}
-	defer rows.Close()
-	pg := &page.Page[*AuditEntry]{Data: []*AuditEntry{}}
-	for rows.Next() {
-		var e AuditEntry
-		var at int64
-		var detail string
-		if err := rows.Scan(&e.ID, &e.RequestID, &at, &e.Actor, &e.Action, &detail); err != nil {
-			return nil, store.Classify(err)
-		}
-		e.At = store.FromMicros(at)
-		if detail != "" {
-			e.Detail = json.RawMessage(detail)
-		}
-		pg.Data = append(pg.Data, &e)
+	return page.Collect(rows, limit, scanAuditEntry, func(e *AuditEntry) string { return e.ID })
+}
+
+func scanAuditEntry(row store.Scanner) (*AuditEntry, error) {
+	var e AuditEntry
+	var at int64
+	var detail string
+	if err := row.Scan(&e.ID, &e.RequestID, &at, &e.Actor, &e.Action, &detail); err != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, store.Classify(err)
+	e.At = store.FromMicros(at)
+	if detail != "" {
+		e.Detail = json.RawMessage(detail)
 	}
-	if len(pg.Data) > limit {
-		pg.Data = pg.Data[:limit]
-		pg.NextCursor = page.Cursor(pg.Data[limit-1].ID)
-	}
-	return pg, nil
+	return &e, nil
 }

@@ -113,9 +113,6 @@ func (h *handlers) list(ctx context.Context, in *httpapi.PageQuery) (*httpapi.Ou
 	if err != nil {
 		return nil, err
 	}
-	if subs == nil {
-		subs = []*Subscription{}
-	}
 	return &httpapi.Out[page.Page[*Subscription]]{Body: page.Page[*Subscription]{Data: subs, NextCursor: next}}, nil
 }
 

@@ -352,15 +352,15 @@ func (s *Service) List(ctx context.Context, caller auth.Caller, status string, l
 	if err != nil {
 		return nil, "", err
 	}
-	recs, next, err := listSubscriptions(ctx, s.db, caller, status, limit, after)
+	recs, err := listSubscriptions(ctx, s.db, caller, status, limit, after)
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]*Subscription, len(recs))
-	for i, r := range recs {
+	out := make([]*Subscription, len(recs.Data))
+	for i, r := range recs.Data {
 		out[i] = &r.Subscription
 	}
-	return out, next, nil
+	return out, recs.NextCursor, nil
 }
 
 // modify runs change on a subscription the caller may see in a transaction and writes
@@ -553,7 +553,11 @@ func (s *Service) Deliveries(ctx context.Context, caller auth.Caller, id string,
 		return nil, "", err
 	}
 	f.Limit, f.Cursor = limit, before
-	return listDeliveries(ctx, s.db, id, f)
+	pg, err := listDeliveries(ctx, s.db, id, f)
+	if err != nil {
+		return nil, "", err
+	}
+	return pg.Data, pg.NextCursor, nil
 }
 
 // disable marks a subscription disabled for reason and, if it was active,

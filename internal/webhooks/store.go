@@ -106,12 +106,11 @@ func getSubscription(ctx context.Context, q interface {
 }
 
 // listSubscriptions returns a page of the subscriptions the caller may
-// see in id order, optionally of one status, after the id after, and the
-// cursor of the next page.
-func listSubscriptions(ctx context.Context, db *store.DB, caller auth.Caller, status string, limit int, after string) ([]*record, string, error) {
+// see in id order, optionally of one status, after the id after.
+func listSubscriptions(ctx context.Context, db *store.DB, caller auth.Caller, status string, limit int, after string) (*page.Page[*record], error) {
 	appID, all, ok := owner(caller)
 	if !ok {
-		return nil, "", nil
+		return &page.Page[*record]{Data: []*record{}}, nil
 	}
 	var where []string
 	var args []any
@@ -135,26 +134,9 @@ func listSubscriptions(ctx context.Context, db *store.DB, caller auth.Caller, st
 	query += fmt.Sprintf(" ORDER BY id LIMIT %d", limit+1)
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, "", store.Classify(err)
+		return nil, store.Classify(err)
 	}
-	defer rows.Close()
-	var out []*record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, "", store.Classify(err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", store.Classify(err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = page.Cursor(out[limit-1].ID)
-	}
-	return out, next, nil
+	return page.Collect(rows, limit, scanRecord, func(r *record) string { return r.ID })
 }
 
 // activeRecords returns every active subscription, for the dispatcher.
@@ -268,9 +250,9 @@ type DeliveryFilter struct {
 }
 
 // listDeliveries returns a page of a subscription's deliveries, newest
-// first, and the cursor of the next page; f.Cursor is the decoded key of
-// the last delivery of the page before.
-func listDeliveries(ctx context.Context, db *store.DB, subID string, f DeliveryFilter) ([]*Delivery, string, error) {
+// first; f.Cursor is the decoded key of the last delivery of the page
+// before.
+func listDeliveries(ctx context.Context, db *store.DB, subID string, f DeliveryFilter) (*page.Page[*Delivery], error) {
 	where := []string{"subscription_id = $1"}
 	args := []any{subID}
 	add := func(cond string, v any) {
@@ -293,26 +275,9 @@ func listDeliveries(ctx context.Context, db *store.DB, subID string, f DeliveryF
 		deliveryColumns, strings.Join(where, " AND "), f.Limit+1)
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, "", store.Classify(err)
+		return nil, store.Classify(err)
 	}
-	defer rows.Close()
-	out := []*Delivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, "", store.Classify(err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", store.Classify(err)
-	}
-	next := ""
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		next = page.Cursor(out[f.Limit-1].ID)
-	}
-	return out, next, nil
+	return page.Collect(rows, f.Limit, scanDelivery, func(d *Delivery) string { return d.ID })
 }
 
 func getDelivery(ctx context.Context, db *store.DB, subID, id string) (*Delivery, error) {
