@@ -820,7 +820,7 @@ func TestAttemptsWaitingForTheirRecordsAreBounded(t *testing.T) {
 // list page like every other list (page package): an opaque next_cursor,
 // present and empty on the last page, and a malformed cursor is 400.
 func TestListsPageWithOpaqueCursors(t *testing.T) {
-	embeddedOnly(t, webhooks.Options{}, nil, func(t *testing.T, h *harness) {
+	each(t, webhooks.Options{}, func(t *testing.T, h *harness) {
 		rc := newReceiver(t, func(_ request, n int) int {
 			if n <= 2 {
 				return http.StatusInternalServerError
