@@ -8,6 +8,7 @@ import (
 )
 
 func TestBenchRefusesBoundsThatAreNotPositive(t *testing.T) {
+	t.Parallel()
 	// Refused before any benchmark starts a node: one line, no tables.
 	for _, args := range [][]string{
 		{"bench", "events", "--rate", "0"},

@@ -18,6 +18,7 @@ import (
 // naming the lock file and the holder's pid, and once the first has
 // stopped a new node starts on it.
 func TestASecondServeOnALockedDataDirExitsNamingTheHolder(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	first, _, logs := startServe(t, dir)
 

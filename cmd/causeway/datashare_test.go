@@ -82,6 +82,7 @@ func dataCall(t *testing.T, method, url, token string, body any, want int, out a
 // `age -d`; the hub's data dir and logs never hold the plaintext marker;
 // revocation stops the next pull.
 func TestDataPartneringAcrossProcessesHubNeverHoldsPlaintext(t *testing.T) {
+	t.Parallel()
 	requireDataAgentFlag(t)
 	const admin = "cwadm_e2e-data"
 	hubDir := t.TempDir()

@@ -13,8 +13,10 @@ import (
 // fresh start, `causeway demo baas` and `causeway demo empathetic` each
 // start an embedded node, narrate the story and exit 0.
 func TestDemoCommandRunsEachStoryOnItsOwnNode(t *testing.T) {
+	t.Parallel()
 	for _, story := range []string{"baas", "empathetic"} {
 		t.Run(story, func(t *testing.T) {
+			t.Parallel()
 			cmd := exec.Command(binary, "demo", story)
 			cmd.Env = cleanEnv()
 			cmd.Dir = t.TempDir()
@@ -34,6 +36,7 @@ func TestDemoCommandRunsEachStoryOnItsOwnNode(t *testing.T) {
 // server exits 1, its narration says what was expected and what came, and
 // standard error has one line naming the step.
 func TestDemoCommandFailsWithExitOneAndSaysWhy(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

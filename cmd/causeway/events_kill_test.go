@@ -72,8 +72,10 @@ func (r *receiver) received(paymentID string) bool {
 // event reaches the subscriber at least once, signed, with one stable
 // webhook-id and body across duplicates.
 func TestKilledNodeLosesNoWebhookEvent(t *testing.T) {
+	t.Parallel()
 	for _, rt := range killRuntimes {
 		t.Run(rt.name, func(t *testing.T) {
+			t.Parallel()
 			ctx := context.Background()
 			args := append(rt.args(t), "--allow-private-targets", "127.0.0.0/8")
 			n := startNode(t, args)

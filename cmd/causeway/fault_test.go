@@ -57,6 +57,7 @@ const faultMaxInProgress = 15
 // payment is stored once, the accounts' transactions and balances agree
 // with the payments, and each payment's event reaches the webhook.
 func TestFaultDependencyCutUnderLoadAnswers503AndLosesNothing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pgURL := storetest.PostgresURL(t)
 	natsURL := testkit.NATS.URL(t)
@@ -547,6 +548,7 @@ func faultWaitCount(t *testing.T, what string, counter *atomic.Int64, want int64
 // stand-in, each answered within the client's timeout. Outcomes and counts
 // only: no latency is asserted.
 func TestFaultMisbehavingEndpointsOfOneTenantSpareAnother(t *testing.T) {
+	t.Parallel()
 	natsURL := testkit.NATS.URL(t)
 	prefix := bustest.Prefix()
 	bustest.OpenExternalURL(t, natsURL, prefix) // deletes the node's streams when the test ends

@@ -16,6 +16,7 @@ import (
 // word of the usage text as the placeholder instead), and a boolean flag
 // is written plain, `--json`, not `--json[=true|false]`.
 func TestHelpShowsEachFlagWithItsTypeAndBooleansPlain(t *testing.T) {
+	t.Parallel()
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		c.InitDefaultHelpFlag()
@@ -63,6 +64,7 @@ func TestHelpShowsEachFlagWithItsTypeAndBooleansPlain(t *testing.T) {
 // docs/operations.md complete and true: one row per flag of `serve`, with
 // its environment variable and, where the flag has one, its default.
 func TestConfigurationTableListsEveryServeFlag(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)

@@ -95,8 +95,10 @@ func (n *node) call(method, path string, body any, into any) (int, error) {
 // balances (nothing half-booked); every stored payment has exactly one
 // payment event in the outbox; every outbox event is on the bus exactly once.
 func TestKilledNodeLosesNoPaymentAndPublishesEachEventOnce(t *testing.T) {
+	t.Parallel()
 	for _, rt := range killRuntimes {
 		t.Run(rt.name, func(t *testing.T) {
+			t.Parallel()
 			args := rt.args(t)
 			n := startNode(t, args)
 			var accounts struct {

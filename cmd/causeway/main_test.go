@@ -52,6 +52,7 @@ func cleanEnv(extra ...string) []string {
 }
 
 func TestServeFailsWithOneClearLine(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, []byte("x"), 0o600)
 	readOnly := filepath.Join(t.TempDir(), "ro")
@@ -173,6 +174,7 @@ func status(t *testing.T, base, token string) (code int, st map[string]any) {
 }
 
 func TestServeStartsStopsOnSIGTERMAndKeepsData(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cmd, base, logs := startServe(t, dir)
 	token, err := os.ReadFile(filepath.Join(dir, "admin-token"))
@@ -209,6 +211,7 @@ func TestServeStartsStopsOnSIGTERMAndKeepsData(t *testing.T) {
 }
 
 func TestServeReadsEnvironment(t *testing.T) {
+	t.Parallel()
 	const token = "cwadm_from-env-7Qm3vX8pL2rT9wK4nB7yH1cF"
 	_, base, _ := startServe(t, t.TempDir(), "CAUSEWAY_ADMIN_TOKEN="+token, "CAUSEWAY_MODE=production",
 		"CAUSEWAY_PUBLIC_URL=https://api.bank.example", "CAUSEWAY_METRICS_TOKEN=scraper-token")
@@ -233,6 +236,7 @@ func TestServeReadsEnvironment(t *testing.T) {
 // though nothing answers at the provider's address, and logs its single
 // sign-on settings with the redirect URL to register, never the secret.
 func TestServeTakesSingleSignOnSettingsFromTheEnvironment(t *testing.T) {
+	t.Parallel()
 	const secret = "oidc-client-secret-4c1d9e"
 	secretFile := filepath.Join(t.TempDir(), "oidc-secret")
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
@@ -263,6 +267,7 @@ func TestServeTakesSingleSignOnSettingsFromTheEnvironment(t *testing.T) {
 // http://localhost:PORT for an unspecified host, with the port actually
 // bound when --addr asks for port 0.
 func TestServeIssuerIsTheListenAddress(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cmd := exec.Command(binary, "serve", "--data-dir", dir, "--addr", ":0")
 	cmd.Env = cleanEnv()

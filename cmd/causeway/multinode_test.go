@@ -31,6 +31,7 @@ import (
 // and when one node is killed under load, clients retrying on the other
 // with the same Idempotency-Key never pay twice and lose nothing.
 func TestTwoNodesBehaveAsOnePlatform(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	key := make([]byte, 32)
 	rand.Read(key)

@@ -12,6 +12,7 @@ import (
 // very document a running node with the same public URL serves, so that
 // CI lints the served document without running a node.
 func TestOpenAPICommandPrintsWhatTheNodeServes(t *testing.T) {
+	t.Parallel()
 	const url = "https://api.bank.example"
 	_, base, _ := startServe(t, t.TempDir(), "CAUSEWAY_PUBLIC_URL="+url)
 	res, err := http.Get(base + "/openapi.json")

@@ -17,6 +17,7 @@ import (
 // token from the data dir's file (during a rotation, its first token),
 // prints a generated password once, and that password logs in.
 func TestOperatorCreateMakesTheFirstOperatorWithTheAdminToken(t *testing.T) {
+	t.Parallel()
 	n := platformtest.Start(t, platformtest.Embedded.Config(t))
 	dataDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dataDir, "admin-token"), []byte(platformtest.AdminToken+",an-old-token\n"), 0o600); err != nil {

@@ -18,6 +18,7 @@ import (
 // 0 after a clean shutdown instead of waiting out the drain for a client
 // that never hangs up.
 func TestSIGTERMEndsOpenStreamsAndExitsZero(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, []string{"--data-dir", t.TempDir()})
 	ctx := context.Background()
 	dev, err := client.SignUp(ctx, n.base, "sigterm@tenants.example", "a long enough passphrase", "SIGTERM")

@@ -125,7 +125,9 @@ func TestDocsExamplesRun(t *testing.T) {
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	defer hook.Close()
+	// Cleanup, not defer: the runtimes' subtests run in parallel, after
+	// this function has returned.
+	t.Cleanup(hook.Close)
 	spi := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -138,7 +140,7 @@ func TestDocsExamplesRun(t *testing.T) {
 			http.NotFound(w, r)
 		}
 	}))
-	defer spi.Close()
+	t.Cleanup(spi.Close)
 
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))

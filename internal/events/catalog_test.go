@@ -11,6 +11,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/causewayhq/causeway/internal/events"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // contractTypes are the event types the contract names.
@@ -193,6 +194,7 @@ func TestBuiltinTypesCannotBeReplaced(t *testing.T) {
 func TestRegisterTypeValidates(t *testing.T) {
 	e := sqliteEnv(t, events.Options{})
 	obj := map[string]any{"type": "object"}
+	remote := testkit.NewSentinel(t, `{"type":"object"}`)
 	tests := []struct {
 		name string
 		body map[string]any
@@ -204,7 +206,7 @@ func TestRegisterTypeValidates(t *testing.T) {
 		{"no description", map[string]any{"type": "branch.visit", "description": " ", "schema": obj}, "invalid_description"},
 		{"schema does not compile", map[string]any{"type": "branch.visit", "description": "d", "schema": map[string]any{"type": "objekt"}}, "invalid_schema"},
 		{"schema not an object", map[string]any{"type": "branch.visit", "description": "d", "schema": 42}, "invalid_schema"},
-		{"schema with a remote $ref", map[string]any{"type": "branch.visit", "description": "d", "schema": map[string]any{"$ref": "http://169.254.169.254/schema.json"}}, "invalid_schema"},
+		{"schema with a remote $ref", map[string]any{"type": "branch.visit", "description": "d", "schema": map[string]any{"$ref": remote.URL + "/schema.json"}}, "invalid_schema"},
 		{"schema with a file $ref", map[string]any{"type": "branch.visit", "description": "d", "schema": map[string]any{"$ref": "file:///etc/passwd"}}, "invalid_schema"},
 		{"example of another type", map[string]any{"type": "branch.visit", "description": "d", "schema": obj,
 			"example": map[string]any{"specversion": "1.0", "type": "branch.other", "source": "/x", "data": map[string]any{}}}, "invalid_example"},
@@ -223,5 +225,8 @@ func TestRegisterTypeValidates(t *testing.T) {
 				t.Error("problem without detail")
 			}
 		})
+	}
+	if n := remote.Hits(); n != 0 {
+		t.Errorf("the remote $ref was fetched %d times", n)
 	}
 }

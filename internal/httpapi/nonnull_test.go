@@ -99,7 +99,7 @@ func BenchmarkFillNilSlicesOnAPageOfItemsWithSlices(b *testing.B) {
 	}
 	p := &page{Data: make([]*subscription, 200)}
 	for i := range p.Data {
-		p.Data[i] = &subscription{ID: "wh_1", URL: "https://example.com/hooks", EventTypes: []string{"payment.*"}}
+		p.Data[i] = &subscription{ID: "wh_1", URL: "http://127.0.0.1:9/hooks", EventTypes: []string{"payment.*"}}
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -19,7 +19,7 @@ func (hashResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr
 	h := fnv.New32a()
 	h.Write([]byte(host))
 	if h.Sum32()%2 == 0 {
-		return []netip.Addr{netip.MustParseAddr("93.184.216.34")}, nil
+		return []netip.Addr{netip.MustParseAddr("203.0.113.34")}, nil
 	}
 	return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil
 }
@@ -29,9 +29,9 @@ func (hashResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr
 // info.
 func FuzzCheckURL(f *testing.F) {
 	for _, seed := range []string{
-		"https://example.com/hook", "http://[::ffff:127.0.0.1]/", "http://169.254.169.254/",
+		"https://public.example/hook", "http://[::ffff:127.0.0.1]/", "http://169.254.169.254/",
 		"http://10.1.2.3/", "ftp://x", "http://user@host/", "http://[fe80::1%25eth0]:80/",
-		"http://[64:ff9b::7f00:1]/", "HTTP://EXAMPLE.COM:65535", "http://0x7f.1/", "http://2130706433/",
+		"http://[64:ff9b::7f00:1]/", "HTTP://PUBLIC.EXAMPLE:65535", "http://0x7f.1/", "http://2130706433/",
 		"https://a.b/%zz", "http://[::1", "", "http://:80/",
 	} {
 		f.Add(seed)

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,13 +62,16 @@ func prefixes(cidrs ...string) []netip.Prefix {
 	return out
 }
 
+// TestCheckURL checks URLs without dialling them. Its public addresses
+// come from the documentation ranges (RFC 5737 and RFC 3849), which the
+// guard counts as public and which no network routes.
 func TestCheckURL(t *testing.T) {
 	resolver := newStub(map[string][]string{
-		"public.example":  {"93.184.216.34"},
+		"public.example":  {"203.0.113.34"},
 		"intranet.bank":   {"10.20.0.5"},
-		"split.example":   {"93.184.216.34,192.168.1.10"},
+		"split.example":   {"203.0.113.34,192.168.1.10"},
 		"metadata.google": {"169.254.169.254"},
-		"v6.example":      {"2606:2800:220:1:248:1893:25c8:1946"},
+		"v6.example":      {"2001:db8:220:1::1946"},
 	})
 	loopback := prefixes("127.0.0.0/8", "::1/128")
 	tests := []struct {
@@ -76,10 +80,10 @@ func TestCheckURL(t *testing.T) {
 		allow []netip.Prefix
 		code  string // "" means allowed
 	}{
-		{"public IPv4 literal", "https://93.184.216.34/hook", nil, ""},
+		{"public IPv4 literal", "https://203.0.113.34/hook", nil, ""},
 		{"public host name", "https://public.example/hooks/causeway?x=1", nil, ""},
 		{"public IPv6 host", "http://v6.example:8443/", nil, ""},
-		{"public IPv6 literal", "http://[2606:2800:220:1:248:1893:25c8:1946]/", nil, ""},
+		{"public IPv6 literal", "http://[2001:db8:220:1::1946]/", nil, ""},
 		{"upper-case scheme", "HTTPS://public.example/", nil, ""},
 
 		{"loopback", "http://127.0.0.1/", nil, netguard.CodeNotAllowed},
@@ -170,13 +174,13 @@ func TestErrorNamesTheAddressAndWhy(t *testing.T) {
 func TestAllowed(t *testing.T) {
 	g := netguard.Guard{Allow: prefixes("127.0.0.0/8")}
 	for addr, want := range map[string]bool{
-		"8.8.8.8":          true,
+		"203.0.113.8":      true,
 		"127.0.0.1":        true,
 		"::ffff:127.0.0.1": true,
 		"10.0.0.1":         false,
 		"169.254.169.254":  false,
 		"::1":              false,
-		"2001:4860::8888":  true,
+		"2001:db8::8888":   true,
 	} {
 		if got := g.Allowed(netip.MustParseAddr(addr)); got != want {
 			t.Errorf("Allowed(%s) = %v, want %v", addr, got, want)
@@ -221,24 +225,36 @@ func TestHTTPClientReachesAllowedRange(t *testing.T) {
 	}
 }
 
-// TestHTTPClientRefusesDNSRebinding: the host resolves to a public address
-// when the URL is checked and to loopback when the client connects.
+// TestHTTPClientRefusesDNSRebinding: the host resolves to an allowed
+// address when the URL is checked and to a refused one, where a server
+// listens, when the client connects. Both are loopback addresses, and the
+// allow-list holds only the first.
 func TestHTTPClientRefusesDNSRebinding(t *testing.T) {
-	var hits int
-	_, port := server(t, func(w http.ResponseWriter, r *http.Request) { hits++ })
-	g := netguard.Guard{Resolver: newStub(map[string][]string{
-		"rebind.example": {"93.184.216.34", "127.0.0.1"},
-	})}
-	target := "http://rebind.example:" + port + "/hook"
+	var hits atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	refused.Listener.Close()
+	refused.Listener = ln
+	refused.Start()
+	t.Cleanup(refused.Close)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	g := netguard.Guard{
+		Allow:    prefixes("127.0.0.1/32"),
+		Resolver: newStub(map[string][]string{"rebind.test": {"127.0.0.1", "127.0.0.2"}}),
+	}
+	target := "http://rebind.test:" + port + "/hook"
 	if err := g.CheckURL(context.Background(), target); err != nil {
 		t.Fatalf("CheckURL at registration: %v", err)
 	}
-	_, err := g.HTTPClient(5 * time.Second).Get(target)
-	if causeway.ErrorCode(err) != netguard.CodeNotAllowed {
-		t.Fatalf("Get after rebinding = %v, want %s", err, netguard.CodeNotAllowed)
+	_, err = g.HTTPClient(5 * time.Second).Get(target)
+	if causeway.ErrorCode(err) != netguard.CodeNotAllowed || !strings.Contains(err.Error(), "127.0.0.2") {
+		t.Fatalf("Get after rebinding = %v, want %s naming 127.0.0.2", err, netguard.CodeNotAllowed)
 	}
-	if hits != 0 {
-		t.Errorf("the server was reached %d times", hits)
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the server on the refused address was reached %d times", n)
 	}
 }
 
@@ -280,16 +296,30 @@ func TestHTTPClientDoesNotFollowRedirects(t *testing.T) {
 	}
 }
 
+// TestHTTPClientIgnoresProxyEnvironment: a proxy named in the environment
+// is never asked to connect. The target is a host name, since Go's
+// environment proxy never applies to a loopback address itself.
 func TestHTTPClientIgnoresProxyEnvironment(t *testing.T) {
-	t.Setenv("HTTP_PROXY", "http://10.255.255.1:3128")
-	t.Setenv("http_proxy", "http://10.255.255.1:3128")
-	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {})
-	c := netguard.Guard{Allow: prefixes("127.0.0.0/8")}.HTTPClient(5 * time.Second)
-	res, err := c.Get(srv.URL)
+	var proxied atomic.Int32
+	proxy, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	})
+	t.Setenv("HTTP_PROXY", proxy.URL)
+	t.Setenv("http_proxy", proxy.URL)
+	_, port := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "direct") })
+	g := netguard.Guard{
+		Allow:    prefixes("127.0.0.0/8"),
+		Resolver: newStub(map[string][]string{"hooks.test": {"127.0.0.1"}}),
+	}
+	res, err := g.HTTPClient(5 * time.Second).Get("http://hooks.test:" + port + "/")
 	if err != nil {
 		t.Fatalf("Get with a proxy in the environment: %v", err)
 	}
-	res.Body.Close()
+	defer res.Body.Close()
+	if body, _ := io.ReadAll(res.Body); string(body) != "direct" || proxied.Load() != 0 {
+		t.Errorf("got %d %q with %d requests to the proxy, want the target itself and none", res.StatusCode, body, proxied.Load())
+	}
 }
 
 // TestRequireHTTPSRefusesPlainHTTP: a guard that requires https refuses an

@@ -120,6 +120,7 @@ type page struct {
 // the whole public banking API, with every response checked against the
 // OpenAPI document.
 func TestDeveloperGoesFromSignUpToAccounts(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		var logs testkit.SyncBuffer
 		cfg := rt.Config(t)
@@ -246,6 +247,7 @@ func TestDeveloperGoesFromSignUpToAccounts(t *testing.T) {
 // TestAppsNeverSeeAnotherTenantsResources: app B gets 404 for every id of
 // app A, and its lists never contain them.
 func TestAppsNeverSeeAnotherTenantsResources(t *testing.T) {
+	t.Parallel()
 	n := platformtest.Start(t, platformtest.Embedded.Config(t))
 	a, _ := developerApp(t, n, nil, "a@example.com")
 	b, _ := developerApp(t, n, nil, "b@example.com")
@@ -300,6 +302,7 @@ func TestAppsNeverSeeAnotherTenantsResources(t *testing.T) {
 // upstream proxy) and sends it without credentials: each must answer 401,
 // except sign-up and login. A new route cannot ship unauthenticated.
 func TestEveryRouteNeedsACredential(t *testing.T) {
+	t.Parallel()
 	n := platformtest.Start(t, platformtest.Embedded.Config(t))
 	doc := openapitest.Fetch(t, n.URL)
 	public := map[string]bool{"POST /v1/developers": true, "POST /v1/developers/login": true}

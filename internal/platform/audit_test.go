@@ -30,6 +30,7 @@ type change struct{ action, target, requestID string }
 // valid JSON Lines whose hashes recompute, the filters narrow it, and a
 // row edited in the database breaks it.
 func TestEveryBankSideChangeIsAuditedOverHTTP(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		doc := openapitest.Fetch(t, n.URL)

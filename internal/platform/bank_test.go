@@ -51,6 +51,7 @@ type accountPage struct {
 // books both sides, its event reaches JetStream as a CloudEvent, bad input
 // gets problems, and the ledger balances.
 func TestSandboxBankServesTheBankAndPublishesEvents(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		var customers struct {

@@ -18,6 +18,7 @@ import (
 // external NATS it holds only key files written once, which two nodes may
 // share.
 func TestADataDirIsLockedOnlyWhileItHoldsLiveState(t *testing.T) {
+	t.Parallel()
 	t.Run("embedded", func(t *testing.T) {
 		cfg := platformtest.Embedded.Config(t)
 		platformtest.Start(t, cfg)

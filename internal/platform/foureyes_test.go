@@ -49,6 +49,7 @@ type proposal struct {
 // limits within the threshold need no second operator, and of operators
 // confirming one proposal at once exactly one carries it out.
 func TestFourEyesHoldsADecisionUntilASecondOperatorConfirmsIt(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		cfg.FourEyes = []string{"grant.create", "app.limits"}
@@ -185,6 +186,7 @@ func (e *statusError) Error() string { return http.StatusText(e.status) }
 // by default in production mode, and the admin token, which names no
 // person, may propose and reject but not confirm.
 func TestInProductionTheAdminTokenProposesButNeverConfirms(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Embedded.Config(t)
 	cfg.Mode = platform.ModeProduction
 	cfg.PublicURL = "https://api.bank.test"
@@ -241,6 +243,7 @@ func TestInProductionTheAdminTokenProposesButNeverConfirms(t *testing.T) {
 // viewer's token 403 role_required naming the role it needs, before
 // looking at the request, and changes nothing.
 func TestAViewerCannotChangeAnything(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		viewer := operatorClient(t, n, "only.viewer@bank.example", auth.RoleViewer)
@@ -282,6 +285,7 @@ func TestAViewerCannotChangeAnything(t *testing.T) {
 // --four-eyes-payment-above is released by one risk officer at once, and
 // a larger one waits for a second; the money moves once, when confirmed.
 func TestReleasingALargeHeldPaymentWaitsForASecondOperator(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Embedded.Config(t)
 	cfg.FourEyes = []string{"payment.release"}
 	cfg.FourEyesPaymentAbove = 1500 // 15.00 EUR

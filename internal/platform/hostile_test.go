@@ -117,6 +117,7 @@ func money(amount string) map[string]any { return map[string]any{"amount": amoun
 // TestHostileTenant runs every attack against one node per runtime: the
 // victim and the attacker are set up once, each attack is a subtest.
 func TestHostileTenant(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		doc := openapitest.Fetch(t, n.URL)

@@ -48,6 +48,7 @@ func refused(t *testing.T, what string, res response, code, location string) {
 // on both runtimes, where they were 500s. Tab and line breaks pass only in
 // a multi-line field.
 func TestBadTextAndAmountsAreRefusedNeverAServerError(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		doc := openapitest.Fetch(t, n.URL)
@@ -187,6 +188,7 @@ func formPost(t *testing.T, c *http.Client, pageURL string, form url.Values) (in
 // NUL in the organization at sign-up or in an app's name is a 422 page
 // naming the field, never a 500.
 func TestPortalFormsRefuseControlCharactersWithAFormError(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		jar, _ := cookiejar.New(nil)

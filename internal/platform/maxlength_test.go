@@ -16,6 +16,7 @@ import (
 // unless its values are a closed set (enum, const). Money inputs document
 // their maximum.
 func TestEveryRequestTextHasAMaxLength(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		var doc struct {

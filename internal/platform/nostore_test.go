@@ -26,6 +26,7 @@ import (
 // OpenAPI document whose answer has a secret or a token in it documents
 // the header, so a new one cannot forget it.
 func TestAnswersCarryingSecretsAreNeverCached(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		doc := openapitest.Fetch(t, n.URL)

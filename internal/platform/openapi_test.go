@@ -20,6 +20,7 @@ import (
 // fails here, in go test, and not only in .ci/run's linters. The failure
 // lists everything to fix.
 func TestOpenAPIDocumentFollowsTheLintRules(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Embedded.Config(t)
 	cfg.PublicURL = "https://api.bank.test"
 	doc, err := platform.OpenAPI(context.Background(), cfg)
@@ -83,6 +84,7 @@ func TestOpenAPIDocumentFollowsTheLintRules(t *testing.T) {
 // and names exactly one known role (x-causeway-role), and only reads and an operator's own
 // tokens are open to every role.
 func TestEveryBankOperationDeclaresTheRoleItNeeds(t *testing.T) {
+	t.Parallel()
 	doc, err := platform.OpenAPI(context.Background(), platformtest.Embedded.Config(t))
 	if err != nil {
 		t.Fatal(err)

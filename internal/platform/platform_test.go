@@ -66,6 +66,7 @@ type status struct {
 // one NATS, exactly one is the leader (it publishes the outbox and runs the
 // periodic jobs), and when it stops the other takes over.
 func TestOneNodeLeadsAndAnotherTakesOver(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.ScaleOut.Config(t)
 	// Nodes of one installation share the secret key (it seals the token
 	// signing keys, among others).
@@ -117,6 +118,7 @@ func TestOneNodeLeadsAndAnotherTakesOver(t *testing.T) {
 }
 
 func TestNodeAnswersHealthReadinessStatusAndOpenAPI(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		if code := get(t, n.URL+"/healthz", "", nil); code != 200 {
@@ -178,6 +180,7 @@ func TestNodeAnswersHealthReadinessStatusAndOpenAPI(t *testing.T) {
 }
 
 func TestDataSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		ctx := context.Background()
@@ -208,6 +211,7 @@ func instanceID(t *testing.T, p *platform.Platform) string {
 }
 
 func TestAdminTokenIsGeneratedOnceIntoTheDataDir(t *testing.T) {
+	t.Parallel()
 	var logs testkit.SyncBuffer
 	cfg := platformtest.Embedded.Config(t)
 	cfg.AdminToken = ""
@@ -255,6 +259,7 @@ func TestAdminTokenIsGeneratedOnceIntoTheDataDir(t *testing.T) {
 // checks that /readyz and a database-backed request answer 503 problems
 // during the gap and recover afterwards.
 func TestReadinessAndRequestsFollowDatabaseAndBus(t *testing.T) {
+	t.Parallel()
 	pgBase := testkit.Postgres.URL(t)
 	natsURL := testkit.NATS.URL(t)
 	pgProxy := testkit.NewProxy(t, testkit.HostPort(t, pgBase))
@@ -302,6 +307,7 @@ func TestReadinessAndRequestsFollowDatabaseAndBus(t *testing.T) {
 }
 
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Embedded.Config(t)
 	p, err := platform.New(context.Background(), cfg)
 	if err != nil {
@@ -367,6 +373,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 // serves requests, so a load balancer takes it out before the listener
 // closes.
 func TestStoppingNodeFailsReadinessBeforeItCloses(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Embedded.Config(t)
 	cfg.ShutdownDelay = 8 * time.Second
 	p, err := platform.New(context.Background(), cfg)
@@ -408,6 +415,7 @@ func TestStoppingNodeFailsReadinessBeforeItCloses(t *testing.T) {
 // admin tokens, so nodes can be restarted one by one onto a new token;
 // any other token is refused.
 func TestAdminTokenRotatesWithAnOverlap(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Embedded.Config(t)
 	cfg.AdminToken = "cwadm_new-token, cwadm_old-token"
 	n := platformtest.Start(t, cfg)

@@ -125,6 +125,7 @@ func countRows(t *testing.T, n *platformtest.Node, query string, args ...any) in
 // exactly one caller wins, every other gets 409 with the transition's
 // stable code, and the state and side effects are the winner's alone.
 func TestConcurrentTransitionsOverHTTPHaveOneWinner(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		doc := openapitest.Fetch(t, n.URL)
@@ -263,6 +264,7 @@ func TestConcurrentTransitionsOverHTTPHaveOneWinner(t *testing.T) {
 // runtime the callers reach two nodes; the database decides. A recover
 // asked of both nodes at once runs once and re-sends each event once.
 func TestTwoNodesPausingAndRecoveringOneWebhookAtOnce(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.ScaleOut.Config(t)
 	cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
 	// One issuer for both nodes, as behind a load balancer.

@@ -67,6 +67,7 @@ func wantProblem(t *testing.T, res response, status int, code, what string) {
 // naming webhooks:write); a token with only webhooks:write manages and
 // reads subscriptions but does not read events.
 func TestEventsReadReadsAndWebhooksWriteManagesSubscriptions(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		doc := openapitest.Fetch(t, n.URL)
@@ -139,6 +140,7 @@ func TestEventsReadReadsAndWebhooksWriteManagesSubscriptions(t *testing.T) {
 // runtime a second node, which had accepted the old token just before,
 // refuses it as soon as the reinstatement has been answered.
 func TestATokenMintedBeforeASuspensionIsDeadAfterReinstatement(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))

@@ -33,6 +33,7 @@ import (
 // alone afterwards does not start, and says why in one line naming
 // --secret-key.
 func TestSecretKeyRotatesWithoutLosingSecrets(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		_, oldKey := randomKey()
 		newKey, newEnc := randomKey()

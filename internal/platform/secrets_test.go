@@ -37,6 +37,7 @@ import (
 // is and hex-encoded, and for its base64 in the four alphabets at the three
 // alignments a secret can have inside a longer encoded text.
 func TestNoSecretIsStoredInTheClear(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		n := platformtest.Start(t, cfg)

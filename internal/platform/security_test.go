@@ -100,6 +100,7 @@ func activeApp(t *testing.T, n *platformtest.Node, email string, scopes ...strin
 // "localhost" carried an iss that a verifier reading the metadata through
 // 127.0.0.1 rejected. The issuer now comes from the configuration alone.
 func TestIssuerIsNotTakenFromTheRequest(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		for _, tt := range []struct {
 			name, publicURL, want string
@@ -141,6 +142,7 @@ func TestIssuerIsNotTakenFromTheRequest(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	const strong = "cwadm_Qm3vX8pL2rT9wK4nB7yH1cF6dJ5sA0eG"
 	prod := func(publicURL, token string) platform.Config {
 		return platform.Config{Mode: platform.ModeProduction, PublicURL: publicURL, AdminToken: token}
@@ -184,6 +186,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestIssuerFromTheListenAddress(t *testing.T) {
+	t.Parallel()
 	for addr, want := range map[string]string{
 		"":               "http://localhost:8080",
 		":8080":          "http://localhost:8080",
@@ -210,6 +213,7 @@ func TestIssuerFromTheListenAddress(t *testing.T) {
 // without an https public URL, or with a weak admin token, given or in
 // the data dir's file.
 func TestProductionRefusesToStartUnsafe(t *testing.T) {
+	t.Parallel()
 	base := platformtest.Production(platformtest.Embedded.Config(t))
 	for _, tt := range []struct {
 		name   string
@@ -250,6 +254,7 @@ func TestProductionRefusesToStartUnsafe(t *testing.T) {
 // TestWeakAdminTokenIsWarnedInSandbox: sandbox starts with a weak token
 // but says so, without the token.
 func TestWeakAdminTokenIsWarnedInSandbox(t *testing.T) {
+	t.Parallel()
 	var logs testkit.SyncBuffer
 	cfg := platformtest.Embedded.Config(t)
 	cfg.AdminToken = "weak-sandbox-token"
@@ -308,6 +313,7 @@ func call(t *testing.T, method, url, token string, body any) (int, string, []byt
 // registration and on update, and an https one is accepted and called.
 // Sandbox keeps http for local work.
 func TestProductionCallsWebhooksAndSPIsOverHTTPSOnly(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		recv, plainRecv := &hookCount{}, &hookCount{}
 		secure := httptest.NewTLSServer(recv)
@@ -373,6 +379,7 @@ func TestProductionCallsWebhooksAndSPIsOverHTTPSOnly(t *testing.T) {
 // one it is not served there at all, and --metrics-addr serves it on a
 // listener of its own.
 func TestMetricsNeedTheirToken(t *testing.T) {
+	t.Parallel()
 	const metricsToken = "metrics-scraper-token-7c1e2f"
 	scrape := func(t *testing.T, url, token string) int {
 		t.Helper()
@@ -428,6 +435,7 @@ func TestMetricsNeedTheirToken(t *testing.T) {
 // through Run with --metrics-addr: /metrics answers there, not on the main
 // listener.
 func TestMetricsAddrServesMetricsOnItsOwnListener(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Production(platformtest.Embedded.Config(t))
 	cfg.Addr = testkit.FreePort(t)
 	cfg.MetricsAddr = testkit.FreePort(t)

@@ -20,6 +20,7 @@ type fraudAnswer struct {
 // with reject it is rejected and says why. App B's payments never reach
 // app A's endpoint.
 func TestFraudSPIDecidesPaymentsThroughThePublicAPI(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		doc := openapitest.Fetch(t, n.URL)
@@ -114,6 +115,7 @@ func TestFraudSPIDecidesPaymentsThroughThePublicAPI(t *testing.T) {
 // income: the loan is not approved and cannot be funded. The catalog names
 // each point's combination rule.
 func TestAnAppCannotLoosenTheBanksControlsThroughItsOwnSPIs(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		doc := openapitest.Fetch(t, n.URL)

@@ -18,6 +18,7 @@ import (
 // is ready (discovery waits for the first sign-in); a sign-in then answers
 // sso_unavailable. Without the settings there is no Login.
 func TestNodeStartsWithSingleSignOnWhileTheProviderIsDown(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		// Nothing listens on port 1 of loopback.
@@ -49,6 +50,7 @@ func TestNodeStartsWithSingleSignOnWhileTheProviderIsDown(t *testing.T) {
 // together; a secret or role map alone, a role that does not exist or an
 // issuer that is no URL are refused; production wants an https issuer.
 func TestSingleSignOnSettingsAreCheckedBeforeStart(t *testing.T) {
+	t.Parallel()
 	good := sso.Config{Issuer: "https://login.bank.example/realms/staff", ClientID: "causeway-console", RoleClaim: "groups",
 		RoleMap: map[string]auth.Role{"CN=Risk,OU=Groups": auth.RoleRiskOfficer}}
 	prod := func(c platform.Config) platform.Config {

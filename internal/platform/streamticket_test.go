@@ -42,6 +42,7 @@ func (c *client) ticket() string {
 // Access tokens in the query stay refused, a ticket opens no other route,
 // and a suspension kills the app's tickets.
 func TestStreamTicketOpensOneStreamOnceOnAnyNode(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.ScaleOut.Config(t)
 	cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	cfg.PublicURL = "http://causeway.nodes.test" // one issuer, as behind a load balancer

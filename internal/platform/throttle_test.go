@@ -82,6 +82,7 @@ func logIn(c *client, email, password string, headers ...string) response {
 }
 
 func TestFailedLoginsPerAccountSlowDownThenStopUntilTheWindowEnds(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		clock := newTestClock()
@@ -187,6 +188,7 @@ func portalLogIn(t *testing.T, n *platformtest.Node, email, password string) (in
 }
 
 func TestFailedLoginsPerAddressStopCredentialStuffingAndForwardedForIsNotBelieved(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		clock := newTestClock()
@@ -230,6 +232,7 @@ func TestFailedLoginsPerAddressStopCredentialStuffingAndForwardedForIsNotBelieve
 }
 
 func TestTrustedProxyForwardedForNamesTheClient(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Embedded.Config(t)
 	cfg.LoginFailuresPerAddress = 2
 	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
@@ -249,6 +252,7 @@ func TestTrustedProxyForwardedForNamesTheClient(t *testing.T) {
 }
 
 func TestSignUpsPerAddressAreLimitedAndEmailTakenCounts(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		clock := newTestClock()
@@ -284,6 +288,7 @@ func TestSignUpsPerAddressAreLimitedAndEmailTakenCounts(t *testing.T) {
 }
 
 func TestDeveloperRoutesPassTheRateLimiter(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		c := &client{t: t, base: n.URL}
@@ -312,6 +317,7 @@ func TestDeveloperRoutesPassTheRateLimiter(t *testing.T) {
 }
 
 func TestAppsPerDeveloperAreCappedEvenWhenCreatedAtOnce(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		// A small cap: each sandbox app seeds its bank, which is slow on
@@ -386,6 +392,7 @@ func eventually(t *testing.T, what string, open func() response) {
 }
 
 func TestEventStreamsPerAppAreCapped(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		cfg.MaxStreamsPerApp = 10 // the default
@@ -425,6 +432,7 @@ func TestEventStreamsPerAppAreCapped(t *testing.T) {
 }
 
 func TestEventStreamCapHoldsAcrossTwoNodes(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.ScaleOut.Config(t)
 	cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	cfg.MaxStreamsPerApp = 10

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -63,8 +64,12 @@ func (h *hookReceiver) find(typ, subject string) *cloudevents.Event {
 // the Standard Webhooks verifier accepts it, as a CloudEvent the SDK
 // parses; another app's subscriber never receives it.
 func TestWebhookReceivesSignedPaymentEvents(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
-		n := platformtest.Start(t, rt.Config(t))
+		cfg := rt.Config(t)
+		// Only 127.0.0.1, where the receivers listen: 127.0.0.2 is refused.
+		cfg.AllowPrivateTargets = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		n := platformtest.Start(t, cfg)
 		doc := openapitest.Fetch(t, n.URL)
 		a, _ := developerApp(t, n, doc, "hooks@solarworld.example")
 		b, _ := developerApp(t, n, doc, "spy@example.com")
@@ -87,8 +92,8 @@ func TestWebhookReceivesSignedPaymentEvents(t *testing.T) {
 			x.rec.secret = wh.Secret
 			x.rec.mu.Unlock()
 		}
-		if res := a.do("POST", "/v1/webhooks", "/v1/webhooks", map[string]any{"url": "http://169.254.169.254/latest", "event_types": []string{"payment.*"}}); res.status != 422 {
-			t.Errorf("a metadata-address webhook was accepted: %d", res.status)
+		if res := a.do("POST", "/v1/webhooks", "/v1/webhooks", map[string]any{"url": "http://127.0.0.2/hook", "event_types": []string{"payment.*"}}); res.status != 422 {
+			t.Errorf("a webhook to an address outside the allow-list was accepted: %d", res.status)
 		}
 		if res := a.do("POST", "/v1/webhooks", "/v1/webhooks", map[string]any{"url": srvA.URL, "event_types": []string{"payment.*"}, "filter": "data.amount.amount >"}); res.status != 422 {
 			t.Errorf("a broken CEL filter was accepted: %d", res.status)

@@ -243,10 +243,13 @@ func testBankPublishesADatasetInTheConsole(t *testing.T, n *platformtest.Node) {
 	}
 }
 
-// testConsoleShowsPlatformHealth: a webhook whose endpoint is gone shows
+// TestConsoleShowsPlatformHealth: a webhook whose endpoint is gone shows
 // a dead letter, an SPI endpoint that fails has an open breaker, and the
-// platform's request rate counts calls.
-func testConsoleShowsPlatformHealth(t *testing.T, n *platformtest.Node) {
+// platform's request rate counts calls. The figures are the node's, so
+// the test has a node of its own.
+func TestConsoleShowsPlatformHealth(t *testing.T) {
+	t.Parallel()
+	n := platformtest.Start(t, platformtest.Embedded.Config(t))
 	ctx := tab(t, 2*time.Minute)
 	bg := context.Background()
 	_, appID, client, secret := sandboxApp(t, n, "health@solarworld.example", "accounts:read", "payments:write", "events:read", "webhooks:write", "spi:write")

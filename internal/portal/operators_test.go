@@ -65,6 +65,7 @@ func consolePost(t *testing.T, base, page, action string, form url.Values, c *ht
 // what their roles do not allow; an admin's change to their roles ends
 // the session at once, on every node.
 func TestOperatorsLogInToTheConsoleAndActWithinTheirRoles(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n := platformtest.Start(t, rt.Config(t))
 		viewer := newOperator(t, n, "viewer@bank.example", auth.RoleViewer)
@@ -111,6 +112,7 @@ func TestOperatorsLogInToTheConsoleAndActWithinTheirRoles(t *testing.T) {
 // page, sets up TOTP there (the page shows the key once), gets recovery
 // codes, and from then on logs in only with a code, each code once.
 func TestProductionConsoleOpensOnlyOnceTheSecondFactorIsOn(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Embedded.Config(t)
 	cfg.Mode = "production"
 	cfg.PublicURL = "https://api.bank.test"
@@ -271,6 +273,7 @@ func testAdminAddsAnOperatorWhoSetsUpTOTPInTheBrowser(t *testing.T, n *platformt
 // confirm it, and another app manager confirms it on the approvals page,
 // which carries it out.
 func TestConsoleDecisionsWaitForASecondOperator(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Embedded.Config(t)
 	cfg.FourEyes = []string{"grant.create"}
 	n := platformtest.Start(t, cfg)
@@ -327,6 +330,7 @@ func TestConsoleDecisionsWaitForASecondOperator(t *testing.T) {
 // opens the console on every node of the database, and logging out on one
 // node, or being disabled through another, ends it on all of them at once.
 func TestOperatorSessionsEndOnEveryNodeAtOnce(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		// Nodes of one installation share the secret key.
@@ -372,6 +376,7 @@ func TestOperatorSessionsEndOnEveryNodeAtOnce(t *testing.T) {
 // settings proposed, and the audit page shows who proposed and who
 // confirmed.
 func TestFourEyesInTheBrowser(t *testing.T) {
+	t.Parallel()
 	endpoint := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"decision":"approve","score":1,"reason":"ok"}`))
 	}))

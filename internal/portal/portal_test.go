@@ -49,8 +49,10 @@ func (rc *receiver) got(typ string) bool {
 }
 
 // TestPortal runs the portal's tests on one sandbox node: starting a node
-// is the slow part, and each test works as developers of its own.
+// is the slow part, and each test works as developers of its own, so they
+// run in parallel. Tests that read node-wide figures start their own node.
 func TestPortal(t *testing.T) {
+	t.Parallel()
 	n := platformtest.Start(t, platformtest.Embedded.Config(t))
 	for _, tc := range []struct {
 		name string
@@ -65,7 +67,6 @@ func TestPortal(t *testing.T) {
 		{"DeveloperTriesAnOperationFromTheReference", testDeveloperTriesAnOperationFromTheReference},
 		{"BankGrantsACustomerInTheConsole", testBankGrantsACustomerInTheConsole},
 		{"BankPublishesADatasetInTheConsole", testBankPublishesADatasetInTheConsole},
-		{"ConsoleShowsPlatformHealth", testConsoleShowsPlatformHealth},
 		{"UnknownPagesAreAnHTMLPageForBrowsers", testUnknownPagesAreAnHTMLPageForBrowsers},
 		{"DeveloperRotatesAnSPISecret", testDeveloperRotatesAnSPISecret},
 		{"StaticFilesAreHashedAndCachedForAYear", testStaticFilesAreHashedAndCachedForAYear},
@@ -76,7 +77,10 @@ func TestPortal(t *testing.T) {
 		{"AdminAddsAnOperatorWhoSetsUpTOTPInTheBrowser", testAdminAddsAnOperatorWhoSetsUpTOTPInTheBrowser},
 		{"ConsoleOffersNoSingleSignOnWithoutAProvider", testConsoleOffersNoSingleSignOnWithoutAProvider},
 	} {
-		t.Run(tc.name, func(t *testing.T) { tc.test(t, n) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.test(t, n)
+		})
 	}
 }
 
@@ -534,6 +538,7 @@ func testPortalPagesCarryASecurityPolicy(t *testing.T, n *platformtest.Node) {
 // activates its bank-scope SPI registration with a deadline, a failure
 // policy and a priority, all from the console.
 func TestBankApprovesAppsAndActivatesSPIsInTheConsole(t *testing.T) {
+	t.Parallel()
 	ctx := tab(t, 2*time.Minute)
 	// Production mode calls SPIs over https only.
 	endpoint := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -254,6 +254,7 @@ func lastSeen(t *testing.T, n *platformtest.Node, c *http.Cookie) int64 {
 // same node, on another node of the same database, or on a node started
 // later, opens nothing.
 func TestConsoleCookieReplayedAfterLogoutIsRefused(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		// Nodes of one installation share the secret key.
@@ -298,6 +299,7 @@ func TestConsoleCookieReplayedAfterLogoutIsRefused(t *testing.T) {
 // (written at most once a minute), and 30 minutes without one end the
 // session.
 func TestConsoleSessionEndsAfterIdleTimeout(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		clk := newClock()
 		cfg := rt.Config(t)
@@ -338,6 +340,7 @@ func TestConsoleSessionEndsAfterIdleTimeout(t *testing.T) {
 // is used, a console session ends 8 hours after the login; and the
 // retention job deletes sessions that ended without a request.
 func TestConsoleSessionEndsAfterItsLifetimeEvenWhenActive(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		clk := newClock()
 		cfg := rt.Config(t)
@@ -375,6 +378,7 @@ func TestConsoleSessionEndsAfterItsLifetimeEvenWhenActive(t *testing.T) {
 // and lasts while that token is accepted: through a rotation's NEW,OLD
 // phase, not after OLD is dropped.
 func TestConsoleSessionEndsWhenARotationDropsItsAdminToken(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		const oldToken, newToken = "cwadm_old-admin-token", "cwadm_new-admin-token"
 		cfg := rt.Config(t)
@@ -414,6 +418,7 @@ func TestConsoleSessionEndsWhenARotationDropsItsAdminToken(t *testing.T) {
 // token: it is no Bearer token on /v1, logging in through the portal
 // issues no API token at all, and a logout ends the session at once.
 func TestDeveloperPortalCookieIsNotTheAPIToken(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		cfg := rt.Config(t)
 		cfg.PublicURL = "https://api.bank.example"
@@ -478,6 +483,7 @@ func TestDeveloperPortalCookieIsNotTheAPIToken(t *testing.T) {
 // TestDeveloperSessionEndsAfterIdleTimeout: developer sessions expire the
 // same way, by their own policy.
 func TestDeveloperSessionEndsAfterIdleTimeout(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		clk := newClock()
 		cfg := rt.Config(t)

@@ -134,6 +134,7 @@ func wantLoginPageSaying(t *testing.T, what string, res *http.Response, body str
 // node whose provider listens on 127.0.0.2, another site to the browser,
 // and has a login page to click through.
 func TestConsoleSingleSignOn(t *testing.T) {
+	t.Parallel()
 	n, idp := ssoNode(t, platformtest.Embedded.Config(t), ssotest.Options{Host: "127.0.0.2", LoginPage: true})
 	for _, tc := range []struct {
 		name string
@@ -331,6 +332,7 @@ func operatorByEmail(t *testing.T, n *platformtest.Node, email string) identity.
 // operator's password login, without a second factor, reaches only the
 // account page. On both runtimes: the session remembers how it began.
 func TestProductionConsoleTakesTheProvidersSecondFactor(t *testing.T) {
+	t.Parallel()
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		n, idp := ssoNode(t, platformtest.Production(rt.Config(t)), ssotest.Options{TLS: true})
 		newOperator(t, n, "ada@bank.example", auth.RoleViewer)
@@ -355,6 +357,7 @@ func TestProductionConsoleTakesTheProvidersSecondFactor(t *testing.T) {
 // page answers 429 with Retry-After, and the address's password logins
 // are refused too.
 func TestSingleSignOnStartsAreThrottledPerAddress(t *testing.T) {
+	t.Parallel()
 	cfg := platformtest.Embedded.Config(t)
 	cfg.LoginFailuresPerAddress = 2
 	n, idp := ssoNode(t, cfg, ssotest.Options{})

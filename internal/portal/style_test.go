@@ -10,6 +10,7 @@ import (
 // TestEveryPageHasADescription: each page template has its own meta
 // description, and no description is left without a page.
 func TestEveryPageHasADescription(t *testing.T) {
+	t.Parallel()
 	pages := parsePages()
 	for name := range pages {
 		if descriptions[name] == "" {
@@ -27,6 +28,7 @@ func TestEveryPageHasADescription(t *testing.T) {
 // form fields reach 3:1 (WCAG 2.2, 1.4.11 and 2.4.13) against every
 // background they are drawn on, as portal.css declares its colours.
 func TestFocusRingsAndFieldBordersContrast(t *testing.T) {
+	t.Parallel()
 	css, err := staticFiles.ReadFile("static/portal.css")
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +89,7 @@ func luminance(t *testing.T, hex string) float64 {
 }
 
 func TestUnhashed(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"portal.0123456789.css": "portal.css",
 		"portal.css":            "portal.css",

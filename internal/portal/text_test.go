@@ -11,6 +11,7 @@ import (
 )
 
 func TestOnlyTextareasSpanLines(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"body", "description", "columns", "sample", "licence", "purpose"} {
 		if !textareas[name] {
 			t.Errorf("%s is a textarea but may not span lines", name)
@@ -24,6 +25,7 @@ func TestOnlyTextareasSpanLines(t *testing.T) {
 }
 
 func TestCheckTextRefusesControlCharactersInFormsPathsAndQueries(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		target string
 		form   url.Values

@@ -12,6 +12,7 @@ import (
 	"github.com/causewayhq/causeway/internal/spi/spitest"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 const (
@@ -189,8 +190,8 @@ func TestCreatingARegistrationRefusesBadInputWithProblems(t *testing.T) {
 		code   string
 	}{
 		{map[string]any{"extension_point": core.PointFraudCheck, "url": "http://127.0.0.1:9/spi"}, 422, "url_not_allowed"},
-		{map[string]any{"extension_point": "nope.nope", "url": "https://example.com/spi"}, 422, "unknown_extension_point"},
-		{map[string]any{"extension_point": core.PointFraudCheck, "url": "https://example.com/spi", "scope": "world"}, 422, "validation_failed"},
+		{map[string]any{"extension_point": "nope.nope", "url": "http://127.0.0.1:9/spi"}, 422, "unknown_extension_point"},
+		{map[string]any{"extension_point": core.PointFraudCheck, "url": "http://127.0.0.1:9/spi", "scope": "world"}, 422, "validation_failed"},
 		{map[string]any{"extension_point": core.PointFraudCheck}, 422, "validation_failed"},
 	} {
 		status, raw := a.do(t, appA, http.MethodPost, "/v1/spi-registrations", "/v1/spi-registrations", tt.body)
@@ -216,6 +217,7 @@ func TestTheBankDefinesAPointAndInvokesIt(t *testing.T) {
 			"default_timeout_ms": 200, "max_timeout_ms": 1000,
 			"stand_in": json.RawMessage(`{"allow":false,"note":"stand-in"}`),
 		}
+		remote := testkit.NewSentinel(t, `{"type":"object"}`)
 		bad := func(field string, v any) map[string]any {
 			m := map[string]any{}
 			for k, x := range point {
@@ -229,7 +231,7 @@ func TestTheBankDefinesAPointAndInvokesIt(t *testing.T) {
 			code string
 		}{
 			{bad("request_schema", json.RawMessage(`{"type":"nonsense"}`)), "invalid_request_schema"},
-			{bad("response_schema", json.RawMessage(`{"$ref":"https://example.com/schema.json"}`)), "invalid_response_schema"},
+			{bad("response_schema", json.RawMessage(`{"$ref":"`+remote.URL+`/schema.json"}`)), "invalid_response_schema"},
 			{bad("response_schema", json.RawMessage(`{"$ref":"file:///etc/passwd"}`)), "invalid_response_schema"},
 			{bad("stand_in", json.RawMessage(`{"allow":"no"}`)), "invalid_stand_in"},
 			{bad("name", "Cards"), "invalid_name"},
@@ -240,6 +242,9 @@ func TestTheBankDefinesAPointAndInvokesIt(t *testing.T) {
 			if p := into[problem](t, raw); p.Code != tt.code || status < 400 || status >= 500 {
 				t.Errorf("%s: %d %s", tt.code, status, raw)
 			}
+		}
+		if n := remote.Hits(); n != 0 {
+			t.Errorf("the remote $ref was fetched %d times", n)
 		}
 		status, raw := a.do(t, "", http.MethodPost, "/bank/v1/extension-points", "/bank/v1/extension-points", point)
 		if status != http.StatusCreated {

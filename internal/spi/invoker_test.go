@@ -519,7 +519,7 @@ func TestRegistrationsRefuseBadInput(t *testing.T) {
 			{"ftp url", s, spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: "ftp://127.0.0.1/x"}, "invalid_url"},
 			{"credentials", s, spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: "http://u:p@127.0.0.1/x"}, "invalid_url"},
 			{"loopback not allowed", public, spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: ok}, "url_not_allowed"},
-			{"metadata address", public, spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: "http://169.254.169.254/latest"}, "url_not_allowed"},
+			{"IPv6 loopback not allowed", public, spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: "http://[::1]:1/spi"}, "url_not_allowed"},
 			{"timeout over max", s, spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: ok, TimeoutMS: 5001}, "invalid_timeout"},
 			{"bad policy", s, spi.NewRegistration{ExtensionPoint: core.PointFraudCheck, URL: ok, OnFailure: "retry"}, "invalid_on_failure"},
 		} {

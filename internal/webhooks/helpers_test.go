@@ -125,7 +125,9 @@ func newSealedHarness(t testing.TB, db *store.DB, b *bus.Bus, opts webhooks.Opti
 	relay := outbox.NewRelay(db, b, outbox.RelayOptions{Interval: 20 * time.Millisecond, Logger: logger})
 	cust := &customers{grants: map[string]bool{}}
 	vis := events.Visibility{Customers: cust, Public: func(string) bool { return false }}
-	guard := netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Resolver: resolver}
+	// Only 127.0.0.1, where the receivers listen: tests of a refused
+	// address use another loopback address, never one outside 127.0.0.0/8.
+	guard := netguard.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Resolver: resolver}
 	if opts.Schedule == nil {
 		opts.Schedule = fastSchedule
 	}
@@ -346,7 +348,7 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	}
 }
 
-// receiver is a webhook endpoint on 127.0.0.1 that records every request
+// receiver is a webhook endpoint on loopback that records every request
 // and answers what respond says (200 when nil); a 429 comes with
 // Retry-After: 1.
 type receiver struct {
@@ -366,8 +368,21 @@ type request struct {
 func (r request) id() string { return name(r.Header.Get("webhook-id")) }
 
 func newReceiver(t testing.TB, respond func(r request, n int) int) *receiver {
+	return newReceiverOn(t, "127.0.0.1", respond)
+}
+
+// newReceiverOn is a receiver listening on another loopback address, one
+// the harness's guard refuses.
+func newReceiverOn(t testing.TB, ip string, respond func(r request, n int) int) *receiver {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	rc := &receiver{respond: respond}
-	rc.Server = httptest.NewServer(http.HandlerFunc(rc.serve))
+	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
+	rc.Server.Listener.Close()
+	rc.Server.Listener = ln
+	rc.Server.Start()
 	t.Cleanup(rc.Close)
 	return rc
 }

@@ -321,9 +321,9 @@ func TestCreateRefusesBadInputWith422(t *testing.T) {
 			{"filter does not parse", map[string]any{"url": rc.URL, "event_types": []string{"*"}, "filter": "data.amount.amount >"}, "invalid_filter", "Syntax error"},
 			{"filter does not type-check", map[string]any{"url": rc.URL, "event_types": []string{"*"}, "filter": "nosuch == 1"}, "invalid_filter", "undeclared reference"},
 			{"filter is not boolean", map[string]any{"url": rc.URL, "event_types": []string{"*"}, "filter": `type + "x"`}, "invalid_filter", "boolean"},
-			{"private address", map[string]any{"url": "http://10.0.0.1/hook", "event_types": []string{"*"}}, "url_not_allowed", "private"},
-			{"metadata address", map[string]any{"url": "http://169.254.169.254/latest/meta-data", "event_types": []string{"*"}}, "url_not_allowed", "link-local"},
-			{"not http", map[string]any{"url": "ftp://example.com/x", "event_types": []string{"*"}}, "invalid_url", "http"},
+			{"address outside the allow-list", map[string]any{"url": "http://127.0.0.2/hook", "event_types": []string{"*"}}, "url_not_allowed", "127.0.0.2 is a loopback address"},
+			{"IPv6 loopback", map[string]any{"url": "http://[::1]/hook", "event_types": []string{"*"}}, "url_not_allowed", "loopback"},
+			{"not http", map[string]any{"url": "ftp://127.0.0.1/x", "event_types": []string{"*"}}, "invalid_url", "http"},
 			{"bad pattern", map[string]any{"url": rc.URL, "event_types": []string{"payment.*.completed"}}, "invalid_event_type", "payment.*.completed"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
@@ -683,15 +683,15 @@ func (r *rebinder) LookupNetIP(context.Context, string, string) ([]netip.Addr, e
 }
 
 func TestAddressRefusedAtConnectTimeIsAFailedAttempt(t *testing.T) {
-	embeddedOnly(t, webhooks.Options{Schedule: []time.Duration{20 * time.Millisecond}}, &rebinder{then: netip.MustParseAddr("169.254.169.254")},
+	embeddedOnly(t, webhooks.Options{Schedule: []time.Duration{20 * time.Millisecond}}, &rebinder{then: netip.MustParseAddr("127.0.0.2")},
 		func(t *testing.T, h *harness) {
-			rc := newReceiver(t, nil)
+			rc := newReceiverOn(t, "127.0.0.2", nil)
 			_, port, _ := net.SplitHostPort(rc.Listener.Addr().String())
 			sub := h.subscribe(appA, map[string]any{"url": "http://hooks.example.test:" + port + "/", "event_types": []string{"payment.*"}})
 			h.publish(payment(appA, "pay_1", "1"))
 			eventually(t, wait, "dead-lettered", func() bool { return len(h.deliveries(appA, sub.ID, "outcome=dead")) == 1 })
 			for _, d := range h.deliveries(appA, sub.ID, "") {
-				if d.StatusCode != 0 || !strings.Contains(d.Error, "url_not_allowed") || !strings.Contains(d.Error, "169.254.169.254") {
+				if d.StatusCode != 0 || !strings.Contains(d.Error, "url_not_allowed") || !strings.Contains(d.Error, "127.0.0.2") {
 					t.Errorf("attempt %d: status %d error %q", d.Attempt, d.StatusCode, d.Error)
 				}
 			}

@@ -73,11 +73,16 @@ func baseConfig(t testing.TB) platform.Config {
 	}
 }
 
-// Each runs fn once per runtime, as subtests named after them.
+// Each runs fn once per runtime, as parallel subtests named after them.
+// They run after the calling test's function has returned: what they share
+// with it is released with t.Cleanup, not defer.
 func Each(t *testing.T, fn func(t *testing.T, rt Runtime)) {
 	t.Helper()
 	for _, rt := range []Runtime{Embedded, ScaleOut} {
-		t.Run(rt.Name, func(t *testing.T) { fn(t, rt) })
+		t.Run(rt.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, rt)
+		})
 	}
 }
 
