@@ -247,3 +247,15 @@ func text(b json.RawMessage) any {
 	}
 	return string(b)
 }
+
+// CarriedOut reports whether the trail holds a change that carries out
+// the four-eyes proposal id: an entry that confirms it, other than its
+// rejection (which names it too, as a proposal). Guarded operations record
+// their entry in the transaction of their change, so an entry means the
+// change is committed.
+func CarriedOut(ctx context.Context, q store.Querier, proposalID string) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_entries WHERE confirms = $1 AND target_type <> 'proposal'`,
+		proposalID).Scan(&n)
+	return n > 0, err
+}

@@ -9,7 +9,8 @@
 // a proposal (202, state pending_second_approval) instead of running. A
 // different operator holding the operation's role confirms it (the kept
 // request then runs, exactly as made, acting as the confirmer) or rejects
-// it; the same person can never do both, and proposals expire. Which
+// it; the same person can never do both, and proposals expire. A
+// confirmation a stopped node left running is finished by Recover. Which
 // decisions need a second operator is configured per action: none by
 // default in sandbox mode, all in production mode, where the admin token
 // may propose but never confirm.
@@ -24,6 +25,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -79,7 +81,14 @@ type Config struct {
 	// AdminTokenConfirms lets the admin token confirm proposals (never in
 	// production mode); it may always propose.
 	AdminTokenConfirms bool
-	Logger             *slog.Logger
+	// Operator returns an operator as they stand now, for Recover to carry
+	// out a confirmation as its confirmer: an error of kind ENOTFOUND,
+	// EFORBIDDEN or EUNAUTHORIZED when they are gone or disabled.
+	Operator func(ctx context.Context, id string) (*auth.Operator, error)
+	// RecoverAfter is how long a confirmation may run before Recover takes
+	// it for interrupted; default DefaultRecoverAfter.
+	RecoverAfter time.Duration
+	Logger       *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -102,6 +111,9 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
+	}
+	if cfg.RecoverAfter <= 0 {
+		cfg.RecoverAfter = DefaultRecoverAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -217,9 +217,19 @@ func (s *Service) Confirm(ctx context.Context, op *auth.Operator, id string) (*P
 	if err := s.claim(ctx, id, p.Action, StatusExecuting, confirmer, ""); err != nil {
 		return nil, err
 	}
-	// The kept request runs through the whole HTTP stack (validation,
-	// the operation's own compare-and-set, the audit), as the confirmer.
-	req := httptest.NewRequestWithContext(httpapi.ConfirmDecision(ctx, httpapi.Decision{ProposalID: id, ProposedBy: p.ProposedBy, Operator: op}),
+	status, code, err := s.carryOut(ctx, p, op)
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "decision confirmed", "proposal_id", id, "action", p.Action, "by", confirmer, "status", status, "code", code)
+	return s.Proposal(ctx, auth.OperatorCaller(op.ID), id)
+}
+
+// carryOut runs an executing proposal's kept request as op and records its
+// answer (finish). The request runs through the whole HTTP stack
+// (validation, the operation's own compare-and-set, the audit), as op.
+func (s *Service) carryOut(ctx context.Context, p *Proposal, op *auth.Operator) (status string, code int, err error) {
+	req := httptest.NewRequestWithContext(httpapi.ConfirmDecision(ctx, httpapi.Decision{ProposalID: p.ID, ProposedBy: p.ProposedBy, Operator: op}),
 		p.Method, p.Path, bytes.NewReader(p.Body))
 	if len(p.Body) > 0 {
 		req.Header.Set("Content-Type", "application/json")
@@ -229,20 +239,46 @@ func (s *Service) Confirm(ctx context.Context, op *auth.Operator, id string) (*P
 	}
 	rec := httptest.NewRecorder()
 	s.handler.ServeHTTP(rec, req)
-	status := StatusConfirmed
-	if rec.Code >= 300 {
-		status = StatusFailed
-	}
-	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE foureyes_proposals SET status = $1, result_status = $2, result_body = $3
-			WHERE id = $4 AND status = $5`, status, rec.Code, rec.Body.String(), id, StatusExecuting)
+	status, err = s.finish(ctx, p.ID, &Result{Status: rec.Code, Body: rec.Body.Bytes()}, "")
+	return status, rec.Code, err
+}
+
+// finish ends an executing proposal: confirmed when the operation
+// succeeded, or when the audit trail holds a change carrying the proposal
+// out (an earlier run committed it, and this one met the operation's
+// compare-and-set); failed otherwise. result is the operation's answer,
+// nil when it did not run; reason says why, when the answer does not.
+func (s *Service) finish(ctx context.Context, id string, result *Result, reason string) (string, error) {
+	status := StatusFailed
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		succeeded := result != nil && result.Status < 300
+		if !succeeded {
+			done, err := audit.CarriedOut(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if done {
+				succeeded = true
+				reason = "carried out by an earlier run, which stopped before recording its answer"
+			}
+		}
+		if succeeded {
+			status = StatusConfirmed
+		}
+		var code sql.NullInt64
+		var body string
+		if result != nil {
+			code = sql.NullInt64{Int64: int64(result.Status), Valid: true}
+			body = string(result.Body)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE foureyes_proposals SET status = $1, result_status = $2, result_body = $3,
+			reason = COALESCE($4, reason) WHERE id = $5 AND status = $6`, status, code, body, nullable(reason), id, StatusExecuting)
 		return err
 	})
 	if err != nil {
-		return nil, store.Classify(err)
+		return "", store.Classify(err)
 	}
-	s.log.InfoContext(ctx, "decision confirmed", "proposal_id", id, "action", p.Action, "by", confirmer, "status", rec.Code)
-	return s.Proposal(ctx, auth.OperatorCaller(op.ID), id)
+	return status, nil
 }
 
 // Reject turns down a pending proposal: a second operator with its role

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/core"
 	"github.com/causewayhq/causeway/internal/foureyes"
@@ -80,6 +81,18 @@ func (p *Platform) buildFourEyes() error {
 				return 0, err
 			}
 			return pay.Amount.Minor, nil
+		},
+		// An interrupted confirmation is carried out as its confirmer
+		// stands now: still active, with the roles they hold today.
+		Operator: func(ctx context.Context, id string) (*auth.Operator, error) {
+			o, err := p.Identity.Operator(ctx, auth.BankProcess(), id)
+			if err != nil {
+				return nil, err
+			}
+			if o.Status != identity.OperatorActive {
+				return nil, causeway.Errorf(causeway.EFORBIDDEN, "operator_disabled", "operator %s is %s", id, o.Status)
+			}
+			return o.Caller(), nil
 		},
 		// In production the admin token, which names no person, never
 		// confirms: a second named operator must.

@@ -7,12 +7,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/identity"
 	"github.com/causewayhq/causeway/internal/platform"
 	"github.com/causewayhq/causeway/internal/platform/platformtest"
 	"github.com/causewayhq/causeway/internal/spi/spitest"
+	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/testkit"
 )
 
@@ -280,40 +282,68 @@ func TestAViewerCannotChangeAnything(t *testing.T) {
 	})
 }
 
+// releaseDesk is a node with payment.release under four-eyes above
+// 15.00 EUR, two risk officers (a maker and a checker) and an app whose
+// payments a fraud SPI sends to review.
+type releaseDesk struct {
+	n              *platformtest.Node
+	maker, checker *client
+	app            *client
+	accounts       page
+}
+
+func newReleaseDesk(t *testing.T, cfg platform.Config) *releaseDesk {
+	t.Helper()
+	cfg.FourEyes = []string{"payment.release"}
+	cfg.FourEyesPaymentAbove = 1500 // 15.00 EUR
+	d := &releaseDesk{n: platformtest.Start(t, cfg)}
+	d.maker = operatorClient(t, d.n, "payments.maker@bank.example", auth.RoleRiskOfficer)
+	d.checker = operatorClient(t, d.n, "payments.checker@bank.example", auth.RoleRiskOfficer)
+	d.app, _ = developerApp(t, d.n, nil, "held@solar.example")
+	reviewer := spitest.New(t, fraudAnswer{Decision: "review", Score: 70, Reason: "manual check"})
+	if res := d.app.do("POST", "/v1/spi-registrations", "", map[string]any{"extension_point": "payments.fraud-check", "url": reviewer.URL}); res.status != 201 {
+		t.Fatalf("registering the reviewer: %d %s", res.status, res.body)
+	}
+	d.app.do("GET", "/v1/accounts", "", nil).decode(t, &d.accounts)
+	return d
+}
+
+// hold makes a payment the reviewer holds and returns its id.
+func (d *releaseDesk) hold(t *testing.T, amount string) string {
+	t.Helper()
+	var p struct{ ID, Status string }
+	res := d.app.do("POST", "/v1/payments", "", map[string]any{"debtor_account_id": d.accounts.Data[0].ID, "amount": money(amount),
+		"creditor": map[string]any{"iban": "FR1420041010050500013M02606", "name": "Shop"}})
+	res.decode(t, &p)
+	if p.Status != "held" {
+		t.Fatalf("a payment under review = %d %s", res.status, res.body)
+	}
+	return p.ID
+}
+
+// status reads a payment's status as the bank.
+func (d *releaseDesk) status(t *testing.T, id string) string {
+	var p struct{ Status string }
+	d.maker.do("GET", "/bank/v1/payments/"+id, "", nil).decode(t, &p)
+	return p.Status
+}
+
+func (d *releaseDesk) balanced(t *testing.T) bool {
+	var ledger struct{ Balanced bool }
+	d.maker.do("GET", "/bank/v1/ledger", "", nil).decode(t, &ledger)
+	return ledger.Balanced
+}
+
 // TestReleasingALargeHeldPaymentWaitsForASecondOperator: with
 // payment.release under four-eyes, a held payment at or below
 // --four-eyes-payment-above is released by one risk officer at once, and
 // a larger one waits for a second; the money moves once, when confirmed.
 func TestReleasingALargeHeldPaymentWaitsForASecondOperator(t *testing.T) {
 	t.Parallel()
-	cfg := platformtest.Embedded.Config(t)
-	cfg.FourEyes = []string{"payment.release"}
-	cfg.FourEyesPaymentAbove = 1500 // 15.00 EUR
-	n := platformtest.Start(t, cfg)
-	maker := operatorClient(t, n, "payments.maker@bank.example", auth.RoleRiskOfficer)
-	checker := operatorClient(t, n, "payments.checker@bank.example", auth.RoleRiskOfficer)
-	app, _ := developerApp(t, n, nil, "held@solar.example")
-	reviewer := spitest.New(t, fraudAnswer{Decision: "review", Score: 70, Reason: "manual check"})
-	if res := app.do("POST", "/v1/spi-registrations", "", map[string]any{"extension_point": "payments.fraud-check", "url": reviewer.URL}); res.status != 201 {
-		t.Fatalf("registering the reviewer: %d %s", res.status, res.body)
-	}
-	var accounts page
-	app.do("GET", "/v1/accounts", "", nil).decode(t, &accounts)
-	hold := func(amount string) string {
-		var p struct{ ID, Status string }
-		res := app.do("POST", "/v1/payments", "", map[string]any{"debtor_account_id": accounts.Data[0].ID, "amount": money(amount),
-			"creditor": map[string]any{"iban": "FR1420041010050500013M02606", "name": "Shop"}})
-		res.decode(t, &p)
-		if p.Status != "held" {
-			t.Fatalf("a payment under review = %d %s", res.status, res.body)
-		}
-		return p.ID
-	}
-	status := func(id string) string {
-		var p struct{ Status string }
-		maker.do("GET", "/bank/v1/payments/"+id, "", nil).decode(t, &p)
-		return p.Status
-	}
+	d := newReleaseDesk(t, platformtest.Embedded.Config(t))
+	maker, checker := d.maker, d.checker
+	hold := func(amount string) string { return d.hold(t, amount) }
+	status := func(id string) string { return d.status(t, id) }
 	small, large := hold("15.00"), hold("15.01")
 	if res := maker.do("POST", "/bank/v1/payments/"+small+"/release", "", map[string]any{}); res.status != http.StatusOK || status(small) != "completed" {
 		t.Errorf("releasing 15.00 = %d %s, then %s; want it released at once", res.status, res.body, status(small))
@@ -329,9 +359,78 @@ func TestReleasingALargeHeldPaymentWaitsForASecondOperator(t *testing.T) {
 	if res.status != http.StatusOK || p.Status != "confirmed" || status(large) != "completed" {
 		t.Errorf("the second operator confirming = %d %s, then %s", res.status, res.body, status(large))
 	}
-	var ledger struct{ Balanced bool }
-	maker.do("GET", "/bank/v1/ledger", "", nil).decode(t, &ledger)
-	if !ledger.Balanced {
+	if !d.balanced(t) {
 		t.Error("the ledger does not balance after the releases")
 	}
+}
+
+// TestAConfirmationInterruptedByAStopIsFinishedOnce: a node that stops
+// while a second operator's confirmation runs leaves the proposal
+// executing. The lease holder's four-eyes job (called here, not waited
+// for) finishes it: a release that never ran is carried out, as the
+// confirmer; one whose money moved before the stop is only recorded as
+// confirmed. Each payment is released once, with one audit entry, and the
+// ledger balances.
+func TestAConfirmationInterruptedByAStopIsFinishedOnce(t *testing.T) {
+	t.Parallel()
+	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
+		ctx := context.Background()
+		d := newReleaseDesk(t, rt.Config(t))
+		propose := func(payment string) proposal {
+			var p proposal
+			if res := d.maker.do("POST", "/bank/v1/payments/"+payment+"/release", "", map[string]any{}); res.status != http.StatusAccepted {
+				t.Fatalf("proposing the release = %d %s", res.status, res.body)
+			} else {
+				res.decode(t, &p)
+			}
+			return p
+		}
+		neverRan, ranBefore := d.hold(t, "20.00"), d.hold(t, "30.00")
+		pNeverRan, pRanBefore := propose(neverRan), propose(ranBefore)
+		var confirmed proposal
+		d.checker.do("POST", "/bank/v1/proposals/"+pRanBefore.ID+"/confirm", "", nil).decode(t, &confirmed)
+		if confirmed.Status != "confirmed" || d.status(t, ranBefore) != "completed" {
+			t.Fatalf("confirming = %+v, payment %s", confirmed, d.status(t, ranBefore))
+		}
+		// What the stop leaves: both claimed by the checker a while ago,
+		// executing, with no answer recorded.
+		stoppedAt := store.Micros(time.Now().Add(-10 * time.Minute))
+		for _, id := range []string{pNeverRan.ID, pRanBefore.ID} {
+			if _, err := d.n.DB.ExecContext(ctx, `UPDATE foureyes_proposals SET status = 'executing', decided_by = $1, decided_at = $2,
+				result_status = NULL, result_body = NULL WHERE id = $3`, confirmed.DecidedBy, stoppedAt, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		if n, err := d.n.FourEyes.Recover(ctx); err != nil || n != 2 {
+			t.Fatalf("Recover = %d, %v; want 2", n, err)
+		}
+		if n, err := d.n.FourEyes.Recover(ctx); err != nil || n != 0 {
+			t.Errorf("a second Recover = %d, %v; want 0", n, err)
+		}
+		for _, c := range []struct {
+			payment string
+			p       proposal
+			result  int
+		}{{neverRan, pNeverRan, http.StatusOK}, {ranBefore, pRanBefore, 0}} {
+			var got proposal
+			d.maker.do("GET", "/bank/v1/proposals/"+c.p.ID, "", nil).decode(t, &got)
+			result := 0
+			if got.Result != nil {
+				result = got.Result.Status
+			}
+			if got.Status != "confirmed" || result != c.result || d.status(t, c.payment) != "completed" {
+				t.Errorf("proposal %s: %s with result %d, payment %s; want confirmed, %d, completed", c.p.ID, got.Status, result,
+					d.status(t, c.payment), c.result)
+			}
+			var entries int
+			if err := d.n.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_entries WHERE confirms = $1 AND target_type <> 'proposal'`,
+				c.p.ID).Scan(&entries); err != nil || entries != 1 {
+				t.Errorf("proposal %s: %d audit entries carry it out (%v), want 1", c.p.ID, entries, err)
+			}
+		}
+		if !d.balanced(t) {
+			t.Error("the ledger does not balance after the recovery")
+		}
+	})
 }
