@@ -259,7 +259,7 @@ func (s *Service) finish(ctx context.Context, id string, result *Result, reason 
 			}
 			if done {
 				succeeded = true
-				reason = "carried out by an earlier run, which stopped before recording its answer"
+				reason = "carried out by an earlier run of this confirmation, whose answer was not recorded"
 			}
 		}
 		if succeeded {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Sealer encrypts with AES-256-GCM under its current key and decrypts
@@ -209,8 +210,11 @@ func KeyFile32(name, encoded, dir, file string) ([]byte, error) {
 //
 // The file appears whole or not at all: the secret is written to a
 // temporary file beside it, which is then linked to path (a link, unlike
-// a rename, fails when path exists), so no reader sees it empty.
+// a rename, fails when path exists), so no reader sees it empty. A
+// temporary file a stopped process left behind, with a secret inside, is
+// removed once it is older than leftoverAge.
 func SecretFile(path string, generate func() string) (secret string, created bool, err error) {
+	removeLeftovers(path)
 	for {
 		b, err := os.ReadFile(path)
 		if err == nil {
@@ -228,6 +232,29 @@ func SecretFile(path string, generate func() string) (secret string, created boo
 			return "", false, err
 		}
 		return secret, true, nil
+	}
+}
+
+// leftoverAge is how old a temporary file of SecretFile must be before
+// it counts as left behind: one a racing process is still writing is
+// younger.
+const leftoverAge = time.Minute
+
+// removeLeftovers removes the temporary files createWhole made for path
+// and a stopped process never removed.
+func removeLeftovers(path string) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return
+	}
+	prefix := "." + filepath.Base(path) + "."
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > leftoverAge {
+			os.Remove(filepath.Join(filepath.Dir(path), e.Name()))
+		}
 	}
 }
 

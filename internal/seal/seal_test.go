@@ -5,12 +5,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/causewayhq/causeway/internal/seal"
 )
@@ -201,5 +203,39 @@ func TestSecretFileIsCreatedOnceAndShared(t *testing.T) {
 	}
 	if _, err := seal.KeyFile32("test key", "", t.TempDir(), "key"); err != nil {
 		t.Errorf("a new key file: %v", err)
+	}
+}
+
+// A temporary file a process left behind when it stopped between writing
+// a secret and linking it holds that secret: the next SecretFile removes
+// it once it is older than a racer's could be, and keeps a fresh one and
+// every other file.
+func TestSecretFileRemovesLeftoverTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "admin-token")
+	write := func(name string, age time.Duration) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("cwadm_left-behind\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(-age)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := write(".admin-token.123456", 2*time.Minute)
+	racing := write(".admin-token.654321", 0)
+	other := write(".admin-token-backup", 2*time.Minute)
+	if _, created, err := seal.SecretFile(path, func() string { return "cwadm_new" }); err != nil || !created {
+		t.Fatalf("SecretFile = %v, created %v", err, created)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the leftover temporary file is still there: %v", err)
+	}
+	for _, p := range []string{racing, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", filepath.Base(p), err)
+		}
 	}
 }
