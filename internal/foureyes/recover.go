@@ -9,6 +9,7 @@ import (
 	"github.com/causewayhq/causeway/internal/audit"
 	"github.com/causewayhq/causeway/internal/auth"
 	"github.com/causewayhq/causeway/internal/leader"
+	"github.com/causewayhq/causeway/internal/page"
 	"github.com/causewayhq/causeway/internal/store"
 )
 
@@ -42,21 +43,12 @@ func (s *Service) Recover(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, store.Classify(err)
 	}
-	var stuck []*Proposal
-	for rows.Next() {
-		p, err := s.scan(rows)
-		if err != nil {
-			rows.Close()
-			return 0, store.Classify(err)
-		}
-		stuck = append(stuck, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, store.Classify(err)
+	stuck, err := page.Collect(rows, maxRecover, s.scan, func(p *Proposal) string { return p.ID })
+	if err != nil {
+		return 0, err
 	}
 	var n int64
-	for _, p := range stuck {
+	for _, p := range stuck.Data {
 		status, err := s.resume(ctx, p)
 		if err != nil {
 			return n, err
@@ -70,9 +62,9 @@ func (s *Service) Recover(ctx context.Context) (int64, error) {
 // resume finishes one interrupted confirmation. A confirmer who can no
 // longer confirm leaves it failed, unless the change was carried out.
 func (s *Service) resume(ctx context.Context, p *Proposal) (string, error) {
-	done, err := s.carriedOut(ctx, p.ID)
+	done, err := audit.CarriedOut(ctx, s.db, p.ID)
 	if err != nil {
-		return "", err
+		return "", store.Classify(err)
 	}
 	if done {
 		return s.finish(ctx, p.ID, nil, "")
@@ -87,11 +79,6 @@ func (s *Service) resume(ctx context.Context, p *Proposal) (string, error) {
 	}
 	status, _, err := s.carryOut(ctx, p, op)
 	return status, err
-}
-
-func (s *Service) carriedOut(ctx context.Context, id string) (bool, error) {
-	done, err := audit.CarriedOut(ctx, s.db, id)
-	return done, store.Classify(err)
 }
 
 // confirmer is who confirmed p, as they stand now: the admin token, or an

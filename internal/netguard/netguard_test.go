@@ -18,6 +18,7 @@ import (
 
 	"github.com/causewayhq/causeway"
 	"github.com/causewayhq/causeway/internal/netguard"
+	"github.com/causewayhq/causeway/internal/testkit"
 )
 
 // stubResolver answers from a table; a host answers its entries in turn,
@@ -231,16 +232,8 @@ func TestHTTPClientReachesAllowedRange(t *testing.T) {
 // allow-list holds only the first.
 func TestHTTPClientRefusesDNSRebinding(t *testing.T) {
 	var hits atomic.Int32
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
-	refused.Listener.Close()
-	refused.Listener = ln
-	refused.Start()
-	t.Cleanup(refused.Close)
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	refused := testkit.ServerOn(t, "127.0.0.2", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	_, port, _ := net.SplitHostPort(refused.Listener.Addr().String())
 	g := netguard.Guard{
 		Allow:    prefixes("127.0.0.1/32"),
 		Resolver: newStub(map[string][]string{"rebind.test": {"127.0.0.1", "127.0.0.2"}}),
@@ -249,7 +242,7 @@ func TestHTTPClientRefusesDNSRebinding(t *testing.T) {
 	if err := g.CheckURL(context.Background(), target); err != nil {
 		t.Fatalf("CheckURL at registration: %v", err)
 	}
-	_, err = g.HTTPClient(5 * time.Second).Get(target)
+	_, err := g.HTTPClient(5 * time.Second).Get(target)
 	if causeway.ErrorCode(err) != netguard.CodeNotAllowed || !strings.Contains(err.Error(), "127.0.0.2") {
 		t.Fatalf("Get after rebinding = %v, want %s naming 127.0.0.2", err, netguard.CodeNotAllowed)
 	}

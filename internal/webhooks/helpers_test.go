@@ -32,6 +32,7 @@ import (
 	"github.com/causewayhq/causeway/internal/seal"
 	"github.com/causewayhq/causeway/internal/store"
 	"github.com/causewayhq/causeway/internal/store/storetest"
+	"github.com/causewayhq/causeway/internal/testkit"
 	"github.com/causewayhq/causeway/internal/webhooks"
 )
 
@@ -374,17 +375,18 @@ func newReceiver(t testing.TB, respond func(r request, n int) int) *receiver {
 // newReceiverOn is a receiver listening on another loopback address, one
 // the harness's guard refuses.
 func newReceiverOn(t testing.TB, ip string, respond func(r request, n int) int) *receiver {
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	rc := &receiver{respond: respond}
-	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
-	rc.Server.Listener.Close()
-	rc.Server.Listener = ln
-	rc.Server.Start()
-	t.Cleanup(rc.Close)
+	rc.Server = testkit.ServerOn(t, ip, http.HandlerFunc(rc.serve))
 	return rc
+}
+
+// failTwice is a receiver's answer: 500 to an event's first two
+// attempts, then 200.
+func failTwice(_ request, n int) int {
+	if n <= 2 {
+		return http.StatusInternalServerError
+	}
+	return http.StatusOK
 }
 
 func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {

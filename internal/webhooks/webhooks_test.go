@@ -76,12 +76,7 @@ func TestPaymentEventReachesReceiverSignedAsStandardWebhookCloudEvent(t *testing
 
 func TestRetriedUntilSuccessWithTheSameWebhookID(t *testing.T) {
 	each(t, webhooks.Options{}, func(t *testing.T, h *harness) {
-		rc := newReceiver(t, func(_ request, n int) int {
-			if n <= 2 {
-				return http.StatusInternalServerError
-			}
-			return http.StatusOK
-		})
+		rc := newReceiver(t, failTwice)
 		sub := h.subscribe(appA, map[string]any{"url": rc.URL, "event_types": []string{"payment.completed"}})
 		h.publish(payment(appA, "pay_1", "12.34"))
 		eventually(t, wait, "three attempts recorded", func() bool { return len(h.deliveries(appA, sub.ID, "")) == 3 })
@@ -821,12 +816,7 @@ func TestAttemptsWaitingForTheirRecordsAreBounded(t *testing.T) {
 // present and empty on the last page, and a malformed cursor is 400.
 func TestListsPageWithOpaqueCursors(t *testing.T) {
 	each(t, webhooks.Options{}, func(t *testing.T, h *harness) {
-		rc := newReceiver(t, func(_ request, n int) int {
-			if n <= 2 {
-				return http.StatusInternalServerError
-			}
-			return http.StatusOK
-		})
+		rc := newReceiver(t, failTwice)
 		var want []string
 		for _, types := range []string{"payment.completed", "account.opened", "account.opened"} {
 			want = append(want, h.subscribe(appA, map[string]any{"url": rc.URL, "event_types": []string{types}}).ID)
