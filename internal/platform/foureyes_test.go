@@ -328,6 +328,40 @@ func (d *releaseDesk) status(t *testing.T, id string) string {
 	return p.Status
 }
 
+// propose has the maker propose releasing a held payment.
+func (d *releaseDesk) propose(t *testing.T, payment string) proposal {
+	t.Helper()
+	var p proposal
+	res := d.maker.do("POST", "/bank/v1/payments/"+payment+"/release", "", map[string]any{})
+	if res.status != http.StatusAccepted {
+		t.Fatalf("proposing the release = %d %s", res.status, res.body)
+	}
+	res.decode(t, &p)
+	return p
+}
+
+// stop leaves proposal id as a node that stopped while `by` confirmed it
+// does: executing, claimed ten minutes ago, no answer recorded.
+func (d *releaseDesk) stop(t *testing.T, id, by string) {
+	t.Helper()
+	stoppedAt := store.Micros(time.Now().Add(-10 * time.Minute))
+	if _, err := d.n.DB.ExecContext(context.Background(), `UPDATE foureyes_proposals SET status = 'executing', decided_by = $1,
+		decided_at = $2, result_status = NULL, result_body = NULL WHERE id = $3`, by, stoppedAt, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// carriedOut counts the audit entries that carry proposal id out.
+func (d *releaseDesk) carriedOut(t *testing.T, id string) int {
+	t.Helper()
+	var n int
+	if err := d.n.DB.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM audit_entries WHERE confirms = $1 AND target_type <> 'proposal'`,
+		id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func (d *releaseDesk) balanced(t *testing.T) bool {
 	var ledger struct{ Balanced bool }
 	d.maker.do("GET", "/bank/v1/ledger", "", nil).decode(t, &ledger)
@@ -376,17 +410,8 @@ func TestAConfirmationInterruptedByAStopIsFinishedOnce(t *testing.T) {
 	platformtest.Each(t, func(t *testing.T, rt platformtest.Runtime) {
 		ctx := context.Background()
 		d := newReleaseDesk(t, rt.Config(t))
-		propose := func(payment string) proposal {
-			var p proposal
-			if res := d.maker.do("POST", "/bank/v1/payments/"+payment+"/release", "", map[string]any{}); res.status != http.StatusAccepted {
-				t.Fatalf("proposing the release = %d %s", res.status, res.body)
-			} else {
-				res.decode(t, &p)
-			}
-			return p
-		}
 		neverRan, ranBefore := d.hold(t, "20.00"), d.hold(t, "30.00")
-		pNeverRan, pRanBefore := propose(neverRan), propose(ranBefore)
+		pNeverRan, pRanBefore := d.propose(t, neverRan), d.propose(t, ranBefore)
 		var confirmed proposal
 		d.checker.do("POST", "/bank/v1/proposals/"+pRanBefore.ID+"/confirm", "", nil).decode(t, &confirmed)
 		if confirmed.Status != "confirmed" || d.status(t, ranBefore) != "completed" {
@@ -394,13 +419,8 @@ func TestAConfirmationInterruptedByAStopIsFinishedOnce(t *testing.T) {
 		}
 		// What the stop leaves: both claimed by the checker a while ago,
 		// executing, with no answer recorded.
-		stoppedAt := store.Micros(time.Now().Add(-10 * time.Minute))
-		for _, id := range []string{pNeverRan.ID, pRanBefore.ID} {
-			if _, err := d.n.DB.ExecContext(ctx, `UPDATE foureyes_proposals SET status = 'executing', decided_by = $1, decided_at = $2,
-				result_status = NULL, result_body = NULL WHERE id = $3`, confirmed.DecidedBy, stoppedAt, id); err != nil {
-				t.Fatal(err)
-			}
-		}
+		d.stop(t, pNeverRan.ID, confirmed.DecidedBy)
+		d.stop(t, pRanBefore.ID, confirmed.DecidedBy)
 
 		if n, err := d.n.FourEyes.Recover(ctx); err != nil || n != 2 {
 			t.Fatalf("Recover = %d, %v; want 2", n, err)
@@ -423,14 +443,72 @@ func TestAConfirmationInterruptedByAStopIsFinishedOnce(t *testing.T) {
 				t.Errorf("proposal %s: %s with result %d, payment %s; want confirmed, %d, completed", c.p.ID, got.Status, result,
 					d.status(t, c.payment), c.result)
 			}
-			var entries int
-			if err := d.n.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_entries WHERE confirms = $1 AND target_type <> 'proposal'`,
-				c.p.ID).Scan(&entries); err != nil || entries != 1 {
-				t.Errorf("proposal %s: %d audit entries carry it out (%v), want 1", c.p.ID, entries, err)
+			if entries := d.carriedOut(t, c.p.ID); entries != 1 {
+				t.Errorf("proposal %s: %d audit entries carry it out, want 1", c.p.ID, entries)
 			}
 		}
 		if !d.balanced(t) {
 			t.Error("the ledger does not balance after the recovery")
 		}
 	})
+}
+
+// TestTwoRecoveriesOfOneConfirmationAtOnceReleaseTheMoneyOnce: on
+// PostgreSQL, two recoveries (two nodes, each believing it holds the
+// lease) both take up one interrupted release, and both reach the
+// payment before either changes it (its row is locked until both wait on
+// it). The payment is released once, one audit entry carries the
+// proposal out, and the proposal ends confirmed.
+func TestTwoRecoveriesOfOneConfirmationAtOnceReleaseTheMoneyOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := newReleaseDesk(t, platformtest.ScaleOut.Config(t))
+	payment := d.hold(t, "20.00")
+	p := d.propose(t, payment)
+	var checker struct{ ID string }
+	d.checker.do("GET", "/bank/v1/me", "", nil).decode(t, &checker)
+	d.stop(t, p.ID, auth.OperatorCaller(checker.ID).String())
+
+	lock, err := d.n.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	var lockPID int
+	if err := lock.QueryRowContext(ctx, `SELECT pg_backend_pid() FROM core_payments WHERE id = $1 FOR UPDATE`, payment).Scan(&lockPID); err != nil {
+		t.Fatal(err)
+	}
+	var finished [2]int64
+	done := make(chan []error)
+	go func() {
+		done <- testkit.Race(2, func(i int) error {
+			n, err := d.n.FourEyes.Recover(ctx)
+			finished[i] = n
+			return err
+		})
+	}()
+	testkit.WaitFor(t, "both recoveries waiting on the payment's row", func() bool {
+		var waiting int
+		err := d.n.DB.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE cardinality(pg_blocking_pids(pid)) > 0
+			AND ($1 = ANY(pg_blocking_pids(pid)) OR pg_blocking_pids(pid) && ARRAY(SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))))`,
+			lockPID).Scan(&waiting)
+		return err == nil && waiting == 2
+	})
+	lock.Rollback()
+	for _, err := range <-done {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got proposal
+	d.maker.do("GET", "/bank/v1/proposals/"+p.ID, "", nil).decode(t, &got)
+	if got.Status != "confirmed" || d.status(t, payment) != "completed" || finished[0]+finished[1] != 2 {
+		t.Errorf("proposal %s, payment %s, recoveries finished %v; want confirmed, completed, one each", got.Status, d.status(t, payment), finished)
+	}
+	if n := d.carriedOut(t, p.ID); n != 1 {
+		t.Errorf("%d audit entries carry the proposal out, want 1", n)
+	}
+	if !d.balanced(t) {
+		t.Error("the ledger does not balance")
+	}
 }
