@@ -234,6 +234,9 @@ func (s *Service) carryOut(ctx context.Context, p *Proposal, op *auth.Operator) 
 	if len(p.Body) > 0 {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	// The confirmer's address, or none (Recover): not httptest's made-up
+	// one, which the audit would record as the client.
+	req.RemoteAddr = ""
 	if addr := httpapi.ClientAddr(ctx); addr.IsValid() {
 		req.RemoteAddr = addr.String() + ":0"
 	}

@@ -447,6 +447,13 @@ func TestAConfirmationInterruptedByAStopIsFinishedOnce(t *testing.T) {
 				t.Errorf("proposal %s: %d audit entries carry it out, want 1", c.p.ID, entries)
 			}
 		}
+		// No client made the recovered release: the trail names none,
+		// rather than a made-up address.
+		var addr string
+		if err := d.n.DB.QueryRowContext(ctx, `SELECT client_addr FROM audit_entries WHERE confirms = $1 AND target_type <> 'proposal'`,
+			pNeverRan.ID).Scan(&addr); err != nil || addr != "" {
+			t.Errorf("the recovered release's audit entry names client %q (%v), want none", addr, err)
+		}
 		if !d.balanced(t) {
 			t.Error("the ledger does not balance after the recovery")
 		}
